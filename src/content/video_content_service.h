@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace streamgrid {
+
+// A stored file's description.
+struct ContentInfo {
+  std::string name;  // file name within its video, e.g. "manifest.mpd"
+  uint64_t size = 0;
+  // Opaque validator that changes whenever the content does; used as the HTTP ETag.
+  std::string etag;
+};
+
+// A file being written. Nothing is visible to readers until Commit() returns OK;
+// a writer destroyed without a successful Commit() leaves no trace.
+class ContentWriter {
+ public:
+  virtual ~ContentWriter() = default;
+  // Appends bytes. After an error the writer is unusable.
+  virtual absl::Status Append(std::span<const char> data) = 0;
+  // Makes the file durable and visible, atomically replacing any earlier file of
+  // the same name. Returns the committed file's info.
+  virtual absl::StatusOr<ContentInfo> Commit() = 0;
+};
+
+// A byte range of a stored file, read sequentially.
+class ContentReader {
+ public:
+  virtual ~ContentReader() = default;
+  // Fills up to `buffer.size()` bytes; returns 0 at the end of the range.
+  virtual absl::StatusOr<size_t> Read(std::span<char> buffer) = 0;
+  // The whole file's info (not just the range).
+  virtual const ContentInfo& info() const = 0;
+};
+
+// Where video files (the original upload, manifests, segments, thumbnails) live,
+// addressed as `video_id/name`. Implementations are thread-safe; calls may block
+// on disk or network, so callers on an event loop run them off it. Files are
+// streamed in chunks both ways: no call holds a whole file in memory.
+//
+// Every call validates its arguments with IsValidVideoId / IsValidContentName
+// (common/names.h) and answers INVALID_ARGUMENT before touching storage.
+class VideoContentService {
+ public:
+  virtual ~VideoContentService() = default;
+
+  // Starts writing `video_id/name`.
+  virtual absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
+                                                                     std::string_view name) = 0;
+
+  // Reads `length` bytes (to the end when nullopt) from `offset`. NOT_FOUND if the
+  // file does not exist; OUT_OF_RANGE if `offset` is past its end.
+  virtual absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset = 0,
+      std::optional<uint64_t> length = std::nullopt) = 0;
+
+  // The file's info, or NOT_FOUND.
+  virtual absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) = 0;
+
+  // Every file of a video, sorted by name; empty when there are none.
+  virtual absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) = 0;
+
+  // Removes one file. NOT_FOUND if it does not exist.
+  virtual absl::Status Delete(std::string_view video_id, std::string_view name) = 0;
+
+  // Removes every file of a video; OK when there were none.
+  virtual absl::Status DeleteVideo(std::string_view video_id) = 0;
+};
+
+}  // namespace streamgrid
