@@ -1,0 +1,146 @@
+// streamgrid-web: the HTTP API and pages, and the transcoding workers.
+#include <signal.h>
+
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "content/local_video_content_service.h"
+#include "http/server.h"
+#include "metadata/sqlite_video_metadata_service.h"
+#include "transcode/transcode_worker_pool.h"
+#include "webserver/routes.h"
+
+namespace {
+
+using namespace streamgrid;
+
+struct Flags {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = ".streamgrid";
+  std::string web_root = "web";
+  std::string metadata;  // "sqlite:PATH"; default under data_dir
+  std::string content;   // "fs:DIR"; default under data_dir
+  uint64_t max_upload_bytes = uint64_t{8} << 30;
+  int transcode_workers = 1;
+  int http_threads = 0;
+  int blocking_threads = 32;
+  std::string ready_file;
+  std::string log_level = "info";
+};
+
+[[noreturn]] void Fail(std::string_view what) {
+  spdlog::critical("{}", what);
+  std::exit(1);
+}
+
+// "host:port" → (host, port); port 0 asks for a free one.
+std::pair<std::string, uint16_t> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port > 65535) {
+    Fail("--listen must be HOST:PORT, got '" + listen + "'");
+  }
+  return {listen.substr(0, colon), static_cast<uint16_t>(port)};
+}
+
+// The value of a "type:options" flag when its type is `type`.
+std::string Option(const std::string& flag, std::string_view type, std::string_view name) {
+  if (!absl::StartsWith(flag, std::string(type) + ":") || flag.size() == type.size() + 1) {
+    Fail(std::string(name) + " must be " + std::string(type) + ":PATH here, got '" + flag + "'");
+  }
+  return flag.substr(type.size() + 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App cli{"StreamGrid web server: HTTP API, pages and transcoding workers"};
+  cli.add_option("--listen", flags.listen, "HTTP address HOST:PORT (port 0 picks a free one)");
+  cli.add_option("--data-dir", flags.data_dir, "where local state lives");
+  cli.add_option("--web-root", flags.web_root, "folder with templates/ and static/");
+  cli.add_option("--metadata", flags.metadata, "metadata store: sqlite:PATH (default DATA_DIR/metadata.db)");
+  cli.add_option("--content", flags.content, "content store: fs:DIR (default DATA_DIR/content)");
+  cli.add_option("--max-upload-bytes", flags.max_upload_bytes, "largest accepted upload");
+  cli.add_option("--transcode-workers", flags.transcode_workers, "transcoding jobs at a time")
+      ->check(CLI::Range(1, 64));
+  cli.add_option("--http-threads", flags.http_threads, "event-loop threads (0: one per core)")
+      ->check(CLI::Range(0, 256));
+  cli.add_option("--blocking-threads", flags.blocking_threads, "threads for storage calls")
+      ->check(CLI::Range(1, 1024));
+  cli.add_option("--ready-file", flags.ready_file,
+                 "write {\"http\": URL} here once serving (for tests and scripts)");
+  cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(cli, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+
+  // Signals are taken synchronously by main below; every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::filesystem::path data_dir = std::filesystem::absolute(flags.data_dir);
+  std::filesystem::create_directories(data_dir);
+  std::string metadata_path = flags.metadata.empty() ? (data_dir / "metadata.db").string()
+                                                     : Option(flags.metadata, "sqlite", "--metadata");
+  std::string content_path = flags.content.empty() ? (data_dir / "content").string()
+                                                   : Option(flags.content, "fs", "--content");
+
+  auto metadata = SqliteVideoMetadataService::Open(metadata_path);
+  if (!metadata.ok()) Fail("metadata store: " + metadata.status().ToString());
+  auto content = LocalVideoContentService::Open(content_path);
+  if (!content.ok()) Fail("content store: " + content.status().ToString());
+
+  TranscodeWorkerPool transcoder(**metadata, **content,
+                                 {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
+  boost::asio::thread_pool blocking(flags.blocking_threads);
+  webserver::AppContext app{
+      .options = {.web_root = std::filesystem::absolute(flags.web_root),
+                  .spool_dir = data_dir / "work" / "uploads",
+                  .max_upload_bytes = flags.max_upload_bytes},
+      .metadata = **metadata,
+      .content = **content,
+      .transcoder = transcoder,
+      .blocking = blocking,
+  };
+  http::Router router;
+  if (absl::Status s = webserver::AddAllRoutes(router, app); !s.ok()) Fail(s.ToString());
+
+  transcoder.Start();
+  if (absl::Status s = transcoder.RecoverPending(); !s.ok()) {
+    spdlog::warn("could not resume pending transcodes: {}", s.ToString());
+  }
+
+  auto [host, port] = ParseListen(flags.listen);
+  {
+    http::HttpServer server({.address = host, .port = port, .threads = flags.http_threads}, router);
+    if (absl::Status s = server.Start(); !s.ok()) Fail(s.ToString());
+    std::string url = "http://" + host + ":" + std::to_string(server.port());
+    spdlog::info("StreamGrid serving at {}", url);
+    if (!flags.ready_file.empty()) {
+      std::string tmp = flags.ready_file + ".tmp";
+      std::ofstream(tmp) << "{\"http\": \"" << url << "\"}\n";
+      std::filesystem::rename(tmp, flags.ready_file);
+    }
+    int received = 0;
+    sigwait(&signals, &received);
+    spdlog::info("signal {} received, shutting down", received);
+    server.Stop();
+    // Handlers may be waiting on the blocking pool: let those calls finish
+    // before the server (and the coroutine frames it owns) goes away.
+    blocking.join();
+  }
+  transcoder.Stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace streamgrid::http {
+
+namespace asio = boost::asio;
+using Fields = boost::beast::http::fields;
+using Field = boost::beast::http::field;
+using Status = boost::beast::http::status;
+using Verb = boost::beast::http::verb;
+
+// A request body, streamed from the client. Reading it is the handler's choice:
+// whatever it leaves unread makes the server close the connection after replying.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  // Reads the next bytes into `buffer`; 0 at the end of the body. Errors:
+  // RESOURCE_EXHAUSTED past the route's body limit, DEADLINE_EXCEEDED when the
+  // client stalls, INVALID_ARGUMENT on bad framing, UNAVAILABLE on disconnect.
+  virtual asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) = 0;
+};
+
+struct Request {
+  Verb method = Verb::get;
+  std::string target;  // as sent: path and query, still percent-encoded
+  std::string path;    // the target up to '?', still percent-encoded
+  std::string query;   // after '?', without it
+  Fields headers;
+  // The path segments the route's "{}" placeholders matched, still percent-encoded;
+  // a trailing "{*}" yields the rest of the path as one string.
+  std::vector<std::string> params;
+  std::optional<uint64_t> content_length;  // when the client declared one
+  BodyReader* body = nullptr;              // never null while a handler runs
+
+  // The header's value, or empty when absent.
+  std::string_view Header(Field name) const;
+  // The decoded value of a query parameter, or nullopt.
+  std::optional<std::string> QueryParam(std::string_view name) const;
+  // True when the client asked for JSON (Accept mentions application/json).
+  bool WantsJson() const;
+};
+
+// A response body produced chunk by chunk (a file, a remote stream).
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // Fills up to `buffer.size()` bytes; 0 at the end. An error after the headers
+  // are sent can only abort the connection, so sources report problems they can
+  // foresee (missing file, bad range) before being handed to a Response.
+  virtual asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) = 0;
+};
+
+struct Response {
+  Status status = Status::ok;
+  Fields headers;
+  std::string body;  // used when `stream` is null
+  // When set, the body is exactly `stream_length` bytes read from `stream`.
+  std::unique_ptr<BodySource> stream;
+  uint64_t stream_length = 0;
+
+  static Response Text(Status status, std::string body,
+                       std::string_view content_type = "text/plain; charset=utf-8");
+  static Response Html(Status status, std::string body);
+  static Response Json(Status status, std::string json);
+  // {"error": message} with `status`. (absl::string_view, which Debian's Abseil
+  // keeps distinct from std::string_view, so Status::message() fits directly.)
+  static Response Error(Status status, absl::string_view message);
+  static Response Redirect(Status status, std::string_view location);
+};
+
+// The HTTP status for a component's error, e.g. NOT_FOUND → 404,
+// INVALID_ARGUMENT → 400, RESOURCE_EXHAUSTED → 413 for bodies, UNAVAILABLE → 503.
+Status HttpStatusFor(const absl::Status& status);
+
+// An error response for a component's error: its HTTP status and message.
+Response ErrorFromStatus(const absl::Status& status);
+
+}  // namespace streamgrid::http

@@ -1,0 +1,81 @@
+#include "http/mime.h"
+
+#include <array>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+
+namespace streamgrid::http {
+namespace {
+
+constexpr std::string_view kOctetStream = "application/octet-stream";
+
+// absl::string_view is not std::string_view in this abseil build, so the few
+// absl string helpers needed are written out for std::string_view.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kTypes = {{
+    {"mpd", "application/dash+xml"},
+    {"m3u8", "application/vnd.apple.mpegurl"},
+    {"m4s", "video/iso.segment"},
+    {"mp4", "video/mp4"},
+    {"m4a", "audio/mp4"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"png", "image/png"},
+    {"webp", "image/webp"},
+    {"vtt", "text/vtt"},
+    {"html", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},
+    {"map", "application/json"},
+    {"svg", "image/svg+xml"},
+    {"ico", "image/x-icon"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"wasm", "application/wasm"},
+}};
+
+// Non-text application types that are still textual on the wire.
+constexpr std::array<std::string_view, 5> kCompressibleApplicationTypes = {
+    "application/json", "application/xml", "application/javascript",
+    "application/vnd.apple.mpegurl", "application/x-mpegurl"};
+
+}  // namespace
+
+std::string_view MimeTypeForName(std::string_view file_name) {
+  size_t slash = file_name.find_last_of('/');
+  if (slash != std::string_view::npos) file_name.remove_prefix(slash + 1);
+  size_t dot = file_name.find_last_of('.');
+  if (dot == std::string_view::npos) return kOctetStream;
+  std::string_view ext = file_name.substr(dot + 1);
+  for (const auto& [known_ext, type] : kTypes) {
+    if (EqualsIgnoreCase(ext, known_ext)) return type;
+  }
+  return kOctetStream;
+}
+
+bool IsCompressible(std::string_view mime) {
+  std::string type(mime.substr(0, mime.find(';')));
+  absl::StripAsciiWhitespace(&type);
+  absl::AsciiStrToLower(&type);
+  if (absl::StartsWith(type, "text/")) return true;
+  if (absl::EndsWith(type, "+json") || absl::EndsWith(type, "+xml")) return true;
+  for (std::string_view known : kCompressibleApplicationTypes) {
+    if (type == known) return true;
+  }
+  return false;
+}
+
+}  // namespace streamgrid::http

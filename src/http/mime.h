@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string_view>
+
+namespace streamgrid::http {
+
+// The Content-Type to serve a file as, chosen by the extension of the last path
+// component of `file_name` (case-insensitive); text types carry
+// "; charset=utf-8". Unknown or missing extensions give
+// "application/octet-stream". The result refers to static storage.
+std::string_view MimeTypeForName(std::string_view file_name);
+
+// True if a response of media type `mime` (parameters such as charset allowed,
+// case-insensitive) is worth compressing: text/*, JSON and XML types (including
+// +json/+xml such as DASH manifests and SVG), JavaScript and HLS playlists.
+// False for media segments, images and everything else.
+bool IsCompressible(std::string_view mime);
+
+}  // namespace streamgrid::http

@@ -1,0 +1,380 @@
+#include "http/server.h"
+
+#include <ctime>
+#include <exception>
+#include <optional>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace streamgrid::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+using boost::asio::redirect_error;
+using boost::asio::use_awaitable;
+
+constexpr size_t kResponseChunk = 256 * 1024;
+
+std::string HttpDate() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+void AddCorsHeaders(Fields& headers) {
+  headers.set(Field::access_control_allow_origin, "*");
+  headers.set(Field::access_control_expose_headers,
+              "Content-Length, Content-Range, Content-Type, Date, ETag, Location");
+}
+
+Response Preflight() {
+  Response r;
+  r.status = Status::no_content;
+  r.headers.set(Field::access_control_allow_methods, "GET, HEAD, POST, DELETE, OPTIONS");
+  r.headers.set(Field::access_control_allow_headers,
+                "Range, Origin, Accept, Accept-Encoding, Referer, Cache-Control, Content-Type, "
+                "If-None-Match, If-Range");
+  r.headers.set(Field::access_control_max_age, "86400");
+  return r;
+}
+
+absl::Status StatusFromReadError(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return absl::DeadlineExceededError("client sent no data in time");
+  if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+      ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset ||
+      ec == boost::asio::error::operation_aborted) {
+    return absl::UnavailableError("client closed the connection during the request body");
+  }
+  return absl::InvalidArgumentError(absl::StrCat("malformed request body: ", ec.message()));
+}
+
+template <typename Body>
+void CopyHeaders(const Fields& from, bhttp::response<Body>& to) {
+  for (const auto& field : from) to.insert(field.name_string(), field.value());
+}
+
+}  // namespace
+
+// One client connection: reads requests in a loop and writes responses, all on
+// the connection's strand (so the stream's timer never races its operations).
+class HttpServer::Connection {
+ public:
+  Connection(HttpServer& server, tcp::socket socket)
+      : server_(server), stream_(std::move(socket)) {}
+
+  boost::asio::awaitable<void> Run() {
+    bool first = true;
+    for (;;) {
+      bhttp::request_parser<bhttp::buffer_body> parser;
+      parser.header_limit(server_.options_.header_limit);
+      // Body limits are per route and enforced by BodyReaderImpl, not by Beast.
+      parser.body_limit(boost::none);
+      stream_.expires_after(first ? server_.options_.header_timeout
+                                  : server_.options_.idle_timeout);
+      first = false;
+      beast::error_code ec;
+      co_await bhttp::async_read_header(stream_, buffer_, parser, redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (ec == bhttp::error::header_limit) {
+          co_await WriteAndClose(Response::Error(Status::request_header_fields_too_large,
+                                                 "request header too large"));
+        } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
+                   ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset &&
+                   ec != boost::asio::error::operation_aborted && buffer_.size() > 0) {
+          co_await WriteAndClose(
+              Response::Error(Status::bad_request, absl::StrCat("malformed request: ", ec.message())));
+        }
+        break;
+      }
+      bool keep_alive = co_await Handle(parser);
+      if (!keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+ private:
+  class BodyReaderImpl : public BodyReader {
+   public:
+    BodyReaderImpl(Connection& conn, bhttp::request_parser<bhttp::buffer_body>& parser,
+                   uint64_t limit, bool expect_continue)
+        : conn_(conn), parser_(parser), limit_(limit), expect_continue_(expect_continue) {}
+
+    boost::asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) override {
+      if (!error_.ok()) co_return error_;
+      if (parser_.is_done() || buffer.empty()) co_return size_t{0};
+      if (expect_continue_) {
+        // The client waits for this before sending a large body (curl does).
+        expect_continue_ = false;
+        bhttp::response<bhttp::empty_body> cont{Status::continue_, 11};
+        beast::error_code ec;
+        conn_.stream_.expires_after(conn_.server_.options_.io_timeout);
+        co_await bhttp::async_write(conn_.stream_, cont, redirect_error(use_awaitable, ec));
+        if (ec) co_return error_ = StatusFromReadError(ec);
+      }
+      size_t n = 0;
+      while (n == 0 && !parser_.is_done()) {
+        auto& body = parser_.get().body();
+        body.data = buffer.data();
+        body.size = buffer.size();
+        beast::error_code ec;
+        conn_.stream_.expires_after(conn_.server_.options_.io_timeout);
+        co_await bhttp::async_read_some(conn_.stream_, conn_.buffer_, parser_,
+                                        redirect_error(use_awaitable, ec));
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) co_return error_ = StatusFromReadError(ec);
+        n = buffer.size() - body.size;
+      }
+      received_ += n;
+      if (received_ > limit_) {
+        co_return error_ = absl::ResourceExhaustedError(
+            absl::StrCat("request body is larger than the limit of ", limit_, " bytes"));
+      }
+      co_return n;
+    }
+
+   private:
+    Connection& conn_;
+    bhttp::request_parser<bhttp::buffer_body>& parser_;
+    uint64_t limit_;
+    bool expect_continue_;
+    uint64_t received_ = 0;
+    absl::Status error_;
+  };
+
+  // Serves one request whose header has been read. Returns whether the
+  // connection may be reused.
+  boost::asio::awaitable<bool> Handle(bhttp::request_parser<bhttp::buffer_body>& parser) {
+    auto& msg = parser.get();
+    Request request;
+    request.method = msg.method();
+    request.target = std::string(msg.target());
+    size_t q = request.target.find('?');
+    request.path = request.target.substr(0, q);
+    if (q != std::string::npos) request.query = request.target.substr(q + 1);
+    for (const auto& field : msg.base()) request.headers.insert(field.name_string(), field.value());
+    if (auto length = parser.content_length()) request.content_length = *length;
+    bool keep_alive = msg.keep_alive();
+    bool head = request.method == Verb::head;
+
+    Response response;
+    Router::Match match;
+    if (request.method == Verb::options && server_.options_.cors) {
+      response = Preflight();
+    } else if (request.method == Verb::unknown) {
+      response = Response::Error(Status::not_implemented, "unsupported method");
+    } else if (match = server_.router_.Find(request.method, request.path); !match.route) {
+      if (!match.allow.empty()) {
+        response = Response::Error(Status::method_not_allowed, "method not allowed");
+        response.headers.set(Field::allow, match.allow);
+      } else {
+        response = Response::Error(Status::not_found, "no such page");
+      }
+    } else if (request.content_length &&
+               *request.content_length > match.route->options.body_limit) {
+      response = Response::Error(
+          Status::payload_too_large,
+          absl::StrCat("request body of ", *request.content_length,
+                       " bytes is larger than the limit of ", match.route->options.body_limit));
+    } else {
+      bool expect_continue =
+          beast::iequals(msg[Field::expect], "100-continue") && !parser.is_done();
+      BodyReaderImpl body(*this, parser, match.route->options.body_limit, expect_continue);
+      request.body = &body;
+      request.params = std::move(match.params);
+      try {
+        response = co_await match.route->handler(request);
+      } catch (const std::exception& e) {
+        spdlog::error("handler for {} {} threw: {}", bhttp::to_string(request.method),
+                      request.path, e.what());
+        response = Response::Error(Status::internal_server_error, "internal error");
+      }
+    }
+    // A body left unread cannot be skipped reliably, so the connection ends here.
+    if (!parser.is_done()) keep_alive = false;
+    co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
+  }
+
+  boost::asio::awaitable<void> WriteAndClose(Response response) {
+    co_await Write(std::move(response), false, false);
+  }
+
+  // Writes `response`; returns false if the connection broke.
+  boost::asio::awaitable<bool> Write(Response response, bool head, bool keep_alive) {
+    if (server_.options_.cors) AddCorsHeaders(response.headers);
+    response.headers.set(Field::server, "StreamGrid");
+    response.headers.set(Field::date, HttpDate());
+    beast::error_code ec;
+    stream_.expires_after(server_.options_.io_timeout);
+    if (!response.stream) {
+      if (head || response.status == Status::no_content || response.status == Status::not_modified) {
+        bhttp::response<bhttp::empty_body> res{response.status, 11};
+        CopyHeaders(response.headers, res);
+        // A HEAD answer may state the length of a body it does not carry.
+        bool has_length = res.find(Field::content_length) != res.end();
+        if (!has_length && response.status != Status::no_content &&
+            response.status != Status::not_modified) {
+          res.content_length(response.body.size());
+        }
+        res.keep_alive(keep_alive);
+        co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
+      } else {
+        bhttp::response<bhttp::string_body> res{response.status, 11, std::move(response.body)};
+        CopyHeaders(response.headers, res);
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
+      }
+      co_return !ec;
+    }
+    if (head) {
+      bhttp::response<bhttp::empty_body> res{response.status, 11};
+        CopyHeaders(response.headers, res);
+      res.content_length(response.stream_length);
+      res.keep_alive(keep_alive);
+      co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
+      co_return !ec;
+    }
+    co_return co_await WriteStreamed(response, keep_alive);
+  }
+
+  boost::asio::awaitable<bool> WriteStreamed(Response& response, bool keep_alive) {
+    bhttp::response<bhttp::buffer_body> res{response.status, 11};
+    CopyHeaders(response.headers, res);
+    res.content_length(response.stream_length);
+    res.keep_alive(keep_alive);
+    res.body().data = nullptr;
+    res.body().more = true;
+    bhttp::response_serializer<bhttp::buffer_body> serializer{res};
+    beast::error_code ec;
+    co_await bhttp::async_write_header(stream_, serializer, redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    std::vector<char> chunk(std::min<uint64_t>(kResponseChunk, std::max<uint64_t>(
+                                                                   response.stream_length, 1)));
+    uint64_t remaining = response.stream_length;
+    while (remaining > 0) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, chunk.size()));
+      absl::StatusOr<size_t> n = co_await response.stream->Read(std::span(chunk.data(), want));
+      if (!n.ok() || *n == 0) {
+        // Headers are out, so the only honest signal left is a short body.
+        spdlog::warn("response body ended {} bytes early: {}", remaining,
+                     n.ok() ? "source ended" : n.status().ToString());
+        co_return false;
+      }
+      remaining -= *n;
+      res.body().data = chunk.data();
+      res.body().size = *n;
+      res.body().more = remaining > 0;
+      stream_.expires_after(server_.options_.io_timeout);
+      co_await bhttp::async_write(stream_, serializer, redirect_error(use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) co_return false;
+    }
+    if (!serializer.is_done()) {
+      res.body().data = nullptr;
+      res.body().size = 0;
+      res.body().more = false;
+      co_await bhttp::async_write(stream_, serializer, redirect_error(use_awaitable, ec));
+      if (ec == bhttp::error::need_buffer) ec = {};
+    }
+    co_return !ec;
+  }
+
+  HttpServer& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+};
+
+HttpServer::HttpServer(ServerOptions options, const Router& router)
+    : options_(std::move(options)), router_(router), acceptor_(io_) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::Status HttpServer::Start() {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(options_.address, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options_.address));
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.address, ":", options_.port, ": ", ec.message()));
+  }
+  port_ = acceptor_.local_endpoint().port();
+  boost::asio::co_spawn(io_, AcceptLoop(), boost::asio::detached);
+  int threads = options_.threads > 0 ? options_.threads
+                                     : std::max(1u, std::thread::hardware_concurrency());
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  return absl::OkStatus();
+}
+
+boost::asio::awaitable<void> HttpServer::AcceptLoop() {
+  for (;;) {
+    // Each connection gets its own strand: its coroutine and its stream's
+    // timeout timer then never run at the same time on two threads.
+    tcp::socket socket(boost::asio::make_strand(io_));
+    boost::system::error_code ec;
+    co_await acceptor_.async_accept(socket, redirect_error(use_awaitable, ec));
+    if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // Typically EMFILE: back off briefly instead of spinning.
+      spdlog::warn("accept failed: {}", ec.message());
+      boost::asio::steady_timer timer(io_, std::chrono::milliseconds(50));
+      co_await timer.async_wait(redirect_error(use_awaitable, ec));
+      continue;
+    }
+    if (connections_.load() >= options_.max_connections) {
+      socket.close(ec);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    ++connections_;
+    auto executor = socket.get_executor();
+    auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    boost::asio::co_spawn(
+        executor, [connection]() { return connection->Run(); },
+        [this, connection](std::exception_ptr e) {
+          --connections_;
+          if (e) {
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              spdlog::error("connection failed: {}", ex.what());
+            }
+          }
+        });
+  }
+}
+
+void HttpServer::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  io_.stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+}  // namespace streamgrid::http

@@ -1,0 +1,202 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace streamgrid::http {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// A body source producing `size` bytes of a known pattern.
+class PatternSource : public BodySource {
+ public:
+  explicit PatternSource(uint64_t size) : left_(size) {}
+  asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) override {
+    size_t n = std::min<uint64_t>(left_, buffer.size());
+    for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<char>('a' + (produced_++ % 26));
+    left_ -= n;
+    co_return n;
+  }
+
+ private:
+  uint64_t left_;
+  uint64_t produced_ = 0;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add(Verb::get, "/hello", [](Request&) -> asio::awaitable<Response> {
+      co_return Response::Text(Status::ok, "hello");
+    });
+    router_.Add(
+        Verb::post, "/count",
+        [](Request& request) -> asio::awaitable<Response> {
+          std::vector<char> buffer(4096);
+          uint64_t total = 0;
+          for (;;) {
+            absl::StatusOr<size_t> n = co_await request.body->Read(buffer);
+            if (!n.ok()) co_return ErrorFromStatus(n.status());
+            if (*n == 0) break;
+            total += *n;
+          }
+          co_return Response::Text(Status::ok, absl::StrCat(total));
+        },
+        {.body_limit = 1 << 20});
+    router_.Add(Verb::get, "/stream", [](Request&) -> asio::awaitable<Response> {
+      Response r;
+      r.stream = std::make_unique<PatternSource>(3 << 20);
+      r.stream_length = 3 << 20;
+      co_return r;
+    });
+    router_.Add(Verb::get, "/throws", [](Request&) -> asio::awaitable<Response> {
+      throw std::runtime_error("boom");
+      co_return Response::Text(Status::ok, "unreachable");
+    });
+    server_ = std::make_unique<HttpServer>(
+        ServerOptions{.port = 0, .threads = 2, .header_timeout = std::chrono::milliseconds(300)},
+        router_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  int Connect() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(server_->port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{.tv_sec = 20, .tv_usec = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  }
+
+  // Sends `request` and returns everything the server sends until it closes.
+  std::string Exchange(std::string_view request) {
+    int fd = Connect();
+    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    std::string reply = ReadAll(fd);
+    ::close(fd);
+    return reply;
+  }
+
+  static std::string ReadAll(int fd) {
+    std::string reply;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+    return reply;
+  }
+
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(HttpServerTest, ServesAndAddsCors) {
+  std::string reply = Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK"));
+  EXPECT_THAT(reply, HasSubstr("Access-Control-Allow-Origin: *"));
+  EXPECT_THAT(reply, HasSubstr("\r\n\r\nhello"));
+}
+
+TEST_F(HttpServerTest, KeepAliveServesPipelinedRequests) {
+  std::string reply = Exchange(
+      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: "
+      "close\r\n\r\n");
+  EXPECT_EQ(std::count(reply.begin(), reply.end(), 'h') >= 2, true);
+  size_t first = reply.find("HTTP/1.1 200");
+  EXPECT_NE(reply.find("HTTP/1.1 200", first + 1), std::string::npos);
+}
+
+TEST_F(HttpServerTest, StreamsRequestBodiesOfAnyFraming) {
+  std::string body(300000, 'x');
+  std::string reply = Exchange(absl::StrCat("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: ",
+                                            body.size(), "\r\nConnection: close\r\n\r\n", body));
+  EXPECT_THAT(reply, HasSubstr("\r\n\r\n300000"));
+  reply = Exchange(
+      "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  EXPECT_THAT(reply, HasSubstr("\r\n\r\n11"));
+}
+
+TEST_F(HttpServerTest, AnswersExpectContinueBeforeReadingTheBody) {
+  int fd = Connect();
+  std::string head =
+      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\n\r\n";
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  EXPECT_THAT(std::string(buf, n), StartsWith("HTTP/1.1 100 Continue"));
+  ::send(fd, "abcd", 4, MSG_NOSIGNAL);
+  EXPECT_THAT(ReadAll(fd), HasSubstr("\r\n\r\n4"));
+  ::close(fd);
+}
+
+TEST_F(HttpServerTest, RefusesBodiesOverTheRouteLimit) {
+  std::string reply = Exchange(
+      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 413"));
+  // Chunked: only discovered while reading.
+  std::string chunk(600000, 'y');
+  std::string request =
+      "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 2; ++i) absl::StrAppend(&request, "927c0\r\n", chunk, "\r\n");
+  absl::StrAppend(&request, "0\r\n\r\n");
+  EXPECT_THAT(Exchange(request), StartsWith("HTTP/1.1 413"));
+}
+
+TEST_F(HttpServerTest, StreamsResponseBodies) {
+  std::string reply = Exchange("GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  size_t split = reply.find("\r\n\r\n");
+  ASSERT_NE(split, std::string::npos);
+  EXPECT_THAT(reply.substr(0, split), HasSubstr("Content-Length: 3145728"));
+  std::string body = reply.substr(split + 4);
+  ASSERT_EQ(body.size(), 3u << 20);
+  EXPECT_EQ(body[0], 'a');
+  EXPECT_EQ(body[27], 'b');
+}
+
+TEST_F(HttpServerTest, HeadSendsHeadersOnly) {
+  std::string reply = Exchange("HEAD /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(reply, HasSubstr("Content-Length: 3145728"));
+  EXPECT_EQ(reply.substr(reply.find("\r\n\r\n") + 4), "");
+}
+
+TEST_F(HttpServerTest, ErrorsAreClear) {
+  EXPECT_THAT(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  std::string wrong = Exchange("DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(wrong, StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(wrong, HasSubstr("Allow: GET, HEAD, OPTIONS"));
+  EXPECT_THAT(Exchange("GET /throws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 500"));
+  EXPECT_THAT(Exchange("BLAH\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+  std::string preflight = Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(preflight, StartsWith("HTTP/1.1 204"));
+  EXPECT_THAT(preflight, HasSubstr("Access-Control-Allow-Headers: Range"));
+}
+
+TEST_F(HttpServerTest, SilentClientsAreDisconnected) {
+  // Half a request line, then nothing: the header timeout (300 ms here) closes it.
+  int fd = Connect();
+  ::send(fd, "GET /hel", 8, MSG_NOSIGNAL);
+  EXPECT_EQ(ReadAll(fd), "");
+  ::close(fd);
+  // The server still serves others.
+  EXPECT_THAT(Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+}
+
+}  // namespace
+}  // namespace streamgrid::http

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transcode/ladder.h"
+#include "transcode/probe.h"
+
+namespace streamgrid {
+
+// Names of the files the ladder command writes into its output directory. Media
+// playlists are "media_<N>.m3u8", init segments "init-<N>.m4s" and media
+// segments "chunk-<N>-<number, 5 digits>.m4s", with N the output stream index
+// (video rungs first, then audio).
+inline constexpr std::string_view kDashManifestName = "manifest.mpd";
+inline constexpr std::string_view kHlsMasterName = "master.m3u8";
+inline constexpr std::string_view kThumbnailName = "thumbnail.jpg";
+
+// Seconds between forced keyframes and per segment.
+inline constexpr int kKeyframeIntervalSeconds = 2;
+inline constexpr int kSegmentSeconds = 4;
+
+// The argv for one ffmpeg process that decodes `source` once and encodes every
+// rung of `ladder` (plus the first audio stream, when `info` has audio) into
+// DASH and HLS in `out_dir`, reporting progress on stdout (`-progress pipe:1`).
+// `ladder` must not be empty.
+std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
+                                            const std::filesystem::path& source,
+                                            const MediaInfo& info, const std::vector<Rung>& ladder,
+                                            const std::filesystem::path& out_dir);
+
+// The argv for an ffmpeg process that writes `out_dir/thumbnail.jpg`: a
+// representative frame from around `seek_seconds`, at most 360 pixels high.
+std::vector<std::string> BuildThumbnailCommand(const std::string& ffmpeg,
+                                               const std::filesystem::path& source,
+                                               const MediaInfo& info, double seek_seconds,
+                                               const std::filesystem::path& out_dir);
+
+// The thumbnail's size for `info`: the display aspect ratio, even dimensions,
+// 360 pixels high or the source height if that is smaller.
+void ThumbnailSize(const MediaInfo& info, int* width, int* height);
+
+}  // namespace streamgrid

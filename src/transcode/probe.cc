@@ -1,0 +1,235 @@
+#include "transcode/probe.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "transcode/subprocess.h"
+
+namespace streamgrid {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kNotMedia =
+    "The file is not a video in a format we can read. Upload a video file such as MP4, "
+    "MOV, MKV or WebM.";
+
+// ffprobe writes most numbers as strings ("3.000000"), some as numbers.
+std::optional<double> NumberField(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) return std::nullopt;
+  if (it->is_number()) return it->get<double>();
+  double value;
+  if (it->is_string() && absl::SimpleAtod(it->get<std::string>(), &value) && std::isfinite(value)) {
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::string StringField(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// "30000/1001" → 29.97; nullopt for "0/0", junk, or nonsense rates.
+std::optional<double> ParseRatio(std::string_view text, char separator) {
+  std::vector<std::string_view> parts = absl::StrSplit(text, separator);
+  double num, den;
+  if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &num) || !absl::SimpleAtod(parts[1], &den) ||
+      num <= 0 || den <= 0) {
+    return std::nullopt;
+  }
+  return num / den;
+}
+
+// Codecs whose single frame is a picture rather than a video.
+bool IsImageCodec(std::string_view codec) {
+  static constexpr std::array<std::string_view, 22> kImageCodecs = {
+      "mjpeg", "png",  "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "ppm", "pgm", "pbm",
+      "pam",   "targa", "sgi", "qoi", "exr", "dpx", "pcx",      "xbm",    "xwd", "psd", "jpegxl"};
+  return std::find(kImageCodecs.begin(), kImageCodecs.end(), codec) != kImageCodecs.end();
+}
+
+int NormalizeRotation(double degrees) {
+  int rounded = static_cast<int>(std::lround(degrees / 90.0)) * 90;
+  return ((rounded % 360) + 360) % 360;
+}
+
+int StreamRotation(const json& stream) {
+  auto side_data = stream.find("side_data_list");
+  if (side_data != stream.end() && side_data->is_array()) {
+    for (const json& entry : *side_data) {
+      if (auto rotation = NumberField(entry, "rotation")) {
+        // The display matrix's rotation is counter-clockwise; the legacy tag is
+        // clockwise. Only the quarter turn matters for the display size, but keep
+        // the convention of the tag.
+        return NormalizeRotation(-*rotation);
+      }
+    }
+  }
+  auto tags = stream.find("tags");
+  if (tags != stream.end() && tags->is_object()) {
+    if (auto rotate = NumberField(*tags, "rotate")) return NormalizeRotation(*rotate);
+  }
+  return 0;
+}
+
+// True when the file starts like an ISO BMFF (MP4/MOV) file: ffprobe says "moov
+// atom not found" both for a truncated MP4 and for any junk named .mp4.
+bool LooksLikeIsoBmff(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char header[8] = {};
+  if (!in.read(header, sizeof(header))) return false;
+  std::string_view type(header + 4, 4);
+  for (std::string_view box : {"ftyp", "moov", "mdat", "free", "skip", "wide", "pnot"}) {
+    if (type == box) return true;
+  }
+  return false;
+}
+
+// The last non-empty stderr line, without ffprobe's "path: " prefix noise.
+std::string LastLine(std::string_view text) {
+  std::vector<std::string_view> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  if (lines.empty()) return "unknown error";
+  return std::string(absl::StripAsciiWhitespace(lines.back()));
+}
+
+absl::Status ProbeFailure(const std::filesystem::path& file, std::string_view stderr_text) {
+  if (absl::StrContains(stderr_text, "moov atom not found") && LooksLikeIsoBmff(file)) {
+    return absl::DataLossError(
+        "The video file is incomplete or damaged: its index (the MP4 'moov' box) is missing, "
+        "which usually means the upload or recording was cut short.");
+  }
+  if (absl::StrContains(stderr_text, "Invalid data found when processing input") ||
+      absl::StrContains(stderr_text, "moov atom not found")) {
+    return absl::InvalidArgumentError(kNotMedia);
+  }
+  std::string reason = LastLine(stderr_text);
+  // Drop the "<path>: " prefix: the path is ours, not the uploader's.
+  std::string prefix = absl::StrCat("file:", file.string(), ": ");
+  if (absl::StartsWith(reason, prefix)) reason.erase(0, prefix.size());
+  return absl::DataLossError(absl::StrCat("The video file could not be read: ", reason));
+}
+
+}  // namespace
+
+absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return absl::InternalError("ffprobe produced output that is not JSON");
+  }
+  MediaInfo info;
+  json format = root.value("format", json::object());
+  info.format_name = StringField(format, "format_name");
+  info.bit_rate = static_cast<int64_t>(NumberField(format, "bit_rate").value_or(0));
+
+  const json* video = nullptr;
+  json streams = root.value("streams", json::array());
+  for (const json& stream : streams) {
+    std::string type = StringField(stream, "codec_type");
+    if (type == "audio") info.has_audio = true;
+    if (type != "video" || video != nullptr) continue;
+    // Cover art in audio files is a "video" stream of one picture.
+    auto disposition = stream.find("disposition");
+    if (disposition != stream.end() && disposition->is_object() &&
+        disposition->value("attached_pic", 0) == 1) {
+      continue;
+    }
+    video = &stream;
+  }
+  if (video == nullptr) {
+    if (info.has_audio) {
+      return absl::InvalidArgumentError("The file has sound but no picture: upload a video file.");
+    }
+    return absl::InvalidArgumentError(kNotMedia);
+  }
+  info.has_video = true;
+  info.video_codec = StringField(*video, "codec_name");
+
+  std::optional<double> duration = NumberField(format, "duration");
+  if (!duration || *duration <= 0) duration = NumberField(*video, "duration");
+  double frames = NumberField(*video, "nb_frames").value_or(0);
+
+  bool image_container =
+      info.format_name == "image2" || absl::EndsWith(info.format_name, "_pipe");
+  if (IsImageCodec(info.video_codec) &&
+      (image_container || frames == 1 || !duration || *duration <= 0.1)) {
+    return absl::InvalidArgumentError("The file is a still image, not a video.");
+  }
+  if (!duration || *duration <= 0) {
+    return absl::DataLossError(
+        "The video's length cannot be determined; the file is probably incomplete or damaged.");
+  }
+  info.duration_seconds = *duration;
+
+  int coded_width = static_cast<int>(NumberField(*video, "width").value_or(0));
+  int coded_height = static_cast<int>(NumberField(*video, "height").value_or(0));
+  if (coded_width <= 0 || coded_height <= 0) {
+    return absl::DataLossError("The video's picture size cannot be determined; the file is "
+                               "probably damaged.");
+  }
+  // Non-square pixels (anamorphic DVD/HDV material) are shown stretched.
+  if (auto sar = ParseRatio(StringField(*video, "sample_aspect_ratio"), ':');
+      sar && std::abs(*sar - 1.0) > 1e-3) {
+    coded_width = std::max(2, static_cast<int>(std::lround(coded_width * *sar)));
+  }
+  info.rotation = StreamRotation(*video);
+  if (info.rotation == 90 || info.rotation == 270) std::swap(coded_width, coded_height);
+  info.width = coded_width;
+  info.height = coded_height;
+
+  // avg_frame_rate is the honest figure for variable-rate sources; r_frame_rate
+  // can be a timebase guess like 1000/1 there.
+  std::optional<double> rate = ParseRatio(StringField(*video, "avg_frame_rate"), '/');
+  if (!rate || *rate > 1000) rate = ParseRatio(StringField(*video, "r_frame_rate"), '/');
+  if (rate && *rate <= 1000) info.frame_rate = *rate;
+  return info;
+}
+
+absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
+                                     const ProbeOptions& options) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(file, ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) {
+      return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+    }
+    return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
+  }
+  if (size == 0) return absl::DataLossError("The file is empty.");
+
+  SubprocessOptions run;
+  run.deadline = options.timeout;
+  run.kill_grace = std::chrono::milliseconds(1000);
+  // "file:" keeps a name with a colon from being taken as a protocol.
+  std::vector<std::string> argv = {options.ffprobe, "-v",           "error",
+                                   "-of",           "json",         "-show_format",
+                                   "-show_streams", "-i",           "file:" + file.string()};
+  absl::StatusOr<SubprocessOutput> output = RunSubprocess(argv, std::move(run));
+  if (!output.ok()) {
+    if (absl::IsDeadlineExceeded(output.status())) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("Analysing the video took longer than ",
+                       options.timeout.count() / 1000, " s; the file may be damaged."));
+    }
+    return output.status();
+  }
+  if (!output->exit.success()) return ProbeFailure(file, output->stderr_tail);
+  return ParseProbeJson(output->stdout_text);
+}
+
+}  // namespace streamgrid

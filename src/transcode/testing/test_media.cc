@@ -1,0 +1,86 @@
+#include "transcode/testing/test_media.h"
+
+#include <stdlib.h>
+
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "transcode/subprocess.h"
+
+namespace streamgrid::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> Run(const std::vector<std::string>& argv) {
+  SubprocessOptions options;
+  options.deadline = std::chrono::milliseconds(60'000);
+  absl::StatusOr<SubprocessOutput> output = RunSubprocess(argv, std::move(options));
+  if (!output.ok()) return output.status();
+  if (!output->exit.success()) {
+    return absl::InternalError(absl::StrCat(argv[0], " ", output->exit.ToString(), ": ",
+                                            output->stderr_tail));
+  }
+  return output->stdout_text;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "sg-transcode-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) abort();
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+absl::Status RunFfmpegForTest(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+                                   "-y"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv).status();
+}
+
+absl::StatusOr<std::string> ProbeJsonForTest(const std::string& path) {
+  return Run({"ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams", path});
+}
+
+absl::Status MakeTestVideo(const std::filesystem::path& path, const TestVideoSpec& spec) {
+  std::string video =
+      absl::StrFormat("testsrc2=size=%dx%d:rate=%d:duration=%.3f", spec.width, spec.height,
+                      spec.fps, spec.seconds);
+  std::vector<std::string> args = {"-f", "lavfi", "-i", video};
+  if (spec.audio) {
+    args.insert(args.end(), {"-f", "lavfi", "-i",
+                             absl::StrFormat("sine=frequency=440:duration=%.3f", spec.seconds)});
+  }
+  if (spec.variable_frame_rate) {
+    // Frame n of each group of three lasts 0.5, 1 and 1.5 nominal intervals:
+    // the average rate stays at `fps` but the spacing varies.
+    args.insert(args.end(), {"-vf", "setpts='(floor(N/3)*3+(mod(N,3)*(mod(N,3)+1))/4)/(FRAME_RATE*TB)'",
+                             "-fps_mode", "vfr"});
+  }
+  args.insert(args.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
+  if (spec.audio) args.insert(args.end(), {"-c:a", "aac", "-shortest"});
+  if (spec.rotate == 0) {
+    args.push_back(path.string());
+    return RunFfmpegForTest(args);
+  }
+  // The rotate tag is only honoured when remuxing (-c copy), as old phones did.
+  fs::path plain = path;
+  plain += ".plain.mp4";
+  args.push_back(plain.string());
+  if (absl::Status status = RunFfmpegForTest(args); !status.ok()) return status;
+  absl::Status status =
+      RunFfmpegForTest({"-i", plain.string(), "-c", "copy", "-metadata:s:v:0",
+                        absl::StrCat("rotate=", spec.rotate), path.string()});
+  std::error_code ec;
+  fs::remove(plain, ec);
+  return status;
+}
+
+}  // namespace streamgrid::testing

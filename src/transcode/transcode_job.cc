@@ -1,0 +1,286 @@
+#include "transcode/transcode_job.h"
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+#include "transcode/ffmpeg_args.h"
+
+namespace streamgrid {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kChunkBytes = 1 << 20;
+constexpr std::string_view kOriginalName = "original";
+
+absl::Status Cancelled() { return absl::CancelledError("job cancelled"); }
+
+// Copies `video_id/name` from content into `path`, a chunk at a time.
+absl::Status Download(VideoContentService& content, std::string_view video_id,
+                      std::string_view name, const fs::path& path, CancelToken& cancel) {
+  absl::StatusOr<std::unique_ptr<ContentReader>> reader = content.OpenReader(video_id, name);
+  if (!reader.ok()) return reader.status();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return absl::InternalError(absl::StrCat("cannot create ", path.string()));
+  std::vector<char> buffer(kChunkBytes);
+  while (true) {
+    if (cancel.cancelled()) return Cancelled();
+    absl::StatusOr<size_t> n = (*reader)->Read(buffer);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    if (!out.write(buffer.data(), static_cast<std::streamsize>(*n))) {
+      return absl::InternalError(absl::StrCat("cannot write ", path.string()));
+    }
+  }
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path.string()));
+  return absl::OkStatus();
+}
+
+// Stores the file at `path` as `video_id/name`, a chunk at a time.
+absl::Status Upload(VideoContentService& content, std::string_view video_id,
+                    std::string_view name, const fs::path& path, CancelToken& cancel) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InternalError(absl::StrCat("cannot open ", path.string()));
+  absl::StatusOr<std::unique_ptr<ContentWriter>> writer = content.OpenWriter(video_id, name);
+  if (!writer.ok()) return writer.status();
+  std::vector<char> buffer(kChunkBytes);
+  while (in) {
+    if (cancel.cancelled()) return Cancelled();
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    absl::Status appended = (*writer)->Append(std::span<const char>(buffer.data(), n));
+    if (!appended.ok()) return appended;
+  }
+  if (in.bad()) return absl::InternalError(absl::StrCat("cannot read ", path.string()));
+  return (*writer)->Commit().status();
+}
+
+// Moves `from` to `to`, copying when they are on different filesystems.
+absl::Status MoveFile(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (!ec) return absl::OkStatus();
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot copy ", from.string(), ": ", ec.message()));
+  fs::remove(from, ec);
+  return absl::OkStatus();
+}
+
+int UploadRank(std::string_view name) {
+  if (name == kDashManifestName) return 3;
+  if (name == kHlsMasterName) return 2;
+  if (absl::EndsWith(name, ".m3u8")) return 1;
+  return 0;
+}
+
+class Job {
+ public:
+  Job(VideoMetadataService& metadata, VideoContentService& content,
+      const TranscodeOptions& transcode, const TranscodeJobParams& params, CancelToken& cancel)
+      : metadata_(metadata),
+        content_(content),
+        transcode_(transcode),
+        params_(params),
+        id_(params.video_id),
+        cancel_(cancel) {}
+
+  JobOutcome Run();
+
+ private:
+  absl::Status FetchSource(const fs::path& source);
+  void ReportProgress(int percent);
+  absl::Status UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files);
+  // Outcome for an error from a step: interruption, a vanished record, or failure.
+  JobOutcome Failed(const absl::Status& status, std::string_view user_message);
+  void DeleteUploads();
+
+  VideoMetadataService& metadata_;
+  VideoContentService& content_;
+  const TranscodeOptions& transcode_;
+  const TranscodeJobParams& params_;
+  const std::string& id_;
+  CancelToken& cancel_;
+
+  bool record_gone_ = false;
+  std::vector<std::string> uploaded_;
+  int last_percent_ = 0;
+  Clock::time_point last_report_{};
+};
+
+JobOutcome Job::Run() {
+  absl::StatusOr<VideoRecord> record = metadata_.Get(id_);
+  if (absl::IsNotFound(record.status())) return JobOutcome::kSkipped;
+  if (!record.ok()) {
+    // Probably transient; the record stays processing for RecoverPending().
+    spdlog::error("transcode {}: cannot read its record: {}", id_, record.status().ToString());
+    return JobOutcome::kSkipped;
+  }
+  if (record->status != VideoStatus::kProcessing) return JobOutcome::kSkipped;
+  last_percent_ = record->progress;
+
+  std::error_code ec;
+  fs::create_directories(params_.job_dir, ec);
+  if (ec) {
+    return Failed(absl::InternalError(absl::StrCat("cannot create ", params_.job_dir.string(),
+                                                   ": ", ec.message())),
+                  "The server could not process the video (no scratch space).");
+  }
+  fs::path source = params_.job_dir / "source";
+  if (absl::Status fetched = FetchSource(source); !fetched.ok()) {
+    return Failed(fetched, absl::IsNotFound(fetched)
+                               ? "The uploaded file is missing; please upload the video again."
+                               : "The server could not read the uploaded file.");
+  }
+
+  absl::StatusOr<TranscodeResult> result =
+      Transcode(source, params_.job_dir / "out", transcode_,
+                [this](int percent) { ReportProgress(percent); }, &cancel_);
+  if (!result.ok()) return Failed(result.status(), result.status().message());
+
+  if (absl::Status stored = UploadOutputs(params_.job_dir / "out", result->files); !stored.ok()) {
+    return Failed(stored, "The server could not store the converted video.");
+  }
+
+  absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [&](VideoRecord& r) {
+    r.status = VideoStatus::kReady;
+    r.progress = 100;
+    r.duration_seconds = result->source.duration_seconds;
+    r.renditions = result->renditions;
+    r.error.clear();
+  });
+  if (absl::IsNotFound(updated.status())) {
+    record_gone_ = true;
+    DeleteUploads();
+    return JobOutcome::kRecordGone;
+  }
+  if (!updated.ok()) {
+    return Failed(updated.status(), "The server could not record the converted video.");
+  }
+  return JobOutcome::kReady;
+}
+
+absl::Status Job::FetchSource(const fs::path& source) {
+  std::error_code ec;
+  if (params_.local_source && fs::is_regular_file(*params_.local_source, ec)) {
+    absl::Status moved = MoveFile(*params_.local_source, source);
+    if (moved.ok()) return moved;
+    spdlog::warn("transcode {}: {}; reading the stored original instead", id_, moved.ToString());
+  }
+  return Download(content_, id_, kOriginalName, source, cancel_);
+}
+
+void Job::ReportProgress(int percent) {
+  Clock::time_point now = Clock::now();
+  // Metadata writes may hit a database or the network; once a second is
+  // plenty for a progress bar.
+  if (percent == last_percent_ || now - last_report_ < params_.progress_interval) return;
+  last_percent_ = percent;
+  last_report_ = now;
+  absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [percent](VideoRecord& r) {
+    if (r.status == VideoStatus::kProcessing) r.progress = percent;
+  });
+  if (absl::IsNotFound(updated.status())) {
+    // Deleted while encoding: stop wasting the CPU on it.
+    record_gone_ = true;
+    cancel_.Cancel();
+  } else if (!updated.ok()) {
+    spdlog::warn("transcode {}: progress update failed: {}", id_, updated.status().ToString());
+  }
+}
+
+absl::Status Job::UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files) {
+  for (const std::string& name : UploadOrder(files)) {
+    // Recorded before the upload: a half-written file may still need deleting.
+    uploaded_.push_back(name);
+    absl::Status status = Upload(content_, id_, name, out_dir / name, cancel_);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void Job::DeleteUploads() {
+  for (const std::string& name : uploaded_) {
+    absl::Status status = content_.Delete(id_, name);
+    if (!status.ok() && !absl::IsNotFound(status)) {
+      spdlog::warn("transcode {}: cannot delete {}: {}", id_, name, status.ToString());
+    }
+  }
+}
+
+JobOutcome Job::Failed(const absl::Status& status, std::string_view user_message) {
+  if (record_gone_) {
+    DeleteUploads();
+    return JobOutcome::kRecordGone;
+  }
+  if (cancel_.cancelled()) return JobOutcome::kInterrupted;
+  spdlog::warn("transcode {}: failed: {}", id_, status.ToString());
+
+  // Everything but the original goes, including leftovers of an interrupted
+  // earlier attempt, so a failed video has no half set of renditions.
+  absl::StatusOr<std::vector<ContentInfo>> files = content_.List(id_);
+  if (files.ok()) {
+    for (const ContentInfo& file : *files) {
+      if (file.name == kOriginalName) continue;
+      absl::Status deleted = content_.Delete(id_, file.name);
+      if (!deleted.ok() && !absl::IsNotFound(deleted)) {
+        spdlog::warn("transcode {}: cannot delete {}: {}", id_, file.name, deleted.ToString());
+      }
+    }
+  } else {
+    DeleteUploads();
+  }
+
+  std::string message(user_message);
+  absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [&message](VideoRecord& r) {
+    r.status = VideoStatus::kFailed;
+    r.error = message;
+  });
+  if (absl::IsNotFound(updated.status())) return JobOutcome::kRecordGone;
+  if (!updated.ok()) {
+    spdlog::error("transcode {}: cannot mark it failed: {}", id_, updated.status().ToString());
+  }
+  return JobOutcome::kFailed;
+}
+
+}  // namespace
+
+std::string_view JobOutcomeName(JobOutcome outcome) {
+  switch (outcome) {
+    case JobOutcome::kReady:
+      return "ready";
+    case JobOutcome::kFailed:
+      return "failed";
+    case JobOutcome::kSkipped:
+      return "skipped";
+    case JobOutcome::kInterrupted:
+      return "interrupted";
+    case JobOutcome::kRecordGone:
+      return "record deleted";
+  }
+  return "unknown";
+}
+
+JobOutcome RunTranscodeJob(VideoMetadataService& metadata, VideoContentService& content,
+                           const TranscodeOptions& transcode, const TranscodeJobParams& params,
+                           CancelToken& cancel) {
+  return Job(metadata, content, transcode, params, cancel).Run();
+}
+
+std::vector<std::string> UploadOrder(std::vector<std::string> files) {
+  std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return UploadRank(a) < UploadRank(b);
+  });
+  return files;
+}
+
+}  // namespace streamgrid

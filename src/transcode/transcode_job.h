@@ -1,0 +1,49 @@
+#pragma once
+
+// One job of the TranscodeWorkerPool: the steps between "processing" and
+// "ready"/"failed" for a single video. Internal to src/transcode.
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "content/video_content_service.h"
+#include "metadata/video_metadata_service.h"
+#include "transcode/cancel_token.h"
+#include "transcode/transcoder.h"
+
+namespace streamgrid {
+
+enum class JobOutcome {
+  kReady,        // record marked ready
+  kFailed,       // record marked failed (or it could not even be marked)
+  kSkipped,      // record missing, not processing, or unreadable: nothing done
+  kInterrupted,  // `cancel` fired: record left processing for a later run
+  kRecordGone,   // record deleted meanwhile: our uploads removed
+};
+
+std::string_view JobOutcomeName(JobOutcome outcome);
+
+struct TranscodeJobParams {
+  std::string video_id;
+  // A local copy of the original, moved into `job_dir`; else it is downloaded.
+  std::optional<std::filesystem::path> local_source;
+  // Scratch directory for this job (created; the caller removes it).
+  std::filesystem::path job_dir;
+  std::chrono::milliseconds progress_interval{1000};
+};
+
+// Runs the job described in TranscodeWorkerPool's comment. Cancelling `cancel`
+// interrupts it promptly (ffmpeg is killed, transfers stop between chunks).
+JobOutcome RunTranscodeJob(VideoMetadataService& metadata, VideoContentService& content,
+                           const TranscodeOptions& transcode, const TranscodeJobParams& params,
+                           CancelToken& cancel);
+
+// `files` in upload order: segments, thumbnail and anything else first, then the
+// HLS media playlists, the HLS master playlist and finally the DASH manifest, so
+// that every file a playlist names is stored before it.
+std::vector<std::string> UploadOrder(std::vector<std::string> files);
+
+}  // namespace streamgrid

@@ -1,0 +1,225 @@
+#include "transcode/transcoder.h"
+
+#include <algorithm>
+#include <system_error>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/names.h"
+#include "transcode/ffmpeg_args.h"
+#include "transcode/ffmpeg_progress.h"
+#include "transcode/hls_fixup.h"
+#include "transcode/ladder.h"
+#include "transcode/subprocess.h"
+
+namespace streamgrid {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxSummaryLines = 3;
+constexpr size_t kMaxSummaryBytes = 500;
+
+// Cuts `text` to at most `max` bytes without splitting a UTF-8 sequence.
+void TruncateUtf8(std::string& text, size_t max) {
+  if (text.size() <= max) return;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  text += "...";
+}
+
+// "[libx264 @ 0x55d0c0a4a580] msg" → "[libx264] msg": the address is noise.
+std::string DropContextAddress(std::string_view line) {
+  std::string out(line);
+  size_t at = out.find(" @ 0x");
+  if (at != std::string::npos && !out.empty() && out[0] == '[') {
+    size_t close = out.find(']', at);
+    if (close != std::string::npos) out.erase(at, close - at);
+  }
+  return out;
+}
+
+// Runs one ffmpeg command to the end, feeding stdout lines to `on_line`.
+// `what` names the step in error messages; `redactions` keep our paths out of
+// them (they end up in front of the uploader).
+absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOptions& options,
+                       std::function<void(std::string_view)> on_line, CancelToken* cancel,
+                       std::string_view what,
+                       const std::vector<std::pair<std::string, std::string>>& redactions) {
+  SubprocessOptions run;
+  run.on_stdout_line = std::move(on_line);
+  run.stall_timeout = options.stall_timeout;
+  run.deadline = options.deadline;
+  run.kill_grace = std::chrono::milliseconds(2000);
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
+  if (!proc.ok()) return proc.status();
+  absl::StatusOr<ExitStatus> exit;
+  {
+    CancelToken::Registration registration;
+    if (cancel != nullptr) {
+      Subprocess* raw = proc->get();
+      registration = cancel->OnCancel([raw] { raw->Kill(); });
+    }
+    exit = (*proc)->Wait();
+  }
+  std::string errors =
+      absl::StrReplaceAll(SummarizeFfmpegErrors((*proc)->stderr_tail()), redactions);
+  if (!exit.ok()) {
+    if (absl::IsCancelled(exit.status())) return absl::CancelledError("transcoding was cancelled");
+    return absl::Status(exit.status().code(),
+                        absl::StrCat(what, " stopped: ", exit.status().message(),
+                                     errors.empty() ? "" : ": ", errors));
+  }
+  if (!exit->success()) {
+    return absl::InternalError(absl::StrCat(what, " failed (", exit->ToString(), ")",
+                                            errors.empty() ? "" : ": ", errors));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ListOutputs(const fs::path& out_dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(out_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || !IsValidContentName(name)) {
+      return absl::InternalError(absl::StrCat("unexpected output file '", name, "'"));
+    }
+    files.push_back(std::move(name));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", out_dir.string(), ": ",
+                                                  ec.message()));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+bool IsMediaPlaylist(std::string_view name) {
+  return absl::StartsWith(name, "media_") && absl::EndsWith(name, ".m3u8");
+}
+
+bool NonEmptyFile(const fs::path& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec) && fs::file_size(path, ec) > 0 && !ec;
+}
+
+absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::path& out_dir,
+                                              const TranscodeOptions& options,
+                                              const std::function<void(int)>& on_progress,
+                                              CancelToken* cancel) {
+  ProbeOptions probe_options;
+  probe_options.ffprobe = options.ffprobe;
+  probe_options.timeout = options.probe_timeout;
+  absl::StatusOr<MediaInfo> info = ProbeMedia(source, probe_options);
+  if (!info.ok()) return info.status();
+  if (cancel != nullptr && cancel->cancelled()) {
+    return absl::CancelledError("transcoding was cancelled");
+  }
+
+  TranscodeResult result;
+  result.source = *info;
+  std::vector<Rung> ladder = SelectLadder(*info);
+  for (const Rung& rung : ladder) {
+    result.renditions.push_back({rung.name, rung.width, rung.height, rung.bitrate});
+  }
+
+  const std::vector<std::pair<std::string, std::string>> redactions = {
+      {"file:" + source.string(), "the upload"},
+      {source.string(), "the upload"},
+      {"file:" + out_dir.string(), "output"},
+      {out_dir.string(), "output"}};
+
+  FfmpegProgress progress(info->duration_seconds);
+  auto on_line = [&](std::string_view line) {
+    if (progress.OnLine(line) && on_progress) on_progress(progress.percent());
+  };
+  absl::Status status =
+      RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir), options,
+                on_line, cancel, "transcoding", redactions);
+  if (!status.ok()) return status;
+
+  absl::StatusOr<std::vector<std::string>> files = ListOutputs(out_dir);
+  if (!files.ok()) return files.status();
+  bool has_manifest = false, has_master = false, has_media = false;
+  for (const std::string& name : *files) {
+    has_manifest |= name == kDashManifestName;
+    has_master |= name == kHlsMasterName;
+    has_media |= IsMediaPlaylist(name);
+  }
+  if (!has_manifest || !has_master || !has_media) {
+    return absl::InternalError("transcoding produced no manifest or playlists");
+  }
+  for (const std::string& name : *files) {
+    if (!IsMediaPlaylist(name)) continue;
+    if (absl::Status fixed = FixupHlsMediaPlaylistFile(out_dir / name); !fixed.ok()) return fixed;
+  }
+
+  // The middle is usually more telling than the (often black) first frame. A
+  // seek past the real end, when the container's duration is wrong, yields no
+  // frame; the start always has one.
+  fs::path thumbnail = out_dir / kThumbnailName;
+  for (double seek : {info->duration_seconds / 2, 0.0}) {
+    status = RunFfmpeg(BuildThumbnailCommand(options.ffmpeg, source, *info, seek, out_dir),
+                       options, nullptr, cancel, "making the thumbnail", redactions);
+    if (!status.ok()) return status;
+    if (NonEmptyFile(thumbnail)) break;
+  }
+  if (!NonEmptyFile(thumbnail)) return absl::InternalError("no frame for the thumbnail");
+
+  files = ListOutputs(out_dir);
+  if (!files.ok()) return files.status();
+  result.files = std::move(*files);
+  return result;
+}
+
+}  // namespace
+
+std::string SummarizeFfmpegErrors(std::string_view stderr_text) {
+  std::vector<std::string_view> lines = absl::StrSplit(stderr_text, absl::ByAnyChar("\r\n"));
+  std::vector<std::string> kept;
+  for (auto it = lines.rbegin(); it != lines.rend() && kept.size() < kMaxSummaryLines; ++it) {
+    std::string_view line = absl::StripAsciiWhitespace(*it);
+    if (line.empty()) continue;
+    std::string cleaned = DropContextAddress(line);
+    // ffmpeg repeats a failure on the way out; once is enough.
+    if (std::find(kept.begin(), kept.end(), cleaned) != kept.end()) continue;
+    kept.push_back(std::move(cleaned));
+  }
+  std::reverse(kept.begin(), kept.end());
+  std::string summary = absl::StrJoin(kept, "; ");
+  TruncateUtf8(summary, kMaxSummaryBytes);
+  return summary;
+}
+
+absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
+                                          const std::filesystem::path& out_dir,
+                                          const TranscodeOptions& options,
+                                          std::function<void(int percent)> on_progress,
+                                          CancelToken* cancel) {
+  if (cancel != nullptr && cancel->cancelled()) {
+    return absl::CancelledError("transcoding was cancelled");
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create ", out_dir.string(), ": ",
+                                            ec.message()));
+  }
+  if (!fs::is_empty(out_dir, ec) || ec) {
+    // Not ours to clean up.
+    return absl::FailedPreconditionError(
+        absl::StrCat("output directory ", out_dir.string(), " is not empty"));
+  }
+  absl::StatusOr<TranscodeResult> result =
+      TranscodeInto(source, out_dir, options, on_progress, cancel);
+  if (!result.ok()) fs::remove_all(out_dir, ec);
+  return result;
+}
+
+}  // namespace streamgrid

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "metadata/video_metadata_service.h"
+#include "transcode/cancel_token.h"
+#include "transcode/probe.h"
+
+namespace streamgrid {
+
+struct TranscodeOptions {
+  std::string ffmpeg = "ffmpeg";    // programs, looked up on PATH
+  std::string ffprobe = "ffprobe";
+  std::chrono::milliseconds probe_timeout{60'000};
+  // ffmpeg is killed when it reports nothing for this long (it normally reports
+  // twice a second)...
+  std::chrono::milliseconds stall_timeout{120'000};
+  // ...or when the whole encode takes longer than this, if set.
+  std::optional<std::chrono::milliseconds> deadline;
+};
+
+struct TranscodeResult {
+  MediaInfo source;
+  std::vector<Rendition> renditions;  // largest first
+  // Every file written to the output directory, sorted: the DASH manifest
+  // (manifest.mpd), the HLS master (master.m3u8) and media playlists
+  // (media_N.m3u8), init and media segments (init-N.m4s, chunk-N-NNNNN.m4s) and
+  // thumbnail.jpg. Each satisfies IsValidContentName.
+  std::vector<std::string> files;
+};
+
+// Encodes `source` into an adaptive-bitrate ladder in `out_dir` (created; it must
+// not exist or be empty): probes it, picks the ladder, runs one ffmpeg for DASH +
+// HLS, makes the HLS playlists VOD and writes a thumbnail.
+//
+// `on_progress` (may be empty) gets 0..99 as the encode advances, each value at
+// most once, on the calling thread. Cancelling `cancel` (may be null) kills
+// ffmpeg within about a second and yields CANCELLED.
+//
+// Errors: ProbeMedia()'s for unusable input (INVALID_ARGUMENT, DATA_LOSS, ...);
+// INTERNAL with ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it
+// stalls or overruns. On any error `out_dir` is removed.
+absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
+                                          const std::filesystem::path& out_dir,
+                                          const TranscodeOptions& options,
+                                          std::function<void(int percent)> on_progress,
+                                          CancelToken* cancel);
+
+// The most useful part of ffmpeg's stderr for a person: its last few non-empty
+// lines, joined with "; ", at most about 500 characters. Exposed for tests.
+std::string SummarizeFfmpegErrors(std::string_view stderr_text);
+
+}  // namespace streamgrid

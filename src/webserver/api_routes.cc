@@ -1,0 +1,108 @@
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "common/names.h"
+#include "http/offload.h"
+#include "http/url.h"
+#include "webserver/routes.h"
+#include "webserver/video_json.h"
+
+namespace streamgrid::webserver {
+namespace {
+
+using http::Response;
+using http::Status;
+
+// The decoded id of /api/videos/<id>; nullopt means no such video can exist.
+std::optional<std::string> VideoIdParam(const http::Request& request) {
+  std::optional<std::string> id = http::PercentDecode(request.params[0]);
+  if (!id || !IsValidVideoId(*id)) return std::nullopt;
+  return id;
+}
+
+Response NoSuchVideo() { return Response::Error(Status::not_found, "no such video"); }
+
+http::asio::awaitable<Response> ListVideos(AppContext& app, http::Request& request) {
+  ListOptions options;
+  if (std::optional<std::string> limit = request.QueryParam("limit")) {
+    int value = 0;
+    auto [end, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), value);
+    if (ec != std::errc() || end != limit->data() + limit->size() || value < 1 || value > 1000) {
+      co_return Response::Error(Status::bad_request, "limit must be a number from 1 to 1000");
+    }
+    options.page_size = value;
+  }
+  if (std::optional<std::string> status = request.QueryParam("status")) {
+    options.status = ParseVideoStatus(*status);
+    if (!options.status) {
+      co_return Response::Error(Status::bad_request,
+                                "status must be one of processing, ready, failed");
+    }
+  }
+  options.page_token = request.QueryParam("page_token").value_or("");
+  absl::StatusOr<VideoPage> page =
+      co_await http::Offload(app.blocking, [&] { return app.metadata.List(options); });
+  if (!page.ok()) co_return http::ErrorFromStatus(page.status());
+  nlohmann::json videos = nlohmann::json::array();
+  for (const VideoRecord& video : page->videos) videos.push_back(VideoToJson(video));
+  nlohmann::json body = {{"videos", videos}};
+  body["next_page_token"] =
+      page->next_page_token.empty() ? nlohmann::json(nullptr) : nlohmann::json(page->next_page_token);
+  co_return Response::Json(Status::ok, DumpJson(body));
+}
+
+http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request) {
+  std::optional<std::string> id = VideoIdParam(request);
+  if (!id) co_return NoSuchVideo();
+  absl::StatusOr<VideoRecord> video =
+      co_await http::Offload(app.blocking, [&] { return app.metadata.Get(*id); });
+  if (absl::IsNotFound(video.status())) co_return NoSuchVideo();
+  if (!video.ok()) co_return http::ErrorFromStatus(video.status());
+  Response response = Response::Json(Status::ok, DumpJson(VideoToJson(*video)));
+  response.headers.set(http::Field::cache_control, "no-cache");
+  co_return response;
+}
+
+http::asio::awaitable<Response> DeleteVideo(AppContext& app, http::Request& request) {
+  std::optional<std::string> id = VideoIdParam(request);
+  if (!id) co_return NoSuchVideo();
+  // Files go first: if that fails the record still exists and DELETE can be
+  // retried, where the other order could strand files no record points at.
+  absl::Status deleted = co_await http::Offload(app.blocking, [&]() -> absl::Status {
+    absl::StatusOr<VideoRecord> video = app.metadata.Get(*id);
+    if (!video.ok()) return video.status();
+    app.transcoder.Cancel(*id);
+    if (absl::Status s = app.content.DeleteVideo(*id); !s.ok()) return s;
+    return app.metadata.Delete(*id);
+  });
+  if (absl::IsNotFound(deleted)) co_return NoSuchVideo();
+  if (!deleted.ok()) co_return http::ErrorFromStatus(deleted);
+  Response response;
+  response.status = Status::no_content;
+  co_return response;
+}
+
+http::asio::awaitable<Response> Health(AppContext& app, http::Request&) {
+  // Listing one record proves the metadata store answers.
+  absl::StatusOr<VideoPage> page = co_await http::Offload(
+      app.blocking, [&] { return app.metadata.List(ListOptions{.page_size = 1}); });
+  if (!page.ok()) {
+    co_return Response::Error(Status::service_unavailable,
+                              absl::StrCat("metadata store: ", page.status().message()));
+  }
+  co_return Response::Json(Status::ok, R"({"status":"ok"})");
+}
+
+}  // namespace
+
+void AddApiRoutes(http::Router& router, AppContext& app) {
+  router.Add(http::Verb::get, "/api/videos",
+             [&app](http::Request& r) { return ListVideos(app, r); });
+  router.Add(http::Verb::get, "/api/videos/{}",
+             [&app](http::Request& r) { return GetVideo(app, r); });
+  router.Add(http::Verb::delete_, "/api/videos/{}",
+             [&app](http::Request& r) { return DeleteVideo(app, r); });
+  router.Add(http::Verb::get, "/healthz", [&app](http::Request& r) { return Health(app, r); });
+}
+
+}  // namespace streamgrid::webserver

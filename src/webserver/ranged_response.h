@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "absl/status/statusor.h"
+#include "http/message.h"
+
+namespace streamgrid::webserver {
+
+// What the client is told about a file it asked for.
+struct FileDescription {
+  uint64_t size = 0;
+  std::string etag;  // quoted, e.g. "\"abc\""; may be empty
+  std::string content_type;
+  std::string cache_control;
+};
+
+// Opens the body for the byte range [offset, offset + length).
+using OpenRange = std::function<http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>>(
+    uint64_t offset, uint64_t length)>;
+
+// Answers GET/HEAD for a file: 304 when If-None-Match matches, 416 for an
+// unsatisfiable Range, 206 for a satisfiable one (unless If-Range names another
+// version), 200 otherwise; with Accept-Ranges, ETag, Content-Type and
+// Cache-Control. HEAD never opens the body.
+http::asio::awaitable<http::Response> ServeRanged(const http::Request& request,
+                                                  const FileDescription& file, OpenRange open);
+
+// A BodySource that reads a file descriptor it owns from `offset`, running each
+// read on `pool`.
+std::unique_ptr<http::BodySource> MakeFdBodySource(int fd, uint64_t offset,
+                                                   boost::asio::thread_pool& pool);
+
+}  // namespace streamgrid::webserver

@@ -1,0 +1,21 @@
+#pragma once
+
+#include "http/router.h"
+#include "webserver/app_context.h"
+
+namespace streamgrid::webserver {
+
+// GET/HEAD /content/<id>/<file>: a video's files with ranges, ETags and caching.
+void AddContentRoutes(http::Router& router, AppContext& app);
+
+// POST /upload: streamed multipart upload, validated by ffprobe, then queued.
+void AddUploadRoutes(http::Router& router, AppContext& app);
+
+// /api/videos (list, get, delete) and /healthz.
+void AddApiRoutes(http::Router& router, AppContext& app);
+
+// Registers every route the web server has. FAILED_PRECONDITION when the page
+// templates cannot be loaded from options.web_root.
+absl::Status AddAllRoutes(http::Router& router, AppContext& app);
+
+}  // namespace streamgrid::webserver

@@ -1,0 +1,312 @@
+// Browser tests: the real streamgrid-web, Debian's Chromium (headless) driven by
+// playwright-core. Run with `node --test tests/browser/` (ctest does, with
+// STREAMGRID_BUILD_DIR set); needs `npm ci` in web/ (./dev does it).
+//
+// Screenshots of the pages land in os.tmpdir() (paths are printed as diagnostics).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
+
+const CHROMIUM = process.env.STREAMGRID_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy CI machine
+const PLAY_TIMEOUT_MS = 30_000;
+
+const shotPath = (name) => path.join(os.tmpdir(), `streamgrid-browser-${name}.png`);
+
+describe('web player', { timeout: 600_000 }, () => {
+  let web;
+  let tmp;
+  let context;
+  let videoPath;
+  let video; // the API's JSON for the uploaded test video
+  const title = 'Browser test <clip> & co.mp4';
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamgrid-browser-'));
+    web = await startWeb();
+    videoPath = await makeTestVideo(path.join(tmp, 'clip.mp4'), {
+      width: 640,
+      height: 360,
+      seconds: 6,
+      audio: true,
+    });
+    const upload = await uploadFile(web.url, videoPath, { filename: title });
+    assert.equal(upload.status, 202, `upload answered ${upload.status}: ${JSON.stringify(upload.json)}`);
+    assert.ok(upload.json && upload.json.id, 'upload JSON has an id');
+    video = await waitForStatus(web.url, upload.json.id, 'ready', READY_TIMEOUT_MS);
+
+    context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 800 },
+    });
+  }, { timeout: READY_TIMEOUT_MS + 60_000 });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await web?.stop().catch(() => {});
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  // A fresh tab that records what went wrong in it: uncaught exceptions, console
+  // errors and failed requests for our own assets.
+  async function openPage(t, pathAndQuery) {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
+    });
+    page.on('response', (res) => {
+      const url = new URL(res.url());
+      if (res.status() >= 400 && /^\/(static|content|api)\//.test(url.pathname)) {
+        problems.push(`HTTP ${res.status()} for ${url.pathname}`);
+      }
+    });
+    page.on('requestfailed', (req) => {
+      const failure = req.failure()?.errorText || 'failed';
+      // Aborted requests are normal: players cancel downloads when switching.
+      if (!/ERR_ABORTED/.test(failure)) problems.push(`request ${req.url()}: ${failure}`);
+    });
+    t.after(() => page.close().catch(() => {}));
+    await page.goto(web.url + pathAndQuery);
+    return { page, problems };
+  }
+
+  async function playerState(page) {
+    return page.evaluate(() => {
+      const v = document.getElementById('video');
+      const p = window.streamgridPlayer || {};
+      return {
+        engine: p.engine,
+        errors: p.errors ? [...p.errors] : null,
+        currentTime: v.currentTime,
+        ended: v.ended,
+        paused: v.paused,
+        videoHeight: v.videoHeight,
+        status: document.getElementById('status-text')?.textContent,
+        state: document.getElementById('player-frame')?.getAttribute('data-state'),
+      };
+    });
+  }
+
+  // Mutes and plays (the autoplay flag makes play() allowed without a gesture).
+  async function play(page) {
+    await page.waitForFunction(() => window.streamgridPlayer && window.streamgridPlayer.engine, null, {
+      timeout: PLAY_TIMEOUT_MS,
+    });
+    await page.evaluate(async () => {
+      const v = document.getElementById('video');
+      v.muted = true;
+      await v.play();
+    });
+  }
+
+  async function waitForTime(page, seconds) {
+    try {
+      await page.waitForFunction(
+        (s) => document.getElementById('video').currentTime > s,
+        seconds,
+        { timeout: PLAY_TIMEOUT_MS, polling: 100 },
+      );
+    } catch (err) {
+      throw new Error(`video did not play past ${seconds}s: ${JSON.stringify(await playerState(page))}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async function qualityOptions(page) {
+    return page.$$eval('#quality option', (options) =>
+      options.map((o) => ({ value: o.value, label: o.textContent.trim() })));
+  }
+
+  test('plays with dash.js, no errors, quality menu lists Auto and every rung', async (t) => {
+    const { page, problems } = await openPage(t, `/videos/${video.id}`);
+    await play(page);
+    await waitForTime(page, 2);
+    const s = await playerState(page);
+    assert.equal(s.engine, 'dash');
+    assert.deepEqual(s.errors, []);
+    assert.ok(s.videoHeight > 0, 'video has a picture');
+
+    await page.waitForFunction(() => document.querySelectorAll('#quality option').length > 1, null, {
+      timeout: PLAY_TIMEOUT_MS,
+    });
+    const options = await qualityOptions(page);
+    assert.equal(options[0].label, 'Auto');
+    const heights = options.slice(1).map((o) => Number.parseInt(o.label, 10)).sort((a, b) => b - a);
+    const expected = (video.renditions || []).map((r) => r.height).sort((a, b) => b - a);
+    assert.ok(heights.length > 0, 'at least one rendition in the menu');
+    if (expected.length > 0) assert.deepEqual(heights, expected, 'menu rungs match the API renditions');
+    for (const o of options.slice(1)) assert.match(o.label, /^\d+p/);
+
+    assert.equal(await page.locator('#title').textContent(), title, 'title shown (escaped) on the page');
+    assert.ok(await page.locator('a[href="/"]').count() > 0, 'link back to the list');
+    assert.ok(await page.locator('#delete').isVisible(), 'delete button visible');
+    await page.screenshot({ path: shotPath('player'), fullPage: true });
+    t.diagnostic(`screenshot: ${shotPath('player')}`);
+    assert.deepEqual(problems, []);
+  });
+
+  test('plays with hls.js (?engine=hls)', async (t) => {
+    const { page, problems } = await openPage(t, `/videos/${video.id}?engine=hls`);
+    await play(page);
+    await waitForTime(page, 2);
+    const s = await playerState(page);
+    assert.equal(s.engine, 'hls');
+    assert.deepEqual(s.errors, []);
+    assert.ok(s.videoHeight > 0, 'video has a picture');
+    const options = await qualityOptions(page);
+    assert.equal(options[0].label, 'Auto');
+    assert.ok(options.length > 1, 'hls.js levels listed');
+    assert.deepEqual(problems, []);
+  });
+
+  for (const engine of ['dash', 'hls']) {
+    test(`choosing a quality switches the rendition (${engine})`, async (t) => {
+      const { page, problems } = await openPage(t, `/videos/${video.id}?engine=${engine}`);
+      await play(page);
+      await waitForTime(page, 0.3);
+      await page.waitForFunction(() => document.querySelectorAll('#quality option').length > 1, null, {
+        timeout: PLAY_TIMEOUT_MS,
+      });
+      const rungs = (await qualityOptions(page)).slice(1);
+      const playing = (await playerState(page)).videoHeight;
+      // Pick a rung other than the one playing (the lowest, unless that is playing).
+      const lowest = rungs[rungs.length - 1];
+      const target = Number.parseInt(lowest.label, 10) !== playing || rungs.length === 1 ? lowest : rungs[0];
+      const targetHeight = Number.parseInt(target.label, 10);
+      await page.selectOption('#quality', target.value);
+
+      // Wait for the picture to change; restart from the top should the short clip end first.
+      const deadline = Date.now() + PLAY_TIMEOUT_MS;
+      let s = await playerState(page);
+      while (s.videoHeight !== targetHeight && Date.now() < deadline) {
+        if (s.ended) {
+          await page.evaluate(() => {
+            const v = document.getElementById('video');
+            v.currentTime = 0;
+            return v.play();
+          });
+        }
+        await page.waitForTimeout(100);
+        s = await playerState(page);
+      }
+      assert.equal(s.videoHeight, targetHeight, `rendition after choosing ${target.label}: ${JSON.stringify(s)}`);
+      const engineHeight = await page.evaluate(() => {
+        const p = window.streamgridPlayer;
+        if (p.dash) return p.dash.getCurrentRepresentationForType('video')?.height;
+        if (p.hls) return p.hls.levels[p.hls.currentLevel]?.height;
+        return null;
+      });
+      assert.equal(engineHeight, targetHeight, 'the engine reports the chosen rendition');
+      assert.match(await page.locator('#current-quality').textContent(), new RegExp(`${targetHeight}p`));
+      assert.deepEqual(s.errors, []);
+      assert.deepEqual(problems, []);
+    });
+  }
+
+  test('home page lists the video with its thumbnail, and has the upload form', async (t) => {
+    const { page, problems } = await openPage(t, '/');
+    const card = page.locator(`.video-card[data-id="${video.id}"]`);
+    await card.waitFor({ timeout: 10_000 });
+    assert.equal(await card.getAttribute('data-status'), 'ready');
+    assert.equal((await card.locator('a.title').textContent()).trim(), title);
+    assert.equal(await card.locator('a.title').getAttribute('href'), `/videos/${video.id}`);
+    assert.equal((await card.locator('.status').textContent()).trim(), 'ready');
+    const img = card.locator('a.thumb img');
+    await img.scrollIntoViewIfNeeded();
+    await page.waitForFunction(
+      (id) => {
+        const i = document.querySelector(`.video-card[data-id="${id}"] img`);
+        return i && i.complete && i.naturalWidth > 0;
+      },
+      video.id,
+      { timeout: 10_000 },
+    );
+
+    const form = page.locator('form[action="/upload"]');
+    assert.equal(await form.count(), 1);
+    assert.equal((await form.getAttribute('method')).toLowerCase(), 'post');
+    assert.equal(await form.getAttribute('enctype'), 'multipart/form-data');
+    const input = form.locator('input[type="file"][name="file"]');
+    assert.equal(await input.count(), 1);
+    assert.equal(await input.getAttribute('accept'), 'video/*');
+    assert.equal(await form.locator('[type="submit"]').count(), 1);
+
+    await page.screenshot({ path: shotPath('home'), fullPage: true });
+    t.diagnostic(`screenshot: ${shotPath('home')}`);
+    assert.deepEqual(problems, []);
+  });
+
+  test('uploading from the page shows progress, then the player', async (t) => {
+    const clip = await makeTestVideo(path.join(tmp, 'second.mp4'), {
+      width: 640,
+      height: 360,
+      seconds: 8,
+      audio: true,
+    });
+    const page = await context.newPage();
+    t.after(() => page.close().catch(() => {}));
+    const pageErrors = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    // Record every state the player page's status overlay goes through.
+    await page.addInitScript(() => {
+      window.__sgStates = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const frame = document.getElementById('player-frame');
+        const text = document.getElementById('status-text');
+        if (!frame || !text) return;
+        const record = () => window.__sgStates.push({
+          state: frame.getAttribute('data-state'),
+          text: text.textContent,
+        });
+        new MutationObserver(record).observe(frame, { attributes: true, subtree: true, childList: true, characterData: true });
+      });
+    });
+    await page.goto(web.url + '/');
+    await page.setInputFiles('#upload-file', clip);
+    await Promise.all([
+      page.waitForURL(/\/videos\/[^/?#]+$/, { timeout: 60_000 }),
+      page.click('#upload-submit'),
+    ]);
+    const id = new URL(page.url()).pathname.split('/').pop();
+    assert.ok(id, 'navigated to the new video');
+
+    await page.waitForFunction(
+      () => document.getElementById('player-frame').getAttribute('data-state') === 'ready',
+      null,
+      { timeout: READY_TIMEOUT_MS, polling: 100 },
+    );
+    const states = await page.evaluate(() => window.__sgStates);
+    const processing = states.filter((s) => s.state === 'processing');
+    if (processing.length > 0) {
+      assert.ok(processing.some((s) => /\d+%/.test(s.text)), `progress shown: ${JSON.stringify(processing)}`);
+    } else {
+      t.diagnostic('the video was ready before the page first asked; processing view not observed');
+    }
+    await play(page);
+    await waitForTime(page, 1);
+    const s = await playerState(page);
+    assert.deepEqual(s.errors, []);
+    assert.equal(await page.locator('#title').textContent(), 'second.mp4');
+    assert.deepEqual(pageErrors, []);
+  });
+});

@@ -1,0 +1,207 @@
+// Test harness shared by the integration and browser tests: starts real
+// StreamGrid processes on ephemeral ports, makes test videos with ffmpeg and
+// talks to the HTTP API. Every wait polls a condition with a deadline.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const buildDir = process.env.STREAMGRID_BUILD_DIR || path.join(repoRoot, 'build');
+
+/** Polls `probe` until it returns a truthy value, or throws after `timeoutMs`. */
+export async function waitFor(probe, { timeoutMs = 30000, intervalMs = 100, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}` +
+        (lastError ? `: ${lastError.message}` : ''));
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export async function tempDir(prefix = 'streamgrid-test-') {
+  return mkdtemp(path.join(tmpdir(), prefix));
+}
+
+/**
+ * Starts streamgrid-web on an ephemeral port with its own data directory.
+ * Resolves once it serves; `stop()` sends SIGTERM and waits for exit (SIGKILL
+ * after 10 s). `kill()` sends SIGKILL.
+ */
+export async function startWeb({ dataDir, args = [], env = {} } = {}) {
+  dataDir = dataDir || (await tempDir('streamgrid-web-'));
+  await mkdir(dataDir, { recursive: true });
+  const readyFile = path.join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
+  const binary = path.join(buildDir, 'cmd/web/streamgrid-web');
+  const child = spawn(binary, [
+    '--listen', '127.0.0.1:0',
+    '--data-dir', dataDir,
+    '--web-root', path.join(repoRoot, 'web'),
+    '--ready-file', readyFile,
+    ...args,
+  ], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exited = null;
+  const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve(exited);
+  }));
+  const ready = await waitFor(async () => {
+    if (exited) throw new Error(`streamgrid-web exited (${JSON.stringify(exited)}):\n${log}`);
+    try {
+      return JSON.parse(await readFile(readyFile, 'utf8'));
+    } catch {
+      return null;
+    }
+  }, { timeoutMs: 30000, what: 'streamgrid-web to start' }).catch((e) => {
+    child.kill('SIGKILL');
+    throw new Error(`${e.message}\n${log}`);
+  });
+  const server = {
+    url: ready.http,
+    dataDir,
+    process: child,
+    log: () => log,
+    exited: () => exited,
+    async stop() {
+      if (exited) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const result = await exit;
+      clearTimeout(timer);
+      return result;
+    },
+    async kill() {
+      if (!exited) child.kill('SIGKILL');
+      return exit;
+    },
+  };
+  return server;
+}
+
+/** Runs a program to completion (no shell); rejects with its stderr on failure. */
+export async function run(program, args, { timeoutMs = 120000 } = {}) {
+  const { stdout } = await execFileAsync(program, args, {
+    timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+/**
+ * Generates a test video with ffmpeg's lavfi sources (H.264 in MP4).
+ * Options: width, height, seconds, audio (default true), rate (default 30),
+ * extra output args.
+ */
+export async function makeTestVideo(file, { width = 640, height = 360, seconds = 6, audio = true,
+  rate = 30, extra = [] } = {}) {
+  const args = ['-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${rate}:duration=${seconds}`];
+  if (audio) args.push('-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds}`);
+  args.push('-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p');
+  if (audio) args.push('-c:a', 'aac', '-shortest');
+  args.push(...extra, file);
+  await run('ffmpeg', args);
+  return file;
+}
+
+/** Media facts of a file or URL, via ffprobe. */
+export async function probe(input) {
+  const out = await run('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format',
+    '-show_streams', input]);
+  return JSON.parse(out);
+}
+
+/**
+ * POSTs a multipart upload (field `file`) of the file at `filePath`, streamed
+ * from disk. Returns { status, json, headers }.
+ */
+export async function uploadFile(url, filePath, { filename, accept = 'application/json',
+  field = 'file' } = {}) {
+  const form = new FormData();
+  const blob = await openAsBlob(filePath);
+  form.append(field, blob, filename || path.basename(filePath));
+  const res = await fetch(`${url}/upload`, {
+    method: 'POST', body: form, headers: { Accept: accept }, redirect: 'manual',
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text, headers: res.headers };
+}
+
+/** GET /api/videos/<id> as JSON (null on 404). */
+export async function getVideo(url, id) {
+  const res = await fetch(`${url}/api/videos/${id}`);
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error(`GET /api/videos/${id}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** Waits until the video reaches `status`; throws early if it fails instead. */
+export async function waitForStatus(url, id, status = 'ready', timeoutMs = 180000) {
+  return waitFor(async () => {
+    const video = await getVideo(url, id);
+    if (video && video.status === 'failed' && status !== 'failed') {
+      throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
+    }
+    return video && video.status === status ? video : null;
+  }, { timeoutMs, intervalMs: 250, what: `video ${id} to be ${status}` });
+}
+
+/** Every file name in a DASH manifest (init and media segments, by template). */
+export function dashFiles(mpd) {
+  const files = new Set();
+  const reps = [...mpd.matchAll(/<Representation\b[^>]*\bid="([^"]+)"/g)].map((m) => m[1]);
+  const templates = [...mpd.matchAll(/<SegmentTemplate\b([^>]*)>([\s\S]*?)<\/SegmentTemplate>/g)];
+  for (const [, attrs, body] of templates) {
+    const init = /initialization="([^"]+)"/.exec(attrs)?.[1];
+    const media = /media="([^"]+)"/.exec(attrs)?.[1];
+    const start = Number(/startNumber="(\d+)"/.exec(attrs)?.[1] ?? 1);
+    let count = 0;
+    for (const s of body.matchAll(/<S\b([^>]*)\/>/g)) count += 1 + Number(/r="(\d+)"/.exec(s[1])?.[1] ?? 0);
+    for (const rep of reps) {
+      // Only representations whose segments this template describes share its names.
+      if (init) files.add(init.replace('$RepresentationID$', rep));
+      for (let n = start; n < start + count; n++) {
+        files.add(media.replace('$RepresentationID$', rep)
+          .replace(/\$Number%0(\d+)d\$/, (_, w) => String(n).padStart(Number(w), '0'))
+          .replace('$Number$', String(n)));
+      }
+    }
+  }
+  return [...files];
+}
+
+/** URIs referenced by an HLS playlist (media playlists, init maps, segments). */
+export function hlsUris(playlist) {
+  const uris = [];
+  for (const line of playlist.split('\n')) {
+    const t = line.trim();
+    if (!t) continue;
+    if (t.startsWith('#')) {
+      for (const m of t.matchAll(/URI="([^"]+)"/g)) uris.push(m[1]);
+    } else {
+      uris.push(t);
+    }
+  }
+  return uris;
+}
+
+export { writeFile, readFile, rm, stat };

@@ -1,0 +1,396 @@
+// StreamGrid player page.
+//
+// Waits for the video to finish processing (polling GET /api/videos/<id>), then
+// plays it with the best engine the browser has:
+//   dash.js  (/content/<id>/manifest.mpd) where Media Source Extensions exist,
+//   native   (/content/<id>/master.m3u8) where <video> plays HLS itself (iOS),
+//   hls.js   (master.m3u8) as the last resort.
+// `?engine=dash|hls|native` forces one. Tests read window.streamgridPlayer.
+(function () {
+  'use strict';
+
+  const POLL_INTERVAL_MS = 1500;
+  const MAX_RETRY_DELAY_MS = 15000;
+  const ENGINES = ['dash', 'hls', 'native'];
+
+  const page = document.querySelector('[data-video-id]');
+  const video = document.getElementById('video');
+  const frame = document.getElementById('player-frame');
+  const statusText = document.getElementById('status-text');
+  const statusProgress = document.getElementById('status-progress');
+  const retryButton = document.getElementById('status-retry');
+  const qualitySelect = document.getElementById('quality');
+  const qualityControl = qualitySelect && qualitySelect.closest('.quality-control');
+  const currentQuality = document.getElementById('current-quality');
+  const details = document.getElementById('video-details');
+  const titleEl = document.getElementById('title');
+  const deleteButton = document.getElementById('delete');
+  const actionError = document.getElementById('action-error');
+
+  // What tests (and curious humans in the console) can inspect.
+  const state = {
+    engine: null, // 'dash' | 'hls' | 'native' once playback is set up
+    errors: [], // every player error message, in order
+    status: null, // the last status the API reported
+    info: null, // the last JSON the API returned
+    dash: null, // the dash.js MediaPlayer, when engine === 'dash'
+    hls: null, // the Hls instance, when engine === 'hls'
+  };
+  window.streamgridPlayer = state;
+
+  if (!page || !video || !frame) return;
+  const videoId = page.getAttribute('data-video-id') || '';
+  const apiUrl = '/api/videos/' + encodeURIComponent(videoId);
+  const contentUrl = (name) => '/content/' + encodeURIComponent(videoId) + '/' + name;
+
+  let pollTimer = 0;
+  let pollFailures = 0;
+  let stopped = false;
+
+  // ---- status overlay ------------------------------------------------------
+
+  // state: loading | processing | failed | error | ready (the overlay hides on ready)
+  function showStatus(name, text, percent) {
+    frame.setAttribute('data-state', name);
+    frame.setAttribute('aria-busy', name === 'loading' || name === 'processing' ? 'true' : 'false');
+    statusText.textContent = text;
+    if (typeof percent === 'number' && Number.isFinite(percent)) {
+      statusProgress.hidden = false;
+      statusProgress.value = Math.max(0, Math.min(100, percent));
+    } else {
+      statusProgress.hidden = true;
+    }
+    retryButton.hidden = name !== 'error';
+  }
+
+  function reportError(message, options) {
+    const text = String(message || 'Unknown playback error');
+    state.errors.push(text);
+    console.error('[streamgrid] ' + text);
+    if (!options || !options.recovering) showStatus('error', 'Playback error: ' + text);
+  }
+
+  retryButton.addEventListener('click', () => window.location.reload());
+
+  // ---- helpers -----------------------------------------------------------------
+
+  async function responseError(res) {
+    try {
+      const body = await res.json();
+      if (body && typeof body.error === 'string' && body.error) return body.error;
+    } catch (_) {
+      // not JSON: fall through
+    }
+    return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
+  }
+
+  function formatDuration(seconds) {
+    const total = Math.round(Number(seconds) || 0);
+    if (total <= 0) return '';
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = String(total % 60).padStart(2, '0');
+    return h > 0 ? h + ':' + String(m).padStart(2, '0') + ':' + s : m + ':' + s;
+  }
+
+  function formatDate(value) {
+    if (value === undefined || value === null || value === '') return '';
+    let date;
+    if (typeof value === 'number') date = new Date(value < 1e11 ? value * 1000 : value);
+    else date = new Date(value);
+    if (Number.isNaN(date.getTime())) return '';
+    try {
+      return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(date);
+    } catch (_) {
+      return date.toDateString();
+    }
+  }
+
+  function renderDetails(info) {
+    const parts = [];
+    const duration = formatDuration(info.duration);
+    if (duration) parts.push(duration);
+    const created = formatDate(info.created_at);
+    if (created) parts.push('Uploaded ' + created);
+    details.textContent = parts.join(' · ');
+    if (info.title && titleEl.textContent !== info.title) titleEl.textContent = info.title;
+  }
+
+  // ---- polling the API ---------------------------------------------------------
+
+  function schedulePoll(delay) {
+    if (stopped) return;
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  async function poll() {
+    pollTimer = 0;
+    let info;
+    try {
+      const res = await fetch(apiUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (res.status === 404) {
+        showStatus('failed', 'This video does not exist. It may have been deleted.');
+        deleteButton.hidden = true;
+        return;
+      }
+      if (!res.ok) throw new Error(await responseError(res));
+      info = await res.json();
+      pollFailures = 0;
+    } catch (err) {
+      if (stopped) return;
+      pollFailures += 1;
+      const delay = Math.min(POLL_INTERVAL_MS * 2 ** pollFailures, MAX_RETRY_DELAY_MS);
+      const keep = frame.getAttribute('data-state') === 'processing' ? statusProgress.value : undefined;
+      showStatus(
+        keep === undefined ? 'loading' : 'processing',
+        'Cannot reach the server (' + (err && err.message ? err.message : 'network error') + '). Retrying…',
+        keep,
+      );
+      schedulePoll(delay);
+      return;
+    }
+    if (stopped) return;
+    handleInfo(info);
+  }
+
+  function handleInfo(info) {
+    state.info = info;
+    state.status = info.status;
+    renderDetails(info);
+    switch (info.status) {
+      case 'processing': {
+        const percent = Math.round(Number(info.progress) || 0);
+        showStatus('processing', 'Processing… ' + percent + '%', percent);
+        schedulePoll(POLL_INTERVAL_MS);
+        break;
+      }
+      case 'failed':
+        showStatus('failed', 'Processing failed: ' + (info.error || 'unknown error'));
+        break;
+      case 'ready':
+        startPlayback();
+        break;
+      default:
+        showStatus('failed', 'Unexpected video status: ' + String(info.status));
+    }
+  }
+
+  // ---- engines -------------------------------------------------------------------
+
+  function hasMediaSource() {
+    // Classic MSE only: iOS Safari offers just ManagedMediaSource, and plays HLS natively.
+    const MS = window.MediaSource || window.WebKitMediaSource;
+    return !!(MS && typeof MS.isTypeSupported === 'function' &&
+      MS.isTypeSupported('video/mp4; codecs="avc1.42E01E,mp4a.40.2"'));
+  }
+  const dashAvailable = () => typeof window.dashjs !== 'undefined' && !!window.dashjs.MediaPlayer;
+  const hlsjsAvailable = () => typeof window.Hls !== 'undefined' && window.Hls.isSupported();
+  const nativeHls = () => video.canPlayType('application/vnd.apple.mpegurl') !== '';
+
+  function chooseEngine() {
+    const forced = new URLSearchParams(window.location.search).get('engine');
+    if (forced && ENGINES.includes(forced)) return forced;
+    if (dashAvailable() && hasMediaSource() &&
+        (typeof window.dashjs.supportsMediaSource !== 'function' || window.dashjs.supportsMediaSource())) {
+      return 'dash';
+    }
+    if (nativeHls()) return 'native';
+    if (hlsjsAvailable()) return 'hls';
+    return null;
+  }
+
+  function startPlayback() {
+    const engine = chooseEngine();
+    if (!engine) {
+      state.engine = null;
+      reportError('This browser cannot play adaptive video (no Media Source Extensions or HLS support).');
+      return;
+    }
+    state.engine = engine;
+    page.setAttribute('data-engine', engine);
+    video.poster = contentUrl('thumbnail.jpg');
+    showStatus('ready', 'Ready');
+    deleteButton.hidden = false;
+    try {
+      if (engine === 'dash') startDash();
+      else if (engine === 'hls') startHlsJs();
+      else startNative();
+    } catch (err) {
+      reportError('Could not start the ' + engine + ' player: ' + (err && err.message ? err.message : err));
+    }
+  }
+
+  function describeDashError(e) {
+    const err = e && e.error;
+    if (!err) return 'dash.js error';
+    if (typeof err === 'string') {
+      const detail = e.event && (e.event.message || e.event.url || e.event.id);
+      return 'dash.js ' + err + (detail ? ': ' + detail : '');
+    }
+    const code = err.code !== undefined && err.code !== null ? ' (code ' + err.code + ')' : '';
+    return 'dash.js: ' + (err.message || 'error') + code;
+  }
+
+  function startDash() {
+    if (!dashAvailable()) throw new Error('dash.js did not load');
+    const dashjs = window.dashjs;
+    const player = dashjs.MediaPlayer().create();
+    state.dash = player;
+    const events = dashjs.MediaPlayer.events;
+    player.updateSettings({
+      debug: { logLevel: 2 }, // errors only
+      streaming: { abr: { autoSwitchBitrate: { video: true, audio: true } } },
+    });
+    player.on(events.ERROR, (e) => reportError(describeDashError(e)));
+    player.on(events.STREAM_INITIALIZED, () => {
+      const reps = player.getRepresentationsByType('video') || [];
+      setQualities(reps.map((r) => ({
+        value: String(r.id),
+        height: r.height,
+        width: r.width,
+        bitrate: r.bandwidth,
+      })));
+    });
+    player.initialize(video, contentUrl('manifest.mpd'), false);
+  }
+
+  function startHlsJs() {
+    if (!hlsjsAvailable()) throw new Error('hls.js did not load or this browser lacks Media Source Extensions');
+    const Hls = window.Hls;
+    const hls = new Hls({ capLevelToPlayerSize: false });
+    state.hls = hls;
+    let mediaRecoveries = 0;
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      const detail = data.details + (data.error && data.error.message ? ': ' + data.error.message : '');
+      if (!data.fatal) {
+        console.warn('[streamgrid] hls.js (recoverable) ' + detail);
+        return;
+      }
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 1) {
+        mediaRecoveries += 1;
+        reportError('hls.js media error, recovering: ' + detail, { recovering: true });
+        hls.recoverMediaError();
+        return;
+      }
+      reportError('hls.js ' + data.type + ': ' + detail);
+      hls.destroy();
+      state.hls = null;
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      setQualities(hls.levels.map((level, index) => ({
+        value: String(index),
+        height: level.height,
+        width: level.width,
+        bitrate: level.bitrate,
+      })));
+    });
+    hls.loadSource(contentUrl('master.m3u8'));
+    hls.attachMedia(video);
+  }
+
+  function startNative() {
+    if (!nativeHls()) throw new Error('this browser does not play HLS natively');
+    // The browser picks the rendition itself; there is nothing to choose from, so
+    // the quality menu stays hidden.
+    video.src = contentUrl('master.m3u8');
+  }
+
+  video.addEventListener('error', () => {
+    const err = video.error;
+    if (!err || err.code === 1 /* MEDIA_ERR_ABORTED: we stopped it */) return;
+    const names = { 2: 'network error', 3: 'decode error', 4: 'format not supported' };
+    reportError('media element ' + (names[err.code] || 'error') + (err.message ? ': ' + err.message : ''));
+  });
+
+  // ---- quality menu ----------------------------------------------------------------
+
+  function bitrateLabel(bps) {
+    if (!bps) return '';
+    return bps >= 1e6 ? (bps / 1e6).toFixed(1) + ' Mb/s' : Math.round(bps / 1e3) + ' kb/s';
+  }
+
+  // qualities: [{value, height, width, bitrate}] in the engine's own terms.
+  function setQualities(qualities) {
+    const list = qualities.filter((q) => q.height > 0)
+      .sort((a, b) => b.height - a.height || b.bitrate - a.bitrate);
+    const perHeight = new Map();
+    for (const q of list) perHeight.set(q.height, (perHeight.get(q.height) || 0) + 1);
+    const options = [new Option('Auto', 'auto', true, true)];
+    for (const q of list) {
+      let label = q.height + 'p';
+      if (perHeight.get(q.height) > 1 && q.bitrate) label += ' (' + bitrateLabel(q.bitrate) + ')';
+      const option = new Option(label, q.value);
+      option.setAttribute('data-height', String(q.height));
+      options.push(option);
+    }
+    qualitySelect.replaceChildren(...options);
+    qualitySelect.disabled = list.length === 0;
+    if (qualityControl) qualityControl.hidden = false;
+    updateCurrentQuality();
+  }
+
+  function applyQuality(value) {
+    const auto = value === 'auto';
+    if (state.engine === 'dash' && state.dash) {
+      state.dash.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: auto } } } });
+      // forceReplace: drop what is buffered so the choice shows at once.
+      if (!auto) state.dash.setRepresentationForTypeById('video', value, true);
+    } else if (state.engine === 'hls' && state.hls) {
+      state.hls.currentLevel = auto ? -1 : Number(value);
+    }
+    updateCurrentQuality();
+  }
+
+  function updateCurrentQuality() {
+    const height = video.videoHeight;
+    currentQuality.textContent = height ? 'Playing ' + height + 'p' : '';
+    page.setAttribute('data-playing-height', String(height || 0));
+  }
+
+  qualitySelect.addEventListener('change', () => applyQuality(qualitySelect.value));
+  video.addEventListener('resize', updateCurrentQuality);
+  video.addEventListener('loadedmetadata', updateCurrentQuality);
+
+  // ---- delete ------------------------------------------------------------------------
+
+  deleteButton.addEventListener('click', async () => {
+    const title = titleEl.textContent.trim() || 'this video';
+    if (!window.confirm('Delete “' + title + '”? This cannot be undone.')) return;
+    deleteButton.disabled = true;
+    actionError.hidden = true;
+    try {
+      const res = await fetch(apiUrl, { method: 'DELETE', headers: { Accept: 'application/json' } });
+      if (!res.ok && res.status !== 404) throw new Error(await responseError(res));
+      stopped = true;
+      clearTimeout(pollTimer);
+      window.location.assign('/');
+    } catch (err) {
+      actionError.textContent = 'Could not delete the video: ' + (err && err.message ? err.message : err);
+      actionError.hidden = false;
+      deleteButton.disabled = false;
+    }
+  });
+
+  // ---- start -----------------------------------------------------------------------------
+
+  // Delete works while processing too (the server cancels the job).
+  deleteButton.hidden = false;
+  document.addEventListener('visibilitychange', () => {
+    // Catch up at once when the tab comes back instead of waiting out a long retry delay.
+    if (!document.hidden && pollTimer && pollFailures > 0) schedulePoll(0);
+  });
+  window.addEventListener('pagehide', () => {
+    stopped = true;
+    clearTimeout(pollTimer);
+  });
+  window.addEventListener('pageshow', (e) => {
+    // Back/forward cache: resume polling if we were still waiting for the video.
+    if (e.persisted && stopped && state.status !== 'ready') {
+      stopped = false;
+      poll();
+    }
+  });
+  showStatus('loading', 'Loading…');
+  poll();
+})();
