@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <exception>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/co_spawn.hpp>
@@ -83,7 +84,7 @@ class HttpServer::Connection {
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(server_.options_.header_limit);
       // Body limits are per route and enforced by BodyReaderImpl, not by Beast.
-      parser.body_limit(boost::none);
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       stream_.expires_after(first ? server_.options_.header_timeout
                                   : server_.options_.idle_timeout);
       first = false;

@@ -175,14 +175,14 @@ TEST_F(HttpServerTest, HeadSendsHeadersOnly) {
 }
 
 TEST_F(HttpServerTest, ErrorsAreClear) {
-  EXPECT_THAT(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), StartsWith("HTTP/1.1 404"));
-  std::string wrong = Exchange("DELETE /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  std::string wrong = Exchange("DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(wrong, StartsWith("HTTP/1.1 405"));
   EXPECT_THAT(wrong, HasSubstr("Allow: GET, HEAD, OPTIONS"));
   EXPECT_THAT(Exchange("GET /throws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
               StartsWith("HTTP/1.1 500"));
   EXPECT_THAT(Exchange("BLAH\r\n\r\n"), StartsWith("HTTP/1.1 400"));
-  std::string preflight = Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string preflight = Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(preflight, StartsWith("HTTP/1.1 204"));
   EXPECT_THAT(preflight, HasSubstr("Access-Control-Allow-Headers: Range"));
 }

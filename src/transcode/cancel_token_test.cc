@@ -30,7 +30,9 @@ TEST(CancelTokenTest, RegisteringAfterCancelRunsAtOnce) {
 TEST(CancelTokenTest, DestroyedRegistrationDoesNotRun) {
   CancelToken token;
   int calls = 0;
-  { CancelToken::Registration registration = token.OnCancel([&] { ++calls; }); }
+  {
+    CancelToken::Registration registration = token.OnCancel([&] { ++calls; });
+  }
   CancelToken::Registration kept = token.OnCancel([&] { calls += 10; });
   token.Cancel();
   EXPECT_EQ(calls, 10);

@@ -51,10 +51,10 @@ TEST(LadderCommandTest, EncodesEveryRungFromOneDecode) {
   EXPECT_EQ(ValueOf(args, "-i"), "file:/in/source");
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
             "[0:v:0]fps=30,split=4[s0][s1][s2][s3];"
-            "[s0]scale=1280:720,setsar=1,format=yuv420p[v0];"
-            "[s1]scale=854:480,setsar=1,format=yuv420p[v1];"
-            "[s2]scale=640:360,setsar=1,format=yuv420p[v2];"
-            "[s3]scale=426:240,setsar=1,format=yuv420p[v3]");
+            "[s0]scale=1280:720,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[s1]scale=854:480,setdar=dar=16/9:max=1000000,format=yuv420p[v1];"
+            "[s2]scale=640:360,setdar=dar=16/9:max=1000000,format=yuv420p[v2];"
+            "[s3]scale=426:240,setdar=dar=16/9:max=1000000,format=yuv420p[v3]");
   for (size_t i = 0; i < ladder.size(); ++i) {
     SCOPED_TRACE(i);
     EXPECT_THAT(args, Contains(absl::StrCat("[v", i, "]")));
@@ -102,7 +102,8 @@ TEST(LadderCommandTest, WithoutAudioThereIsNoAudioSet) {
   EXPECT_THAT(args, Not(Contains("-c:a")));
   EXPECT_EQ(ValueOf(args, "-adaptation_sets"), "id=0,streams=v");
   // One rung: no split.
-  EXPECT_EQ(ValueOf(args, "-filter_complex"), "[0:v:0]fps=30,scale=320:180,setsar=1,format=yuv420p[v0]");
+  EXPECT_EQ(ValueOf(args, "-filter_complex"),
+            "[0:v:0]fps=30,scale=320:180,setsar=1,format=yuv420p[v0]");
   EXPECT_EQ(CountOf(args, "-map"), 1);
 }
 
@@ -168,9 +169,9 @@ TEST(OutputNamesTest, EveryNameTheMuxerWritesIsAValidContentName) {
 }
 
 TEST(UploadOrderTest, ManifestsComeLast) {
-  std::vector<std::string> order = UploadOrder(
-      {"chunk-0-00001.m4s", "init-0.m4s", "manifest.mpd", "master.m3u8", "media_0.m3u8",
-       "media_1.m3u8", "thumbnail.jpg", "chunk-1-00001.m4s", "init-1.m4s"});
+  std::vector<std::string> order =
+      UploadOrder({"chunk-0-00001.m4s", "init-0.m4s", "manifest.mpd", "master.m3u8", "media_0.m3u8",
+                   "media_1.m3u8", "thumbnail.jpg", "chunk-1-00001.m4s", "init-1.m4s"});
   EXPECT_THAT(order, ::testing::ElementsAre("chunk-0-00001.m4s", "init-0.m4s", "thumbnail.jpg",
                                             "chunk-1-00001.m4s", "init-1.m4s", "media_0.m3u8",
                                             "media_1.m3u8", "master.m3u8", "manifest.mpd"));

@@ -62,11 +62,18 @@ TEST(FfmpegProgressTest, UnknownDurationGivesNoPercent) {
 }
 
 TEST(FfmpegProgressTest, ParsesARealProgressBlock) {
-  const std::vector<std::string> block = {
-      "frame=90",          "fps=0.00",           "stream_0_0_q=-1.0",
-      "bitrate=N/A",       "total_size=N/A",     "out_time_us=1800000",
-      "out_time_ms=1800000", "out_time=00:00:01.800000", "dup_frames=0",
-      "drop_frames=0",     "speed=13.4x",        "progress=continue"};
+  const std::vector<std::string> block = {"frame=90",
+                                          "fps=0.00",
+                                          "stream_0_0_q=-1.0",
+                                          "bitrate=N/A",
+                                          "total_size=N/A",
+                                          "out_time_us=1800000",
+                                          "out_time_ms=1800000",
+                                          "out_time=00:00:01.800000",
+                                          "dup_frames=0",
+                                          "drop_frames=0",
+                                          "speed=13.4x",
+                                          "progress=continue"};
   FfmpegProgress progress(3.0);
   int changes = 0;
   for (const std::string& line : block) changes += progress.OnLine(line) ? 1 : 0;

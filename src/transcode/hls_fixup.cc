@@ -7,7 +7,6 @@
 #include <string_view>
 #include <system_error>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace streamgrid {
@@ -36,14 +35,13 @@ absl::Status FixupHlsMediaPlaylist(std::istream& in, std::ostream& out) {
   bool end_seen = false;
   while (next_line()) {
     // Any existing type goes too: an EVENT playlist must become VOD.
-    if (absl::StartsWith(line, "#EXT-X-PROGRAM-DATE-TIME") ||
-        absl::StartsWith(line, "#EXT-X-PLAYLIST-TYPE")) {
+    if (line.starts_with("#EXT-X-PROGRAM-DATE-TIME") || line.starts_with("#EXT-X-PLAYLIST-TYPE")) {
       continue;
     }
     if (!type_written) {
       // Right after the version line when it directly follows the header,
       // otherwise before the first other line.
-      bool is_version = absl::StartsWith(line, "#EXT-X-VERSION");
+      bool is_version = line.starts_with("#EXT-X-VERSION");
       if (is_version) write_line(line);
       write_line(kPlaylistType);
       type_written = true;

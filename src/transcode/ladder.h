@@ -10,9 +10,9 @@ namespace streamgrid {
 
 // One rendition to encode.
 struct Rung {
-  std::string name;  // "720p": the short side in pixels
-  int width = 0;     // even, display pixels (square)
-  int height = 0;    // even
+  std::string name;     // "720p": the short side in pixels
+  int width = 0;        // even, display pixels (square)
+  int height = 0;       // even
   int64_t bitrate = 0;  // target video bits per second
   int64_t maxrate = 0;  // VBV peak
   int64_t bufsize = 0;  // VBV buffer

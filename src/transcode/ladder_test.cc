@@ -62,9 +62,9 @@ TEST(LadderTest, FullHdGetsEveryRung) {
 TEST(LadderTest, BitratesFollowTheReferenceCurve) {
   std::vector<Rung> ladder = SelectLadder(Source(1920, 1080, 30));
   // Around PeerTube's figures for 16:9 at 24-30 fps (see NOTES.md).
-  EXPECT_NEAR(ladder[0].bitrate, 4.8e6, 0.3e6);  // 1080p
+  EXPECT_NEAR(ladder[0].bitrate, 4.8e6, 0.3e6);   // 1080p
   EXPECT_NEAR(ladder[1].bitrate, 2.4e6, 0.15e6);  // 720p
-  EXPECT_NEAR(ladder[2].bitrate, 1.2e6, 0.1e6);  // 480p
+  EXPECT_NEAR(ladder[2].bitrate, 1.2e6, 0.1e6);   // 480p
   EXPECT_EQ(ladder[3].bitrate, 800'000);          // 360p is the reference point
   EXPECT_EQ(ladder[0].bitrate % 1000, 0);
 }

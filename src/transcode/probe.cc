@@ -11,20 +11,20 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "transcode/cancel_token.h"
 #include "transcode/subprocess.h"
+#include "transcode/text_util.h"
 
 namespace streamgrid {
 namespace {
 
 using nlohmann::json;
 
-constexpr std::string_view kNotMedia =
+constexpr size_t kMaxProbeOutput = 4 << 20;
+
+constexpr char kNotMedia[] =
     "The file is not a video in a format we can read. Upload a video file such as MP4, "
     "MOV, MKV or WebM.";
 
@@ -33,10 +33,7 @@ std::optional<double> NumberField(const json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end()) return std::nullopt;
   if (it->is_number()) return it->get<double>();
-  double value;
-  if (it->is_string() && absl::SimpleAtod(it->get<std::string>(), &value) && std::isfinite(value)) {
-    return value;
-  }
+  if (it->is_string()) return ParseDouble(StripWhitespace(it->get_ref<const std::string&>()));
   return std::nullopt;
 }
 
@@ -47,20 +44,19 @@ std::string StringField(const json& object, const char* key) {
 
 // "30000/1001" → 29.97; nullopt for "0/0", junk, or nonsense rates.
 std::optional<double> ParseRatio(std::string_view text, char separator) {
-  std::vector<std::string_view> parts = absl::StrSplit(text, separator);
-  double num, den;
-  if (parts.size() != 2 || !absl::SimpleAtod(parts[0], &num) || !absl::SimpleAtod(parts[1], &den) ||
-      num <= 0 || den <= 0) {
-    return std::nullopt;
-  }
-  return num / den;
+  size_t split = text.find(separator);
+  if (split == std::string_view::npos) return std::nullopt;
+  std::optional<double> num = ParseDouble(text.substr(0, split));
+  std::optional<double> den = ParseDouble(text.substr(split + 1));
+  if (!num || !den || *num <= 0 || *den <= 0) return std::nullopt;
+  return *num / *den;
 }
 
 // Codecs whose single frame is a picture rather than a video.
 bool IsImageCodec(std::string_view codec) {
   static constexpr std::array<std::string_view, 22> kImageCodecs = {
-      "mjpeg", "png",  "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "ppm", "pgm", "pbm",
-      "pam",   "targa", "sgi", "qoi", "exr", "dpx", "pcx",      "xbm",    "xwd", "psd", "jpegxl"};
+      "mjpeg", "png",   "bmp", "gif", "webp", "tiff", "jpeg2000", "jpegls", "ppm", "pgm", "pbm",
+      "pam",   "targa", "sgi", "qoi", "exr",  "dpx",  "pcx",      "xbm",    "xwd", "psd", "jpegxl"};
   return std::find(kImageCodecs.begin(), kImageCodecs.end(), codec) != kImageCodecs.end();
 }
 
@@ -103,25 +99,26 @@ bool LooksLikeIsoBmff(const std::filesystem::path& file) {
 
 // The last non-empty stderr line, without ffprobe's "path: " prefix noise.
 std::string LastLine(std::string_view text) {
-  std::vector<std::string_view> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  std::vector<std::string_view> lines = NonEmptyLines(text);
   if (lines.empty()) return "unknown error";
-  return std::string(absl::StripAsciiWhitespace(lines.back()));
+  return std::string(lines.back());
 }
 
 absl::Status ProbeFailure(const std::filesystem::path& file, std::string_view stderr_text) {
-  if (absl::StrContains(stderr_text, "moov atom not found") && LooksLikeIsoBmff(file)) {
+  bool no_moov = stderr_text.find("moov atom not found") != std::string_view::npos;
+  if (no_moov && LooksLikeIsoBmff(file)) {
     return absl::DataLossError(
         "The video file is incomplete or damaged: its index (the MP4 'moov' box) is missing, "
         "which usually means the upload or recording was cut short.");
   }
-  if (absl::StrContains(stderr_text, "Invalid data found when processing input") ||
-      absl::StrContains(stderr_text, "moov atom not found")) {
+  if (no_moov ||
+      stderr_text.find("Invalid data found when processing input") != std::string_view::npos) {
     return absl::InvalidArgumentError(kNotMedia);
   }
   std::string reason = LastLine(stderr_text);
   // Drop the "<path>: " prefix: the path is ours, not the uploader's.
   std::string prefix = absl::StrCat("file:", file.string(), ": ");
-  if (absl::StartsWith(reason, prefix)) reason.erase(0, prefix.size());
+  if (reason.starts_with(prefix)) reason.erase(0, prefix.size());
   return absl::DataLossError(absl::StrCat("The video file could not be read: ", reason));
 }
 
@@ -164,8 +161,7 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
   if (!duration || *duration <= 0) duration = NumberField(*video, "duration");
   double frames = NumberField(*video, "nb_frames").value_or(0);
 
-  bool image_container =
-      info.format_name == "image2" || absl::EndsWith(info.format_name, "_pipe");
+  bool image_container = info.format_name == "image2" || info.format_name.ends_with("_pipe");
   if (IsImageCodec(info.video_codec) &&
       (image_container || frames == 1 || !duration || *duration <= 0.1)) {
     return absl::InvalidArgumentError("The file is a still image, not a video.");
@@ -179,8 +175,9 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
   int coded_width = static_cast<int>(NumberField(*video, "width").value_or(0));
   int coded_height = static_cast<int>(NumberField(*video, "height").value_or(0));
   if (coded_width <= 0 || coded_height <= 0) {
-    return absl::DataLossError("The video's picture size cannot be determined; the file is "
-                               "probably damaged.");
+    return absl::DataLossError(
+        "The video's picture size cannot be determined; the file is "
+        "probably damaged.");
   }
   // Non-square pixels (anamorphic DVD/HDV material) are shown stretched.
   if (auto sar = ParseRatio(StringField(*video, "sample_aspect_ratio"), ':');
@@ -212,24 +209,40 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   }
   if (size == 0) return absl::DataLossError("The file is empty.");
 
+  std::string json;
   SubprocessOptions run;
   run.deadline = options.timeout;
   run.kill_grace = std::chrono::milliseconds(1000);
-  // "file:" keeps a name with a colon from being taken as a protocol.
-  std::vector<std::string> argv = {options.ffprobe, "-v",           "error",
-                                   "-of",           "json",         "-show_format",
-                                   "-show_streams", "-i",           "file:" + file.string()};
-  absl::StatusOr<SubprocessOutput> output = RunSubprocess(argv, std::move(run));
-  if (!output.ok()) {
-    if (absl::IsDeadlineExceeded(output.status())) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("Analysing the video took longer than ",
-                       options.timeout.count() / 1000, " s; the file may be damaged."));
+  run.on_stdout_line = [&json](std::string_view line) {
+    // ffprobe's JSON for even a file with many streams is a few kilobytes.
+    if (json.size() + line.size() < kMaxProbeOutput) {
+      json.append(line);
+      json.push_back('\n');
     }
-    return output.status();
+  };
+  // "file:" keeps a name with a colon from being taken as a protocol.
+  std::vector<std::string> argv = {options.ffprobe, "-v",   "error",
+                                   "-of",           "json", "-show_format",
+                                   "-show_streams", "-i",   "file:" + file.string()};
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
+  if (!proc.ok()) return proc.status();
+  absl::StatusOr<ExitStatus> exit;
+  {
+    CancelToken::Registration registration;
+    if (options.cancel != nullptr) {
+      Subprocess* raw = proc->get();
+      registration = options.cancel->OnCancel([raw] { raw->Kill(); });
+    }
+    exit = (*proc)->Wait();
   }
-  if (!output->exit.success()) return ProbeFailure(file, output->stderr_tail);
-  return ParseProbeJson(output->stdout_text);
+  if (absl::IsDeadlineExceeded(exit.status())) {
+    return absl::DeadlineExceededError(absl::StrCat("Analysing the video took longer than ",
+                                                    options.timeout.count() / 1000,
+                                                    " s; the file may be damaged."));
+  }
+  if (!exit.ok()) return exit.status();
+  if (!exit->success()) return ProbeFailure(file, (*proc)->stderr_tail());
+  return ParseProbeJson(json);
 }
 
 }  // namespace streamgrid

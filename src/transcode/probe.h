@@ -12,28 +12,31 @@ namespace streamgrid {
 // What ffprobe tells us about a source file.
 struct MediaInfo {
   double duration_seconds = 0;
-  int width = 0;   // display size: after the sample aspect ratio and rotation
-  int height = 0;  // are applied, i.e. what a player shows
+  int width = 0;          // display size: after the sample aspect ratio and rotation
+  int height = 0;         // are applied, i.e. what a player shows
   int rotation = 0;       // clockwise degrees the player must rotate by, 0..359
   double frame_rate = 0;  // average frames per second; 0 when unknown
   bool has_video = false;
   bool has_audio = false;
-  int64_t bit_rate = 0;  // whole file, bits per second; 0 when unknown
+  int64_t bit_rate = 0;     // whole file, bits per second; 0 when unknown
   std::string format_name;  // e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string video_codec;  // e.g. "h264"
 };
 
+class CancelToken;
+
 struct ProbeOptions {
   std::string ffprobe = "ffprobe";  // program, looked up on PATH
   std::chrono::milliseconds timeout{60'000};
+  CancelToken* cancel = nullptr;  // when set and cancelled, ffprobe is killed
 };
 
 // Describes `file` with ffprobe. Errors carry messages fit for the uploader:
 // INVALID_ARGUMENT when the file is not a video (not a media file, no video
 // stream, a still image); DATA_LOSS when it is damaged (empty, truncated, no
 // index, no duration); NOT_FOUND when `file` does not exist; DEADLINE_EXCEEDED
-// when ffprobe takes longer than the timeout; other codes when ffprobe cannot be
-// run at all.
+// when ffprobe takes longer than the timeout; CANCELLED when `options.cancel`
+// fired; other codes when ffprobe cannot be run at all.
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options = {});
 

@@ -5,7 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "transcode/text_util.h"
 
 extern char** environ;
 
@@ -33,7 +34,7 @@ void CloseFd(int& fd) {
 }
 
 absl::Status ErrnoStatus(int err, std::string_view what) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(err));
+  std::string message = absl::StrCat(ToAbsl(what), ": ", std::strerror(err));
   if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(message);
   if (err == EACCES) return absl::PermissionDeniedError(message);
   return absl::InternalError(message);
@@ -130,7 +131,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   // A pidfd tells us the child exited without reaping it, so the process group
   // can still be signalled safely (its id cannot be reused while the zombie
   // exists). Without one we poll waitid(WNOWAIT).
-  proc->pidfd_ = ::pidfd_open(pid, 0);
+  // Via syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.
+  proc->pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   return proc;
 }
 
@@ -308,7 +310,8 @@ absl::StatusOr<ExitStatus> Subprocess::Wait() {
       exited = fds[pid_index].revents != 0;
     } else {
       siginfo_t info{};
-      exited = ::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_;
+      exited =
+          ::waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_;
     }
     if (exited) break;
   }
@@ -338,8 +341,7 @@ absl::StatusOr<ExitStatus> Subprocess::Wait() {
 }
 
 absl::StatusOr<SubprocessOutput> RunSubprocess(const std::vector<std::string>& argv,
-                                               SubprocessOptions options,
-                                               size_t max_stdout_bytes) {
+                                               SubprocessOptions options, size_t max_stdout_bytes) {
   SubprocessOutput output;
   options.on_stdout_line = [&output, max_stdout_bytes](std::string_view line) {
     if (output.stdout_text.size() + line.size() + 1 > max_stdout_bytes) return;

@@ -82,7 +82,7 @@ class Subprocess {
 
   SubprocessOptions options_;
   pid_t pid_ = -1;
-  int pidfd_ = -1;   // readable when the child exits; -1 where unsupported
+  int pidfd_ = -1;  // readable when the child exits; -1 where unsupported
   int stdout_fd_ = -1;
   int stderr_fd_ = -1;
   int wake_fd_ = -1;  // eventfd that Kill() writes to

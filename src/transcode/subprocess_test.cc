@@ -129,7 +129,7 @@ TEST(SubprocessTest, ChildInheritsNoOtherDescriptors) {
   ASSERT_TRUE(exit.ok());
   std::vector<std::string> fds;
   for (const std::string& line : lines) {
-    for (std::string_view fd : absl::StrSplit(line, ' ', absl::SkipEmpty())) fds.emplace_back(fd);
+    for (absl::string_view fd : absl::StrSplit(line, ' ', absl::SkipEmpty())) fds.emplace_back(fd);
   }
   // The shell's own 0, 1, 2 and whatever it opens itself (the directory ls reads
   // belongs to ls); never the test's descriptor.
@@ -226,12 +226,12 @@ TEST(SubprocessTest, StallTimeoutKillsASilentProcess) {
 
 TEST(SubprocessTest, StallTimeoutSparesAProcessThatKeepsTalking) {
   SubprocessOptions options;
-  options.stall_timeout = milliseconds(1500);
+  options.stall_timeout = milliseconds(600);
   std::vector<std::string> lines;
-  // 2 s in total but never more than 0.2 s without output (stderr counts too).
+  // 1 s in total but never much more than 0.1 s without output (stderr counts too).
   auto exit = RunCollecting(
-      Sh("i=0; while [ $i -lt 10 ]; do echo $i; echo e >&2; sleep 0.2; i=$((i+1)); done"),
-      &lines, std::move(options));
+      Sh("i=0; while [ $i -lt 10 ]; do echo $i; echo e >&2; sleep 0.1; i=$((i+1)); done"), &lines,
+      std::move(options));
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_TRUE(exit->success());
   EXPECT_EQ(lines.size(), 10u);

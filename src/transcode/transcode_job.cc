@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 #include "transcode/ffmpeg_args.h"
@@ -46,8 +45,8 @@ absl::Status Download(VideoContentService& content, std::string_view video_id,
 }
 
 // Stores the file at `path` as `video_id/name`, a chunk at a time.
-absl::Status Upload(VideoContentService& content, std::string_view video_id,
-                    std::string_view name, const fs::path& path, CancelToken& cancel) {
+absl::Status Upload(VideoContentService& content, std::string_view video_id, std::string_view name,
+                    const fs::path& path, CancelToken& cancel) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InternalError(absl::StrCat("cannot open ", path.string()));
   absl::StatusOr<std::unique_ptr<ContentWriter>> writer = content.OpenWriter(video_id, name);
@@ -71,7 +70,8 @@ absl::Status MoveFile(const fs::path& from, const fs::path& to) {
   fs::rename(from, to, ec);
   if (!ec) return absl::OkStatus();
   fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot copy ", from.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot copy ", from.string(), ": ", ec.message()));
   fs::remove(from, ec);
   return absl::OkStatus();
 }
@@ -79,7 +79,7 @@ absl::Status MoveFile(const fs::path& from, const fs::path& to) {
 int UploadRank(std::string_view name) {
   if (name == kDashManifestName) return 3;
   if (name == kHlsMasterName) return 2;
-  if (absl::EndsWith(name, ".m3u8")) return 1;
+  if (name.ends_with(".m3u8")) return 1;
   return 0;
 }
 
@@ -101,7 +101,7 @@ class Job {
   void ReportProgress(int percent);
   absl::Status UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files);
   // Outcome for an error from a step: interruption, a vanished record, or failure.
-  JobOutcome Failed(const absl::Status& status, std::string_view user_message);
+  JobOutcome Failed(const absl::Status& status, const std::string& user_message);
   void DeleteUploads();
 
   VideoMetadataService& metadata_;
@@ -131,8 +131,8 @@ JobOutcome Job::Run() {
   std::error_code ec;
   fs::create_directories(params_.job_dir, ec);
   if (ec) {
-    return Failed(absl::InternalError(absl::StrCat("cannot create ", params_.job_dir.string(),
-                                                   ": ", ec.message())),
+    return Failed(absl::InternalError(
+                      absl::StrCat("cannot create ", params_.job_dir.string(), ": ", ec.message())),
                   "The server could not process the video (no scratch space).");
   }
   fs::path source = params_.job_dir / "source";
@@ -142,10 +142,10 @@ JobOutcome Job::Run() {
                                : "The server could not read the uploaded file.");
   }
 
-  absl::StatusOr<TranscodeResult> result =
-      Transcode(source, params_.job_dir / "out", transcode_,
-                [this](int percent) { ReportProgress(percent); }, &cancel_);
-  if (!result.ok()) return Failed(result.status(), result.status().message());
+  absl::StatusOr<TranscodeResult> result = Transcode(
+      source, params_.job_dir / "out", transcode_, [this](int percent) { ReportProgress(percent); },
+      &cancel_);
+  if (!result.ok()) return Failed(result.status(), std::string(result.status().message()));
 
   if (absl::Status stored = UploadOutputs(params_.job_dir / "out", result->files); !stored.ok()) {
     return Failed(stored, "The server could not store the converted video.");
@@ -217,7 +217,7 @@ void Job::DeleteUploads() {
   }
 }
 
-JobOutcome Job::Failed(const absl::Status& status, std::string_view user_message) {
+JobOutcome Job::Failed(const absl::Status& status, const std::string& user_message) {
   if (record_gone_) {
     DeleteUploads();
     return JobOutcome::kRecordGone;
@@ -240,7 +240,7 @@ JobOutcome Job::Failed(const absl::Status& status, std::string_view user_message
     DeleteUploads();
   }
 
-  std::string message(user_message);
+  const std::string& message = user_message;
   absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [&message](VideoRecord& r) {
     r.status = VideoStatus::kFailed;
     r.error = message;

@@ -4,7 +4,6 @@
 #include <system_error>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
 #include "spdlog/spdlog.h"
@@ -15,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kJobDirPrefix = "job-";
+constexpr char kJobDirPrefix[] = "job-";
 
 void DiscardLocalSource(const std::optional<fs::path>& path) {
   if (!path) return;
@@ -23,12 +22,20 @@ void DiscardLocalSource(const std::optional<fs::path>& path) {
   if (fs::is_regular_file(*path, ec)) fs::remove(*path, ec);
 }
 
+TranscodeWorkerPoolOptions WithDefaults(TranscodeWorkerPoolOptions options) {
+  // An empty path would put job directories in the current directory.
+  if (options.work_dir.empty()) {
+    options.work_dir = fs::temp_directory_path() / "streamgrid-transcode";
+  }
+  return options;
+}
+
 }  // namespace
 
 TranscodeWorkerPool::TranscodeWorkerPool(VideoMetadataService& metadata,
                                          VideoContentService& content,
                                          TranscodeWorkerPoolOptions options)
-    : metadata_(metadata), content_(content), options_(std::move(options)) {}
+    : metadata_(metadata), content_(content), options_(WithDefaults(std::move(options))) {}
 
 TranscodeWorkerPool::~TranscodeWorkerPool() {
   Stop();
@@ -42,11 +49,12 @@ void TranscodeWorkerPool::Start() {
   started_ = true;
   std::error_code ec;
   fs::create_directories(options_.work_dir, ec);
-  if (ec) spdlog::error("transcode: cannot create {}: {}", options_.work_dir.string(), ec.message());
+  if (ec)
+    spdlog::error("transcode: cannot create {}: {}", options_.work_dir.string(), ec.message());
   // Only our own "job-..." directories: the work dir may be shared, e.g. with
   // the web layer's upload temp files.
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.work_dir, ec)) {
-    if (absl::StartsWith(entry.path().filename().string(), kJobDirPrefix)) {
+    if (entry.path().filename().string().starts_with(kJobDirPrefix)) {
       std::error_code ignored;
       fs::remove_all(entry.path(), ignored);
     }
@@ -115,6 +123,10 @@ absl::Status TranscodeWorkerPool::RecoverPending() {
       ++found;
     }
     if (page->next_page_token.empty()) break;
+    // A listing that does not advance would keep start-up here forever.
+    if (page->next_page_token == options.page_token) {
+      return absl::InternalError("the video listing repeats the same page");
+    }
     options.page_token = page->next_page_token;
   }
   if (found > 0) spdlog::info("transcode: resuming {} unfinished video(s)", found);

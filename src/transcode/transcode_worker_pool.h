@@ -24,7 +24,7 @@ namespace streamgrid {
 struct TranscodeWorkerPoolOptions {
   int workers = 1;  // jobs run at once (each ffmpeg uses every core)
   // Scratch space: each job gets a "job-..." directory here, removed afterwards.
-  // Must be set.
+  // Empty means <system temp dir>/streamgrid-transcode.
   std::filesystem::path work_dir;
   TranscodeOptions transcode;
   // Least time between two progress writes to the metadata service.
@@ -99,7 +99,7 @@ class TranscodeWorkerPool {
   bool started_ = false;
   bool stopping_ = false;
   std::deque<Job> queue_;
-  std::set<std::string> active_ids_;  // queued or running
+  std::set<std::string> active_ids_;             // queued or running
   std::map<std::string, CancelToken*> running_;  // by video id
   std::vector<std::thread> threads_;
   uint64_t next_job_number_ = 0;

@@ -5,18 +5,17 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "common/names.h"
 #include "transcode/ffmpeg_args.h"
 #include "transcode/ffmpeg_progress.h"
 #include "transcode/hls_fixup.h"
 #include "transcode/ladder.h"
 #include "transcode/subprocess.h"
+#include "transcode/text_util.h"
 
 namespace streamgrid {
 namespace {
@@ -25,6 +24,13 @@ namespace fs = std::filesystem;
 
 constexpr size_t kMaxSummaryLines = 3;
 constexpr size_t kMaxSummaryBytes = 500;
+// Output shorter than this share of the probed duration (less the slack, for
+// rounding and streams of slightly different lengths) means data is missing.
+constexpr double kMinEncodedFraction = 0.9;
+constexpr double kEncodedSlackSeconds = 0.5;
+
+// (text to replace, replacement) pairs for messages.
+using Redactions = std::vector<std::pair<std::string, std::string>>;
 
 // Cuts `text` to at most `max` bytes without splitting a UTF-8 sequence.
 void TruncateUtf8(std::string& text, size_t max) {
@@ -48,11 +54,12 @@ std::string DropContextAddress(std::string_view line) {
 
 // Runs one ffmpeg command to the end, feeding stdout lines to `on_line`.
 // `what` names the step in error messages; `redactions` keep our paths out of
-// them (they end up in front of the uploader).
+// them (they end up in front of the uploader). `errors`, if given, receives the
+// summary of stderr even on success: ffmpeg carries on past damaged input.
 absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOptions& options,
                        std::function<void(std::string_view)> on_line, CancelToken* cancel,
-                       std::string_view what,
-                       const std::vector<std::pair<std::string, std::string>>& redactions) {
+                       std::string_view what, const Redactions& redactions,
+                       std::string* errors_out = nullptr) {
   SubprocessOptions run;
   run.on_stdout_line = std::move(on_line);
   run.stall_timeout = options.stall_timeout;
@@ -71,14 +78,15 @@ absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOpti
   }
   std::string errors =
       absl::StrReplaceAll(SummarizeFfmpegErrors((*proc)->stderr_tail()), redactions);
+  if (errors_out != nullptr) *errors_out = errors;
   if (!exit.ok()) {
     if (absl::IsCancelled(exit.status())) return absl::CancelledError("transcoding was cancelled");
     return absl::Status(exit.status().code(),
-                        absl::StrCat(what, " stopped: ", exit.status().message(),
+                        absl::StrCat(ToAbsl(what), " stopped: ", exit.status().message(),
                                      errors.empty() ? "" : ": ", errors));
   }
   if (!exit->success()) {
-    return absl::InternalError(absl::StrCat(what, " failed (", exit->ToString(), ")",
+    return absl::InternalError(absl::StrCat(ToAbsl(what), " failed (", exit->ToString(), ")",
                                             errors.empty() ? "" : ": ", errors));
   }
   return absl::OkStatus();
@@ -94,14 +102,15 @@ absl::StatusOr<std::vector<std::string>> ListOutputs(const fs::path& out_dir) {
     }
     files.push_back(std::move(name));
   }
-  if (ec) return absl::InternalError(absl::StrCat("cannot list ", out_dir.string(), ": ",
-                                                  ec.message()));
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot list ", out_dir.string(), ": ", ec.message()));
+  }
   std::sort(files.begin(), files.end());
   return files;
 }
 
 bool IsMediaPlaylist(std::string_view name) {
-  return absl::StartsWith(name, "media_") && absl::EndsWith(name, ".m3u8");
+  return name.starts_with("media_") && name.ends_with(".m3u8");
 }
 
 bool NonEmptyFile(const fs::path& path) {
@@ -109,41 +118,9 @@ bool NonEmptyFile(const fs::path& path) {
   return fs::is_regular_file(path, ec) && fs::file_size(path, ec) > 0 && !ec;
 }
 
-absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::path& out_dir,
-                                              const TranscodeOptions& options,
-                                              const std::function<void(int)>& on_progress,
-                                              CancelToken* cancel) {
-  ProbeOptions probe_options;
-  probe_options.ffprobe = options.ffprobe;
-  probe_options.timeout = options.probe_timeout;
-  absl::StatusOr<MediaInfo> info = ProbeMedia(source, probe_options);
-  if (!info.ok()) return info.status();
-  if (cancel != nullptr && cancel->cancelled()) {
-    return absl::CancelledError("transcoding was cancelled");
-  }
-
-  TranscodeResult result;
-  result.source = *info;
-  std::vector<Rung> ladder = SelectLadder(*info);
-  for (const Rung& rung : ladder) {
-    result.renditions.push_back({rung.name, rung.width, rung.height, rung.bitrate});
-  }
-
-  const std::vector<std::pair<std::string, std::string>> redactions = {
-      {"file:" + source.string(), "the upload"},
-      {source.string(), "the upload"},
-      {"file:" + out_dir.string(), "output"},
-      {out_dir.string(), "output"}};
-
-  FfmpegProgress progress(info->duration_seconds);
-  auto on_line = [&](std::string_view line) {
-    if (progress.OnLine(line) && on_progress) on_progress(progress.percent());
-  };
-  absl::Status status =
-      RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir), options,
-                on_line, cancel, "transcoding", redactions);
-  if (!status.ok()) return status;
-
+// Checks that ffmpeg wrote a manifest and playlists, and makes the HLS media
+// playlists VOD.
+absl::Status FinishPlaylists(const fs::path& out_dir) {
   absl::StatusOr<std::vector<std::string>> files = ListOutputs(out_dir);
   if (!files.ok()) return files.status();
   bool has_manifest = false, has_master = false, has_media = false;
@@ -159,20 +136,82 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
     if (!IsMediaPlaylist(name)) continue;
     if (absl::Status fixed = FixupHlsMediaPlaylistFile(out_dir / name); !fixed.ok()) return fixed;
   }
+  return absl::OkStatus();
+}
 
+absl::Status MakeThumbnail(const fs::path& source, const MediaInfo& info, const fs::path& out_dir,
+                           const TranscodeOptions& options, CancelToken* cancel,
+                           const Redactions& redactions) {
   // The middle is usually more telling than the (often black) first frame. A
   // seek past the real end, when the container's duration is wrong, yields no
   // frame; the start always has one.
   fs::path thumbnail = out_dir / kThumbnailName;
-  for (double seek : {info->duration_seconds / 2, 0.0}) {
-    status = RunFfmpeg(BuildThumbnailCommand(options.ffmpeg, source, *info, seek, out_dir),
-                       options, nullptr, cancel, "making the thumbnail", redactions);
+  for (double seek : {info.duration_seconds / 2, 0.0}) {
+    absl::Status status =
+        RunFfmpeg(BuildThumbnailCommand(options.ffmpeg, source, info, seek, out_dir), options,
+                  nullptr, cancel, "making the thumbnail", redactions);
     if (!status.ok()) return status;
-    if (NonEmptyFile(thumbnail)) break;
+    if (NonEmptyFile(thumbnail)) return absl::OkStatus();
   }
-  if (!NonEmptyFile(thumbnail)) return absl::InternalError("no frame for the thumbnail");
+  return absl::InternalError("no frame for the thumbnail");
+}
 
-  files = ListOutputs(out_dir);
+absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::path& out_dir,
+                                              const TranscodeOptions& options,
+                                              const std::function<void(int)>& on_progress,
+                                              CancelToken* cancel) {
+  ProbeOptions probe_options;
+  probe_options.ffprobe = options.ffprobe;
+  probe_options.timeout = options.probe_timeout;
+  probe_options.cancel = cancel;
+  absl::StatusOr<MediaInfo> info = ProbeMedia(source, probe_options);
+  if (absl::IsCancelled(info.status()) || (cancel != nullptr && cancel->cancelled())) {
+    return absl::CancelledError("transcoding was cancelled");
+  }
+  if (!info.ok()) return info.status();
+
+  TranscodeResult result;
+  result.source = *info;
+  std::vector<Rung> ladder = SelectLadder(*info);
+  for (const Rung& rung : ladder) {
+    result.renditions.push_back({rung.name, rung.width, rung.height, rung.bitrate});
+  }
+
+  const Redactions redactions = {{"file:" + source.string(), "the upload"},
+                                 {source.string(), "the upload"},
+                                 {"file:" + out_dir.string(), "output"},
+                                 {out_dir.string(), "output"}};
+
+  FfmpegProgress progress(info->duration_seconds);
+  auto on_line = [&](std::string_view line) {
+    if (progress.OnLine(line) && on_progress) on_progress(progress.percent());
+  };
+  std::string errors;
+  absl::Status status =
+      RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir), options,
+                on_line, cancel, "transcoding", redactions, &errors);
+  if (!status.ok()) return status;
+  // A file cut short after its index (e.g. an MP4 with the index first) probes
+  // fine and ffmpeg encodes what there is, complaining but exiting 0.
+  double encoded_seconds = progress.out_time_us() / 1e6;
+  if (encoded_seconds < info->duration_seconds * kMinEncodedFraction - kEncodedSlackSeconds) {
+    if (!errors.empty() || encoded_seconds <= 0) {
+      return absl::DataLossError(absl::StrFormat(
+          "The video file is incomplete or damaged: only %.1f of its %.1f seconds could be "
+          "read%s.",
+          encoded_seconds, info->duration_seconds,
+          errors.empty() ? "" : absl::StrCat(" (", errors, ")")));
+    }
+    // No complaint: the container's duration was wrong, not the data.
+    result.source.duration_seconds = encoded_seconds;
+  }
+
+  status = FinishPlaylists(out_dir);
+  if (!status.ok()) return status;
+  status = MakeThumbnail(source, result.source, out_dir, options, cancel, redactions);
+  if (!status.ok()) return status;
+
+  absl::StatusOr<std::vector<std::string>> files = ListOutputs(out_dir);
   if (!files.ok()) return files.status();
   result.files = std::move(*files);
   return result;
@@ -181,12 +220,10 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
 }  // namespace
 
 std::string SummarizeFfmpegErrors(std::string_view stderr_text) {
-  std::vector<std::string_view> lines = absl::StrSplit(stderr_text, absl::ByAnyChar("\r\n"));
+  std::vector<std::string_view> lines = NonEmptyLines(stderr_text);
   std::vector<std::string> kept;
   for (auto it = lines.rbegin(); it != lines.rend() && kept.size() < kMaxSummaryLines; ++it) {
-    std::string_view line = absl::StripAsciiWhitespace(*it);
-    if (line.empty()) continue;
-    std::string cleaned = DropContextAddress(line);
+    std::string cleaned = DropContextAddress(*it);
     // ffmpeg repeats a failure on the way out; once is enough.
     if (std::find(kept.begin(), kept.end(), cleaned) != kept.end()) continue;
     kept.push_back(std::move(cleaned));
@@ -208,8 +245,8 @@ absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create ", out_dir.string(), ": ",
-                                            ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot create ", out_dir.string(), ": ", ec.message()));
   }
   if (!fs::is_empty(out_dir, ec) || ec) {
     // Not ours to clean up.

@@ -15,7 +15,7 @@
 namespace streamgrid {
 
 struct TranscodeOptions {
-  std::string ffmpeg = "ffmpeg";    // programs, looked up on PATH
+  std::string ffmpeg = "ffmpeg";  // programs, looked up on PATH
   std::string ffprobe = "ffprobe";
   std::chrono::milliseconds probe_timeout{60'000};
   // ffmpeg is killed when it reports nothing for this long (it normally reports
@@ -43,8 +43,12 @@ struct TranscodeResult {
 // most once, on the calling thread. Cancelling `cancel` (may be null) kills
 // ffmpeg within about a second and yields CANCELLED.
 //
+// `result.source.duration_seconds` is what was encoded when that is shorter than
+// the container claimed and ffmpeg reported no damage.
+//
 // Errors: ProbeMedia()'s for unusable input (INVALID_ARGUMENT, DATA_LOSS, ...);
-// INTERNAL with ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it
+// DATA_LOSS also when ffmpeg could read only part of the file; INTERNAL with
+// ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it
 // stalls or overruns. On any error `out_dir` is removed.
 absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
                                           const std::filesystem::path& out_dir,

@@ -61,6 +61,7 @@ describe('web player', { timeout: 600_000 }, () => {
   after(async () => {
     await context?.close().catch(() => {});
     await web?.stop().catch(() => {});
+    if (web?.dataDir) fs.rmSync(web.dataDir, { recursive: true, force: true });
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -106,15 +107,31 @@ describe('web player', { timeout: 600_000 }, () => {
     });
   }
 
-  // Mutes and plays (the autoplay flag makes play() allowed without a gesture).
+  // Mutes and plays (the autoplay flag makes play() allowed without a gesture),
+  // once the engine has attached its source and the first frame is there: a
+  // play() issued while the engine is still setting up gets interrupted.
   async function play(page) {
-    await page.waitForFunction(() => window.streamgridPlayer && window.streamgridPlayer.engine, null, {
-      timeout: PLAY_TIMEOUT_MS,
-    });
+    try {
+      await page.waitForFunction(
+        () => window.streamgridPlayer && window.streamgridPlayer.engine &&
+          document.getElementById('video').readyState >= 2,
+        null,
+        { timeout: PLAY_TIMEOUT_MS, polling: 50 },
+      );
+    } catch (err) {
+      throw new Error(`the player never got a first frame: ${JSON.stringify(await playerState(page))}`, {
+        cause: err,
+      });
+    }
     await page.evaluate(async () => {
       const v = document.getElementById('video');
       v.muted = true;
-      await v.play();
+      try {
+        await v.play();
+      } catch (err) {
+        if (err.name !== 'AbortError') throw err;
+        await v.play(); // interrupted by a (re)load: once more
+      }
     });
   }
 

@@ -17,6 +17,7 @@
   const video = document.getElementById('video');
   const frame = document.getElementById('player-frame');
   const statusText = document.getElementById('status-text');
+  const statusDetail = document.getElementById('status-detail');
   const statusProgress = document.getElementById('status-progress');
   const retryButton = document.getElementById('status-retry');
   const qualitySelect = document.getElementById('quality');
@@ -49,11 +50,14 @@
 
   // ---- status overlay ------------------------------------------------------
 
-  // state: loading | processing | failed | error | ready (the overlay hides on ready)
-  function showStatus(name, text, percent) {
+  // name: loading | processing | failed | error | ready (the overlay hides on ready).
+  // detail: an optional second, smaller line (technical details of an error).
+  function showStatus(name, text, percent, detail) {
     frame.setAttribute('data-state', name);
     frame.setAttribute('aria-busy', name === 'loading' || name === 'processing' ? 'true' : 'false');
     statusText.textContent = text;
+    statusDetail.textContent = detail || '';
+    statusDetail.hidden = !detail;
     if (typeof percent === 'number' && Number.isFinite(percent)) {
       statusProgress.hidden = false;
       statusProgress.value = Math.max(0, Math.min(100, percent));
@@ -67,7 +71,9 @@
     const text = String(message || 'Unknown playback error');
     state.errors.push(text);
     console.error('[streamgrid] ' + text);
-    if (!options || !options.recovering) showStatus('error', 'Playback error: ' + text);
+    if (!options || !options.recovering) {
+      showStatus('error', 'This video cannot be played right now.', undefined, text);
+    }
   }
 
   retryButton.addEventListener('click', () => window.location.reload());
@@ -144,8 +150,9 @@
       const keep = frame.getAttribute('data-state') === 'processing' ? statusProgress.value : undefined;
       showStatus(
         keep === undefined ? 'loading' : 'processing',
-        'Cannot reach the server (' + (err && err.message ? err.message : 'network error') + '). Retrying…',
+        'Cannot reach the server. Retrying…',
         keep,
+        err && err.message ? err.message : 'network error',
       );
       schedulePoll(delay);
       return;
@@ -166,7 +173,7 @@
         break;
       }
       case 'failed':
-        showStatus('failed', 'Processing failed: ' + (info.error || 'unknown error'));
+        showStatus('failed', 'Processing this video failed.', undefined, info.error || 'No reason was given.');
         break;
       case 'ready':
         startPlayback();
@@ -209,7 +216,7 @@
     }
     state.engine = engine;
     page.setAttribute('data-engine', engine);
-    video.poster = contentUrl('thumbnail.jpg');
+    video.poster = state.info.thumbnail_url || contentUrl('thumbnail.jpg');
     showStatus('ready', 'Ready');
     deleteButton.hidden = false;
     try {
@@ -252,7 +259,7 @@
         bitrate: r.bandwidth,
       })));
     });
-    player.initialize(video, contentUrl('manifest.mpd'), false);
+    player.initialize(video, state.info.dash_url || contentUrl('manifest.mpd'), false);
   }
 
   function startHlsJs() {
@@ -285,7 +292,7 @@
         bitrate: level.bitrate,
       })));
     });
-    hls.loadSource(contentUrl('master.m3u8'));
+    hls.loadSource(state.info.hls_url || contentUrl('master.m3u8'));
     hls.attachMedia(video);
   }
 
@@ -293,7 +300,7 @@
     if (!nativeHls()) throw new Error('this browser does not play HLS natively');
     // The browser picks the rendition itself; there is nothing to choose from, so
     // the quality menu stays hidden.
-    video.src = contentUrl('master.m3u8');
+    video.src = state.info.hls_url || contentUrl('master.m3u8');
   }
 
   video.addEventListener('error', () => {

@@ -4,7 +4,11 @@
 // lavfi sources, and scratch directories.
 
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -26,6 +30,29 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Sample files made on first use, so that a test run on its own (ctest runs
+// each test in its own process) only pays for the files it needs. Not
+// thread-safe.
+class LazyMedia {
+ public:
+  // Writes the file at the given path.
+  using Maker = std::function<absl::Status(const std::filesystem::path&)>;
+
+  // `makers` by file name; a maker may Get() other files.
+  explicit LazyMedia(std::map<std::string, Maker> makers) : makers_(std::move(makers)) {}
+
+  // The path of `name`, made first if it has not been; the maker's error, or
+  // NOT_FOUND for a name without one.
+  absl::StatusOr<std::filesystem::path> Get(const std::string& name);
+
+  const std::filesystem::path& dir() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+  std::map<std::string, Maker> makers_;
+  std::set<std::string> made_;
+};
+
 struct TestVideoSpec {
   int width = 320;
   int height = 180;
@@ -42,9 +69,19 @@ struct TestVideoSpec {
 // extension picks the container. Needs ffmpeg on PATH.
 absl::Status MakeTestVideo(const std::filesystem::path& path, const TestVideoSpec& spec = {});
 
+// Writes `content` to `path`.
+absl::Status WriteTestFile(const std::filesystem::path& path, std::string_view content);
+
+// The whole content of `path`.
+absl::StatusOr<std::string> ReadTestFile(const std::filesystem::path& path);
+
 // Runs ffmpeg with `args` (after "-nostdin -hide_banner -loglevel error -y");
 // an error with its stderr unless it exits 0.
 absl::Status RunFfmpegForTest(const std::vector<std::string>& args);
+
+// Runs `argv` (at most a minute) and returns its stdout; an error with its
+// stderr unless it exits 0.
+absl::StatusOr<std::string> RunForTest(const std::vector<std::string>& argv);
 
 // ffprobe's JSON (`-show_format -show_streams`) for `path` or `url`.
 absl::StatusOr<std::string> ProbeJsonForTest(const std::string& path);

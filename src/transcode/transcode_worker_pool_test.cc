@@ -1,0 +1,427 @@
+#include "transcode/transcode_worker_pool.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common/ids.h"
+#include "content/local_video_content_service.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "metadata/sqlite_video_metadata_service.h"
+#include "transcode/ladder.h"
+#include "transcode/probe.h"
+#include "transcode/testing/test_media.h"
+
+namespace streamgrid {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Polls `condition` until it holds or `timeout` passes; returns its last value.
+bool WaitFor(const std::function<bool()>& condition, milliseconds timeout = milliseconds(60'000)) {
+  Clock::time_point end = Clock::now() + timeout;
+  while (Clock::now() < end) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(20));  // polling interval, not a fixed wait
+  }
+  return condition();
+}
+
+// Forwards to a real service, remembering progress writes and able to list in
+// pages of one and to make a record vanish just before it would become ready.
+class InstrumentedMetadata : public VideoMetadataService {
+ public:
+  explicit InstrumentedMetadata(VideoMetadataService& inner) : inner_(inner) {}
+
+  struct ProgressWrite {
+    Clock::time_point at;
+    int progress;
+  };
+
+  std::vector<ProgressWrite> progress_writes() {
+    std::lock_guard lock(mu_);
+    return progress_writes_;
+  }
+  void set_single_record_pages(bool on) { single_record_pages_ = on; }
+  void set_delete_before_ready(bool on) { delete_before_ready_ = on; }
+
+  absl::Status Create(const VideoRecord& record) override { return inner_.Create(record); }
+  absl::StatusOr<VideoRecord> Get(std::string_view id) override { return inner_.Get(id); }
+  absl::StatusOr<VideoPage> List(const ListOptions& options) override {
+    ListOptions changed = options;
+    if (single_record_pages_) changed.page_size = 1;
+    return inner_.List(changed);
+  }
+  absl::StatusOr<VideoRecord> Update(std::string_view id,
+                                     const std::function<void(VideoRecord&)>& mutate) override {
+    absl::StatusOr<VideoRecord> before = inner_.Get(id);
+    if (before.ok()) {
+      VideoRecord after = *before;
+      mutate(after);
+      if (delete_before_ready_ && after.status == VideoStatus::kReady) {
+        EXPECT_TRUE(inner_.Delete(id).ok());
+      }
+      if (after.status == VideoStatus::kProcessing && after.progress != before->progress) {
+        std::lock_guard lock(mu_);
+        progress_writes_.push_back({Clock::now(), after.progress});
+      }
+    }
+    return inner_.Update(id, mutate);
+  }
+  absl::Status Delete(std::string_view id) override { return inner_.Delete(id); }
+
+ private:
+  VideoMetadataService& inner_;
+  std::mutex mu_;
+  std::vector<ProgressWrite> progress_writes_;
+  std::atomic<bool> single_record_pages_{false};
+  std::atomic<bool> delete_before_ready_{false};
+};
+
+class TranscodeWorkerPoolTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    media_ = new testing::LazyMedia({
+        {"clip.mp4",
+         [](const fs::path& p) {
+           return testing::MakeTestVideo(
+               p, testing::TestVideoSpec{.width = 320, .height = 240, .seconds = 2});
+         }},
+        {"notes.txt", [](const fs::path& p) { return testing::WriteTestFile(p, "not a video\n"); }},
+        // Real ffmpeg, but the encode runs at real-time speed (-re) so that tests
+        // can act while it is under way; the thumbnail step runs at full speed.
+        {"slow-ffmpeg",
+         [](const fs::path& p) {
+           absl::Status status =
+               testing::WriteTestFile(p,
+                                      "#!/bin/sh\n"
+                                      "case \"$*\" in\n"
+                                      "  *manifest.mpd*) exec ffmpeg -re \"$@\" ;;\n"
+                                      "  *) exec ffmpeg \"$@\" ;;\n"
+                                      "esac\n");
+           if (status.ok()) fs::permissions(p, fs::perms::owner_all);
+           return status;
+         }},
+    });
+  }
+  static void TearDownTestSuite() {
+    delete media_;
+    media_ = nullptr;
+  }
+  static fs::path Media(const std::string& name) {
+    absl::StatusOr<fs::path> path = media_->Get(name);
+    EXPECT_TRUE(path.ok()) << path.status();
+    return path.value_or(media_->dir() / name);
+  }
+
+  void SetUp() override {
+    auto metadata = SqliteVideoMetadataService::Open(dir_.path() / "meta.db");
+    ASSERT_TRUE(metadata.ok()) << metadata.status();
+    sqlite_ = *std::move(metadata);
+    metadata_ = std::make_unique<InstrumentedMetadata>(*sqlite_);
+    auto content = LocalVideoContentService::Open(dir_.path() / "content");
+    ASSERT_TRUE(content.ok()) << content.status();
+    content_ = *std::move(content);
+  }
+
+  TranscodeWorkerPoolOptions Options(bool slow = false) {
+    TranscodeWorkerPoolOptions options;
+    options.work_dir = dir_.path() / "work";
+    options.workers = 2;
+    if (slow) options.transcode.ffmpeg = Media("slow-ffmpeg").string();
+    return options;
+  }
+
+  void Store(const std::string& id, const std::string& name, const fs::path& file) {
+    auto writer = content_->OpenWriter(id, name);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_TRUE((*writer)->Append(bytes).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+  }
+
+  // A video as the web layer leaves it: original stored, record processing.
+  std::string NewUpload(const fs::path& original) {
+    std::string id = NewVideoId();
+    Store(id, "original", original);
+    VideoRecord record;
+    record.id = id;
+    record.title = original.filename().string();
+    record.status = VideoStatus::kProcessing;
+    EXPECT_TRUE(metadata_->Create(record).ok());
+    return id;
+  }
+
+  VideoRecord Record(const std::string& id) {
+    absl::StatusOr<VideoRecord> record = metadata_->Get(id);
+    EXPECT_TRUE(record.ok()) << record.status();
+    return record.ok() ? *record : VideoRecord{};
+  }
+
+  bool Finished(const std::string& id) {
+    absl::StatusOr<VideoRecord> record = metadata_->Get(id);
+    return !record.ok() || record->status != VideoStatus::kProcessing;
+  }
+
+  std::vector<std::string> Files(const std::string& id) {
+    std::vector<std::string> names;
+    absl::StatusOr<std::vector<ContentInfo>> files = content_->List(id);
+    EXPECT_TRUE(files.ok()) << files.status();
+    if (files.ok()) {
+      for (const ContentInfo& file : *files) names.push_back(file.name);
+    }
+    return names;
+  }
+
+  std::vector<std::string> WorkDirEntries() {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_.path() / "work", ec)) {
+      names.push_back(entry.path().filename().string());
+    }
+    return names;
+  }
+
+  static testing::LazyMedia* media_;
+  testing::TempDir dir_;
+  std::unique_ptr<SqliteVideoMetadataService> sqlite_;
+  std::unique_ptr<InstrumentedMetadata> metadata_;
+  std::unique_ptr<LocalVideoContentService> content_;
+};
+
+testing::LazyMedia* TranscodeWorkerPoolTest::media_ = nullptr;
+
+TEST_F(TranscodeWorkerPoolTest, TranscodesAnUploadToReady) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kReady) << record.error;
+  EXPECT_EQ(record.progress, 100);
+  EXPECT_TRUE(record.error.empty());
+  EXPECT_NEAR(record.duration_seconds, 2.0, 0.1);
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Media("clip.mp4"));
+  ASSERT_TRUE(info.ok());
+  std::vector<Rendition> expected;
+  for (const Rung& rung : SelectLadder(*info)) {
+    expected.push_back({rung.name, rung.width, rung.height, rung.bitrate});
+  }
+  EXPECT_EQ(record.renditions, expected);
+
+  EXPECT_THAT(Files(id), ElementsAre("chunk-0-00001.m4s", "chunk-1-00001.m4s", "init-0.m4s",
+                                     "init-1.m4s", "manifest.mpd", "master.m3u8", "media_0.m3u8",
+                                     "media_1.m3u8", "original", "thumbnail.jpg"));
+  // What was stored is what ffmpeg wrote: the playlists are already fixed up.
+  auto reader = content_->OpenReader(id, "media_0.m3u8");
+  ASSERT_TRUE(reader.ok());
+  std::string playlist(4096, '\0');
+  auto n = (*reader)->Read(playlist);
+  ASSERT_TRUE(n.ok());
+  playlist.resize(*n);
+  EXPECT_THAT(playlist, HasSubstr("#EXT-X-PLAYLIST-TYPE:VOD"));
+
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 0; }));
+  EXPECT_THAT(WorkDirEntries(), IsEmpty());
+}
+
+TEST_F(TranscodeWorkerPoolTest, UsesAndConsumesTheLocalSource) {
+  // The stored original is junk: only the local copy can make this succeed.
+  std::string id = NewUpload(Media("notes.txt"));
+  fs::path local = dir_.path() / "upload.tmp";
+  fs::copy_file(Media("clip.mp4"), local);
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(id, local);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  EXPECT_EQ(Record(id).status, VideoStatus::kReady) << Record(id).error;
+  EXPECT_FALSE(fs::exists(local));
+}
+
+TEST_F(TranscodeWorkerPoolTest, FailureMarksTheRecordAndLeavesOnlyTheOriginal) {
+  std::string id = NewUpload(Media("notes.txt"));
+  // Left over from an earlier, interrupted attempt.
+  Store(id, "chunk-0-00001.m4s", Media("notes.txt"));
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kFailed);
+  EXPECT_THAT(record.error, HasSubstr("not a video"));
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, MissingOriginalFails) {
+  std::string id = NewVideoId();
+  VideoRecord record;
+  record.id = id;
+  record.title = "lost.mp4";
+  ASSERT_TRUE(metadata_->Create(record).ok());
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  EXPECT_EQ(Record(id).status, VideoStatus::kFailed);
+  EXPECT_THAT(Record(id).error, HasSubstr("missing"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, SkipsRecordsThatAreGoneOrNotProcessing) {
+  std::string ready = NewUpload(Media("clip.mp4"));
+  ASSERT_TRUE(
+      metadata_->Update(ready, [](VideoRecord& r) { r.status = VideoStatus::kReady; }).ok());
+  absl::StatusOr<VideoRecord> before = metadata_->Get(ready);
+  ASSERT_TRUE(before.ok());
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(ready);
+  pool.Enqueue(NewVideoId());  // no record at all
+  ASSERT_TRUE(WaitFor([&] { return pool.queued() == 0 && pool.running() == 0; }));
+  EXPECT_EQ(Record(ready), *before);
+  EXPECT_THAT(Files(ready), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, RecoverPendingQueuesEveryProcessingRecord) {
+  metadata_->set_single_record_pages(true);  // the listing must be paged through
+  std::string first = NewUpload(Media("clip.mp4"));
+  std::string second = NewUpload(Media("clip.mp4"));
+  std::string done = NewUpload(Media("clip.mp4"));
+  ASSERT_TRUE(metadata_->Update(done, [](VideoRecord& r) { r.status = VideoStatus::kReady; }).ok());
+
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  ASSERT_TRUE(pool.RecoverPending().ok());
+  EXPECT_EQ(pool.queued(), 2u);
+  pool.Start();
+  ASSERT_TRUE(WaitFor([&] { return Finished(first) && Finished(second); }));
+  EXPECT_EQ(Record(first).status, VideoStatus::kReady);
+  EXPECT_EQ(Record(second).status, VideoStatus::kReady);
+  EXPECT_THAT(Files(done), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, StopLeavesARunningJobProcessingForTheNextStart) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  {
+    TranscodeWorkerPool pool(*metadata_, *content_, Options(/*slow=*/true));
+    pool.Start();
+    pool.Enqueue(id);
+    ASSERT_TRUE(WaitFor([&] { return Record(id).progress > 0; }));
+    Clock::time_point start = Clock::now();
+    pool.Stop();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+    EXPECT_EQ(pool.running(), 0u);
+  }
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kProcessing);
+  EXPECT_TRUE(record.error.empty());
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+  EXPECT_THAT(WorkDirEntries(), IsEmpty());
+
+  TranscodeWorkerPool next(*metadata_, *content_, Options());
+  next.Start();
+  ASSERT_TRUE(next.RecoverPending().ok());
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  EXPECT_EQ(Record(id).status, VideoStatus::kReady);
+}
+
+TEST_F(TranscodeWorkerPoolTest, ProgressWritesAreThrottledAndIncreasing) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  TranscodeWorkerPoolOptions options = Options(/*slow=*/true);
+  options.progress_interval = milliseconds(500);
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  EXPECT_EQ(Record(id).status, VideoStatus::kReady);
+
+  std::vector<InstrumentedMetadata::ProgressWrite> writes = metadata_->progress_writes();
+  // A 2 s encode at real time, reported every 0.5 s by ffmpeg: a few writes.
+  ASSERT_GE(writes.size(), 2u);
+  for (size_t i = 1; i < writes.size(); ++i) {
+    EXPECT_GT(writes[i].progress, writes[i - 1].progress);
+    EXPECT_GE(writes[i].at - writes[i - 1].at, milliseconds(450));
+  }
+  EXPECT_LT(writes.back().progress, 100);
+}
+
+TEST_F(TranscodeWorkerPoolTest, RecordDeletedWhileEncodingStopsTheJob) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  TranscodeWorkerPoolOptions options = Options(/*slow=*/true);
+  options.progress_interval = milliseconds(100);
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Record(id).progress > 0; }));
+  // What the web layer's DELETE does.
+  ASSERT_TRUE(metadata_->Delete(id).ok());
+  ASSERT_TRUE(content_->DeleteVideo(id).ok());
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 0; }));
+  EXPECT_THAT(Files(id), IsEmpty());
+  EXPECT_FALSE(metadata_->Get(id).ok());
+}
+
+TEST_F(TranscodeWorkerPoolTest, RecordDeletedBeforeReadyRemovesTheUploads) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  metadata_->set_delete_before_ready(true);
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id) && pool.running() == 0; }));
+  EXPECT_EQ(metadata_->Get(id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, DuplicatesAreDroppedAndTheirLocalSourcesDeleted) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  fs::path first_local = dir_.path() / "first.tmp";
+  fs::path second_local = dir_.path() / "second.tmp";
+  fs::copy_file(Media("clip.mp4"), first_local);
+  fs::copy_file(Media("clip.mp4"), second_local);
+  {
+    TranscodeWorkerPool pool(*metadata_, *content_, Options());
+    pool.Enqueue(id);
+    pool.Enqueue(id, first_local);   // adopted by the queued job
+    pool.Enqueue(id, second_local);  // nothing left to adopt it
+    pool.Enqueue("../../etc");       // not a video id
+    EXPECT_EQ(pool.queued(), 1u);
+    EXPECT_TRUE(fs::exists(first_local));
+    EXPECT_FALSE(fs::exists(second_local));
+  }
+  // Never started: the queued job's local source goes with the pool.
+  EXPECT_FALSE(fs::exists(first_local));
+  EXPECT_EQ(Record(id).status, VideoStatus::kProcessing);
+}
+
+TEST_F(TranscodeWorkerPoolTest, NoSecondJobForAVideoBeingTranscoded) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  TranscodeWorkerPool pool(*metadata_, *content_, Options(/*slow=*/true));
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 1; }));
+  pool.Enqueue(id);
+  EXPECT_EQ(pool.queued(), 0u);
+  pool.Stop();
+}
+
+TEST_F(TranscodeWorkerPoolTest, StartClearsOnlyStaleJobDirectories) {
+  fs::create_directories(dir_.path() / "work" / "job-stale" / "out");
+  fs::create_directories(dir_.path() / "work" / "uploads");
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  pool.Start();
+  EXPECT_THAT(WorkDirEntries(), ElementsAre("uploads"));
+}
+
+}  // namespace
+}  // namespace streamgrid
