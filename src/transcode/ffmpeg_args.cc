@@ -57,8 +57,8 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
       absl::StrAppend(&graph, ",");
     }
     // Exact sizes (not -2) so the stored rendition metadata matches the files.
-    absl::StrAppend(&graph, "scale=", rung.width, ":", rung.height, ",", dar,
-                    ",format=yuv420p[v", i, "]");
+    absl::StrAppend(&graph, "scale=", rung.width, ":", rung.height, ",", dar, ",format=yuv420p[v",
+                    i, "]");
   }
   return graph;
 }

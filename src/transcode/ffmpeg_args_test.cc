@@ -103,7 +103,7 @@ TEST(LadderCommandTest, WithoutAudioThereIsNoAudioSet) {
   EXPECT_EQ(ValueOf(args, "-adaptation_sets"), "id=0,streams=v");
   // One rung: no split.
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
-            "[0:v:0]fps=30,scale=320:180,setsar=1,format=yuv420p[v0]");
+            "[0:v:0]fps=30,scale=320:180,setdar=dar=16/9:max=1000000,format=yuv420p[v0]");
   EXPECT_EQ(CountOf(args, "-map"), 1);
 }
 

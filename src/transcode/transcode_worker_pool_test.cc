@@ -1,5 +1,7 @@
 #include "transcode/transcode_worker_pool.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -54,13 +56,38 @@ class InstrumentedMetadata : public VideoMetadataService {
   }
   void set_single_record_pages(bool on) { single_record_pages_ = on; }
   void set_delete_before_ready(bool on) { delete_before_ready_ = on; }
+  void set_repeat_first_page(bool on) { repeat_first_page_ = on; }
 
   absl::Status Create(const VideoRecord& record) override { return inner_.Create(record); }
   absl::StatusOr<VideoRecord> Get(std::string_view id) override { return inner_.Get(id); }
   absl::StatusOr<VideoPage> List(const ListOptions& options) override {
-    ListOptions changed = options;
-    if (single_record_pages_) changed.page_size = 1;
-    return inner_.List(changed);
+    if (repeat_first_page_) {
+      // A broken service that never advances.
+      ListOptions first;
+      first.page_size = 1;
+      absl::StatusOr<VideoPage> page = inner_.List(first);
+      if (page.ok() && !page->videos.empty()) page->next_page_token = page->videos[0].id;
+      return page;
+    }
+    if (!single_record_pages_) return inner_.List(options);
+    // Pages of one record, the token being the last id returned, cut from one
+    // big listing: this tests the caller's paging, not the service's.
+    ListOptions everything = options;
+    everything.page_size = 1000;
+    everything.page_token.clear();
+    absl::StatusOr<VideoPage> all = inner_.List(everything);
+    if (!all.ok()) return all.status();
+    auto it = all->videos.begin();
+    if (!options.page_token.empty()) {
+      it = std::find_if(all->videos.begin(), all->videos.end(),
+                        [&](const VideoRecord& r) { return r.id == options.page_token; });
+      if (it == all->videos.end()) return absl::InvalidArgumentError("unknown page token");
+      ++it;
+    }
+    VideoPage page;
+    if (it != all->videos.end()) page.videos.push_back(*it);
+    if (it != all->videos.end() && it + 1 != all->videos.end()) page.next_page_token = it->id;
+    return page;
   }
   absl::StatusOr<VideoRecord> Update(std::string_view id,
                                      const std::function<void(VideoRecord&)>& mutate) override {
@@ -86,6 +113,7 @@ class InstrumentedMetadata : public VideoMetadataService {
   std::vector<ProgressWrite> progress_writes_;
   std::atomic<bool> single_record_pages_{false};
   std::atomic<bool> delete_before_ready_{false};
+  std::atomic<bool> repeat_first_page_{false};
 };
 
 class TranscodeWorkerPoolTest : public ::testing::Test {
@@ -309,6 +337,15 @@ TEST_F(TranscodeWorkerPoolTest, RecoverPendingQueuesEveryProcessingRecord) {
   EXPECT_EQ(Record(first).status, VideoStatus::kReady);
   EXPECT_EQ(Record(second).status, VideoStatus::kReady);
   EXPECT_THAT(Files(done), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, RecoverPendingGivesUpOnAListingThatDoesNotAdvance) {
+  NewUpload(Media("clip.mp4"));
+  NewUpload(Media("clip.mp4"));
+  metadata_->set_repeat_first_page(true);
+  TranscodeWorkerPool pool(*metadata_, *content_, Options());
+  EXPECT_EQ(pool.RecoverPending().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(pool.queued(), 1u);
 }
 
 TEST_F(TranscodeWorkerPoolTest, StopLeavesARunningJobProcessingForTheNextStart) {

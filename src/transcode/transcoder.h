@@ -39,8 +39,8 @@ struct TranscodeResult {
 // not exist or be empty): probes it, picks the ladder, runs one ffmpeg for DASH +
 // HLS, makes the HLS playlists VOD and writes a thumbnail.
 //
-// `on_progress` (may be empty) gets 0..99 as the encode advances, each value at
-// most once, on the calling thread. Cancelling `cancel` (may be null) kills
+// `on_progress` (may be empty) gets increasing percentages, 1..99, as the encode
+// advances, on the calling thread. Cancelling `cancel` (may be null) kills
 // ffmpeg within about a second and yields CANCELLED.
 //
 // `result.source.duration_seconds` is what was encoded when that is shorter than
@@ -48,8 +48,9 @@ struct TranscodeResult {
 //
 // Errors: ProbeMedia()'s for unusable input (INVALID_ARGUMENT, DATA_LOSS, ...);
 // DATA_LOSS also when ffmpeg could read only part of the file; INTERNAL with
-// ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it
-// stalls or overruns. On any error `out_dir` is removed.
+// ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it stalls or
+// overruns; FAILED_PRECONDITION when `out_dir` is not empty. On any other error
+// `out_dir` is removed.
 absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
                                           const std::filesystem::path& out_dir,
                                           const TranscodeOptions& options,

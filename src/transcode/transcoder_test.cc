@@ -47,6 +47,7 @@ struct ProbedStream {
   int width = 0;
   int height = 0;
   std::string frame_rate;
+  std::string display_aspect_ratio;
   int channels = 0;
   int sample_rate = 0;
 };
@@ -75,6 +76,7 @@ Probed ProbeOutput(const fs::path& path) {
     s.width = stream.value("width", 0);
     s.height = stream.value("height", 0);
     s.frame_rate = stream.value("r_frame_rate", "");
+    s.display_aspect_ratio = stream.value("display_aspect_ratio", "");
     s.channels = stream.value("channels", 0);
     s.sample_rate = std::stoi(stream.value("sample_rate", "0"));
     probed.streams.push_back(s);
@@ -116,9 +118,11 @@ class TranscoderTest : public ::testing::Test {
     using testing::MakeTestVideo;
     using testing::TestVideoSpec;
     sources_ = new testing::LazyMedia({
-        {"two_rungs.mp4",  // 360p and 240p
+        // 360p and 240p; 426x240 is not exactly 16:9, which the DASH muxer
+        // would refuse in one adaptation set with 640x360 unless compensated.
+        {"two_rungs.mp4",
          [](const fs::path& p) {
-           return MakeTestVideo(p, TestVideoSpec{.width = 480, .height = 360});
+           return MakeTestVideo(p, TestVideoSpec{.width = 640, .height = 360, .seconds = 2});
          }},
         {"silent.mp4",
          [](const fs::path& p) {
@@ -232,6 +236,7 @@ class TranscoderTest : public ::testing::Test {
       EXPECT_EQ(dash.streams[i].width, result.renditions[i].width);
       EXPECT_EQ(dash.streams[i].height, result.renditions[i].height);
       EXPECT_EQ(dash.streams[i].frame_rate, absl::StrCat(OutputFrameRate(result.source), "/1"));
+      EXPECT_EQ(dash.streams[i].display_aspect_ratio, dash.streams[0].display_aspect_ratio);
     }
     EXPECT_EQ(dash.audio_streams(), result.source.has_audio ? 1 : 0);
     ExpectDecodes(Out() / "manifest.mpd");
@@ -260,10 +265,10 @@ TEST_F(TranscoderTest, EncodesALadderWithSound) {
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->renditions.size(), 2u);
   EXPECT_EQ(result->renditions[0].name, "360p");
-  EXPECT_EQ(result->renditions[0].width, 480);
+  EXPECT_EQ(result->renditions[0].width, 640);
   EXPECT_EQ(result->renditions[0].height, 360);
   EXPECT_EQ(result->renditions[1].name, "240p");
-  EXPECT_EQ(result->renditions[1].width, 320);
+  EXPECT_EQ(result->renditions[1].width, 426);
   EXPECT_EQ(result->renditions[1].height, 240);
   EXPECT_TRUE(result->source.has_audio);
   ExpectCompleteOutput(*result);
@@ -281,7 +286,8 @@ TEST_F(TranscoderTest, EncodesALadderWithSound) {
   EXPECT_THAT(master, HasSubstr("media_0.m3u8"));
   EXPECT_THAT(master, HasSubstr("media_1.m3u8"));
   EXPECT_THAT(master, HasSubstr("TYPE=AUDIO"));
-  EXPECT_THAT(master, HasSubstr("RESOLUTION=480x360"));
+  EXPECT_THAT(master, HasSubstr("RESOLUTION=640x360"));
+  EXPECT_THAT(master, HasSubstr("RESOLUTION=426x240"));
   std::string mpd = ReadFile(Out() / "manifest.mpd");
   EXPECT_THAT(mpd, HasSubstr("contentType=\"audio\""));
 }
@@ -391,7 +397,7 @@ TEST_F(TranscoderTest, CancellationKillsFfmpegPromptly) {
   ASSERT_TRUE(canceller.joinable()) << "no progress was reported";
   canceller.join();
   EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled) << result.status();
-  EXPECT_LT(returned_at - cancelled_at, std::chrono::milliseconds(1500));
+  EXPECT_LT(returned_at - cancelled_at, std::chrono::seconds(3));
   EXPECT_FALSE(fs::exists(Out()));
 }
 
