@@ -110,6 +110,24 @@ void TranscodeWorkerPool::Enqueue(std::string video_id,
   DiscardLocalSource(local_source);
 }
 
+void TranscodeWorkerPool::Cancel(const std::string& video_id) {
+  std::optional<std::filesystem::path> dropped_source;
+  {
+    std::lock_guard lock(mu_);
+    auto queued = std::find_if(queue_.begin(), queue_.end(),
+                               [&](const Job& job) { return job.video_id == video_id; });
+    if (queued != queue_.end()) {
+      dropped_source = std::move(queued->local_source);
+      queue_.erase(queued);
+      active_ids_.erase(video_id);
+    }
+    if (auto running = running_.find(video_id); running != running_.end()) {
+      running->second->Cancel();
+    }
+  }
+  DiscardLocalSource(dropped_source);
+}
+
 absl::Status TranscodeWorkerPool::RecoverPending() {
   ListOptions options;
   options.page_size = 1000;

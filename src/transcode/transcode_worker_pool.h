@@ -72,6 +72,11 @@ class TranscodeWorkerPool {
   void Enqueue(std::string video_id,
                std::optional<std::filesystem::path> local_source = std::nullopt);
 
+  // Drops the queued job for `video_id`, or kills its running encode; used when
+  // the video is being deleted. The record is left alone: the running job sees
+  // it vanish and removes whatever it had uploaded.
+  void Cancel(const std::string& video_id);
+
   // Queues every video whose record is "processing" (all pages of the metadata
   // service's list); call once after Start(). Returns the listing's error.
   absl::Status RecoverPending();

@@ -165,25 +165,35 @@ export async function waitForStatus(url, id, status = 'ready', timeoutMs = 18000
   }, { timeoutMs, intervalMs: 250, what: `video ${id} to be ${status}` });
 }
 
-/** Every file name in a DASH manifest (init and media segments, by template). */
+/**
+ * Every file name a DASH manifest references: init and media segments of each
+ * Representation, from its own SegmentTemplate or else its AdaptationSet's.
+ */
 export function dashFiles(mpd) {
   const files = new Set();
-  const reps = [...mpd.matchAll(/<Representation\b[^>]*\bid="([^"]+)"/g)].map((m) => m[1]);
-  const templates = [...mpd.matchAll(/<SegmentTemplate\b([^>]*)>([\s\S]*?)<\/SegmentTemplate>/g)];
-  for (const [, attrs, body] of templates) {
+  const expand = (template, rep) => {
+    const attrs = template[1];
     const init = /initialization="([^"]+)"/.exec(attrs)?.[1];
     const media = /media="([^"]+)"/.exec(attrs)?.[1];
     const start = Number(/startNumber="(\d+)"/.exec(attrs)?.[1] ?? 1);
     let count = 0;
-    for (const s of body.matchAll(/<S\b([^>]*)\/>/g)) count += 1 + Number(/r="(\d+)"/.exec(s[1])?.[1] ?? 0);
-    for (const rep of reps) {
-      // Only representations whose segments this template describes share its names.
-      if (init) files.add(init.replace('$RepresentationID$', rep));
-      for (let n = start; n < start + count; n++) {
-        files.add(media.replace('$RepresentationID$', rep)
-          .replace(/\$Number%0(\d+)d\$/, (_, w) => String(n).padStart(Number(w), '0'))
-          .replace('$Number$', String(n)));
-      }
+    for (const s of template[2].matchAll(/<S\b([^>]*)\/>/g)) {
+      count += 1 + Number(/\br="(\d+)"/.exec(s[1])?.[1] ?? 0);
+    }
+    if (init) files.add(init.replace('$RepresentationID$', rep));
+    for (let n = start; n < start + count; n++) {
+      files.add(media.replace('$RepresentationID$', rep)
+        .replace(/\$Number%0(\d+)d\$/, (_, w) => String(n).padStart(Number(w), '0'))
+        .replace('$Number$', String(n)));
+    }
+  };
+  const templateRe = /<SegmentTemplate\b([^>]*)>([\s\S]*?)<\/SegmentTemplate>/;
+  for (const set of mpd.matchAll(/<AdaptationSet\b[\s\S]*?<\/AdaptationSet>/g)) {
+    const reps = [...set[0].matchAll(/<Representation\b[^>]*\bid="([^"]+)"[^>]*>([\s\S]*?)<\/Representation>/g)];
+    const shared = templateRe.exec(set[0].replace(/<Representation\b[\s\S]*?<\/Representation>/g, ''));
+    for (const [, rep, body] of reps) {
+      const template = templateRe.exec(body) || shared;
+      if (template) expand(template, rep);
     }
   }
   return [...files];
