@@ -1,12 +1,11 @@
 // streamgrid-web: the HTTP API and pages, and the transcoding workers.
 #include <signal.h>
-
-#include <fstream>
-#include <iostream>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <spdlog/spdlog.h>
+#include <fstream>
+#include <iostream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -30,6 +29,10 @@ struct Flags {
   int transcode_workers = 1;
   int http_threads = 0;
   int blocking_threads = 32;
+  int header_timeout_s = 30;
+  int idle_timeout_s = 75;
+  int io_timeout_s = 60;
+  int max_connections = 10000;
   std::string ready_file;
   std::string log_level = "info";
 };
@@ -66,7 +69,8 @@ int main(int argc, char** argv) {
   cli.add_option("--listen", flags.listen, "HTTP address HOST:PORT (port 0 picks a free one)");
   cli.add_option("--data-dir", flags.data_dir, "where local state lives");
   cli.add_option("--web-root", flags.web_root, "folder with templates/ and static/");
-  cli.add_option("--metadata", flags.metadata, "metadata store: sqlite:PATH (default DATA_DIR/metadata.db)");
+  cli.add_option("--metadata", flags.metadata,
+                 "metadata store: sqlite:PATH (default DATA_DIR/metadata.db)");
   cli.add_option("--content", flags.content, "content store: fs:DIR (default DATA_DIR/content)");
   cli.add_option("--max-upload-bytes", flags.max_upload_bytes, "largest accepted upload");
   cli.add_option("--transcode-workers", flags.transcode_workers, "transcoding jobs at a time")
@@ -75,6 +79,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 256));
   cli.add_option("--blocking-threads", flags.blocking_threads, "threads for storage calls")
       ->check(CLI::Range(1, 1024));
+  cli.add_option("--header-timeout", flags.header_timeout_s,
+                 "seconds a client has to send a header")
+      ->check(CLI::Range(1, 3600));
+  cli.add_option("--idle-timeout", flags.idle_timeout_s,
+                 "seconds an idle keep-alive connection lives")
+      ->check(CLI::Range(1, 3600));
+  cli.add_option("--io-timeout", flags.io_timeout_s,
+                 "seconds a body read or write may make no progress")
+      ->check(CLI::Range(1, 3600));
+  cli.add_option("--max-connections", flags.max_connections, "open connections at most")
+      ->check(CLI::Range(1, 1000000));
   cli.add_option("--ready-file", flags.ready_file,
                  "write {\"http\": URL} here once serving (for tests and scripts)");
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
@@ -91,8 +106,9 @@ int main(int argc, char** argv) {
 
   const std::filesystem::path data_dir = std::filesystem::absolute(flags.data_dir);
   std::filesystem::create_directories(data_dir);
-  std::string metadata_path = flags.metadata.empty() ? (data_dir / "metadata.db").string()
-                                                     : Option(flags.metadata, "sqlite", "--metadata");
+  std::string metadata_path = flags.metadata.empty()
+                                  ? (data_dir / "metadata.db").string()
+                                  : Option(flags.metadata, "sqlite", "--metadata");
   std::string content_path = flags.content.empty() ? (data_dir / "content").string()
                                                    : Option(flags.content, "fs", "--content");
 
@@ -101,8 +117,8 @@ int main(int argc, char** argv) {
   auto content = LocalVideoContentService::Open(content_path);
   if (!content.ok()) Fail("content store: " + content.status().ToString());
 
-  TranscodeWorkerPool transcoder(**metadata, **content,
-                                 {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
+  TranscodeWorkerPool transcoder(
+      **metadata, **content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
   boost::asio::thread_pool blocking(flags.blocking_threads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
@@ -123,7 +139,14 @@ int main(int argc, char** argv) {
 
   auto [host, port] = ParseListen(flags.listen);
   {
-    http::HttpServer server({.address = host, .port = port, .threads = flags.http_threads}, router);
+    http::HttpServer server({.address = host,
+                             .port = port,
+                             .threads = flags.http_threads,
+                             .header_timeout = std::chrono::seconds(flags.header_timeout_s),
+                             .idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
+                             .io_timeout = std::chrono::seconds(flags.io_timeout_s),
+                             .max_connections = flags.max_connections},
+                            router);
     if (absl::Status s = server.Start(); !s.ok()) Fail(s.ToString());
     std::string url = "http://" + host + ":" + std::to_string(server.port());
     spdlog::info("StreamGrid serving at {}", url);

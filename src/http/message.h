@@ -1,5 +1,9 @@
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -8,11 +12,6 @@
 #include <string_view>
 #include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 #include <vector>
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/beast/http/fields.hpp>
-#include <boost/beast/http/status.hpp>
-#include <boost/beast/http/verb.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

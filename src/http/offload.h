@@ -1,14 +1,13 @@
 #pragma once
 
-#include <type_traits>
-#include <utility>
-
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <type_traits>
+#include <utility>
 
 namespace streamgrid::http {
 
@@ -23,10 +22,10 @@ boost::asio::awaitable<std::invoke_result_t<Fn>> Offload(boost::asio::thread_poo
     boost::asio::post(pool, [handler = std::move(handler), fn = std::move(fn)]() mutable {
       Result result = fn();
       auto executor = boost::asio::get_associated_executor(handler);
-      boost::asio::dispatch(executor, [handler = std::move(handler),
-                                       result = std::move(result)]() mutable {
-        handler(std::move(result));
-      });
+      boost::asio::dispatch(executor,
+                            [handler = std::move(handler), result = std::move(result)]() mutable {
+                              handler(std::move(result));
+                            });
     });
   };
   co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,

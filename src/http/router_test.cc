@@ -10,7 +10,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 Handler Named(std::string name) {
-  return [name](Request&) -> asio::awaitable<Response> { co_return Response::Text(Status::ok, name); };
+  return
+      [name](Request&) -> asio::awaitable<Response> { co_return Response::Text(Status::ok, name); };
 }
 
 class RouterTest : public ::testing::Test {

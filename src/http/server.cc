@@ -1,9 +1,6 @@
 #include "http/server.h"
 
-#include <ctime>
-#include <exception>
-#include <limits>
-#include <optional>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,7 +10,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
+#include <ctime>
+#include <exception>
+#include <limits>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -55,7 +55,8 @@ Response Preflight() {
 }
 
 absl::Status StatusFromReadError(const beast::error_code& ec) {
-  if (ec == beast::error::timeout) return absl::DeadlineExceededError("client sent no data in time");
+  if (ec == beast::error::timeout)
+    return absl::DeadlineExceededError("client sent no data in time");
   if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
       ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset ||
       ec == boost::asio::error::operation_aborted) {
@@ -89,16 +90,17 @@ class HttpServer::Connection {
                                   : server_.options_.idle_timeout);
       first = false;
       beast::error_code ec;
-      co_await bhttp::async_read_header(stream_, buffer_, parser, redirect_error(use_awaitable, ec));
+      co_await bhttp::async_read_header(stream_, buffer_, parser,
+                                        redirect_error(use_awaitable, ec));
       if (ec) {
         if (ec == bhttp::error::header_limit) {
-          co_await WriteAndClose(Response::Error(Status::request_header_fields_too_large,
-                                                 "request header too large"));
+          co_await WriteAndClose(
+              Response::Error(Status::request_header_fields_too_large, "request header too large"));
         } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
                    ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset &&
                    ec != boost::asio::error::operation_aborted && buffer_.size() > 0) {
-          co_await WriteAndClose(
-              Response::Error(Status::bad_request, absl::StrCat("malformed request: ", ec.message())));
+          co_await WriteAndClose(Response::Error(
+              Status::bad_request, absl::StrCat("malformed request: ", ec.message())));
         }
         break;
       }
@@ -202,8 +204,8 @@ class HttpServer::Connection {
       try {
         response = co_await match.route->handler(request);
       } catch (const std::exception& e) {
-        spdlog::error("handler for {} {} threw: {}", bhttp::to_string(request.method),
-                      request.path, e.what());
+        spdlog::error("handler for {} {} threw: {}", bhttp::to_string(request.method), request.path,
+                      e.what());
         response = Response::Error(Status::internal_server_error, "internal error");
       }
     }
@@ -224,7 +226,8 @@ class HttpServer::Connection {
     beast::error_code ec;
     stream_.expires_after(server_.options_.io_timeout);
     if (!response.stream) {
-      if (head || response.status == Status::no_content || response.status == Status::not_modified) {
+      if (head || response.status == Status::no_content ||
+          response.status == Status::not_modified) {
         bhttp::response<bhttp::empty_body> res{response.status, 11};
         CopyHeaders(response.headers, res);
         // A HEAD answer may state the length of a body it does not carry.
@@ -246,7 +249,7 @@ class HttpServer::Connection {
     }
     if (head) {
       bhttp::response<bhttp::empty_body> res{response.status, 11};
-        CopyHeaders(response.headers, res);
+      CopyHeaders(response.headers, res);
       res.content_length(response.stream_length);
       res.keep_alive(keep_alive);
       co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
@@ -266,8 +269,8 @@ class HttpServer::Connection {
     beast::error_code ec;
     co_await bhttp::async_write_header(stream_, serializer, redirect_error(use_awaitable, ec));
     if (ec) co_return false;
-    std::vector<char> chunk(std::min<uint64_t>(kResponseChunk, std::max<uint64_t>(
-                                                                   response.stream_length, 1)));
+    std::vector<char> chunk(
+        std::min<uint64_t>(kResponseChunk, std::max<uint64_t>(response.stream_length, 1)));
     uint64_t remaining = response.stream_length;
     while (remaining > 0) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, chunk.size()));
@@ -317,13 +320,13 @@ absl::Status HttpServer::Start() {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options_.address, ":", options_.port, ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.address, ":",
+                                               options_.port, ": ", ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
   boost::asio::co_spawn(io_, AcceptLoop(), boost::asio::detached);
-  int threads = options_.threads > 0 ? options_.threads
-                                     : std::max(1u, std::thread::hardware_concurrency());
+  int threads =
+      options_.threads > 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
   return absl::OkStatus();
 }

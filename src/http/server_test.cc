@@ -1,12 +1,11 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -38,20 +37,19 @@ class HttpServerTest : public ::testing::Test {
     router_.Add(Verb::get, "/hello", [](Request&) -> asio::awaitable<Response> {
       co_return Response::Text(Status::ok, "hello");
     });
-    router_.Add(
-        Verb::post, "/count",
-        [](Request& request) -> asio::awaitable<Response> {
-          std::vector<char> buffer(4096);
-          uint64_t total = 0;
-          for (;;) {
-            absl::StatusOr<size_t> n = co_await request.body->Read(buffer);
-            if (!n.ok()) co_return ErrorFromStatus(n.status());
-            if (*n == 0) break;
-            total += *n;
-          }
-          co_return Response::Text(Status::ok, absl::StrCat(total));
-        },
-        {.body_limit = 1 << 20});
+    router_.Add(Verb::post, "/count",
+                [](Request& request) -> asio::awaitable<Response> {
+                  std::vector<char> buffer(4096);
+                  uint64_t total = 0;
+                  for (;;) {
+                    absl::StatusOr<size_t> n = co_await request.body->Read(buffer);
+                    if (!n.ok()) co_return ErrorFromStatus(n.status());
+                    if (*n == 0) break;
+                    total += *n;
+                  }
+                  co_return Response::Text(Status::ok, absl::StrCat(total));
+                },
+                {.body_limit = 1 << 20});
     router_.Add(Verb::get, "/stream", [](Request&) -> asio::awaitable<Response> {
       Response r;
       r.stream = std::make_unique<PatternSource>(3 << 20);
@@ -120,8 +118,9 @@ TEST_F(HttpServerTest, KeepAliveServesPipelinedRequests) {
 
 TEST_F(HttpServerTest, StreamsRequestBodiesOfAnyFraming) {
   std::string body(300000, 'x');
-  std::string reply = Exchange(absl::StrCat("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: ",
-                                            body.size(), "\r\nConnection: close\r\n\r\n", body));
+  std::string reply =
+      Exchange(absl::StrCat("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(),
+                            "\r\nConnection: close\r\n\r\n", body));
   EXPECT_THAT(reply, HasSubstr("\r\n\r\n300000"));
   reply = Exchange(
       "POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -145,8 +144,8 @@ TEST_F(HttpServerTest, AnswersExpectContinueBeforeReadingTheBody) {
 }
 
 TEST_F(HttpServerTest, RefusesBodiesOverTheRouteLimit) {
-  std::string reply = Exchange(
-      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+  std::string reply =
+      Exchange("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 413"));
   // Chunked: only discovered while reading.
   std::string chunk(600000, 'y');
@@ -175,14 +174,16 @@ TEST_F(HttpServerTest, HeadSendsHeadersOnly) {
 }
 
 TEST_F(HttpServerTest, ErrorsAreClear) {
-  EXPECT_THAT(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(Exchange("GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 404"));
   std::string wrong = Exchange("DELETE /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(wrong, StartsWith("HTTP/1.1 405"));
   EXPECT_THAT(wrong, HasSubstr("Allow: GET, HEAD, OPTIONS"));
   EXPECT_THAT(Exchange("GET /throws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
               StartsWith("HTTP/1.1 500"));
   EXPECT_THAT(Exchange("BLAH\r\n\r\n"), StartsWith("HTTP/1.1 400"));
-  std::string preflight = Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string preflight =
+      Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(preflight, StartsWith("HTTP/1.1 204"));
   EXPECT_THAT(preflight, HasSubstr("Access-Control-Allow-Headers: Range"));
 }

@@ -46,8 +46,8 @@ http::asio::awaitable<Response> ListVideos(AppContext& app, http::Request& reque
   nlohmann::json videos = nlohmann::json::array();
   for (const VideoRecord& video : page->videos) videos.push_back(VideoToJson(video));
   nlohmann::json body = {{"videos", videos}};
-  body["next_page_token"] =
-      page->next_page_token.empty() ? nlohmann::json(nullptr) : nlohmann::json(page->next_page_token);
+  body["next_page_token"] = page->next_page_token.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(page->next_page_token);
   co_return Response::Json(Status::ok, DumpJson(body));
 }
 

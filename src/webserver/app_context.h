@@ -1,10 +1,9 @@
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <string>
-
-#include <boost/asio/thread_pool.hpp>
 
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"

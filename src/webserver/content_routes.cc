@@ -53,15 +53,16 @@ http::asio::awaitable<Response> ServeContent(AppContext& app, http::Request& req
   absl::StatusOr<ContentInfo> info =
       co_await http::Offload(app.blocking, [&] { return app.content.Stat(*id, *name); });
   if (!info.ok()) {
-    if (absl::IsNotFound(info.status())) co_return Response::Error(Status::not_found, "no such file");
+    if (absl::IsNotFound(info.status()))
+      co_return Response::Error(Status::not_found, "no such file");
     co_return http::ErrorFromStatus(info.status());
   }
   FileDescription file{info->size, info->etag, std::string(http::MimeTypeForName(*name)),
                        CacheControlFor(*name)};
   co_return co_await ServeRanged(
       request, file,
-      [&](uint64_t offset,
-          uint64_t length) -> http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>> {
+      [&](uint64_t offset, uint64_t length)
+          -> http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>> {
         auto reader = co_await http::Offload(
             app.blocking, [&] { return app.content.OpenReader(*id, *name, offset, length); });
         if (!reader.ok()) co_return reader.status();
@@ -76,9 +77,11 @@ void AddContentRoutes(http::Router& router, AppContext& app) {
              [&app](http::Request& request) { return ServeContent(app, request); });
   // Anything deeper than <id>/<file> cannot name a stored file; say so as the
   // traversal error it usually is rather than as a missing page.
-  router.Add(http::Verb::get, "/content/{*}", [](http::Request&) -> http::asio::awaitable<Response> {
-    co_return Response::Error(Status::bad_request, "content paths are /content/<video id>/<file>");
-  });
+  router.Add(http::Verb::get, "/content/{*}",
+             [](http::Request&) -> http::asio::awaitable<Response> {
+               co_return Response::Error(Status::bad_request,
+                                         "content paths are /content/<video id>/<file>");
+             });
 }
 
 }  // namespace streamgrid::webserver

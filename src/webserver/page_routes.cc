@@ -31,12 +31,23 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -44,7 +55,8 @@ std::string HtmlEscape(std::string_view text) {
 
 absl::StatusOr<std::string> ReadTemplate(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read template ", path.string()));
+  if (!in)
+    return absl::FailedPreconditionError(absl::StrCat("cannot read template ", path.string()));
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
@@ -56,11 +68,12 @@ std::string VideoCard(const VideoRecord& video) {
   std::string thumb;
   switch (video.status) {
     case VideoStatus::kReady:
-      thumb = absl::StrCat("<img src=\"/content/", id, "/thumbnail.jpg\" alt=\"\" loading=\"lazy\">");
+      thumb =
+          absl::StrCat("<img src=\"/content/", id, "/thumbnail.jpg\" alt=\"\" loading=\"lazy\">");
       break;
     case VideoStatus::kProcessing:
-      thumb = absl::StrCat("<span class=\"thumb-placeholder\">Processing ", video.progress,
-                           "%</span>");
+      thumb =
+          absl::StrCat("<span class=\"thumb-placeholder\">Processing ", video.progress, "%</span>");
       break;
     case VideoStatus::kFailed:
       thumb = "<span class=\"thumb-placeholder\">Failed</span>";
@@ -87,12 +100,13 @@ http::asio::awaitable<Response> IndexPage(AppContext& app, const Templates& temp
   if (page->videos.empty()) cards = "<li class=\"empty\">No videos yet. Upload one above.</li>";
   std::string pagination;
   if (!page->next_page_token.empty()) {
-    pagination = absl::StrCat("<a class=\"next\" href=\"/?page_token=",
-                              HtmlEscape(page->next_page_token), "\">Older videos</a>");
+    pagination =
+        absl::StrCat("<a class=\"next\" href=\"/?page_token=", HtmlEscape(page->next_page_token),
+                     "\">Older videos</a>");
   }
   Response response = Response::Html(
-      Status::ok, absl::StrReplaceAll(templates.index, {{"{{VIDEO_LIST}}", cards},
-                                                        {"{{PAGINATION}}", pagination}}));
+      Status::ok, absl::StrReplaceAll(templates.index,
+                                      {{"{{VIDEO_LIST}}", cards}, {"{{PAGINATION}}", pagination}}));
   response.headers.set(http::Field::cache_control, "no-cache");
   co_return response;
 }
@@ -141,12 +155,11 @@ http::asio::awaitable<Response> StaticFile(AppContext& app, http::Request& reque
   });
   if (opened.fd < 0) co_return Response::Error(Status::not_found, "no such file");
   int fd = opened.fd;
-  FileDescription file{
-      static_cast<uint64_t>(opened.st.st_size),
-      absl::StrFormat("\"%x-%x\"", opened.st.st_size, opened.st.st_mtim.tv_sec),
-      std::string(http::MimeTypeForName(path.filename().string())),
-      // Revalidate cheaply each time so a deploy is seen at once.
-      "public, max-age=0, must-revalidate"};
+  FileDescription file{static_cast<uint64_t>(opened.st.st_size),
+                       absl::StrFormat("\"%x-%x\"", opened.st.st_size, opened.st.st_mtim.tv_sec),
+                       std::string(http::MimeTypeForName(path.filename().string())),
+                       // Revalidate cheaply each time so a deploy is seen at once.
+                       "public, max-age=0, must-revalidate"};
   Response response = co_await ServeRanged(
       request, file,
       [&](uint64_t offset,
@@ -164,19 +177,17 @@ http::asio::awaitable<Response> StaticFile(AppContext& app, http::Request& reque
 absl::Status AddAllRoutes(http::Router& router, AppContext& app) {
   auto templates = std::make_shared<Templates>();
   const std::filesystem::path dir = app.options.web_root / "templates";
-  for (auto [name, target] : {std::pair{"index.html", &templates->index},
-                              std::pair{"player.html", &templates->player},
-                              std::pair{"not_found.html", &templates->not_found}}) {
+  for (auto [name, target] :
+       {std::pair{"index.html", &templates->index}, std::pair{"player.html", &templates->player},
+        std::pair{"not_found.html", &templates->not_found}}) {
     absl::StatusOr<std::string> text = ReadTemplate(dir / name);
     if (!text.ok()) return text.status();
     *target = std::move(*text);
   }
-  router.Add(http::Verb::get, "/", [&app, templates](http::Request& r) {
-    return IndexPage(app, *templates, r);
-  });
-  router.Add(http::Verb::get, "/videos/{}", [&app, templates](http::Request& r) {
-    return PlayerPage(app, *templates, r);
-  });
+  router.Add(http::Verb::get, "/",
+             [&app, templates](http::Request& r) { return IndexPage(app, *templates, r); });
+  router.Add(http::Verb::get, "/videos/{}",
+             [&app, templates](http::Request& r) { return PlayerPage(app, *templates, r); });
   router.Add(http::Verb::get, "/static/{*}",
              [&app](http::Request& r) { return StaticFile(app, r); });
   AddUploadRoutes(router, app);

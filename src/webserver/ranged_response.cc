@@ -89,8 +89,8 @@ http::asio::awaitable<Response> ServeRanged(const http::Request& request,
   if (!range_header.empty() && range_allowed) {
     http::RangeResult range = http::ParseRange(range_header, file.size);
     if (range.kind == http::RangeKind::kUnsatisfiable) {
-      Response error = Response::Error(Status::range_not_satisfiable,
-                                       "requested range is outside the file");
+      Response error =
+          Response::Error(Status::range_not_satisfiable, "requested range is outside the file");
       error.headers.set(Field::content_range, http::UnsatisfiedContentRange(file.size));
       co_return error;
     }

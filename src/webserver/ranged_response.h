@@ -1,11 +1,10 @@
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/asio/thread_pool.hpp>
 
 #include "absl/status/statusor.h"
 #include "http/message.h"
@@ -21,8 +20,9 @@ struct FileDescription {
 };
 
 // Opens the body for the byte range [offset, offset + length).
-using OpenRange = std::function<http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>>(
-    uint64_t offset, uint64_t length)>;
+using OpenRange =
+    std::function<http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>>(
+        uint64_t offset, uint64_t length)>;
 
 // Answers GET/HEAD for a file: 304 when If-None-Match matches, 416 for an
 // unsatisfiable Range, 206 for a satisfiable one (unless If-Range names another

@@ -1,12 +1,11 @@
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -123,7 +122,8 @@ Response ProbeError(const absl::Status& status) {
   if (absl::IsInvalidArgument(status)) {
     return Response::Error(Status::unsupported_media_type, status.message());
   }
-  if (absl::IsDataLoss(status)) return Response::Error(Status::unprocessable_entity, status.message());
+  if (absl::IsDataLoss(status))
+    return Response::Error(Status::unprocessable_entity, status.message());
   return http::ErrorFromStatus(status);
 }
 
@@ -139,7 +139,8 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
 
   const std::string id = NewVideoId();
   SpoolFile spool(app.options.spool_dir / (id + ".upload"));
-  if (absl::Status s = co_await http::Offload(app.blocking, [&] { return spool.Open(); }); !s.ok()) {
+  if (absl::Status s = co_await http::Offload(app.blocking, [&] { return spool.Open(); });
+      !s.ok()) {
     co_return http::ErrorFromStatus(s);
   }
 
@@ -150,25 +151,21 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
   std::optional<std::string> filename;
   bool in_file = false;
   http::MultipartParser parser(
-      *boundary,
-      {.on_part_begin =
-           [&](const http::MultipartPartHeaders& part) -> absl::Status {
-             if (part.name != "file") return absl::OkStatus();
-             if (filename) return absl::InvalidArgumentError("more than one 'file' field");
-             filename = part.filename.value_or("");
-             in_file = true;
-             return absl::OkStatus();
-           },
-       .on_part_data =
-           [&](std::string_view data) -> absl::Status {
-             if (in_file) pending.append(data);
-             return absl::OkStatus();
-           },
-       .on_part_end =
-           [&]() -> absl::Status {
-             in_file = false;
-             return absl::OkStatus();
-           }});
+      *boundary, {.on_part_begin = [&](const http::MultipartPartHeaders& part) -> absl::Status {
+                    if (part.name != "file") return absl::OkStatus();
+                    if (filename) return absl::InvalidArgumentError("more than one 'file' field");
+                    filename = part.filename.value_or("");
+                    in_file = true;
+                    return absl::OkStatus();
+                  },
+                  .on_part_data = [&](std::string_view data) -> absl::Status {
+                    if (in_file) pending.append(data);
+                    return absl::OkStatus();
+                  },
+                  .on_part_end = [&]() -> absl::Status {
+                    in_file = false;
+                    return absl::OkStatus();
+                  }});
 
   std::vector<char> chunk(kBodyChunk);
   for (;;) {
@@ -181,8 +178,8 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
       }
       co_return http::ErrorFromStatus(n.status());
     }
-    absl::Status parsed = *n == 0 ? parser.Finish()
-                                  : parser.Feed(std::string_view(chunk.data(), *n));
+    absl::Status parsed =
+        *n == 0 ? parser.Finish() : parser.Feed(std::string_view(chunk.data(), *n));
     if (!parsed.ok()) co_return Response::Error(Status::bad_request, parsed.message());
     if (!pending.empty()) {
       absl::Status written =
@@ -237,8 +234,9 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
   spdlog::info("accepted upload {} ({} bytes) as video {}", record.title, spool.size(), id);
 
   if (request.WantsJson()) {
-    Response response = Response::Json(
-        Status::accepted, DumpJson({{"id", id}, {"status", "processing"}, {"title", record.title}}));
+    Response response =
+        Response::Json(Status::accepted,
+                       DumpJson({{"id", id}, {"status", "processing"}, {"title", record.title}}));
     response.headers.set(http::Field::location, "/api/videos/" + id);
     co_return response;
   }
