@@ -5,24 +5,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 
 namespace streamgrid::http {
 namespace {
 
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-
-// absl::string_view is not std::string_view in this abseil build, so the few
-// absl string helpers needed are written out for std::string_view.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
-        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // RFC 9110 optional whitespace is only spaces and tabs.
 std::string_view TrimOws(std::string_view s) {

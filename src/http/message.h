@@ -10,7 +10,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without it
 #include <vector>
 
 #include "absl/status/status.h"

@@ -5,24 +5,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "common/strings.h"
 
 namespace streamgrid::http {
 namespace {
 
 constexpr std::string_view kOctetStream = "application/octet-stream";
-
-// absl::string_view is not std::string_view in this abseil build, so the few
-// absl string helpers needed are written out for std::string_view.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
-        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kTypes = {{
     {"mpd", "application/dash+xml"},

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 
 namespace streamgrid::http {
 namespace {
@@ -19,19 +20,6 @@ bool IsTokenChar(char c) {
 }
 
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
-
-// absl::string_view is not std::string_view in this abseil build, so the few
-// absl string helpers needed are written out for std::string_view.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
-        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string ToLower(std::string_view s) {
   std::string lower(s);

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "transcode/text_util.h"
+#include "common/strings.h"
 
 namespace streamgrid {
 

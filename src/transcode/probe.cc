@@ -12,10 +12,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "transcode/cancel_token.h"
 #include "transcode/subprocess.h"
-#include "transcode/text_util.h"
 
 namespace streamgrid {
 namespace {

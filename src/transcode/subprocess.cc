@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "transcode/text_util.h"
+#include "common/strings.h"
 
 extern char** environ;
 

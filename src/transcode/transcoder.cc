@@ -10,12 +10,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "transcode/ffmpeg_args.h"
 #include "transcode/ffmpeg_progress.h"
 #include "transcode/hls_fixup.h"
 #include "transcode/ladder.h"
 #include "transcode/subprocess.h"
-#include "transcode/text_util.h"
 
 namespace streamgrid {
 namespace {

@@ -1,7 +1,9 @@
-#include "transcode/text_util.h"
+#include "common/strings.h"
 
 #include <charconv>
 #include <cmath>
+
+#include "absl/strings/ascii.h"
 
 namespace streamgrid {
 namespace {
@@ -16,6 +18,17 @@ std::string_view StripWhitespace(std::string_view text) {
   while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
   while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
   return text;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(a[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::vector<std::string_view> NonEmptyLines(std::string_view text) {

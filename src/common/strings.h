@@ -1,8 +1,8 @@
 #pragma once
 
-// Small std::string_view helpers for this directory. (This abseil build's
-// absl::string_view is its own type, so its string functions do not take
-// std::string_view.)
+// Small std::string_view helpers. Debian's Abseil keeps absl::string_view a
+// type of its own, so its string functions do not take std::string_view; these
+// fill the gap.
 
 #include <cstdint>
 #include <optional>
@@ -15,6 +15,9 @@ namespace streamgrid {
 
 // `text` without leading and trailing ASCII whitespace.
 std::string_view StripWhitespace(std::string_view text);
+
+// True when `a` and `b` are equal ignoring ASCII case.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
 // `text` split at '\n' and '\r', each piece stripped, empty ones dropped.
 std::vector<std::string_view> NonEmptyLines(std::string_view text);
