@@ -12,9 +12,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
 #include "transcode/cancel_token.h"
+#include "transcode/ffmpeg_progress.h"
 #include "transcode/subprocess.h"
 
 namespace streamgrid {
@@ -243,6 +245,55 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   if (!exit.ok()) return exit.status();
   if (!exit->success()) return ProbeFailure(file, (*proc)->stderr_tail());
   return ParseProbeJson(json);
+}
+
+absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
+                            const ProbeOptions& options) {
+  // ffmpeg (not ffprobe) because only decoding touches the media data. Two
+  // symptoms of a cut: a damaged last packet (-xerror makes it fatal) or, when
+  // the cut falls between packets, decoding that ends early.
+  std::string ffmpeg = "ffmpeg";
+  if (size_t slash = options.ffprobe.rfind('/'); slash != std::string::npos) {
+    ffmpeg = options.ffprobe.substr(0, slash + 1) + "ffmpeg";
+  }
+  const double start = std::max(0.0, info.duration_seconds - 1.5);
+  std::vector<std::string> argv = {ffmpeg,
+                                   "-nostdin",
+                                   "-v",
+                                   "error",
+                                   "-xerror",
+                                   "-ss",
+                                   absl::StrFormat("%.3f", start),
+                                   "-i",
+                                   "file:" + file.string(),
+                                   "-map",
+                                   "0:v:0",
+                                   "-f",
+                                   "null",
+                                   "-progress",
+                                   "pipe:1",
+                                   "-nostats",
+                                   "-"};
+  FfmpegProgress progress(info.duration_seconds);
+  SubprocessOptions run;
+  run.deadline = options.timeout;
+  run.kill_grace = std::chrono::milliseconds(1000);
+  absl::StatusOr<SubprocessOutput> out = RunSubprocess(argv, std::move(run));
+  if (absl::IsDeadlineExceeded(out.status())) {
+    return absl::DeadlineExceededError("Checking the end of the video took too long.");
+  }
+  if (!out.ok()) return out.status();
+  for (std::string_view line : NonEmptyLines(out->stdout_text)) progress.OnLine(line);
+  // Output time restarts at the seek point; the last frame starts one frame
+  // before the end, so allow a little more than a frame of slack.
+  const double decoded_until = start + static_cast<double>(progress.out_time_us()) / 1e6;
+  const double slack = std::max(0.5, info.frame_rate > 0 ? 2.0 / info.frame_rate : 0.5);
+  if (!out->exit.success() || decoded_until < info.duration_seconds - slack) {
+    return absl::DataLossError(
+        "The file is damaged or incomplete: its last part cannot be decoded. If the upload "
+        "was interrupted, upload it again.");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace streamgrid

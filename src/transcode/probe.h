@@ -40,6 +40,13 @@ struct ProbeOptions {
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options = {});
 
+// Decodes the last second or so of `file` (described by `info`) and fails with
+// DATA_LOSS if that cannot be done cleanly. This catches what ProbeMedia()
+// cannot: a file whose index is intact but whose media data was cut short (an
+// MP4 with its index at the front, uploaded partially). Costs one short decode.
+absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
+                            const ProbeOptions& options = {});
+
 // Interprets the output of `ffprobe -of json -show_format -show_streams` with the
 // same rules and errors as ProbeMedia(). Exposed for tests.
 absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view json);

@@ -71,6 +71,18 @@ class ProbeTest : public ::testing::Test {
            if (!bytes.ok()) return bytes.status();
            return WriteTestFile(p, bytes->substr(0, bytes->size() / 2));
          }},
+        // Index first (faststart): half a file still probes as whole.
+        {"faststart.mp4",
+         [](const fs::path& p) {
+           return testing::RunFfmpegForTest({"-i", Path("av.mp4").string(), "-c", "copy",
+                                             "-movflags", "+faststart", p.string()});
+         }},
+        {"faststart-truncated.mp4",
+         [](const fs::path& p) {
+           absl::StatusOr<std::string> bytes = testing::ReadTestFile(Path("faststart.mp4"));
+           if (!bytes.ok()) return bytes.status();
+           return WriteTestFile(p, bytes->substr(0, bytes->size() / 2));
+         }},
         {"stuck-ffprobe",
          [](const fs::path& p) {
            absl::Status status = WriteTestFile(p, "#!/bin/sh\nexec sleep 300\n");
@@ -165,6 +177,19 @@ TEST_F(ProbeTest, EmptyAndTruncatedFilesAreDataLoss) {
   EXPECT_THAT(truncated.status().message(), HasSubstr("incomplete"));
   // Our paths stay out of messages meant for the uploader.
   EXPECT_THAT(truncated.status().message(), ::testing::Not(HasSubstr(media_->dir().string())));
+}
+
+TEST_F(ProbeTest, VerifyMediaEndCatchesDataCutShortBehindAnIntactIndex) {
+  absl::StatusOr<MediaInfo> whole = ProbeMedia(Path("faststart.mp4"));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  absl::Status intact = VerifyMediaEnd(Path("faststart.mp4"), *whole);
+  EXPECT_TRUE(intact.ok()) << intact << " duration " << whole->duration_seconds;
+
+  absl::StatusOr<MediaInfo> cut = ProbeMedia(Path("faststart-truncated.mp4"));
+  ASSERT_TRUE(cut.ok()) << "the index alone looks complete: " << cut.status();
+  absl::Status end = VerifyMediaEnd(Path("faststart-truncated.mp4"), *cut);
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+  EXPECT_THAT(end.message(), HasSubstr("incomplete"));
 }
 
 TEST_F(ProbeTest, MissingFileIsNotFound) {

@@ -211,6 +211,10 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
       rejection = ProbeError(media.status());
       return media.status();
     }
+    if (absl::Status end = VerifyMediaEnd(spool.path(), *media); !end.ok()) {
+      rejection = ProbeError(end);
+      return end;
+    }
     record.duration_seconds = media->duration_seconds;
     if (absl::Status s = StoreOriginal(app.content, id, spool.path()); !s.ok()) {
       app.content.DeleteVideo(id).IgnoreError();

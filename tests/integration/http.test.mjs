@@ -138,6 +138,12 @@ test('bad uploads get 4xx with a message and leave nothing behind', async () => 
   const truncated = path.join(scratch, 'truncated.mp4');
   const bytes = await readFile(good);
   await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  // Index at the front: the cut-off half still looks whole to ffprobe.
+  const faststart = path.join(scratch, 'faststart.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', good, '-c', 'copy', '-movflags', '+faststart', faststart]);
+  const fsBytes = await readFile(faststart);
+  const truncatedFaststart = path.join(scratch, 'truncated-faststart.mp4');
+  await writeFile(truncatedFaststart, fsBytes.subarray(0, Math.floor(fsBytes.length / 2)));
   // A still image is a media file, but not a video.
   const image = path.join(scratch, 'still.mp4');
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x64',
@@ -146,7 +152,8 @@ test('bad uploads get 4xx with a message and leave nothing behind', async () => 
   const cases = [
     [text, {}, [415, 422]],
     [empty, {}, [422]],
-    [truncated, {}, [415, 422]],
+    [truncated, {}, [422]],
+    [truncatedFaststart, {}, [422]],
     [image, {}, [415, 422]],
     [good, { field: 'video' }, [400]],
   ];
