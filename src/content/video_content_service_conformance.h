@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,9 @@ struct ContentServiceFactory {
   std::string name;  // becomes part of the test names: letters, digits, '_'
   std::function<std::unique_ptr<ContentServiceHarness>()> make;
 };
+
+// Prints the factory's name, so test listings (and ctest's names) stay short.
+inline void PrintTo(const ContentServiceFactory& factory, std::ostream* os) { *os << factory.name; }
 
 // For INSTANTIATE_TEST_SUITE_P's name generator argument.
 std::string ContentServiceFactoryName(const ::testing::TestParamInfo<ContentServiceFactory>& info);
