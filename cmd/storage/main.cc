@@ -1,0 +1,111 @@
+// streamgrid-storage: one storage node, serving the files of its data directory
+// over gRPC (streamgrid.storage.v1.StorageService).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "spdlog/spdlog.h"
+#include "storage/file_util.h"
+#include "storage/storage_engine.h"
+#include "storage/storage_service.h"
+
+namespace {
+
+using namespace streamgrid::storage;
+
+struct Flags {
+  std::string listen = "127.0.0.1:7400";
+  std::string data_dir = ".streamgrid/storage";
+  std::string ready_file;
+  std::string node_id;
+  std::string log_level = "info";
+  int max_threads = 256;
+  int idle_timeout_s = 60;
+  int shutdown_grace_s = 10;
+};
+
+[[noreturn]] void Fail(const std::string& what) {
+  spdlog::critical("{}", what);
+  std::exit(1);
+}
+
+// The host part of "HOST:PORT" (brackets kept for IPv6), after checking the form.
+std::string ListenHost(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port > 65535) {
+    Fail("--listen must be HOST:PORT, got '" + listen + "'");
+  }
+  return listen.substr(0, colon);
+}
+
+// Where a local client reaches a server listening on `host`.
+std::string ReachableHost(const std::string& host) {
+  if (host == "0.0.0.0" || host == "[::]" || host == "::") return "127.0.0.1";
+  return host;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App cli{"StreamGrid storage node: stores video files and serves them over gRPC"};
+  cli.add_option("--listen", flags.listen, "gRPC address HOST:PORT (port 0 picks a free one)");
+  cli.add_option("--data-dir", flags.data_dir, "where the node keeps its files");
+  cli.add_option("--ready-file", flags.ready_file,
+                 "write {\"grpc\": \"HOST:PORT\"} here once serving (for tests and scripts)");
+  cli.add_option("--node-id", flags.node_id, "id reported by Health (default: HOST:PORT bound)");
+  cli.add_option("--max-threads", flags.max_threads, "calls served at once at most")
+      ->check(CLI::Range(4, 65536));
+  cli.add_option("--idle-timeout", flags.idle_timeout_s,
+                 "seconds a Put or Get stream may make no progress before it is cancelled")
+      ->check(CLI::Range(1, 3600));
+  cli.add_option("--shutdown-grace", flags.shutdown_grace_s,
+                 "seconds running calls get to finish on SIGINT/SIGTERM")
+      ->check(CLI::Range(0, 3600));
+  cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(cli, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+
+  // Signals are taken synchronously below; gRPC's threads inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const std::string host = ListenHost(flags.listen);
+  auto engine = StorageEngine::Open(std::filesystem::absolute(flags.data_dir));
+  if (!engine.ok()) Fail("data directory: " + engine.status().ToString());
+
+  auto server = StorageServer::Start(
+      **engine, {.listen_address = flags.listen,
+                 .service = {.node_id = flags.node_id,
+                             .stream_idle_timeout = std::chrono::seconds(flags.idle_timeout_s)},
+                 .max_threads = flags.max_threads});
+  if (!server.ok()) Fail(server.status().ToString());
+
+  const std::string address = ReachableHost(host) + ":" + std::to_string((*server)->port());
+  if (!flags.ready_file.empty()) {
+    // Atomic, so a watcher never reads a half-written file.
+    absl::Status written =
+        WriteFileAtomically(flags.ready_file, "{\"grpc\": \"" + address + "\"}\n");
+    if (!written.ok()) Fail("ready file: " + written.ToString());
+  }
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("signal {} received, shutting down", received);
+  (*server)->Shutdown(std::chrono::seconds(flags.shutdown_grace_s));
+  server->reset();
+  engine->reset();
+  spdlog::info("stopped");
+  return 0;
+}

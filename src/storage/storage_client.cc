@@ -1,0 +1,331 @@
+#include "storage/storage_client.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "storage/grpc_convert.h"
+
+namespace streamgrid::storage {
+namespace {
+
+constexpr size_t kMaxChunkBytes = size_t{1} << 20;
+
+std::chrono::system_clock::time_point DeadlineAfter(std::chrono::milliseconds timeout) {
+  return std::chrono::system_clock::now() + timeout;
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> StorageClient::MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  // Notice a vanished node during a long, quiet stream (the node accepts pings
+  // this often; see StorageServer).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+StorageClient::StorageClient(const std::string& target, StorageClientOptions options)
+    : StorageClient(MakeChannel(target), options) {}
+
+StorageClient::StorageClient(std::shared_ptr<grpc::Channel> channel, StorageClientOptions options)
+    : options_(options),
+      channel_(std::move(channel)),
+      stub_(v1::StorageService::NewStub(channel_)) {}
+
+StorageClient::~StorageClient() = default;
+
+void StorageClient::SetCallDeadline(grpc::ClientContext& context) const {
+  context.set_deadline(DeadlineAfter(options_.call_timeout));
+}
+
+absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPut(
+    std::string_view video_id, std::string_view name, const PutOptions& options) {
+  const size_t chunk_bytes = std::clamp<size_t>(options_.put_chunk_bytes, 1, kMaxChunkBytes);
+  std::unique_ptr<PutStream> stream(new PutStream(chunk_bytes, options.sha256));
+  stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
+  stream->writer_ = stub_->Put(&stream->context_, &stream->response_);
+  v1::PutRequest request;
+  v1::PutHeader* header = request.mutable_header();
+  header->set_video_id(std::string(video_id));
+  header->set_name(std::string(name));
+  if (options.size) header->set_total_size(*options.size);
+  header->set_sha256(options.sha256);
+  if (!stream->writer_->Write(request)) {
+    absl::Status status = stream->Finish();
+    return status.ok() ? absl::InternalError("upload ended at its header") : status;
+  }
+  return stream;
+}
+
+absl::StatusOr<StoredFile> StorageClient::Put(std::string_view video_id, std::string_view name,
+                                              const ChunkSource& source,
+                                              const PutOptions& options) {
+  auto stream = StartPut(video_id, name, options);
+  if (!stream.ok()) return stream.status();
+  std::vector<char> buffer(std::clamp<size_t>(options_.put_chunk_bytes, 1, kMaxChunkBytes));
+  while (true) {
+    absl::StatusOr<size_t> n = source(buffer);
+    if (!n.ok()) return n.status();  // destroying the stream cancels the upload
+    if (*n == 0) break;
+    if (absl::Status s = (*stream)->Append(std::span<const char>(buffer.data(), *n)); !s.ok()) {
+      return s;
+    }
+  }
+  return (*stream)->Commit();
+}
+
+absl::StatusOr<StoredFile> StorageClient::PutBytes(std::string_view video_id, std::string_view name,
+                                                   std::string_view data) {
+  auto stream = StartPut(video_id, name, {.size = data.size()});
+  if (!stream.ok()) return stream.status();
+  if (absl::Status s = (*stream)->Append(data); !s.ok()) return s;
+  return (*stream)->Commit();
+}
+
+absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> StorageClient::OpenGet(
+    std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length) {
+  std::unique_ptr<GetStream> stream(new GetStream(offset, length));
+  stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
+  v1::GetRequest request;
+  request.set_video_id(std::string(video_id));
+  request.set_name(std::string(name));
+  request.set_offset(offset);
+  request.set_length(length);
+  stream->reader_ = stub_->Get(&stream->context_, request);
+  if (absl::Status s = stream->Open(); !s.ok()) return s;
+  return stream;
+}
+
+absl::StatusOr<StoredFile> StorageClient::Get(std::string_view video_id, std::string_view name,
+                                              uint64_t offset, uint64_t length,
+                                              const ChunkSink& sink) {
+  auto stream = OpenGet(video_id, name, offset, length);
+  if (!stream.ok()) return stream.status();
+  while (true) {
+    absl::StatusOr<std::span<const char>> chunk = (*stream)->Next();
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->empty()) return (*stream)->file();
+    if (absl::Status s = sink(*chunk); !s.ok()) return s;
+  }
+}
+
+absl::StatusOr<StoredFile> StorageClient::Stat(std::string_view video_id, std::string_view name) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::StatRequest request;
+  request.set_video_id(std::string(video_id));
+  request.set_name(std::string(name));
+  v1::StatResponse response;
+  grpc::Status status = stub_->Stat(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return FromProto(response.file());
+}
+
+absl::Status StorageClient::Delete(std::string_view video_id, std::string_view name) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::DeleteRequest request;
+  request.set_video_id(std::string(video_id));
+  request.set_name(std::string(name));
+  v1::DeleteResponse response;
+  return ToAbslStatus(stub_->Delete(&context, request, &response));
+}
+
+absl::StatusOr<uint64_t> StorageClient::DeleteVideo(std::string_view video_id) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::DeleteVideoRequest request;
+  request.set_video_id(std::string(video_id));
+  v1::DeleteVideoResponse response;
+  grpc::Status status = stub_->DeleteVideo(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response.files_deleted();
+}
+
+absl::StatusOr<StoredFilePage> StorageClient::List(std::string_view video_id,
+                                                   std::string_view page_token,
+                                                   uint32_t page_size) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::ListRequest request;
+  request.set_video_id(std::string(video_id));
+  request.set_page_token(std::string(page_token));
+  request.set_page_size(page_size);
+  v1::ListResponse response;
+  grpc::Status status = stub_->List(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  StoredFilePage page;
+  page.files.reserve(response.files_size());
+  for (const v1::FileInfo& file : response.files()) page.files.push_back(FromProto(file));
+  page.next_page_token = response.next_page_token();
+  return page;
+}
+
+absl::StatusOr<NodeHealth> StorageClient::Health() {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::HealthResponse response;
+  grpc::Status status = stub_->Health(&context, v1::HealthRequest(), &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return NodeHealth{.node_id = response.node_id(),
+                    .uptime_seconds = response.uptime_seconds(),
+                    .files = response.files(),
+                    .bytes_used = response.bytes_used(),
+                    .free_bytes = response.free_bytes(),
+                    .total_bytes = response.total_bytes()};
+}
+
+// ---------------------------------------------------------------------------
+// PutStream
+
+StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256)
+    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)) {
+  request_.mutable_chunk()->reserve(chunk_bytes_);
+}
+
+StorageClient::PutStream::~PutStream() { Cancel(); }
+
+absl::Status StorageClient::PutStream::Append(std::span<const char> data) {
+  if (finished_) {
+    return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
+  }
+  if (expected_sha256_.empty()) hasher_.Update(data);
+  while (!data.empty()) {
+    std::string* chunk = request_.mutable_chunk();
+    const size_t take = std::min(chunk_bytes_ - chunk->size(), data.size());
+    chunk->append(data.data(), take);
+    data = data.subspan(take);
+    if (chunk->size() == chunk_bytes_) {
+      if (absl::Status s = SendChunk(); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StorageClient::PutStream::SendChunk() {
+  if (!writer_->Write(request_)) {
+    // The node ended the call (an error) or the connection broke: its status says which.
+    absl::Status status = Finish();
+    return status.ok() ? absl::InternalError("node ended the upload early") : status;
+  }
+  request_.mutable_chunk()->clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredFile> StorageClient::PutStream::Commit() {
+  if (finished_) {
+    return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
+  }
+  if (!request_.chunk().empty()) {
+    if (absl::Status s = SendChunk(); !s.ok()) return s;
+  }
+  v1::PutRequest finish;
+  finish.mutable_finish()->set_sha256(expected_sha256_.empty() ? hasher_.FinishHex() : "");
+  // A failed write shows in the status that Finish() returns.
+  writer_->Write(finish, grpc::WriteOptions().set_last_message());
+  finished_ = ToAbslStatus(writer_->Finish());
+  if (!finished_->ok()) return *finished_;
+  return FromProto(response_.file());
+}
+
+absl::Status StorageClient::PutStream::Finish() {
+  if (finished_) return *finished_;
+  writer_->WritesDone();
+  finished_ = ToAbslStatus(writer_->Finish());
+  return *finished_;
+}
+
+void StorageClient::PutStream::Cancel() {
+  if (finished_ || !writer_) return;
+  // No finish message was sent, so the node stores nothing whatever happens;
+  // cancelling just frees it (and us) at once.
+  context_.TryCancel();
+  Finish().IgnoreError();
+}
+
+// ---------------------------------------------------------------------------
+// GetStream
+
+StorageClient::GetStream::GetStream(uint64_t offset, uint64_t length)
+    : offset_(offset), length_(length) {}
+
+StorageClient::GetStream::~GetStream() {
+  if (finished_ || !reader_) return;
+  context_.TryCancel();
+  reader_->Finish();
+}
+
+absl::Status StorageClient::GetStream::Open() {
+  if (!reader_->Read(&response_)) {
+    absl::Status status = Finish();
+    return status.ok() ? absl::InternalError("node sent no file info") : status;
+  }
+  if (!response_.has_file()) return absl::InternalError("node sent data before the file info");
+  file_ = FromProto(response_.file());
+  if (offset_ == 0 && (length_ == 0 || length_ >= file_.size)) hasher_.emplace();
+  first_unread_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const char>> StorageClient::GetStream::Next() {
+  if (!pending_.empty()) return std::exchange(pending_, {});
+  while (true) {
+    if (first_unread_) {
+      first_unread_ = false;
+    } else {
+      if (finished_) {
+        if (!finished_->ok()) return *finished_;
+        return std::span<const char>();
+      }
+      if (!reader_->Read(&response_)) {
+        if (absl::Status s = Finish(); !s.ok()) return s;
+        return std::span<const char>();
+      }
+    }
+    const std::string& chunk = response_.chunk();
+    received_ += chunk.size();
+    if (hasher_) hasher_->Update(chunk);
+    if (!chunk.empty()) return std::span<const char>(chunk);
+  }
+}
+
+absl::StatusOr<size_t> StorageClient::GetStream::Read(std::span<char> buffer) {
+  if (buffer.empty()) return 0;
+  if (pending_.empty()) {
+    absl::StatusOr<std::span<const char>> next = Next();
+    if (!next.ok()) return next.status();
+    pending_ = *next;
+    if (pending_.empty()) return 0;
+  }
+  const size_t n = std::min(buffer.size(), pending_.size());
+  std::copy_n(pending_.data(), n, buffer.data());
+  pending_ = pending_.subspan(n);
+  return n;
+}
+
+absl::Status StorageClient::GetStream::Finish() {
+  if (finished_) return *finished_;
+  finished_ = ToAbslStatus(reader_->Finish());
+  if (!finished_->ok()) return *finished_;
+  // The node's answer must be exactly the range it promised, and a whole file
+  // must match its checksum: catch truncation and corruption in transit.
+  const uint64_t available = file_.size > offset_ ? file_.size - offset_ : 0;
+  const uint64_t expected = length_ == 0 ? available : std::min(length_, available);
+  if (received_ != expected) {
+    finished_ =
+        absl::DataLossError(absl::StrCat("received ", received_, " bytes of ", file_.video_id, "/",
+                                         file_.name, ", expected ", expected));
+  } else if (hasher_ && hasher_->FinishHex() != file_.sha256) {
+    finished_ = absl::DataLossError(
+        absl::StrCat(file_.video_id, "/", file_.name, " does not match its sha256"));
+  }
+  return *finished_;
+}
+
+}  // namespace streamgrid::storage

@@ -1,0 +1,194 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/support/sync_stream.h"
+#include "proto/storage.grpc.pb.h"
+#include "storage/sha256.h"
+#include "storage/stored_file.h"
+
+namespace streamgrid::storage {
+
+struct StorageClientOptions {
+  // Deadline of each Stat, Delete, DeleteVideo, List and Health call.
+  std::chrono::milliseconds call_timeout = std::chrono::seconds(10);
+  // Deadline of a whole Put or Get stream, from its start.
+  std::chrono::milliseconds transfer_timeout = std::chrono::minutes(10);
+  // Data per Put message; clipped to 1 MiB, the node's limit.
+  size_t put_chunk_bytes = size_t{1} << 20;
+};
+
+struct PutOptions {
+  // The file's size, when known: the node refuses it up front if it has no
+  // room, and fails the upload if a different amount arrives.
+  std::optional<uint64_t> size;
+  // The expected SHA-256 (hex), when known up front (e.g. copying a replica).
+  // Otherwise the client computes it from the data it sends; either way the
+  // node checks it before committing.
+  std::string sha256;
+};
+
+// A node's answer to Health.
+struct NodeHealth {
+  std::string node_id;
+  int64_t uptime_seconds = 0;
+  uint64_t files = 0;
+  uint64_t bytes_used = 0;
+  uint64_t free_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
+// A synchronous client of one storage node (streamgrid.storage.v1), over one
+// channel that all calls share. Every call has a deadline; errors are the
+// node's (see proto/storage.proto) or gRPC's, e.g. UNAVAILABLE when the node is
+// unreachable and DEADLINE_EXCEEDED when a deadline passes. Files stream both
+// ways in chunks: no call holds a whole file in memory. Thread-safe; streams
+// are not (use each from one thread at a time).
+class StorageClient {
+ public:
+  class PutStream;
+  class GetStream;
+
+  // Fills up to `buffer.size()` bytes of the file to upload; 0 means the end.
+  using ChunkSource = std::function<absl::StatusOr<size_t>(std::span<char> buffer)>;
+  // Takes the next bytes of a downloaded range; an error stops the download.
+  using ChunkSink = std::function<absl::Status(std::span<const char> data)>;
+
+  // A channel to `target` ("host:port") with the keepalive settings the node
+  // expects, for sharing among clients.
+  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
+
+  explicit StorageClient(const std::string& target, StorageClientOptions options = {});
+  explicit StorageClient(std::shared_ptr<grpc::Channel> channel, StorageClientOptions options = {});
+  ~StorageClient();
+
+  // Starts uploading `video_id/name`; the node validates the header (errors
+  // surface here or on the first Append).
+  absl::StatusOr<std::unique_ptr<PutStream>> StartPut(std::string_view video_id,
+                                                      std::string_view name,
+                                                      const PutOptions& options = {});
+
+  // Uploads everything `source` produces, then commits.
+  absl::StatusOr<StoredFile> Put(std::string_view video_id, std::string_view name,
+                                 const ChunkSource& source, const PutOptions& options = {});
+
+  // Uploads `data` (for small files: it is all in memory already).
+  absl::StatusOr<StoredFile> PutBytes(std::string_view video_id, std::string_view name,
+                                      std::string_view data);
+
+  // Opens `length` bytes (0: to the end) from `offset` of `video_id/name`.
+  // NOT_FOUND and OUT_OF_RANGE (offset past the end) are reported here.
+  absl::StatusOr<std::unique_ptr<GetStream>> OpenGet(std::string_view video_id,
+                                                     std::string_view name, uint64_t offset = 0,
+                                                     uint64_t length = 0);
+
+  // Streams the range into `sink` and returns the whole file's info. A
+  // download of the whole file is checked against its SHA-256 (DATA_LOSS).
+  absl::StatusOr<StoredFile> Get(std::string_view video_id, std::string_view name, uint64_t offset,
+                                 uint64_t length, const ChunkSink& sink);
+
+  absl::StatusOr<StoredFile> Stat(std::string_view video_id, std::string_view name);
+  absl::Status Delete(std::string_view video_id, std::string_view name);
+  // Returns how many files were removed.
+  absl::StatusOr<uint64_t> DeleteVideo(std::string_view video_id);
+  // One page of files in (video_id, name) order; `video_id` empty for all.
+  absl::StatusOr<StoredFilePage> List(std::string_view video_id, std::string_view page_token = "",
+                                      uint32_t page_size = 0);
+  absl::StatusOr<NodeHealth> Health();
+
+ private:
+  void SetCallDeadline(grpc::ClientContext& context) const;
+
+  const StorageClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::StorageService::Stub> stub_;
+};
+
+// An upload in progress. Nothing is stored unless Commit() succeeds;
+// destroying the stream before that cancels the upload.
+class StorageClient::PutStream {
+ public:
+  ~PutStream();
+  PutStream(const PutStream&) = delete;
+  PutStream& operator=(const PutStream&) = delete;
+
+  // Sends `data` (buffered into full-size chunks first); strings and
+  // string_views convert implicitly. After an error the stream is finished and
+  // its error is returned again by later calls.
+  absl::Status Append(std::span<const char> data);
+  // A literal would be sent with its terminating NUL; pass a string_view.
+  template <size_t N>
+  absl::Status Append(const char (&)[N]) = delete;
+
+  // Sends the rest and the checksum and waits for the node to store the file.
+  absl::StatusOr<StoredFile> Commit();
+
+  // Abandons the upload; the node stores nothing. Idempotent.
+  void Cancel();
+
+ private:
+  friend class StorageClient;
+  PutStream(size_t chunk_bytes, std::string expected_sha256);
+
+  absl::Status SendChunk();
+  // Ends the call and records (and returns) its status.
+  absl::Status Finish();
+
+  const size_t chunk_bytes_;
+  const std::string expected_sha256_;  // empty: send the computed one
+  grpc::ClientContext context_;
+  v1::PutResponse response_;
+  std::unique_ptr<grpc::ClientWriter<v1::PutRequest>> writer_;
+  v1::PutRequest request_;  // the chunk being filled
+  Sha256 hasher_;
+  std::optional<absl::Status> finished_;  // set once the call is over
+};
+
+// A download in progress; destroying it early cancels the call.
+class StorageClient::GetStream {
+ public:
+  ~GetStream();
+  GetStream(const GetStream&) = delete;
+  GetStream& operator=(const GetStream&) = delete;
+
+  // The whole file's info.
+  const StoredFile& file() const { return file_; }
+
+  // Fills up to `buffer.size()` bytes; returns 0 at the end of the range.
+  absl::StatusOr<size_t> Read(std::span<char> buffer);
+
+  // The next chunk as received (or the rest of one Read() left), valid until
+  // the next call; empty at the end.
+  absl::StatusOr<std::span<const char>> Next();
+
+ private:
+  friend class StorageClient;
+  GetStream(uint64_t offset, uint64_t length);
+  absl::Status Open();
+  absl::Status Finish();
+
+  const uint64_t offset_;
+  const uint64_t length_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::GetResponse>> reader_;
+  v1::GetResponse response_;
+  bool first_unread_ = false;      // response_ holds the first message, not yet returned
+  std::span<const char> pending_;  // the unread rest of response_'s chunk (for Read)
+  StoredFile file_;
+  uint64_t received_ = 0;
+  std::optional<Sha256> hasher_;  // set when the whole file is being read
+  std::optional<absl::Status> finished_;
+};
+
+}  // namespace streamgrid::storage

@@ -1,0 +1,388 @@
+#include "storage/storage_engine.h"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/ids.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/sha256.h"
+#include "storage/test_util.h"
+
+namespace streamgrid::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+using ::testing::IsEmpty;
+using testing::Pattern;
+using ::testing::SizeIs;
+using testing::TempDir;
+using testing::TempFiles;
+
+constexpr size_t kChunk = 256 * 1024;
+
+void WriteRaw(const fs::path& path, const std::string& data) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
+}
+
+class StorageEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    engine_.reset();
+    auto opened = StorageEngine::Open(dir_.path() / "data");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    engine_ = *std::move(opened);
+  }
+
+  fs::path DataDir() const { return dir_.path() / "data"; }
+
+  // Uploads `data` in chunks; commits with `sha256` or the data's own digest.
+  absl::StatusOr<StoredFile> Put(const std::string& video_id, const std::string& name,
+                                 const std::string& data,
+                                 std::optional<std::string> sha256 = std::nullopt,
+                                 std::optional<uint64_t> size = std::nullopt) {
+    auto upload = engine_->StartUpload(video_id, name, size);
+    if (!upload.ok()) return upload.status();
+    for (size_t at = 0; at < data.size(); at += kChunk) {
+      std::string_view chunk = std::string_view(data).substr(at, kChunk);
+      if (absl::Status s = (*upload)->Append(chunk); !s.ok()) return s;
+    }
+    return (*upload)->Commit(sha256.value_or(Sha256::HexOf(data)));
+  }
+
+  absl::StatusOr<std::string> Read(const std::string& video_id, const std::string& name,
+                                   uint64_t offset = 0,
+                                   std::optional<uint64_t> length = std::nullopt) {
+    auto reader = engine_->OpenReader(video_id, name, offset, length);
+    if (!reader.ok()) return reader.status();
+    std::string out, buffer(100 * 1024, '\0');
+    while (true) {
+      absl::StatusOr<size_t> n = (*reader)->Read(buffer);
+      if (!n.ok()) return n.status();
+      if (*n == 0) return out;
+      out.append(buffer.data(), *n);
+    }
+  }
+
+  std::vector<StoredFile> ListAll(const std::string& video_id, size_t page_size, int* pages) {
+    std::vector<StoredFile> all;
+    std::string token;
+    *pages = 0;
+    do {
+      auto page = engine_->List(video_id, token, page_size);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      ++*pages;
+      EXPECT_LE(page->files.size(), page_size);
+      all.insert(all.end(), page->files.begin(), page->files.end());
+      token = page->next_page_token;
+    } while (!token.empty());
+    return all;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<StorageEngine> engine_;
+};
+
+TEST_F(StorageEngineTest, FilesSurviveReopenWithTheirChecksums) {
+  const std::string video = NewVideoId();
+  const std::string big = Pattern(3 * 1024 * 1024 + 17, 1);
+  const std::string small = "#EXTM3U\n";
+  auto put_big = Put(video, "original", big, std::nullopt, big.size());
+  ASSERT_TRUE(put_big.ok()) << put_big.status();
+  EXPECT_EQ(put_big->size, big.size());
+  EXPECT_EQ(put_big->sha256, Sha256::HexOf(big));
+  ASSERT_TRUE(Put(video, "master.m3u8", small).ok());
+  ASSERT_TRUE(Put(video, "empty", "").ok());
+
+  Reopen();
+  int pages = 0;
+  std::vector<StoredFile> listed = ListAll(video, 10, &pages);
+  ASSERT_THAT(listed, SizeIs(3));
+  EXPECT_EQ(listed[0].name, "empty");
+  EXPECT_EQ(listed[0].sha256, Sha256::HexOf(""));
+  EXPECT_EQ(listed[1].name, "master.m3u8");
+  EXPECT_EQ(listed[1].sha256, Sha256::HexOf(small));
+  EXPECT_EQ(listed[2], *put_big);
+
+  auto stat = engine_->Stat(video, "original");
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(*stat, *put_big);
+  EXPECT_EQ(Read(video, "original").value(), big);
+  auto reader = engine_->OpenReader(video, "original", 10, 5);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*reader)->file(), *put_big);
+  auto usage = engine_->Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 3u);
+  EXPECT_EQ(usage->bytes_used, big.size() + small.size());
+  EXPECT_GT(usage->total_bytes, 0u);
+}
+
+TEST_F(StorageEngineTest, RangesAreClippedAndCheckedLikeTheContentService) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(1000, 2);
+  ASSERT_TRUE(Put(video, "seg", data).ok());
+  EXPECT_EQ(Read(video, "seg", 100, 50).value(), data.substr(100, 50));
+  EXPECT_EQ(Read(video, "seg", 990, 50).value(), data.substr(990));
+  EXPECT_EQ(Read(video, "seg", 1000).value(), "");
+  EXPECT_EQ(Read(video, "seg", 1001).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(Read(video, "nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Stat(video, "nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageEngineTest, BadIdsAndNamesAreInvalidArguments) {
+  const std::string video = NewVideoId();
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"../../etc", "passwd"},
+      {video, "../escape"},
+      {video, ".hidden"},
+      {video, "a/b"},
+      {"", "x"},
+      {video, ""},
+      {"UPPERCASEID0000000000000000", "x"}};
+  for (const auto& [id, name] : bad) {
+    SCOPED_TRACE(id + "/" + name);
+    EXPECT_EQ(engine_->StartUpload(id, name).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->OpenReader(id, name).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->Stat(id, name).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(engine_->Delete(id, name).code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(engine_->DeleteVideo("..").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->List("..", "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->List("", "garbage").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->List("", video + "/../x").status().code(), absl::StatusCode::kInvalidArgument);
+  // Nothing was created anywhere, inside the data directory or next to it.
+  EXPECT_THAT(TempFiles(dir_.path()), IsEmpty());
+  EXPECT_FALSE(fs::exists(dir_.path() / "escape"));
+}
+
+TEST_F(StorageEngineTest, ChecksumMismatchStoresNothing) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(600 * 1024, 3);
+  auto put = Put(video, "seg", data, Sha256::HexOf("something else"));
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kDataLoss) << put.status();
+  EXPECT_EQ(engine_->Stat(video, "seg").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+
+  // A failed replacement leaves the earlier version in place.
+  ASSERT_TRUE(Put(video, "seg", "v1").ok());
+  EXPECT_EQ(Put(video, "seg", data, Sha256::HexOf("v1")).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Read(video, "seg").value(), "v1");
+  EXPECT_EQ(engine_->Stat(video, "seg")->sha256, Sha256::HexOf("v1"));
+  EXPECT_EQ(engine_->Usage()->files, 1u);
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+
+  EXPECT_EQ(Put(video, "bad", "x", "not-a-checksum").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Stat(video, "bad").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageEngineTest, SizeOtherThanAnnouncedStoresNothing) {
+  const std::string video = NewVideoId();
+  EXPECT_EQ(Put(video, "short", "abc", std::nullopt, 4).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Put(video, "long", "abcde", std::nullopt, 4).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(engine_->StartUpload(video, "huge", uint64_t{1} << 62).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  int pages = 0;
+  EXPECT_THAT(ListAll(video, 10, &pages), IsEmpty());
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+}
+
+TEST_F(StorageEngineTest, AbandonedUploadLeavesNoTrace) {
+  const std::string video = NewVideoId();
+  {
+    auto upload = engine_->StartUpload(video, "seg");
+    ASSERT_TRUE(upload.ok());
+    ASSERT_TRUE((*upload)->Append(Pattern(kChunk, 4)).ok());
+    EXPECT_THAT(TempFiles(DataDir()), SizeIs(1));
+  }
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+  EXPECT_EQ(engine_->Stat(video, "seg").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageEngineTest, ReopenRemovesTempFilesAndOrphanRecords) {
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(Put(video, "keep", "kept").ok());
+  ASSERT_TRUE(Put(video, "gone", "data removed behind the engine's back").ok());
+  engine_.reset();
+  // What a crash mid-upload and mid-delete leaves behind.
+  WriteRaw(DataDir() / "content" / video / ".tmp-seg.0123456789abcdef", "partial");
+  WriteRaw(DataDir() / "checksums" / video / ".tmp-seg.0123456789abcdef", "partial");
+  fs::remove(DataDir() / "content" / video / "gone");
+  Reopen();
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+  EXPECT_FALSE(fs::exists(DataDir() / "checksums" / video / "gone"));
+  EXPECT_EQ(Read(video, "keep").value(), "kept");
+  EXPECT_EQ(engine_->Stat(video, "gone").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Usage()->files, 1u);
+}
+
+TEST_F(StorageEngineTest, MissingOrStaleChecksumIsRecomputedFromTheData) {
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(Put(video, "a", "first a").ok());
+  ASSERT_TRUE(Put(video, "b", "first b").ok());
+  engine_.reset();
+  // A crash between a commit's rename and its record: the record is missing
+  // (a) or describes the previous version (b).
+  fs::remove(DataDir() / "checksums" / video / "a");
+  fs::path b = DataDir() / "content" / video / "b";
+  WriteRaw(b.string() + ".new", "second b, longer");
+  fs::rename(b.string() + ".new", b);
+  Reopen();
+  EXPECT_EQ(engine_->Stat(video, "a")->sha256, Sha256::HexOf("first a"));
+  EXPECT_EQ(engine_->Stat(video, "b")->sha256, Sha256::HexOf("second b, longer"));
+  EXPECT_TRUE(fs::exists(DataDir() / "checksums" / video / "a"));
+  EXPECT_EQ(engine_->Usage()->bytes_used, std::string("first a").size() + 16);
+}
+
+TEST_F(StorageEngineTest, ReplacingAFileKeepsCountsRight) {
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(Put(video, "seg", "12345").ok());
+  auto second = Put(video, "seg", "123");
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->sha256, Sha256::HexOf("123"));
+  EXPECT_EQ(Read(video, "seg").value(), "123");
+  auto usage = engine_->Usage();
+  EXPECT_EQ(usage->files, 1u);
+  EXPECT_EQ(usage->bytes_used, 3u);
+}
+
+TEST_F(StorageEngineTest, DeleteAndDeleteVideo) {
+  const std::string video = NewVideoId();
+  const std::string other = NewVideoId();
+  ASSERT_TRUE(Put(video, "a", "aa").ok());
+  ASSERT_TRUE(Put(video, "b", "bbb").ok());
+  ASSERT_TRUE(Put(other, "c", "c").ok());
+
+  EXPECT_TRUE(engine_->Delete(video, "a").ok());
+  EXPECT_EQ(engine_->Delete(video, "a").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Stat(video, "a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(engine_->Usage()->files, 2u);
+
+  EXPECT_EQ(engine_->DeleteVideo(video).value(), 1u);
+  EXPECT_EQ(engine_->DeleteVideo(video).value(), 0u);
+  EXPECT_EQ(engine_->Stat(video, "b").status().code(), absl::StatusCode::kNotFound);
+  auto usage = engine_->Usage();
+  EXPECT_EQ(usage->files, 1u);
+  EXPECT_EQ(usage->bytes_used, 1u);
+
+  Reopen();
+  int pages = 0;
+  std::vector<StoredFile> all = ListAll("", 10, &pages);
+  ASSERT_THAT(all, SizeIs(1));
+  EXPECT_EQ(all[0].video_id, other);
+  EXPECT_EQ(engine_->Usage()->files, 1u);
+}
+
+TEST_F(StorageEngineTest, ListsThousandsOfFilesInBoundedPages) {
+  constexpr int kVideos = 5, kPerVideo = 500;
+  std::set<std::pair<std::string, std::string>> expected;
+  std::string first_video;
+  // Written behind the engine's back (thousands of durable uploads would take
+  // seconds of fsyncs), so reopening also checksums them all.
+  engine_.reset();
+  for (int v = 0; v < kVideos; ++v) {
+    const std::string video = NewVideoId();
+    if (v == 0) first_video = video;
+    for (int i = 0; i < kPerVideo; ++i) {
+      const std::string name = "chunk-" + std::to_string(i) + ".m4s";
+      WriteRaw(DataDir() / "content" / video / name, name);
+      expected.emplace(video, name);
+    }
+  }
+  Reopen();
+  EXPECT_EQ(engine_->Usage()->files, expected.size());
+  int pages = 0;
+  std::vector<StoredFile> all = ListAll("", 1000, &pages);
+  EXPECT_EQ(pages, 3);
+  ASSERT_THAT(all, SizeIs(kVideos * kPerVideo));
+  std::set<std::pair<std::string, std::string>> seen;
+  for (size_t i = 0; i < all.size(); ++i) {
+    seen.emplace(all[i].video_id, all[i].name);
+    EXPECT_EQ(all[i].sha256, Sha256::HexOf(all[i].name));
+    if (i > 0) {
+      EXPECT_LT(std::tie(all[i - 1].video_id, all[i - 1].name),
+                std::tie(all[i].video_id, all[i].name));
+    }
+  }
+  EXPECT_EQ(seen, expected);
+
+  std::vector<StoredFile> one = ListAll(first_video, 200, &pages);
+  EXPECT_EQ(pages, 3);
+  EXPECT_THAT(one, SizeIs(kPerVideo));
+  // A page size of 0 or above the cap means the cap.
+  auto page = engine_->List("", "", 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(page->files, SizeIs(StorageEngine::kMaxPageSize));
+  // A token is only good for the listing that made it.
+  EXPECT_EQ(engine_->List(NewVideoId(), page->next_page_token).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StorageEngineTest, ReadersAlwaysGetAVersionWithItsOwnChecksum) {
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(Put(video, "manifest.mpd", "v0").ok());
+  std::atomic<bool> stop = false;
+  std::atomic<int> mismatches = 0, reads = 0;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 40; ++i) {
+        // Different sizes, so a version mix-up would show in the checksum.
+        EXPECT_TRUE(Put(video, "manifest.mpd", Pattern(1000 + 97 * i + w, i * 2 + w)).ok());
+      }
+    });
+  }
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&] {
+      while (!stop) {
+        auto reader = engine_->OpenReader(video, "manifest.mpd");
+        ASSERT_TRUE(reader.ok()) << reader.status();
+        std::string data, buffer(4096, '\0');
+        while (true) {
+          absl::StatusOr<size_t> n = (*reader)->Read(buffer);
+          ASSERT_TRUE(n.ok()) << n.status();
+          if (*n == 0) break;
+          data.append(buffer.data(), *n);
+        }
+        if (Sha256::HexOf(data) != (*reader)->file().sha256) ++mismatches;
+        ++reads;
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  stop = true;
+  threads[2].join();
+  threads[3].join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(engine_->Usage()->files, 1u);
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+}
+
+TEST_F(StorageEngineTest, ListOfAnEmptyStoreOrUnknownVideoIsEmpty) {
+  auto all = engine_->List("", "");
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(all->files, IsEmpty());
+  EXPECT_EQ(all->next_page_token, "");
+  auto one = engine_->List(NewVideoId(), "");
+  ASSERT_TRUE(one.ok());
+  EXPECT_THAT(one->files, IsEmpty());
+}
+
+}  // namespace
+}  // namespace streamgrid::storage

@@ -1,0 +1,330 @@
+#include "storage/storage_service.h"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "gmock/gmock.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "storage/sha256.h"
+#include "storage/storage_client.h"
+#include "storage/test_util.h"
+
+namespace streamgrid::storage {
+namespace {
+
+using ::testing::IsEmpty;
+using testing::Pattern;
+using ::testing::SizeIs;
+using testing::TempDir;
+using testing::TempFiles;
+using testing::WaitFor;
+
+constexpr size_t kMiB = 1 << 20;
+
+class StorageServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(std::chrono::seconds(60)); }
+
+  void Start(std::chrono::milliseconds idle_timeout) {
+    client_.reset();
+    server_.reset();
+    engine_.reset();
+    auto engine = StorageEngine::Open(dir_.path() / "data");
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+    auto server = StorageServer::Start(
+        *engine_,
+        {.listen_address = "127.0.0.1:0", .service = {.stream_idle_timeout = idle_timeout}});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    target_ = "127.0.0.1:" + std::to_string(server_->port());
+    client_ = std::make_unique<StorageClient>(
+        target_, StorageClientOptions{.call_timeout = std::chrono::seconds(10),
+                                      .transfer_timeout = std::chrono::seconds(30),
+                                      .put_chunk_bytes = 256 * 1024});
+    stub_ = v1::StorageService::NewStub(
+        grpc::CreateChannel(target_, grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    client_.reset();
+    if (server_) server_->Shutdown(std::chrono::seconds(1));
+  }
+
+  // A source that hands out `data` in pieces of `piece` bytes.
+  static StorageClient::ChunkSource SourceOf(const std::string& data, size_t piece) {
+    return
+        [&data, piece, at = size_t{0}](std::span<char> buffer) mutable -> absl::StatusOr<size_t> {
+          const size_t n = std::min({piece, buffer.size(), data.size() - at});
+          std::copy_n(data.data() + at, n, buffer.data());
+          at += n;
+          return n;
+        };
+  }
+
+  absl::StatusOr<std::string> GetAll(const std::string& video, const std::string& name,
+                                     uint64_t offset = 0, uint64_t length = 0) {
+    std::string out;
+    auto file = client_->Get(video, name, offset, length, [&](std::span<const char> data) {
+      out.append(data.data(), data.size());
+      return absl::OkStatus();
+    });
+    if (!file.ok()) return file.status();
+    return out;
+  }
+
+  std::filesystem::path DataDir() const { return dir_.path() / "data"; }
+
+  TempDir dir_;
+  std::unique_ptr<StorageEngine> engine_;
+  std::unique_ptr<StorageServer> server_;
+  std::string target_;
+  std::unique_ptr<StorageClient> client_;
+  std::unique_ptr<v1::StorageService::Stub> stub_;
+};
+
+TEST_F(StorageServiceTest, PutGetStatListDeleteRoundTrip) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(5 * kMiB + 123, 1);
+  auto put = client_->Put(video, "original", SourceOf(data, 300 * 1024), {.size = data.size()});
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->video_id, video);
+  EXPECT_EQ(put->name, "original");
+  EXPECT_EQ(put->size, data.size());
+  EXPECT_EQ(put->sha256, Sha256::HexOf(data));
+  EXPECT_GT(put->mtime_unix_nanos, 0);
+  ASSERT_TRUE(client_->PutBytes(video, "manifest.mpd", "<MPD/>").ok());
+
+  EXPECT_EQ(GetAll(video, "original").value(), data);
+  auto stat = client_->Stat(video, "original");
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(*stat, *put);
+
+  auto page = client_->List(video);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_THAT(page->files, SizeIs(2));
+  EXPECT_EQ(page->files[0].name, "manifest.mpd");
+  EXPECT_EQ(page->files[0].sha256, Sha256::HexOf("<MPD/>"));
+  EXPECT_EQ(page->files[1], *put);
+  EXPECT_EQ(page->next_page_token, "");
+
+  auto health = client_->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(health->node_id, target_);
+  EXPECT_EQ(health->files, 2u);
+  EXPECT_EQ(health->bytes_used, data.size() + 6);
+  EXPECT_GT(health->free_bytes, 0u);
+  EXPECT_GE(health->total_bytes, health->free_bytes);
+
+  EXPECT_TRUE(client_->Delete(video, "manifest.mpd").ok());
+  EXPECT_EQ(client_->Delete(video, "manifest.mpd").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Stat(video, "manifest.mpd").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->DeleteVideo(video).value(), 1u);
+  EXPECT_EQ(client_->Stat(video, "original").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Health()->files, 0u);
+}
+
+TEST_F(StorageServiceTest, RangedGets) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * kMiB, 2);
+  ASSERT_TRUE(client_->Put(video, "seg", SourceOf(data, kMiB)).ok());
+
+  EXPECT_EQ(GetAll(video, "seg", 1000, 2 * kMiB).value(), data.substr(1000, 2 * kMiB));
+  EXPECT_EQ(GetAll(video, "seg", data.size() - 10).value(), data.substr(data.size() - 10));
+  EXPECT_EQ(GetAll(video, "seg", 5, 10 * kMiB).value(), data.substr(5));
+  EXPECT_EQ(GetAll(video, "seg", data.size()).value(), "");
+  EXPECT_EQ(GetAll(video, "seg", data.size() + 1).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(GetAll(video, "nope").status().code(), absl::StatusCode::kNotFound);
+
+  // The pull-style stream, read in small pieces, still knows the whole file.
+  auto stream = client_->OpenGet(video, "seg", 100, 5000);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  EXPECT_EQ((*stream)->file().size, data.size());
+  EXPECT_EQ((*stream)->file().sha256, Sha256::HexOf(data));
+  std::string got;
+  char buffer[777];
+  while (true) {
+    absl::StatusOr<size_t> n = (*stream)->Read(buffer);
+    ASSERT_TRUE(n.ok()) << n.status();
+    if (*n == 0) break;
+    got.append(buffer, *n);
+  }
+  EXPECT_EQ(got, data.substr(100, 5000));
+  EXPECT_EQ(client_->OpenGet(video, "nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageServiceTest, ChecksumMismatchIsDataLossAndStoresNothing) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(2 * kMiB, 3);
+  auto put = client_->Put(video, "seg", SourceOf(data, kMiB), {.sha256 = Sha256::HexOf("other")});
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kDataLoss) << put.status();
+  EXPECT_EQ(client_->Stat(video, "seg").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(client_->List(video)->files, IsEmpty());
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+}
+
+// Writes raw messages, for what StorageClient never sends.
+grpc::Status RawPut(v1::StorageService::Stub& stub, const std::vector<v1::PutRequest>& requests,
+                    bool finish_writes = true) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::PutResponse response;
+  auto writer = stub.Put(&context, &response);
+  for (const v1::PutRequest& request : requests) {
+    if (!writer->Write(request)) break;
+  }
+  if (finish_writes) writer->WritesDone();
+  return writer->Finish();
+}
+
+v1::PutRequest Header(const std::string& video, const std::string& name,
+                      const std::string& sha256 = "") {
+  v1::PutRequest request;
+  request.mutable_header()->set_video_id(video);
+  request.mutable_header()->set_name(name);
+  request.mutable_header()->set_sha256(sha256);
+  return request;
+}
+
+v1::PutRequest Chunk(std::string data) {
+  v1::PutRequest request;
+  request.set_chunk(std::move(data));
+  return request;
+}
+
+v1::PutRequest Finish(const std::string& sha256) {
+  v1::PutRequest request;
+  request.mutable_finish()->set_sha256(sha256);
+  return request;
+}
+
+TEST_F(StorageServiceTest, MalformedUploadsAreRefusedAndStoreNothing) {
+  const std::string video = NewVideoId();
+  const std::string big(kMiB + 1, 'x');
+  const std::string ok_sha = Sha256::HexOf("abc");
+  EXPECT_EQ(
+      RawPut(*stub_, {Header(video, "big"), Chunk(big), Finish(Sha256::HexOf(big))}).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawPut(*stub_, {Header(video, "no-finish"), Chunk("abc")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawPut(*stub_, {Chunk("abc"), Finish(ok_sha)}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawPut(*stub_, {Header(video, "no-sum"), Chunk("abc"), Finish("")}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(RawPut(*stub_,
+                   {Header(video, "two-sums", ok_sha), Chunk("abc"), Finish(Sha256::HexOf("abd"))})
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      RawPut(*stub_, {Header(video, "bad-sum", "xyz"), Chunk("abc"), Finish("")}).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(client_->List(video)->files, IsEmpty());
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+
+  // A well-formed one for contrast: the checksum from the header, an
+  // upper-case copy of it in the finish message.
+  std::string upper = ok_sha;
+  for (char& c : upper) c = static_cast<char>(toupper(c));
+  EXPECT_TRUE(
+      RawPut(*stub_, {Header(video, "good", ok_sha), Chunk("ab"), Chunk("c"), Finish(upper)}).ok());
+  EXPECT_EQ(client_->Stat(video, "good")->sha256, ok_sha);
+}
+
+TEST_F(StorageServiceTest, BadIdsAndNamesAreInvalidArguments) {
+  const std::string video = NewVideoId();
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  for (const auto& [id, name] : std::vector<std::pair<std::string, std::string>>{
+           {"../x", "seg"}, {video, "../../etc/passwd"}, {video, ".tmp-x"}, {"", "seg"}}) {
+    SCOPED_TRACE(id + "/" + name);
+    EXPECT_EQ(client_->PutBytes(id, name, "data").status().code(), kInvalid);
+    EXPECT_EQ(GetAll(id, name).status().code(), kInvalid);
+    EXPECT_EQ(client_->Stat(id, name).status().code(), kInvalid);
+    EXPECT_EQ(client_->Delete(id, name).code(), kInvalid);
+  }
+  EXPECT_EQ(client_->DeleteVideo("..").status().code(), kInvalid);
+  EXPECT_EQ(client_->List("a/b").status().code(), kInvalid);
+  EXPECT_EQ(client_->List("", "not a token").status().code(), kInvalid);
+  EXPECT_THAT(TempFiles(dir_.path()), IsEmpty());
+}
+
+TEST_F(StorageServiceTest, CancelledUploadLeavesNothing) {
+  const std::string video = NewVideoId();
+  auto stream = client_->StartPut(video, "original");
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_TRUE((*stream)->Append(Pattern(2 * kMiB, 4)).ok());
+  // The node has started writing...
+  ASSERT_TRUE(WaitFor([&] { return !TempFiles(DataDir()).empty(); }));
+  // ...and the client goes away mid-file.
+  (*stream)->Cancel();
+  EXPECT_TRUE(WaitFor([&] { return TempFiles(DataDir()).empty(); }));
+  EXPECT_EQ(client_->Stat(video, "original").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(client_->List(video)->files, IsEmpty());
+  // The stream reports the cancellation from then on.
+  EXPECT_EQ((*stream)->Commit().status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(StorageServiceTest, StalledUploadIsCancelledByTheNode) {
+  Start(std::chrono::milliseconds(300));
+  const std::string video = NewVideoId();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  v1::PutResponse response;
+  auto writer = stub_->Put(&context, &response);
+  ASSERT_TRUE(writer->Write(Header(video, "seg")));
+  ASSERT_TRUE(writer->Write(Chunk("partial")));
+  // Then silence, without a half-close: the node must give up on its own,
+  // long before the client's deadline.
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(server_->service().idle_cancellations(), 1u);
+  EXPECT_TRUE(WaitFor([&] { return TempFiles(DataDir()).empty(); }));
+  EXPECT_EQ(client_->Stat(video, "seg").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StorageServiceTest, ListPagesThroughEveryFile) {
+  std::vector<std::string> videos = {NewVideoId(), NewVideoId(), NewVideoId()};
+  for (const std::string& video : videos) {
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(client_->PutBytes(video, absl::StrCat("f", i), video).ok());
+    }
+  }
+  std::vector<StoredFile> all;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = client_->List("", token, 7);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->files.size(), 7u);
+    all.insert(all.end(), page->files.begin(), page->files.end());
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(pages, 5);
+  ASSERT_THAT(all, SizeIs(30));
+  for (const StoredFile& file : all) EXPECT_EQ(file.sha256, Sha256::HexOf(file.video_id));
+}
+
+TEST_F(StorageServiceTest, APortInUseIsAnError) {
+  // gRPC would otherwise share the port (SO_REUSEPORT) and split the traffic.
+  auto second = StorageServer::Start(*engine_, {.listen_address = target_});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+}
+
+TEST_F(StorageServiceTest, UnreachableNodeFailsFast) {
+  server_->Shutdown(std::chrono::milliseconds(0));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(client_->Stat(NewVideoId(), "x").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(client_->PutBytes(NewVideoId(), "x", "data").status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace streamgrid::storage
