@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "cluster/cluster_setup.h"
 #include "content/local_video_content_service.h"
 #include "http/server.h"
 #include "metadata/sqlite_video_metadata_service.h"
@@ -24,7 +25,8 @@ struct Flags {
   std::string data_dir = ".streamgrid";
   std::string web_root = "web";
   std::string metadata;  // "sqlite:PATH"; default under data_dir
-  std::string content;   // "fs:DIR"; default under data_dir
+  std::string content;   // "fs:DIR" or "cluster:HOST:PORT,..."; default fs under data_dir
+  int replication_factor = 2;
   uint64_t max_upload_bytes = uint64_t{8} << 30;
   int transcode_workers = 1;
   int http_threads = 0;
@@ -71,7 +73,12 @@ int main(int argc, char** argv) {
   cli.add_option("--web-root", flags.web_root, "folder with templates/ and static/");
   cli.add_option("--metadata", flags.metadata,
                  "metadata store: sqlite:PATH (default DATA_DIR/metadata.db)");
-  cli.add_option("--content", flags.content, "content store: fs:DIR (default DATA_DIR/content)");
+  cli.add_option("--content", flags.content,
+                 "content store: fs:DIR (default DATA_DIR/content) or cluster:HOST:PORT,... "
+                 "(storage nodes; they seed a new cluster, a stored one is kept)");
+  cli.add_option("--replication-factor", flags.replication_factor,
+                 "copies of each file when creating a cluster (cluster content only)")
+      ->check(CLI::Range(1, Placement::kMaxReplicationFactor));
   cli.add_option("--max-upload-bytes", flags.max_upload_bytes, "largest accepted upload");
   cli.add_option("--transcode-workers", flags.transcode_workers, "transcoding jobs at a time")
       ->check(CLI::Range(1, 64));
@@ -109,23 +116,38 @@ int main(int argc, char** argv) {
   std::string metadata_path = flags.metadata.empty()
                                   ? (data_dir / "metadata.db").string()
                                   : Option(flags.metadata, "sqlite", "--metadata");
-  std::string content_path = flags.content.empty() ? (data_dir / "content").string()
-                                                   : Option(flags.content, "fs", "--content");
 
   auto metadata = SqliteVideoMetadataService::Open(metadata_path);
   if (!metadata.ok()) Fail("metadata store: " + metadata.status().ToString());
-  auto content = LocalVideoContentService::Open(content_path);
-  if (!content.ok()) Fail("content store: " + content.status().ToString());
+  // Content: a local directory, or the storage cluster, whose state shares the
+  // metadata's SQLite file (its own table) so servers sharing one share both.
+  std::unique_ptr<VideoContentService> local_content;
+  ClusterContent cluster_content;
+  VideoContentService* content = nullptr;
+  if (absl::StartsWith(flags.content, "cluster:")) {
+    auto opened =
+        OpenClusterContent(metadata_path, flags.content.substr(8), flags.replication_factor);
+    if (!opened.ok()) Fail("content cluster: " + opened.status().ToString());
+    cluster_content = *std::move(opened);
+    content = cluster_content.service.get();
+  } else {
+    std::string content_path = flags.content.empty() ? (data_dir / "content").string()
+                                                     : Option(flags.content, "fs", "--content");
+    auto opened = LocalVideoContentService::Open(content_path);
+    if (!opened.ok()) Fail("content store: " + opened.status().ToString());
+    local_content = *std::move(opened);
+    content = local_content.get();
+  }
 
   TranscodeWorkerPool transcoder(
-      **metadata, **content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
+      **metadata, *content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
   boost::asio::thread_pool blocking(flags.blocking_threads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
                   .spool_dir = data_dir / "work" / "uploads",
                   .max_upload_bytes = flags.max_upload_bytes},
       .metadata = **metadata,
-      .content = **content,
+      .content = *content,
       .transcoder = transcoder,
       .blocking = blocking,
   };

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <memory>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -100,6 +101,7 @@ class Job {
   absl::Status FetchSource(const fs::path& source);
   void ReportProgress(int percent);
   absl::Status UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files);
+  absl::Status UploadWithRetries(const std::string& name, const fs::path& path);
   // Outcome for an error from a step: interruption, a vanished record, or failure.
   JobOutcome Failed(const absl::Status& status, const std::string& user_message);
   void DeleteUploads();
@@ -202,10 +204,33 @@ absl::Status Job::UploadOutputs(const fs::path& out_dir, const std::vector<std::
   for (const std::string& name : UploadOrder(files)) {
     // Recorded before the upload: a half-written file may still need deleting.
     uploaded_.push_back(name);
-    absl::Status status = Upload(content_, id_, name, out_dir / name, cancel_);
+    absl::Status status = UploadWithRetries(name, out_dir / name);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+absl::Status Job::UploadWithRetries(const std::string& name, const fs::path& path) {
+  // A storage node that just restarted, or a replica briefly unreachable, must
+  // not fail a whole transcode: the file is local, so sending it again is safe.
+  // Bounded: 5 attempts, about 7.5 s of back-off in all, cut short by cancel.
+  constexpr int kAttempts = 5;
+  auto backoff = std::chrono::milliseconds(500);
+  absl::Status status;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    status = Upload(content_, id_, name, path, cancel_);
+    if (status.ok() || cancel_.cancelled()) return status;
+    if (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) return status;
+    if (attempt == kAttempts) break;
+    spdlog::info("transcode {}: storing {} failed ({}), retrying in {} ms", id_, name,
+                 status.ToString(), backoff.count());
+    const auto until = std::chrono::steady_clock::now() + backoff;
+    while (std::chrono::steady_clock::now() < until && !cancel_.cancelled()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff *= 2;
+  }
+  return status;
 }
 
 void Job::DeleteUploads() {

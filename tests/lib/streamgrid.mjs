@@ -22,6 +22,7 @@ export async function waitFor(probe, { timeoutMs = 30000, intervalMs = 100, what
       const value = await probe();
       if (value) return value;
     } catch (e) {
+      if (e.fatal) throw e;  // the probe knows waiting longer cannot help
       lastError = e;
     }
     if (Date.now() > deadline) {
@@ -96,6 +97,84 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
   return server;
 }
 
+/**
+ * Starts a streamgrid-storage node on an ephemeral port (or `listen`) with its
+ * own data directory. Resolves once its ready file names its address.
+ * `stop()` sends SIGTERM and waits (SIGKILL after 10 s); `kill()` sends SIGKILL;
+ * `restart()` starts it again on the same address and data directory (retrying
+ * a bounded number of times in case the port is briefly taken).
+ */
+export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId } = {}) {
+  dataDir = dataDir || (await tempDir('streamgrid-storage-'));
+  await mkdir(dataDir, { recursive: true });
+  const binary = path.join(buildDir, 'cmd/storage/streamgrid-storage');
+  const node = { dataDir, address: null, process: null, log: () => '' };
+  let exit = null;
+  let exited = null;
+  const launch = async (address) => {
+    const readyFile = path.join(dataDir, `..ready-${process.pid}-${Date.now()}.json`);
+    const args = ['--listen', address, '--data-dir', path.join(dataDir, 'data'),
+      '--ready-file', readyFile];
+    if (nodeId) args.push('--node-id', nodeId);
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    exited = null;
+    exit = new Promise((resolve) => child.on('exit', (code, signal) => {
+      exited = { code, signal };
+      resolve(exited);
+    }));
+    node.process = child;
+    node.log = () => log;
+    try {
+      const ready = await waitFor(async () => {
+        if (exited) throw new Error(`streamgrid-storage exited (${JSON.stringify(exited)}):\n${log}`);
+        try {
+          return JSON.parse(await readFile(readyFile, 'utf8'));
+        } catch {
+          return null;
+        }
+      }, { timeoutMs: 30000, what: 'streamgrid-storage to start' });
+      await rm(readyFile, { force: true });
+      node.address = ready.grpc;
+    } catch (e) {
+      child.kill('SIGKILL');
+      await exit;
+      throw e;
+    }
+  };
+  node.stop = async () => {
+    if (exited || !exit) return exited;
+    node.process.kill('SIGTERM');
+    const timer = setTimeout(() => node.process.kill('SIGKILL'), 10000);
+    const result = await exit;
+    clearTimeout(timer);
+    return result;
+  };
+  node.kill = async () => {
+    if (!exited) node.process.kill('SIGKILL');
+    return exit;
+  };
+  node.restart = async () => {
+    await node.stop();
+    let lastError;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        await launch(node.address);
+        return node;
+      } catch (e) {
+        lastError = e;  // e.g. the port is still (or again) taken: try again shortly
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    throw lastError;
+  };
+  await launch(listen);
+  return node;
+}
+
 /** Runs a program to completion (no shell); rejects with its stderr on failure. */
 export async function run(program, args, { timeoutMs = 120000 } = {}) {
   const { stdout } = await execFileAsync(program, args, {
@@ -133,12 +212,13 @@ export async function probe(input) {
  * from disk. Returns { status, json, headers }.
  */
 export async function uploadFile(url, filePath, { filename, accept = 'application/json',
-  field = 'file' } = {}) {
+  field = 'file', timeoutMs = 300000 } = {}) {
   const form = new FormData();
   const blob = await openAsBlob(filePath);
   form.append(field, blob, filename || path.basename(filePath));
   const res = await fetch(`${url}/upload`, {
     method: 'POST', body: form, headers: { Accept: accept }, redirect: 'manual',
+    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await res.text();
   let json = null;

@@ -1,0 +1,171 @@
+#include "cluster/cluster.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/strings.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+
+namespace streamgrid {
+namespace {
+
+std::string Key(std::string_view video_id, std::string_view name) {
+  return absl::StrCat(ToAbsl(video_id), "/", ToAbsl(name));
+}
+
+void AppendReplicaIds(const Placement& placement, const std::string& key,
+                      std::vector<std::string>& ids) {
+  for (NodeIndex index : placement.ReplicasFor(key)) ids.push_back(placement.node(index).id);
+}
+
+// A channel like StorageClient::MakeChannel's, but reconnecting to a node that
+// went away within seconds of its return: gRPC's default back-off grows to two
+// minutes, during which every call to a restarted node would still fail.
+std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace
+
+Cluster::Cluster(ClusterState state, ClusterOptions options) : options_(options) {
+  Update(std::move(state));
+}
+
+void Cluster::Update(ClusterState state) {
+  std::lock_guard lock(update_mu_);
+  std::shared_ptr<const View> old = view();
+  auto next = std::make_shared<View>();
+  auto add_nodes = [&](const Placement& placement) {
+    for (const RingNode& node : placement.nodes()) {
+      if (next->nodes.contains(node.id)) continue;
+      ClusterNode entry{.id = node.id, .address = node.address};
+      // Reuse the channel of a node that stays where it was: its connection
+      // and health survive the update.
+      if (old) {
+        auto it = old->nodes.find(node.id);
+        if (it != old->nodes.end() && it->second.address == node.address) {
+          entry.client = it->second.client;
+          entry.channel = it->second.channel;
+        }
+      }
+      if (!entry.client) {
+        entry.client = std::make_shared<storage::StorageClient>(MakeNodeChannel(node.address),
+                                                                options_.client);
+      }
+      next->nodes.emplace(node.id, std::move(entry));
+    }
+  };
+  add_nodes(state.current);
+  if (state.target) add_nodes(*state.target);
+  next->state = std::make_shared<const ClusterState>(std::move(state));
+  view_.store(std::move(next), std::memory_order_release);
+}
+
+std::vector<ClusterNode> Cluster::Nodes(const View& view,
+                                        const std::vector<std::string>& ids) const {
+  std::vector<ClusterNode> nodes;
+  for (const std::string& id : ids) {
+    if (std::any_of(nodes.begin(), nodes.end(), [&](const ClusterNode& n) { return n.id == id; })) {
+      continue;
+    }
+    auto it = view.nodes.find(id);
+    if (it != view.nodes.end()) nodes.push_back(it->second);
+  }
+  return nodes;
+}
+
+std::vector<ClusterNode> Cluster::WriteNodes(std::string_view video_id,
+                                             std::string_view name) const {
+  std::shared_ptr<const View> v = view();
+  const std::string key = Key(video_id, name);
+  std::vector<std::string> ids;
+  AppendReplicaIds(v->state->current, key, ids);
+  if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
+  return Nodes(*v, ids);
+}
+
+std::vector<ClusterNode> Cluster::ReadNodes(std::string_view video_id,
+                                            std::string_view name) const {
+  std::shared_ptr<const View> v = view();
+  const std::string key = Key(video_id, name);
+  std::vector<std::string> ids;
+  // Target owners first: once a partition migrated they hold the newest data,
+  // and before that a miss there just falls through to the current owners.
+  if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
+  AppendReplicaIds(v->state->current, key, ids);
+  std::vector<ClusterNode> nodes = Nodes(*v, ids);
+  std::stable_partition(nodes.begin(), nodes.end(),
+                        [&](const ClusterNode& node) { return IsHealthy(node.id); });
+  return nodes;
+}
+
+std::vector<ClusterNode> Cluster::AllNodes() const {
+  std::shared_ptr<const View> v = view();
+  std::vector<ClusterNode> nodes;
+  for (const auto& [id, node] : v->nodes) nodes.push_back(node);
+  return nodes;
+}
+
+void Cluster::MarkFailure(std::string_view node_id) {
+  std::lock_guard lock(health_mu_);
+  auto it = health_.find(node_id);
+  if (it == health_.end()) it = health_.emplace(std::string(node_id), Health{}).first;
+  Health& health = it->second;
+  health.failures = std::min(health.failures + 1, 30);
+  auto backoff = options_.min_backoff * (int64_t{1} << std::min(health.failures - 1, 20));
+  health.until = std::chrono::steady_clock::now() + std::min(backoff, options_.max_backoff);
+}
+
+void Cluster::MarkSuccess(std::string_view node_id) {
+  std::lock_guard lock(health_mu_);
+  auto it = health_.find(node_id);
+  if (it != health_.end()) health_.erase(it);
+}
+
+bool Cluster::IsHealthy(std::string_view node_id) const {
+  std::lock_guard lock(health_mu_);
+  auto it = health_.find(node_id);
+  return it == health_.end() || std::chrono::steady_clock::now() >= it->second.until;
+}
+
+bool Cluster::Reconnect(const ClusterNode& node, std::chrono::milliseconds timeout) {
+  if (!node.channel) return false;
+  grpc::experimental::ChannelResetConnectionBackoff(node.channel.get());
+  const auto deadline = std::chrono::system_clock::now() + timeout;
+  grpc_connectivity_state state = node.channel->GetState(/*try_to_connect=*/true);
+  bool attempted = false;
+  while (state != GRPC_CHANNEL_READY) {
+    // One attempt is enough to know: a node that refuses now is down.
+    if (attempted && state == GRPC_CHANNEL_TRANSIENT_FAILURE) return false;
+    if (state == GRPC_CHANNEL_CONNECTING) attempted = true;
+    if (!node.channel->WaitForStateChange(state, deadline)) return false;
+    state = node.channel->GetState(/*try_to_connect=*/true);
+  }
+  return true;
+}
+
+bool Cluster::IsNodeFailure(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace streamgrid

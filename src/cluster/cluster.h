@@ -1,0 +1,101 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cluster/cluster_state.h"
+#include "storage/storage_client.h"
+
+namespace streamgrid {
+
+struct ClusterOptions {
+  // Deadlines and chunk size of every node client.
+  storage::StorageClientOptions client;
+  // After a failure a node is tried last for this long, doubling with each
+  // further failure up to max_backoff; any success clears it.
+  std::chrono::milliseconds min_backoff = std::chrono::milliseconds(500);
+  std::chrono::milliseconds max_backoff = std::chrono::seconds(30);
+};
+
+// A node a call may go to: its id and a client of it.
+struct ClusterNode {
+  std::string id;
+  std::string address;
+  std::shared_ptr<storage::StorageClient> client;
+  std::shared_ptr<grpc::Channel> channel;  // the client's
+};
+
+// The live view of the storage cluster that the data path reads: the current
+// ClusterState, one client (one reused channel) per node, and per-node health
+// marks. Readers take a snapshot with one atomic load and never block Update().
+// Thread-safe.
+class Cluster {
+ public:
+  explicit Cluster(ClusterState state, ClusterOptions options = {});
+
+  // The state in force; a snapshot that later updates do not change.
+  std::shared_ptr<const ClusterState> state() const { return view()->state; }
+
+  // Puts `state` in force: clients are created for nodes that appeared (or
+  // moved to another address) and dropped for nodes that left; calls already
+  // running keep the clients they hold.
+  void Update(ClusterState state);
+
+  // The nodes that must store `video_id/name`: its current replicas, plus its
+  // target replicas while a migration runs (primary of each first).
+  std::vector<ClusterNode> WriteNodes(std::string_view video_id, std::string_view name) const;
+
+  // The nodes to read `video_id/name` from, in the order to try them: target
+  // replicas first during a migration, then current ones; within that order,
+  // nodes that failed recently go last.
+  std::vector<ClusterNode> ReadNodes(std::string_view video_id, std::string_view name) const;
+
+  // Every node of the current and target placements, sorted by id.
+  std::vector<ClusterNode> AllNodes() const;
+
+  // Health marks: a failure (the node did not answer) puts it in back-off; a
+  // success clears that.
+  void MarkFailure(std::string_view node_id);
+  void MarkSuccess(std::string_view node_id);
+  // False while the node is in back-off after a failure.
+  bool IsHealthy(std::string_view node_id) const;
+
+  // Asks the node's channel to connect at once (skipping gRPC's reconnect
+  // back-off) and waits up to `timeout` for it; true if it is connected. For a
+  // call that must reach this very node (a replica of a write) and found the
+  // channel still backing off from an earlier outage.
+  static bool Reconnect(const ClusterNode& node, std::chrono::milliseconds timeout);
+
+  // True for errors that mean the node did not answer (as opposed to an answer
+  // such as NOT_FOUND): the cases to mark a failure and try another node.
+  static bool IsNodeFailure(const absl::Status& status);
+
+ private:
+  struct View {
+    std::shared_ptr<const ClusterState> state;
+    std::map<std::string, ClusterNode, std::less<>> nodes;  // by id
+  };
+  struct Health {
+    int failures = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+
+  std::shared_ptr<const View> view() const { return view_.load(std::memory_order_acquire); }
+  // `ids` (deduplicated, order kept) as nodes of `view`.
+  std::vector<ClusterNode> Nodes(const View& view, const std::vector<std::string>& ids) const;
+
+  const ClusterOptions options_;
+  std::mutex update_mu_;  // serializes Update()
+  std::atomic<std::shared_ptr<const View>> view_;
+  mutable std::mutex health_mu_;
+  std::map<std::string, Health, std::less<>> health_;  // guarded by health_mu_
+};
+
+}  // namespace streamgrid

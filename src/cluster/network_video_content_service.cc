@@ -1,0 +1,518 @@
+#include "cluster/network_video_content_service.h"
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/names.h"
+#include "common/strings.h"
+
+namespace streamgrid {
+namespace {
+
+using storage::StorageClient;
+using storage::StoredFile;
+
+// More pages than any video has files; a node answering forever is a bug.
+constexpr int kMaxListPages = 100'000;
+
+std::string ETag(const std::string& sha256) { return absl::StrCat("\"", sha256, "\""); }
+
+ContentInfo InfoOf(const StoredFile& file) {
+  return {.name = file.name, .size = file.size, .etag = ETag(file.sha256)};
+}
+
+absl::Status Validate(std::string_view video_id) {
+  if (!IsValidVideoId(video_id)) return absl::InvalidArgumentError("invalid video id");
+  return absl::OkStatus();
+}
+
+absl::Status Validate(std::string_view video_id, std::string_view name) {
+  if (absl::Status s = Validate(video_id); !s.ok()) return s;
+  if (!IsValidContentName(name)) return absl::InvalidArgumentError("invalid content name");
+  return absl::OkStatus();
+}
+
+std::string Describe(const ClusterNode& node, const absl::Status& status) {
+  return absl::StrCat(node.id, " (", node.address, "): ", status.message());
+}
+
+// The error for a call no node answered: UNAVAILABLE, naming each node's error.
+absl::Status NoNodeAnswered(std::string_view what, const std::vector<std::string>& errors) {
+  if (errors.empty())
+    return absl::UnavailableError(absl::StrCat(ToAbsl(what), ": no storage node"));
+  return absl::UnavailableError(
+      absl::StrCat(ToAbsl(what), ": no storage node answered (", absl::StrJoin(errors, "; "), ")"));
+}
+
+// Runs fn(i) for every i below n at once, i = 0 on the calling thread and each
+// other on a thread of its own kept for the object's lifetime, and waits for
+// all. Lets a writer push one chunk to every replica in parallel without
+// copying it or starting threads per chunk.
+class FanOut {
+ public:
+  explicit FanOut(size_t n) {
+    for (size_t i = 1; i < n; ++i) threads_.emplace_back([this, i] { Loop(i); });
+  }
+  ~FanOut() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    start_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  void Run(const std::function<void(size_t)>& fn) {
+    {
+      std::lock_guard lock(mu_);
+      task_ = &fn;
+      pending_ = threads_.size();
+      ++generation_;
+    }
+    start_.notify_all();
+    fn(0);
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void Loop(size_t i) {
+    uint64_t seen = 0;
+    while (true) {
+      const std::function<void(size_t)>* task;
+      {
+        std::unique_lock lock(mu_);
+        start_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        task = task_;
+      }
+      (*task)(i);
+      std::lock_guard lock(mu_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable start_;
+  std::condition_variable done_;
+  const std::function<void(size_t)>* task_ = nullptr;  // guarded by mu_
+  uint64_t generation_ = 0;                            // guarded by mu_
+  size_t pending_ = 0;                                 // guarded by mu_
+  bool stop_ = false;                                  // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// A write to every replica of a key; see NetworkVideoContentService.
+class ReplicatedWriter : public ContentWriter {
+ public:
+  struct Replica {
+    ClusterNode node;
+    std::unique_ptr<StorageClient::PutStream> stream;
+    absl::Status status;
+    StoredFile stored;
+  };
+
+  ReplicatedWriter(Cluster& cluster, std::string video_id, std::string name,
+                   std::vector<Replica> replicas)
+      : cluster_(cluster),
+        video_id_(std::move(video_id)),
+        name_(std::move(name)),
+        replicas_(std::move(replicas)),
+        fan_out_(replicas_.size()) {}
+
+  ~ReplicatedWriter() override {
+    if (!finished_) Abandon();
+  }
+
+  // Starts a stream to each of `nodes`; the first failure fails the write.
+  static absl::StatusOr<std::unique_ptr<ContentWriter>> Start(Cluster& cluster,
+                                                              std::string_view video_id,
+                                                              std::string_view name,
+                                                              std::vector<ClusterNode> nodes) {
+    std::vector<Replica> replicas;
+    for (ClusterNode& node : nodes) replicas.push_back({.node = std::move(node)});
+    auto writer = std::make_unique<ReplicatedWriter>(cluster, std::string(video_id),
+                                                     std::string(name), std::move(replicas));
+    writer->fan_out_.Run([&](size_t i) {
+      Replica& r = writer->replicas_[i];
+      auto stream = r.node.client->StartPut(video_id, name);
+      // The channel may still be backing off from an outage the node is over:
+      // every replica is needed, so give it one prompt reconnect.
+      if (absl::IsUnavailable(stream.status()) &&
+          Cluster::Reconnect(r.node, std::chrono::seconds(2))) {
+        stream = r.node.client->StartPut(video_id, name);
+      }
+      if (stream.ok()) {
+        r.stream = *std::move(stream);
+      } else {
+        r.status = stream.status();
+      }
+    });
+    if (absl::Status s = writer->CheckReplicas(); !s.ok()) return s;
+    return writer;
+  }
+
+  absl::Status Append(std::span<const char> data) override {
+    if (finished_) return *finished_;
+    fan_out_.Run([&](size_t i) { replicas_[i].status = replicas_[i].stream->Append(data); });
+    return CheckReplicas();
+  }
+
+  absl::StatusOr<ContentInfo> Commit() override {
+    if (finished_) {
+      return finished_->ok() ? absl::FailedPreconditionError("already committed") : *finished_;
+    }
+    fan_out_.Run([&](size_t i) {
+      Replica& r = replicas_[i];
+      absl::StatusOr<StoredFile> stored = r.stream->Commit();
+      if (stored.ok()) {
+        r.stored = *std::move(stored);
+      } else {
+        r.status = stored.status();
+      }
+    });
+    if (absl::Status s = CheckReplicas(); !s.ok()) return s;
+    for (const Replica& r : replicas_) {
+      cluster_.MarkSuccess(r.node.id);
+      // Every replica hashed the same bytes; a difference means a bug or
+      // corruption, and the file must not be served with two ETags.
+      if (r.stored.sha256 != replicas_[0].stored.sha256 ||
+          r.stored.size != replicas_[0].stored.size) {
+        finished_ = absl::DataLossError(
+            absl::StrCat("replicas of ", video_id_, "/", name_, " differ after commit"));
+        DeleteCommitted();
+        return *finished_;
+      }
+    }
+    finished_ = absl::FailedPreconditionError("already committed");
+    return InfoOf(replicas_[0].stored);
+  }
+
+ private:
+  // After a parallel step: OK if every replica is fine, else fails the whole
+  // write (cancelling every stream) with the first replica's error.
+  absl::Status CheckReplicas() {
+    for (const Replica& r : replicas_) {
+      if (r.status.ok()) continue;
+      absl::Status error = r.status;
+      if (Cluster::IsNodeFailure(error)) cluster_.MarkFailure(r.node.id);
+      std::string message =
+          absl::StrCat("cannot store ", video_id_, "/", name_, " on all ", replicas_.size(),
+                       " replicas: node ", Describe(r.node, error));
+      switch (error.code()) {
+        case absl::StatusCode::kUnavailable:
+        case absl::StatusCode::kDeadlineExceeded:
+        case absl::StatusCode::kCancelled:
+        case absl::StatusCode::kUnknown:
+          finished_ = absl::UnavailableError(message);
+          break;
+        default:
+          finished_ = absl::Status(error.code(), message);
+      }
+      Abandon();
+      DeleteCommitted();
+      return *finished_;
+    }
+    return absl::OkStatus();
+  }
+
+  // Cancels every stream still open: no node stores anything for them.
+  void Abandon() {
+    for (Replica& r : replicas_) {
+      if (r.stream) r.stream->Cancel();
+    }
+  }
+
+  // A replica may have committed while another failed at commit time; remove
+  // that copy again so a failed write leaves nothing visible (best effort).
+  void DeleteCommitted() {
+    for (Replica& r : replicas_) {
+      if (r.status.ok() && !r.stored.sha256.empty()) {
+        r.node.client->Delete(video_id_, name_).IgnoreError();
+      }
+    }
+  }
+
+  Cluster& cluster_;
+  const std::string video_id_;
+  const std::string name_;
+  std::vector<Replica> replicas_;
+  FanOut fan_out_;
+  std::optional<absl::Status> finished_;  // set once committed or failed
+};
+
+// Tries `nodes` from index `first` on (wrapping around) until one opens
+// `video_id/name` at the range; see OpenReader for the error rules.
+struct Opened {
+  size_t index = 0;
+  std::unique_ptr<StorageClient::GetStream> stream;
+};
+
+absl::StatusOr<Opened> OpenOnSomeReplica(Cluster& cluster, const std::vector<ClusterNode>& nodes,
+                                         size_t first, std::string_view video_id,
+                                         std::string_view name, uint64_t offset, uint64_t length,
+                                         const std::string& want_sha256) {
+  std::vector<std::string> errors;
+  bool not_found = false;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    const size_t i = (first + k) % nodes.size();
+    const ClusterNode& node = nodes[i];
+    auto stream = node.client->OpenGet(video_id, name, offset, length);
+    if (stream.ok()) {
+      cluster.MarkSuccess(node.id);
+      if (!want_sha256.empty() && (*stream)->file().sha256 != want_sha256) {
+        // Another version of the file (replaced meanwhile): resuming there
+        // would splice two versions together.
+        errors.push_back(absl::StrCat(node.id, ": holds another version"));
+        continue;
+      }
+      return Opened{i, *std::move(stream)};
+    }
+    const absl::Status& s = stream.status();
+    if (absl::IsOutOfRange(s) || absl::IsInvalidArgument(s)) return s;
+    if (absl::IsNotFound(s)) {
+      // A replica answered that it has no such file. Writes reach every
+      // replica, so that is the answer unless a migration target lacks it yet.
+      cluster.MarkSuccess(node.id);
+      not_found = true;
+      continue;
+    }
+    if (Cluster::IsNodeFailure(s)) cluster.MarkFailure(node.id);
+    errors.push_back(Describe(node, s));
+  }
+  const std::string what = absl::StrCat("read ", ToAbsl(video_id), "/", ToAbsl(name));
+  if (not_found && want_sha256.empty()) return absl::NotFoundError(what + ": no such file");
+  if (!want_sha256.empty()) {
+    return absl::UnavailableError(absl::StrCat(what, ": no replica could resume the read (",
+                                               absl::StrJoin(errors, "; "), ")"));
+  }
+  return NoNodeAnswered(what, errors);
+}
+
+// A read that fails over to another replica mid-stream.
+class FailoverReader : public ContentReader {
+ public:
+  FailoverReader(Cluster& cluster, std::string video_id, std::string name,
+                 std::vector<ClusterNode> nodes, Opened opened, ContentInfo info,
+                 std::string sha256, uint64_t offset, std::optional<uint64_t> remaining)
+      : cluster_(cluster),
+        video_id_(std::move(video_id)),
+        name_(std::move(name)),
+        nodes_(std::move(nodes)),
+        index_(opened.index),
+        stream_(std::move(opened.stream)),
+        info_(std::move(info)),
+        sha256_(std::move(sha256)),
+        position_(offset),
+        remaining_(remaining) {}
+
+  absl::StatusOr<size_t> Read(std::span<char> buffer) override {
+    if (done_ || buffer.empty() || (remaining_ && *remaining_ == 0)) return 0;
+    // Each replica gets a bounded number of chances per read.
+    for (size_t attempt = 0; attempt <= 2 * nodes_.size(); ++attempt) {
+      if (!stream_) {
+        auto opened = OpenOnSomeReplica(cluster_, nodes_, (index_ + 1) % nodes_.size(), video_id_,
+                                        name_, position_, remaining_.value_or(0), sha256_);
+        if (!opened.ok()) return opened.status();
+        index_ = opened->index;
+        stream_ = std::move(opened->stream);
+      }
+      absl::StatusOr<size_t> n = stream_->Read(buffer);
+      if (n.ok()) {
+        if (*n == 0) done_ = true;
+        position_ += *n;
+        if (remaining_) *remaining_ -= *n;
+        return n;
+      }
+      // DATA_LOSS at the end of a whole-file read means bytes already handed
+      // out were wrong: resuming elsewhere would hide that.
+      if (!Cluster::IsNodeFailure(n.status()) || absl::IsDataLoss(n.status())) return n.status();
+      // The replica broke off: resume where it stopped on another one.
+      cluster_.MarkFailure(nodes_[index_].id);
+      stream_.reset();
+    }
+    return absl::UnavailableError(
+        absl::StrCat("read ", video_id_, "/", name_, ": replicas kept failing"));
+  }
+
+  const ContentInfo& info() const override { return info_; }
+
+ private:
+  Cluster& cluster_;
+  const std::string video_id_;
+  const std::string name_;
+  const std::vector<ClusterNode> nodes_;
+  size_t index_;
+  std::unique_ptr<StorageClient::GetStream> stream_;  // null between replicas
+  const ContentInfo info_;
+  const std::string sha256_;
+  uint64_t position_;
+  std::optional<uint64_t> remaining_;  // nullopt: to the end
+  bool done_ = false;
+};
+
+// A reader of an empty range.
+class EmptyReader : public ContentReader {
+ public:
+  explicit EmptyReader(ContentInfo info) : info_(std::move(info)) {}
+  absl::StatusOr<size_t> Read(std::span<char>) override { return 0; }
+  const ContentInfo& info() const override { return info_; }
+
+ private:
+  const ContentInfo info_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ContentWriter>> NetworkVideoContentService::OpenWriter(
+    std::string_view video_id, std::string_view name) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  std::vector<ClusterNode> nodes = cluster_.WriteNodes(video_id, name);
+  if (nodes.empty()) return absl::UnavailableError("no storage nodes");
+  return ReplicatedWriter::Start(cluster_, video_id, name, std::move(nodes));
+}
+
+absl::StatusOr<std::unique_ptr<ContentReader>> NetworkVideoContentService::OpenReader(
+    std::string_view video_id, std::string_view name, uint64_t offset,
+    std::optional<uint64_t> length) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  if (length && *length == 0) {
+    // The node reads length 0 as "to the end"; an empty range only needs the
+    // file's info (and the offset check).
+    absl::StatusOr<ContentInfo> info = Stat(video_id, name);
+    if (!info.ok()) return info.status();
+    if (offset > info->size) return absl::OutOfRangeError("offset is past the end of the file");
+    return std::make_unique<EmptyReader>(*std::move(info));
+  }
+  std::vector<ClusterNode> nodes = cluster_.ReadNodes(video_id, name);
+  auto opened =
+      OpenOnSomeReplica(cluster_, nodes, 0, video_id, name, offset, length.value_or(0), "");
+  if (!opened.ok()) return opened.status();
+  const StoredFile file = opened->stream->file();
+  return std::make_unique<FailoverReader>(cluster_, std::string(video_id), std::string(name),
+                                          std::move(nodes), *std::move(opened), InfoOf(file),
+                                          file.sha256, offset, length);
+}
+
+absl::StatusOr<ContentInfo> NetworkVideoContentService::Stat(std::string_view video_id,
+                                                             std::string_view name) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  std::vector<std::string> errors;
+  bool not_found = false;
+  for (const ClusterNode& node : cluster_.ReadNodes(video_id, name)) {
+    absl::StatusOr<StoredFile> file = node.client->Stat(video_id, name);
+    if (file.ok()) {
+      cluster_.MarkSuccess(node.id);
+      return InfoOf(*file);
+    }
+    if (absl::IsNotFound(file.status())) {
+      cluster_.MarkSuccess(node.id);
+      not_found = true;
+      continue;
+    }
+    if (Cluster::IsNodeFailure(file.status())) cluster_.MarkFailure(node.id);
+    errors.push_back(Describe(node, file.status()));
+  }
+  const std::string what = absl::StrCat("stat ", ToAbsl(video_id), "/", ToAbsl(name));
+  if (not_found) return absl::NotFoundError(what + ": no such file");
+  return NoNodeAnswered(what, errors);
+}
+
+absl::StatusOr<std::vector<ContentInfo>> NetworkVideoContentService::List(
+    std::string_view video_id) {
+  if (absl::Status s = Validate(video_id); !s.ok()) return s;
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  int replicas = state->current.replication_factor();
+  if (state->target) replicas = std::min(replicas, state->target->replication_factor());
+  // A video's files spread over the whole ring: ask every node, keep the newest
+  // copy of each name. Fewer than R nodes down still leaves a copy of each.
+  std::map<std::string, std::pair<int64_t, ContentInfo>> files;
+  std::vector<std::string> errors;
+  for (const ClusterNode& node : cluster_.AllNodes()) {
+    std::string token;
+    absl::Status status;
+    for (int page = 0; page < kMaxListPages; ++page) {
+      absl::StatusOr<storage::StoredFilePage> listed = node.client->List(video_id, token);
+      if (!listed.ok()) {
+        status = listed.status();
+        break;
+      }
+      for (const StoredFile& file : listed->files) {
+        auto [it, inserted] = files.try_emplace(file.name, file.mtime_unix_nanos, InfoOf(file));
+        if (!inserted && file.mtime_unix_nanos > it->second.first) {
+          it->second = {file.mtime_unix_nanos, InfoOf(file)};
+        }
+      }
+      token = std::move(listed->next_page_token);
+      if (token.empty()) break;
+    }
+    if (status.ok()) {
+      cluster_.MarkSuccess(node.id);
+    } else {
+      if (Cluster::IsNodeFailure(status)) cluster_.MarkFailure(node.id);
+      errors.push_back(Describe(node, status));
+    }
+  }
+  if (static_cast<int>(errors.size()) >= replicas) {
+    return NoNodeAnswered(absl::StrCat("list ", ToAbsl(video_id)), errors);
+  }
+  std::vector<ContentInfo> result;
+  result.reserve(files.size());
+  for (auto& [name, entry] : files) result.push_back(std::move(entry.second));
+  return result;
+}
+
+absl::Status NetworkVideoContentService::Delete(std::string_view video_id, std::string_view name) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  bool deleted = false;
+  std::vector<std::string> errors;
+  for (const ClusterNode& node : cluster_.WriteNodes(video_id, name)) {
+    absl::Status s = node.client->Delete(video_id, name);
+    if (s.ok() || absl::IsNotFound(s)) {
+      cluster_.MarkSuccess(node.id);
+      deleted = deleted || s.ok();
+      continue;
+    }
+    if (Cluster::IsNodeFailure(s)) cluster_.MarkFailure(node.id);
+    errors.push_back(Describe(node, s));
+  }
+  const std::string what = absl::StrCat("delete ", ToAbsl(video_id), "/", ToAbsl(name));
+  // A replica left behind would bring the file back: say so.
+  if (!errors.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": not every replica answered (", absl::StrJoin(errors, "; "), ")"));
+  }
+  if (!deleted) return absl::NotFoundError(what + ": no such file");
+  return absl::OkStatus();
+}
+
+absl::Status NetworkVideoContentService::DeleteVideo(std::string_view video_id) {
+  if (absl::Status s = Validate(video_id); !s.ok()) return s;
+  std::vector<std::string> errors;
+  for (const ClusterNode& node : cluster_.AllNodes()) {
+    absl::StatusOr<uint64_t> deleted = node.client->DeleteVideo(video_id);
+    if (deleted.ok()) {
+      cluster_.MarkSuccess(node.id);
+      continue;
+    }
+    if (Cluster::IsNodeFailure(deleted.status())) cluster_.MarkFailure(node.id);
+    errors.push_back(Describe(node, deleted.status()));
+  }
+  if (!errors.empty()) {
+    return absl::UnavailableError(absl::StrCat("delete video ", ToAbsl(video_id),
+                                               ": not every node answered (",
+                                               absl::StrJoin(errors, "; "), ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace streamgrid

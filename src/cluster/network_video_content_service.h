@@ -1,0 +1,50 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "cluster/cluster.h"
+#include "content/video_content_service.h"
+
+namespace streamgrid {
+
+// A VideoContentService over the storage cluster: the file `video_id/name`
+// lives on the replica set the placement gives its key.
+//
+// Writes stream every Append to all replicas in parallel (plus the target
+// replicas during a migration), one chunk in flight, and Commit succeeds only
+// when every replica stored the file durably; if any replica fails, the write
+// fails with UNAVAILABLE and nothing is left visible (best effort: a replica
+// that already committed when another failed at commit time is deleted again).
+//
+// Reads go to the first healthy replica (target owners first during a
+// migration) and fail over to the next on a node error, also mid-stream, by
+// resuming at the current offset on the next replica holding the same content.
+// Stat likewise. List asks every node and merges; Delete and DeleteVideo
+// remove from every node concerned and fail with UNAVAILABLE if one of them is
+// unreachable, so nothing is silently left behind.
+//
+// ETags are `"` + SHA-256 + `"`, identical on every replica. When no replica
+// answers, calls fail with UNAVAILABLE naming the nodes tried.
+class NetworkVideoContentService : public VideoContentService {
+ public:
+  // `cluster` must outlive the service.
+  explicit NetworkVideoContentService(Cluster& cluster) : cluster_(cluster) {}
+
+  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
+                                                            std::string_view name) override;
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset = 0,
+      std::optional<uint64_t> length = std::nullopt) override;
+  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override;
+  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override;
+  absl::Status Delete(std::string_view video_id, std::string_view name) override;
+  absl::Status DeleteVideo(std::string_view video_id) override;
+
+ private:
+  Cluster& cluster_;
+};
+
+}  // namespace streamgrid

@@ -1,0 +1,327 @@
+#include "cluster/network_video_content_service.h"
+
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cluster/cluster.h"
+#include "common/ids.h"
+#include "content/video_content_service_conformance.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/storage_client.h"
+#include "storage/storage_engine.h"
+#include "storage/storage_service.h"
+#include "storage/test_util.h"
+
+namespace streamgrid {
+namespace {
+
+using storage::StorageEngine;
+using storage::StorageServer;
+using storage::testing::TempDir;
+using ::testing::IsEmpty;
+
+// Storage nodes served in-process on ephemeral ports, which can be stopped and
+// started again on the same port.
+class TestNodes {
+ public:
+  explicit TestNodes(int count) {
+    for (int i = 0; i < count; ++i) {
+      auto engine = StorageEngine::Open(dir_.path() / absl::StrCat("node", i));
+      if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
+      engines_.push_back(*std::move(engine));
+      servers_.emplace_back();
+      ports_.push_back(0);
+      Start(i);
+    }
+  }
+
+  void Start(int i) {
+    // The port may be taken by someone else for a moment after a stop: retry a few times.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      auto server = StorageServer::Start(*engines_[i],
+                                         {.listen_address = absl::StrCat("127.0.0.1:", ports_[i]),
+                                          .service = {.node_id = absl::StrCat("node", i)}});
+      if (server.ok()) {
+        servers_[i] = *std::move(server);
+        ports_[i] = servers_[i]->port();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("cannot restart storage node");
+  }
+  void Stop(int i) { servers_[i].reset(); }
+
+  std::string id(int i) const { return absl::StrCat("node", i); }
+  std::string address(int i) const { return absl::StrCat("127.0.0.1:", ports_[i]); }
+  int size() const { return static_cast<int>(engines_.size()); }
+  int IndexOf(std::string_view id) const {
+    for (int i = 0; i < size(); ++i) {
+      if (this->id(i) == id) return i;
+    }
+    return -1;
+  }
+
+  std::vector<RingNode> RingNodes() const {
+    std::vector<RingNode> nodes;
+    for (int i = 0; i < size(); ++i) nodes.push_back({.id = id(i), .address = address(i)});
+    return nodes;
+  }
+
+  // Names of `video_id`'s files that node `i` holds, asked directly.
+  std::set<std::string> NamesOn(int i, std::string_view video_id) {
+    storage::StorageClient client(address(i));
+    std::set<std::string> names;
+    std::string token;
+    do {
+      auto page = client.List(video_id, token);
+      if (!page.ok()) throw std::runtime_error(page.status().ToString());
+      for (const auto& file : page->files) names.insert(file.name);
+      token = page->next_page_token;
+    } while (!token.empty());
+    return names;
+  }
+
+ private:
+  TempDir dir_;
+  std::vector<std::unique_ptr<StorageEngine>> engines_;
+  std::vector<std::unique_ptr<StorageServer>> servers_;
+  std::vector<int> ports_;
+};
+
+ClusterOptions FastOptions() {
+  ClusterOptions options;
+  options.client.call_timeout = std::chrono::seconds(5);
+  options.client.transfer_timeout = std::chrono::seconds(30);
+  return options;
+}
+
+class ClusterHarness : public ContentServiceHarness {
+ public:
+  ClusterHarness()
+      : nodes_(3),
+        cluster_(ClusterState{.current = *Placement::Create(nodes_.RingNodes(), 2)}, FastOptions()),
+        service_(cluster_) {}
+  VideoContentService& service() override { return service_; }
+
+ private:
+  TestNodes nodes_;
+  Cluster cluster_;
+  NetworkVideoContentService service_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Cluster, VideoContentServiceConformanceTest,
+                         ::testing::Values(ContentServiceFactory{
+                             "Cluster3R2", [] { return std::make_unique<ClusterHarness>(); }}),
+                         ContentServiceFactoryName);
+
+class NetworkContentTest : public ::testing::Test {
+ protected:
+  NetworkContentTest()
+      : nodes_(3),
+        cluster_(ClusterState{.current = *Placement::Create(nodes_.RingNodes(), 2)}, FastOptions()),
+        service_(cluster_) {}
+
+  std::set<std::string> ReplicaIds(const Placement& placement, const std::string& video_id,
+                                   const std::string& name) {
+    auto ids = placement.ReplicaIdsFor(video_id + "/" + name);
+    return {ids.begin(), ids.end()};
+  }
+
+  TestNodes nodes_;
+  Cluster cluster_;
+  NetworkVideoContentService service_;
+};
+
+TEST_F(NetworkContentTest, EachFileIsOnExactlyItsReplicas) {
+  const std::string id = NewVideoId();
+  for (int f = 0; f < 30; ++f) {
+    auto info = WriteContent(service_, id, absl::StrCat("seg-", f, ".m4s"), TestBytes(1000 + f, f));
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->etag.front(), '"');
+    EXPECT_EQ(info->etag.size(), 66u);  // quoted SHA-256
+  }
+  std::vector<std::set<std::string>> on_node;
+  for (int i = 0; i < nodes_.size(); ++i) on_node.push_back(nodes_.NamesOn(i, id));
+  const Placement& placement = cluster_.state()->current;
+  for (int f = 0; f < 30; ++f) {
+    const std::string name = absl::StrCat("seg-", f, ".m4s");
+    std::set<std::string> holders;
+    for (int i = 0; i < nodes_.size(); ++i) {
+      if (on_node[i].contains(name)) holders.insert(nodes_.id(i));
+    }
+    EXPECT_EQ(holders, ReplicaIds(placement, id, name)) << name;
+  }
+  // Every node got some: the files of one video spread over the ring.
+  for (const auto& names : on_node) EXPECT_FALSE(names.empty());
+  EXPECT_EQ(service_.List(id)->size(), 30u);
+}
+
+TEST_F(NetworkContentTest, ReadsSurviveOneStoppedNode) {
+  const std::string id = NewVideoId();
+  std::map<std::string, std::string> files;
+  for (int f = 0; f < 20; ++f) {
+    const std::string name = absl::StrCat("f", f);
+    files[name] = TestBytes(20'000 + f, 100 + f);
+    ASSERT_TRUE(WriteContent(service_, id, name, files[name]).ok());
+  }
+  nodes_.Stop(1);
+  for (const auto& [name, data] : files) {
+    auto read = ReadContent(service_, id, name);
+    ASSERT_TRUE(read.ok()) << name << ": " << read.status();
+    EXPECT_TRUE(*read == data) << name;
+    auto stat = service_.Stat(id, name);
+    ASSERT_TRUE(stat.ok()) << stat.status();
+    EXPECT_EQ(stat->size, data.size());
+    EXPECT_EQ(ReadContent(service_, id, name, 10, 100).value_or("error"), data.substr(10, 100));
+  }
+  EXPECT_EQ(service_.List(id)->size(), files.size());
+  EXPECT_EQ(service_.Stat(id, "missing").status().code(), absl::StatusCode::kNotFound);
+  // The stopped node is now marked, so it is tried last.
+  EXPECT_FALSE(cluster_.IsHealthy(nodes_.id(1)));
+  // Deleting while a node is down must not silently leave copies behind.
+  EXPECT_EQ(service_.DeleteVideo(id).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(NetworkContentTest, NoReplicaUpIsUnavailable) {
+  const std::string id = NewVideoId();
+  ASSERT_TRUE(WriteContent(service_, id, "f", "data").ok());
+  for (int i = 0; i < nodes_.size(); ++i) nodes_.Stop(i);
+  auto read = service_.OpenReader(id, "f");
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(read.status().message()), ::testing::HasSubstr("no storage node"));
+  EXPECT_EQ(service_.Stat(id, "f").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(service_.List(id).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(NetworkContentTest, ReaderFailsOverMidStream) {
+  const std::string id = NewVideoId();
+  const std::string data = TestBytes(6 * 1024 * 1024, 7);
+  ASSERT_TRUE(WriteContent(service_, id, "original", data, 256 * 1024).ok());
+  const std::string first = cluster_.ReadNodes(id, "original")[0].id;
+
+  auto reader = service_.OpenReader(id, "original", 1000);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::string read;
+  std::vector<char> buffer(64 * 1024);
+  while (read.size() < 512 * 1024) {
+    auto n = (*reader)->Read(buffer);
+    ASSERT_TRUE(n.ok() && *n > 0);
+    read.append(buffer.data(), *n);
+  }
+  nodes_.Stop(nodes_.IndexOf(first));  // cancels the stream the reader is on
+  while (true) {
+    auto n = (*reader)->Read(buffer);
+    ASSERT_TRUE(n.ok()) << n.status();
+    if (*n == 0) break;
+    read.append(buffer.data(), *n);
+  }
+  EXPECT_EQ(read.size(), data.size() - 1000);
+  EXPECT_TRUE(read == data.substr(1000));
+  EXPECT_FALSE(cluster_.IsHealthy(first));
+}
+
+TEST_F(NetworkContentTest, WriteFailsAndLeavesNothingWhenAReplicaIsDown) {
+  nodes_.Stop(2);
+  const std::string id = NewVideoId();
+  int failed = 0;
+  for (int f = 0; f < 12; ++f) {
+    const std::string name = absl::StrCat("f", f);
+    const bool touches_down =
+        ReplicaIds(cluster_.state()->current, id, name).contains(nodes_.id(2));
+    auto info = WriteContent(service_, id, name, TestBytes(300'000, f), 64 * 1024);
+    if (touches_down) {
+      ++failed;
+      EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable) << name;
+      EXPECT_THAT(std::string(info.status().message()), ::testing::HasSubstr("replicas"));
+      EXPECT_FALSE(nodes_.NamesOn(0, id).contains(name));
+      EXPECT_FALSE(nodes_.NamesOn(1, id).contains(name));
+    } else {
+      EXPECT_TRUE(info.ok()) << info.status();
+    }
+  }
+  EXPECT_GT(failed, 0);
+  // A replica dying mid-write fails the write too.
+  nodes_.Start(2);
+  // Writes reach the restarted node again (a file it is a replica of).
+  std::string probe;
+  for (int f = 0; probe.empty(); ++f) {
+    std::string candidate = absl::StrCat("probe-", f);
+    if (ReplicaIds(cluster_.state()->current, id, candidate).contains(nodes_.id(2))) {
+      probe = candidate;
+    }
+  }
+  ASSERT_TRUE(storage::testing::WaitFor([&] { return WriteContent(service_, id, probe, "x").ok(); },
+                                        std::chrono::seconds(15)));
+  std::string name;
+  for (int f = 0; name.empty(); ++f) {
+    std::string candidate = absl::StrCat("g", f);
+    auto replicas = ReplicaIds(cluster_.state()->current, id, candidate);
+    if (replicas.contains(nodes_.id(0)) && !replicas.contains(nodes_.id(2))) {
+      name = candidate;
+    }
+  }
+  auto writer = service_.OpenWriter(id, name);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(TestBytes(2 << 20, 1)).ok());
+  nodes_.Stop(0);
+  absl::Status status = (*writer)->Append(TestBytes(2 << 20, 2));
+  if (status.ok()) status = (*writer)->Commit().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  writer->reset();
+  EXPECT_FALSE(nodes_.NamesOn(1, id).contains(name));
+}
+
+TEST_F(NetworkContentTest, MigrationWritesToUnionAndReadsTargetFirst) {
+  // The target placement drops node2 and (through a fourth node) moves data.
+  TestNodes extra(1);
+  ClusterState state = *cluster_.state();
+  state.target = *state.current.WithNodeAdded({.id = "extra", .address = extra.address(0)});
+  cluster_.Update(state);
+  const Placement& current = state.current;
+  const Placement& target = *state.target;
+
+  const std::string id = NewVideoId();
+  std::string moved;  // a file whose replica set differs between the placements
+  for (int f = 0; moved.empty() && f < 10'000; ++f) {
+    std::string name = absl::StrCat("seg-", f);
+    if (ReplicaIds(current, id, name) != ReplicaIds(target, id, name)) moved = name;
+  }
+  ASSERT_FALSE(moved.empty());
+  ASSERT_TRUE(WriteContent(service_, id, moved, "v1").ok());
+  std::set<std::string> holders;
+  for (int i = 0; i < nodes_.size(); ++i) {
+    if (nodes_.NamesOn(i, id).contains(moved)) holders.insert(nodes_.id(i));
+  }
+  if (extra.NamesOn(0, id).contains(moved)) holders.insert("extra");
+  std::set<std::string> expected = ReplicaIds(current, id, moved);
+  for (const std::string& n : ReplicaIds(target, id, moved)) expected.insert(n);
+  EXPECT_EQ(holders, expected);
+
+  // Reads try target owners first.
+  auto order = cluster_.ReadNodes(id, moved);
+  std::set<std::string> first_two = {order[0].id, order[1].id};
+  EXPECT_EQ(first_two, ReplicaIds(target, id, moved));
+  // And fall back to current owners for data not migrated yet.
+  storage::StorageClient(extra.address(0)).Delete(id, moved).IgnoreError();
+  EXPECT_EQ(ReadContent(service_, id, moved).value_or("error"), "v1");
+}
+
+TEST_F(NetworkContentTest, UpdateKeepsClientsOfNodesThatStay) {
+  auto before = cluster_.AllNodes();
+  ClusterState state = *cluster_.state();
+  state.current = *state.current.WithNodeRemoved(nodes_.id(2));
+  cluster_.Update(state);
+  auto after = cluster_.AllNodes();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].client, before[0].client);
+  EXPECT_EQ(after[1].client, before[1].client);
+}
+
+}  // namespace
+}  // namespace streamgrid
