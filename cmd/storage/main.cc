@@ -1,7 +1,5 @@
 // streamgrid-storage: one storage node, serving the files of its data directory
 // over gRPC (streamgrid.storage.v1.StorageService).
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -9,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "common/termination_signals.h"
 #include "spdlog/spdlog.h"
 #include "storage/file_util.h"
 #include "storage/storage_engine.h"
@@ -73,13 +72,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
 
-  // Signals are taken synchronously below; gRPC's threads inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before gRPC starts any thread, so they all inherit the signal mask.
+  streamgrid::TerminationSignals signals;
 
   const std::string host = ListenHost(flags.listen);
   auto engine = StorageEngine::Open(std::filesystem::absolute(flags.data_dir));
@@ -100,9 +94,7 @@ int main(int argc, char** argv) {
     if (!written.ok()) Fail("ready file: " + written.ToString());
   }
 
-  int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("signal {} received, shutting down", received);
+  spdlog::info("signal {} received, shutting down", signals.Wait());
   (*server)->Shutdown(std::chrono::seconds(flags.shutdown_grace_s));
   server->reset();
   engine->reset();

@@ -1,5 +1,4 @@
 // streamgrid-web: the HTTP API and pages, and the transcoding workers.
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "cluster/cluster_setup.h"
+#include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
 #include "http/server.h"
 #include "metadata/sqlite_video_metadata_service.h"
@@ -103,13 +103,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
 
-  // Signals are taken synchronously by main below; every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so they all inherit the signal mask.
+  TerminationSignals signals;
 
   const std::filesystem::path data_dir = std::filesystem::absolute(flags.data_dir);
   std::filesystem::create_directories(data_dir);
@@ -177,9 +172,7 @@ int main(int argc, char** argv) {
       std::ofstream(tmp) << "{\"http\": \"" << url << "\"}\n";
       std::filesystem::rename(tmp, flags.ready_file);
     }
-    int received = 0;
-    sigwait(&signals, &received);
-    spdlog::info("signal {} received, shutting down", received);
+    spdlog::info("signal {} received, shutting down", signals.Wait());
     server.Stop();
     // Handlers may be waiting on the blocking pool: let those calls finish
     // before the server (and the coroutine frames it owns) goes away.
