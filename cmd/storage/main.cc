@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "spdlog/spdlog.h"
 #include "storage/file_util.h"
@@ -88,9 +89,7 @@ int main(int argc, char** argv) {
 
   const std::string address = ReachableHost(host) + ":" + std::to_string((*server)->port());
   if (!flags.ready_file.empty()) {
-    // Atomic, so a watcher never reads a half-written file.
-    absl::Status written =
-        WriteFileAtomically(flags.ready_file, "{\"grpc\": \"" + address + "\"}\n");
+    absl::Status written = streamgrid::WriteReadyFile(flags.ready_file, {{"grpc", address}});
     if (!written.ok()) Fail("ready file: " + written.ToString());
   }
 

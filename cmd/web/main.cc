@@ -3,16 +3,18 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <fstream>
 #include <iostream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "admin/admin_service.h"
 #include "cluster/cluster_setup.h"
+#include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
 #include "http/server.h"
 #include "metadata/sqlite_video_metadata_service.h"
+#include "migration/migrator.h"
 #include "transcode/transcode_worker_pool.h"
 #include "webserver/routes.h"
 
@@ -35,6 +37,8 @@ struct Flags {
   int idle_timeout_s = 75;
   int io_timeout_s = 60;
   int max_connections = 10000;
+  std::string admin_listen = "127.0.0.1:8081";
+  uint64_t migration_bytes_per_second = 0;
   std::string ready_file;
   std::string log_level = "info";
 };
@@ -45,12 +49,12 @@ struct Flags {
 }
 
 // "host:port" → (host, port); port 0 asks for a free one.
-std::pair<std::string, uint16_t> ParseListen(const std::string& listen) {
+std::pair<std::string, uint16_t> ParseListen(const std::string& listen, std::string_view flag) {
   size_t colon = listen.rfind(':');
   uint32_t port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
       port > 65535) {
-    Fail("--listen must be HOST:PORT, got '" + listen + "'");
+    Fail(std::string(flag) + " must be HOST:PORT, got '" + listen + "'");
   }
   return {listen.substr(0, colon), static_cast<uint16_t>(port)};
 }
@@ -97,8 +101,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 3600));
   cli.add_option("--max-connections", flags.max_connections, "open connections at most")
       ->check(CLI::Range(1, 1000000));
+  cli.add_option("--admin-listen", flags.admin_listen,
+                 "admin gRPC address HOST:PORT for streamgrid-admin (port 0 picks a free one; "
+                 "empty: no admin API)");
+  cli.add_option("--migration-bytes-per-second", flags.migration_bytes_per_second,
+                 "bandwidth limit of data migrations after membership changes (0: none)");
   cli.add_option("--ready-file", flags.ready_file,
-                 "write {\"http\": URL} here once serving (for tests and scripts)");
+                 "write {\"http\": URL, \"admin\": HOST:PORT} here once serving (for tests "
+                 "and scripts)");
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
@@ -154,7 +164,28 @@ int main(int argc, char** argv) {
     spdlog::warn("could not resume pending transcodes: {}", s.ToString());
   }
 
-  auto [host, port] = ParseListen(flags.listen);
+  // Membership changes and their migrations (cluster content only); a
+  // migration a previous run left unfinished resumes now.
+  std::unique_ptr<Migrator> migrator;
+  if (cluster_content.cluster) {
+    migrator = std::make_unique<Migrator>(
+        *cluster_content.cluster, *cluster_content.store,
+        MigratorOptions{.max_bytes_per_second = flags.migration_bytes_per_second});
+    migrator->Start();
+  }
+  AdminServiceImpl admin_service(cluster_content.cluster.get(), migrator.get());
+  std::unique_ptr<AdminServer> admin_server;
+  std::string admin_address;
+  if (!flags.admin_listen.empty()) {
+    auto [admin_host, admin_port] = ParseListen(flags.admin_listen, "--admin-listen");
+    auto started = AdminServer::Start(flags.admin_listen, admin_service);
+    if (!started.ok()) Fail("admin API: " + started.status().ToString());
+    admin_server = *std::move(started);
+    admin_address = admin_host + ":" + std::to_string(admin_server->port());
+    spdlog::info("admin API at {}", admin_address);
+  }
+
+  auto [host, port] = ParseListen(flags.listen, "--listen");
   {
     http::HttpServer server({.address = host,
                              .port = port,
@@ -168,11 +199,16 @@ int main(int argc, char** argv) {
     std::string url = "http://" + host + ":" + std::to_string(server.port());
     spdlog::info("StreamGrid serving at {}", url);
     if (!flags.ready_file.empty()) {
-      std::string tmp = flags.ready_file + ".tmp";
-      std::ofstream(tmp) << "{\"http\": \"" << url << "\"}\n";
-      std::filesystem::rename(tmp, flags.ready_file);
+      std::map<std::string, std::string> ready = {{"http", url}};
+      if (admin_server) ready["admin"] = admin_address;
+      if (absl::Status s = WriteReadyFile(flags.ready_file, ready); !s.ok()) {
+        Fail("ready file: " + s.ToString());
+      }
     }
     spdlog::info("signal {} received, shutting down", signals.Wait());
+    // A migration stops between chunks and resumes on the next start.
+    if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
+    if (migrator) migrator->Stop();
     server.Stop();
     // Handlers may be waiting on the blocking pool: let those calls finish
     // before the server (and the coroutine frames it owns) goes away.

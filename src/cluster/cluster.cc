@@ -1,6 +1,7 @@
 #include "cluster/cluster.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -58,8 +59,8 @@ void Cluster::Update(ClusterState state) {
         }
       }
       if (!entry.client) {
-        entry.client = std::make_shared<storage::StorageClient>(MakeNodeChannel(node.address),
-                                                                options_.client);
+        entry.channel = MakeNodeChannel(node.address);
+        entry.client = std::make_shared<storage::StorageClient>(entry.channel, options_.client);
       }
       next->nodes.emplace(node.id, std::move(entry));
     }
@@ -67,7 +68,42 @@ void Cluster::Update(ClusterState state) {
   add_nodes(state.current);
   if (state.target) add_nodes(*state.target);
   next->state = std::make_shared<const ClusterState>(std::move(state));
+  if (old) {
+    std::lock_guard retired_lock(retired_mu_);
+    retired_writes_.push_back(old->writes);
+  }
   view_.store(std::move(next), std::memory_order_release);
+}
+
+Cluster::WritePlan Cluster::PlanWrite(std::string_view video_id, std::string_view name) const {
+  std::shared_ptr<const View> v = view();
+  const std::string key = Key(video_id, name);
+  std::vector<std::string> ids;
+  AppendReplicaIds(v->state->current, key, ids);
+  if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
+  return {.nodes = Nodes(*v, ids), .token = v->writes};
+}
+
+bool Cluster::WaitForEarlierWrites(std::chrono::milliseconds timeout) const {
+  // Writes end on their own (they have deadlines), and a migration waits here
+  // once per change: polling keeps the write path free of any notification.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    {
+      std::lock_guard lock(retired_mu_);
+      std::erase_if(retired_writes_, [](const auto& w) { return w.expired(); });
+      if (retired_writes_.empty()) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::optional<ClusterNode> Cluster::Node(std::string_view id) const {
+  std::shared_ptr<const View> v = view();
+  auto it = v->nodes.find(id);
+  if (it == v->nodes.end()) return std::nullopt;
+  return it->second;
 }
 
 std::vector<ClusterNode> Cluster::Nodes(const View& view,
@@ -85,12 +121,7 @@ std::vector<ClusterNode> Cluster::Nodes(const View& view,
 
 std::vector<ClusterNode> Cluster::WriteNodes(std::string_view video_id,
                                              std::string_view name) const {
-  std::shared_ptr<const View> v = view();
-  const std::string key = Key(video_id, name);
-  std::vector<std::string> ids;
-  AppendReplicaIds(v->state->current, key, ids);
-  if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
-  return Nodes(*v, ids);
+  return PlanWrite(video_id, name).nodes;
 }
 
 std::vector<ClusterNode> Cluster::ReadNodes(std::string_view video_id,
@@ -98,10 +129,17 @@ std::vector<ClusterNode> Cluster::ReadNodes(std::string_view video_id,
   std::shared_ptr<const View> v = view();
   const std::string key = Key(video_id, name);
   std::vector<std::string> ids;
-  // Target owners first: once a partition migrated they hold the newest data,
-  // and before that a miss there just falls through to the current owners.
-  if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
-  AppendReplicaIds(v->state->current, key, ids);
+  // Target owners hold a migrated partition's files, and are the ones about to
+  // serve it; before that they would mostly answer NOT_FOUND (which falls
+  // through to the next node, but costs a round trip).
+  const ClusterState& state = *v->state;
+  if (state.target && state.migrated_partitions.contains(Placement::PartitionOfKey(key))) {
+    AppendReplicaIds(*state.target, key, ids);
+    AppendReplicaIds(state.current, key, ids);
+  } else {
+    AppendReplicaIds(state.current, key, ids);
+    if (state.target) AppendReplicaIds(*state.target, key, ids);
+  }
   std::vector<ClusterNode> nodes = Nodes(*v, ids);
   std::stable_partition(nodes.begin(), nodes.end(),
                         [&](const ClusterNode& node) { return IsHealthy(node.id); });
@@ -151,6 +189,10 @@ bool Cluster::Reconnect(const ClusterNode& node, std::chrono::milliseconds timeo
     state = node.channel->GetState(/*try_to_connect=*/true);
   }
   return true;
+}
+
+void Cluster::ReconnectAll(std::chrono::milliseconds timeout_per_node) const {
+  for (const ClusterNode& node : AllNodes()) Reconnect(node, timeout_per_node);
 }
 
 bool Cluster::IsNodeFailure(const absl::Status& status) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,10 +53,28 @@ class Cluster {
   // target replicas while a migration runs (primary of each first).
   std::vector<ClusterNode> WriteNodes(std::string_view video_id, std::string_view name) const;
 
-  // The nodes to read `video_id/name` from, in the order to try them: target
-  // replicas first during a migration, then current ones; within that order,
-  // nodes that failed recently go last.
+  // A write's nodes (as WriteNodes) and a token that marks the write as open
+  // under the state they came from, until the token is destroyed.
+  struct WritePlan {
+    std::vector<ClusterNode> nodes;
+    std::shared_ptr<const void> token;
+  };
+  WritePlan PlanWrite(std::string_view video_id, std::string_view name) const;
+
+  // Waits until every write planned under an earlier state than the one in
+  // force is over (its token destroyed), or `timeout` passes; true if they
+  // are. A migration calls this after publishing its target so that no write
+  // can still land on the old owners only.
+  bool WaitForEarlierWrites(std::chrono::milliseconds timeout) const;
+
+  // The nodes to read `video_id/name` from, in the order to try them: during a
+  // migration, target replicas first if the key's partition was migrated,
+  // current ones first otherwise; within that order, nodes that failed
+  // recently go last.
   std::vector<ClusterNode> ReadNodes(std::string_view video_id, std::string_view name) const;
+
+  // The node `id` of the current or target placement, if there is one.
+  std::optional<ClusterNode> Node(std::string_view id) const;
 
   // Every node of the current and target placements, sorted by id.
   std::vector<ClusterNode> AllNodes() const;
@@ -73,6 +92,10 @@ class Cluster {
   // channel still backing off from an earlier outage.
   static bool Reconnect(const ClusterNode& node, std::chrono::milliseconds timeout);
 
+  // Reconnect() for every node, one after another; for a caller about to retry
+  // work that failed because some node was away.
+  void ReconnectAll(std::chrono::milliseconds timeout_per_node) const;
+
   // True for errors that mean the node did not answer (as opposed to an answer
   // such as NOT_FOUND): the cases to mark a failure and try another node.
   static bool IsNodeFailure(const absl::Status& status);
@@ -81,6 +104,9 @@ class Cluster {
   struct View {
     std::shared_ptr<const ClusterState> state;
     std::map<std::string, ClusterNode, std::less<>> nodes;  // by id
+    // Shared by the tokens of writes planned under this view; expires when
+    // the view is replaced and its writes are over.
+    std::shared_ptr<const int> writes = std::make_shared<const int>(0);
   };
   struct Health {
     int failures = 0;
@@ -94,6 +120,9 @@ class Cluster {
   const ClusterOptions options_;
   std::mutex update_mu_;  // serializes Update()
   std::atomic<std::shared_ptr<const View>> view_;
+  // The write markers of replaced views, pruned as they expire.
+  mutable std::mutex retired_mu_;
+  mutable std::vector<std::weak_ptr<const int>> retired_writes_;  // guarded by retired_mu_
   mutable std::mutex health_mu_;
   std::map<std::string, Health, std::less<>> health_;  // guarded by health_mu_
 };

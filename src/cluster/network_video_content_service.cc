@@ -122,26 +122,28 @@ class ReplicatedWriter : public ContentWriter {
   };
 
   ReplicatedWriter(Cluster& cluster, std::string video_id, std::string name,
-                   std::vector<Replica> replicas)
+                   std::vector<Replica> replicas, std::shared_ptr<const void> token)
       : cluster_(cluster),
         video_id_(std::move(video_id)),
         name_(std::move(name)),
         replicas_(std::move(replicas)),
+        token_(std::move(token)),
         fan_out_(replicas_.size()) {}
 
   ~ReplicatedWriter() override {
     if (!finished_) Abandon();
   }
 
-  // Starts a stream to each of `nodes`; the first failure fails the write.
+  // Starts a stream to each node of `plan`; the first failure fails the write.
   static absl::StatusOr<std::unique_ptr<ContentWriter>> Start(Cluster& cluster,
                                                               std::string_view video_id,
                                                               std::string_view name,
-                                                              std::vector<ClusterNode> nodes) {
+                                                              Cluster::WritePlan plan) {
     std::vector<Replica> replicas;
-    for (ClusterNode& node : nodes) replicas.push_back({.node = std::move(node)});
-    auto writer = std::make_unique<ReplicatedWriter>(cluster, std::string(video_id),
-                                                     std::string(name), std::move(replicas));
+    for (ClusterNode& node : plan.nodes) replicas.push_back({.node = std::move(node)});
+    auto writer =
+        std::make_unique<ReplicatedWriter>(cluster, std::string(video_id), std::string(name),
+                                           std::move(replicas), std::move(plan.token));
     writer->fan_out_.Run([&](size_t i) {
       Replica& r = writer->replicas_[i];
       auto stream = r.node.client->StartPut(video_id, name);
@@ -246,6 +248,9 @@ class ReplicatedWriter : public ContentWriter {
   const std::string video_id_;
   const std::string name_;
   std::vector<Replica> replicas_;
+  // Keeps the write counted under the cluster state it was planned in (see
+  // Cluster::WaitForEarlierWrites) for as long as the writer lives.
+  std::shared_ptr<const void> token_;
   FanOut fan_out_;
   std::optional<absl::Status> finished_;  // set once committed or failed
 };
@@ -376,9 +381,9 @@ class EmptyReader : public ContentReader {
 absl::StatusOr<std::unique_ptr<ContentWriter>> NetworkVideoContentService::OpenWriter(
     std::string_view video_id, std::string_view name) {
   if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
-  std::vector<ClusterNode> nodes = cluster_.WriteNodes(video_id, name);
-  if (nodes.empty()) return absl::UnavailableError("no storage nodes");
-  return ReplicatedWriter::Start(cluster_, video_id, name, std::move(nodes));
+  Cluster::WritePlan plan = cluster_.PlanWrite(video_id, name);
+  if (plan.nodes.empty()) return absl::UnavailableError("no storage nodes");
+  return ReplicatedWriter::Start(cluster_, video_id, name, std::move(plan));
 }
 
 absl::StatusOr<std::unique_ptr<ContentReader>> NetworkVideoContentService::OpenReader(

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cluster/cluster.h"
+#include "cluster/test_nodes.h"
 #include "common/ids.h"
 #include "content/video_content_service_conformance.h"
 #include "gmock/gmock.h"
@@ -24,75 +25,7 @@ using storage::StorageEngine;
 using storage::StorageServer;
 using storage::testing::TempDir;
 using ::testing::IsEmpty;
-
-// Storage nodes served in-process on ephemeral ports, which can be stopped and
-// started again on the same port.
-class TestNodes {
- public:
-  explicit TestNodes(int count) {
-    for (int i = 0; i < count; ++i) {
-      auto engine = StorageEngine::Open(dir_.path() / absl::StrCat("node", i));
-      if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
-      engines_.push_back(*std::move(engine));
-      servers_.emplace_back();
-      ports_.push_back(0);
-      Start(i);
-    }
-  }
-
-  void Start(int i) {
-    // The port may be taken by someone else for a moment after a stop: retry a few times.
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      auto server = StorageServer::Start(*engines_[i],
-                                         {.listen_address = absl::StrCat("127.0.0.1:", ports_[i]),
-                                          .service = {.node_id = absl::StrCat("node", i)}});
-      if (server.ok()) {
-        servers_[i] = *std::move(server);
-        ports_[i] = servers_[i]->port();
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    throw std::runtime_error("cannot restart storage node");
-  }
-  void Stop(int i) { servers_[i].reset(); }
-
-  std::string id(int i) const { return absl::StrCat("node", i); }
-  std::string address(int i) const { return absl::StrCat("127.0.0.1:", ports_[i]); }
-  int size() const { return static_cast<int>(engines_.size()); }
-  int IndexOf(std::string_view id) const {
-    for (int i = 0; i < size(); ++i) {
-      if (this->id(i) == id) return i;
-    }
-    return -1;
-  }
-
-  std::vector<RingNode> RingNodes() const {
-    std::vector<RingNode> nodes;
-    for (int i = 0; i < size(); ++i) nodes.push_back({.id = id(i), .address = address(i)});
-    return nodes;
-  }
-
-  // Names of `video_id`'s files that node `i` holds, asked directly.
-  std::set<std::string> NamesOn(int i, std::string_view video_id) {
-    storage::StorageClient client(address(i));
-    std::set<std::string> names;
-    std::string token;
-    do {
-      auto page = client.List(video_id, token);
-      if (!page.ok()) throw std::runtime_error(page.status().ToString());
-      for (const auto& file : page->files) names.insert(file.name);
-      token = page->next_page_token;
-    } while (!token.empty());
-    return names;
-  }
-
- private:
-  TempDir dir_;
-  std::vector<std::unique_ptr<StorageEngine>> engines_;
-  std::vector<std::unique_ptr<StorageServer>> servers_;
-  std::vector<int> ports_;
-};
+using testing::TestNodes;
 
 ClusterOptions FastOptions() {
   ClusterOptions options;
@@ -283,7 +216,7 @@ TEST_F(NetworkContentTest, WriteFailsAndLeavesNothingWhenAReplicaIsDown) {
   EXPECT_FALSE(nodes_.NamesOn(1, id).contains(name));
 }
 
-TEST_F(NetworkContentTest, MigrationWritesToUnionAndReadsTargetFirst) {
+TEST_F(NetworkContentTest, MigrationWritesToUnionAndReadsMigratedFromTarget) {
   // The target placement drops node2 and (through a fourth node) moves data.
   TestNodes extra(1);
   ClusterState state = *cluster_.state();
@@ -309,11 +242,15 @@ TEST_F(NetworkContentTest, MigrationWritesToUnionAndReadsTargetFirst) {
   for (const std::string& n : ReplicaIds(target, id, moved)) expected.insert(n);
   EXPECT_EQ(holders, expected);
 
-  // Reads try target owners first.
+  // Reads try current owners first while the partition is not migrated...
   auto order = cluster_.ReadNodes(id, moved);
-  std::set<std::string> first_two = {order[0].id, order[1].id};
-  EXPECT_EQ(first_two, ReplicaIds(target, id, moved));
-  // And fall back to current owners for data not migrated yet.
+  EXPECT_EQ((std::set<std::string>{order[0].id, order[1].id}), ReplicaIds(current, id, moved));
+  // ... and target owners first once it is.
+  state.migrated_partitions.insert(Placement::PartitionOfKey(absl::StrCat(id, "/", moved)));
+  cluster_.Update(state);
+  order = cluster_.ReadNodes(id, moved);
+  EXPECT_EQ((std::set<std::string>{order[0].id, order[1].id}), ReplicaIds(target, id, moved));
+  // A target owner missing the file falls back to the current owners.
   storage::StorageClient(extra.address(0)).Delete(id, moved).IgnoreError();
   EXPECT_EQ(ReadContent(service_, id, moved).value_or("error"), "v1");
 }

@@ -42,18 +42,29 @@ void Sha256::Update(std::span<const char> data) {
   if (EVP_DigestUpdate(ctx_, data.data(), data.size()) != 1) DieOpenSsl("EVP_DigestUpdate");
 }
 
-std::string Sha256::FinishHex() {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest;
+Sha256::Digest Sha256::Finish() {
+  Digest digest;
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(ctx_, digest.data(), &length) != 1) DieOpenSsl("EVP_DigestFinal_ex");
+  if (length != digest.size()) DieOpenSsl("EVP_DigestFinal_ex (digest length)");
+  return digest;
+}
+
+std::string Sha256::FinishHex() {
+  const Digest digest = Finish();
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(2 * length);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
+  hex.reserve(2 * digest.size());
+  for (unsigned char byte : digest) {
+    hex.push_back(kHex[byte >> 4]);
+    hex.push_back(kHex[byte & 0xf]);
   }
   return hex;
+}
+
+void Sha256::Reset() {
+  // Re-initializing with the same algorithm keeps the context's allocations.
+  if (EVP_DigestInit_ex2(ctx_, Algorithm(), nullptr) != 1) DieOpenSsl("EVP_DigestInit_ex2");
 }
 
 std::string Sha256::HexOf(std::string_view data) {

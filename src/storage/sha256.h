@@ -2,6 +2,7 @@
 
 #include <openssl/types.h>
 
+#include <array>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,8 +25,17 @@ class Sha256 {
   template <size_t N>
   void Update(const char (&)[N]) = delete;
 
-  // The digest of everything fed so far as 64 lower-case hex digits. Call once.
+  // A SHA-256 digest in raw bytes.
+  using Digest = std::array<unsigned char, 32>;
+
+  // The digest of everything fed so far, raw or as 64 lower-case hex digits.
+  // Call one of them once; after that only Reset() may follow.
+  Digest Finish();
   std::string FinishHex();
+
+  // Forgets what was fed and starts a new message (at any time), reusing the
+  // context: hashing many short strings this way allocates nothing per string.
+  void Reset();
 
   // The digest of `data` in one call.
   static std::string HexOf(std::string_view data);

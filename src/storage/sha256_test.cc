@@ -23,6 +23,23 @@ TEST(Sha256Test, IncrementalEqualsOneShot) {
   EXPECT_EQ(hasher.FinishHex(), Sha256::HexOf(data));
 }
 
+TEST(Sha256Test, ResetStartsANewMessage) {
+  Sha256 hasher;
+  hasher.Update(std::string_view("abc"));
+  const Sha256::Digest abc = hasher.Finish();
+  EXPECT_EQ(abc[0], 0xba);
+  EXPECT_EQ(abc[31], 0xad);
+  hasher.Reset();
+  hasher.Update(std::string_view("ab"));
+  hasher.Update(std::string_view("c"));
+  EXPECT_EQ(hasher.Finish(), abc);
+  // Also after an unfinished message.
+  hasher.Reset();
+  hasher.Update(std::string_view("discarded"));
+  hasher.Reset();
+  EXPECT_EQ(hasher.FinishHex(), Sha256::HexOf(""));
+}
+
 TEST(Sha256Test, NormalizeAcceptsOnlySixtyFourHexDigits) {
   const std::string lower(64, 'a');
   EXPECT_EQ(NormalizeSha256Hex(std::string(64, 'A')), lower);

@@ -151,12 +151,23 @@ absl::StatusOr<uint64_t> StorageClient::DeleteVideo(std::string_view video_id) {
 absl::StatusOr<StoredFilePage> StorageClient::List(std::string_view video_id,
                                                    std::string_view page_token,
                                                    uint32_t page_size) {
+  return List(ListOptions{.video_id = std::string(video_id),
+                          .page_token = std::string(page_token),
+                          .page_size = page_size});
+}
+
+absl::StatusOr<StoredFilePage> StorageClient::List(const ListOptions& options) {
   grpc::ClientContext context;
   SetCallDeadline(context);
   v1::ListRequest request;
-  request.set_video_id(std::string(video_id));
-  request.set_page_token(std::string(page_token));
-  request.set_page_size(page_size);
+  request.set_video_id(options.video_id);
+  request.set_page_token(options.page_token);
+  request.set_page_size(options.page_size);
+  if (!options.partitions.empty()) {
+    request.mutable_partitions()->Add(options.partitions.begin(), options.partitions.end());
+    // A negative count goes out as a huge one, which the node refuses as well.
+    request.set_partition_bits(static_cast<uint32_t>(options.partition_bits));
+  }
   v1::ListResponse response;
   grpc::Status status = stub_->List(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);

@@ -105,6 +105,11 @@ class StorageClient {
   // One page of files in (video_id, name) order; `video_id` empty for all.
   absl::StatusOr<StoredFilePage> List(std::string_view video_id, std::string_view page_token = "",
                                       uint32_t page_size = 0);
+  // One page of a listing as `options` asks, e.g. only some partitions. The
+  // node examines a bounded number of files per call, so a filtered page may be
+  // short or empty while its next_page_token is set: page until the token is
+  // empty. The node checks the filter (INVALID_ARGUMENT).
+  absl::StatusOr<StoredFilePage> List(const ListOptions& options);
   absl::StatusOr<NodeHealth> Health();
 
  private:

@@ -54,6 +54,8 @@ class StorageEngine {
 
   // Listing pages hold this many entries unless asked for fewer.
   static constexpr size_t kMaxPageSize = 1000;
+  // A listing page examines this many files at most by default.
+  static constexpr size_t kDefaultListScanLimit = 100'000;
 
   // Opens (creating if needed) the store in `data_dir` and reconciles it as
   // described above. May take a while after a crash that left many stale records.
@@ -89,11 +91,28 @@ class StorageEngine {
   // Removes every file of a video and returns how many there were (0 is OK).
   absl::StatusOr<uint64_t> DeleteVideo(std::string_view video_id);
 
-  // Up to `page_size` files (capped at kMaxPageSize; 0 means the cap) in
-  // (video_id, name) order, only `video_id`'s when it is not empty, starting
-  // after `page_token` (empty for the first page). A malformed token is
-  // INVALID_ARGUMENT. Each page costs time proportional to the number of videos
-  // plus the files of the videos it touches, not to the whole store.
+  // One page of a listing in (video_id, name) order, as `options` describes:
+  // up to its page_size files (capped at kMaxPageSize; 0 means the cap), only
+  // video_id's when that is not empty, only those of the given partitions when
+  // there are any, starting after page_token (empty for the first page).
+  //
+  // The page examines at most `scan_limit` files (at least 1) past the token,
+  // matching or not. When it stops at that limit or at a full page with files
+  // left to examine, next_page_token resumes right after the last file it
+  // examined; so a filtered page may be short, or empty, with a token, and a
+  // token does not promise another match. The token is empty once every file
+  // has been examined. Files added or removed between pages may or may not
+  // show; the others are listed exactly once.
+  //
+  // INVALID_ARGUMENT for a bad video id, a malformed token or one from a
+  // listing of another video, partition_bits outside 1..kMaxListPartitionBits
+  // while partitions is not empty, or a partition >= 2^partition_bits. Each
+  // page costs time proportional to the number of videos plus the files of the
+  // videos it touches, not to the whole store.
+  absl::StatusOr<StoredFilePage> List(const ListOptions& options,
+                                      size_t scan_limit = kDefaultListScanLimit);
+
+  // Unfiltered List() of `video_id` (all videos when empty).
   absl::StatusOr<StoredFilePage> List(std::string_view video_id, std::string_view page_token,
                                       size_t page_size = kMaxPageSize);
 

@@ -1,16 +1,19 @@
 #include "storage/storage_engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/ids.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ring/placement.h"
 #include "storage/sha256.h"
 #include "storage/test_util.h"
 
@@ -89,9 +92,83 @@ class StorageEngineTest : public ::testing::Test {
     return all;
   }
 
+  // Every page of the listing `options` describes (its page_token ignored),
+  // checking each page's bounds. Counts the pages, and the empty ones that
+  // still carried a token.
+  std::vector<StoredFile> ListAll(ListOptions options, size_t scan_limit, int* pages,
+                                  int* empty_pages = nullptr) {
+    std::vector<StoredFile> all;
+    options.page_token.clear();
+    *pages = 0;
+    if (empty_pages) *empty_pages = 0;
+    const size_t page_size =
+        options.page_size == 0 ? StorageEngine::kMaxPageSize : options.page_size;
+    do {
+      auto page = engine_->List(options, scan_limit);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      ++*pages;
+      EXPECT_LE(page->files.size(), std::min(page_size, scan_limit));
+      if (page->files.empty() && !page->next_page_token.empty() && empty_pages) ++*empty_pages;
+      all.insert(all.end(), page->files.begin(), page->files.end());
+      options.page_token = page->next_page_token;
+      EXPECT_LE(*pages, 100000) << "listing does not end";
+      if (*pages > 100000) break;
+    } while (!options.page_token.empty());
+    return all;
+  }
+
+  // Writes `per_video` files into each of `videos` new videos behind the
+  // engine's back (durable uploads of many files would take seconds of fsyncs)
+  // and reopens; returns their (video_id, name) keys in listing order.
+  std::vector<std::pair<std::string, std::string>> WriteMany(int videos, int per_video) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    engine_.reset();
+    for (int v = 0; v < videos; ++v) {
+      const std::string video = NewVideoId();
+      for (int i = 0; i < per_video; ++i) {
+        const std::string name = "chunk-" + std::to_string(i) + ".m4s";
+        WriteRaw(DataDir() / "content" / video / name, name);
+        keys.emplace_back(video, name);
+      }
+    }
+    Reopen();
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
   TempDir dir_;
   std::unique_ptr<StorageEngine> engine_;
 };
+
+using Keys = std::vector<std::pair<std::string, std::string>>;
+
+Keys KeysOf(const std::vector<StoredFile>& files) {
+  Keys keys;
+  for (const StoredFile& file : files) keys.emplace_back(file.video_id, file.name);
+  return keys;
+}
+
+// The placement's partition of a key, at the placement's own 12 bits.
+uint32_t RingPartition(const std::pair<std::string, std::string>& key) {
+  return Placement::PartitionOfKey(key.first + "/" + key.second);
+}
+
+// The most consecutive `keys` outside `wanted` between two inside it.
+size_t LongestGap(const Keys& keys, const std::set<uint32_t>& wanted) {
+  size_t longest = 0, run = 0;
+  bool seen = false;
+  for (const auto& key : keys) {
+    if (!wanted.contains(RingPartition(key))) {
+      ++run;
+      continue;
+    }
+    if (seen) longest = std::max(longest, run);
+    seen = true;
+    run = 0;
+  }
+  return longest;
+}
 
 TEST_F(StorageEngineTest, FilesSurviveReopenWithTheirChecksums) {
   const std::string video = NewVideoId();
@@ -330,6 +407,131 @@ TEST_F(StorageEngineTest, ListsThousandsOfFilesInBoundedPages) {
   // A token is only good for the listing that made it.
   EXPECT_EQ(engine_->List(NewVideoId(), page->next_page_token).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StorageEngineTest, FilteredListHasExactlyTheFilesOfThePartitions) {
+  const Keys keys = WriteMany(3, 200);
+  // Partitions of every fifth file, plus some that may hold nothing.
+  std::set<uint32_t> wanted = {0, 1, 4095};
+  for (size_t i = 0; i < keys.size(); i += 5) wanted.insert(RingPartition(keys[i]));
+  Keys expected;
+  for (const auto& key : keys) {
+    if (wanted.contains(RingPartition(key))) expected.push_back(key);
+  }
+  ASSERT_GE(expected.size(), keys.size() / 5);
+  ASSERT_LT(expected.size(), keys.size());
+
+  ListOptions options{.partitions = {wanted.begin(), wanted.end()}, .partition_bits = 12};
+  int pages = 0;
+  std::vector<StoredFile> files = ListAll(options, StorageEngine::kDefaultListScanLimit, &pages);
+  EXPECT_EQ(pages, 1);
+  EXPECT_EQ(KeysOf(files), expected);
+  for (const StoredFile& file : files) EXPECT_EQ(file.sha256, Sha256::HexOf(file.name));
+
+  // Other widths agree with the placement's position too; repeats are harmless.
+  for (int bits : {1, 5, 16}) {
+    SCOPED_TRACE(bits);
+    const uint32_t partition =
+        static_cast<uint32_t>(Placement::KeyPosition(keys[7].first, keys[7].second) >> (64 - bits));
+    Keys same;
+    for (const auto& key : keys) {
+      if (Placement::KeyPosition(key.first, key.second) >> (64 - bits) == partition) {
+        same.push_back(key);
+      }
+    }
+    ListOptions one{.partitions = {partition, partition}, .partition_bits = bits};
+    EXPECT_EQ(KeysOf(ListAll(one, StorageEngine::kDefaultListScanLimit, &pages)), same);
+  }
+
+  // Only one video's files when it is given.
+  ListOptions one_video = options;
+  one_video.video_id = keys.back().first;
+  Keys expected_one;
+  for (const auto& key : expected) {
+    if (key.first == one_video.video_id) expected_one.push_back(key);
+  }
+  EXPECT_EQ(KeysOf(ListAll(one_video, StorageEngine::kDefaultListScanLimit, &pages)), expected_one);
+}
+
+TEST_F(StorageEngineTest, FilteredPagesAreBoundedAndListEachFileOnce) {
+  const Keys keys = WriteMany(5, 60);
+  std::set<uint32_t> wanted = {RingPartition(keys.back())};
+  for (size_t i = 0; i < keys.size(); i += 9) wanted.insert(RingPartition(keys[i]));
+  const size_t longest_gap = LongestGap(keys, wanted);
+  Keys expected;
+  for (const auto& key : keys) {
+    if (wanted.contains(RingPartition(key))) expected.push_back(key);
+  }
+  const ListOptions filtered{.partitions = {wanted.begin(), wanted.end()}, .partition_bits = 12};
+  ASSERT_GE(longest_gap, 2u);  // some page of 1 or 2 files must come out empty
+
+  for (uint32_t page_size : {1u, 2u, 3u, 1000u}) {
+    for (size_t scan_limit :
+         {size_t{1}, size_t{4}, size_t{7}, size_t{59}, size_t{60}, size_t{1000}}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "page size " << page_size << ", scan limit " << scan_limit);
+      ListOptions options = filtered;
+      options.page_size = page_size;
+      int pages = 0, empty_pages = 0;
+      EXPECT_EQ(KeysOf(ListAll(options, scan_limit, &pages, &empty_pages)), expected);
+      // Every page but the last examines scan_limit files or fills up.
+      EXPECT_GE(static_cast<size_t>(pages), keys.size() / scan_limit);
+      // A gap this long holds a whole page, however the pages fall.
+      if (longest_gap >= 2 * scan_limit - 1) {
+        EXPECT_GT(empty_pages, 0);
+      }
+
+      // Unfiltered, the scan limit bounds pages the same way.
+      ListOptions all{.page_size = page_size};
+      EXPECT_EQ(KeysOf(ListAll(all, scan_limit, &pages)), keys);
+    }
+  }
+
+  // A page stopped by the scan limit resumes right after the last file it
+  // examined, whether or not that one matched.
+  ListOptions options = filtered;
+  auto page = engine_->List(options, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->next_page_token, keys[9].first + "/" + keys[9].second);
+  // A limit of 0 still makes progress.
+  page = engine_->List(ListOptions{.page_size = 5}, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(KeysOf(page->files), Keys(keys.begin(), keys.begin() + 1));
+}
+
+TEST_F(StorageEngineTest, BadPartitionFiltersAreRejected) {
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(Put(video, "a", "a").ok());
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  for (const auto& [partitions, bits] :
+       std::vector<std::pair<std::vector<uint32_t>, int>>{{{0}, 0},
+                                                          {{0}, -1},
+                                                          {{0}, 17},
+                                                          {{0}, 64},
+                                                          {{4096}, 12},
+                                                          {{0, 1, 2}, 1},
+                                                          {{65536}, 16},
+                                                          {{0xffffffffu}, 16}}) {
+    SCOPED_TRACE(::testing::Message() << "bits " << bits << ", partition " << partitions.back());
+    auto page = engine_->List(ListOptions{.partitions = partitions, .partition_bits = bits});
+    EXPECT_EQ(page.status().code(), kInvalid) << page.status();
+  }
+  // The widest and narrowest filters, and a width without partitions (no filter).
+  EXPECT_TRUE(engine_->List(ListOptions{.partitions = {65535}, .partition_bits = 16}).ok());
+  EXPECT_TRUE(engine_->List(ListOptions{.partitions = {0, 1}, .partition_bits = 1}).ok());
+  auto unfiltered = engine_->List(ListOptions{.partition_bits = 99});
+  ASSERT_TRUE(unfiltered.ok()) << unfiltered.status();
+  EXPECT_THAT(unfiltered->files, SizeIs(1));
+  // The other arguments are still checked with a filter.
+  EXPECT_EQ(engine_->List(ListOptions{.video_id = "..", .partitions = {0}, .partition_bits = 1})
+                .status()
+                .code(),
+            kInvalid);
+  EXPECT_EQ(
+      engine_->List(ListOptions{.page_token = "garbage", .partitions = {0}, .partition_bits = 1})
+          .status()
+          .code(),
+      kInvalid);
 }
 
 TEST_F(StorageEngineTest, ReadersAlwaysGetAVersionWithItsOwnChecksum) {

@@ -1,6 +1,7 @@
 #include "storage/storage_service.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <span>
 #include <utility>
@@ -164,8 +165,14 @@ grpc::Status StorageServiceImpl::DeleteVideo(grpc::ServerContext*,
 
 grpc::Status StorageServiceImpl::List(grpc::ServerContext*, const v1::ListRequest* request,
                                       v1::ListResponse* response) {
-  absl::StatusOr<StoredFilePage> page =
-      engine_.List(request->video_id(), request->page_token(), request->page_size());
+  ListOptions options{.video_id = request->video_id(),
+                      .page_token = request->page_token(),
+                      .page_size = request->page_size(),
+                      .partitions = {request->partitions().begin(), request->partitions().end()},
+                      // Clamped so that a huge value stays out of range as an int.
+                      .partition_bits = static_cast<int>(std::min<uint32_t>(
+                          request->partition_bits(), std::numeric_limits<int>::max()))};
+  absl::StatusOr<StoredFilePage> page = engine_.List(options, options_.list_scan_limit);
   if (!page.ok()) return ToGrpcStatus(page.status());
   for (const StoredFile& file : page->files) ToProto(file, response->add_files());
   response->set_next_page_token(page->next_page_token);

@@ -24,6 +24,9 @@ struct StorageServiceOptions {
   std::chrono::milliseconds stream_idle_timeout = std::chrono::seconds(60);
   // Data per Get message (at most 1 MiB).
   size_t get_chunk_bytes = 512 * 1024;
+  // Files a List call examines at most (see StorageEngine::List), which bounds
+  // its time when a partition filter matches few files.
+  size_t list_scan_limit = StorageEngine::kDefaultListScanLimit;
 };
 
 // streamgrid.storage.v1.StorageService over a StorageEngine (see

@@ -1,7 +1,10 @@
 #include "storage/storage_service.h"
 
+#include <algorithm>
 #include <chrono>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +13,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "ring/placement.h"
 #include "storage/sha256.h"
 #include "storage/storage_client.h"
 #include "storage/test_util.h"
@@ -30,16 +34,17 @@ class StorageServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(std::chrono::seconds(60)); }
 
-  void Start(std::chrono::milliseconds idle_timeout) {
+  void Start(std::chrono::milliseconds idle_timeout,
+             size_t list_scan_limit = StorageEngine::kDefaultListScanLimit) {
     client_.reset();
     server_.reset();
     engine_.reset();
     auto engine = StorageEngine::Open(dir_.path() / "data");
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = *std::move(engine);
-    auto server = StorageServer::Start(
-        *engine_,
-        {.listen_address = "127.0.0.1:0", .service = {.stream_idle_timeout = idle_timeout}});
+    auto server = StorageServer::Start(*engine_, {.listen_address = "127.0.0.1:0",
+                                                  .service = {.stream_idle_timeout = idle_timeout,
+                                                              .list_scan_limit = list_scan_limit}});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     target_ = "127.0.0.1:" + std::to_string(server_->port());
@@ -309,6 +314,102 @@ TEST_F(StorageServiceTest, ListPagesThroughEveryFile) {
   EXPECT_EQ(pages, 5);
   ASSERT_THAT(all, SizeIs(30));
   for (const StoredFile& file : all) EXPECT_EQ(file.sha256, Sha256::HexOf(file.video_id));
+}
+
+TEST_F(StorageServiceTest, FilteredListPagesThroughTheFilesOfThePartitions) {
+  Start(std::chrono::seconds(60), /*list_scan_limit=*/5);
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (int v = 0; v < 3; ++v) {
+    const std::string video = NewVideoId();
+    for (int i = 0; i < 15; ++i) {
+      const std::string name = absl::StrCat("seg-", i, ".m4s");
+      ASSERT_TRUE(client_->PutBytes(video, name, name).ok());
+      keys.emplace_back(video, name);
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  auto partition = [](const std::pair<std::string, std::string>& key) {
+    return Placement::PartitionOfKey(key.first + "/" + key.second);
+  };
+  // A run of matches to fill pages, then a long gap to leave some empty.
+  std::set<uint32_t> wanted = {partition(keys[30]), partition(keys.back())};
+  for (size_t i = 0; i < 6; ++i) wanted.insert(partition(keys[i]));
+  std::vector<std::pair<std::string, std::string>> expected;
+  size_t gap = 0, longest_gap = 0;
+  for (const auto& key : keys) {
+    if (wanted.contains(partition(key))) {
+      expected.push_back(key);
+      longest_gap = std::max(longest_gap, gap);
+      gap = 0;
+    } else {
+      ++gap;
+    }
+  }
+
+  ListOptions options{.page_size = 2,
+                      .partitions = {wanted.begin(), wanted.end()},
+                      .partition_bits = Placement::kPartitionBits};
+  std::vector<std::pair<std::string, std::string>> listed;
+  int pages = 0, empty_pages = 0;
+  do {
+    auto page = client_->List(options);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->files.size(), 2u);
+    if (page->files.empty() && !page->next_page_token.empty()) ++empty_pages;
+    for (const StoredFile& file : page->files) {
+      EXPECT_EQ(file.sha256, Sha256::HexOf(file.name));
+      listed.emplace_back(file.video_id, file.name);
+    }
+    options.page_token = page->next_page_token;
+    ASSERT_LT(++pages, 1000);
+  } while (!options.page_token.empty());
+  EXPECT_EQ(listed, expected);
+  // 45 files, at most 5 examined per call.
+  EXPECT_GE(pages, 9);
+  // A gap of 9 or more non-matching files holds a whole page of 5.
+  if (longest_gap >= 9) {
+    EXPECT_GT(empty_pages, 0);
+  }
+
+  // The unfiltered listing is bounded by the scan limit as well.
+  auto page = client_->List("", "", 100);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->files, SizeIs(5));
+  EXPECT_FALSE(page->next_page_token.empty());
+}
+
+TEST_F(StorageServiceTest, BadPartitionFiltersAreInvalidArguments) {
+  const auto kInvalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(client_->List(ListOptions{.partitions = {1}, .partition_bits = 0}).status().code(),
+            kInvalid);
+  EXPECT_EQ(client_->List(ListOptions{.partitions = {1}, .partition_bits = -3}).status().code(),
+            kInvalid);
+  EXPECT_EQ(client_->List(ListOptions{.partitions = {1}, .partition_bits = 17}).status().code(),
+            kInvalid);
+  EXPECT_EQ(client_->List(ListOptions{.partitions = {8}, .partition_bits = 3}).status().code(),
+            kInvalid);
+  EXPECT_TRUE(client_->List(ListOptions{.partitions = {7}, .partition_bits = 3}).ok());
+  EXPECT_TRUE(client_->List(ListOptions{.partition_bits = 40}).ok());
+
+  // Straight to the node, with values the client's types cannot carry.
+  for (uint32_t bits : {0u, 17u, 0x80000000u, 0xffffffffu}) {
+    SCOPED_TRACE(bits);
+    grpc::ClientContext context;
+    v1::ListRequest request;
+    request.add_partitions(0);
+    request.set_partition_bits(bits);
+    v1::ListResponse response;
+    grpc::Status status = stub_->List(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  }
+  grpc::ClientContext context;
+  v1::ListRequest request;
+  request.add_partitions(1);
+  request.add_partitions(4096);
+  request.set_partition_bits(12);
+  v1::ListResponse response;
+  EXPECT_EQ(stub_->List(&context, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(StorageServiceTest, APortInUseIsAnError) {

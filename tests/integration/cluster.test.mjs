@@ -169,14 +169,7 @@ test('uploads whose replicas include the dead node fail with 503 and leave nothi
   leftovers = accepted;
 });
 
-// Known bug (see the issue note): after a node is killed and restarted on the
-// same address, the web server's channel to it can keep failing with
-// "connection refused" for longer than the transcode's upload retries (~8 s),
-// so this fails about one run in four. Marked todo until the channel recovery
-// is fixed; it still runs and reports.
-test('uploads work again once the node is back', {
-  todo: 'channel to a restarted storage node does not always recover promptly',
-}, async () => {
+test('uploads work again once the node is back', async () => {
   await nodes[0].restart();
   const file = path.join(scratch, 'down.mp4');
   const res = await waitFor(async () => {

@@ -1,0 +1,191 @@
+#include "admin/admin_service.h"
+
+#include <algorithm>
+#include <future>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "storage/grpc_convert.h"
+#include "storage/storage_client.h"
+
+namespace streamgrid {
+namespace {
+
+namespace v1 = admin::v1;
+
+v1::MigrationState StateOf(MigrationPhase phase) {
+  switch (phase) {
+    case MigrationPhase::kCopying:
+      return v1::MIGRATION_STATE_COPYING;
+    case MigrationPhase::kCleaning:
+      return v1::MIGRATION_STATE_CLEANING;
+    case MigrationPhase::kDone:
+      return v1::MIGRATION_STATE_DONE;
+    case MigrationPhase::kFailed:
+      return v1::MIGRATION_STATE_FAILED;
+  }
+  return v1::MIGRATION_STATE_UNSPECIFIED;
+}
+
+grpc::Status ToGrpc(const absl::Status& status) { return storage::ToGrpcStatus(status); }
+
+}  // namespace
+
+void ToProto(const MigrationProgress& progress, v1::Migration* proto) {
+  const MigrationRecord& r = progress.record;
+  proto->set_state(StateOf(r.phase));
+  proto->set_description(r.description);
+  proto->set_partitions_total(r.partitions_total);
+  proto->set_partitions_done(progress.partitions_done);
+  proto->set_files_copied(r.files_copied);
+  proto->set_bytes_copied(r.bytes_copied);
+  proto->set_files_deleted(r.files_deleted);
+  proto->set_error(r.error);
+  proto->set_started_unix_ms(r.started_unix_ms);
+  proto->set_finished_unix_ms(r.finished_unix_ms);
+  proto->set_from_version(r.from_version);
+  proto->set_to_version(r.to_version);
+}
+
+AdminServiceImpl::AdminServiceImpl(Cluster* cluster, Migrator* migrator,
+                                   AdminServiceOptions options)
+    : cluster_(cluster), migrator_(migrator), options_(options) {}
+
+grpc::Status AdminServiceImpl::NoCluster() const {
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      "this web server keeps content in a local directory (--content fs:...); "
+                      "it has no storage nodes to manage");
+}
+
+grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+                                         v1::ListNodesResponse* response) {
+  if (!cluster_) return NoCluster();
+  std::shared_ptr<const ClusterState> state = cluster_->state();
+  const Placement& current = state->current;
+  const Placement* target = state->target ? &*state->target : nullptr;
+  std::vector<ClusterNode> nodes = cluster_->AllNodes();
+  // Ask every node at once: one that does not answer costs its deadline once.
+  std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> health;
+  for (const ClusterNode& node : nodes) {
+    health.push_back(std::async(std::launch::async, [this, node] {
+      storage::StorageClient client(node.channel, {.call_timeout = options_.health_timeout});
+      return client.Health();
+    }));
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const ClusterNode& node = nodes[i];
+    v1::Node* out = response->add_nodes();
+    out->set_id(node.id);
+    out->set_address(node.address);
+    const bool in_current = current.IndexOf(node.id).has_value();
+    const bool in_target = target && target->IndexOf(node.id).has_value();
+    const Placement& placement = in_current ? current : *target;
+    out->set_weight(placement.node(*placement.IndexOf(node.id)).weight);
+    if (target && !in_current) {
+      out->set_state(v1::NODE_STATE_JOINING);
+    } else if (target && !in_target) {
+      out->set_state(v1::NODE_STATE_LEAVING);
+    } else {
+      out->set_state(v1::NODE_STATE_ACTIVE);
+    }
+    out->set_share_of_keyspace(current.ShareOfKeyspace(node.id));
+    out->set_target_share_of_keyspace(target ? target->ShareOfKeyspace(node.id)
+                                             : current.ShareOfKeyspace(node.id));
+    absl::StatusOr<storage::NodeHealth> h = health[i].get();
+    out->set_reachable(h.ok());
+    if (h.ok()) {
+      cluster_->MarkSuccess(node.id);
+      out->set_files(h->files);
+      out->set_bytes_used(h->bytes_used);
+      out->set_free_bytes(h->free_bytes);
+      out->set_total_bytes(h->total_bytes);
+    } else {
+      out->set_error(std::string(h.status().message()));
+    }
+  }
+  response->set_replication_factor(current.replication_factor());
+  response->set_placement_version(current.version());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::Finish(grpc::ServerContext* context,
+                                      absl::StatusOr<MigrationProgress> started, bool wait,
+                                      v1::MembershipChangeResponse* response) {
+  if (!started.ok()) return ToGrpc(started.status());
+  MigrationProgress progress = *std::move(started);
+  if (wait) {
+    const auto deadline =
+        std::min(context->deadline(), std::chrono::system_clock::now() + options_.max_wait);
+    absl::StatusOr<MigrationProgress> over = migrator_->WaitUntilOver(
+        progress.record.to_version, deadline, [context] { return context->IsCancelled(); });
+    if (!over.ok()) return ToGrpc(over.status());
+    progress = *std::move(over);
+  }
+  ToProto(progress, response->mutable_migration());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::AddNode(grpc::ServerContext* context,
+                                       const v1::AddNodeRequest* request,
+                                       v1::MembershipChangeResponse* response) {
+  if (!migrator_) return NoCluster();
+  RingNode node{.id = request->id(), .address = request->address(), .weight = request->weight()};
+  return Finish(context, migrator_->AddNode(std::move(node)), request->wait(), response);
+}
+
+grpc::Status AdminServiceImpl::RemoveNode(grpc::ServerContext* context,
+                                          const v1::RemoveNodeRequest* request,
+                                          v1::MembershipChangeResponse* response) {
+  if (!migrator_) return NoCluster();
+  return Finish(context, migrator_->RemoveNode(request->node()), request->wait(), response);
+}
+
+grpc::Status AdminServiceImpl::ResumeMigration(grpc::ServerContext* context,
+                                               const v1::ResumeMigrationRequest* request,
+                                               v1::MembershipChangeResponse* response) {
+  if (!migrator_) return NoCluster();
+  return Finish(context, migrator_->Resume(), request->wait(), response);
+}
+
+grpc::Status AdminServiceImpl::Status(grpc::ServerContext*, const v1::StatusRequest*,
+                                      v1::StatusResponse* response) {
+  if (!cluster_) return NoCluster();
+  std::shared_ptr<const ClusterState> state = cluster_->state();
+  if (std::optional<MigrationProgress> progress = migrator_->Progress()) {
+    ToProto(*progress, response->mutable_migration());
+  }
+  response->set_replication_factor(state->current.replication_factor());
+  response->set_placement_version(state->current.version());
+  response->set_nodes(static_cast<uint32_t>(state->current.nodes().size()));
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& listen_address,
+                                                                AdminServiceImpl& service) {
+  std::unique_ptr<AdminServer> server(new AdminServer);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(&service);
+  // Two web servers must not share one admin port by accident.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  server->server_ = builder.BuildAndStart();
+  if (!server->server_ || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_address));
+  }
+  return server;
+}
+
+AdminServer::~AdminServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+void AdminServer::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_ || !server_) return;
+  shut_down_ = true;
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Wait();
+}
+
+}  // namespace streamgrid

@@ -1,0 +1,633 @@
+#include "migration/migrator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/strings.h"
+#include "storage/storage_client.h"
+
+namespace streamgrid {
+namespace {
+
+using storage::StorageClient;
+using storage::StoredFile;
+
+// Pages of one listing at most: a bound far above any node's size (pages hold
+// up to 1000 files) that still ends a listing that never would.
+constexpr int kMaxListPages = 1'000'000;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Key(const StoredFile& file) { return absl::StrCat(file.video_id, "/", file.name); }
+
+std::string DescribeError(std::string_view node_id, const absl::Status& status) {
+  return absl::StrCat("node ", ToAbsl(node_id), ": ", status.message());
+}
+
+bool SameMigration(const ClusterState& a, const ClusterState& b) {
+  return a.migration && b.migration && a.migration->to_version == b.migration->to_version &&
+         a.migration->phase == b.migration->phase;
+}
+
+absl::Status Changed() {
+  return absl::AbortedError("the cluster state changed meanwhile; try again");
+}
+
+}  // namespace
+
+// A file found on the current owners of a moved partition.
+struct Migrator::SourceFile {
+  StoredFile file;                   // the newest version seen
+  std::vector<std::string> holders;  // owners holding that version
+};
+
+Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options)
+    : cluster_(cluster),
+      store_(store),
+      options_(options),
+      throttle_(options.max_bytes_per_second) {}
+
+Migrator::~Migrator() { Stop(); }
+
+void Migrator::Start() {
+  std::lock_guard lock(mu_);
+  if (started_) return;
+  started_ = true;
+  stop_ = false;
+  work_ = true;  // a migration may be waiting in the loaded state
+  worker_ = std::thread([this] { Run(); });
+}
+
+void Migrator::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool Migrator::stopping() const {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+bool Migrator::SleepFor(std::chrono::milliseconds duration) {
+  std::unique_lock lock(mu_);
+  return !wake_.wait_for(lock, duration, [&] { return stop_; });
+}
+
+absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
+  node.address = std::string(StripWhitespace(node.address));
+  const size_t colon = node.address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == node.address.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node address must be HOST:PORT, got '", node.address, "'"));
+  }
+  if (node.id.empty()) node.id = node.address;
+  if (node.weight == 0) node.weight = 1.0;
+  if (!std::isfinite(node.weight) || node.weight < 0) {
+    return absl::InvalidArgumentError("node weight must be a positive number");
+  }
+  std::lock_guard lock(publish_mu_);
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  if (absl::Status s = CheckIdle(*state); !s.ok()) return s;
+  for (const RingNode& member : state->current.nodes()) {
+    if (member.id == node.id) {
+      return absl::AlreadyExistsError(absl::StrCat("node ", node.id, " is already a member"));
+    }
+    if (member.address == node.address) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("address ", node.address, " is already a member (node ", member.id, ")"));
+    }
+  }
+  // A node that does not answer now would fail every copy: refuse it up front.
+  StorageClient probe(node.address, {.call_timeout = options_.probe_timeout});
+  absl::StatusOr<storage::NodeHealth> health = probe.Health();
+  if (!health.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("node ", node.address, " does not answer (", health.status().message(), ")"));
+  }
+  const std::string description = absl::StrCat("add node ", node.id);
+  absl::StatusOr<Placement> target = state->current.WithNodeAdded(std::move(node));
+  if (!target.ok()) return target.status();
+  return Begin(*state, *std::move(target), description);
+}
+
+absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
+  node = StripWhitespace(node);
+  std::lock_guard lock(publish_mu_);
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  const Placement& current = state->current;
+  const RingNode* found = nullptr;
+  for (const RingNode& member : current.nodes()) {
+    if (member.id == node || member.address == node) found = &member;
+  }
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat("no node ", ToAbsl(node), " in the cluster"));
+  }
+  if (absl::Status s = CheckIdle(*state); !s.ok()) return s;
+  const size_t remaining = current.nodes().size() - 1;
+  if (remaining < static_cast<size_t>(current.replication_factor())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "removing node ", found->id, " would leave ", remaining, " nodes, fewer than the ",
+        current.replication_factor(), " replicas every file needs"));
+  }
+  const std::string description = absl::StrCat("remove node ", found->id);
+  absl::StatusOr<Placement> target = current.WithNodeRemoved(found->id);
+  if (!target.ok()) return target.status();
+  return Begin(*state, *std::move(target), description);
+}
+
+absl::StatusOr<MigrationProgress> Migrator::Resume() {
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!next.migration || next.migration->phase != MigrationPhase::kFailed) {
+    return absl::FailedPreconditionError("there is no failed migration to resume");
+  }
+  MigrationRecord& record = *next.migration;
+  record.phase = next.target ? MigrationPhase::kCopying : MigrationPhase::kCleaning;
+  record.error.clear();
+  record.finished_unix_ms = 0;
+  const std::string what = record.description;
+  resumed_ = true;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  spdlog::info("migration resumed: {}", what);
+  return *Progress();
+}
+
+absl::Status Migrator::CheckIdle(const ClusterState& state) const {
+  if (!state.migration) return absl::OkStatus();
+  const MigrationRecord& record = *state.migration;
+  switch (record.phase) {
+    case MigrationPhase::kDone:
+      return absl::OkStatus();
+    case MigrationPhase::kFailed:
+      return absl::FailedPreconditionError(absl::StrCat("the migration '", record.description,
+                                                        "' failed (", record.error,
+                                                        "); fix the cause and resume it first"));
+    default:
+      return absl::FailedPreconditionError(
+          absl::StrCat("a migration is in progress (", record.description, ", ",
+                       ToAbsl(MigrationPhaseName(record.phase)), "); wait for it to finish"));
+  }
+}
+
+absl::StatusOr<MigrationProgress> Migrator::Begin(const ClusterState& seen, Placement target,
+                                                  std::string description) {
+  ClusterState next = seen;
+  next.migration = MigrationRecord{
+      .phase = MigrationPhase::kCopying,
+      .description = std::move(description),
+      .partitions_total = static_cast<uint32_t>(Diff(seen.current, target).size()),
+      .started_unix_ms = NowUnixMs(),
+      .from_version = seen.current.version(),
+      .to_version = target.version(),
+  };
+  next.target = std::move(target);
+  next.migrated_partitions.clear();
+  next.previous.reset();
+  const std::string what = next.migration->description;
+  const uint32_t partitions = next.migration->partitions_total;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  spdlog::info("migration started: {} ({} partitions change owners)", what, partitions);
+  return *Progress();
+}
+
+absl::Status Migrator::Publish(ClusterState state) {
+  absl::StatusOr<uint64_t> revision = store_.Save(state, cluster_.state()->revision);
+  if (!revision.ok()) {
+    if (absl::IsAborted(revision.status())) return Changed();
+    return revision.status();
+  }
+  state.revision = *revision;
+  cluster_.Update(std::move(state));
+  {
+    std::lock_guard lock(mu_);
+    work_ = true;
+  }
+  wake_.notify_all();
+  changed_.notify_all();
+  return absl::OkStatus();
+}
+
+std::optional<MigrationProgress> Migrator::Progress() const {
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  if (!state->migration) return std::nullopt;
+  MigrationProgress progress{.record = *state->migration};
+  switch (progress.record.phase) {
+    case MigrationPhase::kCopying:
+    case MigrationPhase::kFailed:
+      progress.partitions_done = static_cast<uint32_t>(
+          state->target ? state->migrated_partitions.size() : progress.record.partitions_total);
+      break;
+    default:
+      progress.partitions_done = progress.record.partitions_total;
+  }
+  return progress;
+}
+
+absl::StatusOr<MigrationProgress> Migrator::WaitUntilOver(
+    uint64_t to_version, std::chrono::system_clock::time_point deadline,
+    const std::function<bool()>& cancelled) {
+  while (true) {
+    std::optional<MigrationProgress> progress = Progress();
+    if (!progress || progress->record.to_version != to_version) {
+      return absl::AbortedError("another membership change replaced this migration");
+    }
+    if (progress->record.phase == MigrationPhase::kDone ||
+        progress->record.phase == MigrationPhase::kFailed) {
+      return *progress;
+    }
+    if (std::chrono::system_clock::now() >= deadline) {
+      return absl::DeadlineExceededError(
+          "the migration is still running; it continues in the background");
+    }
+    if (cancelled && cancelled()) return absl::CancelledError("the caller went away");
+    std::unique_lock lock(mu_);
+    changed_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+void Migrator::Run() {
+  int attempt = 0;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || work_; });
+      if (stop_) return;
+      work_ = false;
+    }
+    if (resumed_.exchange(false)) cluster_.ReconnectAll(std::chrono::seconds(2));
+    // Work through the migration until it is over, fails or Stop() comes.
+    while (!stopping()) {
+      std::shared_ptr<const ClusterState> state = cluster_.state();
+      absl::StatusOr<bool> more = Step(*state);
+      if (more.ok()) {
+        attempt = 0;
+        if (!*more) break;
+        continue;
+      }
+      if (stopping()) {
+        SaveCounts();
+        return;
+      }
+      if (absl::IsAborted(more.status())) continue;  // re-read the state
+      ++attempt;
+      RecordError(more.status(), attempt);
+      if (attempt >= options_.max_attempts) {
+        attempt = 0;
+        break;  // failed: idle until resumed
+      }
+      if (!SleepFor(options_.retry_backoff * (1 << std::min(attempt - 1, 10)))) return;
+      // A node that was away may be back: do not let gRPC's reconnect back-off
+      // fail the next attempt for it.
+      cluster_.ReconnectAll(std::chrono::seconds(2));
+    }
+  }
+}
+
+absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
+  if (!state.migration) return false;
+  switch (state.migration->phase) {
+    case MigrationPhase::kCopying: {
+      if (!state.target) return absl::InternalError("copying without a target placement");
+      if (drained_for_version_ != state.target->version()) {
+        if (absl::Status s = DrainEarlierWrites(); !s.ok()) return s;
+        drained_for_version_ = state.target->version();
+      }
+      absl::StatusOr<bool> copied = CopyBatch(state);
+      if (!copied.ok()) return copied.status();
+      if (*copied) return true;
+      if (absl::Status s = Flip(state); !s.ok()) return s;
+      return true;
+    }
+    case MigrationPhase::kCleaning: {
+      if (absl::Status s = DrainEarlierWrites(); !s.ok()) return s;
+      if (absl::Status s = Cleanup(state); !s.ok()) return s;
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+absl::Status Migrator::DrainEarlierWrites() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.write_drain_timeout;
+  while (!cluster_.WaitForEarlierWrites(std::chrono::milliseconds(500))) {
+    if (stopping()) return absl::CancelledError("stopping");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::DeadlineExceededError("writes begun before the change are still running");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Migrator::ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,
+                                      const std::function<void(StoredFile)>& each) {
+  storage::ListOptions options{.partitions = std::move(partitions),
+                               .partition_bits = Placement::kPartitionBits};
+  for (int page = 0; page < kMaxListPages; ++page) {
+    if (stopping()) return absl::CancelledError("stopping");
+    absl::StatusOr<storage::StoredFilePage> listed = node.client->List(options);
+    if (!listed.ok()) return listed.status();
+    for (StoredFile& file : listed->files) each(std::move(file));
+    if (listed->next_page_token.empty()) return absl::OkStatus();
+    options.page_token = std::move(listed->next_page_token);
+  }
+  return absl::InternalError("listing did not end");
+}
+
+absl::StatusOr<bool> Migrator::CopyBatch(const ClusterState& state) {
+  const Placement& current = state.current;
+  const Placement& target = *state.target;
+  std::vector<PartitionMove> batch;
+  for (PartitionMove& move : Diff(current, target)) {
+    if (state.migrated_partitions.contains(move.partition)) continue;
+    batch.push_back(std::move(move));
+    if (batch.size() >= options_.batch_partitions) break;
+  }
+  if (batch.empty()) return false;
+
+  // Which partitions of the batch each current owner lists, and each new
+  // owner receives.
+  std::map<std::string, std::vector<uint32_t>> sources;
+  std::map<std::string, std::vector<uint32_t>> destinations;
+  std::map<uint32_t, std::vector<std::string>> gained;
+  for (const PartitionMove& move : batch) {
+    for (NodeIndex i : current.ReplicasForPartition(move.partition)) {
+      sources[current.node(i).id].push_back(move.partition);
+    }
+    for (const std::string& id : move.gained) destinations[id].push_back(move.partition);
+    gained[move.partition] = move.gained;
+  }
+
+  // Every file of the batch, from every current owner that answers: writes
+  // reach all owners, so one answer per partition is complete, and the union
+  // also covers an owner that missed something.
+  std::map<std::string, SourceFile> files;
+  std::set<uint32_t> covered;
+  std::vector<std::string> errors;
+  for (const auto& [id, partitions] : sources) {
+    std::optional<ClusterNode> node = cluster_.Node(id);
+    if (!node) continue;
+    absl::Status listed = ListPartitions(*node, partitions, [&](StoredFile file) {
+      SourceFile& entry = files[Key(file)];
+      if (!entry.holders.empty() && file.sha256 == entry.file.sha256) {
+        entry.holders.push_back(id);
+      } else if (entry.holders.empty() || file.mtime_unix_nanos > entry.file.mtime_unix_nanos) {
+        // Owners disagree only if the file was replaced: copy the newest.
+        entry.file = std::move(file);
+        entry.holders = {id};
+      }
+    });
+    if (listed.ok()) {
+      covered.insert(partitions.begin(), partitions.end());
+      cluster_.MarkSuccess(id);
+    } else {
+      if (Cluster::IsNodeFailure(listed)) cluster_.MarkFailure(id);
+      errors.push_back(DescribeError(id, listed));
+    }
+  }
+  for (const PartitionMove& move : batch) {
+    if (!covered.contains(move.partition)) {
+      return absl::UnavailableError(absl::StrCat("partition ", move.partition,
+                                                 ": no current owner could list it (",
+                                                 absl::StrJoin(errors, "; "), ")"));
+    }
+  }
+
+  // What the new owners hold already (copied before a restart, or written
+  // since the change began).
+  std::map<std::string, std::map<std::string, std::string>> present;  // node → key → sha256
+  for (const auto& [id, partitions] : destinations) {
+    std::optional<ClusterNode> node = cluster_.Node(id);
+    if (!node) return absl::InternalError(absl::StrCat("new owner ", id, " is not in the view"));
+    std::map<std::string, std::string>& held = present[id];
+    absl::Status listed = ListPartitions(
+        *node, partitions, [&](StoredFile file) { held[Key(file)] = std::move(file.sha256); });
+    if (!listed.ok()) return absl::UnavailableError(DescribeError(id, listed));
+  }
+
+  for (const auto& [key, source] : files) {
+    const uint32_t partition = Placement::PartitionOfKey(key);
+    for (const std::string& id : gained[partition]) {
+      auto held = present[id].find(key);
+      if (held != present[id].end() && held->second == source.file.sha256) continue;
+      absl::Status copied = CopyFile(source, *cluster_.Node(id));
+      if (!copied.ok() && !absl::IsNotFound(copied)) return copied;
+    }
+  }
+
+  // Record the batch; a restart resumes after it.
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!SameMigration(next, state)) return Changed();
+  for (const PartitionMove& move : batch) next.migrated_partitions.insert(move.partition);
+  TakeCounts(*next.migration);
+  next.migration->error.clear();
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  spdlog::debug("migration: {} partitions copied", batch.size());
+  return true;
+}
+
+absl::Status Migrator::CopyFile(const SourceFile& source, const ClusterNode& destination) {
+  const StoredFile& want = source.file;
+  std::vector<std::string> errors;
+  bool missing = true;
+  for (const std::string& holder : source.holders) {
+    std::optional<ClusterNode> node = cluster_.Node(holder);
+    if (!node) continue;
+    auto get = node->client->OpenGet(want.video_id, want.name);
+    if (!get.ok()) {
+      if (!absl::IsNotFound(get.status())) {
+        missing = false;
+        errors.push_back(DescribeError(holder, get.status()));
+      }
+      continue;  // deleted meanwhile, or try the next holder
+    }
+    missing = false;
+    const StoredFile info = (*get)->file();
+    // The node receiving the copy checks size and SHA-256 before it commits.
+    auto put = destination.client->StartPut(want.video_id, want.name,
+                                            {.size = info.size, .sha256 = info.sha256});
+    if (!put.ok()) return absl::UnavailableError(DescribeError(destination.id, put.status()));
+    absl::Status source_error;
+    while (true) {
+      absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
+      if (!chunk.ok()) {
+        source_error = chunk.status();
+        break;
+      }
+      if (chunk->empty()) break;
+      if (!throttle_.Acquire(chunk->size(), [&](std::chrono::nanoseconds wait) {
+            return SleepFor(std::chrono::ceil<std::chrono::milliseconds>(wait));
+          })) {
+        (*put)->Cancel();
+        return absl::CancelledError("stopping");
+      }
+      if (absl::Status s = (*put)->Append(*chunk); !s.ok()) {
+        return absl::UnavailableError(DescribeError(destination.id, s));
+      }
+    }
+    if (!source_error.ok()) {
+      (*put)->Cancel();
+      errors.push_back(DescribeError(holder, source_error));
+      continue;
+    }
+    absl::StatusOr<StoredFile> stored = (*put)->Commit();
+    if (!stored.ok()) return absl::UnavailableError(DescribeError(destination.id, stored.status()));
+    // A video deleted while its file was in flight must not come back on the
+    // new owner: if no holder has the file any more, remove the copy.
+    bool still_there = false;
+    for (const std::string& h : source.holders) {
+      std::optional<ClusterNode> n = cluster_.Node(h);
+      if (n && !absl::IsNotFound(n->client->Stat(want.video_id, want.name).status())) {
+        still_there = true;
+        break;
+      }
+    }
+    if (!still_there) {
+      destination.client->Delete(want.video_id, want.name).IgnoreError();
+      return absl::NotFoundError("deleted while copying");
+    }
+    std::lock_guard lock(mu_);
+    unrecorded_files_ += 1;
+    unrecorded_bytes_ += stored->size;
+    return absl::OkStatus();
+  }
+  if (missing) return absl::NotFoundError("deleted before copying");
+  return absl::UnavailableError(
+      absl::StrCat("copy ", want.video_id, "/", want.name, ": ", absl::StrJoin(errors, "; ")));
+}
+
+void Migrator::TakeCounts(MigrationRecord& record) {
+  std::lock_guard lock(mu_);
+  record.files_copied += std::exchange(unrecorded_files_, 0);
+  record.bytes_copied += std::exchange(unrecorded_bytes_, 0);
+  record.files_deleted += std::exchange(unrecorded_deletes_, 0);
+}
+
+absl::Status Migrator::Flip(const ClusterState& state) {
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!SameMigration(next, state)) return Changed();
+  next.previous = std::move(next.current);
+  next.current = *std::move(next.target);
+  next.target.reset();
+  next.migrated_partitions.clear();
+  next.migration->phase = MigrationPhase::kCleaning;
+  TakeCounts(*next.migration);
+  const std::string what = next.migration->description;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  spdlog::info("migration: every moved file is copied; placement version {} serves ({})",
+               state.target->version(), what);
+  return absl::OkStatus();
+}
+
+absl::Status Migrator::Cleanup(const ClusterState& state) {
+  if (!state.previous) return absl::InternalError("cleaning without a previous placement");
+  const Placement& previous = *state.previous;
+  const Placement& current = state.current;
+  std::map<std::string, std::vector<uint32_t>> lost;  // node → partitions it no longer owns
+  for (const PartitionMove& move : Diff(previous, current)) {
+    for (const std::string& id : move.lost) lost[id].push_back(move.partition);
+  }
+  for (const auto& [id, partitions] : lost) {
+    const RingNode& ring_node = previous.node(*previous.IndexOf(id));
+    const bool member = current.IndexOf(id).has_value();
+    // A removed node is no longer in the cluster view: reach it directly.
+    ClusterNode node{.id = id, .address = ring_node.address};
+    if (std::optional<ClusterNode> known = cluster_.Node(id)) {
+      node = *known;
+    } else {
+      node.client = std::make_shared<StorageClient>(ring_node.address);
+    }
+    std::vector<StoredFile> surplus;
+    absl::Status listed =
+        ListPartitions(node, partitions, [&](StoredFile file) { surplus.push_back(file); });
+    if (!listed.ok()) {
+      // A removed node that is gone holds nothing that matters any more.
+      if (!member && Cluster::IsNodeFailure(listed)) {
+        spdlog::warn("migration: removed node {} does not answer; its copies are left as they are",
+                     id);
+        continue;
+      }
+      return absl::UnavailableError(DescribeError(id, listed));
+    }
+    for (const StoredFile& file : surplus) {
+      if (stopping()) return absl::CancelledError("stopping");
+      absl::Status deleted = node.client->Delete(file.video_id, file.name);
+      if (!deleted.ok() && !absl::IsNotFound(deleted)) {
+        return absl::UnavailableError(DescribeError(id, deleted));
+      }
+      if (deleted.ok()) {
+        std::lock_guard lock(mu_);
+        ++unrecorded_deletes_;
+      }
+    }
+  }
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!SameMigration(next, state)) return Changed();
+  next.previous.reset();
+  next.migration->phase = MigrationPhase::kDone;
+  next.migration->error.clear();
+  next.migration->finished_unix_ms = NowUnixMs();
+  TakeCounts(*next.migration);
+  const MigrationRecord record = *next.migration;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  spdlog::info("migration done: {}: {} files copied ({} bytes), {} surplus copies deleted",
+               record.description, record.files_copied, record.bytes_copied, record.files_deleted);
+  return absl::OkStatus();
+}
+
+void Migrator::SaveCounts() {
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!next.migration) return;
+  const MigrationRecord before = *next.migration;
+  TakeCounts(*next.migration);
+  if (*next.migration == before) return;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) {
+    spdlog::warn("migration: could not record progress: {}", s.ToString());
+  }
+}
+
+void Migrator::RecordError(const absl::Status& error, int attempt) {
+  std::lock_guard lock(publish_mu_);
+  ClusterState next = *cluster_.state();
+  if (!next.migration) return;
+  MigrationRecord& record = *next.migration;
+  record.error = std::string(error.message());
+  TakeCounts(record);
+  const bool last = attempt >= options_.max_attempts;
+  if (last) {
+    record.phase = MigrationPhase::kFailed;
+    record.finished_unix_ms = NowUnixMs();
+  }
+  const std::string what = record.description;
+  if (absl::Status s = Publish(std::move(next)); !s.ok()) {
+    spdlog::warn("migration: could not record an error: {}", s.ToString());
+  }
+  if (last) {
+    spdlog::error("migration failed after {} attempts: {}: {}", attempt, what, error.ToString());
+  } else {
+    spdlog::warn("migration step failed (attempt {} of {}), retrying: {}", attempt,
+                 options_.max_attempts, error.ToString());
+  }
+}
+
+}  // namespace streamgrid

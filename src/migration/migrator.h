@@ -1,0 +1,164 @@
+#pragma once
+
+// Membership changes of the storage cluster and the data migration each one
+// starts (copy before flip).
+//
+// A change computes the new placement and publishes it as the cluster state's
+// target: from then on writes go to old and new owners and reads fall back
+// from one to the other. The migrator waits for writes planned before that to
+// finish, then copies, partition batch by partition batch, every file whose
+// partition gains an owner, from a current owner to the new one (streamed in
+// chunks; the receiving node checks the SHA-256 before it commits), and
+// records each batch in the persisted state. When every moved partition is
+// copied, the target becomes the placement in force (the flip), and the
+// copies that nodes no longer own are deleted. Progress is persisted, so a
+// restarted web server resumes where its predecessor stopped.
+//
+// One web server runs migrations for the cluster (several at once would need a
+// lease; that comes with the etcd-backed state).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cluster/cluster.h"
+#include "cluster/cluster_state.h"
+#include "cluster/cluster_state_store.h"
+#include "migration/throttle.h"
+#include "storage/stored_file.h"
+
+namespace streamgrid {
+
+struct MigratorOptions {
+  // Partitions copied (and recorded) per step.
+  uint32_t batch_partitions = 64;
+  // Copy bandwidth over all copies; 0 for no limit.
+  uint64_t max_bytes_per_second = 0;
+  // A failing step is retried this many times in all, with exponential
+  // back-off from `retry_backoff`, before the migration stops as failed.
+  int max_attempts = 5;
+  std::chrono::milliseconds retry_backoff = std::chrono::seconds(1);
+  // How long to wait for writes planned before a change to finish; they have
+  // their own deadlines, so this only bounds a wait that should be short.
+  std::chrono::milliseconds write_drain_timeout = std::chrono::minutes(11);
+  // Deadline of the health check of a node being added.
+  std::chrono::milliseconds probe_timeout = std::chrono::seconds(5);
+};
+
+// A snapshot of a migration, for the admin API.
+struct MigrationProgress {
+  MigrationRecord record;
+  uint32_t partitions_done = 0;
+};
+
+// Runs membership changes and their migrations. Thread-safe.
+class Migrator {
+ public:
+  // `cluster` and `store` must outlive the migrator; `cluster` holds the state
+  // last loaded from `store`.
+  Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options = {});
+  ~Migrator();  // Stop()s
+
+  // Starts the background worker; it resumes a migration the stored state
+  // shows in progress (copying or cleaning, not failed).
+  void Start();
+  // Stops the worker within about a chunk's transfer; progress made so far is
+  // persisted and resumes on the next Start (here or in another process).
+  void Stop();
+
+  // Adds `node` (id defaulting to its address, weight to 1) and starts
+  // migrating to it. INVALID_ARGUMENT (bad address or weight), ALREADY_EXISTS
+  // (id or address taken), UNAVAILABLE (the node does not answer a health
+  // check), FAILED_PRECONDITION (a migration is in progress), ABORTED (the
+  // stored state changed meanwhile: try again).
+  absl::StatusOr<MigrationProgress> AddNode(RingNode node);
+
+  // Removes the node with id or address `node` and starts migrating its files
+  // away. NOT_FOUND, FAILED_PRECONDITION (fewer than R nodes would remain, or
+  // a migration is in progress), ABORTED as in AddNode.
+  absl::StatusOr<MigrationProgress> RemoveNode(std::string_view node);
+
+  // Restarts a migration that stopped as failed. FAILED_PRECONDITION when
+  // there is none.
+  absl::StatusOr<MigrationProgress> Resume();
+
+  // The migration in progress or the last one; nullopt if there never was one.
+  std::optional<MigrationProgress> Progress() const;
+
+  // Waits until the migration to placement version `to_version` is done or
+  // failed, `deadline` passes or `cancelled` returns true (polled); returns its
+  // progress then (DEADLINE_EXCEEDED / CANCELLED when it was still running).
+  absl::StatusOr<MigrationProgress> WaitUntilOver(uint64_t to_version,
+                                                  std::chrono::system_clock::time_point deadline,
+                                                  const std::function<bool()>& cancelled);
+
+ private:
+  // Publishes `target` as a new migration described by `description`.
+  absl::StatusOr<MigrationProgress> Begin(const ClusterState& seen, Placement target,
+                                          std::string description);
+  // Saves `state` over the revision the cluster holds and puts it in force.
+  absl::Status Publish(ClusterState state);
+
+  struct SourceFile;
+
+  // OK if no migration is running or waiting to be resumed.
+  absl::Status CheckIdle(const ClusterState& state) const;
+  void Run();
+  // Waits for writes planned under earlier states to end (they may have missed
+  // the target's owners).
+  absl::Status DrainEarlierWrites();
+  // Calls `each` for every file of `partitions` on `node`, page by page.
+  absl::Status ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,
+                              const std::function<void(storage::StoredFile)>& each);
+  // Copies `source` from one of its holders to `destination`; NOT_FOUND when
+  // the file was deleted meanwhile (nothing is left on `destination`).
+  absl::Status CopyFile(const SourceFile& source, const ClusterNode& destination);
+  // Moves the counts not yet persisted into `record`.
+  void TakeCounts(MigrationRecord& record);
+  // Persists those counts (when stopping mid-step).
+  void SaveCounts();
+  // One step of the migration `state` describes: a batch of partitions copied,
+  // the flip, or the cleanup. Returns false when there is nothing left to do.
+  absl::StatusOr<bool> Step(const ClusterState& state);
+  absl::StatusOr<bool> CopyBatch(const ClusterState& state);
+  absl::Status Flip(const ClusterState& state);
+  absl::Status Cleanup(const ClusterState& state);
+  // Records a failed attempt; after the last one the migration stops as failed.
+  void RecordError(const absl::Status& error, int attempt);
+  // Sleeps up to `duration`; false if Stop() came first.
+  bool SleepFor(std::chrono::milliseconds duration);
+  bool stopping() const;
+
+  Cluster& cluster_;
+  ClusterStateStore& store_;
+  const MigratorOptions options_;
+  Throttle throttle_;
+
+  std::mutex publish_mu_;  // serializes changes of the stored state
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;     // the worker: work or stop
+  std::condition_variable changed_;  // waiters: the state changed
+  bool stop_ = false;                // guarded by mu_
+  bool started_ = false;             // guarded by mu_
+  bool work_ = false;                // guarded by mu_; the state changed since the worker looked
+  // Copies and deletions done but not yet in the persisted record.
+  uint64_t unrecorded_files_ = 0;     // guarded by mu_
+  uint64_t unrecorded_bytes_ = 0;     // guarded by mu_
+  uint64_t unrecorded_deletes_ = 0;   // guarded by mu_
+  uint64_t drained_for_version_ = 0;  // worker thread only
+  std::atomic<bool> resumed_{false};  // Resume() came: reconnect before the next step
+  std::thread worker_;
+};
+
+}  // namespace streamgrid
