@@ -50,6 +50,7 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
   const binary = path.join(buildDir, 'cmd/web/streamgrid-web');
   const child = spawn(binary, [
     '--listen', '127.0.0.1:0',
+    '--admin-listen', '127.0.0.1:0',
     '--data-dir', dataDir,
     '--web-root', path.join(repoRoot, 'web'),
     '--ready-file', readyFile,
@@ -77,6 +78,7 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
   });
   const server = {
     url: ready.http,
+    admin: ready.admin,
     dataDir,
     process: child,
     log: () => log,
