@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <string>
@@ -40,6 +41,7 @@ absl::Status Validate(std::string_view video_id, std::string_view name) {
 }
 
 std::string Describe(const ClusterNode& node, const absl::Status& status) {
+  if (node.id == node.address) return absl::StrCat(node.id, ": ", status.message());
   return absl::StrCat(node.id, " (", node.address, "): ", status.message());
 }
 
@@ -518,6 +520,35 @@ absl::Status NetworkVideoContentService::DeleteVideo(std::string_view video_id) 
                                                absl::StrJoin(errors, "; "), ")"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace streamgrid
+
+namespace streamgrid {
+
+absl::Status NetworkVideoContentService::CheckWritable() {
+  std::vector<ClusterNode> nodes = cluster_.AllNodes();
+  std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> answers;
+  for (const ClusterNode& node : nodes) {
+    answers.push_back(std::async(std::launch::async, [this, node] {
+      StorageClient client(node.channel, {.call_timeout = probe_timeout_});
+      return client.Health();
+    }));
+  }
+  std::vector<std::string> down;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    absl::StatusOr<storage::NodeHealth> health = answers[i].get();
+    if (health.ok()) {
+      cluster_.MarkSuccess(nodes[i].id);
+    } else {
+      if (Cluster::IsNodeFailure(health.status())) cluster_.MarkFailure(nodes[i].id);
+      down.push_back(Describe(nodes[i], health.status()));
+    }
+  }
+  if (down.empty()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "new videos cannot be stored on all their replicas while a storage node is down (",
+      absl::StrJoin(down, "; "), "); try again when it is back"));
 }
 
 }  // namespace streamgrid

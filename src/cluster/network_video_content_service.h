@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -31,7 +32,9 @@ namespace streamgrid {
 class NetworkVideoContentService : public VideoContentService {
  public:
   // `cluster` must outlive the service.
-  explicit NetworkVideoContentService(Cluster& cluster) : cluster_(cluster) {}
+  explicit NetworkVideoContentService(
+      Cluster& cluster, std::chrono::milliseconds probe_timeout = std::chrono::seconds(2))
+      : cluster_(cluster), probe_timeout_(probe_timeout) {}
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override;
@@ -42,9 +45,14 @@ class NetworkVideoContentService : public VideoContentService {
   absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override;
   absl::Status Delete(std::string_view video_id, std::string_view name) override;
   absl::Status DeleteVideo(std::string_view video_id) override;
+  // Asks every node for its health (in parallel, `probe_timeout` each): a
+  // video's files spread over the whole ring, so any node down means some of
+  // them cannot get all their replicas.
+  absl::Status CheckWritable() override;
 
  private:
   Cluster& cluster_;
+  const std::chrono::milliseconds probe_timeout_;
 };
 
 }  // namespace streamgrid

@@ -56,7 +56,7 @@ class VideoContentService {
 
   // Starts writing `video_id/name`.
   virtual absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
-                                                                     std::string_view name) = 0;
+                                                                    std::string_view name) = 0;
 
   // Reads `length` bytes (to the end when nullopt) from `offset`. NOT_FOUND if the
   // file does not exist; OUT_OF_RANGE if `offset` is past its end.
@@ -75,6 +75,12 @@ class VideoContentService {
 
   // Removes every file of a video; OK when there were none.
   virtual absl::Status DeleteVideo(std::string_view video_id) = 0;
+
+  // OK if a new video's files can be stored now; UNAVAILABLE saying why not
+  // (e.g. a storage node that would hold some of them is down). A cheap
+  // up-front check, so an upload is refused before it is accepted rather than
+  // failing in transcoding; writes still report their own errors.
+  virtual absl::Status CheckWritable() { return absl::OkStatus(); }
 };
 
 }  // namespace streamgrid

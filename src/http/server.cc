@@ -14,6 +14,7 @@
 #include <exception>
 #include <limits>
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -107,6 +108,7 @@ class HttpServer::Connection {
       bool keep_alive = co_await Handle(parser);
       if (!keep_alive) break;
     }
+    if (linger_) co_await Linger();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -210,8 +212,35 @@ class HttpServer::Connection {
       }
     }
     // A body left unread cannot be skipped reliably, so the connection ends here.
-    if (!parser.is_done()) keep_alive = false;
+    if (!parser.is_done()) {
+      keep_alive = false;
+      linger_ = true;
+    }
     co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
+  }
+
+  // After answering a request whose body was left unread (an upload refused
+  // early): stop sending, then read and drop what the client still sends for
+  // a bounded time and amount. Closing at once would reset the connection
+  // while the client is still sending, and most clients then report the reset
+  // instead of the answer they were sent.
+  boost::asio::awaitable<void> Linger() {
+    constexpr auto kLingerTime = std::chrono::seconds(5);
+    constexpr uint64_t kLingerBytes = uint64_t{64} << 20;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) co_return;
+    std::vector<char> sink(64 * 1024);
+    // What the parser already buffered counts too.
+    uint64_t dropped = buffer_.size();
+    buffer_.consume(buffer_.size());
+    stream_.expires_after(kLingerTime);
+    while (dropped < kLingerBytes) {
+      const size_t n = co_await stream_.async_read_some(boost::asio::buffer(sink),
+                                                        redirect_error(use_awaitable, ec));
+      if (ec) break;  // the client finished (EOF), went away, or the time is up
+      dropped += n;
+    }
   }
 
   boost::asio::awaitable<void> WriteAndClose(Response response) {
@@ -301,6 +330,7 @@ class HttpServer::Connection {
   }
 
   HttpServer& server_;
+  bool linger_ = false;  // a request body was left unread: Linger() before closing
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
 };

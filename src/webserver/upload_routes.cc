@@ -137,6 +137,13 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
                                            boundary.status().message()));
   }
 
+  // Refused before the body is read: a video accepted now could not be stored.
+  if (absl::Status s =
+          co_await http::Offload(app.blocking, [&] { return app.content.CheckWritable(); });
+      !s.ok()) {
+    co_return http::ErrorFromStatus(s);
+  }
+
   const std::string id = NewVideoId();
   SpoolFile spool(app.options.spool_dir / (id + ".upload"));
   if (absl::Status s = co_await http::Offload(app.blocking, [&] { return spool.Open(); });
