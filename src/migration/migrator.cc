@@ -141,9 +141,10 @@ absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
   if (absl::Status s = CheckIdle(*state); !s.ok()) return s;
   const size_t remaining = current.nodes().size() - 1;
   if (remaining < static_cast<size_t>(current.replication_factor())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "removing node ", found->id, " would leave ", remaining, " nodes, fewer than the ",
-        current.replication_factor(), " replicas every file needs"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("removing node ", found->id, " would leave ", remaining,
+                     remaining == 1 ? " node" : " nodes", ", fewer than the ",
+                     current.replication_factor(), " replicas every file needs"));
   }
   const std::string description = absl::StrCat("remove node ", found->id);
   absl::StatusOr<Placement> target = current.WithNodeRemoved(found->id);
