@@ -10,7 +10,6 @@
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "spdlog/spdlog.h"
-#include "storage/file_util.h"
 #include "storage/storage_engine.h"
 #include "storage/storage_service.h"
 

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, dashFiles, hlsUris,
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
   buildDir, waitFor,
 } from '../lib/streamgrid.mjs';
 
@@ -132,14 +132,7 @@ before(async () => {
   for (const video of videos) {
     await waitForStatus(web.url, video.id, 'ready');
     const base = `${web.url}/content/${video.id}/`;
-    const names = new Set(['manifest.mpd', 'master.m3u8', 'thumbnail.jpg']);
-    for (const f of dashFiles(await (await fetch(base + 'manifest.mpd')).text())) names.add(f);
-    for (const p of hlsUris(await (await fetch(base + 'master.m3u8')).text())) {
-      names.add(p);
-      if (p.endsWith('.m3u8')) {
-        for (const u of hlsUris(await (await fetch(base + p)).text())) names.add(u);
-      }
-    }
+    const names = await playerFiles(web.url, video.id);
     for (const name of names) {
       const res = await fetch(base + name);
       assert.equal(res.status, 200, name);

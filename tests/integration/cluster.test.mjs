@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, dashFiles, hlsUris,
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
   run, waitFor,
 } from '../lib/streamgrid.mjs';
 
@@ -44,22 +44,6 @@ async function videoDirsOn(node) {
     if (e.code === 'ENOENT') return [];
     throw e;
   }
-}
-
-/** Every file a player would fetch for a ready video, by name. */
-async function playerFiles(url, id) {
-  const base = `${url}/content/${id}/`;
-  const names = new Set(['manifest.mpd', 'master.m3u8', 'thumbnail.jpg']);
-  const mpd = await (await fetch(base + 'manifest.mpd')).text();
-  for (const f of dashFiles(mpd)) names.add(f);
-  const master = await (await fetch(base + 'master.m3u8')).text();
-  for (const playlist of hlsUris(master)) {
-    names.add(playlist);
-    if (playlist.endsWith('.m3u8')) {
-      for (const uri of hlsUris(await (await fetch(base + playlist)).text())) names.add(uri);
-    }
-  }
-  return [...names];
 }
 
 async function fetchAll(url, video) {

@@ -296,4 +296,18 @@ export function hlsUris(playlist) {
   return uris;
 }
 
+/** Every file a player would fetch for a ready video (manifests, playlists, segments, thumbnail). */
+export async function playerFiles(url, id) {
+  const base = `${url}/content/${id}/`;
+  const names = new Set(['manifest.mpd', 'master.m3u8', 'thumbnail.jpg']);
+  for (const f of dashFiles(await (await fetch(base + 'manifest.mpd')).text())) names.add(f);
+  for (const playlist of hlsUris(await (await fetch(base + 'master.m3u8')).text())) {
+    names.add(playlist);
+    if (playlist.endsWith('.m3u8')) {
+      for (const uri of hlsUris(await (await fetch(base + playlist)).text())) names.add(uri);
+    }
+  }
+  return [...names];
+}
+
 export { writeFile, readFile, rm, stat };
