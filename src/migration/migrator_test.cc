@@ -294,10 +294,23 @@ TEST(MigratorTest, ReadsAndWritesKeepWorkingDuringAMigration) {
   Server server(nodes, 2, slow);
   auto files = server.WriteFiles(10, 200, 4000);
   const int added = nodes.Add();
-  server.migrator().Start();
   auto started =
       server.migrator().AddNode({.id = nodes.id(added), .address = nodes.address(added)});
   ASSERT_TRUE(started.ok()) << started.status();
+  // Written once the change is published but before any copying: they must
+  // reach the new owners through the write path itself.
+  std::map<std::string, std::string> written;
+  auto write = [&](int i) {
+    const std::string name = absl::StrCat("live-", i);
+    std::string data = Pattern(1000 + i, 7000 + i);
+    auto writer = server.content().OpenWriter(VideoId(999), name);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(data).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+    written[VideoId(999) + "/" + name] = std::move(data);
+  };
+  for (int i = 0; i < 30; ++i) write(i);
+  server.migrator().Start();
 
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
@@ -311,25 +324,16 @@ TEST(MigratorTest, ReadsAndWritesKeepWorkingDuringAMigration) {
       }
     }
   });
-  // New files written mid-migration reach old and new owners.
-  std::map<std::string, std::string> written;
+  // And more while the copying runs.
   while (server.migrator().Progress()->record.phase == MigrationPhase::kCopying &&
          written.size() < 400) {
-    const int i = static_cast<int>(written.size());
-    const std::string name = absl::StrCat("live-", i);
-    std::string data = Pattern(1000 + i, 7000 + i);
-    auto writer = server.content().OpenWriter(VideoId(999), name);
-    ASSERT_TRUE(writer.ok()) << writer.status();
-    ASSERT_TRUE((*writer)->Append(data).ok());
-    ASSERT_TRUE((*writer)->Commit().ok());
-    written[VideoId(999) + "/" + name] = std::move(data);
+    write(static_cast<int>(written.size()));
   }
   MigrationProgress done = WaitDone(server.migrator(), started->record.to_version);
   stop = true;
   reader.join();
   EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
   EXPECT_EQ(failures, 0) << "of " << reads << " reads";
-  EXPECT_GT(written.size(), 0u);
   files.insert(written.begin(), written.end());
   ExpectExactlyOnOwners(nodes, server.cluster().state()->current, files);
   for (const auto& [key, data] : files) EXPECT_EQ(server.Read(key).value_or(""), data) << key;
