@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "admin/admin_service.h"
 #include "cluster/cluster_setup.h"
+#include "cluster/sqlite_cluster_state_store.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
@@ -130,8 +131,10 @@ int main(int argc, char** argv) {
   ClusterContent cluster_content;
   VideoContentService* content = nullptr;
   if (absl::StartsWith(flags.content, "cluster:")) {
-    auto opened =
-        OpenClusterContent(metadata_path, flags.content.substr(8), flags.replication_factor);
+    auto state_store = SqliteClusterStateStore::Open(metadata_path);
+    if (!state_store.ok()) Fail("cluster state store: " + state_store.status().ToString());
+    auto opened = OpenClusterContent(*std::move(state_store), flags.content.substr(8),
+                                     flags.replication_factor);
     if (!opened.ok()) Fail("content cluster: " + opened.status().ToString());
     cluster_content = *std::move(opened);
     content = cluster_content.service.get();

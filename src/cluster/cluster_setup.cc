@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cluster/sqlite_cluster_state_store.h"
 #include "common/strings.h"
 
 namespace streamgrid {
@@ -99,19 +98,15 @@ std::vector<std::string> CheckNodeHealth(Cluster& cluster) {
   return down;
 }
 
-absl::StatusOr<ClusterContent> OpenClusterContent(const std::filesystem::path& state_db,
+absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
                                                   int replication_factor) {
   absl::StatusOr<std::vector<std::string>> parsed = ParseNodeAddresses(addresses);
   if (!parsed.ok()) return parsed.status();
-  absl::StatusOr<std::unique_ptr<SqliteClusterStateStore>> store =
-      SqliteClusterStateStore::Open(state_db);
-  if (!store.ok()) return store.status();
-  absl::StatusOr<ClusterState> state =
-      LoadOrCreateClusterState(**store, *parsed, replication_factor);
+  absl::StatusOr<ClusterState> state = LoadOrCreateClusterState(*store, *parsed, replication_factor);
   if (!state.ok()) return state.status();
   ClusterContent content;
-  content.store = *std::move(store);
+  content.store = std::move(store);
   content.cluster = std::make_unique<Cluster>(*std::move(state));
   content.service = std::make_unique<NetworkVideoContentService>(*content.cluster);
   const std::vector<std::string> down = CheckNodeHealth(*content.cluster);

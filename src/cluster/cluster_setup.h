@@ -40,11 +40,10 @@ struct ClusterContent {
   std::unique_ptr<NetworkVideoContentService> service;
 };
 
-// Opens the SQLite cluster state store in `state_db`, loads or creates the
-// state (LoadOrCreateClusterState with `addresses`, "HOST:PORT,..."), and
-// health-checks the nodes (only logging the ones that do not answer: reads
-// tolerate R-1 of them).
-absl::StatusOr<ClusterContent> OpenClusterContent(const std::filesystem::path& state_db,
+// Loads or creates the state in `store` (LoadOrCreateClusterState with
+// `addresses`, "HOST:PORT,..."), and health-checks the nodes (only logging the
+// ones that do not answer: reads tolerate R-1 of them).
+absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
                                                   int replication_factor);
 

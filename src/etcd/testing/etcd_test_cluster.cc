@@ -1,0 +1,753 @@
+#include "etcd/testing/etcd_test_cluster.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/strings.h"
+#include "nlohmann/json.hpp"
+
+extern char** environ;
+
+namespace streamgrid::etcd::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr int kStartAttempts = 3;
+constexpr milliseconds kStartTimeout = std::chrono::seconds(30);
+constexpr milliseconds kStopGrace = std::chrono::seconds(10);
+// A process sent SIGKILL is gone almost at once; this only bounds the wait.
+constexpr milliseconds kKillWait = std::chrono::seconds(10);
+constexpr milliseconds kPollInterval{25};
+constexpr milliseconds kRequestTimeout{1000};
+constexpr size_t kMaxCommandOutput = 4 << 20;
+
+absl::Status ErrnoStatus(int err, std::string_view what) {
+  return absl::InternalError(absl::StrCat(ToAbsl(what), ": ", strerror(err)));
+}
+
+milliseconds Remaining(Clock::time_point deadline) {
+  return std::max(milliseconds(0),
+                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+}
+
+// Closes a descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+// The executable `name` on PATH, or "" when there is none.
+std::string FindOnPath(const std::string& name) {
+  const char* path = getenv("PATH");
+  std::string_view rest = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    size_t colon = rest.find(':');
+    std::string_view dir = rest.substr(0, colon);
+    std::string candidate = absl::StrCat(dir.empty() ? "." : ToAbsl(dir), "/", name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) return "";
+    rest.remove_prefix(colon + 1);
+  }
+}
+
+// This process's environment without ETCD_* and ETCDCTL_* variables: etcd
+// refuses to start when an environment variable shadows a flag we pass, and
+// stray etcdctl settings would change what the harness's commands do.
+std::vector<std::string> CleanEnvironment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string_view var(*entry);
+    bool etcd_var = var.starts_with("ETCD_") || var.starts_with("ETCDCTL_");
+    // Needed on architectures etcd does not officially support; shadows no flag.
+    if (etcd_var && !var.starts_with("ETCD_UNSUPPORTED_ARCH=")) continue;
+    env.emplace_back(var);
+  }
+  return env;
+}
+
+std::vector<char*> CStringArray(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (std::string& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Forks and execs `binary` with stdin/stdout/stderr on the given descriptors,
+// every other descriptor closed, default signal handling, and SIGKILL when the
+// calling thread dies, so a crashed test leaves no etcd behind.
+absl::StatusOr<pid_t> ForkExec(const std::string& binary, std::vector<std::string> argv,
+                               std::vector<std::string> env, int stdin_fd, int stdout_fd,
+                               int stderr_fd) {
+  // Everything the child touches is built before fork(): after it, only
+  // async-signal-safe calls are allowed.
+  std::vector<char*> argv_ptrs = CStringArray(argv);
+  std::vector<char*> env_ptrs = CStringArray(env);
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoStatus(errno, "fork");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);  // the parent died before prctl
+    if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
+      ::_exit(126);
+    }
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+      for (int fd = 3; fd < 4096; ++fd) ::close(fd);
+    }
+    struct sigaction default_action = {};
+    default_action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(binary.c_str(), argv_ptrs.data(), env_ptrs.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
+                        ")");
+  }
+  return absl::StrCat("ended with wait status ", status);
+}
+
+// Polls for `pid` to exit until `deadline`; returns its wait status, or nullopt
+// if it is still running then.
+std::optional<int> WaitForExit(pid_t pid, Clock::time_point deadline) {
+  while (true) {
+    int status = 0;
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR) return -1;  // not our child any more
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+struct CommandResult {
+  int wait_status = 0;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] being `binary`) to completion, capturing stdout and
+// stderr. DEADLINE_EXCEEDED, after SIGKILL, if it runs past `timeout`.
+absl::StatusOr<CommandResult> RunCommand(const std::string& binary, std::vector<std::string> argv,
+                                         std::vector<std::string> env, milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
+  Fd out_read(out_pipe[0]);
+  Fd out_write(out_pipe[1]);
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
+  Fd err_read(err_pipe[0]);
+  Fd err_write(err_pipe[1]);
+  Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (null.get() < 0) return ErrnoStatus(errno, "open /dev/null");
+
+  absl::StatusOr<pid_t> pid = ForkExec(binary, std::move(argv), std::move(env), null.get(),
+                                       out_write.get(), err_write.get());
+  if (!pid.ok()) return pid.status();
+  out_write.Reset();
+  err_write.Reset();
+
+  CommandResult result;
+  bool timed_out = false;
+  pollfd fds[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    milliseconds left = Remaining(deadline);
+    if (left.count() == 0) {
+      timed_out = true;
+      break;
+    }
+    int ready = ::poll(fds, 2, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) break;
+    for (int k = 0; k < 2; ++k) {
+      if (fds[k].fd < 0 || fds[k].revents == 0) continue;
+      char buffer[8192];
+      ssize_t n = ::read(fds[k].fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[k].fd = -1;  // poll() skips negative descriptors
+        continue;
+      }
+      if (sinks[k]->size() < kMaxCommandOutput) sinks[k]->append(buffer, static_cast<size_t>(n));
+    }
+  }
+  std::optional<int> status;
+  if (!timed_out) {
+    status = WaitForExit(*pid, deadline);
+    timed_out = !status.has_value();
+  }
+  if (timed_out) {
+    ::kill(*pid, SIGKILL);
+    WaitForExit(*pid, Clock::now() + kKillWait);
+    return absl::DeadlineExceededError(absl::StrCat(binary, " did not finish within ",
+                                                    timeout.count(), " ms; stderr: ", result.err));
+  }
+  result.wait_status = *status;
+  return result;
+}
+
+// Ports on 127.0.0.1 that were free a moment ago: each is bound to port 0 and
+// the kernel's choice read back. All are held until all are chosen, so they
+// are distinct, then released for etcd to take.
+absl::StatusOr<std::vector<int>> PickFreePorts(int count) {
+  std::vector<std::unique_ptr<Fd>> sockets;
+  std::vector<int> ports;
+  for (int k = 0; k < count; ++k) {
+    auto socket = std::make_unique<Fd>(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (socket->get() < 0) return ErrnoStatus(errno, "socket");
+    sockaddr_in address = {};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    if (::bind(socket->get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      return ErrnoStatus(errno, "bind 127.0.0.1:0");
+    }
+    socklen_t length = sizeof address;
+    if (::getsockname(socket->get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      return ErrnoStatus(errno, "getsockname");
+    }
+    ports.push_back(ntohs(address.sin_port));
+    sockets.push_back(std::move(socket));
+  }
+  return ports;
+}
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+
+// One HTTP/1.0 request to 127.0.0.1:`port` (so the reply is never chunked and
+// ends when the server closes), all of it within `timeout`.
+absl::StatusOr<HttpResponse> HttpRequest(int port, std::string_view method, std::string_view path,
+                                         std::string_view body, milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  Fd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (socket.get() < 0) return ErrnoStatus(errno, "socket");
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  std::string where = absl::StrCat("127.0.0.1:", port);
+
+  // Waits until the socket is ready for `events`, or the deadline.
+  auto await = [&](short events) -> absl::Status {
+    while (true) {
+      milliseconds left = Remaining(deadline);
+      if (left.count() == 0) {
+        return absl::DeadlineExceededError(absl::StrCat("HTTP ", where, " timed out"));
+      }
+      pollfd pfd = {socket.get(), events, 0};
+      int ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+      if (ready > 0) return absl::OkStatus();
+      if (ready < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
+    }
+  };
+
+  if (::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    if (errno != EINPROGRESS) return ErrnoStatus(errno, absl::StrCat("connect ", where));
+    if (absl::Status ready = await(POLLOUT); !ready.ok()) return ready;
+    int error = 0;
+    socklen_t length = sizeof error;
+    ::getsockopt(socket.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) return ErrnoStatus(error, absl::StrCat("connect ", where));
+  }
+
+  std::string request =
+      absl::StrCat(ToAbsl(method), " ", ToAbsl(path), " HTTP/1.0\r\nHost: ", where,
+                   "\r\nContent-Type: application/json\r\n", "Content-Length: ", body.size(),
+                   "\r\n\r\n", ToAbsl(body));
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(socket.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (errno == EAGAIN || errno == EINTR) {
+      if (absl::Status ready = await(POLLOUT); !ready.ok()) return ready;
+    } else {
+      return ErrnoStatus(errno, absl::StrCat("send to ", where));
+    }
+  }
+
+  std::string reply;
+  while (true) {
+    char buffer[4096];
+    ssize_t n = ::recv(socket.get(), buffer, sizeof buffer, 0);
+    if (n > 0) {
+      reply.append(buffer, static_cast<size_t>(n));
+      if (reply.size() > (1 << 20)) return absl::InternalError("HTTP reply too large");
+    } else if (n == 0) {
+      break;
+    } else if (errno == EAGAIN || errno == EINTR) {
+      if (absl::Status ready = await(POLLIN); !ready.ok()) return ready;
+    } else {
+      return ErrnoStatus(errno, absl::StrCat("recv from ", where));
+    }
+  }
+
+  // "HTTP/1.x NNN reason\r\n" headers "\r\n\r\n" body
+  size_t space = reply.find(' ');
+  size_t header_end = reply.find("\r\n\r\n");
+  std::optional<int64_t> status;
+  if (space != std::string::npos && reply.size() >= space + 4) {
+    status = ParseInt64(std::string_view(reply).substr(space + 1, 3));
+  }
+  if (!reply.starts_with("HTTP/") || !status || header_end == std::string::npos) {
+    return absl::InternalError(absl::StrCat("malformed HTTP reply from ", where));
+  }
+  return HttpResponse{static_cast<int>(*status), reply.substr(header_end + 4)};
+}
+
+std::string ReadTail(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "(no log)";
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - static_cast<std::streamoff>(max_bytes));
+  in.seekg(start);
+  std::string tail(static_cast<size_t>(size - start), '\0');
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  return tail;
+}
+
+// Clusters not yet destroyed, for the atexit handler. Never destroyed itself,
+// so it outlives every static destructor.
+struct LiveClusters {
+  std::mutex mu;
+  std::set<EtcdTestCluster*> clusters;
+};
+
+LiveClusters& Live() {
+  static LiveClusters* live = new LiveClusters();
+  return *live;
+}
+
+std::string UniqueToken() {
+  static std::atomic<int> counter{0};
+  std::random_device random;
+  return absl::StrCat("streamgrid-test-", ::getpid(), "-", counter.fetch_add(1), "-", random());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(int members) {
+  if (members < 1) return absl::InvalidArgumentError("an etcd cluster needs at least one member");
+  std::string etcd = FindOnPath("etcd");
+  std::string etcdctl = FindOnPath("etcdctl");
+  if (etcd.empty() || etcdctl.empty()) {
+    return absl::NotFoundError("etcd and etcdctl must be on PATH to run an etcd test cluster");
+  }
+
+  absl::Status last_error;
+  for (int attempt = 1; attempt <= kStartAttempts; ++attempt) {
+    std::unique_ptr<EtcdTestCluster> cluster(new EtcdTestCluster());
+    cluster->etcd_binary_ = etcd;
+    cluster->etcdctl_binary_ = etcdctl;
+    cluster->cluster_token_ = UniqueToken();
+
+    const char* tmp = getenv("TMPDIR");
+    std::string pattern =
+        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/streamgrid-etcd-test-XXXXXX");
+    if (::mkdtemp(pattern.data()) == nullptr) return ErrnoStatus(errno, "mkdtemp " + pattern);
+    cluster->root_dir_ = pattern;
+
+    absl::StatusOr<std::vector<int>> ports = PickFreePorts(2 * members);
+    if (!ports.ok()) return ports.status();
+    std::vector<std::string> peers;
+    for (int i = 0; i < members; ++i) {
+      Member member;
+      member.name = absl::StrCat("m", i + 1);
+      member.client_port = (*ports)[2 * i];
+      member.peer_port = (*ports)[2 * i + 1];
+      // etcd creates the data directory itself, with the 0700 mode it wants.
+      member.data_dir = absl::StrCat(cluster->root_dir_, "/", member.name, ".data");
+      member.log_path = absl::StrCat(cluster->root_dir_, "/", member.name, ".log");
+      peers.push_back(absl::StrCat(member.name, "=http://127.0.0.1:", member.peer_port));
+      cluster->members_.push_back(std::move(member));
+    }
+    cluster->initial_cluster_ = absl::StrJoin(peers, ",");
+
+    absl::Status status;
+    for (int i = 0; i < members && status.ok(); ++i) status = cluster->Spawn(i, "new");
+    if (status.ok()) status = cluster->WaitStarted(kStartTimeout);
+    if (status.ok()) return cluster;
+
+    last_error =
+        absl::Status(status.code(), absl::StrCat("etcd test cluster start (attempt ", attempt,
+                                                 " of ", kStartAttempts, "): ", status.message(),
+                                                 "\n", cluster->AllLogTails()));
+    // Only an early exit (typically a port taken before etcd bound it) is worth
+    // another try; a cluster that stays up but never gets healthy will not.
+    if (status.code() != absl::StatusCode::kFailedPrecondition) break;
+  }
+  return last_error;
+}
+
+EtcdTestCluster::EtcdTestCluster() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::atexit([] {
+      LiveClusters& live = Live();
+      std::lock_guard<std::mutex> lock(live.mu);
+      for (EtcdTestCluster* cluster : live.clusters) cluster->Shutdown();
+    });
+  });
+  LiveClusters& live = Live();
+  std::lock_guard<std::mutex> lock(live.mu);
+  live.clusters.insert(this);
+}
+
+EtcdTestCluster::~EtcdTestCluster() {
+  {
+    LiveClusters& live = Live();
+    std::lock_guard<std::mutex> lock(live.mu);
+    live.clusters.erase(this);
+  }
+  Shutdown();
+}
+
+void EtcdTestCluster::Shutdown() {
+  for (Member& member : members_) {
+    if (member.pid > 0) ::kill(member.pid, SIGKILL);
+  }
+  for (int i = 0; i < size(); ++i) AwaitExit(i, kKillWait).IgnoreError();
+  if (!root_dir_.empty()) {
+    std::error_code ignored;
+    fs::remove_all(root_dir_, ignored);
+    root_dir_.clear();
+  }
+}
+
+std::vector<std::string> EtcdTestCluster::client_endpoints() const {
+  std::vector<std::string> endpoints;
+  for (const Member& member : members_) {
+    endpoints.push_back(absl::StrCat("127.0.0.1:", member.client_port));
+  }
+  return endpoints;
+}
+
+std::string EtcdTestCluster::endpoints_flag() const {
+  return absl::StrJoin(client_endpoints(), ",");
+}
+
+absl::Status EtcdTestCluster::Kill(int i) {
+  CheckIndex(i);
+  if (!IsRunning(i)) return absl::OkStatus();
+  ::kill(members_[i].pid, SIGKILL);
+  return AwaitExit(i, kKillWait);
+}
+
+absl::Status EtcdTestCluster::Stop(int i) {
+  CheckIndex(i);
+  if (!IsRunning(i)) return absl::OkStatus();
+  ::kill(members_[i].pid, SIGTERM);
+  if (AwaitExit(i, kStopGrace).ok()) return absl::OkStatus();
+  ::kill(members_[i].pid, SIGKILL);
+  return AwaitExit(i, kKillWait);
+}
+
+absl::Status EtcdTestCluster::Restart(int i) {
+  CheckIndex(i);
+  if (IsRunning(i)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("etcd member ", members_[i].name, " is still running"));
+  }
+  return Spawn(i, "existing");
+}
+
+bool EtcdTestCluster::IsRunning(int i) {
+  CheckIndex(i);
+  Member& member = members_[i];
+  if (member.pid <= 0) return false;
+  int status = 0;
+  pid_t done = ::waitpid(member.pid, &status, WNOHANG);
+  if (done == 0) return true;
+  member.last_exit = done == member.pid ? DescribeWaitStatus(status) : "lost (not our child)";
+  member.pid = -1;
+  return false;
+}
+
+absl::Status EtcdTestCluster::WaitHealthy(int i, milliseconds timeout) {
+  CheckIndex(i);
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    if (!IsRunning(i)) {
+      return absl::FailedPreconditionError(absl::StrCat("etcd member ", members_[i].name,
+                                                        " is not running (", members_[i].last_exit,
+                                                        ")\n", LogTail(i)));
+    }
+    absl::Status health = CheckHealth(i, std::min(kRequestTimeout, Remaining(deadline)));
+    if (health.ok()) return health;
+    if (Clock::now() + kPollInterval >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("etcd member ", members_[i].name,
+                                                      " not healthy after ", timeout.count(),
+                                                      " ms: ", health.message(), "\n", LogTail(i)));
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+absl::Status EtcdTestCluster::WaitClusterHealthy(milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    absl::Status status;
+    bool any_running = false;
+    for (int i = 0; i < size() && status.ok(); ++i) {
+      if (!IsRunning(i)) continue;
+      any_running = true;
+      status = CheckHealth(i, std::min(kRequestTimeout, Remaining(deadline)));
+    }
+    if (!any_running) return absl::FailedPreconditionError("no etcd member is running");
+    if (status.ok()) status = LeaderIndex().status();
+    if (status.ok()) return status;
+    if (Clock::now() + kPollInterval >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("etcd cluster not healthy after ",
+                                                      timeout.count(), " ms: ", status.message()));
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+absl::Status EtcdTestCluster::WaitStarted(milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    absl::Status status;
+    for (int i = 0; i < size(); ++i) {
+      if (!IsRunning(i)) {
+        return absl::FailedPreconditionError(absl::StrCat("etcd member ", members_[i].name,
+                                                          " exited while starting (",
+                                                          members_[i].last_exit, ")"));
+      }
+    }
+    for (int i = 0; i < size() && status.ok(); ++i) {
+      status = CheckHealth(i, std::min(kRequestTimeout, Remaining(deadline)));
+    }
+    if (status.ok()) status = LeaderIndex().status();
+    if (status.ok()) return status;
+    if (Clock::now() + kPollInterval >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("etcd cluster not healthy after ",
+                                                      timeout.count(), " ms: ", status.message()));
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+absl::StatusOr<int> EtcdTestCluster::LeaderIndex() {
+  // Each running member's own id and the leader id it reports ("0" for none).
+  std::map<std::string, int> index_by_id;
+  std::map<std::string, int> votes;
+  std::string errors;
+  for (int i = 0; i < size(); ++i) {
+    if (!IsRunning(i)) continue;
+    absl::StatusOr<HttpResponse> response = HttpRequest(
+        members_[i].client_port, "POST", "/v3/maintenance/status", "{}", kRequestTimeout);
+    if (!response.ok() || response->status != 200) {
+      absl::StrAppend(&errors, " ", members_[i].name, ": ",
+                      response.ok() ? absl::StrCat("HTTP ", response->status)
+                                    : std::string(response.status().message()));
+      continue;
+    }
+    nlohmann::json status = nlohmann::json::parse(response->body, nullptr, false);
+    // The gateway writes uint64 fields as JSON strings.
+    if (!status.is_object() || !status.contains("header") ||
+        !status["header"].contains("member_id") || !status["header"]["member_id"].is_string()) {
+      absl::StrAppend(&errors, " ", members_[i].name, ": unexpected status reply");
+      continue;
+    }
+    index_by_id[status["header"]["member_id"].get<std::string>()] = i;
+    std::string leader = status.value("leader", "0");
+    if (leader != "0") ++votes[leader];
+  }
+  const int quorum = size() / 2 + 1;
+  for (const auto& [leader, count] : votes) {
+    auto self = index_by_id.find(leader);
+    if (count >= quorum && self != index_by_id.end()) return self->second;
+  }
+  return absl::UnavailableError(
+      absl::StrCat("no leader confirmed by a quorum of ", quorum, " members;", errors));
+}
+
+absl::StatusOr<int> EtcdTestCluster::WaitForLeader(milliseconds timeout, int not_index) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (true) {
+    absl::StatusOr<int> leader = LeaderIndex();
+    if (leader.ok() && *leader != not_index) return leader;
+    if (Clock::now() + kPollInterval >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no new etcd leader within ", timeout.count(), " ms: ",
+                       leader.ok() ? absl::StrCat("still member ", *leader)
+                                   : std::string(leader.status().message())));
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+absl::StatusOr<std::string> EtcdTestCluster::Etcdctl(const std::vector<std::string>& args,
+                                                     milliseconds timeout) {
+  std::vector<std::string> argv = {etcdctl_binary_, "--endpoints=" + endpoints_flag()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> env = CleanEnvironment();
+  env.push_back("ETCDCTL_API=3");
+  std::string command = absl::StrJoin(argv, " ");
+  absl::StatusOr<CommandResult> result =
+      RunCommand(etcdctl_binary_, std::move(argv), std::move(env), timeout);
+  if (!result.ok()) {
+    return absl::Status(result.status().code(),
+                        absl::StrCat(command, ": ", result.status().message()));
+  }
+  if (!WIFEXITED(result->wait_status) || WEXITSTATUS(result->wait_status) != 0) {
+    return absl::InternalError(absl::StrCat(command, " ", DescribeWaitStatus(result->wait_status),
+                                            "; stderr: ", result->err));
+  }
+  return std::move(result->out);
+}
+
+std::string EtcdTestCluster::LogTail(int i, size_t max_bytes) const {
+  CheckIndex(i);
+  return ReadTail(members_[i].log_path, max_bytes);
+}
+
+std::string EtcdTestCluster::AllLogTails(size_t max_bytes_each) const {
+  std::string all;
+  for (int i = 0; i < size(); ++i) {
+    absl::StrAppend(&all, "----- etcd member ", members_[i].name, " (", members_[i].log_path,
+                    ") -----\n", LogTail(i, max_bytes_each), "\n");
+  }
+  return all;
+}
+
+const std::string& EtcdTestCluster::data_dir(int i) const {
+  CheckIndex(i);
+  return members_[i].data_dir;
+}
+
+absl::Status EtcdTestCluster::Spawn(int i, const std::string& initial_state) {
+  Member& member = members_[i];
+  std::string client_url = absl::StrCat("http://127.0.0.1:", member.client_port);
+  std::string peer_url = absl::StrCat("http://127.0.0.1:", member.peer_port);
+  std::vector<std::string> argv = {
+      etcd_binary_,
+      "--name=" + member.name,
+      "--data-dir=" + member.data_dir,
+      "--listen-client-urls=" + client_url,
+      "--advertise-client-urls=" + client_url,
+      "--listen-peer-urls=" + peer_url,
+      "--initial-advertise-peer-urls=" + peer_url,
+      "--initial-cluster=" + initial_cluster_,
+      "--initial-cluster-state=" + initial_state,
+      "--initial-cluster-token=" + cluster_token_,
+      "--experimental-initial-corrupt-check=true",
+      // etcd requires an election timeout of at least 5 heartbeats.
+      "--heartbeat-interval=50",
+      "--election-timeout=500",
+      // zap to stderr, which goes to the log file with anything else etcd writes
+      // (a Go panic, say).
+      "--logger=zap",
+      "--log-outputs=stderr",
+  };
+
+  Fd log(::open(member.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  if (log.get() < 0) return ErrnoStatus(errno, "open " + member.log_path);
+  std::string banner = absl::StrCat("===== EtcdTestCluster: starting ", member.name,
+                                    " (initial-cluster-state ", initial_state, ") =====\n");
+  if (::write(log.get(), banner.data(), banner.size()) < 0) {
+    return ErrnoStatus(errno, "write " + member.log_path);
+  }
+  Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (null.get() < 0) return ErrnoStatus(errno, "open /dev/null");
+
+  absl::StatusOr<pid_t> pid =
+      ForkExec(etcd_binary_, std::move(argv), CleanEnvironment(), null.get(), log.get(), log.get());
+  if (!pid.ok()) return pid.status();
+  member.pid = *pid;
+  member.last_exit.clear();
+  return absl::OkStatus();
+}
+
+absl::Status EtcdTestCluster::AwaitExit(int i, milliseconds timeout) {
+  Member& member = members_[i];
+  if (member.pid <= 0) return absl::OkStatus();
+  std::optional<int> status = WaitForExit(member.pid, Clock::now() + timeout);
+  if (!status) {
+    return absl::DeadlineExceededError(absl::StrCat("etcd member ", member.name, " (pid ",
+                                                    member.pid, ") did not exit within ",
+                                                    timeout.count(), " ms"));
+  }
+  member.last_exit = DescribeWaitStatus(*status);
+  member.pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status EtcdTestCluster::CheckHealth(int i, milliseconds timeout) const {
+  const Member& member = members_[i];
+  absl::StatusOr<HttpResponse> response =
+      HttpRequest(member.client_port, "GET", "/health", "", timeout);
+  if (!response.ok()) return response.status();
+  nlohmann::json health = nlohmann::json::parse(response->body, nullptr, false);
+  if (response->status == 200 && health.is_object() && health.value("health", "") == "true") {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat(member.name, " /health: HTTP ", response->status, " ", response->body));
+}
+
+void EtcdTestCluster::CheckIndex(int i) const {
+  if (i < 0 || i >= size()) {
+    std::fprintf(stderr, "EtcdTestCluster: member index %d out of range [0, %d)\n", i, size());
+    std::abort();
+  }
+}
+
+}  // namespace streamgrid::etcd::testing
