@@ -168,7 +168,10 @@ void EtcdClient::Failover(size_t from_index) {
 }
 
 bool EtcdClient::IsRetriable(const absl::Status& status) {
-  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+  // etcd answers some requests that timed out inside it with UNKNOWN
+  // "context deadline exceeded" rather than DEADLINE_EXCEEDED.
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+         (absl::IsUnknown(status) && absl::StrContains(status.message(), "deadline exceeded"));
 }
 
 bool EtcdClient::NeverSent(const absl::Status& status) {
@@ -190,7 +193,12 @@ auto EtcdClient::Run(bool is_read, Call call)
     auto result = call(stub);
     if (result.ok()) return result;
     last = result.status();
-    if (!(is_read ? IsRetriable(last) : NeverSent(last))) return result;
+    if (!(is_read ? IsRetriable(last) : NeverSent(last))) {
+      // A write that may have been applied is not resent, but the next call
+      // should not go to a member that just failed to answer.
+      if (IsRetriable(last)) Failover(index);
+      return result;
+    }
     Failover(index);
     // A pause after each round over all members, so a cluster electing a
     // leader gets the time to do it.

@@ -154,7 +154,8 @@ class EtcdClient {
   void Failover(size_t from_index);
 
   // True for errors after which another member may answer: UNAVAILABLE
-  // (including etcd's "leader changed" and "no leader") and a deadline.
+  // (including etcd's "leader changed" and "no leader") and a deadline (also
+  // etcd's UNKNOWN "context deadline exceeded").
   static bool IsRetriable(const absl::Status& status);
   // True when a write certainly never reached a member (safe to resend).
   static bool NeverSent(const absl::Status& status);
