@@ -7,13 +7,18 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "admin/admin_service.h"
 #include "cluster/cluster_setup.h"
+#include "cluster/cluster_state_follower.h"
+#include "cluster/etcd_cluster_state_store.h"
 #include "cluster/sqlite_cluster_state_store.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
+#include "etcd/etcd_client.h"
 #include "http/server.h"
+#include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/migrator.h"
 #include "transcode/transcode_worker_pool.h"
@@ -77,7 +82,9 @@ int main(int argc, char** argv) {
   cli.add_option("--data-dir", flags.data_dir, "where local state lives");
   cli.add_option("--web-root", flags.web_root, "folder with templates/ and static/");
   cli.add_option("--metadata", flags.metadata,
-                 "metadata store: sqlite:PATH (default DATA_DIR/metadata.db)");
+                 "metadata store: sqlite:PATH (default DATA_DIR/metadata.db) or "
+                 "etcd:HOST:PORT,HOST:PORT,... (every member of an etcd cluster, shared by all "
+                 "web servers)");
   cli.add_option("--content", flags.content,
                  "content store: fs:DIR (default DATA_DIR/content) or cluster:HOST:PORT,... "
                  "(storage nodes; they seed a new cluster, a stored one is kept)");
@@ -119,25 +126,53 @@ int main(int argc, char** argv) {
 
   const std::filesystem::path data_dir = std::filesystem::absolute(flags.data_dir);
   std::filesystem::create_directories(data_dir);
-  std::string metadata_path = flags.metadata.empty()
-                                  ? (data_dir / "metadata.db").string()
-                                  : Option(flags.metadata, "sqlite", "--metadata");
+  // Metadata: SQLite (one machine) or etcd (shared by every web server). The
+  // storage cluster's state lives beside it: a table of the SQLite file, or a
+  // key in etcd.
+  std::unique_ptr<etcd::EtcdClient> etcd_client;
+  std::unique_ptr<VideoMetadataService> metadata;
+  std::string metadata_path;
+  if (absl::StartsWith(flags.metadata, "etcd:")) {
+    auto client = etcd::EtcdClient::Create(
+        {.endpoints = absl::StrSplit(flags.metadata.substr(5), ',', absl::SkipWhitespace())});
+    if (!client.ok()) Fail("--metadata: " + client.status().ToString());
+    etcd_client = *std::move(client);
+    metadata = std::make_unique<EtcdVideoMetadataService>(*etcd_client);
+  } else {
+    metadata_path = flags.metadata.empty() ? (data_dir / "metadata.db").string()
+                                           : Option(flags.metadata, "sqlite", "--metadata");
+    auto opened = SqliteVideoMetadataService::Open(metadata_path);
+    if (!opened.ok()) Fail("metadata store: " + opened.status().ToString());
+    metadata = *std::move(opened);
+  }
 
-  auto metadata = SqliteVideoMetadataService::Open(metadata_path);
-  if (!metadata.ok()) Fail("metadata store: " + metadata.status().ToString());
-  // Content: a local directory, or the storage cluster, whose state shares the
-  // metadata's SQLite file (its own table) so servers sharing one share both.
   std::unique_ptr<VideoContentService> local_content;
   ClusterContent cluster_content;
+  std::unique_ptr<ClusterStateFollower> follower;
   VideoContentService* content = nullptr;
   if (absl::StartsWith(flags.content, "cluster:")) {
-    auto state_store = SqliteClusterStateStore::Open(metadata_path);
-    if (!state_store.ok()) Fail("cluster state store: " + state_store.status().ToString());
-    auto opened = OpenClusterContent(*std::move(state_store), flags.content.substr(8),
+    std::unique_ptr<ClusterStateStore> state_store;
+    EtcdClusterStateStore* etcd_state_store = nullptr;
+    if (etcd_client) {
+      auto store = std::make_unique<EtcdClusterStateStore>(*etcd_client);
+      etcd_state_store = store.get();
+      state_store = std::move(store);
+    } else {
+      auto store = SqliteClusterStateStore::Open(metadata_path);
+      if (!store.ok()) Fail("cluster state store: " + store.status().ToString());
+      state_store = *std::move(store);
+    }
+    auto opened = OpenClusterContent(std::move(state_store), flags.content.substr(8),
                                      flags.replication_factor);
     if (!opened.ok()) Fail("content cluster: " + opened.status().ToString());
     cluster_content = *std::move(opened);
     content = cluster_content.service.get();
+    if (etcd_state_store) {
+      // Other web servers change the cluster too: follow their changes.
+      follower = std::make_unique<ClusterStateFollower>(*cluster_content.cluster, *etcd_state_store,
+                                                        *etcd_client);
+      follower->Start();
+    }
   } else {
     std::string content_path = flags.content.empty() ? (data_dir / "content").string()
                                                      : Option(flags.content, "fs", "--content");
@@ -148,13 +183,13 @@ int main(int argc, char** argv) {
   }
 
   TranscodeWorkerPool transcoder(
-      **metadata, *content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
+      *metadata, *content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
   boost::asio::thread_pool blocking(flags.blocking_threads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
                   .spool_dir = data_dir / "work" / "uploads",
                   .max_upload_bytes = flags.max_upload_bytes},
-      .metadata = **metadata,
+      .metadata = *metadata,
       .content = *content,
       .transcoder = transcoder,
       .blocking = blocking,
@@ -212,6 +247,7 @@ int main(int argc, char** argv) {
     // A migration stops between chunks and resumes on the next start.
     if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
     if (migrator) migrator->Stop();
+    if (follower) follower->Stop();
     server.Stop();
     // Handlers may be waiting on the blocking pool: let those calls finish
     // before the server (and the coroutine frames it owns) goes away.

@@ -43,6 +43,17 @@ Cluster::Cluster(ClusterState state, ClusterOptions options) : options_(options)
 
 void Cluster::Update(ClusterState state) {
   std::lock_guard lock(update_mu_);
+  UpdateLocked(std::move(state));
+}
+
+bool Cluster::UpdateIfNewer(ClusterState state) {
+  std::lock_guard lock(update_mu_);
+  if (state.revision <= view()->state->revision) return false;
+  UpdateLocked(std::move(state));
+  return true;
+}
+
+void Cluster::UpdateLocked(ClusterState state) {
   std::shared_ptr<const View> old = view();
   auto next = std::make_shared<View>();
   auto add_nodes = [&](const Placement& placement) {

@@ -49,6 +49,11 @@ class Cluster {
   // running keep the clients they hold.
   void Update(ClusterState state);
 
+  // Update(state) if its revision is higher than the state in force's;
+  // returns whether it was. For states read from a store shared with other
+  // processes, which may arrive out of order.
+  bool UpdateIfNewer(ClusterState state);
+
   // The nodes that must store `video_id/name`: its current replicas, plus its
   // target replicas while a migration runs (primary of each first).
   std::vector<ClusterNode> WriteNodes(std::string_view video_id, std::string_view name) const;
@@ -114,6 +119,7 @@ class Cluster {
   };
 
   std::shared_ptr<const View> view() const { return view_.load(std::memory_order_acquire); }
+  void UpdateLocked(ClusterState state);  // update_mu_ held
   // `ids` (deduplicated, order kept) as nodes of `view`.
   std::vector<ClusterNode> Nodes(const View& view, const std::vector<std::string>& ids) const;
 

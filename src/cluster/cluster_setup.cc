@@ -103,7 +103,8 @@ absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateSt
                                                   int replication_factor) {
   absl::StatusOr<std::vector<std::string>> parsed = ParseNodeAddresses(addresses);
   if (!parsed.ok()) return parsed.status();
-  absl::StatusOr<ClusterState> state = LoadOrCreateClusterState(*store, *parsed, replication_factor);
+  absl::StatusOr<ClusterState> state =
+      LoadOrCreateClusterState(*store, *parsed, replication_factor);
   if (!state.ok()) return state.status();
   ClusterContent content;
   content.store = std::move(store);

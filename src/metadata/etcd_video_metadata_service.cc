@@ -14,6 +14,7 @@
 #include "common/ids.h"
 #include "common/names.h"
 #include "common/strings.h"
+#include "etcd/lease.h"
 #include "grpcpp/client_context.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -276,10 +277,33 @@ absl::Status EtcdVideoMetadataService::Create(const VideoRecord& record) {
   if (!IsValidVideoId(record.id)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid video id \"", record.id, "\""));
   }
+  // The record first exists provisionally, tied to a lease of its own, and is
+  // made permanent (detached from the lease) once its creation is
+  // acknowledged. A creation whose answer was lost, which the caller reports
+  // as failed and whose content it removes, may still apply later (a proposal
+  // delayed inside etcd while it has no quorum): tied to a lease nobody keeps
+  // alive, such a record then vanishes by itself instead of lingering as a
+  // video without content.
+  absl::StatusOr<std::unique_ptr<etcd::Lease>> lease = etcd::Lease::Grant(client_, kProvisionalTtl);
+  if (!lease.ok()) return StoreError(lease.status(), "create");
+  absl::StatusOr<int64_t> created = CreateProvisional(record, (*lease)->id());
+  absl::Status confirmed =
+      created.ok() ? Confirm(record, *created) : absl::Status(created.status());
+  if (confirmed.ok() || absl::IsAlreadyExists(confirmed)) return confirmed;
+  // Failed: end the lease now if etcd lets us (the provisional keys go with
+  // it); otherwise it expires once nobody refreshes it.
+  (*lease)->Revoke().IgnoreError();
+  return confirmed;
+}
+
+absl::StatusOr<int64_t> EtcdVideoMetadataService::CreateProvisional(const VideoRecord& record,
+                                                                    int64_t lease) {
   const std::string key = RecordKey(record.id);
   const std::string value = Encode(record);
   etcd::Txn txn;
-  txn.IfAbsent(key).ThenPut(key, value).ThenPut(IndexKey(record.status, record.id), "");
+  txn.IfAbsent(key)
+      .ThenPut(key, value, lease)
+      .ThenPut(IndexKey(record.status, record.id), "", lease);
   txn.ElseGet(key);
   const auto already_exists = [&] {
     return absl::AlreadyExistsError(absl::StrCat("video ", record.id, " already exists"));
@@ -291,11 +315,11 @@ absl::Status EtcdVideoMetadataService::Create(const VideoRecord& record) {
   for (int attempt = 0; attempt < kMaxCreateAttempts; ++attempt) {
     absl::StatusOr<etcd::TxnResult> result = client_.Commit(txn);
     if (result.ok()) {
-      if (result->succeeded) return absl::OkStatus();
+      if (result->succeeded) return result->revision;
       const std::optional<etcd::KeyValue>& stored = result->gets.at(0);
       // The same bytes: an earlier attempt (this call's or the caller's) whose
       // answer was lost.
-      if (stored && stored->value == value) return absl::OkStatus();
+      if (stored && stored->value == value) return stored->mod_revision;
       return already_exists();
     }
     if (!MaybeApplied(result.status())) {
@@ -307,13 +331,47 @@ absl::Status EtcdVideoMetadataService::Create(const VideoRecord& record) {
     absl::StatusOr<std::optional<etcd::KeyValue>> stored = client_.Get(key);
     if (!stored.ok()) return OutcomeUnknown("create", record.id, last_ambiguity);
     if (stored->has_value()) {
-      if ((*stored)->value == value) return absl::OkStatus();
+      if ((*stored)->value == value) return (*stored)->mod_revision;
       return already_exists();
     }
   }
   return absl::UnavailableError(
       absl::StrCat("metadata store (etcd) unavailable: create of video ", record.id,
                    " was not applied (safe to retry): ", last_ambiguity.message()));
+}
+
+absl::Status EtcdVideoMetadataService::Confirm(const VideoRecord& record, int64_t mod_revision) {
+  const std::string key = RecordKey(record.id);
+  const std::string value = Encode(record);
+  // The record's value may have moved on (an Update, which also detaches it
+  // from the lease); what matters is that it no longer hangs on the lease.
+  for (int attempt = 0; attempt < kMaxCreateAttempts; ++attempt) {
+    etcd::Txn txn;
+    txn.IfUnchangedSince(key, mod_revision)
+        .ThenPut(key, value)
+        .ThenPut(IndexKey(record.status, record.id), "");
+    txn.ElseGet(key);
+    absl::StatusOr<etcd::TxnResult> result = client_.Commit(txn);
+    std::optional<etcd::KeyValue> stored;
+    if (result.ok()) {
+      if (result->succeeded) return absl::OkStatus();
+      stored = result->gets.at(0);
+    } else {
+      if (!MaybeApplied(result.status())) return StoreError(result.status(), "create");
+      absl::StatusOr<std::optional<etcd::KeyValue>> read = client_.Get(key);
+      if (!read.ok()) return OutcomeUnknown("create", record.id, result.status());
+      stored = *std::move(read);
+    }
+    if (!stored) {
+      return absl::UnavailableError(absl::StrCat(
+          "metadata store (etcd) unavailable: create of video ", record.id,
+          " was not completed in time (the provisional record expired); safe to retry"));
+    }
+    if (stored->lease == 0) return absl::OkStatus();
+    mod_revision = stored->mod_revision;
+  }
+  return absl::UnavailableError(absl::StrCat("metadata store (etcd) unavailable: create of video ",
+                                             record.id, " could not be completed"));
 }
 
 absl::StatusOr<VideoRecord> EtcdVideoMetadataService::Get(std::string_view id) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -53,9 +54,15 @@ class EtcdVideoMetadataService : public VideoMetadataService {
   // transaction's outcome is unknown, the record is read back: this record →
   // OK; another one → ALREADY_EXISTS; none → the transaction is sent again (a
   // few times, the compare keeping it exactly-once), then UNAVAILABLE "was not
-  // applied (safe to retry)". A copy delayed inside etcd may still apply after
-  // that answer; the retry then finds its own record and succeeds.
+  // applied (safe to retry)". The record is written tied to a lease of
+  // kProvisionalTtl and detached from it only after the write is known to
+  // have applied; so when Create fails, a copy delayed inside etcd that
+  // applies later still vanishes within that TTL (unless a retry of the same
+  // Create claims it first).
   absl::Status Create(const VideoRecord& record) override;
+
+  // How long a record whose creation was not confirmed survives.
+  static constexpr std::chrono::seconds kProvisionalTtl{15};
 
   absl::StatusOr<VideoRecord> Get(std::string_view id) override;
 
@@ -86,6 +93,12 @@ class EtcdVideoMetadataService : public VideoMetadataService {
   // record keys or the status's index keys, then their records at the same
   // revision. OUT_OF_RANGE when that revision was compacted meanwhile.
   absl::StatusOr<VideoPage> ListOnce(const ListOptions& options, int page_size);
+  // Create's first step: the record and its index key tied to `lease`;
+  // returns the record key's mod_revision.
+  absl::StatusOr<int64_t> CreateProvisional(const VideoRecord& record, int64_t lease);
+  // Create's second step: detaches the record (found at `mod_revision`) from
+  // its lease.
+  absl::Status Confirm(const VideoRecord& record, int64_t mod_revision);
 
   etcd::EtcdClient& client_;
   const std::string prefix_;

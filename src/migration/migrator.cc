@@ -214,7 +214,8 @@ absl::Status Migrator::Publish(ClusterState state) {
     return revision.status();
   }
   state.revision = *revision;
-  cluster_.Update(std::move(state));
+  // A follower of a shared store may already have put a newer state in force.
+  cluster_.UpdateIfNewer(std::move(state));
   {
     std::lock_guard lock(mu_);
     work_ = true;

@@ -102,6 +102,12 @@ class Job {
   void ReportProgress(int percent);
   absl::Status UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files);
   absl::Status UploadWithRetries(const std::string& name, const fs::path& path);
+  // Runs `step` until it succeeds, fails with an error other than UNAVAILABLE
+  // or DEADLINE_EXCEEDED, or 6 tries are spent (about 15 s of back-off), cut
+  // short by cancel: a storage node that just restarted or an etcd leader
+  // election must not fail a whole transcode, nor leave a job unrun.
+  template <typename Step>
+  auto Retrying(std::string_view what, Step step) -> decltype(step());
   // Outcome for an error from a step: interruption, a vanished record, or failure.
   JobOutcome Failed(const absl::Status& status, const std::string& user_message);
   void DeleteUploads();
@@ -119,11 +125,39 @@ class Job {
   Clock::time_point last_report_{};
 };
 
+const absl::Status& StatusOf(const absl::Status& status) { return status; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
+  return result.status();
+}
+
+template <typename Step>
+auto Job::Retrying(std::string_view what, Step step) -> decltype(step()) {
+  constexpr int kAttempts = 6;
+  auto backoff = std::chrono::milliseconds(500);
+  for (int attempt = 1;; ++attempt) {
+    auto result = step();
+    const absl::Status& status = StatusOf(result);
+    if (status.ok() || cancel_.cancelled() || attempt == kAttempts ||
+        (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status))) {
+      return result;
+    }
+    spdlog::info("transcode {}: {} failed ({}), retrying in {} ms", id_, what, status.ToString(),
+                 backoff.count());
+    const auto until = std::chrono::steady_clock::now() + backoff;
+    while (std::chrono::steady_clock::now() < until && !cancel_.cancelled()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(4000));
+  }
+}
+
 JobOutcome Job::Run() {
-  absl::StatusOr<VideoRecord> record = metadata_.Get(id_);
+  absl::StatusOr<VideoRecord> record =
+      Retrying("reading its record", [&] { return metadata_.Get(id_); });
   if (absl::IsNotFound(record.status())) return JobOutcome::kSkipped;
   if (!record.ok()) {
-    // Probably transient; the record stays processing for RecoverPending().
+    // The record stays processing; RecoverPending() picks it up on a restart.
     spdlog::error("transcode {}: cannot read its record: {}", id_, record.status().ToString());
     return JobOutcome::kSkipped;
   }
@@ -153,12 +187,16 @@ JobOutcome Job::Run() {
     return Failed(stored, "The server could not store the converted video.");
   }
 
-  absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [&](VideoRecord& r) {
-    r.status = VideoStatus::kReady;
-    r.progress = 100;
-    r.duration_seconds = result->source.duration_seconds;
-    r.renditions = result->renditions;
-    r.error.clear();
+  // The outputs are stored: losing them to a metadata store that is briefly
+  // away would be the worst outcome, so this write is retried too.
+  absl::StatusOr<VideoRecord> updated = Retrying("recording the result", [&] {
+    return metadata_.Update(id_, [&](VideoRecord& r) {
+      r.status = VideoStatus::kReady;
+      r.progress = 100;
+      r.duration_seconds = result->source.duration_seconds;
+      r.renditions = result->renditions;
+      r.error.clear();
+    });
   });
   if (absl::IsNotFound(updated.status())) {
     record_gone_ = true;
@@ -211,26 +249,9 @@ absl::Status Job::UploadOutputs(const fs::path& out_dir, const std::vector<std::
 }
 
 absl::Status Job::UploadWithRetries(const std::string& name, const fs::path& path) {
-  // A storage node that just restarted, or a replica briefly unreachable, must
-  // not fail a whole transcode: the file is local, so sending it again is safe.
-  // Bounded: 5 attempts, about 7.5 s of back-off in all, cut short by cancel.
-  constexpr int kAttempts = 5;
-  auto backoff = std::chrono::milliseconds(500);
-  absl::Status status;
-  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    status = Upload(content_, id_, name, path, cancel_);
-    if (status.ok() || cancel_.cancelled()) return status;
-    if (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) return status;
-    if (attempt == kAttempts) break;
-    spdlog::info("transcode {}: storing {} failed ({}), retrying in {} ms", id_, name,
-                 status.ToString(), backoff.count());
-    const auto until = std::chrono::steady_clock::now() + backoff;
-    while (std::chrono::steady_clock::now() < until && !cancel_.cancelled()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    backoff *= 2;
-  }
-  return status;
+  // The file is local, so sending it again is safe.
+  return Retrying(absl::StrCat("storing ", name),
+                  [&] { return Upload(content_, id_, name, path, cancel_); });
 }
 
 void Job::DeleteUploads() {
