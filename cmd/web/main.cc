@@ -21,7 +21,7 @@
 #include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/migrator.h"
-#include "transcode/transcode_worker_pool.h"
+#include "transcoding_setup.h"
 #include "webserver/routes.h"
 
 namespace {
@@ -47,6 +47,9 @@ struct Flags {
   uint64_t migration_bytes_per_second = 0;
   std::string ready_file;
   std::string log_level = "info";
+  std::string server_id;  // default: DefaultServerId()
+  int job_lease_ttl_s = 10;
+  int job_rescan_interval_ms = 2000;
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -118,8 +121,22 @@ int main(int argc, char** argv) {
                  "write {\"http\": URL, \"admin\": HOST:PORT} here once serving (for tests "
                  "and scripts)");
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
+  cli.add_option("--server-id", flags.server_id,
+                 "this server's name in logs and in etcd job claims (default HOSTNAME:HTTP_PORT)");
+  cli.add_option("--job-lease-ttl", flags.job_lease_ttl_s,
+                 "seconds a dead server's transcoding jobs stay claimed before another server "
+                 "takes them over (etcd metadata only)")
+      ->check(CLI::Range(2, 3600));
+  cli.add_option("--job-rescan-interval-ms", flags.job_rescan_interval_ms,
+                 "how often to look for transcoding jobs queued on no server (etcd metadata only)")
+      ->check(CLI::Range(50, 3600000));
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
+  if (flags.server_id.empty()) {
+    flags.server_id = web::DefaultServerId(ParseListen(flags.listen, "--listen").second);
+  }
+  web::LogAsServer(flags.server_id);
+  spdlog::info("server id '{}'", flags.server_id);
 
   // Before any thread starts, so they all inherit the signal mask.
   TerminationSignals signals;
@@ -182,8 +199,16 @@ int main(int argc, char** argv) {
     content = local_content.get();
   }
 
-  TranscodeWorkerPool transcoder(
-      *metadata, *content, {.workers = flags.transcode_workers, .work_dir = data_dir / "work"});
+  // With etcd, jobs are claimed there, shared with the other web servers.
+  auto transcoding = web::MakeTranscoding(
+      *metadata, *content, etcd_client.get(),
+      {.workers = flags.transcode_workers,
+       .work_dir = data_dir / "work",
+       .server_id = flags.server_id,
+       .lease_ttl = std::chrono::seconds(flags.job_lease_ttl_s),
+       .rescan_interval = std::chrono::milliseconds(flags.job_rescan_interval_ms)});
+  if (!transcoding.ok()) Fail("transcoding: " + transcoding.status().ToString());
+  TranscodeWorkerPool& transcoder = *transcoding->pool;
   boost::asio::thread_pool blocking(flags.blocking_threads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
@@ -254,6 +279,8 @@ int main(int argc, char** argv) {
     blocking.join();
   }
   transcoder.Stop();
+  // Releases this server's lease: claims it still held go at once.
+  if (transcoding->claims) transcoding->claims->Stop();
   spdlog::info("stopped");
   return 0;
 }

@@ -163,6 +163,7 @@ JobOutcome Job::Run() {
   }
   if (record->status != VideoStatus::kProcessing) return JobOutcome::kSkipped;
   last_percent_ = record->progress;
+  if (params_.on_started) params_.on_started();
 
   std::error_code ec;
   fs::create_directories(params_.job_dir, ec);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct TranscodeJobParams {
   // Scratch directory for this job (created; the caller removes it).
   std::filesystem::path job_dir;
   std::chrono::milliseconds progress_interval{1000};
+  // Called once the record is found processing, before any work: the job is
+  // under way (not kSkipped).
+  std::function<void()> on_started;
 };
 
 // Runs the job described in TranscodeWorkerPool's comment. Cancelling `cancel`

@@ -1,6 +1,7 @@
 #include "transcode/transcode_worker_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <system_error>
 #include <utility>
 
@@ -15,6 +16,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kJobDirPrefix[] = "job-";
+// Pages (of kListPageSize records) one listing of processing records reads at
+// most, so that a pass ends even on a listing that never does.
+constexpr int kListPageSize = 1000;
+constexpr int kRescanMaxPages = 100;
+constexpr auto kClaimWarningInterval = std::chrono::seconds(30);
 
 void DiscardLocalSource(const std::optional<fs::path>& path) {
   if (!path) return;
@@ -35,7 +41,11 @@ TranscodeWorkerPoolOptions WithDefaults(TranscodeWorkerPoolOptions options) {
 TranscodeWorkerPool::TranscodeWorkerPool(VideoMetadataService& metadata,
                                          VideoContentService& content,
                                          TranscodeWorkerPoolOptions options)
-    : metadata_(metadata), content_(content), options_(WithDefaults(std::move(options))) {}
+    : metadata_(metadata),
+      content_(content),
+      options_(WithDefaults(std::move(options))),
+      own_claims_(options_.claims ? nullptr : std::make_unique<InProcessJobClaims>()),
+      claims_(options_.claims ? *options_.claims : *own_claims_) {}
 
 TranscodeWorkerPool::~TranscodeWorkerPool() {
   Stop();
@@ -61,6 +71,9 @@ void TranscodeWorkerPool::Start() {
   }
   int workers = std::max(1, options_.workers);
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  if (options_.rescan_interval > std::chrono::milliseconds(0)) {
+    threads_.emplace_back([this] { RescanLoop(); });
+  }
 }
 
 void TranscodeWorkerPool::Stop() {
@@ -77,6 +90,7 @@ void TranscodeWorkerPool::Stop() {
     threads.swap(threads_);
   }
   cv_.notify_all();
+  rescan_cv_.notify_all();
   for (const Job& job : dropped) DiscardLocalSource(job.local_source);
   for (std::thread& thread : threads) thread.join();
   std::lock_guard lock(mu_);
@@ -86,10 +100,15 @@ void TranscodeWorkerPool::Stop() {
 
 void TranscodeWorkerPool::Enqueue(std::string video_id,
                                   std::optional<std::filesystem::path> local_source) {
+  EnqueueNew(std::move(video_id), std::move(local_source));
+}
+
+bool TranscodeWorkerPool::EnqueueNew(std::string video_id,
+                                     std::optional<std::filesystem::path> local_source) {
   if (!IsValidVideoId(video_id)) {
     spdlog::warn("transcode: ignoring invalid video id '{}'", video_id);
     DiscardLocalSource(local_source);
-    return;
+    return false;
   }
   {
     std::lock_guard lock(mu_);
@@ -97,17 +116,18 @@ void TranscodeWorkerPool::Enqueue(std::string video_id,
       active_ids_.insert(video_id);
       queue_.push_back(Job{std::move(video_id), std::move(local_source)});
       cv_.notify_one();
-      return;
+      return true;
     }
     // Already queued: a local copy spares the queued job a download.
     auto queued = std::find_if(queue_.begin(), queue_.end(),
                                [&](const Job& job) { return job.video_id == video_id; });
     if (queued != queue_.end() && !queued->local_source && local_source) {
       queued->local_source = std::move(local_source);
-      return;
+      return false;
     }
   }
   DiscardLocalSource(local_source);
+  return false;
 }
 
 void TranscodeWorkerPool::Cancel(const std::string& video_id) {
@@ -129,26 +149,48 @@ void TranscodeWorkerPool::Cancel(const std::string& video_id) {
 }
 
 absl::Status TranscodeWorkerPool::RecoverPending() {
+  absl::StatusOr<size_t> found = EnqueueProcessing(/*max_pages=*/-1);
+  if (!found.ok()) return found.status();
+  if (*found > 0) spdlog::info("transcode: resuming {} unfinished video(s)", *found);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> TranscodeWorkerPool::EnqueueProcessing(int max_pages) {
   ListOptions options;
-  options.page_size = 1000;
+  options.page_size = kListPageSize;
   options.status = VideoStatus::kProcessing;
   size_t found = 0;
-  while (true) {
+  for (int pages = 1;; ++pages) {
     absl::StatusOr<VideoPage> page = metadata_.List(options);
     if (!page.ok()) return page.status();
     for (const VideoRecord& record : page->videos) {
-      Enqueue(record.id);
-      ++found;
+      if (EnqueueNew(record.id, std::nullopt)) ++found;
     }
-    if (page->next_page_token.empty()) break;
+    if (page->next_page_token.empty() || pages == max_pages) break;
     // A listing that does not advance would keep start-up here forever.
     if (page->next_page_token == options.page_token) {
       return absl::InternalError("the video listing repeats the same page");
     }
     options.page_token = page->next_page_token;
   }
-  if (found > 0) spdlog::info("transcode: resuming {} unfinished video(s)", found);
-  return absl::OkStatus();
+  return found;
+}
+
+void TranscodeWorkerPool::RescanLoop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (rescan_cv_.wait_for(lock, options_.rescan_interval, [this] { return stopping_; })) {
+        return;
+      }
+    }
+    absl::StatusOr<size_t> found = EnqueueProcessing(kRescanMaxPages);
+    if (!found.ok()) {
+      spdlog::warn("transcode: rescan of processing videos failed: {}", found.status().ToString());
+    } else if (*found > 0) {
+      spdlog::debug("transcode: rescan queued {} processing video(s)", *found);
+    }
+  }
 }
 
 size_t TranscodeWorkerPool::queued() const {
@@ -159,6 +201,33 @@ size_t TranscodeWorkerPool::queued() const {
 size_t TranscodeWorkerPool::running() const {
   std::lock_guard lock(mu_);
   return running_.size();
+}
+
+TranscodeWorkerPool::JobCounts TranscodeWorkerPool::counts() const {
+  std::lock_guard lock(mu_);
+  return counts_;
+}
+
+void TranscodeWorkerPool::Count(JobOutcome outcome, bool claim_lost) {
+  std::lock_guard lock(mu_);
+  switch (outcome) {
+    case JobOutcome::kReady:
+      ++counts_.ready;
+      break;
+    case JobOutcome::kFailed:
+      ++counts_.failed;
+      break;
+    case JobOutcome::kSkipped:
+      ++counts_.skipped;
+      break;
+    case JobOutcome::kInterrupted:
+      ++counts_.interrupted;
+      if (claim_lost) ++counts_.claim_lost;
+      break;
+    case JobOutcome::kRecordGone:
+      ++counts_.record_gone;
+      break;
+  }
 }
 
 void TranscodeWorkerPool::WorkerLoop() {
@@ -177,14 +246,58 @@ void TranscodeWorkerPool::WorkerLoop() {
       number = next_job_number_++;
     }
 
+    // Claimed only now, so that jobs wait in the queue of whichever server is
+    // free first. A lost claim cancels the job: another server may run it.
+    std::atomic<bool> claim_lost = false;
+    absl::StatusOr<std::unique_ptr<JobClaim>> claim =
+        claims_.TryClaim(job.video_id, [&token, &claim_lost] {
+          claim_lost = true;
+          token.Cancel();
+        });
+    if (!claim.ok() || *claim == nullptr) {
+      // Its original is in the content store for whoever runs it.
+      DiscardLocalSource(job.local_source);
+      std::lock_guard lock(mu_);
+      if (claim.ok()) {
+        spdlog::debug("transcode {}: claimed by another server", job.video_id);
+        ++counts_.claimed_elsewhere;
+      } else {
+        // Every rescan meets the same error while the claim store is away:
+        // say so now and then, not for every video every time.
+        const auto now = std::chrono::steady_clock::now();
+        if (counts_.claim_errors == 0 || now - last_claim_warning_ >= kClaimWarningInterval) {
+          spdlog::warn("transcode {}: cannot claim it ({}); left for a later scan", job.video_id,
+                       claim.status().ToString());
+          last_claim_warning_ = now;
+        }
+        ++counts_.claim_errors;
+      }
+      running_.erase(job.video_id);
+      active_ids_.erase(job.video_id);
+      continue;
+    }
+
     TranscodeJobParams params;
     params.video_id = job.video_id;
     params.local_source = job.local_source;
     params.job_dir = options_.work_dir / absl::StrCat(kJobDirPrefix, job.video_id, "-", number);
     params.progress_interval = options_.progress_interval;
-    spdlog::info("transcode {}: started", job.video_id);
+    params.on_started = [&] { spdlog::info("transcode {}: started", job.video_id); };
     JobOutcome outcome = RunTranscodeJob(metadata_, content_, options_.transcode, params, token);
-    spdlog::info("transcode {}: {}", job.video_id, JobOutcomeName(outcome));
+    const bool lost = claim_lost || (*claim)->lost();
+    if (outcome == JobOutcome::kInterrupted && lost) {
+      spdlog::warn("transcode {}: interrupted: its claim was lost (another server may take it)",
+                   job.video_id);
+    } else if (outcome == JobOutcome::kSkipped) {
+      // Common with several servers: finished elsewhere after this one queued it.
+      spdlog::debug("transcode {}: skipped (record gone or not processing)", job.video_id);
+    } else {
+      spdlog::info("transcode {}: {}", job.video_id, JobOutcomeName(outcome));
+    }
+    Count(outcome, lost);
+    // Released only now that the outcome is recorded: whoever claims it next
+    // sees the record as this job left it.
+    claim->reset();
 
     std::error_code ec;
     fs::remove_all(params.job_dir, ec);

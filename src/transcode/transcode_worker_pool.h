@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -14,12 +15,16 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/cancel_token.h"
+#include "transcode/job_claims.h"
 #include "transcode/transcoder.h"
 
 namespace streamgrid {
+
+enum class JobOutcome;  // transcode/transcode_job.h
 
 struct TranscodeWorkerPoolOptions {
   int workers = 1;  // jobs run at once (each ffmpeg uses every core)
@@ -29,6 +34,13 @@ struct TranscodeWorkerPoolOptions {
   TranscodeOptions transcode;
   // Least time between two progress writes to the metadata service.
   std::chrono::milliseconds progress_interval{1000};
+  // Who may run a job, shared by every server running jobs; must outlive the
+  // pool. Null: claims within this pool only (the only server running jobs).
+  JobClaims* claims = nullptr;
+  // How often to look for "processing" records neither queued nor running
+  // here: uploaded through another server, or left by one that died. Zero:
+  // never (RecoverPending() at start-up finds what this server left).
+  std::chrono::milliseconds rescan_interval{0};
 };
 
 // Turns uploaded videos into streamable renditions in the background.
@@ -44,6 +56,14 @@ struct TranscodeWorkerPoolOptions {
 //
 // The pool owns all of a video's content except `original`, which the web layer
 // must store before calling Enqueue().
+//
+// Several servers may share the metadata and content, each with a pool. A
+// worker claims a video (options.claims) right before running its job, not
+// when queueing it, so an idle server takes jobs a busy one has queued; a
+// video claimed elsewhere is dropped from the queue (a rescan queues it again
+// if it is still processing later). The claim is released once the outcome is
+// recorded. A job whose claim is lost while it runs is cancelled at once and
+// leaves the record and content as they are: the video is the next holder's.
 class TranscodeWorkerPool {
  public:
   // Both services must outlive the pool.
@@ -55,13 +75,15 @@ class TranscodeWorkerPool {
   TranscodeWorkerPool(const TranscodeWorkerPool&) = delete;
   TranscodeWorkerPool& operator=(const TranscodeWorkerPool&) = delete;
 
-  // Starts the workers, after removing job directories a previous run left in
-  // work_dir. Does nothing if already started.
+  // Starts the workers, and the rescan if rescan_interval is set, after
+  // removing job directories a previous run left in work_dir. Does nothing if
+  // already started.
   void Start();
 
-  // Kills running encodes, drops queued jobs and joins the workers. Records of
-  // interrupted or dropped jobs stay "processing" for RecoverPending() to find
-  // after the next Start(). Start() may be called again.
+  // Kills running encodes, drops queued jobs and joins the workers and the
+  // rescan. Records of interrupted or dropped jobs stay "processing" for
+  // RecoverPending() to find after the next Start(). Start() may be called
+  // again.
   void Stop();
 
   // Queues a job for `video_id` unless one for it is already queued or running.
@@ -87,6 +109,19 @@ class TranscodeWorkerPool {
   // Jobs currently running.
   size_t running() const;
 
+  // What became of the jobs workers took from the queue since construction.
+  struct JobCounts {
+    uint64_t ready = 0;
+    uint64_t failed = 0;
+    uint64_t interrupted = 0;  // Stop(), Cancel() or a lost claim: left processing
+    uint64_t claim_lost = 0;   // of the interrupted ones, those whose claim was lost
+    uint64_t skipped = 0;      // record gone or not processing when the job started
+    uint64_t record_gone = 0;  // deleted while running
+    uint64_t claimed_elsewhere = 0;
+    uint64_t claim_errors = 0;  // claim store unreachable: left for a later scan
+  };
+  JobCounts counts() const;
+
  private:
   struct Job {
     std::string video_id;
@@ -94,13 +129,23 @@ class TranscodeWorkerPool {
   };
 
   void WorkerLoop();
+  void RescanLoop();
+  // Queues `video_id` unless it is queued or running; true if it was queued.
+  bool EnqueueNew(std::string video_id, std::optional<std::filesystem::path> local_source);
+  // Queues every "processing" record not queued or running, reading at most
+  // `max_pages` pages of the listing (negative: all); how many were queued.
+  absl::StatusOr<size_t> EnqueueProcessing(int max_pages);
+  void Count(JobOutcome outcome, bool claim_lost);
 
   VideoMetadataService& metadata_;
   VideoContentService& content_;
   const TranscodeWorkerPoolOptions options_;
+  std::unique_ptr<JobClaims> own_claims_;  // when options_.claims is null
+  JobClaims& claims_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // workers wait here
+  std::condition_variable rescan_cv_;  // the rescan thread waits here
   bool started_ = false;
   bool stopping_ = false;
   std::deque<Job> queue_;
@@ -108,6 +153,8 @@ class TranscodeWorkerPool {
   std::map<std::string, CancelToken*> running_;  // by video id
   std::vector<std::thread> threads_;
   uint64_t next_job_number_ = 0;
+  JobCounts counts_;
+  std::chrono::steady_clock::time_point last_claim_warning_{};
 };
 
 }  // namespace streamgrid

@@ -460,5 +460,53 @@ TEST_F(TranscodeWorkerPoolTest, StartClearsOnlyStaleJobDirectories) {
   EXPECT_THAT(WorkDirEntries(), ElementsAre("uploads"));
 }
 
+// Claims that say every video is held by another server.
+class ClaimedElsewhere : public JobClaims {
+ public:
+  absl::StatusOr<std::unique_ptr<JobClaim>> TryClaim(std::string_view,
+                                                     std::function<void()>) override {
+    ++calls;
+    return nullptr;
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_F(TranscodeWorkerPoolTest, AVideoClaimedElsewhereIsLeftAlone) {
+  std::string id = NewUpload(Media("clip.mp4"));
+  fs::path local = dir_.path() / "upload.tmp";
+  fs::copy_file(Media("clip.mp4"), local);
+  ClaimedElsewhere claims;
+  TranscodeWorkerPoolOptions options = Options();
+  options.claims = &claims;
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  pool.Enqueue(id, local);
+  ASSERT_TRUE(WaitFor([&] { return pool.counts().claimed_elsewhere == 1; }));
+  EXPECT_EQ(pool.running(), 0u);
+  EXPECT_EQ(pool.queued(), 0u);
+  EXPECT_FALSE(fs::exists(local));  // the holder reads the stored original
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kProcessing);
+  EXPECT_EQ(record.progress, 0);
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, RescanFindsVideosQueuedNowhere) {
+  TranscodeWorkerPoolOptions options = Options();
+  options.rescan_interval = milliseconds(100);
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  // Uploaded through another server, which never ran it.
+  std::string id = NewUpload(Media("clip.mp4"));
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  EXPECT_EQ(Record(id).status, VideoStatus::kReady) << Record(id).error;
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 0; }));
+  EXPECT_EQ(pool.counts().ready, 1u);
+  // Stop() ends the rescan promptly.
+  Clock::time_point start = Clock::now();
+  pool.Stop();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));
+}
+
 }  // namespace
 }  // namespace streamgrid
