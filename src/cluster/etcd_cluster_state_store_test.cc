@@ -12,7 +12,7 @@
 namespace streamgrid {
 namespace {
 
-using etcd::testing::EtcdTestCluster;
+using etcd::testing::SharedEtcdClusterTest;
 
 Placement ThreeNodes(int replicas = 2) {
   return *Placement::Create({{.id = "a", .address = "127.0.0.1:1"},
@@ -21,27 +21,14 @@ Placement ThreeNodes(int replicas = 2) {
                             replicas);
 }
 
-class EtcdClusterStateStoreTest : public ::testing::Test {
+class EtcdClusterStateStoreTest : public SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdTestCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
   std::unique_ptr<etcd::EtcdClient> Client() {
     auto client = etcd::EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
     EXPECT_TRUE(client.ok()) << client.status();
     return *std::move(client);
   }
-
-  static EtcdTestCluster* cluster_;
 };
-
-EtcdTestCluster* EtcdClusterStateStoreTest::cluster_ = nullptr;
 
 TEST_F(EtcdClusterStateStoreTest, SavesWithCompareAndSet) {
   auto client = Client();

@@ -16,7 +16,7 @@ namespace streamgrid::etcd {
 namespace {
 
 using ::testing::ElementsAre;
-using testing::EtcdTestCluster;
+using testing::SharedEtcdClusterTest;
 
 // Polls `condition` until it holds or `timeout` passes.
 template <typename Condition>
@@ -45,18 +45,8 @@ TEST(EtcdClientOptionsTest, RejectsBadEndpoints) {
 
 // One 3-member cluster for the whole suite; tests use their own key prefixes,
 // and the fault tests restore every member they stop.
-class EtcdClientTest : public ::testing::Test {
+class EtcdClientTest : public SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdTestCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     auto client = EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
@@ -64,11 +54,8 @@ class EtcdClientTest : public ::testing::Test {
     client_ = *std::move(client);
   }
 
-  static EtcdTestCluster* cluster_;
   std::unique_ptr<EtcdClient> client_;
 };
-
-EtcdTestCluster* EtcdClientTest::cluster_ = nullptr;
 
 TEST_F(EtcdClientTest, PutGetDelete) {
   EXPECT_EQ(client_->Get("basic/missing").value(), std::nullopt);

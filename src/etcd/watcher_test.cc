@@ -29,6 +29,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using testing::EtcdTestCluster;
+using testing::SharedEtcdClusterTest;
 using namespace std::chrono_literals;
 
 // One delivered event, as the tests compare them.
@@ -185,18 +186,8 @@ std::vector<std::string> Rotated(std::vector<std::string> endpoints, int first) 
 
 // One 3-member cluster for the suite; tests use their own key prefixes and
 // restart the members they kill.
-class WatcherTest : public ::testing::Test {
+class WatcherTest : public SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdTestCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     client_ = NewClient(cluster_->client_endpoints());
@@ -214,11 +205,8 @@ class WatcherTest : public ::testing::Test {
     return result.ok() ? result->revision : -1;
   }
 
-  static EtcdTestCluster* cluster_;
   std::unique_ptr<EtcdClient> client_;
 };
-
-EtcdTestCluster* WatcherTest::cluster_ = nullptr;
 
 TEST_F(WatcherTest, DeliversChangesUnderThePrefixInOrder) {
   Recorder recorder;

@@ -14,7 +14,7 @@
 namespace streamgrid {
 namespace {
 
-using etcd::testing::EtcdTestCluster;
+using etcd::testing::SharedEtcdClusterTest;
 using std::chrono::milliseconds;
 
 // Polls `condition` until it holds or `timeout` passes; returns its last value.
@@ -29,18 +29,8 @@ bool Eventually(const std::function<bool()>& condition, milliseconds timeout) {
 
 // One 3-member cluster for the suite; each test keeps its keys under its own
 // prefix.
-class EtcdJobClaimsTest : public ::testing::Test {
+class EtcdJobClaimsTest : public SharedEtcdClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    auto cluster = EtcdTestCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     auto client = etcd::EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
@@ -88,13 +78,10 @@ class EtcdJobClaimsTest : public ::testing::Test {
     ASSERT_TRUE(stub.LeaseRevoke(&context, request, &response).ok());
   }
 
-  static EtcdTestCluster* cluster_;
   std::unique_ptr<etcd::EtcdClient> client_;
   std::vector<std::unique_ptr<etcd::EtcdClient>> clients_;  // outlive the claims sets
   std::string prefix_;
 };
-
-EtcdTestCluster* EtcdJobClaimsTest::cluster_ = nullptr;
 
 TEST_F(EtcdJobClaimsTest, RejectsBadOptions) {
   EXPECT_EQ(EtcdJobClaims::Create(*client_, {.server_id = ""}).status().code(),

@@ -26,7 +26,7 @@ namespace streamgrid {
 namespace {
 
 namespace fs = std::filesystem;
-using etcd::testing::EtcdTestCluster;
+using etcd::testing::SharedEtcdClusterTest;
 using ::testing::ElementsAre;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -43,7 +43,7 @@ bool WaitFor(const std::function<bool()>& condition, milliseconds timeout = mill
   return condition();
 }
 
-class TranscodeWorkerPoolClaimsTest : public ::testing::Test {
+class TranscodeWorkerPoolClaimsTest : public SharedEtcdClusterTest {
  protected:
   // One web server: its own etcd client, claims and pool.
   struct Server {
@@ -53,9 +53,7 @@ class TranscodeWorkerPoolClaimsTest : public ::testing::Test {
   };
 
   static void SetUpTestSuite() {
-    auto cluster = EtcdTestCluster::Start(3);
-    ASSERT_TRUE(cluster.ok()) << cluster.status();
-    cluster_ = cluster->release();
+    SharedEtcdClusterTest::SetUpTestSuite();
     media_ = new testing::LazyMedia({
         {"clip.mp4",
          [](const fs::path& p) {
@@ -86,8 +84,7 @@ class TranscodeWorkerPoolClaimsTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete media_;
     media_ = nullptr;
-    delete cluster_;
-    cluster_ = nullptr;
+    SharedEtcdClusterTest::TearDownTestSuite();
   }
   static fs::path Media(const std::string& name) {
     absl::StatusOr<fs::path> path = media_->Get(name);
@@ -172,7 +169,6 @@ class TranscodeWorkerPoolClaimsTest : public ::testing::Test {
     return kv.ok() && kv->has_value() ? (*kv)->value : "";
   }
 
-  static EtcdTestCluster* cluster_;
   static testing::LazyMedia* media_;
   testing::TempDir dir_;
   std::string prefix_;
@@ -181,7 +177,6 @@ class TranscodeWorkerPoolClaimsTest : public ::testing::Test {
   std::deque<Server> servers_;
 };
 
-EtcdTestCluster* TranscodeWorkerPoolClaimsTest::cluster_ = nullptr;
 testing::LazyMedia* TranscodeWorkerPoolClaimsTest::media_ = nullptr;
 
 TEST_F(TranscodeWorkerPoolClaimsTest, JobsRunOnceAndSpreadOverIdleServers) {

@@ -750,4 +750,19 @@ void EtcdTestCluster::CheckIndex(int i) const {
   }
 }
 
+EtcdTestCluster* SharedEtcdClusterTest::cluster_ = nullptr;
+
+void SharedEtcdClusterTest::SetUpTestSuite() {
+  absl::StatusOr<std::unique_ptr<EtcdTestCluster>> cluster = EtcdTestCluster::Start(3);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  cluster_ = cluster->release();
+}
+
+void SharedEtcdClusterTest::TearDownTestSuite() {
+  delete cluster_;
+  cluster_ = nullptr;
+}
+
+void SharedEtcdClusterTest::SetUp() { ASSERT_NE(cluster_, nullptr) << "etcd did not start"; }
+
 }  // namespace streamgrid::etcd::testing

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 
 namespace streamgrid::etcd::testing {
 
@@ -129,6 +130,20 @@ class EtcdTestCluster {
   std::string cluster_token_;
   std::string initial_cluster_;
   std::vector<Member> members_;
+};
+
+// A GoogleTest fixture whose suite shares one 3-member cluster, started
+// before the suite's first test and stopped after its last. Tests keep their
+// keys apart (a prefix each) and restart any member they stop. A derived
+// suite with more to set up calls these from its own SetUpTestSuite /
+// TearDownTestSuite.
+class SharedEtcdClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+  void SetUp() override;  // fails the test if the cluster did not start
+
+  static EtcdTestCluster* cluster_;
 };
 
 }  // namespace streamgrid::etcd::testing
