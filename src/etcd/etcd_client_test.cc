@@ -142,9 +142,9 @@ TEST_F(EtcdClientTest, ConcurrentCompareAndSetHasOneWinner) {
 }
 
 TEST_F(EtcdClientTest, LeasedKeysVanishWhenTheLeaseIsNotKeptAlive) {
-  auto kept = Lease::Grant(*client_, std::chrono::seconds(2));
+  auto kept = Lease::Grant(*client_, std::chrono::seconds(4));
   ASSERT_TRUE(kept.ok()) << kept.status();
-  auto dropped = Lease::Grant(*client_, std::chrono::seconds(2));
+  auto dropped = Lease::Grant(*client_, std::chrono::seconds(4));
   ASSERT_TRUE(dropped.ok()) << dropped.status();
   ASSERT_TRUE(client_->Put("lease/kept", "x", (*kept)->id()).ok());
   ASSERT_TRUE(client_->Put("lease/dropped", "x", (*dropped)->id()).ok());
@@ -152,7 +152,7 @@ TEST_F(EtcdClientTest, LeasedKeysVanishWhenTheLeaseIsNotKeptAlive) {
   const int64_t dropped_id = (*dropped)->id();
   dropped->reset();  // stops refreshing without revoking, like a crashed holder
 
-  // The unrefreshed lease expires (TTL 2 s), taking its key along...
+  // The unrefreshed lease expires (TTL 4 s), taking its key along...
   EXPECT_TRUE(Eventually([&] { return !client_->Get("lease/dropped").value().has_value(); },
                          std::chrono::seconds(15)));
   EXPECT_EQ(Lease::TimeToLive(*client_, dropped_id).value(), -1);

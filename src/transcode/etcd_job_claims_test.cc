@@ -47,7 +47,7 @@ class EtcdJobClaimsTest : public SharedEtcdClusterTest {
     clients_.push_back(*std::move(client));
     auto claims = EtcdJobClaims::Create(
         *clients_.back(),
-        {.server_id = id, .key_prefix = prefix_, .lease_ttl = std::chrono::seconds(2)});
+        {.server_id = id, .key_prefix = prefix_, .lease_ttl = std::chrono::seconds(4)});
     EXPECT_TRUE(claims.ok()) << claims.status();
     if (!claims.ok()) return nullptr;
     EXPECT_NE((*claims)->lease_id(), 0);
