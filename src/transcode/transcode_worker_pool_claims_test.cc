@@ -66,20 +66,7 @@ class TranscodeWorkerPoolClaimsTest : public SharedEtcdClusterTest {
            return testing::MakeTestVideo(
                p, testing::TestVideoSpec{.width = 320, .height = 240, .seconds = 6});
          }},
-        // Encodes at real-time speed (-re), so a job is still running when the
-        // test acts; the thumbnail step runs at full speed.
-        {"slow-ffmpeg",
-         [](const fs::path& p) {
-           absl::Status status =
-               testing::WriteTestFile(p,
-                                      "#!/bin/sh\n"
-                                      "case \"$*\" in\n"
-                                      "  *manifest.mpd*) exec ffmpeg -re \"$@\" ;;\n"
-                                      "  *) exec ffmpeg \"$@\" ;;\n"
-                                      "esac\n");
-           if (status.ok()) fs::permissions(p, fs::perms::owner_all);
-           return status;
-         }},
+        {"slow-ffmpeg", testing::WriteSlowFfmpeg},
     });
   }
   static void TearDownTestSuite() {

@@ -126,20 +126,7 @@ class TranscodeWorkerPoolTest : public ::testing::Test {
                p, testing::TestVideoSpec{.width = 320, .height = 240, .seconds = 2});
          }},
         {"notes.txt", [](const fs::path& p) { return testing::WriteTestFile(p, "not a video\n"); }},
-        // Real ffmpeg, but the encode runs at real-time speed (-re) so that tests
-        // can act while it is under way; the thumbnail step runs at full speed.
-        {"slow-ffmpeg",
-         [](const fs::path& p) {
-           absl::Status status =
-               testing::WriteTestFile(p,
-                                      "#!/bin/sh\n"
-                                      "case \"$*\" in\n"
-                                      "  *manifest.mpd*) exec ffmpeg -re \"$@\" ;;\n"
-                                      "  *) exec ffmpeg \"$@\" ;;\n"
-                                      "esac\n");
-           if (status.ok()) fs::permissions(p, fs::perms::owner_all);
-           return status;
-         }},
+        {"slow-ffmpeg", testing::WriteSlowFfmpeg},
     });
   }
   static void TearDownTestSuite() {

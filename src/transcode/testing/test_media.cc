@@ -114,4 +114,15 @@ absl::Status MakeTestVideo(const std::filesystem::path& path, const TestVideoSpe
   return status;
 }
 
+absl::Status WriteSlowFfmpeg(const fs::path& path) {
+  absl::Status status = WriteTestFile(path,
+                                      "#!/bin/sh\n"
+                                      "case \"$*\" in\n"
+                                      "  *manifest.mpd*) exec ffmpeg -re \"$@\" ;;\n"
+                                      "  *) exec ffmpeg \"$@\" ;;\n"
+                                      "esac\n");
+  if (status.ok()) fs::permissions(path, fs::perms::owner_all);
+  return status;
+}
+
 }  // namespace streamgrid::testing

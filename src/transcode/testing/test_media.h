@@ -72,6 +72,11 @@ absl::Status MakeTestVideo(const std::filesystem::path& path, const TestVideoSpe
 // Writes `content` to `path`.
 absl::Status WriteTestFile(const std::filesystem::path& path, std::string_view content);
 
+// Writes an executable stand-in for ffmpeg at `path`: the real ffmpeg, but the
+// ladder encode runs at real-time speed (-re) so that a test can act while a
+// job is under way; every other ffmpeg run (the thumbnail) is at full speed.
+absl::Status WriteSlowFfmpeg(const std::filesystem::path& path);
+
 // The whole content of `path`.
 absl::StatusOr<std::string> ReadTestFile(const std::filesystem::path& path);
 
