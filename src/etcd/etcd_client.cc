@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "etcd/convert.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -18,21 +19,6 @@ namespace pb = etcdserverpb;
 
 // Pages of one ListPrefix at most: far beyond any store, yet an end.
 constexpr int kMaxPages = 1'000'000;
-
-absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("etcd ", std::string(what), ": ", status.error_message()));
-}
-
-KeyValue FromProto(const mvccpb::KeyValue& kv) {
-  return {.key = kv.key(),
-          .value = kv.value(),
-          .create_revision = kv.create_revision(),
-          .mod_revision = kv.mod_revision(),
-          .version = kv.version(),
-          .lease = kv.lease()};
-}
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
   grpc::ChannelArguments args;
@@ -276,25 +262,16 @@ absl::StatusOr<int64_t> EtcdClient::Put(std::string_view key, std::string_view v
   });
 }
 
-absl::StatusOr<int64_t> EtcdClient::Delete(std::string_view key) {
-  pb::DeleteRangeRequest request;
-  request.set_key(std::string(key));
-  return Run(false, [&](pb::KV::Stub& stub) -> absl::StatusOr<int64_t> {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + options_.call_timeout);
-    pb::DeleteRangeResponse response;
-    if (absl::Status s = FromGrpc(stub.DeleteRange(&context, request, &response), "delete");
-        !s.ok()) {
-      return s;
-    }
-    return response.deleted();
-  });
-}
+absl::StatusOr<int64_t> EtcdClient::Delete(std::string_view key) { return DeleteRange(key, ""); }
 
 absl::StatusOr<int64_t> EtcdClient::DeletePrefix(std::string_view prefix) {
+  return DeleteRange(prefix, PrefixEnd(prefix));
+}
+
+absl::StatusOr<int64_t> EtcdClient::DeleteRange(std::string_view key, std::string_view range_end) {
   pb::DeleteRangeRequest request;
-  request.set_key(std::string(prefix));
-  request.set_range_end(PrefixEnd(prefix));
+  request.set_key(std::string(key));
+  request.set_range_end(std::string(range_end));
   return Run(false, [&](pb::KV::Stub& stub) -> absl::StatusOr<int64_t> {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + options_.call_timeout);

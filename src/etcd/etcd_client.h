@@ -164,6 +164,8 @@ class EtcdClient {
   explicit EtcdClient(EtcdOptions options);
 
   std::shared_ptr<grpc::Channel> Channel(size_t index);
+  // Deletes [key, range_end) (empty range_end: key alone), at most once.
+  absl::StatusOr<int64_t> DeleteRange(std::string_view key, std::string_view range_end);
   // Runs `call` on the preferred member, moving on to the next one as the
   // error rules allow: up to read_attempts times for reads, and only while
   // NeverSent for writes.

@@ -5,18 +5,12 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "etcd/convert.h"
 
 namespace streamgrid::etcd {
 namespace {
 
 namespace pb = etcdserverpb;
-
-absl::Status FromGrpc(const grpc::Status& status, std::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("etcd ", std::string(what), ": ", status.error_message()));
-}
 
 // Runs `call` against the client's members like a read: bounded attempts,
 // moving on from a member that is unavailable.

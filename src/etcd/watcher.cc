@@ -6,22 +6,13 @@
 #include <set>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
+#include "etcd/convert.h"
 #include "grpcpp/channel.h"
 
 namespace streamgrid::etcd {
 namespace {
 
 namespace pb = etcdserverpb;
-
-KeyValue FromProto(const mvccpb::KeyValue& kv) {
-  return {.key = kv.key(),
-          .value = kv.value(),
-          .create_revision = kv.create_revision(),
-          .mod_revision = kv.mod_revision(),
-          .version = kv.version(),
-          .lease = kv.lease()};
-}
 
 }  // namespace
 
