@@ -20,6 +20,7 @@
 #include "http/server.h"
 #include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
+#include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
 #include "transcoding_setup.h"
 #include "webserver/routes.h"
@@ -124,8 +125,8 @@ int main(int argc, char** argv) {
   cli.add_option("--server-id", flags.server_id,
                  "this server's name in logs and in etcd job claims (default HOSTNAME:HTTP_PORT)");
   cli.add_option("--job-lease-ttl", flags.job_lease_ttl_s,
-                 "seconds a dead server's transcoding jobs stay claimed before another server "
-                 "takes them over (etcd metadata only)")
+                 "seconds a dead server's transcoding jobs (and its part in storage "
+                 "migrations) stay held before other servers take over (etcd metadata only)")
       ->check(CLI::Range(2, 3600));
   cli.add_option("--job-rescan-interval-ms", flags.job_rescan_interval_ms,
                  "how often to look for transcoding jobs queued on no server (etcd metadata only)")
@@ -166,11 +167,19 @@ int main(int argc, char** argv) {
   std::unique_ptr<VideoContentService> local_content;
   ClusterContent cluster_content;
   std::unique_ptr<ClusterStateFollower> follower;
+  std::unique_ptr<EtcdMigrationCoordinator> coordinator;
   VideoContentService* content = nullptr;
   if (absl::StartsWith(flags.content, "cluster:")) {
     std::unique_ptr<ClusterStateStore> state_store;
     EtcdClusterStateStore* etcd_state_store = nullptr;
     if (etcd_client) {
+      // Registered before the cluster state is loaded: from now on a
+      // migration started elsewhere waits for this server's writes.
+      auto created = EtcdMigrationCoordinator::Create(
+          *etcd_client,
+          {.server_id = flags.server_id, .lease_ttl = std::chrono::seconds(flags.job_lease_ttl_s)});
+      if (!created.ok()) Fail("server registration: " + created.status().ToString());
+      coordinator = *std::move(created);
       auto store = std::make_unique<EtcdClusterStateStore>(*etcd_client);
       etcd_state_store = store.get();
       state_store = std::move(store);
@@ -189,6 +198,7 @@ int main(int argc, char** argv) {
       follower = std::make_unique<ClusterStateFollower>(*cluster_content.cluster, *etcd_state_store,
                                                         *etcd_client);
       follower->Start();
+      coordinator->Attach(*cluster_content.cluster, [&follower] { follower->Reload(); });
     }
   } else {
     std::string content_path = flags.content.empty() ? (data_dir / "content").string()
@@ -233,7 +243,8 @@ int main(int argc, char** argv) {
   if (cluster_content.cluster) {
     migrator = std::make_unique<Migrator>(
         *cluster_content.cluster, *cluster_content.store,
-        MigratorOptions{.max_bytes_per_second = flags.migration_bytes_per_second});
+        MigratorOptions{.max_bytes_per_second = flags.migration_bytes_per_second},
+        coordinator.get());
     migrator->Start();
   }
   AdminServiceImpl admin_service(cluster_content.cluster.get(), migrator.get());
@@ -272,6 +283,8 @@ int main(int argc, char** argv) {
     // A migration stops between chunks and resumes on the next start.
     if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
     if (migrator) migrator->Stop();
+    // Deregisters (and gives up the migration runner role) at once.
+    if (coordinator) coordinator->Stop();
     if (follower) follower->Stop();
     server.Stop();
     // Handlers may be waiting on the blocking pool: let those calls finish

@@ -110,6 +110,21 @@ bool Cluster::WaitForEarlierWrites(std::chrono::milliseconds timeout) const {
   }
 }
 
+void Cluster::FenceWrites(std::string reason) {
+  std::lock_guard lock(fence_mu_);
+  fence_ = std::move(reason);
+}
+
+void Cluster::UnfenceWrites() {
+  std::lock_guard lock(fence_mu_);
+  fence_.reset();
+}
+
+absl::Status Cluster::WriteFence() const {
+  std::lock_guard lock(fence_mu_);
+  return fence_ ? absl::UnavailableError(*fence_) : absl::OkStatus();
+}
+
 std::optional<ClusterNode> Cluster::Node(std::string_view id) const {
   std::shared_ptr<const View> v = view();
   auto it = v->nodes.find(id);

@@ -72,6 +72,16 @@ class Cluster {
   // can still land on the old owners only.
   bool WaitForEarlierWrites(std::chrono::milliseconds timeout) const;
 
+  // While writes are fenced, new writes are refused: WriteFence() is
+  // UNAVAILABLE with `reason`, and the content service checks it before it
+  // opens a writer. For a server that cannot take part in other servers'
+  // migrations right now (it lost its registration in etcd). Writes already
+  // open are not affected.
+  void FenceWrites(std::string reason);
+  void UnfenceWrites();
+  // OK unless writes are fenced.
+  absl::Status WriteFence() const;
+
   // The nodes to read `video_id/name` from, in the order to try them: during a
   // migration, target replicas first if the key's partition was migrated,
   // current ones first otherwise; within that order, nodes that failed
@@ -129,6 +139,8 @@ class Cluster {
   // The write markers of replaced views, pruned as they expire.
   mutable std::mutex retired_mu_;
   mutable std::vector<std::weak_ptr<const int>> retired_writes_;  // guarded by retired_mu_
+  mutable std::mutex fence_mu_;
+  std::optional<std::string> fence_;  // guarded by fence_mu_; set while fenced
   mutable std::mutex health_mu_;
   std::map<std::string, Health, std::less<>> health_;  // guarded by health_mu_
 };

@@ -384,6 +384,7 @@ absl::StatusOr<std::unique_ptr<ContentWriter>> NetworkVideoContentService::OpenW
     std::string_view video_id, std::string_view name) {
   if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
   Cluster::WritePlan plan = cluster_.PlanWrite(video_id, name);
+  if (absl::Status fence = cluster_.WriteFence(); !fence.ok()) return fence;
   if (plan.nodes.empty()) return absl::UnavailableError("no storage nodes");
   return ReplicatedWriter::Start(cluster_, video_id, name, std::move(plan));
 }
@@ -527,6 +528,7 @@ absl::Status NetworkVideoContentService::DeleteVideo(std::string_view video_id) 
 namespace streamgrid {
 
 absl::Status NetworkVideoContentService::CheckWritable() {
+  if (absl::Status fence = cluster_.WriteFence(); !fence.ok()) return fence;
   std::vector<ClusterNode> nodes = cluster_.AllNodes();
   std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> answers;
   for (const ClusterNode& node : nodes) {

@@ -100,8 +100,8 @@ class Watcher {
   // Every change up to this revision has been delivered (or was covered by a
   // reset); a new watch from last_revision() + 1 would continue seamlessly.
   // Includes revisions learned from etcd's progress notices while nothing
-  // under the prefix changes. 0 until known (start_revision 0, not yet
-  // established).
+  // under the prefix changes. It moves past a batch only after the handler
+  // returned from it. 0 until known (start_revision 0, not yet established).
   int64_t last_revision() const { return last_revision_.load(); }
 
   // Whether a stream with the watch established is running right now.

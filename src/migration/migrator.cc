@@ -36,6 +36,12 @@ std::string DescribeError(std::string_view node_id, const absl::Status& status) 
   return absl::StrCat("node ", ToAbsl(node_id), ": ", status.message());
 }
 
+// Whether `state` has a migration for a runner to work on.
+bool IsRunning(const ClusterState& state) {
+  return state.migration && (state.migration->phase == MigrationPhase::kCopying ||
+                             state.migration->phase == MigrationPhase::kCleaning);
+}
+
 bool SameMigration(const ClusterState& a, const ClusterState& b) {
   return a.migration && b.migration && a.migration->to_version == b.migration->to_version &&
          a.migration->phase == b.migration->phase;
@@ -53,10 +59,13 @@ struct Migrator::SourceFile {
   std::vector<std::string> holders;  // owners holding that version
 };
 
-Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options)
+Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options,
+                   MigrationCoordinator* coordinator)
     : cluster_(cluster),
       store_(store),
       options_(options),
+      own_coordinator_(coordinator ? nullptr : std::make_unique<LocalMigrationCoordinator>(cluster)),
+      coordinator_(coordinator ? coordinator : own_coordinator_.get()),
       throttle_(options.max_bytes_per_second) {}
 
 Migrator::~Migrator() { Stop(); }
@@ -268,14 +277,17 @@ void Migrator::Run() {
   while (true) {
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || work_; });
+      wake_.wait_for(lock, options_.idle_poll, [&] { return stop_ || work_; });
       if (stop_) return;
       work_ = false;
     }
+    if (!IsRunning(*cluster_.state()) || !coordinator_->TryBecomeRunner()) continue;
     if (resumed_.exchange(false)) cluster_.ReconnectAll(std::chrono::seconds(2));
     // Work through the migration until it is over, fails or Stop() comes.
     while (!stopping()) {
       std::shared_ptr<const ClusterState> state = cluster_.state();
+      // Another server took over (this one's lease lapsed): it runs the rest.
+      if (!coordinator_->TryBecomeRunner()) break;
       absl::StatusOr<bool> more = Step(*state);
       if (more.ok()) {
         attempt = 0;
@@ -307,7 +319,7 @@ absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
     case MigrationPhase::kCopying: {
       if (!state.target) return absl::InternalError("copying without a target placement");
       if (drained_for_version_ != state.target->version()) {
-        if (absl::Status s = DrainEarlierWrites(); !s.ok()) return s;
+        if (absl::Status s = DrainEarlierWrites(state); !s.ok()) return s;
         drained_for_version_ = state.target->version();
       }
       absl::StatusOr<bool> copied = CopyBatch(state);
@@ -317,7 +329,7 @@ absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
       return true;
     }
     case MigrationPhase::kCleaning: {
-      if (absl::Status s = DrainEarlierWrites(); !s.ok()) return s;
+      if (absl::Status s = DrainEarlierWrites(state); !s.ok()) return s;
       if (absl::Status s = Cleanup(state); !s.ok()) return s;
       return false;
     }
@@ -326,15 +338,9 @@ absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
   }
 }
 
-absl::Status Migrator::DrainEarlierWrites() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.write_drain_timeout;
-  while (!cluster_.WaitForEarlierWrites(std::chrono::milliseconds(500))) {
-    if (stopping()) return absl::CancelledError("stopping");
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return absl::DeadlineExceededError("writes begun before the change are still running");
-    }
-  }
-  return absl::OkStatus();
+absl::Status Migrator::DrainEarlierWrites(const ClusterState& state) {
+  return coordinator_->AwaitWritesDrained(state.revision, options_.write_drain_timeout,
+                                          [this] { return stopping(); });
 }
 
 absl::Status Migrator::ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,

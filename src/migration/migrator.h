@@ -14,8 +14,9 @@
 // copies that nodes no longer own are deleted. Progress is persisted, so a
 // restarted web server resumes where its predecessor stopped.
 //
-// One web server runs migrations for the cluster (several at once would need a
-// lease; that comes with the etcd-backed state).
+// With several web servers, each has a Migrator: any of them starts a change,
+// and the one its MigrationCoordinator makes the runner carries it out; the
+// others follow its progress through the shared cluster state.
 
 #include <atomic>
 #include <chrono>
@@ -34,6 +35,7 @@
 #include "cluster/cluster.h"
 #include "cluster/cluster_state.h"
 #include "cluster/cluster_state_store.h"
+#include "migration/migration_coordinator.h"
 #include "migration/throttle.h"
 #include "storage/stored_file.h"
 
@@ -53,6 +55,9 @@ struct MigratorOptions {
   std::chrono::milliseconds write_drain_timeout = std::chrono::minutes(11);
   // Deadline of the health check of a node being added.
   std::chrono::milliseconds probe_timeout = std::chrono::seconds(5);
+  // How often an idle worker looks at the state in force, for migrations
+  // started or resumed by other web servers, or left by a runner that died.
+  std::chrono::milliseconds idle_poll = std::chrono::seconds(1);
 };
 
 // A snapshot of a migration, for the admin API.
@@ -64,9 +69,12 @@ struct MigrationProgress {
 // Runs membership changes and their migrations. Thread-safe.
 class Migrator {
  public:
-  // `cluster` and `store` must outlive the migrator; `cluster` holds the state
-  // last loaded from `store`.
-  Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options = {});
+  // `cluster`, `store` and `coordinator` must outlive the migrator; `cluster`
+  // holds the state last loaded from `store`. Without a coordinator the
+  // migrator takes this server to be the only one writing to the cluster
+  // (LocalMigrationCoordinator).
+  Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options = {},
+           MigrationCoordinator* coordinator = nullptr);
   ~Migrator();  // Stop()s
 
   // Starts the background worker; it resumes a migration the stored state
@@ -114,9 +122,9 @@ class Migrator {
   // OK if no migration is running or waiting to be resumed.
   absl::Status CheckIdle(const ClusterState& state) const;
   void Run();
-  // Waits for writes planned under earlier states to end (they may have missed
-  // the target's owners).
-  absl::Status DrainEarlierWrites();
+  // Waits for writes planned, on any web server, under states older than
+  // `state` to end (they may have missed the target's owners).
+  absl::Status DrainEarlierWrites(const ClusterState& state);
   // Calls `each` for every file of `partitions` on `node`, page by page.
   absl::Status ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,
                               const std::function<void(storage::StoredFile)>& each);
@@ -142,6 +150,8 @@ class Migrator {
   Cluster& cluster_;
   ClusterStateStore& store_;
   const MigratorOptions options_;
+  std::unique_ptr<MigrationCoordinator> own_coordinator_;  // when none was given
+  MigrationCoordinator* const coordinator_;
   Throttle throttle_;
 
   std::mutex publish_mu_;  // serializes changes of the stored state
