@@ -7,9 +7,12 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
+#include "etcd/etcd_client.h"
 #include "spdlog/spdlog.h"
+#include "storage/node_announcement.h"
 #include "storage/storage_engine.h"
 #include "storage/storage_service.h"
 
@@ -26,6 +29,9 @@ struct Flags {
   int max_threads = 256;
   int idle_timeout_s = 60;
   int shutdown_grace_s = 10;
+  std::string etcd;       // endpoints to announce the node at; empty: no announcement
+  std::string advertise;  // the address announced; default: the one bound
+  int announce_ttl_s = 10;
 };
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -68,6 +74,14 @@ int main(int argc, char** argv) {
   cli.add_option("--shutdown-grace", flags.shutdown_grace_s,
                  "seconds running calls get to finish on SIGINT/SIGTERM")
       ->check(CLI::Range(0, 3600));
+  cli.add_option("--etcd", flags.etcd,
+                 "etcd members HOST:PORT,... to announce this node at (its address and usage, "
+                 "under a lease), so web servers list it and can add it by id");
+  cli.add_option("--advertise", flags.advertise,
+                 "address HOST:PORT announced to web servers (default: the one bound)");
+  cli.add_option("--announce-ttl", flags.announce_ttl_s,
+                 "seconds the announcement outlives a node that died")
+      ->check(CLI::Range(2, 3600));
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
@@ -92,7 +106,29 @@ int main(int argc, char** argv) {
     if (!written.ok()) Fail("ready file: " + written.ToString());
   }
 
+  std::unique_ptr<streamgrid::etcd::EtcdClient> etcd_client;
+  std::unique_ptr<NodeAnnouncer> announcer;
+  if (!flags.etcd.empty()) {
+    auto client = streamgrid::etcd::EtcdClient::Create(
+        {.endpoints = absl::StrSplit(flags.etcd, ',', absl::SkipWhitespace())});
+    if (!client.ok()) Fail("--etcd: " + client.status().ToString());
+    etcd_client = *std::move(client);
+    const std::string node_id = flags.node_id.empty() ? address : flags.node_id;
+    const std::string advertised = flags.advertise.empty() ? address : flags.advertise;
+    StorageEngine* raw_engine = engine->get();
+    auto started = NodeAnnouncer::Start(*etcd_client,
+                                        {.node_id = node_id,
+                                         .address = advertised,
+                                         .lease_ttl = std::chrono::seconds(flags.announce_ttl_s)},
+                                        [raw_engine] { return raw_engine->Usage(); });
+    if (!started.ok()) Fail("announcing the node: " + started.status().ToString());
+    announcer = *std::move(started);
+    spdlog::info("announced as node {} at {} in etcd", node_id, advertised);
+  }
+
   spdlog::info("signal {} received, shutting down", signals.Wait());
+  // Withdrawn first: web servers stop offering a node that is going away.
+  if (announcer) announcer->Stop();
   (*server)->Shutdown(std::chrono::seconds(flags.shutdown_grace_s));
   server->reset();
   engine->reset();

@@ -247,7 +247,15 @@ int main(int argc, char** argv) {
         coordinator.get());
     migrator->Start();
   }
-  AdminServiceImpl admin_service(cluster_content.cluster.get(), migrator.get());
+  AdminServiceOptions admin_options;
+  if (etcd_client) {
+    // Storage nodes started with --etcd announce themselves there.
+    admin_options.announcements = [&etcd_client] {
+      return storage::ListNodeAnnouncements(*etcd_client, "/streamgrid/");
+    };
+  }
+  AdminServiceImpl admin_service(cluster_content.cluster.get(), migrator.get(),
+                                 std::move(admin_options));
   std::unique_ptr<AdminServer> admin_server;
   std::string admin_address;
   if (!flags.admin_listen.empty()) {

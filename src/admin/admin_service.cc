@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -61,6 +62,14 @@ grpc::Status AdminServiceImpl::NoCluster() const {
                       "it has no storage nodes to manage");
 }
 
+std::vector<storage::NodeAnnouncement> AdminServiceImpl::Announced() const {
+  if (!options_.announcements) return {};
+  absl::StatusOr<std::vector<storage::NodeAnnouncement>> announced = options_.announcements();
+  // Members are listed all the same; only "announced" and the available nodes
+  // are missing then.
+  return announced.ok() ? *std::move(announced) : std::vector<storage::NodeAnnouncement>{};
+}
+
 grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
                                          v1::ListNodesResponse* response) {
   if (!cluster_) return NoCluster();
@@ -68,37 +77,52 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext*, const v1::ListNod
   const Placement& current = state->current;
   const Placement* target = state->target ? &*state->target : nullptr;
   std::vector<ClusterNode> nodes = cluster_->AllNodes();
+  const size_t members = nodes.size();
+  std::map<std::string, storage::NodeAnnouncement> announced;
+  for (storage::NodeAnnouncement& a : Announced()) announced[a.node_id] = std::move(a);
+  for (const auto& [id, a] : announced) {
+    if (!cluster_->Node(id)) nodes.push_back({.id = id, .address = a.address});
+  }
   // Ask every node at once: one that does not answer costs its deadline once.
   std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> health;
   for (const ClusterNode& node : nodes) {
     health.push_back(std::async(std::launch::async, [this, node] {
-      storage::StorageClient client(node.channel, {.call_timeout = options_.health_timeout});
-      return client.Health();
+      storage::StorageClientOptions client_options{.call_timeout = options_.health_timeout};
+      std::unique_ptr<storage::StorageClient> client =
+          node.channel ? std::make_unique<storage::StorageClient>(node.channel, client_options)
+                       : std::make_unique<storage::StorageClient>(node.address, client_options);
+      return client->Health();
     }));
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
     const ClusterNode& node = nodes[i];
+    const bool member = i < members;
     v1::Node* out = response->add_nodes();
     out->set_id(node.id);
     out->set_address(node.address);
-    const bool in_current = current.IndexOf(node.id).has_value();
-    const bool in_target = target && target->IndexOf(node.id).has_value();
-    const Placement& placement = in_current ? current : *target;
-    out->set_weight(placement.node(*placement.IndexOf(node.id)).weight);
-    if (target && !in_current) {
-      out->set_state(v1::NODE_STATE_JOINING);
-    } else if (target && !in_target) {
-      out->set_state(v1::NODE_STATE_LEAVING);
+    out->set_announced(announced.contains(node.id));
+    if (member) {
+      const bool in_current = current.IndexOf(node.id).has_value();
+      const bool in_target = target && target->IndexOf(node.id).has_value();
+      const Placement& placement = in_current ? current : *target;
+      out->set_weight(placement.node(*placement.IndexOf(node.id)).weight);
+      if (target && !in_current) {
+        out->set_state(v1::NODE_STATE_JOINING);
+      } else if (target && !in_target) {
+        out->set_state(v1::NODE_STATE_LEAVING);
+      } else {
+        out->set_state(v1::NODE_STATE_ACTIVE);
+      }
+      out->set_share_of_keyspace(current.ShareOfKeyspace(node.id));
+      out->set_target_share_of_keyspace(target ? target->ShareOfKeyspace(node.id)
+                                               : current.ShareOfKeyspace(node.id));
     } else {
-      out->set_state(v1::NODE_STATE_ACTIVE);
+      out->set_state(v1::NODE_STATE_AVAILABLE);
     }
-    out->set_share_of_keyspace(current.ShareOfKeyspace(node.id));
-    out->set_target_share_of_keyspace(target ? target->ShareOfKeyspace(node.id)
-                                             : current.ShareOfKeyspace(node.id));
     absl::StatusOr<storage::NodeHealth> h = health[i].get();
     out->set_reachable(h.ok());
     if (h.ok()) {
-      cluster_->MarkSuccess(node.id);
+      if (member) cluster_->MarkSuccess(node.id);
       out->set_files(h->files);
       out->set_bytes_used(h->bytes_used);
       out->set_free_bytes(h->free_bytes);
@@ -134,6 +158,16 @@ grpc::Status AdminServiceImpl::AddNode(grpc::ServerContext* context,
                                        v1::MembershipChangeResponse* response) {
   if (!migrator_) return NoCluster();
   RingNode node{.id = request->id(), .address = request->address(), .weight = request->weight()};
+  // A node announced in etcd is added by its id, or by its address under the
+  // id it announces.
+  for (const storage::NodeAnnouncement& a : Announced()) {
+    if (node.address == a.node_id && node.address.find(':') == std::string::npos) {
+      node.address = a.address;
+      if (node.id.empty()) node.id = a.node_id;
+    } else if (node.address == a.address && node.id.empty()) {
+      node.id = a.node_id;
+    }
+  }
   return Finish(context, migrator_->AddNode(std::move(node)), request->wait(), response);
 }
 

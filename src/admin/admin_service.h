@@ -4,14 +4,17 @@
 // and migrations, over gRPC.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cluster/cluster.h"
 #include "grpcpp/server.h"
 #include "migration/migrator.h"
 #include "proto/admin.grpc.pb.h"
+#include "storage/node_announcement.h"
 
 namespace streamgrid {
 
@@ -20,6 +23,9 @@ struct AdminServiceOptions {
   std::chrono::milliseconds health_timeout = std::chrono::seconds(2);
   // The longest a `wait` call waits for its migration, whatever its deadline.
   std::chrono::hours max_wait = std::chrono::hours(24);
+  // The storage nodes announced in etcd now (ListNodeAnnouncements); null
+  // without etcd.
+  std::function<absl::StatusOr<std::vector<storage::NodeAnnouncement>>()> announcements;
 };
 
 // AdminService over a live Cluster and its Migrator. Without them (the web
@@ -44,6 +50,8 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
 
  private:
   grpc::Status NoCluster() const;
+  // options_.announcements(), empty without it or when etcd does not answer.
+  std::vector<storage::NodeAnnouncement> Announced() const;
   // Answers with `started`, or with the end of its migration when `wait`.
   grpc::Status Finish(grpc::ServerContext* context, absl::StatusOr<MigrationProgress> started,
                       bool wait, admin::v1::MembershipChangeResponse* response);

@@ -24,7 +24,8 @@ using testing::TestNodes;
 // An AdminServer on an ephemeral port and a stub talking to it.
 class AdminHarness {
  public:
-  AdminHarness(Cluster* cluster, Migrator* migrator) : service_(cluster, migrator) {
+  AdminHarness(Cluster* cluster, Migrator* migrator, AdminServiceOptions options = {})
+      : service_(cluster, migrator, std::move(options)) {
     auto server = AdminServer::Start("127.0.0.1:0", service_);
     EXPECT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -125,6 +126,69 @@ TEST(AdminServiceTest, ListsNodesWithStateReachabilityAndShares) {
   grpc::Status refused = admin.stub().RemoveNode(AdminHarness::Context().get(), remove, &change);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(refused.error_message(), HasSubstr("in progress"));
+}
+
+}  // namespace
+}  // namespace streamgrid
+
+namespace streamgrid {
+namespace {
+
+TEST(AdminServiceTest, OffersAnnouncedNodesAndAddsOneByItsId) {
+  TestNodes nodes(4);
+  TempDir dir;
+  auto store = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
+  ASSERT_TRUE(store.ok());
+  std::vector<RingNode> first_three = nodes.RingNodes();
+  first_three.pop_back();
+  ClusterState state{.current = *Placement::Create(first_three, 2)};
+  state.revision = *(*store)->Save(state, 0);
+  Cluster cluster(state);
+  Migrator migrator(cluster, **store);  // not started: the change stays pending
+  // What etcd would list: node0 (a member) and node3 (not yet one) announce
+  // themselves; node1 and node2 run without --etcd.
+  std::vector<storage::NodeAnnouncement> announced = {
+      {.node_id = nodes.id(0), .address = nodes.address(0)},
+      {.node_id = nodes.id(3), .address = nodes.address(3)},
+  };
+  AdminHarness admin(
+      &cluster, &migrator,
+      {.announcements = [&]() -> absl::StatusOr<std::vector<storage::NodeAnnouncement>> {
+        return announced;
+      }});
+
+  v1::ListNodesResponse listed;
+  ASSERT_TRUE(admin.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  ASSERT_EQ(listed.nodes_size(), 4);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(listed.nodes(i).state(), v1::NODE_STATE_ACTIVE);
+    EXPECT_EQ(listed.nodes(i).announced(), i == 0) << listed.nodes(i).id();
+  }
+  const v1::Node& offered = listed.nodes(3);
+  EXPECT_EQ(offered.id(), nodes.id(3));
+  EXPECT_EQ(offered.address(), nodes.address(3));
+  EXPECT_EQ(offered.state(), v1::NODE_STATE_AVAILABLE);
+  EXPECT_TRUE(offered.announced());
+  EXPECT_TRUE(offered.reachable()) << offered.error();
+  EXPECT_EQ(offered.share_of_keyspace(), 0);
+
+  // An id that nobody announces is not an address.
+  v1::AddNodeRequest add;
+  add.set_address("node9");
+  v1::MembershipChangeResponse change;
+  grpc::Status status = admin.stub().AddNode(AdminHarness::Context().get(), add, &change);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("HOST:PORT"));
+
+  // The announced id is enough.
+  add.set_address(nodes.id(3));
+  status = admin.stub().AddNode(AdminHarness::Context().get(), add, &change);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(change.migration().description(), "add node " + nodes.id(3));
+  ASSERT_TRUE(cluster.state()->target.has_value());
+  auto index = cluster.state()->target->IndexOf(nodes.id(3));
+  ASSERT_TRUE(index.has_value());
+  EXPECT_EQ(cluster.state()->target->node(*index).address, nodes.address(3));
 }
 
 }  // namespace

@@ -355,9 +355,12 @@ std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& a
 
   CLI::App* add = app.add_subcommand("add", "add a storage node and migrate its share to it");
   add_server(add);
-  add->add_option("node-address", options.node_address, "HOST:PORT of a running streamgrid-storage")
+  add->add_option("node-address", options.node_address,
+                  "HOST:PORT of a running streamgrid-storage, or the id of one that announces "
+                  "itself in etcd (listed as available)")
       ->required();
-  add->add_option("--id", options.node_id, "the node's id (default: its address)");
+  add->add_option("--id", options.node_id,
+                  "the node's id (default: the id it announces in etcd, else its address)");
   add->add_option("--weight", options.weight, "relative capacity (default 1)")
       ->check(CLI::NonNegativeNumber);
   add_no_wait(add);

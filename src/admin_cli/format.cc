@@ -103,6 +103,8 @@ std::string_view NodeStateName(v1::NodeState state) {
       return "joining";
     case v1::NODE_STATE_LEAVING:
       return "leaving";
+    case v1::NODE_STATE_AVAILABLE:
+      return "available";
     default:
       return "unknown";
   }
@@ -146,10 +148,12 @@ std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
     const bool up = node.reachable();
     std::string share = Percent(node.share_of_keyspace());
     if (migrating) share += " → " + Percent(node.target_share_of_keyspace());
+    const bool member = node.state() != v1::NODE_STATE_AVAILABLE;
     rows.push_back({node.id(), node.address(), std::string(NodeStateName(node.state())),
                     up ? "up" : "down", up ? absl::StrCat(node.files()) : "-",
                     up ? HumanBytes(node.bytes_used()) : "-",
-                    up ? HumanBytes(node.free_bytes()) : "-", share, Weight(node.weight())});
+                    up ? HumanBytes(node.free_bytes()) : "-", member ? share : "-",
+                    member ? Weight(node.weight()) : "-"});
   }
 
   std::vector<size_t> widths(kCount, 0);
@@ -259,6 +263,7 @@ nlohmann::json NodesToJson(const v1::ListNodesResponse& nodes) {
                     {"weight", node.weight()},
                     {"state", NodeStateName(node.state())},
                     {"reachable", node.reachable()},
+                    {"announced", node.announced()},
                     {"error", node.error()},
                     {"files", node.files()},
                     {"bytes_used", node.bytes_used()},

@@ -21,9 +21,9 @@ absl::StatusOr<std::unique_ptr<Registration>> Registration::Create(
     if (written.ok()) break;
     if (std::chrono::steady_clock::now() + backoff >= deadline) {
       registration->Stop();  // revokes a lease granted by a half-done attempt
-      return absl::Status(written.code(), absl::StrCat("cannot register ",
-                                                       registration->options_.key, " in etcd: ",
-                                                       written.message()));
+      return absl::Status(written.code(),
+                          absl::StrCat("cannot register ", registration->options_.key,
+                                       " in etcd: ", written.message()));
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, registration->options_.max_backoff);

@@ -94,12 +94,12 @@ class Registration {
   std::condition_variable wake_;
   bool stopping_ = false;
   bool abandoned_ = false;
-  std::string value_;           // the value wanted
-  std::string written_;         // the value last written
-  bool dirty_ = true;           // value_ not yet written under the current lease
+  std::string value_;             // the value wanted
+  std::string written_;           // the value last written
+  bool dirty_ = true;             // value_ not yet written under the current lease
   std::unique_ptr<Lease> lease_;  // null after a loss until a new one is granted
-  uint64_t generation_ = 0;     // of lease_
-  bool lost_ = false;           // lease_ was reported lost
+  uint64_t generation_ = 0;       // of lease_
+  bool lost_ = false;             // lease_ was reported lost
   bool registered_ = false;
   std::thread thread_;
 };

@@ -52,8 +52,7 @@ class RegistrationTest : public SharedEtcdClusterTest {
 };
 
 TEST_F(RegistrationTest, WritesUnderALeaseUpdatesAndVanishesOnStop) {
-  auto registration =
-      Registration::Create(*client_, {.key = "reg/a", .value = "v1", .ttl = 5s});
+  auto registration = Registration::Create(*client_, {.key = "reg/a", .value = "v1", .ttl = 5s});
   ASSERT_TRUE(registration.ok()) << registration.status();
   Registration& r = **registration;
   EXPECT_TRUE(r.registered());
@@ -74,7 +73,7 @@ TEST_F(RegistrationTest, WritesUnderALeaseUpdatesAndVanishesOnStop) {
   EXPECT_FALSE(r.registered());
   EXPECT_EQ(r.lease_id(), 0);
   EXPECT_FALSE(Read("reg/a").has_value());  // revoked, not left to expire
-  r.Stop();  // idempotent
+  r.Stop();                                 // idempotent
 }
 
 TEST_F(RegistrationTest, ADeadProcessesKeyExpiresWithItsLease) {
@@ -89,10 +88,9 @@ TEST_F(RegistrationTest, RegistersAgainAfterItsLeaseIsLost) {
   std::atomic<int> lost = 0;
   std::atomic<int> restored = 0;
   auto registration = Registration::Create(
-      *client_, {.key = "reg/again",
-                 .value = "v",
-                 .ttl = 3s,
-                 .on_change = [&](bool registered) { ++(registered ? restored : lost); }});
+      *client_, {.key = "reg/again", .value = "v", .ttl = 3s, .on_change = [&](bool registered) {
+                   ++(registered ? restored : lost);
+                 }});
   ASSERT_TRUE(registration.ok()) << registration.status();
   Registration& r = **registration;
   const int64_t first_lease = r.lease_id();

@@ -132,8 +132,9 @@ void EtcdMigrationCoordinator::Report() {
     }
     const uint64_t revision = cluster_->state()->revision;
     if (cluster_->WaitForEarlierWrites(std::chrono::milliseconds(0))) drained = revision;
-    registration_->Set(ToJson(
-        {.server_id = options_.server_id, .state_revision = revision, .drained_revision = drained}));
+    registration_->Set(ToJson({.server_id = options_.server_id,
+                               .state_revision = revision,
+                               .drained_revision = drained}));
     std::unique_lock lock(mu_);
     wake_.wait_for(lock, options_.poll_interval, [&] { return stopping_ || needs_reload_; });
   }
@@ -176,9 +177,9 @@ absl::Status EtcdMigrationCoordinator::AwaitWritesDrained(uint64_t revision,
     }
     if (stopping && stopping()) return absl::CancelledError("stopping");
     if (std::chrono::steady_clock::now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "web servers have not finished the writes begun before cluster state ", revision,
-          ": waiting for ", waiting_for));
+      return absl::DeadlineExceededError(
+          absl::StrCat("web servers have not finished the writes begun before cluster state ",
+                       revision, ": waiting for ", waiting_for));
     }
     std::this_thread::sleep_for(options_.poll_interval);
   }

@@ -106,13 +106,13 @@ class EtcdMigrationCoordinator final : public MigrationCoordinator {
   const EtcdMigrationCoordinatorOptions options_;
   std::unique_ptr<etcd::Registration> registration_;
 
-  Cluster* cluster_ = nullptr;   // set once by Attach
+  Cluster* cluster_ = nullptr;  // set once by Attach
   std::function<void()> reload_;
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;          // guarded by mu_
-  bool needs_reload_ = false;      // guarded by mu_: the registration changed
-  uint64_t losses_ = 0;            // guarded by mu_: registrations lost so far
+  bool stopping_ = false;      // guarded by mu_
+  bool needs_reload_ = false;  // guarded by mu_: the registration changed
+  uint64_t losses_ = 0;        // guarded by mu_: registrations lost so far
   std::thread reporter_;
   std::atomic<int64_t> runner_lease_{0};  // the lease the runner key was put under by us
 };

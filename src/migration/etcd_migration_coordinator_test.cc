@@ -35,11 +35,9 @@ using namespace std::chrono_literals;
 // cluster state, following it, with its own content service and migrator.
 class WebServer {
  public:
-  WebServer(etcd::EtcdClient& client, std::string prefix, std::string id)
-      : store_(client, prefix) {
+  WebServer(etcd::EtcdClient& client, std::string prefix, std::string id) : store_(client, prefix) {
     auto coordinator = EtcdMigrationCoordinator::Create(
-        client, {.server_id = id, .key_prefix = prefix, .lease_ttl = 3s,
-                 .poll_interval = 20ms});
+        client, {.server_id = id, .key_prefix = prefix, .lease_ttl = 3s, .poll_interval = 20ms});
     EXPECT_TRUE(coordinator.ok()) << coordinator.status();
     coordinator_ = *std::move(coordinator);
     auto loaded = store_.Load();
@@ -50,8 +48,8 @@ class WebServer {
     follower_->Start();
     coordinator_->Attach(*cluster_, [this] { follower_->Reload(); });
     migrator_ = std::make_unique<Migrator>(
-        *cluster_, store_,
-        MigratorOptions{.retry_backoff = 100ms, .idle_poll = 50ms}, coordinator_.get());
+        *cluster_, store_, MigratorOptions{.retry_backoff = 100ms, .idle_poll = 50ms},
+        coordinator_.get());
     migrator_->Start();
   }
   ~WebServer() {
@@ -256,11 +254,8 @@ TEST_F(EtcdMigrationCoordinatorTest, AwaitingAServerThatDoesNotDrainTimesOutNami
   WebServer a(*client_, prefix_, "a");
   WebServer b(*client_, prefix_, "b");
   const uint64_t revision = a.cluster().state()->revision;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return a.coordinator().AwaitWritesDrained(revision, 10ms, {}).ok();
-      },
-      15s));
+  ASSERT_TRUE(
+      WaitFor([&] { return a.coordinator().AwaitWritesDrained(revision, 10ms, {}).ok(); }, 15s));
   absl::Status status = a.coordinator().AwaitWritesDrained(revision + 1000, 200ms, {});
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr("a (drained"));

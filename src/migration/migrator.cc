@@ -64,7 +64,8 @@ Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions o
     : cluster_(cluster),
       store_(store),
       options_(options),
-      own_coordinator_(coordinator ? nullptr : std::make_unique<LocalMigrationCoordinator>(cluster)),
+      own_coordinator_(coordinator ? nullptr
+                                   : std::make_unique<LocalMigrationCoordinator>(cluster)),
       coordinator_(coordinator ? coordinator : own_coordinator_.get()),
       throttle_(options.max_bytes_per_second) {}
 

@@ -128,7 +128,7 @@ before(async () => {
   scratch = await tempDir();
   etcd = await startEtcdCluster(3);
   nodes.push(...await Promise.all([0, 1, 2].map((i) =>
-    startStorage({ dataDir: path.join(scratch, `node${i}`) }))));
+    startStorage({ dataDir: path.join(scratch, `node${i}`), etcd: etcd.endpoints.join(',') }))));
   // One after the other: the first seeds the cluster state in etcd, the
   // second finds it there.
   await startServer('A');
@@ -145,17 +145,40 @@ after(async () => {
   await etcd?.stopAll();
 });
 
-test('a node added through one server is used by the other within a second', async () => {
+test('a node announced in etcd and added by its id through one server is used by the other within a second', async () => {
   const { A, B } = servers;
   const beforeAdd = await listNodes(B);
   assert.equal(beforeAdd.nodes.length, 3);
-  nodes.push(await startStorage({ dataDir: path.join(scratch, 'node3') }));
+  for (const node of beforeAdd.nodes) {
+    assert.equal(node.state, 'active');
+    assert.equal(node.announced, true, `member ${node.id} announced`);
+  }
+  nodes.push(await startStorage({
+    dataDir: path.join(scratch, 'node3'), nodeId: 'node3', etcd: etcd.endpoints.join(','),
+  }));
+  // Both servers offer the running node, announced in etcd, as available.
+  for (const server of [A, B]) {
+    const offered = await waitFor(async () => {
+      const listed = await listNodes(server);
+      return listed.nodes.find((n) => n.id === 'node3') || null;
+    }, { timeoutMs: 10000, what: 'node3 to be listed as available' });
+    assert.equal(offered.state, 'available');
+    assert.equal(offered.address, nodes[3].address);
+    assert.equal(offered.reachable, true);
+    assert.equal(offered.announced, true);
+  }
+  const text = await cli('list', A.admin);
+  assert.match(text.stdout, /node3\s+\S+\s+available\s+up/);
 
-  const added = await cli('add', A.admin, nodes[3].address);
+  // Added by its id alone: the server takes the announced address.
+  const added = await cli('add', A.admin, 'node3');
   const addedAt = Date.now();
   assert.equal(added.code, 0, added.stderr);
   const onA = await listNodes(A);
   assert.equal(onA.nodes.length, 4);
+  const joined = onA.nodes.find((n) => n.id === 'node3');
+  assert.equal(joined?.address, nodes[3].address);
+  assert.equal(joined?.state, 'active');
   assert.ok(onA.placement_version > beforeAdd.placement_version);
 
   // B puts the new placement in force on its own, from its watch of the

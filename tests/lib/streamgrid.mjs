@@ -106,7 +106,7 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
  * `restart()` starts it again on the same address and data directory (retrying
  * a bounded number of times in case the port is briefly taken).
  */
-export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId } = {}) {
+export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-storage-'));
   await mkdir(dataDir, { recursive: true });
   const binary = path.join(buildDir, 'cmd/storage/streamgrid-storage');
@@ -118,6 +118,8 @@ export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId } =
     const args = ['--listen', address, '--data-dir', path.join(dataDir, 'data'),
       '--ready-file', readyFile];
     if (nodeId) args.push('--node-id', nodeId);
+    // Announce the node in etcd (endpoints "host:port,...").
+    if (etcd) args.push('--etcd', etcd, '--announce-ttl', '3');
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
