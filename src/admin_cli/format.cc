@@ -141,6 +141,10 @@ std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
   constexpr size_t kCount = std::size(kColumns);
 
   const bool migrating = Migrating(nodes);
+  // Nodes announce themselves only where the cluster uses etcd: say which do
+  // not only then.
+  const bool announcing = std::any_of(nodes.nodes().begin(), nodes.nodes().end(),
+                                      [](const v1::Node& node) { return node.announced(); });
   std::vector<std::vector<std::string>> rows;
   rows.emplace_back();
   for (const Column& column : kColumns) rows.back().emplace_back(column.title);
@@ -177,6 +181,11 @@ std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
       if (!node.reachable()) {
         absl::StrAppend(&out, "    error: ", node.error().empty() ? "no answer" : node.error(),
                         "\n");
+      }
+      if (announcing && !node.announced()) {
+        absl::StrAppend(&out,
+                        "    not announced in etcd: its process is down, cut off from etcd, or "
+                        "started without --etcd\n");
       }
     }
   }

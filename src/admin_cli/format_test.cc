@@ -83,6 +83,31 @@ TEST(AdminNodeTableTest, AlignsColumnsAndEndsWithTheSummary) {
             "replication factor 2, placement version 7\n");
 }
 
+TEST(AdminNodeTableTest, ShowsAvailableNodesAndMembersThatDoNotAnnounceThemselves) {
+  v1::ListNodesResponse nodes;
+  nodes.set_replication_factor(1);
+  nodes.set_placement_version(2);
+  v1::Node announced = MakeNode("a:1", v1::NODE_STATE_ACTIVE, 0.5, 0.5);
+  announced.set_announced(true);
+  *nodes.add_nodes() = announced;
+  *nodes.add_nodes() = MakeNode("b:1", v1::NODE_STATE_ACTIVE, 0.5, 0.5);
+  v1::Node available = MakeNode("c:1", v1::NODE_STATE_AVAILABLE, 0, 0);
+  available.set_announced(true);
+  available.set_weight(0);
+  *nodes.add_nodes() = available;
+
+  EXPECT_EQ(FormatNodeTable(nodes),
+            "ID   ADDRESS  STATE      REACHABLE  FILES     USED      FREE  SHARE  WEIGHT\n"
+            "a:1  a:1      active     up          1234  1.5 GiB  10.0 GiB  50.0%       1\n"
+            "b:1  b:1      active     up          1234  1.5 GiB  10.0 GiB  50.0%       1\n"
+            "    not announced in etcd: its process is down, cut off from etcd, or started "
+            "without --etcd\n"
+            "c:1  c:1      available  up          1234  1.5 GiB  10.0 GiB      -       -\n"
+            "replication factor 1, placement version 2\n");
+  EXPECT_EQ(NodesToJson(nodes)["nodes"][2]["state"], "available");
+  EXPECT_EQ(NodesToJson(nodes)["nodes"][2]["announced"], true);
+}
+
 TEST(AdminNodeTableTest, ShowsTargetSharesDuringAMigration) {
   v1::ListNodesResponse nodes;
   *nodes.add_nodes() = MakeNode("a:1", v1::NODE_STATE_ACTIVE, 1.0 / 3, 0.25);

@@ -111,7 +111,12 @@ test('uploads acknowledged while the leader is killed are kept and play', async 
   const firstAfter = accepted.find((r) => r.at > killedAt);
   assert.ok(firstAfter, 'an upload succeeded after the leader was killed');
   assert.ok(firstAfter.at - killedAt < 30000, `first success ${firstAfter.at - killedAt} ms after`);
-  for (const r of accepted) await expectPlayable(r.id);
+  const listed = (await (await fetch(`${web.url}/api/videos?limit=1000`)).json()).videos
+    .map((v) => v.id);
+  for (const r of accepted) {
+    assert.ok(listed.includes(r.id), `acknowledged upload ${r.id} is listed`);
+    await expectPlayable(r.id);
+  }
   await etcd.restart(leader);
   await etcd.waitHealthy(leader);
 });
