@@ -121,9 +121,8 @@ int main(int argc, char** argv) {
                                          .address = advertised,
                                          .lease_ttl = std::chrono::seconds(flags.announce_ttl_s)},
                                         [raw_engine] { return raw_engine->Usage(); });
-    if (!started.ok()) Fail("announcing the node: " + started.status().ToString());
+    if (!started.ok()) Fail("--etcd: " + started.status().ToString());
     announcer = *std::move(started);
-    spdlog::info("announced as node {} at {} in etcd", node_id, advertised);
   }
 
   spdlog::info("signal {} received, shutting down", signals.Wait());

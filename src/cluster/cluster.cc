@@ -30,8 +30,10 @@ std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the timeout of a
+  // connection attempt, and a short one can keep a channel failing every
+  // attempt after the node is back.
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -89,23 +89,25 @@ absl::StatusOr<std::unique_ptr<NodeAnnouncer>> NodeAnnouncer::Start(
   if (options.node_id.empty() || options.address.empty()) {
     return absl::InvalidArgumentError("a node announcement needs a node id and an address");
   }
-  std::unique_ptr<NodeAnnouncer> announcer(new NodeAnnouncer(std::move(options), std::move(usage)));
-  const NodeAnnouncerOptions& o = announcer->options_;
-  absl::StatusOr<std::unique_ptr<etcd::Registration>> registration =
-      etcd::Registration::Create(client, {.key = NodeAnnouncementKey(o.key_prefix, o.node_id),
-                                          .value = ToJson(announcer->Current()),
-                                          .ttl = o.lease_ttl});
-  if (!registration.ok()) return registration.status();
-  announcer->registration_ = *std::move(registration);
+  std::unique_ptr<NodeAnnouncer> announcer(
+      new NodeAnnouncer(client, std::move(options), std::move(usage)));
   announcer->thread_ = std::thread([raw = announcer.get()] { raw->Run(); });
   return announcer;
 }
 
-NodeAnnouncer::NodeAnnouncer(NodeAnnouncerOptions options,
+NodeAnnouncer::NodeAnnouncer(etcd::EtcdClient& client, NodeAnnouncerOptions options,
                              std::function<absl::StatusOr<StorageUsage>()> usage)
-    : options_(std::move(options)), usage_(std::move(usage)), started_unix_ms_(NowUnixMs()) {}
+    : client_(client),
+      options_(std::move(options)),
+      usage_(std::move(usage)),
+      started_unix_ms_(NowUnixMs()) {}
 
 NodeAnnouncer::~NodeAnnouncer() { Stop(); }
+
+bool NodeAnnouncer::announced() const {
+  std::lock_guard lock(mu_);
+  return registration_ && registration_->registered();
+}
 
 NodeAnnouncement NodeAnnouncer::Current() {
   NodeAnnouncement announcement{.node_id = options_.node_id,
@@ -123,14 +125,32 @@ NodeAnnouncement NodeAnnouncer::Current() {
   return announcement;
 }
 
+bool NodeAnnouncer::Sleep(std::chrono::milliseconds duration) {
+  std::unique_lock lock(mu_);
+  return !wake_.wait_for(lock, duration, [&] { return stopping_; });
+}
+
 void NodeAnnouncer::Run() {
+  const std::string key = NodeAnnouncementKey(options_.key_prefix, options_.node_id);
+  // First the registration itself: each attempt is bounded, so Stop() waits
+  // at most one attempt.
+  std::chrono::milliseconds backoff(200);
   while (true) {
-    {
-      std::unique_lock lock(mu_);
-      if (wake_.wait_for(lock, options_.usage_interval, [&] { return stopping_; })) return;
+    absl::StatusOr<std::unique_ptr<etcd::Registration>> made = etcd::Registration::Create(
+        client_, {.key = key, .value = ToJson(Current()), .ttl = options_.lease_ttl},
+        std::chrono::seconds(3));
+    if (made.ok()) {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;  // the registration withdraws itself as it goes
+      registration_ = *std::move(made);
+      break;
     }
-    registration_->Set(ToJson(Current()));
+    spdlog::warn("cannot announce the node in etcd yet: {}", made.status().ToString());
+    if (!Sleep(backoff)) return;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
+  spdlog::info("announced as node {} at {} in etcd", options_.node_id, options_.address);
+  while (Sleep(options_.usage_interval)) registration_->Set(ToJson(Current()));
 }
 
 void NodeAnnouncer::Stop() {
@@ -140,7 +160,12 @@ void NodeAnnouncer::Stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (registration_) registration_->Stop();
+  std::unique_ptr<etcd::Registration> registration;
+  {
+    std::lock_guard lock(mu_);
+    registration = std::move(registration_);
+  }
+  if (registration) registration->Stop();
 }
 
 }  // namespace streamgrid::storage

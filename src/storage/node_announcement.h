@@ -55,11 +55,14 @@ struct NodeAnnouncerOptions {
 };
 
 // Keeps one node's announcement in etcd while the node runs. Thread-safe.
+//
+// A node serves its files whether or not etcd answers: the announcement is
+// made in the background, retried until etcd takes it, and kept up to date.
 class NodeAnnouncer {
  public:
-  // Announces the node (failing if etcd does not take it) and starts the
-  // usage refresh; `usage` is called on the announcer's thread. INVALID_ARGUMENT
-  // for an empty node id or address. `client` must outlive the announcer.
+  // Starts announcing in the background; `usage` is called on the
+  // announcer's thread. INVALID_ARGUMENT for an empty node id or address.
+  // `client` must outlive the announcer.
   static absl::StatusOr<std::unique_ptr<NodeAnnouncer>> Start(
       etcd::EtcdClient& client, NodeAnnouncerOptions options,
       std::function<absl::StatusOr<StorageUsage>()> usage);
@@ -67,21 +70,29 @@ class NodeAnnouncer {
   // Stop().
   ~NodeAnnouncer();
 
-  // Ends the refresh and withdraws the announcement at once. Idempotent.
+  // Whether the announcement is in etcd now.
+  bool announced() const;
+
+  // Ends the refresh and withdraws the announcement at once (within a few
+  // seconds when etcd does not answer). Idempotent.
   void Stop();
 
  private:
-  NodeAnnouncer(NodeAnnouncerOptions options, std::function<absl::StatusOr<StorageUsage>()> usage);
+  NodeAnnouncer(etcd::EtcdClient& client, NodeAnnouncerOptions options,
+                std::function<absl::StatusOr<StorageUsage>()> usage);
   NodeAnnouncement Current();
   void Run();
+  // Sleeps up to `duration`; false if Stop() came first.
+  bool Sleep(std::chrono::milliseconds duration);
 
+  etcd::EtcdClient& client_;
   const NodeAnnouncerOptions options_;
   const std::function<absl::StatusOr<StorageUsage>()> usage_;
   const int64_t started_unix_ms_;
-  std::unique_ptr<etcd::Registration> registration_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  bool stopping_ = false;                             // guarded by mu_
+  std::unique_ptr<etcd::Registration> registration_;  // guarded by mu_; null until made
   std::thread thread_;
 };
 

@@ -70,6 +70,7 @@ TEST_F(NodeAnnouncerTest, AnnouncesTheNodeKeepsItsUsageCurrentAndWithdrawsOnStop
       [&] { return (*engine)->Usage(); });
   ASSERT_TRUE(announcer.ok()) << announcer.status();
 
+  ASSERT_TRUE(WaitFor([&] { return (*announcer)->announced(); }, 15s));
   std::vector<NodeAnnouncement> listed = Listed();
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].node_id, "n1");
@@ -98,6 +99,40 @@ TEST_F(NodeAnnouncerTest, AnnouncesTheNodeKeepsItsUsageCurrentAndWithdrawsOnStop
   (*announcer)->Stop();
   listed = Listed();
   EXPECT_TRUE(listed.empty());
+}
+
+TEST(NodeAnnouncerOutageTest, ANodeStartedWhileEtcdIsDownAnnouncesItselfOnceItIsBack) {
+  auto cluster = etcd::testing::EtcdTestCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  ASSERT_TRUE((*cluster)->Stop(0).ok());
+  auto client =
+      etcd::EtcdClient::Create({.endpoints = (*cluster)->client_endpoints(), .call_timeout = 1s});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto announcer = NodeAnnouncer::Start(**client, {.node_id = "late", .address = "127.0.0.1:9"},
+                                        [] { return StorageUsage{.files = 4}; });
+  ASSERT_TRUE(announcer.ok()) << announcer.status();
+  EXPECT_FALSE((*announcer)->announced());
+
+  ASSERT_TRUE((*cluster)->Restart(0).ok());
+  ASSERT_TRUE((*cluster)->WaitHealthy(0).ok());
+  ASSERT_TRUE(WaitFor([&] { return (*announcer)->announced(); }, 30s));
+  auto listed = ListNodeAnnouncements(**client, "/streamgrid/");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].node_id, "late");
+  EXPECT_EQ((*listed)[0].usage.files, 4u);
+}
+
+TEST(NodeAnnouncerOutageTest, StopIsPromptWhileEtcdDoesNotAnswer) {
+  auto client = etcd::EtcdClient::Create({.endpoints = {"127.0.0.1:1"}, .call_timeout = 500ms});
+  ASSERT_TRUE(client.ok());
+  auto announcer = NodeAnnouncer::Start(**client, {.node_id = "n", .address = "127.0.0.1:9"}, {});
+  ASSERT_TRUE(announcer.ok()) << announcer.status();
+  const auto start = std::chrono::steady_clock::now();
+  (*announcer)->Stop();
+  // One registration attempt is bounded by a few seconds.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_FALSE((*announcer)->announced());
 }
 
 TEST_F(NodeAnnouncerTest, RejectsAnAnnouncementWithoutIdOrAddress) {
