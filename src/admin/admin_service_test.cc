@@ -47,6 +47,27 @@ class AdminHarness {
   std::unique_ptr<v1::AdminService::Stub> stub_;
 };
 
+// A cluster of the first three of `nodes` (R = 2), its state in SQLite, and a
+// migrator that is not started, so a change stays pending.
+struct PendingCluster {
+  explicit PendingCluster(TestNodes& nodes) {
+    auto opened = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    store = *std::move(opened);
+    std::vector<RingNode> first_three = nodes.RingNodes();
+    first_three.pop_back();
+    ClusterState state{.current = *Placement::Create(first_three, 2)};
+    state.revision = *store->Save(state, 0);
+    cluster = std::make_unique<Cluster>(state);
+    migrator = std::make_unique<Migrator>(*cluster, *store);
+  }
+
+  TempDir dir;
+  std::unique_ptr<ClusterStateStore> store;
+  std::unique_ptr<Cluster> cluster;
+  std::unique_ptr<Migrator> migrator;
+};
+
 TEST(AdminServiceTest, WithoutAClusterEveryCallSaysSo) {
   AdminHarness admin(nullptr, nullptr);
   v1::ListNodesResponse nodes;
@@ -62,15 +83,9 @@ TEST(AdminServiceTest, WithoutAClusterEveryCallSaysSo) {
 
 TEST(AdminServiceTest, ListsNodesWithStateReachabilityAndShares) {
   TestNodes nodes(4);
-  TempDir dir;
-  auto store = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
-  ASSERT_TRUE(store.ok());
-  std::vector<RingNode> first_three = nodes.RingNodes();
-  first_three.pop_back();
-  ClusterState state{.current = *Placement::Create(first_three, 2)};
-  state.revision = *(*store)->Save(state, 0);
-  Cluster cluster(state);
-  Migrator migrator(cluster, **store);  // not started: the change stays pending
+  PendingCluster pending(nodes);
+  Cluster& cluster = *pending.cluster;
+  Migrator& migrator = *pending.migrator;
   AdminHarness admin(&cluster, &migrator);
 
   v1::ListNodesResponse before;
@@ -128,23 +143,11 @@ TEST(AdminServiceTest, ListsNodesWithStateReachabilityAndShares) {
   EXPECT_THAT(refused.error_message(), HasSubstr("in progress"));
 }
 
-}  // namespace
-}  // namespace streamgrid
-
-namespace streamgrid {
-namespace {
-
 TEST(AdminServiceTest, OffersAnnouncedNodesAndAddsOneByItsId) {
   TestNodes nodes(4);
-  TempDir dir;
-  auto store = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
-  ASSERT_TRUE(store.ok());
-  std::vector<RingNode> first_three = nodes.RingNodes();
-  first_three.pop_back();
-  ClusterState state{.current = *Placement::Create(first_three, 2)};
-  state.revision = *(*store)->Save(state, 0);
-  Cluster cluster(state);
-  Migrator migrator(cluster, **store);  // not started: the change stays pending
+  PendingCluster pending(nodes);
+  Cluster& cluster = *pending.cluster;
+  Migrator& migrator = *pending.migrator;
   // What etcd would list: node0 (a member) and node3 (not yet one) announce
   // themselves; node1 and node2 run without --etcd.
   std::vector<storage::NodeAnnouncement> announced = {

@@ -8,33 +8,22 @@
 
 #include "etcd/lease.h"
 #include "etcd/testing/etcd_test_cluster.h"
-#include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 
 namespace streamgrid::etcd {
 namespace {
 
+using testing::Eventually;
+using testing::RevokeLease;
 using testing::SharedEtcdClusterTest;
 using namespace std::chrono_literals;
-
-template <typename Condition>
-bool Eventually(Condition condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 class RegistrationTest : public SharedEtcdClusterTest {
  protected:
   void SetUp() override {
     SharedEtcdClusterTest::SetUp();
-    ASSERT_NE(cluster_, nullptr);
-    auto client = EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    client_ = ConnectClient();
+    ASSERT_NE(client_, nullptr);
   }
 
   // The stored key, or nullopt (failing the test on a read error).
@@ -98,16 +87,7 @@ TEST_F(RegistrationTest, RegistersAgainAfterItsLeaseIsLost) {
 
   // Someone revokes the lease (as etcd does when it expires): the key goes,
   // and the registration notices at its next refresh.
-  {
-    size_t index = 0;
-    etcdserverpb::Lease::Stub stub(client_->PreferredChannel(&index));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 5s);
-    etcdserverpb::LeaseRevokeRequest request;
-    request.set_id(first_lease);
-    etcdserverpb::LeaseRevokeResponse response;
-    ASSERT_TRUE(stub.LeaseRevoke(&context, request, &response).ok());
-  }
+  RevokeLease(*client_, first_lease);
   EXPECT_FALSE(Read("reg/again").has_value());
   r.Set("after");
   ASSERT_TRUE(Eventually([&] { return restored.load() == 1; }, 15s));

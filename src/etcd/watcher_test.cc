@@ -29,6 +29,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using testing::EtcdTestCluster;
+using testing::Eventually;
 using testing::SharedEtcdClusterTest;
 using namespace std::chrono_literals;
 
@@ -98,16 +99,6 @@ class Recorder {
   std::condition_variable cv_;
   std::vector<WatchBatch> batches_;  // guarded by mu_
 };
-
-template <typename Condition>
-bool Eventually(Condition condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
 
 // A port that accepts TCP connections (the kernel does) but never answers:
 // a member that hangs.

@@ -16,7 +16,6 @@
 #include "common/ids.h"
 #include "etcd/testing/etcd_test_cluster.h"
 #include "gmock/gmock.h"
-#include "grpcpp/client_context.h"
 #include "gtest/gtest.h"
 #include "migration/migrator.h"
 #include "storage/test_util.h"
@@ -86,10 +85,8 @@ class EtcdMigrationCoordinatorTest : public SharedEtcdClusterTest {
  protected:
   void SetUp() override {
     SharedEtcdClusterTest::SetUp();
-    ASSERT_NE(cluster_, nullptr);
-    auto client = etcd::EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    client_ = ConnectClient();
+    ASSERT_NE(client_, nullptr);
     // Each test its own namespace in the shared etcd.
     prefix_ = absl::StrCat("/coordinator-test-", NewVideoId(), "/");
   }
@@ -217,16 +214,7 @@ TEST_F(EtcdMigrationCoordinatorTest, ALostRegistrationFencesWritesUntilItIsBack)
   // Its lease is revoked (as when it expired while this server was cut off).
   auto kv = client_->Get(a.coordinator().ServerKey("a"));
   ASSERT_TRUE(kv.ok() && kv->has_value());
-  {
-    size_t index = 0;
-    etcdserverpb::Lease::Stub stub(client_->PreferredChannel(&index));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 5s);
-    etcdserverpb::LeaseRevokeRequest request;
-    request.set_id((*kv)->lease);
-    etcdserverpb::LeaseRevokeResponse response;
-    ASSERT_TRUE(stub.LeaseRevoke(&context, request, &response).ok());
-  }
+  etcd::testing::RevokeLease(*client_, (*kv)->lease);
   // Fenced until it registers again (the keeper notices at its next refresh,
   // the registration comes back right after).
   std::atomic<bool> saw_fence = false;

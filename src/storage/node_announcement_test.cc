@@ -43,10 +43,8 @@ class NodeAnnouncerTest : public SharedEtcdClusterTest {
  protected:
   void SetUp() override {
     SharedEtcdClusterTest::SetUp();
-    ASSERT_NE(cluster_, nullptr);
-    auto client = etcd::EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
+    client_ = ConnectClient();
+    ASSERT_NE(client_, nullptr);
     prefix_ = "/announce-test-" + NewVideoId() + "/";
   }
 

@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/strings.h"
+#include "grpcpp/client_context.h"
 #include "nlohmann/json.hpp"
 
 extern char** environ;
@@ -764,5 +765,28 @@ void SharedEtcdClusterTest::TearDownTestSuite() {
 }
 
 void SharedEtcdClusterTest::SetUp() { ASSERT_NE(cluster_, nullptr) << "etcd did not start"; }
+
+std::unique_ptr<EtcdClient> SharedEtcdClusterTest::ConnectClient() {
+  if (cluster_ == nullptr) {
+    ADD_FAILURE() << "etcd did not start";
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<EtcdClient>> client =
+      EtcdClient::Create({.endpoints = cluster_->client_endpoints()});
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+void RevokeLease(EtcdClient& client, int64_t id) {
+  size_t index = 0;
+  etcdserverpb::Lease::Stub stub(client.PreferredChannel(&index));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  etcdserverpb::LeaseRevokeRequest request;
+  request.set_id(id);
+  etcdserverpb::LeaseRevokeResponse response;
+  grpc::Status status = stub.LeaseRevoke(&context, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
 
 }  // namespace streamgrid::etcd::testing

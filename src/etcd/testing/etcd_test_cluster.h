@@ -21,10 +21,12 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "etcd/etcd_client.h"
 #include "gtest/gtest.h"
 
 namespace streamgrid::etcd::testing {
@@ -143,7 +145,27 @@ class SharedEtcdClusterTest : public ::testing::Test {
   static void TearDownTestSuite();
   void SetUp() override;  // fails the test if the cluster did not start
 
+  // A client of every member of the shared cluster; null (failing the test)
+  // if it cannot be made.
+  static std::unique_ptr<EtcdClient> ConnectClient();
+
   static EtcdTestCluster* cluster_;
 };
+
+// Revokes lease `id` directly, as etcd does when a lease expires, so that its
+// holder finds it gone at its next refresh. Fails the test on an error.
+void RevokeLease(EtcdClient& client, int64_t id);
+
+// Polls `condition` every 20 ms until it holds (true) or `timeout` passes
+// (false).
+template <typename Condition>
+bool Eventually(Condition condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 }  // namespace streamgrid::etcd::testing
