@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
                  "etcd:HOST:PORT,HOST:PORT,... (every member of an etcd cluster, shared by all "
                  "web servers)");
   cli.add_option("--content", flags.content,
-                 "content store: fs:DIR (default DATA_DIR/content) or cluster:HOST:PORT,... "
-                 "(storage nodes; they seed a new cluster, a stored one is kept)");
+                 "content store: fs:DIR (default DATA_DIR/content), cluster:HOST:PORT,... "
+                 "(storage nodes; they seed a new cluster, a stored one is kept) or cluster "
+                 "(the cluster stored in the metadata store, as another web server made it)");
   cli.add_option("--replication-factor", flags.replication_factor,
                  "copies of each file when creating a cluster (cluster content only)")
       ->check(CLI::Range(1, Placement::kMaxReplicationFactor));
@@ -169,7 +170,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<ClusterStateFollower> follower;
   std::unique_ptr<EtcdMigrationCoordinator> coordinator;
   VideoContentService* content = nullptr;
-  if (absl::StartsWith(flags.content, "cluster:")) {
+  if (flags.content == "cluster" || absl::StartsWith(flags.content, "cluster:")) {
     std::unique_ptr<ClusterStateStore> state_store;
     EtcdClusterStateStore* etcd_state_store = nullptr;
     if (etcd_client) {
@@ -188,7 +189,8 @@ int main(int argc, char** argv) {
       if (!store.ok()) Fail("cluster state store: " + store.status().ToString());
       state_store = *std::move(store);
     }
-    auto opened = OpenClusterContent(std::move(state_store), flags.content.substr(8),
+    auto opened = OpenClusterContent(std::move(state_store),
+                                     flags.content == "cluster" ? "" : flags.content.substr(8),
                                      flags.replication_factor);
     if (!opened.ok()) Fail("content cluster: " + opened.status().ToString());
     cluster_content = *std::move(opened);

@@ -48,7 +48,8 @@ absl::StatusOr<ClusterState> LoadOrCreateClusterState(ClusterStateStore& store,
       ClusterState& state = **loaded;
       std::set<std::string> stored;
       for (const RingNode& node : state.current.nodes()) stored.insert(node.address);
-      if (stored != std::set<std::string>(addresses.begin(), addresses.end())) {
+      if (!addresses.empty() &&
+          stored != std::set<std::string>(addresses.begin(), addresses.end())) {
         spdlog::info(
             "using the stored cluster ({}, replication factor {}); the given addresses ({}) "
             "only seed a new cluster",
@@ -60,6 +61,11 @@ absl::StatusOr<ClusterState> LoadOrCreateClusterState(ClusterStateStore& store,
                      state.current.replication_factor(), replication_factor);
       }
       return std::move(state);
+    }
+    if (addresses.empty()) {
+      return absl::FailedPreconditionError(
+          "no storage cluster is stored yet: give its first nodes as cluster:HOST:PORT,... to "
+          "create it");
     }
     std::vector<RingNode> nodes;
     for (const std::string& address : addresses) {
@@ -101,7 +107,10 @@ std::vector<std::string> CheckNodeHealth(Cluster& cluster) {
 absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
                                                   int replication_factor) {
-  absl::StatusOr<std::vector<std::string>> parsed = ParseNodeAddresses(addresses);
+  // No addresses: join the cluster already stored.
+  absl::StatusOr<std::vector<std::string>> parsed = StripWhitespace(addresses).empty()
+                                                        ? std::vector<std::string>{}
+                                                        : ParseNodeAddresses(addresses);
   if (!parsed.ok()) return parsed.status();
   absl::StatusOr<ClusterState> state =
       LoadOrCreateClusterState(*store, *parsed, replication_factor);

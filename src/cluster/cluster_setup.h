@@ -24,6 +24,8 @@ absl::StatusOr<std::vector<std::string>> ParseNodeAddresses(std::string_view lis
 // `replication_factor` replicas, saved first (if another server saved one
 // meanwhile, that one wins). Addresses that differ from a stored state's are
 // only logged: they seed a new cluster, they do not change an existing one.
+// With no addresses a stored state is required (FAILED_PRECONDITION if there
+// is none).
 absl::StatusOr<ClusterState> LoadOrCreateClusterState(ClusterStateStore& store,
                                                       const std::vector<std::string>& addresses,
                                                       int replication_factor);
@@ -41,7 +43,8 @@ struct ClusterContent {
 };
 
 // Loads or creates the state in `store` (LoadOrCreateClusterState with
-// `addresses`, "HOST:PORT,..."), and health-checks the nodes (only logging the
+// `addresses`, "HOST:PORT,...", or "" to join the stored cluster), and
+// health-checks the nodes (only logging the
 // ones that do not answer: reads tolerate R-1 of them).
 absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,

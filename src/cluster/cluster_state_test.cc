@@ -124,6 +124,23 @@ TEST(ClusterSetupTest, CreatesOnceThenLoads) {
   ASSERT_TRUE(loaded.ok());
   EXPECT_TRUE(loaded->current == created->current);
   EXPECT_EQ(loaded->revision, 1u);
+  // Without addresses: the stored cluster.
+  auto joined = LoadOrCreateClusterState(**store, {}, 2);
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_TRUE(joined->current == created->current);
+}
+
+TEST(ClusterSetupTest, JoiningWithoutAddressesNeedsAStoredCluster) {
+  TempDir dir;
+  auto store = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
+  ASSERT_TRUE(store.ok());
+  auto joined = LoadOrCreateClusterState(**store, {}, 2);
+  EXPECT_TRUE(absl::IsFailedPrecondition(joined.status())) << joined.status();
+  EXPECT_THAT(std::string(joined.status().message()), ::testing::HasSubstr("cluster:HOST:PORT"));
+  // Nothing was created.
+  auto loaded = (*store)->Load();
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_FALSE(loaded->has_value());
 }
 
 }  // namespace

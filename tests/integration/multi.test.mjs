@@ -51,10 +51,13 @@ function startedIn(log, id) {
  * cluster, with its own data directory (the same one again on a restart).
  */
 async function startServer(name) {
+  // A seeds the cluster with the first three nodes; B joins the one stored in
+  // etcd without being told of any node.
   const addresses = nodes.slice(0, 3).map((n) => n.address).join(',');
+  const content = name === 'A' ? `cluster:${addresses}` : 'cluster';
   const server = await startWeb({
     dataDir: path.join(scratch, `web-${name}`),
-    args: ['--metadata', etcd.flag, '--content', `cluster:${addresses}`,
+    args: ['--metadata', etcd.flag, '--content', content,
       '--replication-factor', '2', '--server-id', name,
       '--job-lease-ttl', '3', '--job-rescan-interval-ms', '500'],
   });
