@@ -125,6 +125,29 @@ TEST_F(NetworkContentTest, ReadsSurviveOneStoppedNode) {
   EXPECT_EQ(service_.DeleteVideo(id).code(), absl::StatusCode::kUnavailable);
 }
 
+TEST_F(NetworkContentTest, FencedWritesAreRefusedWhileReadsGoOn) {
+  const std::string id = NewVideoId();
+  ASSERT_TRUE(WriteContent(service_, id, "before", "data").ok());
+  // A writer opened before the fence may finish.
+  auto open = service_.OpenWriter(id, "open");
+  ASSERT_TRUE(open.ok()) << open.status();
+
+  cluster_.FenceWrites("cut off from etcd");
+  EXPECT_EQ(cluster_.WriteFence().code(), absl::StatusCode::kUnavailable);
+  auto refused = service_.OpenWriter(id, "during");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(refused.status().message(), "cut off from etcd");
+  EXPECT_EQ(service_.CheckWritable().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReadContent(service_, id, "before").value_or("error"), "data");
+  ASSERT_TRUE((*open)->Append("x").ok());
+  EXPECT_TRUE((*open)->Commit().ok());
+
+  cluster_.UnfenceWrites();
+  EXPECT_TRUE(cluster_.WriteFence().ok());
+  EXPECT_TRUE(service_.CheckWritable().ok());
+  EXPECT_TRUE(WriteContent(service_, id, "after", "data").ok());
+}
+
 TEST_F(NetworkContentTest, NoReplicaUpIsUnavailable) {
   const std::string id = NewVideoId();
   ASSERT_TRUE(WriteContent(service_, id, "f", "data").ok());

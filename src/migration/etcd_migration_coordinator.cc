@@ -140,6 +140,11 @@ void EtcdMigrationCoordinator::Report() {
   }
 }
 
+uint64_t EtcdMigrationCoordinator::registrations_lost() const {
+  std::lock_guard lock(mu_);
+  return losses_;
+}
+
 absl::StatusOr<std::vector<RegisteredServer>> EtcdMigrationCoordinator::Servers() {
   absl::StatusOr<std::vector<etcd::KeyValue>> listed =
       client_.ListPrefix(absl::StrCat(options_.key_prefix, "servers/"));

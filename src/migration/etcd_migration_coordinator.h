@@ -90,6 +90,9 @@ class EtcdMigrationCoordinator final : public MigrationCoordinator {
   // Every registered server, by id. For the admin API and tests.
   absl::StatusOr<std::vector<RegisteredServer>> Servers();
 
+  // How often this server's registration was lost (and its writes fenced).
+  uint64_t registrations_lost() const;
+
   std::string ServerKey(std::string_view server_id) const;
   std::string RunnerKey() const;
 
@@ -108,7 +111,7 @@ class EtcdMigrationCoordinator final : public MigrationCoordinator {
 
   Cluster* cluster_ = nullptr;  // set once by Attach
   std::function<void()> reload_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;      // guarded by mu_
   bool needs_reload_ = false;  // guarded by mu_: the registration changed
