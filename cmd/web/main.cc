@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
         coordinator.get());
     migrator->Start();
   }
-  AdminServiceOptions admin_options;
+  AdminServiceOptions admin_options{.coordinator = coordinator.get()};
   if (etcd_client) {
     // Storage nodes started with --etcd announce themselves there.
     admin_options.announcements = [&etcd_client] {

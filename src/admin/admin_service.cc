@@ -192,6 +192,20 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext*, const v1::StatusRequ
   if (std::optional<MigrationProgress> progress = migrator_->Progress()) {
     ToProto(*progress, response->mutable_migration());
   }
+  if (options_.coordinator) {
+    // Best effort: the cluster's own figures are answered all the same.
+    if (auto servers = options_.coordinator->Servers(); servers.ok()) {
+      for (const RegisteredServer& server : *servers) {
+        v1::WebServer* out = response->add_web_servers();
+        out->set_id(server.server_id);
+        out->set_state_revision(server.state_revision);
+        out->set_drained_revision(server.drained_revision);
+      }
+    }
+    if (auto runner = options_.coordinator->Runner(); runner.ok()) {
+      response->set_migration_runner(*runner);
+    }
+  }
   response->set_replication_factor(state->current.replication_factor());
   response->set_placement_version(state->current.version());
   response->set_nodes(static_cast<uint32_t>(state->current.nodes().size()));

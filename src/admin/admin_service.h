@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "cluster/cluster.h"
 #include "grpcpp/server.h"
+#include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
 #include "proto/admin.grpc.pb.h"
 #include "storage/node_announcement.h"
@@ -26,6 +27,8 @@ struct AdminServiceOptions {
   // The storage nodes announced in etcd now (ListNodeAnnouncements); null
   // without etcd.
   std::function<absl::StatusOr<std::vector<storage::NodeAnnouncement>>()> announcements;
+  // The web servers' registry in etcd, for Status; null without etcd.
+  EtcdMigrationCoordinator* coordinator = nullptr;
 };
 
 // AdminService over a live Cluster and its Migrator. Without them (the web

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/strings.h"
 
 namespace streamgrid::admin_cli {
@@ -227,6 +228,18 @@ std::string FormatStatus(const v1::StatusResponse& status) {
   absl::StrAppend(&out, "cluster: ", status.nodes(), " nodes, replication factor ",
                   status.replication_factor(), ", placement version ", status.placement_version(),
                   "\n");
+  if (status.web_servers_size() > 0) {
+    std::vector<std::string> servers;
+    for (const v1::WebServer& server : status.web_servers()) {
+      std::string line = absl::StrCat(server.id(), " (state ", server.state_revision());
+      if (server.drained_revision() < server.state_revision()) {
+        absl::StrAppend(&line, ", writes under ", server.drained_revision(), " still running");
+      }
+      line += server.id() == status.migration_runner() ? ", runs migrations)" : ")";
+      servers.push_back(std::move(line));
+    }
+    absl::StrAppend(&out, "web servers: ", absl::StrJoin(servers, ", "), "\n");
+  }
   return out;
 }
 
@@ -301,11 +314,27 @@ nlohmann::json MigrationToJson(const v1::Migration& migration) {
           {"to_version", migration.to_version()}};
 }
 
+namespace {
+
+nlohmann::json WebServersToJson(const v1::StatusResponse& status) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const v1::WebServer& server : status.web_servers()) {
+    list.push_back({{"id", server.id()},
+                    {"state_revision", server.state_revision()},
+                    {"drained_revision", server.drained_revision()}});
+  }
+  return list;
+}
+
+}  // namespace
+
 nlohmann::json StatusToJson(const v1::StatusResponse& status) {
   return {{"migration", status.has_migration() ? MigrationToJson(status.migration()) : nullptr},
           {"replication_factor", status.replication_factor()},
           {"placement_version", status.placement_version()},
-          {"nodes", status.nodes()}};
+          {"nodes", status.nodes()},
+          {"web_servers", WebServersToJson(status)},
+          {"migration_runner", status.migration_runner()}};
 }
 
 }  // namespace streamgrid::admin_cli

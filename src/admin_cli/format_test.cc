@@ -118,6 +118,30 @@ TEST(AdminNodeTableTest, ShowsTargetSharesDuringAMigration) {
   EXPECT_THAT(table, HasSubstr("joining"));
 }
 
+TEST(AdminStatusTest, NamesTheWebServersAndTheMigrationRunner) {
+  v1::StatusResponse status;
+  status.set_nodes(3);
+  status.set_replication_factor(2);
+  status.set_placement_version(3);
+  v1::WebServer* a = status.add_web_servers();
+  a->set_id("a:8080");
+  a->set_state_revision(40);
+  a->set_drained_revision(40);
+  v1::WebServer* b = status.add_web_servers();
+  b->set_id("b:8080");
+  b->set_state_revision(40);
+  b->set_drained_revision(31);
+  status.set_migration_runner("a:8080");
+  EXPECT_EQ(FormatStatus(status),
+            "no migration has run\ncluster: 3 nodes, replication factor 2, placement version 3\n"
+            "web servers: a:8080 (state 40, runs migrations), b:8080 (state 40, writes under 31 "
+            "still running)\n");
+  nlohmann::json json = StatusToJson(status);
+  EXPECT_EQ(json["migration_runner"], "a:8080");
+  ASSERT_EQ(json["web_servers"].size(), 2u);
+  EXPECT_EQ(json["web_servers"][1]["drained_revision"], 31);
+}
+
 TEST(AdminStatusTest, DescribesTheMigrationAndTheCluster) {
   v1::StatusResponse status;
   status.set_nodes(3);

@@ -140,6 +140,12 @@ void EtcdMigrationCoordinator::Report() {
   }
 }
 
+absl::StatusOr<std::string> EtcdMigrationCoordinator::Runner() {
+  absl::StatusOr<std::optional<etcd::KeyValue>> kv = client_.Get(RunnerKey());
+  if (!kv.ok()) return kv.status();
+  return *kv ? (*kv)->value : "";
+}
+
 uint64_t EtcdMigrationCoordinator::registrations_lost() const {
   std::lock_guard lock(mu_);
   return losses_;

@@ -90,6 +90,9 @@ class EtcdMigrationCoordinator final : public MigrationCoordinator {
   // Every registered server, by id. For the admin API and tests.
   absl::StatusOr<std::vector<RegisteredServer>> Servers();
 
+  // The id of the server holding the runner key; "" when none does.
+  absl::StatusOr<std::string> Runner();
+
   // How often this server's registration was lost (and its writes fenced).
   uint64_t registrations_lost() const;
 

@@ -177,6 +177,12 @@ test('a node announced in etcd and added by its id through one server is used by
   const added = await cli('add', A.admin, 'node3');
   const addedAt = Date.now();
   assert.equal(added.code, 0, added.stderr);
+  // Both servers took part: registered, with the new state drained, one of
+  // them the runner.
+  const status = JSON.parse((await cli('--json', 'status', B.admin)).stdout);
+  assert.deepEqual(status.web_servers.map((s) => s.id).sort(), ['A', 'B']);
+  assert.ok(['A', 'B'].includes(status.migration_runner), `runner ${status.migration_runner}`);
+  assert.equal(status.migration.state, 'done');
   const onA = await listNodes(A);
   assert.equal(onA.nodes.length, 4);
   const joined = onA.nodes.find((n) => n.id === 'node3');
