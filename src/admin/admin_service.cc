@@ -160,7 +160,15 @@ grpc::Status AdminServiceImpl::AddNode(grpc::ServerContext* context,
   RingNode node{.id = request->id(), .address = request->address(), .weight = request->weight()};
   // A node announced in etcd is added by its id, or by its address under the
   // id it announces.
-  for (const storage::NodeAnnouncement& a : Announced()) {
+  const std::vector<storage::NodeAnnouncement> announced = Announced();
+  if (options_.announcements && node.address.find(':') == std::string::npos &&
+      std::none_of(announced.begin(), announced.end(),
+                   [&](const auto& a) { return a.node_id == node.address; })) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrCat("no storage node '", node.address,
+                     "' announces itself in etcd, and it is not an address HOST:PORT")));
+  }
+  for (const storage::NodeAnnouncement& a : announced) {
     if (node.address == a.node_id && node.address.find(':') == std::string::npos) {
       node.address = a.address;
       if (node.id.empty()) node.id = a.node_id;

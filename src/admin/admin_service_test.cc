@@ -181,6 +181,7 @@ TEST(AdminServiceTest, OffersAnnouncedNodesAndAddsOneByItsId) {
   v1::MembershipChangeResponse change;
   grpc::Status status = admin.stub().AddNode(AdminHarness::Context().get(), add, &change);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("no storage node 'node9' announces itself"));
   EXPECT_THAT(status.error_message(), HasSubstr("HOST:PORT"));
 
   // The announced id is enough.
