@@ -41,7 +41,8 @@ absl::StatusOr<NodeAnnouncement> NodeAnnouncementFromJson(std::string_view json)
 std::string NodeAnnouncementKey(std::string_view prefix, std::string_view node_id);
 std::string NodeAnnouncementPrefix(std::string_view prefix);
 
-// Every node announced now, by id. `prefix` as in NodeAnnouncementKey.
+// Every node announced now, by id (a value that is not an announcement is
+// skipped with a warning). `prefix` as in NodeAnnouncementKey.
 absl::StatusOr<std::vector<NodeAnnouncement>> ListNodeAnnouncements(etcd::EtcdClient& client,
                                                                     std::string_view prefix);
 
