@@ -16,18 +16,8 @@ namespace streamgrid::etcd {
 namespace {
 
 using ::testing::ElementsAre;
+using testing::Eventually;
 using testing::SharedEtcdClusterTest;
-
-// Polls `condition` until it holds or `timeout` passes.
-template <typename Condition>
-bool Eventually(Condition condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
 
 TEST(PrefixEndTest, IncrementsTheLastByteThatCan) {
   EXPECT_EQ(PrefixEnd("videos/"), "videos0");
