@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/ids.h"
 #include "common/strings.h"
 #include "storage/storage_client.h"
 
@@ -23,12 +24,6 @@ using storage::StoredFile;
 // Pages of one listing at most: a bound far above any node's size (pages hold
 // up to 1000 files) that still ends a listing that never would.
 constexpr int kMaxListPages = 1'000'000;
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Key(const StoredFile& file) { return absl::StrCat(file.video_id, "/", file.name); }
 
@@ -203,7 +198,7 @@ absl::StatusOr<MigrationProgress> Migrator::Begin(const ClusterState& seen, Plac
       .phase = MigrationPhase::kCopying,
       .description = std::move(description),
       .partitions_total = static_cast<uint32_t>(Diff(seen.current, target).size()),
-      .started_unix_ms = NowUnixMs(),
+      .started_unix_ms = NowMillis(),
       .from_version = seen.current.version(),
       .to_version = target.version(),
   };
@@ -594,7 +589,7 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
   next.previous.reset();
   next.migration->phase = MigrationPhase::kDone;
   next.migration->error.clear();
-  next.migration->finished_unix_ms = NowUnixMs();
+  next.migration->finished_unix_ms = NowMillis();
   TakeCounts(*next.migration);
   const MigrationRecord record = *next.migration;
   if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
@@ -625,7 +620,7 @@ void Migrator::RecordError(const absl::Status& error, int attempt) {
   const bool last = attempt >= options_.max_attempts;
   if (last) {
     record.phase = MigrationPhase::kFailed;
-    record.finished_unix_ms = NowUnixMs();
+    record.finished_unix_ms = NowMillis();
   }
   const std::string what = record.description;
   if (absl::Status s = Publish(std::move(next)); !s.ok()) {

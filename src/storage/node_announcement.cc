@@ -6,17 +6,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
 
 namespace streamgrid::storage {
-namespace {
-
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 std::string ToJson(const NodeAnnouncement& a) {
   return nlohmann::json{{"node_id", a.node_id},
@@ -100,7 +92,7 @@ NodeAnnouncer::NodeAnnouncer(etcd::EtcdClient& client, NodeAnnouncerOptions opti
     : client_(client),
       options_(std::move(options)),
       usage_(std::move(usage)),
-      started_unix_ms_(NowUnixMs()) {}
+      started_unix_ms_(NowMillis()) {}
 
 NodeAnnouncer::~NodeAnnouncer() { Stop(); }
 
@@ -113,7 +105,7 @@ NodeAnnouncement NodeAnnouncer::Current() {
   NodeAnnouncement announcement{.node_id = options_.node_id,
                                 .address = options_.address,
                                 .started_unix_ms = started_unix_ms_,
-                                .updated_unix_ms = NowUnixMs()};
+                                .updated_unix_ms = NowMillis()};
   if (usage_) {
     absl::StatusOr<StorageUsage> usage = usage_();
     if (usage.ok()) {
