@@ -51,6 +51,8 @@ struct Flags {
   std::string server_id;  // default: DefaultServerId()
   int job_lease_ttl_s = 10;
   int job_rescan_interval_ms = 2000;
+  std::string allowed_origins;  // --allowed-origins
+  std::string api_token_file;   // --api-token-file
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -132,8 +134,26 @@ int main(int argc, char** argv) {
   cli.add_option("--job-rescan-interval-ms", flags.job_rescan_interval_ms,
                  "how often to look for transcoding jobs queued on no server (etcd metadata only)")
       ->check(CLI::Range(50, 3600000));
+  cli.add_option("--allowed-origins", flags.allowed_origins,
+                 "comma-separated origins (https://host[:port]) whose pages may upload and "
+                 "delete besides this server's own; reads stay open to every origin");
+  cli.add_option("--api-token-file", flags.api_token_file,
+                 "file holding a token that uploads and deletes must send as 'Authorization: "
+                 "Bearer TOKEN' (mode 0600; one trailing newline ignored); reads need none");
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
+  http::WriteGuardOptions write_guard;
+  if (auto origins = http::ParseAllowedOrigins(flags.allowed_origins); origins.ok()) {
+    write_guard.allowed_origins = *std::move(origins);
+  } else {
+    Fail("--allowed-origins: " + std::string(origins.status().message()));
+  }
+  if (!flags.api_token_file.empty()) {
+    auto token = http::LoadTokenFile(flags.api_token_file);
+    if (!token.ok()) Fail("--api-token-file: " + std::string(token.status().message()));
+    if (!token->warning.empty()) spdlog::warn("{}", token->warning);
+    write_guard.api_token = std::move(token->token);
+  }
   if (flags.server_id.empty()) {
     flags.server_id = web::DefaultServerId(ParseListen(flags.listen, "--listen").second);
   }
@@ -277,7 +297,8 @@ int main(int argc, char** argv) {
                              .header_timeout = std::chrono::seconds(flags.header_timeout_s),
                              .idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
                              .io_timeout = std::chrono::seconds(flags.io_timeout_s),
-                             .max_connections = flags.max_connections},
+                             .max_connections = flags.max_connections,
+                             .write_guard = std::move(write_guard)},
                             router);
     if (absl::Status s = server.Start(); !s.ok()) Fail(s.ToString());
     std::string url = "http://" + host + ":" + std::to_string(server.port());

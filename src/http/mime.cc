@@ -35,6 +35,10 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kTypes =
     {"wasm", "application/wasm"},
 }};
 
+// What stored video files may be served as (see MediaMimeTypeForName).
+constexpr std::array<std::string_view, 10> kMediaExtensions = {"mpd", "m3u8", "m4s", "mp4",  "m4a",
+                                                               "jpg", "jpeg", "png", "webp", "vtt"};
+
 // Non-text application types that are still textual on the wire.
 constexpr std::array<std::string_view, 5> kCompressibleApplicationTypes = {
     "application/json", "application/xml", "application/javascript",
@@ -52,6 +56,16 @@ std::string_view MimeTypeForName(std::string_view file_name) {
     if (EqualsIgnoreCase(ext, known_ext)) return type;
   }
   return kOctetStream;
+}
+
+std::optional<std::string_view> MediaMimeTypeForName(std::string_view file_name) {
+  size_t dot = file_name.find_last_of("./");
+  if (dot == std::string_view::npos || file_name[dot] != '.') return std::nullopt;
+  std::string_view ext = file_name.substr(dot + 1);
+  for (std::string_view media : kMediaExtensions) {
+    if (EqualsIgnoreCase(ext, media)) return MimeTypeForName(file_name);
+  }
+  return std::nullopt;
 }
 
 bool IsCompressible(std::string_view mime) {

@@ -91,5 +91,19 @@ TEST(IsCompressibleTest, AgreesWithMimeTypeForName) {
   EXPECT_FALSE(IsCompressible(MimeTypeForName("a.jpg")));
 }
 
+TEST(MediaMimeTypeForNameTest, OnlyMediaPlaylistAndImageTypes) {
+  EXPECT_EQ(MediaMimeTypeForName("manifest.mpd"), "application/dash+xml");
+  EXPECT_EQ(MediaMimeTypeForName("MASTER.M3U8"), "application/vnd.apple.mpegurl");
+  EXPECT_EQ(MediaMimeTypeForName("seg-1.m4s"), "video/iso.segment");
+  EXPECT_EQ(MediaMimeTypeForName("init.mp4"), "video/mp4");
+  EXPECT_EQ(MediaMimeTypeForName("thumbnail.jpg"), "image/jpeg");
+  EXPECT_EQ(MediaMimeTypeForName("a.webp"), "image/webp");
+  EXPECT_EQ(MediaMimeTypeForName("subs.vtt"), "text/vtt");
+  for (const char* name : {"x.html", "x.htm", "x.svg", "x.js", "x.mjs", "x.css", "x.json", "x.xml",
+                           "x.txt", "original", "x.html.", "x", ".mp4/x", "x.wasm"}) {
+    EXPECT_EQ(MediaMimeTypeForName(name), std::nullopt) << name;
+  }
+}
+
 }  // namespace
 }  // namespace streamgrid::http

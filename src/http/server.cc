@@ -38,23 +38,6 @@ std::string HttpDate() {
   return buf;
 }
 
-void AddCorsHeaders(Fields& headers) {
-  headers.set(Field::access_control_allow_origin, "*");
-  headers.set(Field::access_control_expose_headers,
-              "Content-Length, Content-Range, Content-Type, Date, ETag, Location");
-}
-
-Response Preflight() {
-  Response r;
-  r.status = Status::no_content;
-  r.headers.set(Field::access_control_allow_methods, "GET, HEAD, POST, DELETE, OPTIONS");
-  r.headers.set(Field::access_control_allow_headers,
-                "Range, Origin, Accept, Accept-Encoding, Referer, Cache-Control, Content-Type, "
-                "If-None-Match, If-Range");
-  r.headers.set(Field::access_control_max_age, "86400");
-  return r;
-}
-
 absl::Status StatusFromReadError(const beast::error_code& ec) {
   if (ec == beast::error::timeout)
     return absl::DeadlineExceededError("client sent no data in time");
@@ -180,10 +163,17 @@ class HttpServer::Connection {
 
     Response response;
     Router::Match match;
+    absl::Status write_allowed;
     if (request.method == Verb::options && server_.options_.cors) {
-      response = Preflight();
+      response = server_.guard_.Preflight(request.headers);
     } else if (request.method == Verb::unknown) {
       response = Response::Error(Status::not_implemented, "unsupported method");
+    } else if (!IsReadMethod(request.method) &&
+               !(write_allowed = server_.guard_.CheckWrite(request.headers)).ok()) {
+      response = ErrorFromStatus(write_allowed);
+      if (absl::IsUnauthenticated(write_allowed)) {
+        response.headers.set(Field::www_authenticate, "Bearer realm=\"StreamGrid\"");
+      }
     } else if (match = server_.router_.Find(request.method, request.path); !match.route) {
       if (!match.allow.empty()) {
         response = Response::Error(Status::method_not_allowed, "method not allowed");
@@ -216,6 +206,9 @@ class HttpServer::Connection {
       keep_alive = false;
       linger_ = true;
     }
+    if (server_.options_.cors) {
+      server_.guard_.AddCorsHeaders(request.method, request.headers, response.headers);
+    }
     co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
   }
 
@@ -243,13 +236,15 @@ class HttpServer::Connection {
     }
   }
 
+  // For requests too malformed to classify: answered like reads.
   boost::asio::awaitable<void> WriteAndClose(Response response) {
+    if (server_.options_.cors) AddReadCorsHeaders(response.headers);
     co_await Write(std::move(response), false, false);
   }
 
   // Writes `response`; returns false if the connection broke.
   boost::asio::awaitable<bool> Write(Response response, bool head, bool keep_alive) {
-    if (server_.options_.cors) AddCorsHeaders(response.headers);
+    AddSecurityHeaders(response.headers);
     response.headers.set(Field::server, "StreamGrid");
     response.headers.set(Field::date, HttpDate());
     beast::error_code ec;
@@ -336,7 +331,7 @@ class HttpServer::Connection {
 };
 
 HttpServer::HttpServer(ServerOptions options, const Router& router)
-    : options_(std::move(options)), router_(router), acceptor_(io_) {}
+    : options_(std::move(options)), router_(router), guard_(options_.write_guard), acceptor_(io_) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

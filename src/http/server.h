@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "http/router.h"
+#include "http/write_guard.h"
 
 namespace streamgrid::http {
 
@@ -28,6 +29,9 @@ struct ServerOptions {
   uint32_t header_limit = 16 * 1024;  // bytes of request line plus headers
   int max_connections = 10000;        // further connections are closed at once
   bool cors = true;  // CORS headers on every response, OPTIONS preflight answered 204
+  // Who may send writes (methods other than GET, HEAD, OPTIONS): checked for
+  // every write before routing, so no route can forget it.
+  WriteGuardOptions write_guard;
 };
 
 // An HTTP/1.1 server on Boost.Beast: one coroutine per connection on a pool of
@@ -55,6 +59,7 @@ class HttpServer {
 
   ServerOptions options_;
   const Router& router_;
+  const WriteGuard guard_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

@@ -57,9 +57,15 @@ http::asio::awaitable<Response> ServeContent(AppContext& app, http::Request& req
       co_return Response::Error(Status::not_found, "no such file");
     co_return http::ErrorFromStatus(info.status());
   }
-  FileDescription file{info->size, info->etag, std::string(http::MimeTypeForName(*name)),
+  // Only media, playlist and image types: a stored file of any other kind
+  // (which a storage node or a bug might have put there, e.g. x.html or
+  // x.svg) is handed out as an opaque download that no browser renders, and
+  // `original` is such a download by design.
+  std::optional<std::string_view> media_type = http::MediaMimeTypeForName(*name);
+  FileDescription file{info->size, info->etag,
+                       std::string(media_type.value_or("application/octet-stream")),
                        CacheControlFor(*name)};
-  co_return co_await ServeRanged(
+  Response response = co_await ServeRanged(
       request, file,
       [&](uint64_t offset, uint64_t length)
           -> http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>> {
@@ -68,6 +74,12 @@ http::asio::awaitable<Response> ServeContent(AppContext& app, http::Request& req
         if (!reader.ok()) co_return reader.status();
         co_return std::make_unique<ContentBodySource>(std::move(*reader), app.blocking);
       });
+  if (!media_type) {
+    response.headers.set(http::Field::content_disposition, "attachment");
+    // Should a browser show it anyway: no scripts, no origin.
+    response.headers.set("Content-Security-Policy", "sandbox; default-src 'none'");
+  }
+  co_return response;
 }
 
 }  // namespace

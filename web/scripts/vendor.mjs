@@ -31,6 +31,9 @@ const files = [
   ['dashjs', 'LICENSE.md', 'dashjs.LICENSE.md', true],
   ['hls.js', 'dist/hls.min.js', 'hls.min.js', true],
   ['hls.js', 'dist/hls.min.js.map', 'hls.min.js.map', false],
+  // Loaded by URL (hls.js workerPath): the pages' CSP forbids blob: workers.
+  ['hls.js', 'dist/hls.worker.js', 'hls.worker.js', true],
+  ['hls.js', 'dist/hls.worker.js.map', 'hls.worker.js.map', false],
   ['hls.js', 'LICENSE', 'hls.js.LICENSE.txt', true],
 ];
 

@@ -265,7 +265,8 @@
   function startHlsJs() {
     if (!hlsjsAvailable()) throw new Error('hls.js did not load or this browser lacks Media Source Extensions');
     const Hls = window.Hls;
-    const hls = new Hls({ capLevelToPlayerSize: false });
+    // The worker comes from our own origin: the page's CSP allows no blob: workers.
+    const hls = new Hls({ capLevelToPlayerSize: false, workerPath: '/static/vendor/hls.worker.js' });
     state.hls = hls;
     let mediaRecoveries = 0;
     hls.on(Hls.Events.ERROR, (_event, data) => {
@@ -366,8 +367,22 @@
     if (!window.confirm('Delete “' + title + '”? This cannot be undone.')) return;
     deleteButton.disabled = true;
     actionError.hidden = true;
+    const auth = window.streamgridAuth;
+    const remove = () => {
+      const headers = { Accept: 'application/json' };
+      const authorization = auth ? auth.header() : '';
+      if (authorization) headers.Authorization = authorization;
+      return fetch(apiUrl, { method: 'DELETE', headers }).then((res) => ({ res, authorization }));
+    };
     try {
-      const res = await fetch(apiUrl, { method: 'DELETE', headers: { Accept: 'application/json' } });
+      let { res, authorization } = await remove();
+      if (res.status === 401 && auth) {
+        // The server wants an API token: ask once, then try again with it.
+        const given = await auth.ask(authorization
+          ? 'The stored API token was not accepted. Enter the right one to delete.'
+          : 'This server needs an API token for uploads and deletes.');
+        if (given) ({ res } = await remove());
+      }
       if (!res.ok && res.status !== 404) throw new Error(await responseError(res));
       stopped = true;
       clearTimeout(pollTimer);

@@ -94,72 +94,100 @@
     errorBox.hidden = true;
 
     const data = new FormData(form);
-    const request = new XMLHttpRequest();
-    xhr = request;
-    const started = performance.now();
     const total = file.size;
+    const auth = window.streamgridAuth;
 
-    request.open('POST', form.action);
-    request.setRequestHeader('Accept', 'application/json');
-    request.responseType = 'text';
+    // Sends the form; called again once the user gave the API token the server asked for.
+    function send() {
+      const request = new XMLHttpRequest();
+      xhr = request;
+      const started = performance.now();
 
-    request.upload.addEventListener('progress', (e) => {
-      const sent = e.loaded;
-      const size = e.lengthComputable ? e.total : total;
-      const percent = size > 0 ? Math.min(100, Math.floor((sent / size) * 100)) : 0;
-      bar.value = percent;
-      const elapsed = (performance.now() - started) / 1000;
-      const rate = elapsed > 0.5 ? sent / elapsed : 0;
-      const parts = [formatBytes(sent) + ' of ' + formatBytes(size) + ' (' + percent + '%)'];
-      if (rate > 0 && sent < size) {
-        parts.push(formatBytes(rate) + '/s');
-        const eta = formatEta((size - sent) / rate);
-        if (eta) parts.push(eta);
-      }
-      if (sent >= size) parts.push('processing upload…');
-      progressText.textContent = parts.join(' · ');
-    });
+      request.open('POST', form.action);
+      request.setRequestHeader('Accept', 'application/json');
+      const authorization = auth ? auth.header() : '';
+      if (authorization) request.setRequestHeader('Authorization', authorization);
+      request.responseType = 'text';
 
-    request.addEventListener('load', () => {
-      finish();
-      const body = parseJson(request.responseText);
-      if (request.status >= 200 && request.status < 300 && body && body.id) {
-        bar.value = 100;
-        goToVideo(body.id);
-        return;
-      }
-      // A server that ignored Accept and redirected: XHR followed the 303.
-      if (request.status === 200 && /\/videos\/[^/?#]+/.test(request.responseURL || '')) {
-        window.location.assign(request.responseURL);
-        return;
-      }
-      setBusy(false);
-      progressBox.hidden = true;
-      showError(request.status >= 200 && request.status < 300
-        ? 'The server accepted the upload but did not say where the video is.'
-        : failureMessage(request));
-    });
+      request.upload.addEventListener('progress', (e) => {
+        const sent = e.loaded;
+        const size = e.lengthComputable ? e.total : total;
+        const percent = size > 0 ? Math.min(100, Math.floor((sent / size) * 100)) : 0;
+        bar.value = percent;
+        const elapsed = (performance.now() - started) / 1000;
+        const rate = elapsed > 0.5 ? sent / elapsed : 0;
+        const parts = [formatBytes(sent) + ' of ' + formatBytes(size) + ' (' + percent + '%)'];
+        if (rate > 0 && sent < size) {
+          parts.push(formatBytes(rate) + '/s');
+          const eta = formatEta((size - sent) / rate);
+          if (eta) parts.push(eta);
+        }
+        if (sent >= size) parts.push('processing upload…');
+        progressText.textContent = parts.join(' · ');
+      });
 
-    request.addEventListener('error', () => {
-      finish();
-      setBusy(false);
-      progressBox.hidden = true;
-      showError('The upload did not finish: the connection to the server failed.');
-    });
+      request.addEventListener('load', () => {
+        finish();
+        const body = parseJson(request.responseText);
+        if (request.status >= 200 && request.status < 300 && body && body.id) {
+          bar.value = 100;
+          goToVideo(body.id);
+          return;
+        }
+        // A server that ignored Accept and redirected: XHR followed the 303.
+        if (request.status === 200 && /\/videos\/[^/?#]+/.test(request.responseURL || '')) {
+          window.location.assign(request.responseURL);
+          return;
+        }
+        if (request.status === 401 && auth) {
+          // The server wants an API token: ask once, then send again with it.
+          progressText.textContent = 'Waiting for the API token…';
+          const message = authorization
+            ? 'The stored API token was not accepted. Enter the right one to upload.'
+            : 'This server needs an API token for uploads and deletes.';
+          auth.ask(message).then((given) => {
+            if (given) {
+              bar.value = 0;
+              send();
+              window.addEventListener('beforeunload', warnBeforeLeaving);
+              return;
+            }
+            setBusy(false);
+            progressBox.hidden = true;
+            showError(failureMessage(request));
+          });
+          return;
+        }
+        setBusy(false);
+        progressBox.hidden = true;
+        showError(request.status >= 200 && request.status < 300
+          ? 'The server accepted the upload but did not say where the video is.'
+          : failureMessage(request));
+      });
 
-    request.addEventListener('abort', () => {
-      finish();
-      setBusy(false);
-      progressBox.hidden = true;
-      progressText.textContent = '';
-    });
+      request.addEventListener('error', () => {
+        finish();
+        setBusy(false);
+        progressBox.hidden = true;
+        showError('The upload did not finish: the connection to the server failed.');
+      });
+
+      request.addEventListener('abort', () => {
+        finish();
+        setBusy(false);
+        progressBox.hidden = true;
+        progressText.textContent = '';
+      });
+
+      request.send(data);
+    }
 
     bar.value = 0;
     progressText.textContent = 'Starting upload of ' + file.name + ' (' + formatBytes(total) + ')…';
     progressBox.hidden = false;
     setBusy(true);
     window.addEventListener('beforeunload', warnBeforeLeaving);
-    request.send(data);
+    send();
   });
 
   cancel.addEventListener('click', () => {
