@@ -66,7 +66,15 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
     resolve(exited);
   }));
   const ready = await waitFor(async () => {
-    if (exited) throw new Error(`streamgrid-web exited (${JSON.stringify(exited)}):\n${log}`);
+    // fatal: waiting longer cannot help (a start-up error, e.g. a bad flag).
+    if (exited) {
+      // Let the last of its output (the reason) arrive first.
+      const closed = (stream) => stream.closed || new Promise((r) => stream.once('close', r));
+      await Promise.race([Promise.all([closed(child.stdout), closed(child.stderr)]),
+        new Promise((r) => setTimeout(r, 1000))]);
+      throw Object.assign(new Error(`streamgrid-web exited (${JSON.stringify(exited)}):\n${log}`),
+        { fatal: true });
+    }
     try {
       return JSON.parse(await readFile(readyFile, 'utf8'));
     } catch {
