@@ -70,7 +70,9 @@ test('unknown ids are 404 everywhere', async () => {
     ['GET', '/api/videos/not-an-id'], ['GET', '/no/such/page']]) {
     const res = await fetch(`${web.url}${p}`, { method });
     assert.equal(res.status, 404, `${method} ${p}`);
-    assert.equal(res.headers.get('access-control-allow-origin'), '*', `CORS on 404 of ${p}`);
+    // Reads are open to every origin; answers to writes grant no origin (origin.test.mjs).
+    assert.equal(res.headers.get('access-control-allow-origin'), method === 'GET' ? '*' : null,
+      `CORS on 404 of ${method} ${p}`);
     await res.arrayBuffer();
   }
 });
@@ -85,6 +87,19 @@ test('CORS preflight is answered 204 with the headers players need', async () =>
   assert.equal(res.headers.get('access-control-allow-origin'), '*');
   assert.match(res.headers.get('access-control-allow-headers'), /Range/);
   assert.match(res.headers.get('access-control-allow-methods'), /GET/);
+  // A read preflight grants reads only; writes have their own rules (origin.test.mjs).
+  assert.doesNotMatch(res.headers.get('access-control-allow-methods'), /DELETE|POST/);
+});
+
+test('a write preflight from another origin is not granted', async () => {
+  const res = await fetch(`${web.url}/api/videos/01jzzzzzzzzzzzzzzzzzzzzzzz`, {
+    method: 'OPTIONS',
+    headers: { Origin: 'http://example.test', 'Access-Control-Request-Method': 'DELETE' },
+  });
+  assert.equal(res.status, 403);
+  assert.ok((await res.json()).error);
+  assert.equal(res.headers.get('access-control-allow-origin'), null);
+  assert.equal(res.headers.get('access-control-allow-methods'), null);
 });
 
 test('traversal in content paths is 400 and never reaches the filesystem', async () => {
