@@ -141,13 +141,13 @@
         }
         if (request.status === 401 && auth) {
           // The server wants an API token: ask once, then send again with it.
+          bar.value = 0;
           progressText.textContent = 'Waiting for the API token…';
           const message = authorization
             ? 'The stored API token was not accepted. Enter the right one to upload.'
             : 'This server needs an API token for uploads and deletes.';
           auth.ask(message).then((given) => {
             if (given) {
-              bar.value = 0;
               send();
               window.addEventListener('beforeunload', warnBeforeLeaving);
               return;
