@@ -107,6 +107,25 @@ TEST_F(HttpServerTest, ServesAndAddsCors) {
   EXPECT_THAT(reply, HasSubstr("\r\n\r\nhello"));
 }
 
+TEST_F(HttpServerTest, RefusesCrossOriginWritesOfAnyMethodBeforeRouting) {
+  // The write rule is the server's, whatever the route: POST to a route, PUT
+  // and PATCH to routes that do not exist.
+  for (const char* line : {"POST /count", "PUT /count", "PATCH /nowhere", "DELETE /hello"}) {
+    std::string reply =
+        Exchange(absl::StrCat(line, " HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n",
+                              "Content-Length: 5\r\nConnection: close\r\n\r\nhello"));
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 403")) << line;
+    EXPECT_THAT(reply, HasSubstr("cross-origin write refused")) << line;
+    EXPECT_THAT(reply, ::testing::Not(HasSubstr("Access-Control-Allow-Origin"))) << line;
+    EXPECT_THAT(reply, HasSubstr("X-Content-Type-Options: nosniff")) << line;
+  }
+  std::string same = Exchange(
+      "POST /count HTTP/1.1\r\nHost: x:1\r\nOrigin: http://x:1\r\nContent-Length: 5\r\n"
+      "Connection: close\r\n\r\nhello");
+  EXPECT_THAT(same, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(same, HasSubstr("\r\n\r\n5"));
+}
+
 TEST_F(HttpServerTest, KeepAliveServesPipelinedRequests) {
   std::string reply = Exchange(
       "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: "
