@@ -90,7 +90,8 @@ std::optional<Authority> ParseAuthority(std::string_view text) {
     for (char c : port_text) {
       if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return std::nullopt;
     }
-    if (!absl::SimpleAtoi(ToAbsl(port_text), &port) || port < 1 || port > 65535) return std::nullopt;
+    if (!absl::SimpleAtoi(ToAbsl(port_text), &port) || port < 1 || port > 65535)
+      return std::nullopt;
     out.port = port;
   }
   return out;
@@ -198,7 +199,8 @@ bool TokensEqual(std::string_view a, std::string_view b) {
 
 absl::StatusOr<LoadedToken> LoadTokenFile(const std::filesystem::path& path) {
   auto fail = [&](std::string_view why) {
-    return absl::FailedPreconditionError(absl::StrCat("token file ", path.string(), ": ", ToAbsl(why)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("token file ", path.string(), ": ", ToAbsl(why)));
   };
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fail(std::strerror(errno));
@@ -267,8 +269,7 @@ OriginKind WriteGuard::ClassifyOrigin(const Fields& headers) const {
     // scheme can be its own; a proxy that says which one the browser used
     // (X-Forwarded-Proto) settles it.
     std::optional<std::string_view> proto = SingleValue(headers, "X-Forwarded-Proto");
-    std::string_view first =
-        proto ? StripWhitespace(proto->substr(0, proto->find(','))) : "";
+    std::string_view first = proto ? StripWhitespace(proto->substr(0, proto->find(','))) : "";
     if (first.empty() || EqualsIgnoreCase(first, parsed->scheme)) {
       return OriginKind::kSameOrigin;
     }
@@ -314,7 +315,8 @@ absl::Status WriteGuard::CheckWrite(const Fields& headers) const {
   if (!absl::ConsumePrefix(&value, "Bearer ") && !absl::ConsumePrefix(&value, "bearer ")) {
     return absl::UnauthenticatedError("the Authorization header must be Bearer <token>");
   }
-  if (!TokensEqual(StripWhitespace(std::string_view(value.data(), value.size())), options_.api_token)) {
+  if (!TokensEqual(StripWhitespace(std::string_view(value.data(), value.size())),
+                   options_.api_token)) {
     return absl::UnauthenticatedError("the API token is wrong");
   }
   return absl::OkStatus();
@@ -353,7 +355,8 @@ Response WriteGuard::Preflight(const Fields& headers) const {
     absl::StrAppend(&allow_headers, ", ", ToAbsl(wanted->value()));
   }
   r.headers.set(Field::access_control_allow_origin, headers.find(Field::origin)->value());
-  r.headers.set(Field::access_control_allow_methods, absl::StrCat(ToAbsl(method), ", ", ToAbsl(kReadMethods)));
+  r.headers.set(Field::access_control_allow_methods,
+                absl::StrCat(ToAbsl(method), ", ", ToAbsl(kReadMethods)));
   r.headers.set(Field::access_control_allow_headers, allow_headers);
   r.headers.set(Field::access_control_max_age, "600");
   return r;
