@@ -53,6 +53,7 @@ struct Flags {
   int job_rescan_interval_ms = 2000;
   std::string allowed_origins;  // --allowed-origins
   std::string api_token_file;   // --api-token-file
+  web::MediaFlags media;
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
   cli.add_option("--api-token-file", flags.api_token_file,
                  "file holding a token that uploads and deletes must send as 'Authorization: "
                  "Bearer TOKEN' (mode 0600; one trailing newline ignored); reads need none");
+  web::AddMediaFlags(cli, flags.media);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   http::WriteGuardOptions write_guard;
@@ -231,6 +233,12 @@ int main(int argc, char** argv) {
     content = local_content.get();
   }
 
+  MediaLimits media_limits;
+  TranscodeOptions transcode_options;
+  if (absl::Status s = web::ApplyMediaFlags(flags.media, &media_limits, &transcode_options);
+      !s.ok()) {
+    Fail(s.ToString());
+  }
   // With etcd, jobs are claimed there, shared with the other web servers.
   auto transcoding = web::MakeTranscoding(
       *metadata, *content, etcd_client.get(),
@@ -238,14 +246,16 @@ int main(int argc, char** argv) {
        .work_dir = data_dir / "work",
        .server_id = flags.server_id,
        .lease_ttl = std::chrono::seconds(flags.job_lease_ttl_s),
-       .rescan_interval = std::chrono::milliseconds(flags.job_rescan_interval_ms)});
+       .rescan_interval = std::chrono::milliseconds(flags.job_rescan_interval_ms),
+       .transcode = transcode_options});
   if (!transcoding.ok()) Fail("transcoding: " + transcoding.status().ToString());
   TranscodeWorkerPool& transcoder = *transcoding->pool;
   boost::asio::thread_pool blocking(flags.blocking_threads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
                   .spool_dir = data_dir / "work" / "uploads",
-                  .max_upload_bytes = flags.max_upload_bytes},
+                  .max_upload_bytes = flags.max_upload_bytes,
+                  .media_limits = media_limits},
       .metadata = *metadata,
       .content = *content,
       .transcoder = transcoder,

@@ -17,7 +17,8 @@ absl::StatusOr<Transcoding> MakeTranscoding(VideoMetadataService& metadata,
                                             VideoContentService& content, etcd::EtcdClient* etcd,
                                             const TranscodingFlags& flags) {
   Transcoding transcoding;
-  TranscodeWorkerPoolOptions options{.workers = flags.workers, .work_dir = flags.work_dir};
+  TranscodeWorkerPoolOptions options{
+      .workers = flags.workers, .work_dir = flags.work_dir, .transcode = flags.transcode};
   if (etcd != nullptr) {
     absl::StatusOr<std::unique_ptr<EtcdJobClaims>> claims =
         EtcdJobClaims::Create(*etcd, {.server_id = flags.server_id, .lease_ttl = flags.lease_ttl});
@@ -29,6 +30,44 @@ absl::StatusOr<Transcoding> MakeTranscoding(VideoMetadataService& metadata,
   }
   transcoding.pool = std::make_unique<TranscodeWorkerPool>(metadata, content, std::move(options));
   return transcoding;
+}
+
+void AddMediaFlags(CLI::App& cli, MediaFlags& flags) {
+  cli.add_option("--max-video-duration", flags.max_video_duration_s,
+                 "longest video accepted, in seconds (longer: 413 at upload)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e7));
+  cli.add_option("--max-video-resolution", flags.max_video_resolution,
+                 "largest picture accepted, WIDTHxHEIGHT, either way up (larger: 413 at upload; "
+                 "default DCI 8K)")
+      ->capture_default_str();
+  cli.add_option("--max-streams", flags.max_streams,
+                 "most streams (video, audio, subtitles, data) a file may have (more: 413)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cli.add_option("--transcode-time-factor", flags.transcode_time_factor,
+                 "a transcode is stopped and the video failed after FACTOR x its duration + "
+                 "--transcode-time-floor seconds (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  cli.add_option("--transcode-time-floor", flags.transcode_time_floor_s,
+                 "seconds every transcode may take on top of the factor")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
+}
+
+absl::Status ApplyMediaFlags(const MediaFlags& flags, MediaLimits* limits,
+                             TranscodeOptions* transcode) {
+  limits->max_duration_seconds = flags.max_video_duration_s;
+  limits->max_streams = flags.max_streams;
+  if (absl::Status s = ParseMaxResolution(flags.max_video_resolution, limits); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-video-resolution: ", s.message()));
+  }
+  transcode->limits = *limits;
+  transcode->time_factor = flags.transcode_time_factor;
+  transcode->time_floor =
+      std::chrono::milliseconds(static_cast<int64_t>(flags.transcode_time_floor_s * 1000));
+  return absl::OkStatus();
 }
 
 std::string DefaultServerId(uint16_t http_port) {

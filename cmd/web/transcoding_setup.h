@@ -3,6 +3,7 @@
 // The transcoding side of streamgrid-web: the worker pool and, when several
 // servers share etcd, the job claims that keep them from running a job twice.
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "etcd/etcd_client.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/etcd_job_claims.h"
+#include "transcode/media_policy.h"
 #include "transcode/transcode_worker_pool.h"
 
 namespace streamgrid::web {
@@ -25,7 +27,26 @@ struct TranscodingFlags {
   std::string server_id;
   std::chrono::seconds lease_ttl{10};
   std::chrono::milliseconds rescan_interval{2000};
+  TranscodeOptions transcode;  // limits and time limit (ApplyMediaFlags)
 };
+
+// The flags capping what one upload may cost (see README, "Accepted media").
+struct MediaFlags {
+  double max_video_duration_s = MediaLimits{}.max_duration_seconds;
+  std::string max_video_resolution = "8192x4320";
+  int max_streams = MediaLimits{}.max_streams;
+  double transcode_time_factor = 30;
+  double transcode_time_floor_s = 600;
+};
+
+// Adds --max-video-duration, --max-video-resolution, --max-streams,
+// --transcode-time-factor and --transcode-time-floor to `cli`, stored in `flags`.
+void AddMediaFlags(CLI::App& cli, MediaFlags& flags);
+
+// The upload limits and the transcode limits `flags` ask for; INVALID_ARGUMENT
+// naming the flag when one is malformed.
+absl::Status ApplyMediaFlags(const MediaFlags& flags, MediaLimits* limits,
+                             TranscodeOptions* transcode);
 
 // The pool, not yet started, and the claims it uses. Destroying it stops the
 // pool before the claims go (which revokes their lease).

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "transcode/media_policy.h"
 
 namespace streamgrid {
 namespace {
@@ -23,6 +24,13 @@ std::string FileUrl(const std::filesystem::path& path) { return "file:" + path.s
 
 void Append(std::vector<std::string>& args, std::initializer_list<std::string> more) {
   args.insert(args.end(), more);
+}
+
+// "-i SOURCE" behind the input whitelists (media_policy.h): every command
+// reads the upload through here.
+void AppendInput(std::vector<std::string>& args, const std::filesystem::path& source) {
+  for (std::string& option : InputSafetyOptions()) args.push_back(std::move(option));
+  Append(args, {"-i", FileUrl(source)});
 }
 
 // The start of every command: quiet except for errors, which become our error
@@ -70,7 +78,7 @@ std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
                                             const std::filesystem::path& out_dir) {
   std::vector<std::string> args = CommonArgs(ffmpeg);
-  Append(args, {"-i", FileUrl(source)});
+  AppendInput(args, source);
   Append(args, {"-filter_complex", LadderFilterGraph(info, ladder)});
   for (size_t i = 0; i < ladder.size(); ++i) Append(args, {"-map", absl::StrCat("[v", i, "]")});
   if (info.has_audio) Append(args, {"-map", "0:a:0?"});
@@ -127,7 +135,8 @@ std::vector<std::string> BuildThumbnailCommand(const std::string& ffmpeg,
   std::vector<std::string> args = CommonArgs(ffmpeg);
   // Seeking before -i jumps to the nearest keyframe and decodes from there.
   Append(args, {"-ss", absl::StrFormat("%.3f", std::max(0.0, seek_seconds))});
-  Append(args, {"-i", FileUrl(source), "-map", "0:v:0"});
+  AppendInput(args, source);
+  Append(args, {"-map", "0:v:0"});
   // Scale before picking: the thumbnail filter holds all its candidate frames,
   // which at source size could be hundreds of megabytes for 4K.
   Append(args, {"-vf", absl::StrCat("scale=", width, ":", height,

@@ -25,14 +25,16 @@ inline constexpr int kSegmentSeconds = 4;
 // The argv for one ffmpeg process that decodes `source` once and encodes every
 // rung of `ladder` (plus the first audio stream, when `info` has audio) into
 // DASH and HLS in `out_dir`, reporting progress on stdout (`-progress pipe:1`).
-// `ladder` must not be empty.
+// `source` is read only as an allowed format (InputSafetyOptions()). `ladder`
+// must not be empty.
 std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const std::filesystem::path& source,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
                                             const std::filesystem::path& out_dir);
 
 // The argv for an ffmpeg process that writes `out_dir/thumbnail.jpg`: a
-// representative frame from around `seek_seconds`, at most 360 pixels high.
+// representative frame from around `seek_seconds`, at most 360 pixels high,
+// reading `source` only as an allowed format (InputSafetyOptions()).
 std::vector<std::string> BuildThumbnailCommand(const std::string& ffmpeg,
                                                const std::filesystem::path& source,
                                                const MediaInfo& info, double seek_seconds,

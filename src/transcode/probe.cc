@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "transcode/cancel_token.h"
 #include "transcode/ffmpeg_progress.h"
+#include "transcode/media_policy.h"
 #include "transcode/subprocess.h"
 
 namespace streamgrid {
@@ -106,7 +107,22 @@ std::string LastLine(std::string_view text) {
   return std::string(lines.back());
 }
 
+// The demuxer named in ffmpeg's "[hls @ 0x55...] Format not on whitelist" line,
+// or nullopt when `stderr_text` has no such line.
+std::optional<std::string> RefusedDemuxer(std::string_view stderr_text) {
+  for (std::string_view line : NonEmptyLines(stderr_text)) {
+    if (line.find("Format not on whitelist") == std::string_view::npos) continue;
+    size_t at = line.find(" @ ");
+    if (!line.starts_with("[") || at == std::string_view::npos) return std::string();
+    return std::string(line.substr(1, at - 1));
+  }
+  return std::nullopt;
+}
+
 absl::Status ProbeFailure(const std::filesystem::path& file, std::string_view stderr_text) {
+  if (std::optional<std::string> demuxer = RefusedDemuxer(stderr_text)) {
+    return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
+  }
   bool no_moov = stderr_text.find("moov atom not found") != std::string_view::npos;
   if (no_moov && LooksLikeIsoBmff(file)) {
     return absl::DataLossError(
@@ -134,10 +150,15 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
   MediaInfo info;
   json format = root.value("format", json::object());
   info.format_name = StringField(format, "format_name");
+  // ffprobe was told the same list; this catches an ffprobe that ignored it.
+  if (!IsAllowedInputFormat(info.format_name)) {
+    return absl::InvalidArgumentError(RefusedFormatMessage(info.format_name));
+  }
   info.bit_rate = static_cast<int64_t>(NumberField(format, "bit_rate").value_or(0));
 
   const json* video = nullptr;
   json streams = root.value("streams", json::array());
+  info.stream_count = streams.is_array() ? static_cast<int>(streams.size()) : 0;
   for (const json& stream : streams) {
     std::string type = StringField(stream, "codec_type");
     if (type == "audio") info.has_audio = true;
@@ -212,20 +233,26 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   if (size == 0) return absl::DataLossError("The file is empty.");
 
   std::string json;
+  bool truncated = false;
   SubprocessOptions run;
   run.deadline = options.timeout;
   run.kill_grace = std::chrono::milliseconds(1000);
-  run.on_stdout_line = [&json](std::string_view line) {
+  run.on_stdout_line = [&json, &truncated](std::string_view line) {
     // ffprobe's JSON for even a file with many streams is a few kilobytes.
     if (json.size() + line.size() < kMaxProbeOutput) {
       json.append(line);
       json.push_back('\n');
+    } else {
+      truncated = true;
     }
   };
-  // "file:" keeps a name with a colon from being taken as a protocol.
-  std::vector<std::string> argv = {options.ffprobe, "-v",   "error",
-                                   "-of",           "json", "-show_format",
-                                   "-show_streams", "-i",   "file:" + file.string()};
+  // "file:" keeps a name with a colon from being taken as a protocol. The
+  // probe's own work is bounded by ffprobe's default probesize (5 MB) and
+  // analyzeduration (5 s of media), and by the timeout.
+  std::vector<std::string> argv = {options.ffprobe, "-v",           "error",        "-of",
+                                   "json",          "-show_format", "-show_streams"};
+  for (std::string& option : InputSafetyOptions()) argv.push_back(std::move(option));
+  argv.insert(argv.end(), {"-i", "file:" + file.string()});
   absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
   absl::StatusOr<ExitStatus> exit;
@@ -244,6 +271,11 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   }
   if (!exit.ok()) return exit.status();
   if (!exit->success()) return ProbeFailure(file, (*proc)->stderr_tail());
+  if (truncated) {
+    return absl::OutOfRangeError(
+        "The file describes itself at absurd length (thousands of streams or tags); it is "
+        "refused.");
+  }
   return ParseProbeJson(json);
 }
 
@@ -257,23 +289,11 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
     ffmpeg = options.ffprobe.substr(0, slash + 1) + "ffmpeg";
   }
   const double start = std::max(0.0, info.duration_seconds - 1.5);
-  std::vector<std::string> argv = {ffmpeg,
-                                   "-nostdin",
-                                   "-v",
-                                   "error",
-                                   "-xerror",
-                                   "-ss",
-                                   absl::StrFormat("%.3f", start),
-                                   "-i",
-                                   "file:" + file.string(),
-                                   "-map",
-                                   "0:v:0",
-                                   "-f",
-                                   "null",
-                                   "-progress",
-                                   "pipe:1",
-                                   "-nostats",
-                                   "-"};
+  std::vector<std::string> argv = {
+      ffmpeg, "-nostdin", "-v", "error", "-xerror", "-ss", absl::StrFormat("%.3f", start)};
+  for (std::string& option : InputSafetyOptions()) argv.push_back(std::move(option));
+  argv.insert(argv.end(), {"-i", "file:" + file.string(), "-map", "0:v:0", "-f", "null",
+                           "-progress", "pipe:1", "-nostats", "-"});
   FfmpegProgress progress(info.duration_seconds);
   SubprocessOptions run;
   run.deadline = options.timeout;
@@ -283,6 +303,9 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
     return absl::DeadlineExceededError("Checking the end of the video took too long.");
   }
   if (!out.ok()) return out.status();
+  if (std::optional<std::string> demuxer = RefusedDemuxer(out->stderr_tail)) {
+    return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
+  }
   for (std::string_view line : NonEmptyLines(out->stdout_text)) progress.OnLine(line);
   // Output time restarts at the seek point; the last frame starts one frame
   // before the end, so allow a little more than a frame of slack.

@@ -21,6 +21,7 @@ struct MediaInfo {
   int64_t bit_rate = 0;     // whole file, bits per second; 0 when unknown
   std::string format_name;  // e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string video_codec;  // e.g. "h264"
+  int stream_count = 0;     // streams of every kind
 };
 
 class CancelToken;
@@ -31,12 +32,15 @@ struct ProbeOptions {
   CancelToken* cancel = nullptr;  // when set and cancelled, ffprobe is killed
 };
 
-// Describes `file` with ffprobe. Errors carry messages fit for the uploader:
+// Describes `file` with ffprobe, which may only read it as one of the container
+// formats in media_policy.h. Errors carry messages fit for the uploader:
 // INVALID_ARGUMENT when the file is not a video (not a media file, no video
-// stream, a still image); DATA_LOSS when it is damaged (empty, truncated, no
-// index, no duration); NOT_FOUND when `file` does not exist; DEADLINE_EXCEEDED
-// when ffprobe takes longer than the timeout; CANCELLED when `options.cancel`
-// fired; other codes when ffprobe cannot be run at all.
+// stream, a still image, or a format that is not allowed: a playlist, a
+// manifest, a concat list, an image sequence, ...); OUT_OF_RANGE when ffprobe's
+// description is absurdly large (thousands of streams); DATA_LOSS when it is damaged (empty,
+// truncated, no index, no duration); NOT_FOUND when `file` does not exist; DEADLINE_EXCEEDED when
+// ffprobe takes longer than the timeout; CANCELLED when `options.cancel` fired; other codes when
+// ffprobe cannot be run at all.
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options = {});
 
@@ -48,7 +52,8 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
                             const ProbeOptions& options = {});
 
 // Interprets the output of `ffprobe -of json -show_format -show_streams` with the
-// same rules and errors as ProbeMedia(). Exposed for tests.
+// same rules and errors as ProbeMedia(), including the format allow-list.
+// Exposed for tests.
 absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view json);
 
 }  // namespace streamgrid

@@ -1,12 +1,24 @@
 #include "transcode/probe.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "common/strings.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "transcode/cancel_token.h"
+#include "transcode/ffmpeg_args.h"
+#include "transcode/ladder.h"
+#include "transcode/media_policy.h"
+#include "transcode/subprocess.h"
 #include "transcode/testing/test_media.h"
 
 namespace streamgrid {
@@ -15,8 +27,42 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::AnyOf;
 using ::testing::HasSubstr;
+using testing::ReadTestFile;
 
 constexpr char kText[] = "These are not the frames you are looking for.\n";
+
+std::string HlsPlaylist(const std::string& uri) {
+  return absl::StrCat("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n", uri,
+                      "\n#EXT-X-ENDLIST\n");
+}
+
+std::string DashManifest(const std::string& base_url, const std::string& file) {
+  return absl::StrCat(
+      "<?xml version=\"1.0\"?>\n"
+      "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" "
+      "mediaPresentationDuration=\"PT3S\" minBufferTime=\"PT2S\" "
+      "profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\">\n"
+      "  <BaseURL>",
+      base_url,
+      "</BaseURL>\n"
+      "  <Period><AdaptationSet mimeType=\"video/mp4\">\n"
+      "    <Representation id=\"1\" bandwidth=\"100000\" width=\"320\" height=\"180\">"
+      "<BaseURL>",
+      file, "</BaseURL></Representation>\n  </AdaptationSet></Period>\n</MPD>\n");
+}
+
+// The demuxer ffprobe picks for `path` without any whitelist: its
+// format_name, or when reading fails, the "[name @ 0x...]" of its complaint.
+std::string UnrestrictedFormat(const fs::path& path) {
+  absl::StatusOr<std::string> out =
+      testing::RunForTest({"ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of",
+                           "csv=p=0", "file:" + path.string()});
+  if (out.ok()) return std::string(StripWhitespace(*out));
+  const std::string error(out.status().message());
+  size_t open = error.find('['), at = error.find(" @ ");
+  if (open == std::string::npos || at == std::string::npos || at < open) return error;
+  return error.substr(open + 1, at - open - 1);
+}
 
 testing::TestVideoSpec Spec(double seconds, bool audio, int fps = 30, int rotate = 0) {
   testing::TestVideoSpec spec;
@@ -82,6 +128,39 @@ class ProbeTest : public ::testing::Test {
            absl::StatusOr<std::string> bytes = testing::ReadTestFile(Path("faststart.mp4"));
            if (!bytes.ok()) return bytes.status();
            return WriteTestFile(p, bytes->substr(0, bytes->size() / 2));
+         }},
+        // Hostile inputs: text and images FFmpeg would open as playlists,
+        // lists or image sequences, reading what they name.
+        {"segment.ts", [](const fs::path& p) { return MakeTestVideo(p, Spec(1, false)); }},
+        {"abs-path.m3u8",
+         [](const fs::path& p) {
+           return WriteTestFile(p, HlsPlaylist(Path("segment.ts").string()));
+         }},
+        {"file-url.m3u8",
+         [](const fs::path& p) {
+           return WriteTestFile(p, HlsPlaylist("file:" + Path("segment.ts").string()));
+         }},
+        {"named.txt",  // the same playlist under an innocent name
+         [](const fs::path& p) {
+           return WriteTestFile(p, HlsPlaylist(Path("segment.ts").string()));
+         }},
+        {"list.ffconcat",
+         [](const fs::path& p) {
+           // Relative, or the concat demuxer's safe mode would refuse it
+           // anyway; we must not rely on that.
+           return WriteTestFile(p, absl::StrCat("ffconcat version 1.0\nfile ",
+                                                Path("segment.ts").filename().string(), "\n"));
+         }},
+        {"manifest.mpd",
+         [](const fs::path& p) {
+           return WriteTestFile(p, DashManifest("file://" + media_->dir().string() + "/",
+                                                Path("av.mp4").filename().string()));
+         }},
+        {"img%03d.jpg",
+         [](const fs::path& p) {
+           absl::StatusOr<std::string> bytes = ReadTestFile(Path("still.jpg"));
+           if (!bytes.ok()) return bytes.status();
+           return WriteTestFile(p, *bytes);
          }},
         {"stuck-ffprobe",
          [](const fs::path& p) {
@@ -284,6 +363,175 @@ TEST(ParseProbeJsonTest, MotionJpegWithManyFramesIsAVideo) {
 
 TEST(ParseProbeJsonTest, NotJsonIsInternal) {
   EXPECT_EQ(ParseProbeJson("{oops").status().code(), absl::StatusCode::kInternal);
+}
+
+// Each hostile file is what it claims to be: without the whitelist, FFmpeg
+// would open it as a playlist, list, manifest or image sequence.
+TEST_F(ProbeTest, HostileFilesWouldBeOpenedAsWhatTheyAre) {
+  EXPECT_EQ(UnrestrictedFormat(Path("abs-path.m3u8")), "hls");
+  EXPECT_EQ(UnrestrictedFormat(Path("file-url.m3u8")), "hls");
+  EXPECT_EQ(UnrestrictedFormat(Path("named.txt")), "hls");
+  EXPECT_EQ(UnrestrictedFormat(Path("list.ffconcat")), "concat");
+  EXPECT_EQ(UnrestrictedFormat(Path("manifest.mpd")), "dash");
+  EXPECT_EQ(UnrestrictedFormat(Path("img%03d.jpg")), "image2");
+}
+
+TEST_F(ProbeTest, PlaylistsListsManifestsAndImagesAreRefused) {
+  struct Case {
+    const char* file;
+    const char* says;
+  };
+  for (const Case& c : {Case{"abs-path.m3u8", "HLS playlist"},
+                        Case{"file-url.m3u8", "HLS playlist"}, Case{"named.txt", "HLS playlist"},
+                        Case{"list.ffconcat", "concat list"}, Case{"manifest.mpd", "DASH manifest"},
+                        Case{"img%03d.jpg", "image"}, Case{"still.png", "image"}}) {
+    absl::StatusOr<MediaInfo> info = ProbeMedia(Path(c.file));
+    EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument) << c.file;
+    EXPECT_THAT(info.status().message(), HasSubstr(c.says)) << c.file;
+    EXPECT_THAT(info.status().message(), HasSubstr("MP4")) << c.file;
+    EXPECT_THAT(info.status().message(), ::testing::Not(HasSubstr(media_->dir().string())));
+  }
+}
+
+// An HLS playlist naming a URL on a listening socket: nothing connects.
+TEST_F(ProbeTest, APlaylistNamingAUrlFetchesNothing) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  fs::path playlist = media_->dir() / "url.m3u8";
+  ASSERT_TRUE(testing::WriteTestFile(
+                  playlist, HlsPlaylist(absl::StrCat("http://127.0.0.1:", ntohs(address.sin_port),
+                                                     "/segment.ts")))
+                  .ok());
+
+  absl::StatusOr<MediaInfo> info = ProbeMedia(playlist);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(info.status().message(), HasSubstr("HLS playlist"));
+  MediaInfo fake;
+  fake.duration_seconds = 1;
+  fake.width = 320;
+  fake.height = 180;
+  EXPECT_EQ(VerifyMediaEnd(playlist, fake).code(), absl::StatusCode::kInvalidArgument);
+
+  // ffprobe and ffmpeg have exited: a connection they made would be queued.
+  int accepted = ::accept(listener, nullptr, nullptr);
+  int accept_errno = errno;
+  EXPECT_EQ(accepted, -1);
+  EXPECT_EQ(accept_errno, EAGAIN);
+  if (accepted >= 0) ::close(accepted);
+  ::close(listener);
+}
+
+// The end check, the ladder and the thumbnail are as strict as the probe:
+// run on a playlist, each ffmpeg refuses to open it.
+TEST_F(ProbeTest, EveryFfmpegCommandRefusesAPlaylist) {
+  fs::path playlist = Path("abs-path.m3u8");
+  MediaInfo fake;
+  fake.duration_seconds = 1;
+  fake.width = 320;
+  fake.height = 180;
+  fake.frame_rate = 30;
+  fake.has_video = true;
+  absl::Status end = VerifyMediaEnd(playlist, fake);
+  EXPECT_EQ(end.code(), absl::StatusCode::kInvalidArgument) << end;
+  EXPECT_THAT(end.message(), HasSubstr("HLS playlist"));
+
+  testing::TempDir out;
+  for (const std::vector<std::string>& argv :
+       {BuildLadderCommand("ffmpeg", playlist, fake, SelectLadder(fake), out.path()),
+        BuildThumbnailCommand("ffmpeg", playlist, fake, 0, out.path())}) {
+    absl::StatusOr<SubprocessOutput> run =
+        RunSubprocess(argv, {.deadline = std::chrono::milliseconds(60'000)});
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_FALSE(run->exit.success());
+    EXPECT_THAT(run->stderr_tail, HasSubstr("Format not on whitelist")) << argv.back();
+  }
+  EXPECT_TRUE(fs::is_empty(out.path()));
+}
+
+// Containers a camera, phone or screen recorder writes still probe and pass
+// the end check.
+TEST_F(ProbeTest, AcceptsTheContainersOfCamerasAndPhones) {
+  struct Sample {
+    const char* name;
+    std::vector<std::string> codec;
+  };
+  const std::vector<Sample> samples = {
+      {"c.mp4", {"-c:v", "libx264"}},
+      {"c.mov", {"-c:v", "libx264"}},
+      {"c.3gp", {"-c:v", "h263", "-s", "352x288"}},
+      {"c.mkv", {"-c:v", "libx264"}},
+      {"c.webm", {"-c:v", "libvpx", "-b:v", "200k"}},
+      {"c.avi", {"-c:v", "mpeg4"}},
+      {"c.ts", {"-c:v", "libx264"}},
+      {"c.m2ts", {"-c:v", "libx264", "-f", "mpegts"}},
+      {"c.flv", {"-c:v", "flv"}},
+      {"c.ogv", {"-c:v", "libtheora"}},
+      {"c.wmv", {"-c:v", "wmv2"}},
+      {"c.mpg", {"-c:v", "mpeg2video"}},
+      {"c.mxf", {"-c:v", "mpeg2video"}},
+      {"c.dv", {"-c:v", "dvvideo", "-s", "720x576", "-pix_fmt", "yuv420p", "-r", "25"}},
+  };
+  for (const Sample& sample : samples) {
+    fs::path path = media_->dir() / sample.name;
+    std::vector<std::string> args = {"-f", "lavfi", "-i",
+                                     "testsrc2=size=320x240:rate=25:duration=1"};
+    args.insert(args.end(), sample.codec.begin(), sample.codec.end());
+    ASSERT_TRUE(MakeFromLavfi(path, args).ok()) << sample.name;
+    absl::StatusOr<MediaInfo> info = ProbeMedia(path);
+    ASSERT_TRUE(info.ok()) << sample.name << ": " << info.status();
+    EXPECT_TRUE(IsAllowedInputFormat(info->format_name)) << info->format_name;
+    EXPECT_NEAR(info->duration_seconds, 1.0, 0.25) << sample.name;
+    absl::Status end = VerifyMediaEnd(path, *info);
+    EXPECT_TRUE(end.ok()) << sample.name << ": " << end;
+  }
+}
+
+// The one allowed demuxer that can open other files (QuickTime external data
+// references) does so only when asked; we never ask. Guards against an FFmpeg
+// whose defaults differ.
+TEST(MovDemuxerTest, ExternalReferencesAreOffByDefault) {
+  absl::StatusOr<std::string> help =
+      testing::RunForTest({"ffprobe", "-hide_banner", "-h", "demuxer=mov"});
+  ASSERT_TRUE(help.ok()) << help.status();
+  bool saw_drefs = false, saw_absolute = false;
+  for (std::string_view line : NonEmptyLines(*help)) {
+    if (line.starts_with("-enable_drefs ")) {
+      saw_drefs = true;
+      EXPECT_THAT(std::string(line), HasSubstr("(default false)"));
+    }
+    if (line.starts_with("-use_absolute_path ")) {
+      saw_absolute = true;
+      EXPECT_THAT(std::string(line), HasSubstr("(default false)"));
+    }
+  }
+  EXPECT_TRUE(saw_drefs);
+  EXPECT_TRUE(saw_absolute);
+}
+
+TEST(ParseProbeJsonTest, FormatsOffTheListAreRefused) {
+  absl::StatusOr<MediaInfo> info = ParseProbeJson(R"({
+    "streams": [{"codec_type": "video", "codec_name": "h264", "width": 640, "height": 360}],
+    "format": {"format_name": "hls", "duration": "10"}
+  })");
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(info.status().message(), HasSubstr("HLS playlist"));
+}
+
+TEST(ParseProbeJsonTest, CountsStreams) {
+  absl::StatusOr<MediaInfo> info = ParseProbeJson(R"({
+    "streams": [{"codec_type": "video", "codec_name": "h264", "width": 640, "height": 360},
+                {"codec_type": "audio"}, {"codec_type": "audio"}, {"codec_type": "data"}],
+    "format": {"format_name": "mpegts", "duration": "10"}
+  })");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->stream_count, 4);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ namespace streamgrid {
 namespace {
 
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxSummaryLines = 3;
 constexpr size_t kMaxSummaryBytes = 500;
@@ -56,14 +57,26 @@ std::string DropContextAddress(std::string_view line) {
 // `what` names the step in error messages; `redactions` keep our paths out of
 // them (they end up in front of the uploader). `errors`, if given, receives the
 // summary of stderr even on success: ffmpeg carries on past damaged input.
+// When the encode must be over, and how to say that it was not.
+struct TimeLimit {
+  Clock::time_point end = Clock::time_point::max();
+  std::string exceeded_message;
+};
+
 absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOptions& options,
                        std::function<void(std::string_view)> on_line, CancelToken* cancel,
-                       std::string_view what, const Redactions& redactions,
+                       std::string_view what, const Redactions& redactions, const TimeLimit& limit,
                        std::string* errors_out = nullptr) {
   SubprocessOptions run;
   run.on_stdout_line = std::move(on_line);
   run.stall_timeout = options.stall_timeout;
   run.deadline = options.deadline;
+  if (limit.end != Clock::time_point::max()) {
+    const Clock::time_point now = Clock::now();
+    if (now >= limit.end) return absl::DeadlineExceededError(limit.exceeded_message);
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(limit.end - now);
+    if (!run.deadline || left < *run.deadline) run.deadline = left;
+  }
   run.kill_grace = std::chrono::milliseconds(2000);
   absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
@@ -81,6 +94,9 @@ absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOpti
   if (errors_out != nullptr) *errors_out = errors;
   if (!exit.ok()) {
     if (absl::IsCancelled(exit.status())) return absl::CancelledError("transcoding was cancelled");
+    if (absl::IsDeadlineExceeded(exit.status()) && Clock::now() >= limit.end) {
+      return absl::DeadlineExceededError(limit.exceeded_message);
+    }
     return absl::Status(exit.status().code(),
                         absl::StrCat(ToAbsl(what), " stopped: ", exit.status().message(),
                                      errors.empty() ? "" : ": ", errors));
@@ -141,7 +157,7 @@ absl::Status FinishPlaylists(const fs::path& out_dir) {
 
 absl::Status MakeThumbnail(const fs::path& source, const MediaInfo& info, const fs::path& out_dir,
                            const TranscodeOptions& options, CancelToken* cancel,
-                           const Redactions& redactions) {
+                           const Redactions& redactions, const TimeLimit& limit) {
   // The middle is usually more telling than the (often black) first frame. A
   // seek past the real end, when the container's duration is wrong, yields no
   // frame; the start always has one.
@@ -149,7 +165,7 @@ absl::Status MakeThumbnail(const fs::path& source, const MediaInfo& info, const 
   for (double seek : {info.duration_seconds / 2, 0.0}) {
     absl::Status status =
         RunFfmpeg(BuildThumbnailCommand(options.ffmpeg, source, info, seek, out_dir), options,
-                  nullptr, cancel, "making the thumbnail", redactions);
+                  nullptr, cancel, "making the thumbnail", redactions, limit);
     if (!status.ok()) return status;
     if (NonEmptyFile(thumbnail)) return absl::OkStatus();
   }
@@ -169,6 +185,20 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
     return absl::CancelledError("transcoding was cancelled");
   }
   if (!info.ok()) return info.status();
+  if (absl::Status within = CheckMediaLimits(*info, options.limits); !within.ok()) return within;
+
+  // The clock starts after the probe, which has its own timeout.
+  TimeLimit limit;
+  const std::chrono::milliseconds allowed =
+      TranscodeTimeLimit(info->duration_seconds, options.time_factor, options.time_floor);
+  if (allowed.count() > 0) {
+    limit.end = Clock::now() + allowed;
+    limit.exceeded_message = absl::StrFormat(
+        "Converting the video took longer than its time limit of %.1f s (%g times its %.1f s "
+        "plus %.1f s) and was stopped.",
+        allowed.count() / 1000.0, options.time_factor, info->duration_seconds,
+        options.time_floor.count() / 1000.0);
+  }
 
   TranscodeResult result;
   result.source = *info;
@@ -189,7 +219,7 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
   std::string errors;
   absl::Status status =
       RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir), options,
-                on_line, cancel, "transcoding", redactions, &errors);
+                on_line, cancel, "transcoding", redactions, limit, &errors);
   if (!status.ok()) return status;
   // A file cut short after its index (e.g. an MP4 with the index first) probes
   // fine and ffmpeg encodes what there is, complaining but exiting 0.
@@ -208,7 +238,7 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
 
   status = FinishPlaylists(out_dir);
   if (!status.ok()) return status;
-  status = MakeThumbnail(source, result.source, out_dir, options, cancel, redactions);
+  status = MakeThumbnail(source, result.source, out_dir, options, cancel, redactions, limit);
   if (!status.ok()) return status;
 
   absl::StatusOr<std::vector<std::string>> files = ListOutputs(out_dir);

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/cancel_token.h"
+#include "transcode/media_policy.h"
 #include "transcode/probe.h"
 
 namespace streamgrid {
@@ -21,8 +22,15 @@ struct TranscodeOptions {
   // ffmpeg is killed when it reports nothing for this long (it normally reports
   // twice a second)...
   std::chrono::milliseconds stall_timeout{120'000};
-  // ...or when the whole encode takes longer than this, if set.
+  // ...or when one ffmpeg run takes longer than this, if set...
   std::optional<std::chrono::milliseconds> deadline;
+  // ...or when the encode and thumbnail together take longer than
+  // TranscodeTimeLimit(duration, time_factor, time_floor); a factor of 0
+  // means no such limit.
+  double time_factor = 0;
+  std::chrono::milliseconds time_floor{0};
+  // Sources beyond these are refused before anything is encoded.
+  MediaLimits limits;
 };
 
 struct TranscodeResult {
@@ -47,9 +55,11 @@ struct TranscodeResult {
 // the container claimed and ffmpeg reported no damage.
 //
 // Errors: ProbeMedia()'s for unusable input (INVALID_ARGUMENT, DATA_LOSS, ...);
+// CheckMediaLimits()'s OUT_OF_RANGE for a source beyond `options.limits`;
 // DATA_LOSS also when ffmpeg could read only part of the file; INTERNAL with
 // ffmpeg's last error lines when it fails; DEADLINE_EXCEEDED when it stalls or
-// overruns; FAILED_PRECONDITION when `out_dir` is not empty. On any other error
+// overruns (over the time limit: a message saying so, for the uploader);
+// FAILED_PRECONDITION when `out_dir` is not empty. On any other error
 // `out_dir` is removed.
 absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
                                           const std::filesystem::path& out_dir,

@@ -431,6 +431,47 @@ TEST_F(TranscoderTest, StalledFfmpegIsKilled) {
   EXPECT_FALSE(fs::exists(Out()));
 }
 
+TEST_F(TranscoderTest, OverTheTimeLimitIsStoppedWithTheReason) {
+  // Real ffmpeg at real-time speed: the 2 s video takes at least 2 s to
+  // encode, twice its limit of 0.5 x 2 s + 0 s, however fast the machine.
+  TranscodeOptions options;
+  options.ffmpeg = Source("slow-ffmpeg").string();
+  options.time_factor = 0.5;
+  options.time_floor = std::chrono::milliseconds(0);
+  Clock::time_point start = Clock::now();
+  absl::StatusOr<TranscodeResult> result = Run("two_rungs.mp4", nullptr, options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+  EXPECT_THAT(result.status().message(), HasSubstr("time limit of 1.0 s"));
+  EXPECT_THAT(result.status().message(), HasSubstr("0.5 times"));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(15));
+  EXPECT_FALSE(fs::exists(Out()));
+}
+
+TEST_F(TranscoderTest, AGenerousTimeLimitLetsItFinish) {
+  TranscodeOptions options;
+  options.time_factor = 1;
+  options.time_floor = std::chrono::seconds(120);
+  absl::StatusOr<TranscodeResult> result = Run("silent.mp4", nullptr, options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectCompleteOutput(*result);
+}
+
+TEST_F(TranscoderTest, SourceBeyondTheLimitsIsRefusedBeforeEncoding) {
+  TranscodeOptions options;
+  options.ffmpeg = "/nonexistent/ffmpeg";  // never reached
+  options.limits.max_duration_seconds = 1;
+  absl::StatusOr<TranscodeResult> result = Run("two_rungs.mp4", nullptr, options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kOutOfRange) << result.status();
+  EXPECT_THAT(result.status().message(), HasSubstr("seconds long"));
+
+  options.limits = MediaLimits{};
+  ASSERT_TRUE(ParseMaxResolution("320x240", &options.limits).ok());
+  result = Run("two_rungs.mp4", nullptr, options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kOutOfRange) << result.status();
+  EXPECT_THAT(result.status().message(), HasSubstr("640x360"));
+  EXPECT_FALSE(fs::exists(Out()));
+}
+
 TEST(SummarizeFfmpegErrorsTest, KeepsTheLastDistinctLines) {
   EXPECT_EQ(SummarizeFfmpegErrors(""), "");
   EXPECT_EQ(SummarizeFfmpegErrors("a\n\nb\r\nc\nd\n\n"), "b; c; d");

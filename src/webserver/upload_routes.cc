@@ -12,6 +12,7 @@
 #include "common/ids.h"
 #include "http/multipart_parser.h"
 #include "http/offload.h"
+#include "transcode/media_policy.h"
 #include "transcode/probe.h"
 #include "webserver/routes.h"
 #include "webserver/video_json.h"
@@ -116,11 +117,16 @@ absl::Status StoreOriginal(VideoContentService& content, const std::string& id,
   return (*writer)->Commit().status();
 }
 
-// How a rejected media file is reported: not a video at all is 415, a damaged
-// one 422; anything else is the server's problem.
+// How a rejected media file is reported: not a video at all, or not in an
+// accepted format (a playlist, an image, ...), is 415; one beyond a limit
+// (duration, picture size, streams) 413, like a file over the size limit; a
+// damaged one 422; anything else is the server's problem.
 Response ProbeError(const absl::Status& status) {
   if (absl::IsInvalidArgument(status)) {
     return Response::Error(Status::unsupported_media_type, status.message());
+  }
+  if (absl::IsOutOfRange(status)) {
+    return Response::Error(Status::payload_too_large, status.message());
   }
   if (absl::IsDataLoss(status))
     return Response::Error(Status::unprocessable_entity, status.message());
@@ -218,6 +224,10 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
       rejection = ProbeError(media.status());
       return media.status();
     }
+    if (absl::Status within = CheckMediaLimits(*media, app.options.media_limits); !within.ok()) {
+      rejection = ProbeError(within);
+      return within;
+    }
     if (absl::Status end = VerifyMediaEnd(spool.path(), *media); !end.ok()) {
       rejection = ProbeError(end);
       return end;
@@ -234,7 +244,10 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& req
     return absl::OkStatus();
   });
   if (!accepted.ok()) {
-    if (rejection.status != Status::ok) co_return rejection;
+    if (rejection.status != Status::ok) {
+      spdlog::info("refused upload {}: {}", id, accepted.ToString());
+      co_return rejection;
+    }
     spdlog::error("upload {} failed: {}", id, accepted.ToString());
     co_return http::ErrorFromStatus(accepted);
   }

@@ -164,7 +164,16 @@ test('bad uploads get 4xx with a message and leave nothing behind', async () => 
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=64x64',
     '-frames:v', '1', '-f', 'image2', '-c:v', 'png', image]);
 
+  // Text that FFmpeg would open as a playlist or list and follow: refused by
+  // format (tests/integration/hostile_media.test.mjs has the full set).
+  const playlist = path.join(scratch, 'playlist.mp4');
+  await writeFile(playlist, `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n${good}\n#EXT-X-ENDLIST\n`);
+  const concat = path.join(scratch, 'list.mp4');
+  await writeFile(concat, `ffconcat version 1.0\nfile ${good}\n`);
+
   const cases = [
+    [playlist, {}, [415]],
+    [concat, {}, [415]],
     [text, {}, [415, 422]],
     [empty, {}, [422]],
     [truncated, {}, [422]],
