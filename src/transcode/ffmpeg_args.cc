@@ -28,8 +28,11 @@ void Append(std::vector<std::string>& args, std::initializer_list<std::string> m
 
 // "-i SOURCE" behind the input whitelists (media_policy.h): every command
 // reads the upload through here.
-void AppendInput(std::vector<std::string>& args, const std::filesystem::path& source) {
-  for (std::string& option : InputSafetyOptions()) args.push_back(std::move(option));
+void AppendInput(std::vector<std::string>& args, const std::filesystem::path& source,
+                 const MediaInfo& info) {
+  for (std::string& option : InputSafetyOptions(info.format_name)) {
+    args.push_back(std::move(option));
+  }
   Append(args, {"-i", FileUrl(source)});
 }
 
@@ -78,7 +81,7 @@ std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
                                             const std::filesystem::path& out_dir) {
   std::vector<std::string> args = CommonArgs(ffmpeg);
-  AppendInput(args, source);
+  AppendInput(args, source, info);
   Append(args, {"-filter_complex", LadderFilterGraph(info, ladder)});
   for (size_t i = 0; i < ladder.size(); ++i) Append(args, {"-map", absl::StrCat("[v", i, "]")});
   if (info.has_audio) Append(args, {"-map", "0:a:0?"});
@@ -135,7 +138,7 @@ std::vector<std::string> BuildThumbnailCommand(const std::string& ffmpeg,
   std::vector<std::string> args = CommonArgs(ffmpeg);
   // Seeking before -i jumps to the nearest keyframe and decodes from there.
   Append(args, {"-ss", absl::StrFormat("%.3f", std::max(0.0, seek_seconds))});
-  AppendInput(args, source);
+  AppendInput(args, source, info);
   Append(args, {"-map", "0:v:0"});
   // Scale before picking: the thumbnail filter holds all its candidate frames,
   // which at source size could be hundreds of megabytes for 4K.

@@ -38,9 +38,14 @@ std::string_view Describe(std::string_view demuxer) {
 
 }  // namespace
 
-std::vector<std::string> InputSafetyOptions() {
-  return {"-format_whitelist", std::string(kAllowedInputFormats), "-protocol_whitelist",
-          std::string(kAllowedInputProtocols)};
+std::vector<std::string> InputSafetyOptions(std::string_view format_name) {
+  std::vector<std::string> options = {"-format_whitelist", std::string(kAllowedInputFormats),
+                                      "-protocol_whitelist", std::string(kAllowedInputProtocols)};
+  const std::vector<std::string_view> names = Names(format_name);
+  if (std::find(names.begin(), names.end(), "mov") != names.end()) {
+    options.insert(options.end(), {"-enable_drefs", "0", "-use_absolute_path", "0"});
+  }
+  return options;
 }
 
 bool IsAllowedInputFormat(std::string_view format_name) {

@@ -20,7 +20,8 @@ namespace streamgrid {
 // AVCHD .mts/.m2ts), FLV, Ogg, ASF (WMV), MPEG-PS (.mpg/.vob), MXF and DV.
 // None of them opens another file or URL (see docs/design.md, "Accepted
 // media"); the MOV demuxer could, through external data references, but only
-// with its enable_drefs option, which is off by default and never set here.
+// with its enable_drefs option, which is off by default and pinned off by
+// InputSafetyOptions() where it can be.
 inline constexpr std::string_view kAllowedInputFormats =
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,flv,ogg,asf,mpeg,mxf,dv";
 
@@ -37,7 +38,13 @@ inline constexpr std::string_view kAcceptedKinds =
 // whatever the file is called, so a text file holding an HLS playlist, a concat
 // list or a DASH manifest would otherwise be opened as one and read whatever
 // files and URLs it names; with these the open fails instead.
-std::vector<std::string> InputSafetyOptions();
+//
+// `format_name` is the source's, when a probe already told it: for the MOV
+// family the demuxer's external references are then also pinned off
+// (-enable_drefs 0 -use_absolute_path 0). Without it they are left at their
+// default (off): ffmpeg refuses a demuxer option the chosen demuxer lacks, so
+// they can only be given when the demuxer is known.
+std::vector<std::string> InputSafetyOptions(std::string_view format_name = "");
 
 // True when `format_name` (ffprobe's, e.g. "mov,mp4,m4a,3gp,3g2,mj2") names
 // one of kAllowedInputFormats.

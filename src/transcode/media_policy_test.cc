@@ -27,9 +27,10 @@ MediaInfo Video(int width, int height, double seconds = 10) {
   return info;
 }
 
-// Every "-i" in `args` is preceded by exactly the safety options.
-void ExpectEveryInputWhitelisted(const std::vector<std::string>& args) {
-  const std::vector<std::string> safety = InputSafetyOptions();
+// Every "-i" in `args` is preceded by exactly the safety options for `format`.
+void ExpectEveryInputWhitelisted(const std::vector<std::string>& args,
+                                 std::string_view format = "") {
+  const std::vector<std::string> safety = InputSafetyOptions(format);
   int inputs = 0;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] != "-i") continue;
@@ -74,6 +75,22 @@ TEST(InputSafetyOptionsTest, EveryCommandCarriesThem) {
   ExpectEveryInputWhitelisted(
       BuildLadderCommand("ffmpeg", "/in/source", info, SelectLadder(info), "/out"));
   ExpectEveryInputWhitelisted(BuildThumbnailCommand("ffmpeg", "/in/source", info, 5, "/out"));
+}
+
+TEST(InputSafetyOptionsTest, PinMovExternalReferencesOffWhenTheFormatIsKnown) {
+  const std::string mov = "mov,mp4,m4a,3gp,3g2,mj2";
+  std::vector<std::string> options = InputSafetyOptions(mov);
+  ASSERT_EQ(options.size(), 8u);
+  EXPECT_EQ(std::vector<std::string>(options.begin() + 4, options.end()),
+            (std::vector<std::string>{"-enable_drefs", "0", "-use_absolute_path", "0"}));
+  EXPECT_EQ(InputSafetyOptions("matroska,webm").size(), 4u);
+  EXPECT_EQ(InputSafetyOptions("").size(), 4u);
+
+  MediaInfo info = Video(1280, 720);
+  info.format_name = mov;
+  ExpectEveryInputWhitelisted(
+      BuildLadderCommand("ffmpeg", "/in/source", info, SelectLadder(info), "/out"), mov);
+  ExpectEveryInputWhitelisted(BuildThumbnailCommand("ffmpeg", "/in/source", info, 5, "/out"), mov);
 }
 
 TEST(RefusedFormatMessageTest, SaysWhatTheFileIsAndWhatIsAccepted) {

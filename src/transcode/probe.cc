@@ -291,7 +291,9 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
   const double start = std::max(0.0, info.duration_seconds - 1.5);
   std::vector<std::string> argv = {
       ffmpeg, "-nostdin", "-v", "error", "-xerror", "-ss", absl::StrFormat("%.3f", start)};
-  for (std::string& option : InputSafetyOptions()) argv.push_back(std::move(option));
+  for (std::string& option : InputSafetyOptions(info.format_name)) {
+    argv.push_back(std::move(option));
+  }
   argv.insert(argv.end(), {"-i", "file:" + file.string(), "-map", "0:v:0", "-f", "null",
                            "-progress", "pipe:1", "-nostats", "-"});
   FfmpegProgress progress(info.duration_seconds);
