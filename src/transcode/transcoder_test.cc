@@ -140,6 +140,13 @@ class TranscoderTest : public ::testing::Test {
          [](const fs::path& p) {
            return MakeTestVideo(p, TestVideoSpec{.audio = false, .variable_frame_rate = true});
          }},
+        // A DCI 8K camera's picture: a few frames keep it cheap.
+        {"camera8k.mp4",
+         [](const fs::path& p) {
+           return MakeTestVideo(
+               p, TestVideoSpec{
+                      .width = 8192, .height = 4320, .fps = 6, .seconds = 2, .audio = false});
+         }},
         {"notes.txt",
          [](const fs::path& p) { return testing::WriteTestFile(p, "just some text\n"); }},
         {"truncated.mp4",
@@ -429,6 +436,16 @@ TEST_F(TranscoderTest, StalledFfmpegIsKilled) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   EXPECT_FALSE(fs::exists(Out()));
+}
+
+TEST_F(TranscoderTest, Camera8KIsAcceptedAndScaledDownToTheLadder) {
+  absl::StatusOr<TranscodeResult> result = Run("camera8k.mp4");  // default limits
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->source.width, 8192);
+  EXPECT_EQ(result->source.height, 4320);
+  ASSERT_FALSE(result->renditions.empty());
+  EXPECT_EQ(result->renditions[0].name, "1080p");
+  ExpectCompleteOutput(*result);
 }
 
 TEST_F(TranscoderTest, OverTheTimeLimitIsStoppedWithTheReason) {
