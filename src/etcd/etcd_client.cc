@@ -1,12 +1,15 @@
 #include "etcd/etcd_client.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "etcd/auth_token.h"
 #include "etcd/convert.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -20,7 +23,9 @@ namespace pb = etcdserverpb;
 // Pages of one ListPrefix at most: far beyond any store, yet an end.
 constexpr int kMaxPages = 1'000'000;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint,
+                                           const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                                           const std::shared_ptr<AuthTokens>& tokens) {
   grpc::ChannelArguments args;
   // etcd refuses client pings closer than 5 s apart; ping only during calls.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
@@ -32,7 +37,84 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
   // leave a channel failing every attempt long after the member is back.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  if (!tokens) return grpc::CreateCustomChannel(endpoint, creds, args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(tokens->InterceptorFactory());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(endpoint, creds, args,
+                                                                 std::move(interceptors));
+}
+
+// The contents of the PEM file at `path` (`what` names it in errors).
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the etcd TLS ", what, " file '", path, "'"));
+  }
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (pem.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the etcd TLS ", what, " file '", path, "' holds no PEM data"));
+  }
+  return pem;
+}
+
+// Drops the endpoints' schemes; `*tls` tells whether TLS is to be used.
+absl::Status ParseEndpoints(EtcdOptions& options, bool* tls) {
+  bool any_http = false;
+  bool any_https = false;
+  for (std::string& endpoint : options.endpoints) {
+    if (absl::StartsWith(endpoint, "http://")) {
+      endpoint = endpoint.substr(7);
+      any_http = true;
+    } else if (absl::StartsWith(endpoint, "https://")) {
+      endpoint = endpoint.substr(8);
+      any_https = true;
+    }
+    const size_t colon = endpoint.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(endpoint.substr(colon + 1), &port) || port == 0 || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("etcd endpoint must be HOST:PORT, got '", endpoint, "'"));
+    }
+  }
+  const bool tls_files = !options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                         !options.tls_key_file.empty();
+  if (any_http && any_https) {
+    return absl::InvalidArgumentError("etcd endpoints mix http:// and https://");
+  }
+  if (any_http && tls_files) {
+    return absl::InvalidArgumentError(
+        "etcd endpoints are plain http:// but TLS files are given (use https:// or HOST:PORT)");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "an etcd TLS client certificate needs its key, and a key its certificate");
+  }
+  *tls = any_https || tls_files;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
+    const EtcdOptions& options, bool tls) {
+  if (!tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  // Empty root certificates: gRPC's default roots (the system's).
+  if (!options.tls_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file, "CA");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (!options.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file, "certificate");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadPem(options.tls_key_file, "key");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(ssl);
 }
 
 pb::Compare& AddCompare(Txn& txn, std::string_view key, pb::Compare::CompareResult result,
@@ -117,25 +199,32 @@ Txn& Txn::ElseGet(std::string_view key) {
 
 absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(EtcdOptions options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoints given");
-  for (std::string& endpoint : options.endpoints) {
-    if (absl::StartsWith(endpoint, "http://")) endpoint = endpoint.substr(7);
-    const size_t colon = endpoint.rfind(':');
-    uint32_t port = 0;
-    if (colon == std::string::npos || colon == 0 ||
-        !absl::SimpleAtoi(endpoint.substr(colon + 1), &port) || port == 0 || port > 65535) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("etcd endpoint must be HOST:PORT, got '", endpoint, "'"));
-    }
+  bool tls = false;
+  if (absl::Status s = ParseEndpoints(options, &tls); !s.ok()) return s;
+  if (options.username.empty() && !options.password.empty()) {
+    return absl::InvalidArgumentError("an etcd password needs a username");
   }
-  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options)));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeCredentials(options, tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options), *std::move(credentials)));
 }
 
-EtcdClient::EtcdClient(EtcdOptions options)
-    : options_(std::move(options)), channels_(options_.endpoints.size()) {}
+EtcdClient::EtcdClient(EtcdOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials)
+    : options_(std::move(options)),
+      credentials_(std::move(credentials)),
+      channels_(options_.endpoints.size()) {
+  if (!options_.username.empty()) {
+    tokens_ =
+        std::make_shared<AuthTokens>(options_.username, options_.password, options_.call_timeout);
+  }
+}
 
 std::shared_ptr<grpc::Channel> EtcdClient::Channel(size_t index) {
   std::lock_guard lock(mu_);
-  if (!channels_[index]) channels_[index] = MakeChannel(options_.endpoints[index]);
+  if (!channels_[index]) {
+    channels_[index] = MakeChannel(options_.endpoints[index], credentials_, tokens_);
+  }
   return channels_[index];
 }
 
@@ -146,7 +235,39 @@ std::shared_ptr<grpc::Channel> EtcdClient::PreferredChannel(size_t* index) {
     i = preferred_;
   }
   if (index) *index = i;
-  return Channel(i);
+  std::shared_ptr<grpc::Channel> channel = Channel(i);
+  // A failure is remembered by tokens_, and calls on the channel report it.
+  if (tokens_) tokens_->Ensure(channel).IgnoreError();
+  return channel;
+}
+
+absl::Status EtcdClient::Authenticate() {
+  if (!tokens_) return absl::OkStatus();
+  absl::Status last;
+  // Like a read: on another member when one cannot answer.
+  for (size_t attempt = 0; attempt < options_.endpoints.size(); ++attempt) {
+    size_t index = 0;
+    {
+      std::lock_guard lock(mu_);
+      index = preferred_;
+    }
+    last = tokens_->Ensure(Channel(index));
+    if (last.ok() || !IsRetriable(last)) return last;
+    Failover(index);
+  }
+  return last;
+}
+
+std::string EtcdClient::AuthToken() const { return tokens_ ? tokens_->Current() : ""; }
+
+void EtcdClient::InvalidateAuthToken(const std::string& token) {
+  if (tokens_) tokens_->Invalidate(token);
+}
+
+int64_t EtcdClient::authentications() const { return tokens_ ? tokens_->authentications() : 0; }
+
+bool EtcdClient::IsAuthTokenRefused(const absl::Status& status) {
+  return AuthTokens::IsTokenRefused(status);
 }
 
 void EtcdClient::Failover(size_t from_index) {
@@ -159,7 +280,8 @@ bool EtcdClient::IsRetriable(const absl::Status& status) {
   // etcd answers some requests that timed out inside it with UNKNOWN
   // "context deadline exceeded" rather than DEADLINE_EXCEEDED.
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-         (absl::IsUnknown(status) && absl::StrContains(status.message(), "deadline exceeded"));
+         (absl::IsUnknown(status) && absl::StrContains(status.message(), "deadline exceeded")) ||
+         IsAuthTokenRefused(status);
 }
 
 bool EtcdClient::NeverSent(const absl::Status& status) {
@@ -175,12 +297,21 @@ auto EtcdClient::Run(bool is_read, Call call)
   const int attempts = is_read ? std::max(1, options_.read_attempts) : static_cast<int>(members);
   std::chrono::milliseconds backoff = options_.initial_backoff;
   absl::Status last;
+  bool token_renewed = false;
   for (int attempt = 0; attempt < attempts; ++attempt) {
     size_t index = 0;
     pb::KV::Stub stub(PreferredChannel(&index));
     auto result = call(stub);
     if (result.ok()) return result;
     last = result.status();
+    if (IsAuthTokenRefused(last) && !token_renewed) {
+      // Refused before anything was applied, so a write too is sent again,
+      // once, with the new token PreferredChannel() gets; not counted as an
+      // attempt.
+      token_renewed = true;
+      --attempt;
+      continue;
+    }
     if (!(is_read ? IsRetriable(last) : NeverSent(last))) {
       // A write that may have been applied is not resent, but the next call
       // should not go to a member that just failed to answer.

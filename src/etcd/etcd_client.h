@@ -12,6 +12,12 @@
 //   made). Any other failure is returned as UNAVAILABLE or DEADLINE_EXCEEDED,
 //   and the write may or may not have been applied: callers guard writes with
 //   Txn compares and resolve such an outcome by reading again.
+// - With a username (etcd's authentication), every call carries the user's
+//   token. A call whose token etcd refused (expired, or forgotten by a
+//   restarted member: refused before anything is applied) is sent once more
+//   with a new token, reads and writes alike (auth_token.h).
+// - With TLS, every member is reached over TLS, verified against the CA, with
+//   the client's own certificate when one is given.
 
 #include <chrono>
 #include <cstdint>
@@ -25,14 +31,28 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 
 namespace streamgrid::etcd {
 
+class AuthTokens;
+
 struct EtcdOptions {
-  // Client endpoints of the members, "host:port" (a leading http:// is
-  // accepted and dropped).
+  // Client endpoints of the members, "host:port", "http://host:port" (plain)
+  // or "https://host:port" (TLS); all alike. Create() drops the scheme.
   std::vector<std::string> endpoints;
+  // etcd's user and password (authentication enabled in etcd); no username:
+  // calls carry no token. The password is never logged.
+  std::string username;
+  std::string password;
+  // TLS: used with https:// endpoints or when a CA is given. The PEM file of
+  // the CA that signed the members' certificates (empty: the system's roots),
+  // and this client's certificate and key (PEM files, both or neither) for
+  // members that require client certificates (etcd's --client-cert-auth).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Deadline of each unary call.
   std::chrono::milliseconds call_timeout = std::chrono::seconds(5);
   // Attempts of a read in all, over the members, with back-off between rounds.
@@ -104,9 +124,17 @@ std::string PrefixEnd(std::string_view prefix);
 // Thread-safe. One channel per member, created on first use and kept.
 class EtcdClient {
  public:
-  // INVALID_ARGUMENT for no endpoints or one that is not host:port. Does not
+  // INVALID_ARGUMENT for no endpoints, one that is not host:port, mixed
+  // http:// and https://, plain http:// with TLS files, a certificate without
+  // its key (or the reverse), or a TLS file that cannot be read. Does not
   // connect yet.
   static absl::StatusOr<std::unique_ptr<EtcdClient>> Create(EtcdOptions options);
+
+  // With a username: authenticates now unless a token is held (a start-up
+  // check of the credentials). UNAUTHENTICATED for a wrong user or password,
+  // FAILED_PRECONDITION when etcd has authentication disabled, UNAVAILABLE
+  // when no member answers. OK at once without a username.
+  absl::Status Authenticate();
 
   // `key`'s value, nullopt if absent.
   absl::StatusOr<std::optional<KeyValue>> Get(std::string_view key);
@@ -150,18 +178,33 @@ class EtcdClient {
 
   // The channel to the member currently preferred, for the lease and watch
   // streams, and its index; Failover(index) moves the preference on from it.
+  // With a username, authenticates first when no token is held (bounded by
+  // call_timeout); if that fails, calls on the channel fail with its reason.
+  // Every call on the channel carries the token.
   std::shared_ptr<grpc::Channel> PreferredChannel(size_t* index);
   void Failover(size_t from_index);
 
+  // The auth token calls now carry ("" without a username or before the
+  // first authentication), and a way to drop it when etcd refused it where
+  // the channel's own check cannot see it (a watch canceled for it): the next
+  // PreferredChannel() authenticates again.
+  std::string AuthToken() const;
+  void InvalidateAuthToken(const std::string& token);
+  // How many times this client has authenticated (for tests and diagnostics).
+  int64_t authentications() const;
+
   // True for errors after which another member may answer: UNAVAILABLE
   // (including etcd's "leader changed" and "no leader") and a deadline (also
-  // etcd's UNKNOWN "context deadline exceeded").
+  // etcd's UNKNOWN "context deadline exceeded"); also a refused auth token
+  // (the next call authenticates again).
   static bool IsRetriable(const absl::Status& status);
+  // True when etcd refused the call's auth token, before applying anything.
+  static bool IsAuthTokenRefused(const absl::Status& status);
   // True when a write certainly never reached a member (safe to resend).
   static bool NeverSent(const absl::Status& status);
 
  private:
-  explicit EtcdClient(EtcdOptions options);
+  EtcdClient(EtcdOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   std::shared_ptr<grpc::Channel> Channel(size_t index);
   // Deletes [key, range_end) (empty range_end: key alone), at most once.
@@ -173,6 +216,10 @@ class EtcdClient {
   auto Run(bool is_read, Call call) -> decltype(call(std::declval<etcdserverpb::KV::Stub&>()));
 
   const EtcdOptions options_;
+  // Plain or TLS, for every member.
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  // Null without a username.
+  std::shared_ptr<AuthTokens> tokens_;
   std::mutex mu_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;  // guarded by mu_; null until used
   size_t preferred_ = 0;                                  // guarded by mu_

@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "etcd/convert.h"
 #include "grpcpp/channel.h"
 
@@ -102,6 +103,8 @@ Watcher::StreamEnd Watcher::RunStream(const std::shared_ptr<grpc::Channel>& chan
   cv_.notify_all();
 
   pb::Watch::Stub stub(channel);
+  // The token the stream is opened with, should etcd refuse it.
+  stream_token_ = client_.AuthToken();
   // Blocks until the call is started (the connection made, or failed); the
   // watchdog or Stop() cancels it.
   std::unique_ptr<Stream> stream = stub.Watch(&context);
@@ -174,6 +177,13 @@ Watcher::StreamEnd Watcher::ReadLoop(Stream& stream, bool* established, bool* en
 Watcher::StreamEnd Watcher::OnCanceled(const pb::WatchResponse& response) {
   if (response.compact_revision() <= 0) {
     spdlog::info("etcd canceled the watch on '{}': {}", options_.prefix, response.cancel_reason());
+    // etcd checks the token when a watch is created and cancels it, rather
+    // than failing the call, when it no longer knows the token (expired, or
+    // the member restarted): the next attempt authenticates again.
+    if (absl::StrContains(response.cancel_reason(), "invalid auth token") ||
+        absl::StrContains(response.cancel_reason(), "revision of auth store is old")) {
+      client_.InvalidateAuthToken(stream_token_);
+    }
     return StreamEnd::kFailed;
   }
   // The oldest revision etcd still has: watching from it again works, and

@@ -159,6 +159,9 @@ class Watcher {
   // Only the watcher thread touches it: the revision the next watch starts
   // from; 0 = "from now" until the first watch is established.
   int64_t next_revision_ = 0;
+  // Only the watcher thread touches it: the auth token the running stream was
+  // opened with ("" without authentication).
+  std::string stream_token_;
 
   // The watcher thread's id, for Stop() to tell a call from the handler.
   std::atomic<std::thread::id> run_thread_id_;

@@ -32,212 +32,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/strings.h"
+#include "etcd/testing/subprocess.h"
 #include "grpcpp/client_context.h"
 #include "nlohmann/json.hpp"
-
-extern char** environ;
 
 namespace streamgrid::etcd::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr int kStartAttempts = 3;
 constexpr milliseconds kStartTimeout = std::chrono::seconds(30);
 constexpr milliseconds kStopGrace = std::chrono::seconds(10);
-// A process sent SIGKILL is gone almost at once; this only bounds the wait.
-constexpr milliseconds kKillWait = std::chrono::seconds(10);
 constexpr milliseconds kPollInterval{25};
 constexpr milliseconds kRequestTimeout{1000};
-constexpr size_t kMaxCommandOutput = 4 << 20;
-
-absl::Status ErrnoStatus(int err, std::string_view what) {
-  return absl::InternalError(absl::StrCat(ToAbsl(what), ": ", strerror(err)));
-}
-
-milliseconds Remaining(Clock::time_point deadline) {
-  return std::max(milliseconds(0),
-                  std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
-}
-
-// Closes a descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
-// The executable `name` on PATH, or "" when there is none.
-std::string FindOnPath(const std::string& name) {
-  const char* path = getenv("PATH");
-  std::string_view rest = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  while (true) {
-    size_t colon = rest.find(':');
-    std::string_view dir = rest.substr(0, colon);
-    std::string candidate = absl::StrCat(dir.empty() ? "." : ToAbsl(dir), "/", name);
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (colon == std::string_view::npos) return "";
-    rest.remove_prefix(colon + 1);
-  }
-}
-
-// This process's environment without ETCD_* and ETCDCTL_* variables: etcd
-// refuses to start when an environment variable shadows a flag we pass, and
-// stray etcdctl settings would change what the harness's commands do.
-std::vector<std::string> CleanEnvironment() {
-  std::vector<std::string> env;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string_view var(*entry);
-    bool etcd_var = var.starts_with("ETCD_") || var.starts_with("ETCDCTL_");
-    // Needed on architectures etcd does not officially support; shadows no flag.
-    if (etcd_var && !var.starts_with("ETCD_UNSUPPORTED_ARCH=")) continue;
-    env.emplace_back(var);
-  }
-  return env;
-}
-
-std::vector<char*> CStringArray(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  pointers.reserve(strings.size() + 1);
-  for (std::string& s : strings) pointers.push_back(s.data());
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
-// Forks and execs `binary` with stdin/stdout/stderr on the given descriptors,
-// every other descriptor closed, default signal handling, and SIGKILL when the
-// calling thread dies, so a crashed test leaves no etcd behind.
-absl::StatusOr<pid_t> ForkExec(const std::string& binary, std::vector<std::string> argv,
-                               std::vector<std::string> env, int stdin_fd, int stdout_fd,
-                               int stderr_fd) {
-  // Everything the child touches is built before fork(): after it, only
-  // async-signal-safe calls are allowed.
-  std::vector<char*> argv_ptrs = CStringArray(argv);
-  std::vector<char*> env_ptrs = CStringArray(env);
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);  // the parent died before prctl
-    if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
-      ::_exit(126);
-    }
-    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-      for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-    }
-    struct sigaction default_action = {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(binary.c_str(), argv_ptrs.data(), env_ptrs.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-std::string DescribeWaitStatus(int status) {
-  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    return absl::StrCat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
-                        ")");
-  }
-  return absl::StrCat("ended with wait status ", status);
-}
-
-// Polls for `pid` to exit until `deadline`; returns its wait status, or nullopt
-// if it is still running then.
-std::optional<int> WaitForExit(pid_t pid, Clock::time_point deadline) {
-  while (true) {
-    int status = 0;
-    pid_t done = ::waitpid(pid, &status, WNOHANG);
-    if (done == pid) return status;
-    if (done < 0 && errno != EINTR) return -1;  // not our child any more
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-}
-
-struct CommandResult {
-  int wait_status = 0;
-  std::string out;
-  std::string err;
-};
-
-// Runs `argv` (argv[0] being `binary`) to completion, capturing stdout and
-// stderr. DEADLINE_EXCEEDED, after SIGKILL, if it runs past `timeout`.
-absl::StatusOr<CommandResult> RunCommand(const std::string& binary, std::vector<std::string> argv,
-                                         std::vector<std::string> env, milliseconds timeout) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  int out_pipe[2];
-  int err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  Fd out_read(out_pipe[0]);
-  Fd out_write(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  Fd err_read(err_pipe[0]);
-  Fd err_write(err_pipe[1]);
-  Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (null.get() < 0) return ErrnoStatus(errno, "open /dev/null");
-
-  absl::StatusOr<pid_t> pid = ForkExec(binary, std::move(argv), std::move(env), null.get(),
-                                       out_write.get(), err_write.get());
-  if (!pid.ok()) return pid.status();
-  out_write.Reset();
-  err_write.Reset();
-
-  CommandResult result;
-  bool timed_out = false;
-  pollfd fds[2] = {{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    milliseconds left = Remaining(deadline);
-    if (left.count() == 0) {
-      timed_out = true;
-      break;
-    }
-    int ready = ::poll(fds, 2, static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) break;
-    for (int k = 0; k < 2; ++k) {
-      if (fds[k].fd < 0 || fds[k].revents == 0) continue;
-      char buffer[8192];
-      ssize_t n = ::read(fds[k].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        fds[k].fd = -1;  // poll() skips negative descriptors
-        continue;
-      }
-      if (sinks[k]->size() < kMaxCommandOutput) sinks[k]->append(buffer, static_cast<size_t>(n));
-    }
-  }
-  std::optional<int> status;
-  if (!timed_out) {
-    status = WaitForExit(*pid, deadline);
-    timed_out = !status.has_value();
-  }
-  if (timed_out) {
-    ::kill(*pid, SIGKILL);
-    WaitForExit(*pid, Clock::now() + kKillWait);
-    return absl::DeadlineExceededError(absl::StrCat(binary, " did not finish within ",
-                                                    timeout.count(), " ms; stderr: ", result.err));
-  }
-  result.wait_status = *status;
-  return result;
-}
 
 // Ports on 127.0.0.1 that were free a moment ago: each is bound to port 0 and
 // the kernel's choice read back. All are held until all are chosen, so they
@@ -383,12 +192,17 @@ std::string UniqueToken() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(int members) {
+absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(
+    int members, EtcdTestClusterOptions options) {
   if (members < 1) return absl::InvalidArgumentError("an etcd cluster needs at least one member");
   std::string etcd = FindOnPath("etcd");
   std::string etcdctl = FindOnPath("etcdctl");
   if (etcd.empty() || etcdctl.empty()) {
     return absl::NotFoundError("etcd and etcdctl must be on PATH to run an etcd test cluster");
+  }
+  std::string openssl = options.tls ? FindOnPath("openssl") : "";
+  if (options.tls && openssl.empty()) {
+    return absl::NotFoundError("openssl must be on PATH to run an etcd test cluster with TLS");
   }
 
   absl::Status last_error;
@@ -396,6 +210,8 @@ absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(int memb
     std::unique_ptr<EtcdTestCluster> cluster(new EtcdTestCluster());
     cluster->etcd_binary_ = etcd;
     cluster->etcdctl_binary_ = etcdctl;
+    cluster->openssl_binary_ = openssl;
+    cluster->options_ = options;
     cluster->cluster_token_ = UniqueToken();
 
     const char* tmp = getenv("TMPDIR");
@@ -403,15 +219,20 @@ absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(int memb
         absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/streamgrid-etcd-test-XXXXXX");
     if (::mkdtemp(pattern.data()) == nullptr) return ErrnoStatus(errno, "mkdtemp " + pattern);
     cluster->root_dir_ = pattern;
+    if (options.tls) {
+      if (absl::Status s = cluster->MakeCertificates(); !s.ok()) return s;
+    }
 
-    absl::StatusOr<std::vector<int>> ports = PickFreePorts(2 * members);
+    const int ports_each = options.tls ? 3 : 2;
+    absl::StatusOr<std::vector<int>> ports = PickFreePorts(ports_each * members);
     if (!ports.ok()) return ports.status();
     std::vector<std::string> peers;
     for (int i = 0; i < members; ++i) {
       Member member;
       member.name = absl::StrCat("m", i + 1);
-      member.client_port = (*ports)[2 * i];
-      member.peer_port = (*ports)[2 * i + 1];
+      member.client_port = (*ports)[ports_each * i];
+      member.peer_port = (*ports)[ports_each * i + 1];
+      member.control_port = options.tls ? (*ports)[ports_each * i + 2] : member.client_port;
       // etcd creates the data directory itself, with the 0700 mode it wants.
       member.data_dir = absl::StrCat(cluster->root_dir_, "/", member.name, ".data");
       member.log_path = absl::StrCat(cluster->root_dir_, "/", member.name, ".log");
@@ -423,6 +244,7 @@ absl::StatusOr<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(int memb
     absl::Status status;
     for (int i = 0; i < members && status.ok(); ++i) status = cluster->Spawn(i, "new");
     if (status.ok()) status = cluster->WaitStarted(kStartTimeout);
+    if (status.ok() && !options.root_password.empty()) status = cluster->EnableAuth();
     if (status.ok()) return cluster;
 
     last_error =
@@ -481,6 +303,81 @@ std::vector<std::string> EtcdTestCluster::client_endpoints() const {
 
 std::string EtcdTestCluster::endpoints_flag() const {
   return absl::StrJoin(client_endpoints(), ",");
+}
+
+std::string EtcdTestCluster::ControlEndpoints() const {
+  std::vector<std::string> endpoints;
+  for (const Member& member : members_) {
+    endpoints.push_back(absl::StrCat("127.0.0.1:", member.control_port));
+  }
+  return absl::StrJoin(endpoints, ",");
+}
+
+EtcdOptions EtcdTestCluster::client_options() const {
+  return {.endpoints = client_endpoints(),
+          .tls_ca_file = ca_file_,
+          .tls_cert_file = client_cert_file_,
+          .tls_key_file = client_key_file_};
+}
+
+absl::Status EtcdTestCluster::MakeCertificates() {
+  ca_file_ = root_dir_ + "/ca.crt";
+  const std::string ca_key = root_dir_ + "/ca.key";
+  server_cert_file_ = root_dir_ + "/server.crt";
+  server_key_file_ = root_dir_ + "/server.key";
+  client_cert_file_ = root_dir_ + "/client.crt";
+  client_key_file_ = root_dir_ + "/client.key";
+  const std::string server_ext = root_dir_ + "/server.ext";
+  const std::string client_ext = root_dir_ + "/client.ext";
+  {
+    std::ofstream(server_ext) << "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                 "extendedKeyUsage=serverAuth,clientAuth\n";
+    std::ofstream(client_ext) << "extendedKeyUsage=clientAuth\n";
+  }
+  // EC keys: made at once, where RSA keys take a while on a busy machine.
+  const std::vector<std::string> key = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                        "-nodes"};
+  auto with_key = [&](std::vector<std::string> args) {
+    args.insert(args.begin() + 2, key.begin(), key.end());
+    return args;
+  };
+  const std::vector<std::vector<std::string>> steps = {
+      with_key({"openssl", "req", "-x509", "-days", "2", "-subj", "/CN=streamgrid-test-ca",
+                "-keyout", ca_key, "-out", ca_file_}),
+      with_key({"openssl", "req", "-subj", "/CN=etcd-test-server", "-keyout", server_key_file_,
+                "-out", root_dir_ + "/server.csr"}),
+      {"openssl", "x509", "-req", "-days", "2", "-in", root_dir_ + "/server.csr", "-CA", ca_file_,
+       "-CAkey", ca_key, "-CAcreateserial", "-extfile", server_ext, "-out", server_cert_file_},
+      with_key({"openssl", "req", "-subj", "/CN=streamgrid-test-client", "-keyout",
+                client_key_file_, "-out", root_dir_ + "/client.csr"}),
+      {"openssl", "x509", "-req", "-days", "2", "-in", root_dir_ + "/client.csr", "-CA", ca_file_,
+       "-CAkey", ca_key, "-CAcreateserial", "-extfile", client_ext, "-out", client_cert_file_},
+  };
+  for (const std::vector<std::string>& step : steps) {
+    absl::StatusOr<CommandResult> result =
+        RunCommand(openssl_binary_, step, CleanEnvironment(), std::chrono::seconds(30));
+    if (!result.ok()) return result.status();
+    if (!WIFEXITED(result->wait_status) || WEXITSTATUS(result->wait_status) != 0) {
+      return absl::InternalError(absl::StrCat(absl::StrJoin(step, " "), " ",
+                                              DescribeWaitStatus(result->wait_status),
+                                              "; stderr: ", result->err));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EtcdTestCluster::EnableAuth() {
+  const std::vector<std::vector<std::string>> steps = {
+      {"role", "add", "root"},
+      {"user", "add", "root", "--new-user-password=" + options_.root_password},
+      {"user", "grant-role", "root", "root"},
+      {"auth", "enable"},
+  };
+  for (const std::vector<std::string>& step : steps) {
+    if (absl::StatusOr<std::string> out = Etcdctl(step); !out.ok()) return out.status();
+  }
+  auth_enabled_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status EtcdTestCluster::Kill(int i) {
@@ -593,7 +490,7 @@ absl::StatusOr<int> EtcdTestCluster::LeaderIndex() {
   for (int i = 0; i < size(); ++i) {
     if (!IsRunning(i)) continue;
     absl::StatusOr<HttpResponse> response = HttpRequest(
-        members_[i].client_port, "POST", "/v3/maintenance/status", "{}", kRequestTimeout);
+        members_[i].control_port, "POST", "/v3/maintenance/status", "{}", kRequestTimeout);
     if (!response.ok() || response->status != 200) {
       absl::StrAppend(&errors, " ", members_[i].name, ": ",
                       response.ok() ? absl::StrCat("HTTP ", response->status)
@@ -637,7 +534,8 @@ absl::StatusOr<int> EtcdTestCluster::WaitForLeader(milliseconds timeout, int not
 
 absl::StatusOr<std::string> EtcdTestCluster::Etcdctl(const std::vector<std::string>& args,
                                                      milliseconds timeout) {
-  std::vector<std::string> argv = {etcdctl_binary_, "--endpoints=" + endpoints_flag()};
+  std::vector<std::string> argv = {etcdctl_binary_, "--endpoints=" + ControlEndpoints()};
+  if (auth_enabled_) argv.push_back("--user=root:" + options_.root_password);
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<std::string> env = CleanEnvironment();
   env.push_back("ETCDCTL_API=3");
@@ -676,13 +574,17 @@ const std::string& EtcdTestCluster::data_dir(int i) const {
 
 absl::Status EtcdTestCluster::Spawn(int i, const std::string& initial_state) {
   Member& member = members_[i];
-  std::string client_url = absl::StrCat("http://127.0.0.1:", member.client_port);
+  const std::string control_url = absl::StrCat("http://127.0.0.1:", member.control_port);
+  const std::string client_url =
+      options_.tls ? absl::StrCat("https://127.0.0.1:", member.client_port) : control_url;
+  // With TLS, clients get the https:// listener and the harness the plain one.
+  const std::string listen_urls = options_.tls ? client_url + "," + control_url : client_url;
   std::string peer_url = absl::StrCat("http://127.0.0.1:", member.peer_port);
   std::vector<std::string> argv = {
       etcd_binary_,
       "--name=" + member.name,
       "--data-dir=" + member.data_dir,
-      "--listen-client-urls=" + client_url,
+      "--listen-client-urls=" + listen_urls,
       "--advertise-client-urls=" + client_url,
       "--listen-peer-urls=" + peer_url,
       "--initial-advertise-peer-urls=" + peer_url,
@@ -698,6 +600,15 @@ absl::Status EtcdTestCluster::Spawn(int i, const std::string& initial_state) {
       "--logger=zap",
       "--log-outputs=stderr",
   };
+  if (options_.tls) {
+    argv.push_back("--cert-file=" + server_cert_file_);
+    argv.push_back("--key-file=" + server_key_file_);
+    argv.push_back("--trusted-ca-file=" + ca_file_);
+    if (options_.client_cert_auth) argv.push_back("--client-cert-auth");
+  }
+  if (options_.auth_token_ttl_s > 0) {
+    argv.push_back(absl::StrCat("--auth-token-ttl=", options_.auth_token_ttl_s));
+  }
 
   Fd log(::open(member.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (log.get() < 0) return ErrnoStatus(errno, "open " + member.log_path);
@@ -734,7 +645,7 @@ absl::Status EtcdTestCluster::AwaitExit(int i, milliseconds timeout) {
 absl::Status EtcdTestCluster::CheckHealth(int i, milliseconds timeout) const {
   const Member& member = members_[i];
   absl::StatusOr<HttpResponse> response =
-      HttpRequest(member.client_port, "GET", "/health", "", timeout);
+      HttpRequest(member.control_port, "GET", "/health", "", timeout);
   if (!response.ok()) return response.status();
   nlohmann::json health = nlohmann::json::parse(response->body, nullptr, false);
   if (response->status == 200 && health.is_object() && health.value("health", "") == "true") {

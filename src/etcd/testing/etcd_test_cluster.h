@@ -31,14 +31,34 @@
 
 namespace streamgrid::etcd::testing {
 
+// etcd's security features for a test cluster.
+struct EtcdTestClusterOptions {
+  // Clients reach the members over TLS only, with certificates made by
+  // `openssl` at start (a CA, a server certificate for IP 127.0.0.1 and
+  // localhost, a client certificate). The harness itself (health, status,
+  // etcdctl) uses a second, plain client listener of each member.
+  bool tls = false;
+  // etcd's --client-cert-auth: TLS clients must show a certificate of the CA.
+  bool client_cert_auth = false;
+  // Non-empty: once the cluster is up, a root user with this password and the
+  // root role is created and authentication enabled; etcdctl then runs as
+  // root.
+  std::string root_password;
+  // etcd's --auth-token-ttl: seconds an unused simple token lives (0: etcd's
+  // default, 300).
+  int auth_token_ttl_s = 0;
+};
+
 class EtcdTestCluster {
  public:
   // Starts `members` etcd processes as one new cluster and waits (up to 30 s)
-  // until every member reports healthy and a leader is elected. A start in
-  // which a member exits early (say, a port taken between picking and binding)
-  // is retried on fresh ports a few times. NOT_FOUND when etcd is not on PATH;
-  // other errors carry the members' log tails.
-  static absl::StatusOr<std::unique_ptr<EtcdTestCluster>> Start(int members = 3);
+  // until every member reports healthy and a leader is elected (then enables
+  // authentication if asked to). A start in which a member exits early (say, a
+  // port taken between picking and binding) is retried on fresh ports a few
+  // times. NOT_FOUND when etcd (or, for TLS, openssl) is not on PATH; other
+  // errors carry the members' log tails.
+  static absl::StatusOr<std::unique_ptr<EtcdTestCluster>> Start(
+      int members = 3, EtcdTestClusterOptions options = {});
 
   // Kills every member and removes the data directories and logs.
   ~EtcdTestCluster();
@@ -54,6 +74,15 @@ class EtcdTestCluster {
   std::vector<std::string> client_endpoints() const;
   // client_endpoints() joined with ',', as etcdctl's --endpoints takes them.
   std::string endpoints_flag() const;
+  // Options for a client of every member: the endpoints and, with TLS, the CA
+  // and the client certificate and key (no username).
+  EtcdOptions client_options() const;
+
+  // With TLS: the PEM files of the CA, and of a client certificate it signed
+  // and its key; "" without TLS.
+  const std::string& ca_file() const { return ca_file_; }
+  const std::string& client_cert_file() const { return client_cert_file_; }
+  const std::string& client_key_file() const { return client_key_file_; }
 
   // SIGKILL member `i` and reap it. OK when it is already down.
   absl::Status Kill(int i);
@@ -85,8 +114,9 @@ class EtcdTestCluster {
   // (pass -1 for any), or DEADLINE_EXCEEDED after `timeout`.
   absl::StatusOr<int> WaitForLeader(std::chrono::milliseconds timeout, int not_index = -1);
 
-  // Runs `etcdctl --endpoints=<endpoints_flag()> <args...>` and returns its
-  // stdout. A later --endpoints in `args` overrides ours. INTERNAL (with
+  // Runs `etcdctl --endpoints=<the plain listeners> <args...>` (as root when
+  // authentication is on) and returns its stdout. A later --endpoints or
+  // --user in `args` overrides ours. INTERNAL (with
   // stderr) when it exits non-zero; DEADLINE_EXCEEDED (after killing it) when
   // it runs past `timeout`.
   absl::StatusOr<std::string> Etcdctl(const std::vector<std::string>& args,
@@ -105,6 +135,8 @@ class EtcdTestCluster {
   struct Member {
     std::string name;
     int client_port = 0;
+    // The plain listener the harness uses: client_port without TLS.
+    int control_port = 0;
     int peer_port = 0;
     std::string data_dir;
     std::string log_path;
@@ -124,10 +156,23 @@ class EtcdTestCluster {
   absl::Status CheckHealth(int i, std::chrono::milliseconds timeout) const;
   // Start()'s wait: every member running and healthy, and a leader.
   absl::Status WaitStarted(std::chrono::milliseconds timeout);
+  // Makes the CA and the server and client certificates under root_dir_.
+  absl::Status MakeCertificates();
+  // Creates the root user and role and enables authentication.
+  absl::Status EnableAuth();
+  std::string ControlEndpoints() const;
   void CheckIndex(int i) const;
 
+  EtcdTestClusterOptions options_;
   std::string etcd_binary_;
   std::string etcdctl_binary_;
+  std::string openssl_binary_;
+  std::string ca_file_;
+  std::string client_cert_file_;
+  std::string client_key_file_;
+  std::string server_cert_file_;
+  std::string server_key_file_;
+  bool auth_enabled_ = false;
   std::string root_dir_;  // removed by the destructor
   std::string cluster_token_;
   std::string initial_cluster_;
