@@ -11,6 +11,7 @@
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "etcd/etcd_client.h"
+#include "etcd/etcd_flags.h"
 #include "spdlog/spdlog.h"
 #include "storage/node_announcement.h"
 #include "storage/storage_engine.h"
@@ -32,6 +33,7 @@ struct Flags {
   std::string etcd;       // endpoints to announce the node at; empty: no announcement
   std::string advertise;  // the address announced; default: the one bound
   int announce_ttl_s = 10;
+  streamgrid::etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
 };
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
                  "seconds the announcement outlives a node that died")
       ->check(CLI::Range(2, 3600));
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
+  streamgrid::etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
 
@@ -109,8 +112,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<streamgrid::etcd::EtcdClient> etcd_client;
   std::unique_ptr<NodeAnnouncer> announcer;
   if (!flags.etcd.empty()) {
-    auto client = streamgrid::etcd::EtcdClient::Create(
-        {.endpoints = absl::StrSplit(flags.etcd, ',', absl::SkipWhitespace())});
+    auto client = streamgrid::etcd::ConnectEtcd(flags.etcd, flags.etcd_security);
     if (!client.ok()) Fail("--etcd: " + client.status().ToString());
     etcd_client = *std::move(client);
     const std::string node_id = flags.node_id.empty() ? address : flags.node_id;

@@ -17,6 +17,7 @@
 #include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
 #include "etcd/etcd_client.h"
+#include "etcd/etcd_flags.h"
 #include "http/server.h"
 #include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
@@ -54,6 +55,7 @@ struct Flags {
   std::string allowed_origins;  // --allowed-origins
   std::string api_token_file;   // --api-token-file
   web::MediaFlags media;
+  etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
                  "file holding a token that uploads and deletes must send as 'Authorization: "
                  "Bearer TOKEN' (mode 0600; one trailing newline ignored); reads need none");
   web::AddMediaFlags(cli, flags.media);
+  etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   http::WriteGuardOptions write_guard;
@@ -174,8 +177,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<VideoMetadataService> metadata;
   std::string metadata_path;
   if (absl::StartsWith(flags.metadata, "etcd:")) {
-    auto client = etcd::EtcdClient::Create(
-        {.endpoints = absl::StrSplit(flags.metadata.substr(5), ',', absl::SkipWhitespace())});
+    auto client = etcd::ConnectEtcd(flags.metadata.substr(5), flags.etcd_security);
     if (!client.ok()) Fail("--metadata: " + client.status().ToString());
     etcd_client = *std::move(client);
     metadata = std::make_unique<EtcdVideoMetadataService>(*etcd_client);

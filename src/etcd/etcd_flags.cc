@@ -81,16 +81,32 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> ConnectEtcd(std::string_view endpoin
   if (!options.ok()) return options.status();
   absl::StatusOr<std::unique_ptr<EtcdClient>> client = EtcdClient::Create(*std::move(options));
   if (!client.ok()) return client.status();
+  absl::Status reached;
   if (!flags.user.empty()) {
-    absl::Status authenticated = (*client)->Authenticate();
-    if (absl::IsUnauthenticated(authenticated) || absl::IsFailedPrecondition(authenticated) ||
-        absl::IsInvalidArgument(authenticated) || absl::IsPermissionDenied(authenticated)) {
-      return authenticated;
+    reached = (*client)->Authenticate();
+    if (absl::IsUnauthenticated(reached) || absl::IsFailedPrecondition(reached) ||
+        absl::IsInvalidArgument(reached) || absl::IsPermissionDenied(reached)) {
+      return reached;
     }
-    if (!authenticated.ok()) {
-      spdlog::warn("etcd: cannot check the credentials of user '{}' yet: {}", flags.user,
-                   authenticated.ToString());
+  } else {
+    // Any member's status will do (it needs no credentials).
+    for (const std::string& endpoint : (*client)->options().endpoints) {
+      reached = (*client)->Status(endpoint).status();
+      if (reached.ok()) break;
     }
+  }
+  if (!reached.ok()) {
+    // Not fatal: etcd may come up later, and every call retries. A TLS
+    // mismatch looks like a member that closes the connection, so say what
+    // to check.
+    const bool tls = !flags.tls_ca.empty() || !flags.tls_cert.empty() ||
+                     endpoints.find("https://") != std::string_view::npos;
+    spdlog::warn(
+        "etcd: no member answers yet ({}); {}", reached.ToString(),
+        tls ? "if they run, check --etcd-tls-ca, and whether they want a client certificate "
+              "(--etcd-tls-cert, --etcd-tls-key)"
+            : "if they run, do they serve TLS only (then give --etcd-tls-ca or https:// "
+              "endpoints)?");
   }
   return client;
 }

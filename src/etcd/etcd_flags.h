@@ -40,10 +40,12 @@ absl::StatusOr<std::string> ReadPasswordFile(const std::string& path);
 absl::StatusOr<EtcdOptions> EtcdOptionsFromFlags(std::string_view endpoints,
                                                  const EtcdSecurityFlags& flags);
 
-// The client for `endpoints` and the flags. With a user, it authenticates once
-// right away, so that wrong credentials stop the process at start
-// (UNAUTHENTICATED, or FAILED_PRECONDITION when etcd has authentication
-// disabled); an etcd that does not answer yet is only logged, as calls retry.
+// The client for `endpoints` and the flags, checked against etcd once (each
+// check bounded by the call timeout): with a user it authenticates, so that
+// wrong credentials stop the process at start (UNAUTHENTICATED, or
+// FAILED_PRECONDITION when etcd has authentication disabled); an etcd that
+// does not answer (down, or a TLS mismatch) is only logged with what to check,
+// as calls retry.
 absl::StatusOr<std::unique_ptr<EtcdClient>> ConnectEtcd(std::string_view endpoints,
                                                         const EtcdSecurityFlags& flags);
 

@@ -109,12 +109,14 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
 
 /**
  * Starts a streamgrid-storage node on an ephemeral port (or `listen`) with its
- * own data directory. Resolves once its ready file names its address.
+ * own data directory (`etcd`: endpoints to announce it at; `args`: more flags).
+ * Resolves once its ready file names its address.
  * `stop()` sends SIGTERM and waits (SIGKILL after 10 s); `kill()` sends SIGKILL;
  * `restart()` starts it again on the same address and data directory (retrying
  * a bounded number of times in case the port is briefly taken).
  */
-export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd } = {}) {
+export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd,
+  args: extraArgs = [] } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-storage-'));
   await mkdir(dataDir, { recursive: true });
   const binary = path.join(buildDir, 'cmd/storage/streamgrid-storage');
@@ -128,6 +130,7 @@ export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, et
     if (nodeId) args.push('--node-id', nodeId);
     // Announce the node in etcd (endpoints "host:port,...").
     if (etcd) args.push('--etcd', etcd, '--announce-ttl', '3');
+    args.push(...extraArgs);  // more flags, e.g. --etcd-user
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
