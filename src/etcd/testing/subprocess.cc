@@ -29,7 +29,6 @@ absl::Status ErrnoStatus(int err, std::string_view what) {
   return absl::InternalError(absl::StrCat(ToAbsl(what), ": ", strerror(err)));
 }
 
-// The executable `name` on PATH, or "" when there is none.
 std::string FindOnPath(const std::string& name) {
   const char* path = getenv("PATH");
   std::string_view rest = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
@@ -43,9 +42,6 @@ std::string FindOnPath(const std::string& name) {
   }
 }
 
-// This process's environment without ETCD_* and ETCDCTL_* variables: etcd
-// refuses to start when an environment variable shadows a flag we pass, and
-// stray etcdctl settings would change what the harness's commands do.
 std::vector<std::string> CleanEnvironment() {
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -70,9 +66,6 @@ std::vector<char*> CStringArray(std::vector<std::string>& strings) {
 
 }  // namespace
 
-// Forks and execs `binary` with stdin/stdout/stderr on the given descriptors,
-// every other descriptor closed, default signal handling, and SIGKILL when the
-// calling thread dies, so a crashed test leaves no etcd behind.
 absl::StatusOr<pid_t> ForkExec(const std::string& binary, std::vector<std::string> argv,
                                std::vector<std::string> env, int stdin_fd, int stdout_fd,
                                int stderr_fd) {
@@ -113,8 +106,6 @@ std::string DescribeWaitStatus(int status) {
   return absl::StrCat("ended with wait status ", status);
 }
 
-// Polls for `pid` to exit until `deadline`; returns its wait status, or nullopt
-// if it is still running then.
 std::optional<int> WaitForExit(pid_t pid, Clock::time_point deadline) {
   while (true) {
     int status = 0;
@@ -126,8 +117,6 @@ std::optional<int> WaitForExit(pid_t pid, Clock::time_point deadline) {
   }
 }
 
-// Runs `argv` (argv[0] being `binary`) to completion, capturing stdout and
-// stderr. DEADLINE_EXCEEDED, after SIGKILL, if it runs past `timeout`.
 absl::StatusOr<CommandResult> RunCommand(const std::string& binary, std::vector<std::string> argv,
                                          std::vector<std::string> env, milliseconds timeout) {
   const Clock::time_point deadline = Clock::now() + timeout;
