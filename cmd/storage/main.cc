@@ -8,6 +8,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "auth/grpc_auth.h"
+#include "auth/tls.h"
+#include "auth/token.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "etcd/etcd_client.h"
@@ -34,6 +37,11 @@ struct Flags {
   std::string advertise;  // the address announced; default: the one bound
   int announce_ttl_s = 10;
   streamgrid::etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
+  std::string cluster_token_file;  // empty: calls need no token
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  bool allow_unauthenticated = false;
 };
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -86,21 +94,52 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 3600));
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
   streamgrid::etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
+  cli.add_option("--cluster-token-file", flags.cluster_token_file,
+                 "file holding the token every call must carry (the web servers' "
+                 "--cluster-token-file); without it the node only listens on loopback unless "
+                 "--allow-unauthenticated");
+  cli.add_option("--tls-cert", flags.tls_cert, "serve over TLS with this certificate chain (PEM)");
+  cli.add_option("--tls-key", flags.tls_key, "the certificate's private key (PEM)");
+  cli.add_option("--tls-ca", flags.tls_ca,
+                 "require clients to present a certificate signed by this CA (PEM): mutual TLS");
+  cli.add_flag("--allow-unauthenticated", flags.allow_unauthenticated,
+               "listen on a non-loopback address without --cluster-token-file (only on a "
+               "trusted network)");
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
+
+  // Token and TLS files are read before anything starts: a mistake is a
+  // start-up error with the reason.
+  streamgrid::auth::TokenCheck token_check;
+  if (!flags.cluster_token_file.empty()) {
+    auto token = streamgrid::auth::ReadTokenFile(flags.cluster_token_file);
+    if (!token.ok()) Fail("--cluster-token-file: " + std::string(token.status().message()));
+    token_check = streamgrid::auth::TokenCheck(*std::move(token), "cluster token");
+  }
+  auto tls = streamgrid::auth::LoadServerTls(flags.tls_cert, flags.tls_key, flags.tls_ca, "--tls-");
+  if (!tls.ok()) Fail(std::string(tls.status().message()));
 
   // Before gRPC starts any thread, so they all inherit the signal mask.
   streamgrid::TerminationSignals signals;
 
   const std::string host = ListenHost(flags.listen);
+  // Client certificates authenticate callers as well as a token does.
+  if (absl::Status s = streamgrid::auth::CheckListenerProtected(
+          host, token_check.enabled() || !tls->client_ca_pem.empty(), flags.allow_unauthenticated,
+          "--cluster-token-file");
+      !s.ok()) {
+    Fail("--listen: " + std::string(s.message()));
+  }
   auto engine = StorageEngine::Open(std::filesystem::absolute(flags.data_dir));
   if (!engine.ok()) Fail("data directory: " + engine.status().ToString());
 
   auto server = StorageServer::Start(
       **engine, {.listen_address = flags.listen,
                  .service = {.node_id = flags.node_id,
-                             .stream_idle_timeout = std::chrono::seconds(flags.idle_timeout_s)},
-                 .max_threads = flags.max_threads});
+                             .stream_idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
+                             .auth = token_check},
+                 .max_threads = flags.max_threads,
+                 .tls = *tls});
   if (!server.ok()) Fail(server.status().ToString());
 
   const std::string address = ReachableHost(host) + ":" + std::to_string((*server)->port());

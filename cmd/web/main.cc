@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "admin/admin_service.h"
+#include "auth_setup.h"
 #include "cluster/cluster_setup.h"
 #include "cluster/cluster_state_follower.h"
 #include "cluster/etcd_cluster_state_store.h"
@@ -145,6 +146,8 @@ int main(int argc, char** argv) {
                  "Bearer TOKEN' (mode 0600; one trailing newline ignored); reads need none");
   web::AddMediaFlags(cli, flags.media);
   etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
+  web::AuthFlags auth_flags;
+  web::AddAuthFlags(cli, auth_flags);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   http::WriteGuardOptions write_guard;
@@ -159,6 +162,12 @@ int main(int argc, char** argv) {
     if (!token->warning.empty()) spdlog::warn("{}", token->warning);
     write_guard.api_token = std::move(token->token);
   }
+  // Token and TLS files are read before anything starts: a mistake there is a
+  // start-up error with the reason, not a server that refuses every call.
+  auto web_auth = web::LoadWebAuth(
+      auth_flags,
+      flags.admin_listen.empty() ? "" : ParseListen(flags.admin_listen, "--admin-listen").first);
+  if (!web_auth.ok()) Fail(std::string(web_auth.status().message()));
   if (flags.server_id.empty()) {
     flags.server_id = web::DefaultServerId(ParseListen(flags.listen, "--listen").second);
   }
@@ -213,9 +222,11 @@ int main(int argc, char** argv) {
       if (!store.ok()) Fail("cluster state store: " + store.status().ToString());
       state_store = *std::move(store);
     }
+    ClusterOptions cluster_options;
+    cluster_options.client.security = web_auth->cluster;
     auto opened = OpenClusterContent(std::move(state_store),
                                      flags.content == "cluster" ? "" : flags.content.substr(8),
-                                     flags.replication_factor);
+                                     flags.replication_factor, std::move(cluster_options));
     if (!opened.ok()) Fail("content cluster: " + opened.status().ToString());
     cluster_content = *std::move(opened);
     content = cluster_content.service.get();
@@ -281,7 +292,8 @@ int main(int argc, char** argv) {
         coordinator.get());
     migrator->Start();
   }
-  AdminServiceOptions admin_options{.coordinator = coordinator.get()};
+  AdminServiceOptions admin_options{.coordinator = coordinator.get(),
+                                    .auth = web_auth->admin_check};
   if (etcd_client) {
     // Storage nodes started with --etcd announce themselves there.
     admin_options.announcements = [&etcd_client] {
@@ -294,7 +306,7 @@ int main(int argc, char** argv) {
   std::string admin_address;
   if (!flags.admin_listen.empty()) {
     auto [admin_host, admin_port] = ParseListen(flags.admin_listen, "--admin-listen");
-    auto started = AdminServer::Start(flags.admin_listen, admin_service);
+    auto started = AdminServer::Start(flags.admin_listen, admin_service, web_auth->admin_tls);
     if (!started.ok()) Fail("admin API: " + started.status().ToString());
     admin_server = *std::move(started);
     admin_address = admin_host + ":" + std::to_string(admin_server->port());

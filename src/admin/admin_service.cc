@@ -70,8 +70,10 @@ std::vector<storage::NodeAnnouncement> AdminServiceImpl::Announced() const {
   return announced.ok() ? *std::move(announced) : std::vector<storage::NodeAnnouncement>{};
 }
 
-grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context,
+                                         const v1::ListNodesRequest*,
                                          v1::ListNodesResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!cluster_) return NoCluster();
   std::shared_ptr<const ClusterState> state = cluster_->state();
   const Placement& current = state->current;
@@ -87,10 +89,11 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext*, const v1::ListNod
   std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> health;
   for (const ClusterNode& node : nodes) {
     health.push_back(std::async(std::launch::async, [this, node] {
-      storage::StorageClientOptions client_options{.call_timeout = options_.health_timeout};
       std::unique_ptr<storage::StorageClient> client =
-          node.channel ? std::make_unique<storage::StorageClient>(node.channel, client_options)
-                       : std::make_unique<storage::StorageClient>(node.address, client_options);
+          node.channel ? std::make_unique<storage::StorageClient>(
+                             node.channel, storage::StorageClientOptions{
+                                               .call_timeout = options_.health_timeout})
+                       : cluster_->ClientFor(node.address, options_.health_timeout);
       return client->Health();
     }));
   }
@@ -156,6 +159,7 @@ grpc::Status AdminServiceImpl::Finish(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::AddNode(grpc::ServerContext* context,
                                        const v1::AddNodeRequest* request,
                                        v1::MembershipChangeResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!migrator_) return NoCluster();
   RingNode node{.id = request->id(), .address = request->address(), .weight = request->weight()};
   // A node announced in etcd is added by its id, or by its address under the
@@ -182,6 +186,7 @@ grpc::Status AdminServiceImpl::AddNode(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::RemoveNode(grpc::ServerContext* context,
                                           const v1::RemoveNodeRequest* request,
                                           v1::MembershipChangeResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!migrator_) return NoCluster();
   return Finish(context, migrator_->RemoveNode(request->node()), request->wait(), response);
 }
@@ -189,12 +194,14 @@ grpc::Status AdminServiceImpl::RemoveNode(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::ResumeMigration(grpc::ServerContext* context,
                                                const v1::ResumeMigrationRequest* request,
                                                v1::MembershipChangeResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!migrator_) return NoCluster();
   return Finish(context, migrator_->Resume(), request->wait(), response);
 }
 
-grpc::Status AdminServiceImpl::Status(grpc::ServerContext*, const v1::StatusRequest*,
+grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context, const v1::StatusRequest*,
                                       v1::StatusResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!cluster_) return NoCluster();
   std::shared_ptr<const ClusterState> state = cluster_->state();
   if (std::optional<MigrationProgress> progress = migrator_->Progress()) {
@@ -221,10 +228,11 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext*, const v1::StatusRequ
 }
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& listen_address,
-                                                                AdminServiceImpl& service) {
+                                                                AdminServiceImpl& service,
+                                                                const auth::ServerTls& tls) {
   std::unique_ptr<AdminServer> server(new AdminServer);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(listen_address, auth::ServerCredentials(tls), &server->port_);
   builder.RegisterService(&service);
   // Two web servers must not share one admin port by accident.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

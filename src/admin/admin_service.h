@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "auth/grpc_auth.h"
+#include "auth/tls.h"
 #include "cluster/cluster.h"
 #include "grpcpp/server.h"
 #include "migration/etcd_migration_coordinator.h"
@@ -29,6 +31,9 @@ struct AdminServiceOptions {
   std::function<absl::StatusOr<std::vector<storage::NodeAnnouncement>>()> announcements;
   // The web servers' registry in etcd, for Status; null without etcd.
   EtcdMigrationCoordinator* coordinator = nullptr;
+  // The admin token every call must carry (none by default); each handler
+  // checks it before anything else.
+  auth::TokenCheck auth;
 };
 
 // AdminService over a live Cluster and its Migrator. Without them (the web
@@ -67,10 +72,11 @@ class AdminServiceImpl final : public admin::v1::AdminService::Service {
 // The admin gRPC server of a web server.
 class AdminServer {
  public:
-  // Listens on `listen_address` (HOST:PORT, port 0 picks one) and serves
-  // `service`, which must outlive the server.
+  // Listens on `listen_address` (HOST:PORT, port 0 picks one), over TLS if
+  // `tls` is enabled, and serves `service`, which must outlive the server.
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const std::string& listen_address,
-                                                            AdminServiceImpl& service);
+                                                            AdminServiceImpl& service,
+                                                            const auth::ServerTls& tls = {});
   ~AdminServer();  // Shutdown(0) if not done
 
   // The bound port.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "auth/testing/call_every_method.h"
 #include "cluster/cluster.h"
 #include "cluster/sqlite_cluster_state_store.h"
 #include "cluster/test_nodes.h"
@@ -24,16 +25,20 @@ using testing::TestNodes;
 // An AdminServer on an ephemeral port and a stub talking to it.
 class AdminHarness {
  public:
-  AdminHarness(Cluster* cluster, Migrator* migrator, AdminServiceOptions options = {})
+  // The stub sends `token` with every call, if given.
+  AdminHarness(Cluster* cluster, Migrator* migrator, AdminServiceOptions options = {},
+               const std::string& token = "")
       : service_(cluster, migrator, std::move(options)) {
     auto server = AdminServer::Start("127.0.0.1:0", service_);
     EXPECT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    stub_ = v1::AdminService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), grpc::InsecureChannelCredentials()));
+    target_ = absl::StrCat("127.0.0.1:", server_->port());
+    stub_ = v1::AdminService::NewStub(
+        auth::CreateChannel(target_, grpc::ChannelArguments(), {.token = token}));
   }
 
   v1::AdminService::Stub& stub() { return *stub_; }
+  const std::string& target() const { return target_; }
 
   static std::unique_ptr<grpc::ClientContext> Context() {
     auto context = std::make_unique<grpc::ClientContext>();
@@ -44,13 +49,14 @@ class AdminHarness {
  private:
   AdminServiceImpl service_;
   std::unique_ptr<AdminServer> server_;
+  std::string target_;
   std::unique_ptr<v1::AdminService::Stub> stub_;
 };
 
 // A cluster of the first three of `nodes` (R = 2), its state in SQLite, and a
 // migrator that is not started, so a change stays pending.
 struct PendingCluster {
-  explicit PendingCluster(TestNodes& nodes) {
+  explicit PendingCluster(TestNodes& nodes, ClusterOptions options = {}) {
     auto opened = SqliteClusterStateStore::Open(dir.path() / "cluster.db");
     EXPECT_TRUE(opened.ok()) << opened.status();
     store = *std::move(opened);
@@ -58,7 +64,7 @@ struct PendingCluster {
     first_three.pop_back();
     ClusterState state{.current = *Placement::Create(first_three, 2)};
     state.revision = *store->Save(state, 0);
-    cluster = std::make_unique<Cluster>(state);
+    cluster = std::make_unique<Cluster>(state, std::move(options));
     migrator = std::make_unique<Migrator>(*cluster, *store);
   }
 
@@ -193,6 +199,80 @@ TEST(AdminServiceTest, OffersAnnouncedNodesAndAddsOneByItsId) {
   auto index = cluster.state()->target->IndexOf(nodes.id(3));
   ASSERT_TRUE(index.has_value());
   EXPECT_EQ(cluster.state()->target->node(*index).address, nodes.address(3));
+}
+
+// Every method of the admin API refuses a call without the admin token, or
+// with a wrong one, before doing anything.
+TEST(AdminServiceAuthTest, EveryMethodRequiresTheAdminToken) {
+  TestNodes nodes(3);
+  PendingCluster pending(nodes);
+  AdminHarness admin(pending.cluster.get(), pending.migrator.get(),
+                     {.auth = auth::TokenCheck("admin-secret", "admin token")});
+  auto channel = grpc::CreateChannel(admin.target(), grpc::InsecureChannelCredentials());
+  const auto& service = *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      v1::AdminService::service_full_name());
+  ASSERT_EQ(service.method_count(), 5);
+  const uint64_t revision = pending.cluster->state()->revision;
+  for (const auto& metadata : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {}, {{"authorization", "Bearer admin-secreT"}}, {{"authorization", "Bearer x"}}}) {
+    for (const auth::testing::MethodCall& call :
+         auth::testing::CallEveryMethod(channel, service, metadata)) {
+      EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << call.method << " with " << ::testing::PrintToString(metadata) << ": "
+          << call.status.error_message();
+    }
+  }
+  for (const auth::testing::MethodCall& call : auth::testing::CallEveryMethod(
+           channel, service, {{"authorization", "Bearer admin-secret"}})) {
+    EXPECT_NE(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << call.method << ": " << call.status.error_message();
+  }
+  // The refused calls changed nothing.
+  EXPECT_EQ(pending.cluster->state()->revision, revision);
+}
+
+// With nodes that require the cluster token, the admin API's node probes
+// (members, announced nodes) and the migrator's probe of a node being added
+// carry it.
+TEST(AdminServiceAuthTest, NodeProbesCarryTheClusterToken) {
+  TestNodes nodes(4, "cluster-secret");
+  ClusterOptions options;
+  options.client.security.token = "cluster-secret";
+  PendingCluster pending(nodes, options);
+  std::vector<storage::NodeAnnouncement> announced = {
+      {.node_id = nodes.id(3), .address = nodes.address(3)}};
+  AdminHarness admin(
+      pending.cluster.get(), pending.migrator.get(),
+      {.announcements = [&]() -> absl::StatusOr<std::vector<storage::NodeAnnouncement>> {
+         return announced;
+       },
+       .auth = auth::TokenCheck("admin-secret", "admin token")},
+      "admin-secret");
+  v1::ListNodesResponse listed;
+  ASSERT_TRUE(admin.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  ASSERT_EQ(listed.nodes_size(), 4);
+  for (const v1::Node& node : listed.nodes()) {
+    EXPECT_TRUE(node.reachable()) << node.id() << ": " << node.error();
+  }
+  v1::AddNodeRequest add;
+  add.set_address(nodes.address(3));
+  v1::MembershipChangeResponse change;
+  grpc::Status status = admin.stub().AddNode(AdminHarness::Context().get(), add, &change);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  // Without the cluster token, the same nodes refuse the probes.
+  TestNodes locked(4, "cluster-secret");
+  PendingCluster tokenless(locked);
+  AdminHarness admin2(tokenless.cluster.get(), tokenless.migrator.get());
+  ASSERT_TRUE(admin2.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  for (const v1::Node& node : listed.nodes()) {
+    EXPECT_FALSE(node.reachable()) << node.id();
+    EXPECT_THAT(node.error(), HasSubstr("cluster token")) << node.id();
+  }
+  add.set_address(locked.address(3));
+  status = admin2.stub().AddNode(AdminHarness::Context().get(), add, &change);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("--cluster-token-file"));
 }
 
 }  // namespace

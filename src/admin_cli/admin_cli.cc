@@ -15,6 +15,7 @@
 #include "admin_cli/admin_client.h"
 #include "admin_cli/format.h"
 #include "admin_cli/progress.h"
+#include "auth/token.h"
 #include "google/protobuf/util/message_differencer.h"
 
 namespace streamgrid::admin_cli {
@@ -38,12 +39,13 @@ bool SameMigration(const v1::Migration& a, const v1::Migration& b) {
 // One command's run.
 class Runner {
  public:
-  Runner(const CliOptions& options, const RunEnvironment& env)
+  Runner(const CliOptions& options, const RunEnvironment& env,
+         const auth::ClientSecurity& security)
       : options_(options),
         env_(env),
         out_(*env.out),
         err_(*env.err),
-        client_(options.server),
+        client_(options.server, security),
         deadline_(Clock::now() + options.timeout),
         display_(err_, env.progress && !options.json, env.terminal_width) {}
 
@@ -73,6 +75,11 @@ class Runner {
     display_.Clear();
     err_ << kProgram << ": " << Name() << " failed: " << absl::StatusCodeToString(status.code())
          << ": " << status.message() << "\n";
+    if (absl::IsUnauthenticated(status)) {
+      err_ << kProgram << ": the admin token was refused or is missing: pass --token-file "
+           << "(or set " << kTokenFileEnv << ") with the file the web server's "
+           << "--admin-token-file names\n";
+    }
     return kExitFailed;
   }
 
@@ -340,6 +347,14 @@ std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& a
                  "seconds to wait for a migration; also bounds every call")
       ->check(CLI::Range(0.001, 1e7))
       ->capture_default_str();
+  app.add_option("--token-file", options.token_file,
+                 "file holding the admin token (the web server's --admin-token-file)")
+      ->envname(kTokenFileEnv);
+  app.add_option("--tls-ca", options.tls_ca,
+                 "connect over TLS, verifying the server with this CA certificate (PEM)");
+  app.add_option("--tls-cert", options.tls_cert,
+                 "client certificate (PEM) for a server that requires one (with --tls-key)");
+  app.add_option("--tls-key", options.tls_key, "the client certificate's private key (PEM)");
 
   const auto add_server = [&](CLI::App* command) {
     command->add_option("server", options.server, "the web server's admin address HOST:PORT")
@@ -405,7 +420,23 @@ std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& a
 }
 
 int RunCommand(const CliOptions& options, const RunEnvironment& env) {
-  return Runner(options, env).Run();
+  auth::ClientSecurity security;
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> token = auth::ReadTokenFile(options.token_file);
+    if (!token.ok()) {
+      *env.err << kProgram << ": --token-file: " << token.status().message() << "\n";
+      return kExitUsage;
+    }
+    security.token = *std::move(token);
+  }
+  absl::StatusOr<auth::ClientTls> tls =
+      auth::LoadClientTls(options.tls_ca, options.tls_cert, options.tls_key, "--tls-");
+  if (!tls.ok()) {
+    *env.err << kProgram << ": " << tls.status().message() << "\n";
+    return kExitUsage;
+  }
+  security.tls = *std::move(tls);
+  return Runner(options, env, security).Run();
 }
 
 int RunAdminCli(int argc, char** argv) {

@@ -43,12 +43,24 @@ struct CliOptions {
   std::string node;
   // add, remove, resume: false with --no-wait.
   bool wait = true;
+  // --token-file (or $STREAMGRID_ADMIN_TOKEN_FILE): the admin token's file;
+  // empty: calls carry no token.
+  std::string token_file;
+  // --tls-ca: TLS to the admin API, verified with this CA; --tls-cert and
+  // --tls-key: a client certificate for a server that requires one.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
 };
+
+// The environment variable naming the token file when --token-file is absent.
+inline constexpr char kTokenFileEnv[] = "STREAMGRID_ADMIN_TOKEN_FILE";
 
 // Parses the command line (`args[0]` is the program name). Returns the options
 // to run, or the exit code the tool ends with: kExitOk after --help (the help
 // written to `out`), kExitUsage on a usage error (CLI11's message written to
-// `err`).
+// `err`). The tool's options (--json, --timeout, --token-file, --tls-*) go
+// before or after the subcommand; --token-file defaults to $kTokenFileEnv.
 std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& args,
                                                std::ostream& out, std::ostream& err);
 
@@ -70,8 +82,10 @@ struct RunEnvironment {
 
 // Runs one parsed command against options.server: results on env.out
 // (exactly one JSON document with --json), errors as
-// "streamgrid-admin: <command> failed: <CODE>: <message>" on env.err. Returns
-// the exit code (kExitOk, kExitFailed or kExitStillRunning).
+// "streamgrid-admin: <command> failed: <CODE>: <message>" on env.err (with a
+// hint about --token-file when the server refuses the token). Returns the
+// exit code (kExitOk, kExitFailed or kExitStillRunning; kExitUsage when the
+// token or TLS files cannot be read).
 int RunCommand(const CliOptions& options, const RunEnvironment& env);
 
 // The whole tool on the process's argv, stdout and stderr; draws progress when

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -15,6 +18,7 @@
 
 #include "admin_cli/admin_client.h"
 #include "admin_cli/progress.h"
+#include "auth/grpc_auth.h"
 #include "gmock/gmock.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
@@ -115,6 +119,39 @@ TEST(AdminParseCommandLineTest, HelpExitsZero) {
   EXPECT_THAT(out, HasSubstr("--weight"));
 }
 
+TEST(AdminParseCommandLineTest, TokenFileGoesBeforeOrAfterTheCommand) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--token-file", "/t", "list", "s:1"},
+        std::vector<std::string>{"list", "--token-file", "/t", "s:1"},
+        std::vector<std::string>{"list", "s:1", "--token-file", "/t"},
+        std::vector<std::string>{"add", "s:1", "n:2", "--token-file=/t", "--no-wait"}}) {
+    auto parsed = Parse(args);
+    ASSERT_TRUE(std::holds_alternative<CliOptions>(parsed)) << ::testing::PrintToString(args);
+    EXPECT_EQ(std::get<CliOptions>(parsed).token_file, "/t") << ::testing::PrintToString(args);
+  }
+  auto parsed = Parse({"status", "s:1", "--tls-ca", "/ca.pem", "--tls-cert", "/c.pem",
+                       "--tls-key", "/k.pem"});
+  ASSERT_TRUE(std::holds_alternative<CliOptions>(parsed));
+  EXPECT_EQ(std::get<CliOptions>(parsed).tls_ca, "/ca.pem");
+  EXPECT_EQ(std::get<CliOptions>(parsed).tls_cert, "/c.pem");
+  EXPECT_EQ(std::get<CliOptions>(parsed).tls_key, "/k.pem");
+}
+
+TEST(AdminParseCommandLineTest, TokenFileFromTheEnvironment) {
+  ASSERT_EQ(setenv(kTokenFileEnv, "/from-env", 1), 0);
+  auto from_env = Parse({"list", "s:1"});
+  // The flag wins over the variable.
+  auto from_flag = Parse({"list", "s:1", "--token-file", "/from-flag"});
+  unsetenv(kTokenFileEnv);
+  auto neither = Parse({"list", "s:1"});
+  ASSERT_TRUE(std::holds_alternative<CliOptions>(from_env));
+  EXPECT_EQ(std::get<CliOptions>(from_env).token_file, "/from-env");
+  ASSERT_TRUE(std::holds_alternative<CliOptions>(from_flag));
+  EXPECT_EQ(std::get<CliOptions>(from_flag).token_file, "/from-flag");
+  ASSERT_TRUE(std::holds_alternative<CliOptions>(neither));
+  EXPECT_EQ(std::get<CliOptions>(neither).token_file, "");
+}
+
 // ---- Against a fake AdminService ----
 
 v1::Migration MakeMigration(v1::MigrationState state) {
@@ -137,8 +174,9 @@ class FakeAdminService final : public v1::AdminService::Service {
  public:
   using Handler = std::function<grpc::Status(grpc::ServerContext*, v1::MembershipChangeResponse*)>;
 
-  grpc::Status ListNodes(grpc::ServerContext*, const v1::ListNodesRequest*,
+  grpc::Status ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest*,
                          v1::ListNodesResponse* response) override {
+    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
     std::lock_guard lock(mu_);
     *response = nodes_;
     return grpc::Status::OK;
@@ -186,6 +224,8 @@ class FakeAdminService final : public v1::AdminService::Service {
     return changed_.wait_for(lock, kWaitLimit, done);
   }
 
+  // ListNodes checks it (set before the server starts serving calls).
+  auth::TokenCheck auth_;
   std::mutex mu_;
   std::condition_variable changed_;
   v1::ListNodesResponse nodes_;
@@ -455,6 +495,49 @@ TEST_F(AdminCliTest, UnreachableServerExitsOneQuickly) {
     EXPECT_THAT(result.err, HasSubstr(nowhere));
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
   }
+}
+
+// A token file in the test's temporary directory.
+std::string WriteTokenFile(const std::string& name, const std::string& contents) {
+  const std::filesystem::path path =
+      std::filesystem::path(::testing::TempDir()) /
+      (name + "-" + std::to_string(getpid()) + ".token");
+  std::ofstream(path) << contents;
+  return path.string();
+}
+
+TEST_F(AdminCliTest, TokenIsSentAndARefusalExplainsWhatToDo) {
+  service_.auth_ = auth::TokenCheck("right-token", "admin token");
+  const std::string right = WriteTokenFile("right", "right-token\n");
+  const std::string wrong = WriteTokenFile("wrong", "wrong-token\n");
+
+  RunResult result = Run({"list", address_, "--token-file", right});
+  EXPECT_EQ(result.exit_code, kExitOk) << result.err;
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"list", address_},
+        std::vector<std::string>{"--token-file", wrong, "list", address_}}) {
+    result = Run(args);
+    EXPECT_EQ(result.exit_code, kExitFailed);
+    EXPECT_THAT(result.err, HasSubstr("list failed: UNAUTHENTICATED"));
+    EXPECT_THAT(result.err,
+                HasSubstr("the admin token was refused or is missing: pass --token-file"));
+    EXPECT_THAT(result.err, Not(HasSubstr("right-token")));
+  }
+
+  ASSERT_EQ(setenv(kTokenFileEnv, right.c_str(), 1), 0);
+  result = Run({"list", address_});
+  unsetenv(kTokenFileEnv);
+  EXPECT_EQ(result.exit_code, kExitOk) << result.err;
+}
+
+TEST_F(AdminCliTest, UnreadableTokenFileIsAUsageError) {
+  RunResult result = Run({"list", address_, "--token-file", "/nonexistent/admin-token"});
+  EXPECT_EQ(result.exit_code, kExitUsage);
+  EXPECT_THAT(result.err, HasSubstr("--token-file: cannot read token file /nonexistent/admin-token"));
+  result = Run({"list", address_, "--token-file", WriteTokenFile("empty", "")});
+  EXPECT_EQ(result.exit_code, kExitUsage);
+  EXPECT_THAT(result.err, HasSubstr("is empty"));
 }
 
 }  // namespace

@@ -3,14 +3,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace streamgrid::admin_cli {
 namespace {
 
-std::shared_ptr<grpc::Channel> Connect(const std::string& server) {
+std::shared_ptr<grpc::Channel> Connect(const std::string& server,
+                                       const auth::ClientSecurity& security) {
   grpc::ChannelArguments args;
   // gRPC's default backoff grows to two minutes between connection attempts;
   // after the web server restarts, the fallback polling should find it again
@@ -18,7 +17,7 @@ std::shared_ptr<grpc::Channel> Connect(const std::string& server) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  return auth::CreateChannel(server, args, security);
 }
 
 absl::StatusOr<v1::Migration> MigrationOf(const grpc::Status& status,
@@ -34,8 +33,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-AdminClient::AdminClient(std::string server)
-    : server_(std::move(server)), stub_(v1::AdminService::NewStub(Connect(server_))) {}
+AdminClient::AdminClient(std::string server, const auth::ClientSecurity& security)
+    : server_(std::move(server)), stub_(v1::AdminService::NewStub(Connect(server_, security))) {}
 
 absl::Status AdminClient::Unreached(const grpc::Status& status) const {
   switch (status.error_code()) {

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "auth/grpc_auth.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "proto/admin.grpc.pb.h"
@@ -30,7 +31,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // be the server's own answer: the new node does not answer).
 class AdminClient {
  public:
-  explicit AdminClient(std::string server);
+  // Every call carries `security`'s admin token, if any, over TLS if it says so.
+  explicit AdminClient(std::string server, const auth::ClientSecurity& security = {});
 
   const std::string& server() const { return server_; }
 

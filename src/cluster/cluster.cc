@@ -6,8 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
+#include "auth/grpc_auth.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace streamgrid {
@@ -25,7 +24,8 @@ void AppendReplicaIds(const Placement& placement, const std::string& key,
 // A channel like StorageClient::MakeChannel's, but reconnecting to a node that
 // went away within seconds of its return: gRPC's default back-off grows to two
 // minutes, during which every call to a restarted node would still fail.
-std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address,
+                                               const auth::ClientSecurity& security) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
@@ -34,7 +34,7 @@ std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address) {
   // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the timeout of a
   // connection attempt, and a short one can keep a channel failing every
   // attempt after the node is back.
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return auth::CreateChannel(address, args, security);
 }
 
 }  // namespace
@@ -72,7 +72,7 @@ void Cluster::UpdateLocked(ClusterState state) {
         }
       }
       if (!entry.client) {
-        entry.channel = MakeNodeChannel(node.address);
+        entry.channel = MakeNodeChannel(node.address, options_.client.security);
         entry.client = std::make_shared<storage::StorageClient>(entry.channel, options_.client);
       }
       next->nodes.emplace(node.id, std::move(entry));
@@ -86,6 +86,13 @@ void Cluster::UpdateLocked(ClusterState state) {
     retired_writes_.push_back(old->writes);
   }
   view_.store(std::move(next), std::memory_order_release);
+}
+
+std::unique_ptr<storage::StorageClient> Cluster::ClientFor(
+    const std::string& address, std::chrono::milliseconds call_timeout) const {
+  storage::StorageClientOptions options = options_.client;
+  options.call_timeout = call_timeout;
+  return std::make_unique<storage::StorageClient>(address, options);
 }
 
 Cluster::WritePlan Cluster::PlanWrite(std::string_view video_id, std::string_view name) const {

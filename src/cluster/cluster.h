@@ -17,7 +17,7 @@
 namespace streamgrid {
 
 struct ClusterOptions {
-  // Deadlines and chunk size of every node client.
+  // Deadlines, chunk size, cluster token and TLS of every node client.
   storage::StorageClientOptions client;
   // After a failure a node is tried last for this long, doubling with each
   // further failure up to max_backoff; any success clears it.
@@ -87,6 +87,12 @@ class Cluster {
   // current ones first otherwise; within that order, nodes that failed
   // recently go last.
   std::vector<ClusterNode> ReadNodes(std::string_view video_id, std::string_view name) const;
+
+  // A client of the node at `address` (one outside the view: being added,
+  // removed, or only announced) on a channel of its own, with the cluster's
+  // token and TLS and `call_timeout` as its calls' deadline.
+  std::unique_ptr<storage::StorageClient> ClientFor(const std::string& address,
+                                                    std::chrono::milliseconds call_timeout) const;
 
   // The node `id` of the current or target placement, if there is one.
   std::optional<ClusterNode> Node(std::string_view id) const;

@@ -106,7 +106,8 @@ std::vector<std::string> CheckNodeHealth(Cluster& cluster) {
 
 absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
-                                                  int replication_factor) {
+                                                  int replication_factor,
+                                                  ClusterOptions options) {
   // No addresses: join the cluster already stored.
   absl::StatusOr<std::vector<std::string>> parsed = StripWhitespace(addresses).empty()
                                                         ? std::vector<std::string>{}
@@ -117,7 +118,7 @@ absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateSt
   if (!state.ok()) return state.status();
   ClusterContent content;
   content.store = std::move(store);
-  content.cluster = std::make_unique<Cluster>(*std::move(state));
+  content.cluster = std::make_unique<Cluster>(*std::move(state), std::move(options));
   content.service = std::make_unique<NetworkVideoContentService>(*content.cluster);
   const std::vector<std::string> down = CheckNodeHealth(*content.cluster);
   const int replicas = content.cluster->state()->current.replication_factor();

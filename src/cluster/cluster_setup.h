@@ -45,9 +45,11 @@ struct ClusterContent {
 // Loads or creates the state in `store` (LoadOrCreateClusterState with
 // `addresses`, "HOST:PORT,...", or "" to join the stored cluster), and
 // health-checks the nodes (only logging the
-// ones that do not answer: reads tolerate R-1 of them).
+// ones that do not answer: reads tolerate R-1 of them). The cluster's clients
+// use `options` (e.g. the cluster token and TLS).
 absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
-                                                  int replication_factor);
+                                                  int replication_factor,
+                                                  ClusterOptions options = {});
 
 }  // namespace streamgrid

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -25,7 +26,9 @@ namespace streamgrid::testing {
 // started again on the same port.
 class TestNodes {
  public:
-  explicit TestNodes(int count) {
+  // With a `cluster_token`, every node requires it and the helpers send it.
+  explicit TestNodes(int count, std::string cluster_token = "")
+      : cluster_token_(std::move(cluster_token)) {
     for (int i = 0; i < count; ++i) Add();
   }
 
@@ -46,7 +49,11 @@ class TestNodes {
     for (int attempt = 0; attempt < 50; ++attempt) {
       auto server = storage::StorageServer::Start(
           *engines_[i], {.listen_address = absl::StrCat("127.0.0.1:", ports_[i]),
-                         .service = {.node_id = absl::StrCat("node", i)}});
+                         .service = {.node_id = absl::StrCat("node", i),
+                                     .auth = cluster_token_.empty()
+                                                 ? auth::TokenCheck()
+                                                 : auth::TokenCheck(cluster_token_,
+                                                                    "cluster token")}});
       if (server.ok()) {
         servers_[i] = *std::move(server);
         ports_[i] = servers_[i]->port();
@@ -70,7 +77,7 @@ class TestNodes {
 
   // Every key ("video_id/name") node `i` holds, asked directly.
   std::set<std::string> KeysOn(int i) {
-    storage::StorageClient client(address(i));
+    storage::StorageClient client(address(i), {.security = {.token = cluster_token_}});
     std::set<std::string> keys;
     std::string token;
     do {
@@ -90,7 +97,7 @@ class TestNodes {
 
   // Names of `video_id`'s files that node `i` holds, asked directly.
   std::set<std::string> NamesOn(int i, std::string_view video_id) {
-    storage::StorageClient client(address(i));
+    storage::StorageClient client(address(i), {.security = {.token = cluster_token_}});
     std::set<std::string> names;
     std::string token;
     do {
@@ -103,6 +110,7 @@ class TestNodes {
   }
 
  private:
+  const std::string cluster_token_;
   storage::testing::TempDir dir_;
   std::vector<std::unique_ptr<storage::StorageEngine>> engines_;
   std::vector<std::unique_ptr<storage::StorageServer>> servers_;

@@ -119,8 +119,14 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
     }
   }
   // A node that does not answer now would fail every copy: refuse it up front.
-  StorageClient probe(node.address, {.call_timeout = options_.probe_timeout});
-  absl::StatusOr<storage::NodeHealth> health = probe.Health();
+  absl::StatusOr<storage::NodeHealth> health =
+      cluster_.ClientFor(node.address, options_.probe_timeout)->Health();
+  if (absl::IsUnauthenticated(health.status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node.address, " refuses this web server's calls (",
+                     health.status().message(),
+                     "): start the web server with the node's --cluster-token-file"));
+  }
   if (!health.ok()) {
     return absl::UnavailableError(
         absl::StrCat("node ", node.address, " does not answer (", health.status().message(), ")"));
@@ -557,7 +563,8 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
     if (std::optional<ClusterNode> known = cluster_.Node(id)) {
       node = *known;
     } else {
-      node.client = std::make_shared<StorageClient>(ring_node.address);
+      node.client = cluster_.ClientFor(ring_node.address,
+                                       storage::StorageClientOptions().call_timeout);
     }
     std::vector<StoredFile> surplus;
     absl::Status listed =

@@ -5,8 +5,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "storage/grpc_convert.h"
 
@@ -21,17 +19,18 @@ std::chrono::system_clock::time_point DeadlineAfter(std::chrono::milliseconds ti
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> StorageClient::MakeChannel(const std::string& target) {
+std::shared_ptr<grpc::Channel> StorageClient::MakeChannel(const std::string& target,
+                                                          const auth::ClientSecurity& security) {
   grpc::ChannelArguments args;
   // Notice a vanished node during a long, quiet stream (the node accepts pings
   // this often; see StorageServer).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  return auth::CreateChannel(target, args, security);
 }
 
 StorageClient::StorageClient(const std::string& target, StorageClientOptions options)
-    : StorageClient(MakeChannel(target), options) {}
+    : StorageClient(MakeChannel(target, options.security), options) {}
 
 StorageClient::StorageClient(std::shared_ptr<grpc::Channel> channel, StorageClientOptions options)
     : options_(options),

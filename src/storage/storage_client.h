@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "auth/grpc_auth.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/sync_stream.h"
@@ -27,6 +28,9 @@ struct StorageClientOptions {
   std::chrono::milliseconds transfer_timeout = std::chrono::minutes(10);
   // Data per Put message; clipped to 1 MiB, the node's limit.
   size_t put_chunk_bytes = size_t{1} << 20;
+  // The cluster token and TLS of channels the client makes itself (from a
+  // target); a channel passed in carries its own.
+  auth::ClientSecurity security;
 };
 
 struct PutOptions {
@@ -66,8 +70,10 @@ class StorageClient {
   using ChunkSink = std::function<absl::Status(std::span<const char> data)>;
 
   // A channel to `target` ("host:port") with the keepalive settings the node
-  // expects, for sharing among clients.
-  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
+  // expects, sending `security`'s token on every call (over TLS if it says
+  // so), for sharing among clients.
+  static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                                    const auth::ClientSecurity& security = {});
 
   explicit StorageClient(const std::string& target, StorageClientOptions options = {});
   explicit StorageClient(std::shared_ptr<grpc::Channel> channel, StorageClientOptions options = {});

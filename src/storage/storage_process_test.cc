@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/ids.h"
 #include "gmock/gmock.h"
@@ -38,8 +39,11 @@ using testing::WaitFor;
 // One streamgrid-storage process on port 0.
 class NodeProcess {
  public:
-  NodeProcess(fs::path data_dir, fs::path ready_file)
-      : data_dir_(std::move(data_dir)), ready_file_(std::move(ready_file)) {}
+  // `extra_args` go to the node after the usual ones.
+  NodeProcess(fs::path data_dir, fs::path ready_file, std::vector<std::string> extra_args = {})
+      : data_dir_(std::move(data_dir)),
+        ready_file_(std::move(ready_file)),
+        extra_args_(std::move(extra_args)) {}
   ~NodeProcess() {
     if (pid_ > 0) Kill9();
   }
@@ -50,9 +54,14 @@ class NodeProcess {
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
-      execl(STREAMGRID_STORAGE_BINARY, STREAMGRID_STORAGE_BINARY, "--listen", "127.0.0.1:0",
-            "--data-dir", data_dir_.c_str(), "--ready-file", ready_file_.c_str(), "--log-level",
-            "warn", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {STREAMGRID_STORAGE_BINARY, "--listen", "127.0.0.1:0",
+                                        "--data-dir", data_dir_.string(), "--ready-file",
+                                        ready_file_.string(), "--log-level", "warn"};
+      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(STREAMGRID_STORAGE_BINARY, argv.data());
       _exit(127);
     }
     ASSERT_TRUE(
@@ -88,6 +97,7 @@ class NodeProcess {
 
   const fs::path data_dir_;
   const fs::path ready_file_;
+  const std::vector<std::string> extra_args_;
   pid_t pid_ = -1;
   int status_ = 0;
   std::string target_;
@@ -171,6 +181,36 @@ TEST_F(StorageProcessTest, SigtermShutsDownCleanly) {
   ASSERT_NO_FATAL_FAILURE(node_.Start());
   StorageClient client(node_.target());
   auto stat = client.Stat(video, "seg");
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(stat->sha256, Sha256::HexOf("data"));
+}
+
+// The real binary with --cluster-token-file: calls without the token or with a
+// wrong one are refused (and change nothing), calls with it work.
+TEST(StorageProcessAuthTest, ClusterTokenFileIsRequiredOfEveryCaller) {
+  TempDir dir;
+  const fs::path token_file = dir.path() / "cluster-token";
+  std::ofstream(token_file) << "cluster-secret\n";
+  NodeProcess node(dir.path() / "data", dir.path() / "ready.json",
+                   {"--cluster-token-file", token_file.string()});
+  ASSERT_NO_FATAL_FAILURE(node.Start());
+
+  StorageClient with_token(node.target(), {.security = {.token = "cluster-secret"}});
+  const std::string video = NewVideoId();
+  ASSERT_TRUE(with_token.PutBytes(video, "seg", "data").ok());
+  for (const std::string& token : {std::string(), std::string("cluster-secreT")}) {
+    StorageClient client(node.target(), {.security = {.token = token}});
+    EXPECT_EQ(client.PutBytes(video, "seg", "evil").status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(client.Delete(video, "seg").code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(client.DeleteVideo(video).status().code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(client.List("").status().code(), absl::StatusCode::kUnauthenticated);
+    auto health = client.Health();
+    ASSERT_FALSE(health.ok());
+    EXPECT_EQ(health.status().code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_THAT(std::string(health.status().message()), ::testing::HasSubstr("cluster token"));
+  }
+  auto stat = with_token.Stat(video, "seg");
   ASSERT_TRUE(stat.ok()) << stat.status();
   EXPECT_EQ(stat->sha256, Sha256::HexOf("data"));
 }

@@ -59,6 +59,7 @@ void StorageServiceImpl::set_node_id(std::string node_id) {
 grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
                                      grpc::ServerReader<v1::PutRequest>* reader,
                                      v1::PutResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   auto watch = watchdog_.Start(context);
   v1::PutRequest request;
   if (!reader->Read(&request)) return InvalidArgument("empty upload stream");
@@ -115,6 +116,7 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
 
 grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::GetRequest* request,
                                      grpc::ServerWriter<v1::GetResponse>* writer) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   auto watch = watchdog_.Start(context);
   auto reader = engine_.OpenReader(
       request->video_id(), request->name(), request->offset(),
@@ -141,30 +143,34 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   return grpc::Status::OK;
 }
 
-grpc::Status StorageServiceImpl::Stat(grpc::ServerContext*, const v1::StatRequest* request,
+grpc::Status StorageServiceImpl::Stat(grpc::ServerContext* context, const v1::StatRequest* request,
                                       v1::StatResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   absl::StatusOr<StoredFile> file = engine_.Stat(request->video_id(), request->name());
   if (!file.ok()) return ToGrpcStatus(file.status());
   ToProto(*file, response->mutable_file());
   return grpc::Status::OK;
 }
 
-grpc::Status StorageServiceImpl::Delete(grpc::ServerContext*, const v1::DeleteRequest* request,
+grpc::Status StorageServiceImpl::Delete(grpc::ServerContext* context, const v1::DeleteRequest* request,
                                         v1::DeleteResponse*) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   return ToGrpcStatus(engine_.Delete(request->video_id(), request->name()));
 }
 
-grpc::Status StorageServiceImpl::DeleteVideo(grpc::ServerContext*,
+grpc::Status StorageServiceImpl::DeleteVideo(grpc::ServerContext* context,
                                              const v1::DeleteVideoRequest* request,
                                              v1::DeleteVideoResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   absl::StatusOr<uint64_t> deleted = engine_.DeleteVideo(request->video_id());
   if (!deleted.ok()) return ToGrpcStatus(deleted.status());
   response->set_files_deleted(*deleted);
   return grpc::Status::OK;
 }
 
-grpc::Status StorageServiceImpl::List(grpc::ServerContext*, const v1::ListRequest* request,
+grpc::Status StorageServiceImpl::List(grpc::ServerContext* context, const v1::ListRequest* request,
                                       v1::ListResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   ListOptions options{.video_id = request->video_id(),
                       .page_token = request->page_token(),
                       .page_size = request->page_size(),
@@ -179,8 +185,9 @@ grpc::Status StorageServiceImpl::List(grpc::ServerContext*, const v1::ListReques
   return grpc::Status::OK;
 }
 
-grpc::Status StorageServiceImpl::Health(grpc::ServerContext*, const v1::HealthRequest*,
+grpc::Status StorageServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest*,
                                         v1::HealthResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   absl::StatusOr<StorageUsage> usage = engine_.Usage();
   if (!usage.ok()) return ToGrpcStatus(usage.status());
   {
@@ -203,7 +210,7 @@ absl::StatusOr<std::unique_ptr<StorageServer>> StorageServer::Start(StorageEngin
   server->service_ = std::make_unique<StorageServiceImpl>(engine, options.service);
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.listen_address, auth::ServerCredentials(options.tls),
                            &server->port_);
   builder.RegisterService(server->service_.get());
   grpc::ResourceQuota quota("streamgrid-storage");
@@ -232,7 +239,9 @@ absl::StatusOr<std::unique_ptr<StorageServer>> StorageServer::Start(StorageEngin
     server->node_id_ = absl::StrCat(address.substr(0, address.rfind(':')), ":", server->port_);
     server->service_->set_node_id(server->node_id_);
   }
-  spdlog::info("storage node {} serving gRPC on port {}", server->node_id_, server->port_);
+  spdlog::info("storage node {} serving gRPC on port {} ({}, {})", server->node_id_, server->port_,
+               options.tls.enabled ? "TLS" : "plaintext",
+               options.service.auth.enabled() ? "cluster token required" : "no token");
   return server;
 }
 

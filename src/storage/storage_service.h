@@ -7,6 +7,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "auth/grpc_auth.h"
+#include "auth/tls.h"
 #include "grpcpp/server.h"
 #include "proto/storage.grpc.pb.h"
 #include "storage/call_watchdog.h"
@@ -27,6 +29,9 @@ struct StorageServiceOptions {
   // Files a List call examines at most (see StorageEngine::List), which bounds
   // its time when a partition filter matches few files.
   size_t list_scan_limit = StorageEngine::kDefaultListScanLimit;
+  // The cluster token every call must carry (none by default); each handler
+  // checks it before anything else.
+  auth::TokenCheck auth;
 };
 
 // streamgrid.storage.v1.StorageService over a StorageEngine (see
@@ -83,6 +88,8 @@ struct StorageServerOptions {
   // within the timeout, which cancels its calls (a vanished client).
   std::chrono::milliseconds keepalive_time = std::chrono::seconds(30);
   std::chrono::milliseconds keepalive_timeout = std::chrono::seconds(10);
+  // TLS of the listener (plaintext unless enabled).
+  auth::ServerTls tls;
 };
 
 // A gRPC server serving one StorageServiceImpl.

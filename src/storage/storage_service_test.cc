@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "auth/testing/call_every_method.h"
 #include "common/ids.h"
 #include "gmock/gmock.h"
 #include "grpcpp/client_context.h"
@@ -425,6 +426,88 @@ TEST_F(StorageServiceTest, UnreachableNodeFailsFast) {
   EXPECT_EQ(client_->PutBytes(NewVideoId(), "x", "data").status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// A node that requires a cluster token refuses every method of the service,
+// streaming ones included, without it or with a wrong one, before doing
+// anything; with it, calls go through.
+TEST(StorageServiceAuthTest, EveryMethodRequiresTheClusterToken) {
+  TempDir dir;
+  auto engine = StorageEngine::Open(dir.path() / "data");
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto server = StorageServer::Start(
+      **engine, {.service = {.auth = auth::TokenCheck("cluster-secret", "cluster token")}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  const auto& service = *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      v1::StorageService::service_full_name());
+  ASSERT_EQ(service.method_count(), 7);
+
+  for (const auto& metadata : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {},
+           {{"authorization", "Bearer cluster-secreT"}},
+           {{"authorization", "Bearer cluster-secret-and-more"}},
+           {{"authorization", "cluster-secret"}}}) {
+    for (const auth::testing::MethodCall& call :
+         auth::testing::CallEveryMethod(channel, service, metadata)) {
+      EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << call.method << " with " << ::testing::PrintToString(metadata) << ": "
+          << call.status.error_message();
+    }
+  }
+  // The right token passes the check (the empty requests are then refused
+  // for what they are, or answered).
+  for (const auth::testing::MethodCall& call : auth::testing::CallEveryMethod(
+           channel, service, {{"authorization", "Bearer cluster-secret"}})) {
+    EXPECT_NE(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << call.method << ": " << call.status.error_message();
+  }
+  // Nothing was stored by the refused calls.
+  auto usage = (*engine)->Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->files, 0u);
+}
+
+TEST(StorageServiceAuthTest, ClientSendsItsTokenOnEveryKindOfCall) {
+  TempDir dir;
+  auto engine = StorageEngine::Open(dir.path() / "data");
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto server = StorageServer::Start(
+      **engine, {.service = {.auth = auth::TokenCheck("cluster-secret", "cluster token")}});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string target = "127.0.0.1:" + std::to_string((*server)->port());
+
+  StorageClient client(target, {.security = {.token = "cluster-secret"}});
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * kMiB + 17, 5);
+  auto put = client.PutBytes(video, "seg", data);
+  ASSERT_TRUE(put.ok()) << put.status();
+  std::string got;
+  auto get = client.Get(video, "seg", 0, 0, [&](std::span<const char> chunk) {
+    got.append(chunk.data(), chunk.size());
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(get.ok()) << get.status();
+  EXPECT_EQ(got, data);
+  EXPECT_TRUE(client.Stat(video, "seg").ok());
+  EXPECT_TRUE(client.Health().ok());
+  auto listed = client.List(video);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_THAT(listed->files, SizeIs(1));
+
+  for (const std::string& token : {std::string(), std::string("cluster-secreT")}) {
+    StorageClient other(target, {.security = {.token = token}});
+    auto refused = other.PutBytes(video, "other", "data");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+    EXPECT_EQ(other.Delete(video, "seg").code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(other.DeleteVideo(video).status().code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(other.Health().status().code(), absl::StatusCode::kUnauthenticated);
+  }
+  // The refused deletes removed nothing.
+  EXPECT_TRUE(client.Stat(video, "seg").ok());
+  EXPECT_EQ(client.Delete(video, "seg").code(), absl::StatusCode::kOk);
 }
 
 }  // namespace

@@ -113,7 +113,8 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
  * Resolves once its ready file names its address.
  * `stop()` sends SIGTERM and waits (SIGKILL after 10 s); `kill()` sends SIGKILL;
  * `restart()` starts it again on the same address and data directory (retrying
- * a bounded number of times in case the port is briefly taken).
+ * a bounded number of times in case the port is briefly taken). `args` go to
+ * the node as they are (e.g. --cluster-token-file, --tls-cert).
  */
 export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd,
   args: extraArgs = [] } = {}) {
