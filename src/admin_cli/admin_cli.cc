@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "admin_cli/admin_client.h"
 #include "admin_cli/format.h"
@@ -75,6 +76,15 @@ class Runner {
     display_.Clear();
     err_ << kProgram << ": " << Name() << " failed: " << absl::StatusCodeToString(status.code())
          << ": " << status.message() << "\n";
+    // gRPC reports a plaintext client at a TLS server as a closed socket, and
+    // a certificate it cannot verify as a failed handshake.
+    if (absl::IsUnavailable(status) &&
+        (absl::StrContains(status.message(), "Socket closed") ||
+         absl::StrContains(status.message(), "andshake") ||
+         absl::StrContains(status.message(), "SSL"))) {
+      err_ << kProgram << ": if the admin API uses TLS (--admin-tls-cert), pass --tls-ca with "
+           << "the CA that signed its certificate\n";
+    }
     if (absl::IsUnauthenticated(status)) {
       err_ << kProgram << ": the admin token was refused or is missing: pass --token-file "
            << "(or set " << kTokenFileEnv << ") with the file the web server's "
