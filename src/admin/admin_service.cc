@@ -70,8 +70,7 @@ std::vector<storage::NodeAnnouncement> AdminServiceImpl::Announced() const {
   return announced.ok() ? *std::move(announced) : std::vector<storage::NodeAnnouncement>{};
 }
 
-grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context,
-                                         const v1::ListNodesRequest*,
+grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context, const v1::ListNodesRequest*,
                                          v1::ListNodesResponse* response) {
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   if (!cluster_) return NoCluster();
@@ -91,8 +90,8 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context,
     health.push_back(std::async(std::launch::async, [this, node] {
       std::unique_ptr<storage::StorageClient> client =
           node.channel ? std::make_unique<storage::StorageClient>(
-                             node.channel, storage::StorageClientOptions{
-                                               .call_timeout = options_.health_timeout})
+                             node.channel,
+                             storage::StorageClientOptions{.call_timeout = options_.health_timeout})
                        : cluster_->ClientFor(node.address, options_.health_timeout);
       return client->Health();
     }));

@@ -40,8 +40,7 @@ bool SameMigration(const v1::Migration& a, const v1::Migration& b) {
 // One command's run.
 class Runner {
  public:
-  Runner(const CliOptions& options, const RunEnvironment& env,
-         const auth::ClientSecurity& security)
+  Runner(const CliOptions& options, const RunEnvironment& env, const auth::ClientSecurity& security)
       : options_(options),
         env_(env),
         out_(*env.out),
@@ -78,10 +77,9 @@ class Runner {
          << ": " << status.message() << "\n";
     // gRPC reports a plaintext client at a TLS server as a closed socket, and
     // a certificate it cannot verify as a failed handshake.
-    if (absl::IsUnavailable(status) &&
-        (absl::StrContains(status.message(), "Socket closed") ||
-         absl::StrContains(status.message(), "andshake") ||
-         absl::StrContains(status.message(), "SSL"))) {
+    if (absl::IsUnavailable(status) && (absl::StrContains(status.message(), "Socket closed") ||
+                                        absl::StrContains(status.message(), "andshake") ||
+                                        absl::StrContains(status.message(), "SSL"))) {
       err_ << kProgram << ": if the admin API uses TLS (--admin-tls-cert), pass --tls-ca with "
            << "the CA that signed its certificate\n";
     }

@@ -129,8 +129,8 @@ TEST(AdminParseCommandLineTest, TokenFileGoesBeforeOrAfterTheCommand) {
     ASSERT_TRUE(std::holds_alternative<CliOptions>(parsed)) << ::testing::PrintToString(args);
     EXPECT_EQ(std::get<CliOptions>(parsed).token_file, "/t") << ::testing::PrintToString(args);
   }
-  auto parsed = Parse({"status", "s:1", "--tls-ca", "/ca.pem", "--tls-cert", "/c.pem",
-                       "--tls-key", "/k.pem"});
+  auto parsed = Parse(
+      {"status", "s:1", "--tls-ca", "/ca.pem", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"});
   ASSERT_TRUE(std::holds_alternative<CliOptions>(parsed));
   EXPECT_EQ(std::get<CliOptions>(parsed).tls_ca, "/ca.pem");
   EXPECT_EQ(std::get<CliOptions>(parsed).tls_cert, "/c.pem");
@@ -499,9 +499,8 @@ TEST_F(AdminCliTest, UnreachableServerExitsOneQuickly) {
 
 // A token file in the test's temporary directory.
 std::string WriteTokenFile(const std::string& name, const std::string& contents) {
-  const std::filesystem::path path =
-      std::filesystem::path(::testing::TempDir()) /
-      (name + "-" + std::to_string(getpid()) + ".token");
+  const std::filesystem::path path = std::filesystem::path(::testing::TempDir()) /
+                                     (name + "-" + std::to_string(getpid()) + ".token");
   std::ofstream(path) << contents;
   return path.string();
 }
@@ -534,7 +533,8 @@ TEST_F(AdminCliTest, TokenIsSentAndARefusalExplainsWhatToDo) {
 TEST_F(AdminCliTest, UnreadableTokenFileIsAUsageError) {
   RunResult result = Run({"list", address_, "--token-file", "/nonexistent/admin-token"});
   EXPECT_EQ(result.exit_code, kExitUsage);
-  EXPECT_THAT(result.err, HasSubstr("--token-file: cannot read token file /nonexistent/admin-token"));
+  EXPECT_THAT(result.err,
+              HasSubstr("--token-file: cannot read token file /nonexistent/admin-token"));
   result = Run({"list", address_, "--token-file", WriteTokenFile("empty", "")});
   EXPECT_EQ(result.exit_code, kExitUsage);
   EXPECT_THAT(result.err, HasSubstr("is empty"));

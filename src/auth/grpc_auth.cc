@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 
 #include <cstring>
-
 #include <utility>
 #include <vector>
 
@@ -34,8 +33,7 @@ class TokenInterceptor final : public grpc::experimental::Interceptor {
   const std::string& bearer_;  // owned by the factory, which the channel keeps
 };
 
-class TokenInterceptorFactory final
-    : public grpc::experimental::ClientInterceptorFactoryInterface {
+class TokenInterceptorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
  public:
   explicit TokenInterceptorFactory(std::string_view token) : bearer_(BearerValue(token)) {}
 
@@ -110,10 +108,10 @@ absl::Status CheckListenerProtected(std::string_view host, bool has_token,
                                     bool allow_unauthenticated, std::string_view token_flag) {
   if (has_token || allow_unauthenticated || IsLoopbackHost(host)) return absl::OkStatus();
   const std::string flag(token_flag);
-  return absl::FailedPreconditionError(absl::StrCat(
-      "refusing to listen on ", std::string(host), " without ", flag,
-      ": anyone who can reach it could call it; give ", flag,
-      " (or --allow-unauthenticated if the network is trusted)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("refusing to listen on ", std::string(host), " without ", flag,
+                   ": anyone who can reach it could call it; give ", flag,
+                   " (or --allow-unauthenticated if the network is trusted)"));
 }
 
 }  // namespace streamgrid::auth

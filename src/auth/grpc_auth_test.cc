@@ -40,9 +40,9 @@ TEST(TokenCheckTest, MissingTokenIsUnauthenticated) {
 
 TEST(TokenCheckTest, WrongTokenIsUnauthenticatedAndNotEchoed) {
   TokenCheck check("s3cret-token", "admin token");
-  for (const std::string& sent : {"Bearer s3cret-tokeN", "Bearer s3cret-toke",
-                                  "Bearer s3cret-token2", "Bearer ", "s3cret-token",
-                                  "bearer s3cret-token", "Bearer  s3cret-token"}) {
+  for (const std::string& sent :
+       {"Bearer s3cret-tokeN", "Bearer s3cret-toke", "Bearer s3cret-token2", "Bearer ",
+        "s3cret-token", "bearer s3cret-token", "Bearer  s3cret-token"}) {
     SCOPED_TRACE(sent);
     grpc::Status status = CheckWith(check, sent);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);

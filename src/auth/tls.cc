@@ -41,9 +41,9 @@ absl::StatusOr<ServerTls> LoadServerTls(const std::string& cert_file, const std:
   ServerTls tls;
   if (cert_file.empty() && key_file.empty() && ca_file.empty()) return tls;
   if (cert_file.empty() || key_file.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TLS needs both ", flag_prefix, "cert and ", flag_prefix, "key (", flag_prefix,
-        "ca alone only says which client certificates to accept)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("TLS needs both ", flag_prefix, "cert and ", flag_prefix, "key (", flag_prefix,
+                     "ca alone only says which client certificates to accept)"));
   }
   absl::StatusOr<std::string> cert = ReadPem(cert_file, flag_prefix + "cert");
   if (!cert.ok()) return cert.status();

@@ -35,8 +35,7 @@ struct ClientTls {
 // `flag_prefix`ed flags ("--tls-" or "--admin-tls-"); an unreadable or empty
 // file is INVALID_ARGUMENT with the path and reason.
 absl::StatusOr<ServerTls> LoadServerTls(const std::string& cert_file, const std::string& key_file,
-                                        const std::string& ca_file,
-                                        const std::string& flag_prefix);
+                                        const std::string& ca_file, const std::string& flag_prefix);
 
 // Reads the files of a client's TLS. All empty: TLS off. With a CA, TLS is on;
 // cert and key (both or neither) add a client certificate, and need the CA.

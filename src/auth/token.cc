@@ -44,8 +44,8 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
   }
   token.resize(static_cast<size_t>(in.gcount()));
   if (token.size() > kMaxTokenFileBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is larger than ",
-                                                   kMaxTokenFileBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file ", path, " is larger than ", kMaxTokenFileBytes, " bytes"));
   }
   // Editors and `echo` end a file with a newline; only one is stripped, so a
   // token never silently loses other characters.

@@ -20,8 +20,9 @@ using ::testing::Not;
 class TokenFileTest : public ::testing::Test {
  protected:
   TokenFileTest() {
-    dir_ = fs::temp_directory_path() / ("sg-token-test-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("sg-token-test-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   ~TokenFileTest() override { fs::remove_all(dir_); }

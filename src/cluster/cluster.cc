@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/strings.h"
 #include "auth/grpc_auth.h"
+#include "common/strings.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace streamgrid {

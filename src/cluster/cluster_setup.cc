@@ -106,8 +106,7 @@ std::vector<std::string> CheckNodeHealth(Cluster& cluster) {
 
 absl::StatusOr<ClusterContent> OpenClusterContent(std::unique_ptr<ClusterStateStore> store,
                                                   std::string_view addresses,
-                                                  int replication_factor,
-                                                  ClusterOptions options) {
+                                                  int replication_factor, ClusterOptions options) {
   // No addresses: join the cluster already stored.
   absl::StatusOr<std::vector<std::string>> parsed = StripWhitespace(addresses).empty()
                                                         ? std::vector<std::string>{}

@@ -48,12 +48,12 @@ class TestNodes {
     // The port may be taken by someone else for a moment after a stop: retry a few times.
     for (int attempt = 0; attempt < 50; ++attempt) {
       auto server = storage::StorageServer::Start(
-          *engines_[i], {.listen_address = absl::StrCat("127.0.0.1:", ports_[i]),
-                         .service = {.node_id = absl::StrCat("node", i),
-                                     .auth = cluster_token_.empty()
-                                                 ? auth::TokenCheck()
-                                                 : auth::TokenCheck(cluster_token_,
-                                                                    "cluster token")}});
+          *engines_[i],
+          {.listen_address = absl::StrCat("127.0.0.1:", ports_[i]),
+           .service = {.node_id = absl::StrCat("node", i),
+                       .auth = cluster_token_.empty()
+                                   ? auth::TokenCheck()
+                                   : auth::TokenCheck(cluster_token_, "cluster token")}});
       if (server.ok()) {
         servers_[i] = *std::move(server);
         ports_[i] = servers_[i]->port();

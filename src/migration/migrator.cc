@@ -122,10 +122,9 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
   absl::StatusOr<storage::NodeHealth> health =
       cluster_.ClientFor(node.address, options_.probe_timeout)->Health();
   if (absl::IsUnauthenticated(health.status())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("node ", node.address, " refuses this web server's calls (",
-                     health.status().message(),
-                     "): start the web server with the node's --cluster-token-file"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node ", node.address, " refuses this web server's calls (", health.status().message(),
+        "): start the web server with the node's --cluster-token-file"));
   }
   if (!health.ok()) {
     return absl::UnavailableError(
@@ -563,8 +562,8 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
     if (std::optional<ClusterNode> known = cluster_.Node(id)) {
       node = *known;
     } else {
-      node.client = cluster_.ClientFor(ring_node.address,
-                                       storage::StorageClientOptions().call_timeout);
+      node.client =
+          cluster_.ClientFor(ring_node.address, storage::StorageClientOptions().call_timeout);
     }
     std::vector<StoredFile> surplus;
     absl::Status listed =

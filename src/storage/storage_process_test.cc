@@ -54,9 +54,15 @@ class NodeProcess {
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
-      std::vector<std::string> args = {STREAMGRID_STORAGE_BINARY, "--listen", "127.0.0.1:0",
-                                        "--data-dir", data_dir_.string(), "--ready-file",
-                                        ready_file_.string(), "--log-level", "warn"};
+      std::vector<std::string> args = {STREAMGRID_STORAGE_BINARY,
+                                       "--listen",
+                                       "127.0.0.1:0",
+                                       "--data-dir",
+                                       data_dir_.string(),
+                                       "--ready-file",
+                                       ready_file_.string(),
+                                       "--log-level",
+                                       "warn"};
       args.insert(args.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> argv;
       for (std::string& arg : args) argv.push_back(arg.data());

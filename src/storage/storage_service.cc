@@ -152,8 +152,8 @@ grpc::Status StorageServiceImpl::Stat(grpc::ServerContext* context, const v1::St
   return grpc::Status::OK;
 }
 
-grpc::Status StorageServiceImpl::Delete(grpc::ServerContext* context, const v1::DeleteRequest* request,
-                                        v1::DeleteResponse*) {
+grpc::Status StorageServiceImpl::Delete(grpc::ServerContext* context,
+                                        const v1::DeleteRequest* request, v1::DeleteResponse*) {
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   return ToGrpcStatus(engine_.Delete(request->video_id(), request->name()));
 }

@@ -26,8 +26,8 @@ std::vector<MethodCall> CallEveryMethod(
   std::vector<MethodCall> calls;
   grpc::GenericStub stub(channel);
   for (int i = 0; i < service.method_count(); ++i) {
-    MethodCall call{.method = absl::StrCat("/", service.full_name(), "/",
-                                           service.method(i)->name())};
+    MethodCall call{.method =
+                        absl::StrCat("/", service.full_name(), "/", service.method(i)->name())};
     grpc::CompletionQueue cq;
     {
       grpc::ClientContext context;
