@@ -51,22 +51,23 @@ class NodeProcess {
   // Starts the node and waits until its ready file names its address.
   void Start() {
     fs::remove(ready_file_);
+    // Built before fork(): the child of a threaded process must not allocate.
+    std::vector<std::string> args = {STREAMGRID_STORAGE_BINARY,
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--data-dir",
+                                     data_dir_.string(),
+                                     "--ready-file",
+                                     ready_file_.string(),
+                                     "--log-level",
+                                     "warn"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
-      std::vector<std::string> args = {STREAMGRID_STORAGE_BINARY,
-                                       "--listen",
-                                       "127.0.0.1:0",
-                                       "--data-dir",
-                                       data_dir_.string(),
-                                       "--ready-file",
-                                       ready_file_.string(),
-                                       "--log-level",
-                                       "warn"};
-      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
       execv(STREAMGRID_STORAGE_BINARY, argv.data());
       _exit(127);
     }

@@ -256,6 +256,20 @@ test('TLS between the web server and the nodes, and on the admin API', async () 
   assert.equal(probe.code, 0, probe.stderr);
   for (const n of JSON.parse(probe.stdout).nodes) assert.equal(n.reachable, false, JSON.stringify(n));
   await untrusting.stop();
+
+  // One that knows the CA but has no client certificate reaches the first
+  // node only: the second requires a certificate (mutual TLS).
+  const certless = await startWeb({
+    dataDir: path.join(scratch, 'web-no-cert'),
+    args: ['--content', content, '--cluster-token-file', files.clusterToken,
+      '--node-tls-ca', certs('ca.pem')],
+  });
+  running.push(certless);
+  const partly = await cli(['list', certless.admin, '--json']);
+  assert.equal(partly.code, 0, partly.stderr);
+  const reachable = Object.fromEntries(JSON.parse(partly.stdout).nodes.map((n) => [n.address, n.reachable]));
+  assert.deepEqual(reachable, { [nodes[0].address]: true, [nodes[1].address]: false });
+  await certless.stop();
 });
 
 test('./dev creates 0600 tokens once and ./dev admin sends the admin token', async () => {
