@@ -502,6 +502,8 @@ std::string WriteTokenFile(const std::string& name, const std::string& contents)
   const std::filesystem::path path = std::filesystem::path(::testing::TempDir()) /
                                      (name + "-" + std::to_string(getpid()) + ".token");
   std::ofstream(path) << contents;
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   return path.string();
 }
 

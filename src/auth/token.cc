@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <cerrno>
@@ -43,6 +44,13 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read token file ", path));
   }
   token.resize(static_cast<size_t>(in.gcount()));
+  // A secret every local user can read protects nothing (the same rule as
+  // --api-token-file's).
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && (info.st_mode & S_IRWXO) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("token file ", path, " is accessible to every user: chmod 600 ", path));
+  }
   if (token.size() > kMaxTokenFileBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("token file ", path, " is larger than ", kMaxTokenFileBytes, " bytes"));

@@ -30,6 +30,7 @@ class TokenFileTest : public ::testing::Test {
   std::string Write(const std::string& contents) {
     const fs::path path = dir_ / "token";
     std::ofstream(path, std::ios::binary) << contents;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
     return path.string();
   }
 
@@ -77,6 +78,18 @@ TEST_F(TokenFileTest, ControlCharactersAreRefusedWithoutEchoingTheToken) {
   ASSERT_FALSE(token.ok());
   EXPECT_THAT(token.status().message(), Not(HasSubstr("secret")));
   EXPECT_FALSE(ReadTokenFile(Write(std::string("a\0b", 3))).ok());
+}
+
+TEST_F(TokenFileTest, FileReadableByEveryoneIsRefused) {
+  const std::string path = Write("s3cret\n");
+  fs::permissions(path, fs::perms::others_read, fs::perm_options::add);
+  absl::StatusOr<std::string> token = ReadTokenFile(path);
+  ASSERT_FALSE(token.ok());
+  EXPECT_THAT(token.status().message(), HasSubstr("chmod 600"));
+  // Readable by the group is the owner's choice.
+  fs::permissions(path, fs::perms::others_read, fs::perm_options::remove);
+  fs::permissions(path, fs::perms::group_read, fs::perm_options::add);
+  EXPECT_TRUE(ReadTokenFile(path).ok());
 }
 
 TEST_F(TokenFileTest, HugeFileIsRefused) {

@@ -198,6 +198,7 @@ TEST(StorageProcessAuthTest, ClusterTokenFileIsRequiredOfEveryCaller) {
   TempDir dir;
   const fs::path token_file = dir.path() / "cluster-token";
   std::ofstream(token_file) << "cluster-secret\n";
+  fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
   NodeProcess node(dir.path() / "data", dir.path() / "ready.json",
                    {"--cluster-token-file", token_file.string()});
   ASSERT_NO_FATAL_FAILURE(node.Start());

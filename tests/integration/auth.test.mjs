@@ -89,6 +89,9 @@ before(async () => {
   files.clusterToken = await writeSecret('cluster-token', 'cluster-secret-5678\n');
   files.wrongToken = await writeSecret('wrong-token', 'admin-secret-1235\n');
   files.emptyToken = await writeSecret('empty-token', '');
+  files.openToken = path.join(scratch, 'open-token');
+  await writeFile(files.openToken, 'cluster-secret-5678\n');
+  await chmod(files.openToken, 0o644);
   video = await makeTestVideo(path.join(scratch, 'in.mp4'), { width: 320, height: 180, seconds: 2 });
 });
 
@@ -193,6 +196,7 @@ test('routable listeners need a token; bad token files stop the start', async ()
   assert.match(web.output, /--admin-listen: refusing to listen on 0\.0\.0\.0 without --admin-token-file/);
 
   for (const [file, reason] of [[files.emptyToken, /is empty/],
+    [files.openToken, /is accessible to every user: chmod 600/],
     [path.join(scratch, 'absent'), /cannot read token file .*No such file/]]) {
     const bad = await runToExit(storageBinary, ['--listen', '127.0.0.1:0', '--data-dir', dataDir,
       '--cluster-token-file', file]);
