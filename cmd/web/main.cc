@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "admin/admin_service.h"
+#include "auth/token.h"
 #include "auth_setup.h"
 #include "cluster/cluster_setup.h"
 #include "cluster/cluster_state_follower.h"
@@ -157,10 +158,9 @@ int main(int argc, char** argv) {
     Fail("--allowed-origins: " + std::string(origins.status().message()));
   }
   if (!flags.api_token_file.empty()) {
-    auto token = http::LoadTokenFile(flags.api_token_file);
+    auto token = auth::ReadTokenFile(flags.api_token_file);
     if (!token.ok()) Fail("--api-token-file: " + std::string(token.status().message()));
-    if (!token->warning.empty()) spdlog::warn("{}", token->warning);
-    write_guard.api_token = std::move(token->token);
+    write_guard.api_token = *std::move(token);
   }
   // Token and TLS files are read before anything starts: a mistake there is a
   // start-up error with the reason, not a server that refuses every call.

@@ -1,15 +1,16 @@
 #include "auth/token.h"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 
 namespace streamgrid::auth {
@@ -32,41 +33,41 @@ Digest Sha256Of(std::string_view data) {
 }  // namespace
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read token file ", path, ": ", std::strerror(errno)));
-  }
-  std::string token;
-  token.resize(kMaxTokenFileBytes + 1);
-  in.read(token.data(), static_cast<std::streamsize>(token.size()));
-  if (in.bad()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read token file ", path));
-  }
-  token.resize(static_cast<size_t>(in.gcount()));
-  // A secret every local user can read protects nothing (the same rule as
-  // --api-token-file's).
+  auto fail = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("token file ", path, ": ", why));
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
+  absl::Cleanup close_fd = [fd] { ::close(fd); };
+  // Checked on the descriptor read, so the mode judged is the mode of the
+  // file whose contents are used.
   struct stat info {};
-  if (stat(path.c_str(), &info) == 0 && (info.st_mode & S_IRWXO) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, " is accessible to every user: chmod 600 ", path));
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return fail("not a regular file");
+  // A secret every local user can read protects nothing.
+  if ((info.st_mode & S_IRWXO) != 0) {
+    return fail(absl::StrCat("it is accessible to every user; chmod 600 ", path));
   }
+  std::string token(kMaxTokenFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < token.size()) {
+    const ssize_t n = ::read(fd, token.data() + got, token.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  token.resize(got);
   if (token.size() > kMaxTokenFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, " is larger than ", kMaxTokenFileBytes, " bytes"));
+    return fail(absl::StrCat("it is larger than ", kMaxTokenFileBytes, " bytes"));
   }
   // Editors and `echo` end a file with a newline; only one is stripped, so a
   // token never silently loses other characters.
   if (!token.empty() && token.back() == '\n') token.pop_back();
   if (!token.empty() && token.back() == '\r') token.pop_back();
-  if (token.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("token file ", path, " is empty"));
-  }
+  if (token.empty()) return fail("it is empty; put a random token in it");
   for (char c : token) {
     if (c < 0x20 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token file ", path,
-          " holds characters other than printable ASCII (one line, e.g. base64 or hex)"));
+      return fail("it holds characters other than printable ASCII (one line, e.g. base64 or hex)");
     }
   }
   return token;

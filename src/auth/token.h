@@ -17,8 +17,8 @@ inline constexpr std::string_view kBearerPrefix = "Bearer ";
 
 // The token stored in the file at `path`: its contents, with one trailing
 // newline ("\n" or "\r\n") removed. INVALID_ARGUMENT, naming the path and the
-// reason, if the file cannot be read, is accessible to every user (mode
-// o+rwx bits), is empty, is larger than 4 KiB, or holds characters other than
+// reason, if the file cannot be read, is not a regular file, is accessible to
+// every user (mode o+rwx bits), is empty, is larger than 4 KiB, or holds characters other than
 // printable ASCII (a metadata value cannot carry them).
 // The token itself never appears in an error.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path);

@@ -92,6 +92,12 @@ TEST_F(TokenFileTest, FileReadableByEveryoneIsRefused) {
   EXPECT_TRUE(ReadTokenFile(path).ok());
 }
 
+TEST_F(TokenFileTest, DirectoryIsRefused) {
+  absl::StatusOr<std::string> token = ReadTokenFile(dir_.string());
+  ASSERT_FALSE(token.ok());
+  EXPECT_THAT(token.status().message(), HasSubstr("not a regular file"));
+}
+
 TEST_F(TokenFileTest, HugeFileIsRefused) {
   EXPECT_FALSE(ReadTokenFile(Write(std::string(10000, 'a'))).ok());
 }

@@ -1,13 +1,5 @@
 #include "http/write_guard.h"
 
-#include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <optional>
 
 #include "absl/strings/ascii.h"
@@ -17,12 +9,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "auth/token.h"
 #include "common/strings.h"
 
 namespace streamgrid::http {
 namespace {
-
-constexpr size_t kMaxTokenBytes = 4096;
 
 constexpr std::string_view kReadMethods = "GET, HEAD, OPTIONS";
 constexpr std::string_view kReadRequestHeaders =
@@ -187,70 +178,6 @@ absl::StatusOr<std::vector<std::string>> ParseAllowedOrigins(std::string_view li
   return out;
 }
 
-bool TokensEqual(std::string_view a, std::string_view b) {
-  // Comparing digests keeps the time independent of where the inputs differ
-  // and of their lengths.
-  unsigned char da[SHA256_DIGEST_LENGTH];
-  unsigned char db[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
-  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
-  return CRYPTO_memcmp(da, db, sizeof(da)) == 0;
-}
-
-absl::StatusOr<LoadedToken> LoadTokenFile(const std::filesystem::path& path) {
-  auto fail = [&](std::string_view why) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("token file ", path.string(), ": ", ToAbsl(why)));
-  };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail("not a regular file");
-  }
-  LoadedToken loaded;
-  if (st.st_mode & (S_IROTH | S_IWOTH)) {
-    ::close(fd);
-    return fail(absl::StrFormat("other users can read or write it (mode %04o); chmod 600 it",
-                                st.st_mode & 07777));
-  }
-  if (st.st_mode & (S_IRGRP | S_IWGRP)) {
-    loaded.warning = absl::StrFormat("token file %s is accessible to its group (mode %04o)",
-                                     path.string(), st.st_mode & 07777);
-  }
-  std::string text(kMaxTokenBytes + 3, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return fail(std::strerror(err));
-    }
-    if (n == 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(got);
-  if (absl::EndsWith(text, "\n")) text.pop_back();
-  if (absl::EndsWith(text, "\r")) text.pop_back();
-  if (text.empty()) return fail("it is empty; put a random token in it");
-  if (text.size() > kMaxTokenBytes) {
-    return fail(absl::StrCat("the token is longer than ", kMaxTokenBytes, " bytes"));
-  }
-  for (char c : text) {
-    if (c < 0x21 || c > 0x7e) {
-      return fail(
-          "the token must be visible ASCII characters without spaces, followed by at most "
-          "one newline");
-    }
-  }
-  loaded.token = std::move(text);
-  return loaded;
-}
-
 WriteGuard::WriteGuard(WriteGuardOptions options) : options_(std::move(options)) {}
 
 OriginKind WriteGuard::ClassifyOrigin(const Fields& headers) const {
@@ -315,8 +242,8 @@ absl::Status WriteGuard::CheckWrite(const Fields& headers) const {
   if (!absl::ConsumePrefix(&value, "Bearer ") && !absl::ConsumePrefix(&value, "bearer ")) {
     return absl::UnauthenticatedError("the Authorization header must be Bearer <token>");
   }
-  if (!TokensEqual(StripWhitespace(std::string_view(value.data(), value.size())),
-                   options_.api_token)) {
+  if (!auth::TokensEqual(StripWhitespace(std::string_view(value.data(), value.size())),
+                         options_.api_token)) {
     return absl::UnauthenticatedError("the API token is wrong");
   }
   return absl::OkStatus();

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,21 +40,6 @@ absl::StatusOr<std::vector<std::string>> ParseAllowedOrigins(std::string_view li
 // nullopt unless `origin` is "http://" or "https://" then a host and an
 // optional port, nothing else.
 std::optional<std::string> CanonicalOrigin(std::string_view origin);
-
-// True when the two tokens are equal. Takes the same time whatever the
-// contents and lengths (compares SHA-256 digests with CRYPTO_memcmp).
-bool TokensEqual(std::string_view a, std::string_view b);
-
-// An API token read from a file.
-struct LoadedToken {
-  std::string token;
-  std::string warning;  // not empty when the file is readable by its group
-};
-
-// Reads a token file: one trailing newline ("\n" or "\r\n") is dropped; the
-// rest must be 1 to 4096 visible ASCII characters. FAILED_PRECONDITION (with
-// the path and the fix) for a missing, empty, malformed or world-accessible file.
-absl::StatusOr<LoadedToken> LoadTokenFile(const std::filesystem::path& path);
 
 // Decides whether a write may run, and which CORS headers answers get.
 // Thread-safe (immutable after construction).

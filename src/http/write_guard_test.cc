@@ -155,16 +155,6 @@ TEST(WriteGuardTest, TokenModeNeedsTheBearerToken) {
   EXPECT_FALSE(Guard().requires_token());
 }
 
-TEST(TokensEqualTest, ComparesWholeTokens) {
-  EXPECT_TRUE(TokensEqual("abc", "abc"));
-  EXPECT_TRUE(TokensEqual("", ""));
-  EXPECT_FALSE(TokensEqual("abc", "abd"));
-  EXPECT_FALSE(TokensEqual("abc", "ab"));
-  EXPECT_FALSE(TokensEqual("abc", "abcd"));
-  EXPECT_FALSE(TokensEqual("", "a"));
-  EXPECT_FALSE(TokensEqual(std::string("a\0b", 3), std::string("a\0c", 3)));
-}
-
 TEST(WriteGuardTest, PreflightsGrantReadsToAllAndWritesToTrustedOrigins) {
   WriteGuard guard = Guard();
   Response read = guard.Preflight(Headers({{"Host", "h:1"},
@@ -239,54 +229,6 @@ TEST(SecurityHeadersTest, NosniffEverywhereCspOnHtml) {
   EXPECT_THAT(csp, HasSubstr("frame-ancestors 'none'"));
   EXPECT_THAT(csp, ::testing::Not(HasSubstr("unsafe-inline")));
   EXPECT_NE(Get(html, "Referrer-Policy"), "");
-}
-
-class TokenFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sg-token-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::filesystem::path Write(std::string_view content, mode_t mode = 0600) {
-    std::filesystem::path path = dir_ / "token";
-    std::filesystem::remove(path);
-    std::ofstream(path, std::ios::binary) << content;
-    ::chmod(path.c_str(), mode);
-    return path;
-  }
-
-  std::filesystem::path dir_;
-};
-
-TEST_F(TokenFileTest, StripsOneTrailingNewline) {
-  auto loaded = LoadTokenFile(Write("abc123\n"));
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ(loaded->token, "abc123");
-  EXPECT_EQ(loaded->warning, "");
-  EXPECT_EQ(LoadTokenFile(Write("abc123\r\n"))->token, "abc123");
-  EXPECT_EQ(LoadTokenFile(Write("abc123"))->token, "abc123");
-}
-
-TEST_F(TokenFileTest, RefusesBadFiles) {
-  for (std::string_view bad :
-       {std::string_view(""), std::string_view("\n"), std::string_view("abc\n\n"),
-        std::string_view("a b"), std::string_view("abc\x01")}) {
-    auto loaded = LoadTokenFile(Write(bad));
-    EXPECT_TRUE(absl::IsFailedPrecondition(loaded.status())) << bad;
-  }
-  EXPECT_FALSE(LoadTokenFile(Write(std::string(5000, 'a'))).ok());
-  EXPECT_FALSE(LoadTokenFile(dir_ / "missing").ok());
-  EXPECT_FALSE(LoadTokenFile(dir_).ok());
-  auto world = LoadTokenFile(Write("abc\n", 0644));
-  EXPECT_TRUE(absl::IsFailedPrecondition(world.status()));
-  EXPECT_THAT(world.status().message(), HasSubstr("chmod 600"));
-  auto group = LoadTokenFile(Write("abc\n", 0640));
-  ASSERT_TRUE(group.ok());
-  EXPECT_THAT(group->warning, HasSubstr("group"));
 }
 
 }  // namespace
