@@ -11,6 +11,7 @@
 #include "auth/grpc_auth.h"
 #include "auth/tls.h"
 #include "auth/token.h"
+#include "common/fd_limits.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "etcd/etcd_client.h"
@@ -121,6 +122,15 @@ int main(int argc, char** argv) {
 
   // Before gRPC starts any thread, so they all inherit the signal mask.
   streamgrid::TerminationSignals signals;
+
+  // Every call holds a file, every client a connection: take all the
+  // descriptors the hard limit allows.
+  if (auto limit = streamgrid::RaiseOpenFileLimit(); limit.ok()) {
+    spdlog::info("open-file limit: soft {} (was {}), hard {}", limit->soft, limit->soft_before,
+                 limit->hard);
+  } else {
+    spdlog::warn("open-file limit: {}", limit.status().ToString());
+  }
 
   const std::string host = ListenHost(flags.listen);
   // Client certificates authenticate callers as well as a token does.

@@ -15,6 +15,7 @@
 #include "cluster/cluster_state_follower.h"
 #include "cluster/etcd_cluster_state_store.h"
 #include "cluster/sqlite_cluster_state_store.h"
+#include "common/fd_limits.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
 #include "content/local_video_content_service.h"
@@ -25,6 +26,7 @@
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
+#include "limits_setup.h"
 #include "transcoding_setup.h"
 #include "webserver/routes.h"
 
@@ -46,7 +48,8 @@ struct Flags {
   int header_timeout_s = 30;
   int idle_timeout_s = 75;
   int io_timeout_s = 60;
-  int max_connections = 10000;
+  int max_connections = 0;  // 0: as many as the open-file limit allows
+  int max_concurrent_uploads = 8;
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
   std::string ready_file;
@@ -119,8 +122,15 @@ int main(int argc, char** argv) {
   cli.add_option("--io-timeout", flags.io_timeout_s,
                  "seconds a body read or write may make no progress")
       ->check(CLI::Range(1, 3600));
-  cli.add_option("--max-connections", flags.max_connections, "open connections at most")
-      ->check(CLI::Range(1, 1000000));
+  cli.add_option("--max-connections", flags.max_connections,
+                 "open connections at most (default 0: sized from the open-file limit, which "
+                 "is raised to its hard limit, minus a reserve; larger values are clamped); at "
+                 "the limit the longest-idle connection makes room for a new one")
+      ->check(CLI::Range(0, 1000000));
+  cli.add_option("--max-concurrent-uploads", flags.max_concurrent_uploads,
+                 "uploads received at once at most; more get 503 with Retry-After (each gets "
+                 "its own blocking thread, so reads are never starved)")
+      ->check(CLI::Range(1, 1024));
   cli.add_option("--admin-listen", flags.admin_listen,
                  "admin gRPC address HOST:PORT for streamgrid-admin (port 0 picks a free one; "
                  "empty: no admin API)");
@@ -176,6 +186,13 @@ int main(int argc, char** argv) {
 
   // Before any thread starts, so they all inherit the signal mask.
   TerminationSignals signals;
+
+  // Every connection, file, pipe and channel needs a descriptor: take all the
+  // hard limit allows, and size the connection limit to leave a reserve.
+  const int max_connections = web::SizeConnectionLimit(
+      flags.max_connections, {.blocking_threads = flags.blocking_threads,
+                              .max_concurrent_uploads = flags.max_concurrent_uploads,
+                              .transcode_workers = flags.transcode_workers});
 
   const std::filesystem::path data_dir = std::filesystem::absolute(flags.data_dir);
   std::filesystem::create_directories(data_dir);
@@ -263,12 +280,15 @@ int main(int argc, char** argv) {
        .transcode = transcode_options});
   if (!transcoding.ok()) Fail("transcoding: " + transcoding.status().ToString());
   TranscodeWorkerPool& transcoder = *transcoding->pool;
-  boost::asio::thread_pool blocking(flags.blocking_threads);
+  // Uploads hold at most one blocking thread each: with their own share on
+  // top, the --blocking-threads stay free for reads and the API.
+  boost::asio::thread_pool blocking(flags.blocking_threads + flags.max_concurrent_uploads);
   webserver::AppContext app{
       .options = {.web_root = std::filesystem::absolute(flags.web_root),
                   .spool_dir = data_dir / "work" / "uploads",
                   .max_upload_bytes = flags.max_upload_bytes,
-                  .media_limits = media_limits},
+                  .media_limits = media_limits,
+                  .max_concurrent_uploads = flags.max_concurrent_uploads},
       .metadata = *metadata,
       .content = *content,
       .transcoder = transcoder,
@@ -321,7 +341,7 @@ int main(int argc, char** argv) {
                              .header_timeout = std::chrono::seconds(flags.header_timeout_s),
                              .idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
                              .io_timeout = std::chrono::seconds(flags.io_timeout_s),
-                             .max_connections = flags.max_connections,
+                             .max_connections = max_connections,
                              .write_guard = std::move(write_guard)},
                             router);
     if (absl::Status s = server.Start(); !s.ok()) Fail(s.ToString());

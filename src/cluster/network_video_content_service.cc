@@ -1,5 +1,6 @@
 #include "cluster/network_video_content_service.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -10,9 +11,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "common/names.h"
+#include "common/public_error.h"
 #include "common/strings.h"
+#include "storage/sha256.h"
 
 namespace streamgrid {
 namespace {
@@ -219,6 +223,17 @@ class ReplicatedWriter : public ContentWriter {
         case absl::StatusCode::kUnknown:
           finished_ = absl::UnavailableError(message);
           break;
+        case absl::StatusCode::kResourceExhausted:
+          // A node out of disk space says RESOURCE_EXHAUSTED (HTTP 507), but
+          // so does gRPC when the node has no thread left for the call: that
+          // one is a busy node.
+          if (absl::StrContains(error.message(), "Threadpool Exhausted")) {
+            finished_ = absl::UnavailableError(message);
+          } else {
+            finished_ = WithPublicMessage(absl::ResourceExhaustedError(message),
+                                          "the storage nodes are out of space");
+          }
+          break;
         default:
           finished_ = absl::Status(error.code(), message);
       }
@@ -305,66 +320,137 @@ absl::StatusOr<Opened> OpenOnSomeReplica(Cluster& cluster, const std::vector<Clu
   return NoNodeAnswered(what, errors);
 }
 
-// A read that fails over to another replica mid-stream.
-class FailoverReader : public ContentReader {
+// A read in bounded pieces that fails over between replicas. Each piece is
+// one Get of at most `piece_bytes`, read whole into the reader's own buffer at
+// the node's pace, so the node's stream (and its thread) ends at once however
+// slowly the HTTP client takes the bytes; the next piece is opened only when
+// the buffer is drained. Every piece must come from a replica holding the same
+// SHA-256 as the first, so a read never splices two versions of a file; a
+// failed piece is fetched again from the next replica (nothing of it was
+// handed out yet). A whole-file read is checked against the SHA-256 before its
+// last piece is handed out (DATA_LOSS).
+class PiecewiseReader : public ContentReader {
  public:
-  FailoverReader(Cluster& cluster, std::string video_id, std::string name,
-                 std::vector<ClusterNode> nodes, Opened opened, ContentInfo info,
-                 std::string sha256, uint64_t offset, std::optional<uint64_t> remaining)
+  PiecewiseReader(Cluster& cluster, std::string video_id, std::string name,
+                  std::vector<ClusterNode> nodes, size_t piece_bytes, uint64_t offset,
+                  std::optional<uint64_t> length)
       : cluster_(cluster),
         video_id_(std::move(video_id)),
         name_(std::move(name)),
         nodes_(std::move(nodes)),
-        index_(opened.index),
-        stream_(std::move(opened.stream)),
-        info_(std::move(info)),
-        sha256_(std::move(sha256)),
-        position_(offset),
-        remaining_(remaining) {}
+        piece_bytes_(std::max<size_t>(piece_bytes, 1)),
+        next_(offset),
+        length_(length),
+        whole_file_(offset == 0) {}
+
+  // Fetches the first piece, which also tells the file's info and version.
+  absl::Status Start() {
+    if (absl::Status s = Fetch(); !s.ok()) return s;
+    // The range ends at the file's end at most.
+    const uint64_t start = next_ - buffer_.size();
+    const uint64_t available = info_.size > start ? info_.size - start : 0;
+    end_ = start + (length_ ? std::min(*length_, available) : available);
+    whole_file_ = whole_file_ && end_ == info_.size;
+    if (whole_file_) hasher_.emplace();
+    return CheckPiece();
+  }
 
   absl::StatusOr<size_t> Read(std::span<char> buffer) override {
-    if (done_ || buffer.empty() || (remaining_ && *remaining_ == 0)) return 0;
-    // Each replica gets a bounded number of chances per read.
-    for (size_t attempt = 0; attempt <= 2 * nodes_.size(); ++attempt) {
-      if (!stream_) {
-        auto opened = OpenOnSomeReplica(cluster_, nodes_, (index_ + 1) % nodes_.size(), video_id_,
-                                        name_, position_, remaining_.value_or(0), sha256_);
-        if (!opened.ok()) return opened.status();
-        index_ = opened->index;
-        stream_ = std::move(opened->stream);
-      }
-      absl::StatusOr<size_t> n = stream_->Read(buffer);
-      if (n.ok()) {
-        if (*n == 0) done_ = true;
-        position_ += *n;
-        if (remaining_) *remaining_ -= *n;
-        return n;
-      }
-      // DATA_LOSS at the end of a whole-file read means bytes already handed
-      // out were wrong: resuming elsewhere would hide that.
-      if (!Cluster::IsNodeFailure(n.status()) || absl::IsDataLoss(n.status())) return n.status();
-      // The replica broke off: resume where it stopped on another one.
-      cluster_.MarkFailure(nodes_[index_].id);
-      stream_.reset();
+    if (buffer.empty()) return 0;
+    if (served_ == buffer_.size()) {
+      if (next_ >= end_) return 0;
+      if (absl::Status s = Fetch(); !s.ok()) return s;
+      if (absl::Status s = CheckPiece(); !s.ok()) return s;
     }
-    return absl::UnavailableError(
-        absl::StrCat("read ", video_id_, "/", name_, ": replicas kept failing"));
+    const size_t n = std::min(buffer.size(), buffer_.size() - served_);
+    std::copy_n(buffer_.data() + served_, n, buffer.data());
+    served_ += n;
+    return n;
   }
 
   const ContentInfo& info() const override { return info_; }
 
  private:
+  // Reads the piece at next_ into buffer_, trying each replica a bounded
+  // number of times; the replica that served the last piece goes first.
+  absl::Status Fetch() {
+    const uint64_t want =
+        end_ ? std::min<uint64_t>(piece_bytes_, end_ - next_)
+             : std::min<uint64_t>(piece_bytes_, length_.value_or(piece_bytes_));
+    size_t first = index_;
+    absl::Status last_error;
+    for (size_t attempt = 0; attempt <= 2 * nodes_.size(); ++attempt) {
+      auto opened = OpenOnSomeReplica(cluster_, nodes_, first, video_id_, name_, next_, want,
+                                      sha256_);
+      if (!opened.ok()) return opened.status();
+      index_ = opened->index;
+      if (sha256_.empty()) {
+        const StoredFile& file = opened->stream->file();
+        sha256_ = file.sha256;
+        info_ = InfoOf(file);
+      }
+      buffer_.resize(static_cast<size_t>(want));
+      size_t got = 0;
+      absl::Status status;
+      while (status.ok()) {
+        absl::StatusOr<size_t> n =
+            opened->stream->Read(std::span(buffer_.data() + got, buffer_.size() - got));
+        if (!n.ok()) {
+          status = n.status();
+        } else if (*n == 0) {
+          break;
+        } else {
+          got += *n;
+        }
+      }
+      if (status.ok()) {
+        // The node sent what it promised (StorageClient checks the count).
+        buffer_.resize(got);
+        served_ = 0;
+        next_ += got;
+        return absl::OkStatus();
+      }
+      // Nothing of this piece was handed out: any replica may serve it again.
+      if (!Cluster::IsNodeFailure(status)) return status;
+      cluster_.MarkFailure(nodes_[index_].id);
+      last_error = status;
+      first = (index_ + 1) % nodes_.size();
+    }
+    return absl::UnavailableError(absl::StrCat("read ", video_id_, "/", name_,
+                                               ": replicas kept failing (", last_error.message(),
+                                               ")"));
+  }
+
+  // Hashes a whole-file read as it goes; the last piece is only handed out
+  // once the file matches its checksum.
+  absl::Status CheckPiece() {
+    if (!hasher_) return absl::OkStatus();
+    hasher_->Update(std::span<const char>(buffer_.data(), buffer_.size()));
+    if (next_ < end_) return absl::OkStatus();
+    std::string digest = hasher_->FinishHex();
+    hasher_.reset();
+    if (digest != sha256_) {
+      return absl::DataLossError(
+          absl::StrCat("read ", video_id_, "/", name_, " does not match its sha256"));
+    }
+    return absl::OkStatus();
+  }
+
   Cluster& cluster_;
   const std::string video_id_;
   const std::string name_;
   const std::vector<ClusterNode> nodes_;
-  size_t index_;
-  std::unique_ptr<StorageClient::GetStream> stream_;  // null between replicas
-  const ContentInfo info_;
-  const std::string sha256_;
-  uint64_t position_;
-  std::optional<uint64_t> remaining_;  // nullopt: to the end
-  bool done_ = false;
+  const size_t piece_bytes_;
+  size_t index_ = 0;  // the replica that served the last piece
+  uint64_t next_;     // file offset of the next piece
+  uint64_t end_ = 0;  // file offset where the range ends; 0 until known
+  const std::optional<uint64_t> length_;
+  bool whole_file_;
+  ContentInfo info_;
+  std::string sha256_;  // the version being read; empty until the first piece
+  std::vector<char> buffer_;  // the current piece
+  size_t served_ = 0;         // bytes of buffer_ handed out
+  std::optional<storage::Sha256> hasher_;
 };
 
 // A reader of an empty range.
@@ -401,14 +487,12 @@ absl::StatusOr<std::unique_ptr<ContentReader>> NetworkVideoContentService::OpenR
     if (offset > info->size) return absl::OutOfRangeError("offset is past the end of the file");
     return std::make_unique<EmptyReader>(*std::move(info));
   }
-  std::vector<ClusterNode> nodes = cluster_.ReadNodes(video_id, name);
-  auto opened =
-      OpenOnSomeReplica(cluster_, nodes, 0, video_id, name, offset, length.value_or(0), "");
-  if (!opened.ok()) return opened.status();
-  const StoredFile file = opened->stream->file();
-  return std::make_unique<FailoverReader>(cluster_, std::string(video_id), std::string(name),
-                                          std::move(nodes), *std::move(opened), InfoOf(file),
-                                          file.sha256, offset, length);
+  auto reader = std::make_unique<PiecewiseReader>(cluster_, std::string(video_id),
+                                                  std::string(name),
+                                                  cluster_.ReadNodes(video_id, name),
+                                                  read_piece_bytes_, offset, length);
+  if (absl::Status s = reader->Start(); !s.ok()) return s;
+  return reader;
 }
 
 absl::StatusOr<ContentInfo> NetworkVideoContentService::Stat(std::string_view video_id,
@@ -548,9 +632,12 @@ absl::Status NetworkVideoContentService::CheckWritable() {
     }
   }
   if (down.empty()) return absl::OkStatus();
-  return absl::UnavailableError(absl::StrCat(
-      "new videos cannot be stored on all their replicas while a storage node is down (",
-      absl::StrJoin(down, "; "), "); try again when it is back"));
+  return WithPublicMessage(
+      absl::UnavailableError(absl::StrCat(
+          "new videos cannot be stored on all their replicas while a storage node is down (",
+          absl::StrJoin(down, "; "), "); try again when it is back")),
+      "new videos cannot be stored on all their replicas while a storage node is down; try "
+      "again when it is back");
 }
 
 }  // namespace streamgrid

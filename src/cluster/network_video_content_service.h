@@ -23,6 +23,9 @@ namespace streamgrid {
 // Reads go to the first healthy replica (target owners first during a
 // migration) and fail over to the next on a node error, also mid-stream, by
 // resuming at the current offset on the next replica holding the same content.
+// They fetch bounded pieces (`read_piece_bytes`, 1 MiB by default) into a
+// buffer of their own, each a short Get completed at the node's pace, so a
+// slow reader never keeps a node's stream open.
 // Stat likewise. List asks every node and merges; Delete and DeleteVideo
 // remove from every node concerned and fail with UNAVAILABLE if one of them is
 // unreachable, so nothing is silently left behind.
@@ -33,8 +36,9 @@ class NetworkVideoContentService : public VideoContentService {
  public:
   // `cluster` must outlive the service.
   explicit NetworkVideoContentService(
-      Cluster& cluster, std::chrono::milliseconds probe_timeout = std::chrono::seconds(2))
-      : cluster_(cluster), probe_timeout_(probe_timeout) {}
+      Cluster& cluster, std::chrono::milliseconds probe_timeout = std::chrono::seconds(2),
+      size_t read_piece_bytes = size_t{1} << 20)
+      : cluster_(cluster), probe_timeout_(probe_timeout), read_piece_bytes_(read_piece_bytes) {}
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override;
@@ -53,6 +57,7 @@ class NetworkVideoContentService : public VideoContentService {
  private:
   Cluster& cluster_;
   const std::chrono::milliseconds probe_timeout_;
+  const size_t read_piece_bytes_;
 };
 
 }  // namespace streamgrid

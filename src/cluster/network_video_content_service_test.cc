@@ -188,6 +188,37 @@ TEST_F(NetworkContentTest, ReaderFailsOverMidStream) {
   EXPECT_FALSE(cluster_.IsHealthy(first));
 }
 
+TEST_F(NetworkContentTest, ASlowReaderHoldsNoNodeStream) {
+  // Small pieces, so a modest file takes many of them.
+  NetworkVideoContentService service(cluster_, std::chrono::seconds(2), 64 * 1024);
+  const std::string id = NewVideoId();
+  const std::string data = TestBytes(1'000'000, 9);
+  ASSERT_TRUE(WriteContent(service, id, "original", data).ok());
+  for (uint64_t offset : {uint64_t{0}, uint64_t{12'345}}) {
+    auto reader = service.OpenReader(id, "original", offset);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    EXPECT_EQ((*reader)->info().size, data.size());
+    std::vector<char> buffer(10'000);
+    std::string read;
+    auto n = (*reader)->Read(buffer);
+    ASSERT_TRUE(n.ok() && *n > 0);
+    read.append(buffer.data(), *n);
+    // The reader stalls here, as a slow HTTP client would make it: no node
+    // keeps a stream open for it meanwhile.
+    for (int i = 0; i < nodes_.size(); ++i) EXPECT_EQ(nodes_.OpenGetStreams(i), 0) << i;
+    while (true) {
+      n = (*reader)->Read(buffer);
+      ASSERT_TRUE(n.ok()) << n.status();
+      if (*n == 0) break;
+      read.append(buffer.data(), *n);
+    }
+    EXPECT_TRUE(read == data.substr(offset)) << offset;
+  }
+  // A bounded range ends where it should, even inside a piece.
+  EXPECT_EQ(ReadContent(service, id, "original", 70'000, 100'000).value_or("error"),
+            data.substr(70'000, 100'000));
+}
+
 TEST_F(NetworkContentTest, WriteFailsAndLeavesNothingWhenAReplicaIsDown) {
   nodes_.Stop(2);
   const std::string id = NewVideoId();

@@ -65,6 +65,9 @@ class TestNodes {
   }
   void Stop(int i) { servers_[i].reset(); }
 
+  // Get streams node `i` is serving now.
+  int OpenGetStreams(int i) { return servers_[i]->service().open_get_streams(); }
+
   std::string id(int i) const { return absl::StrCat("node", i); }
   std::string address(int i) const { return absl::StrCat("127.0.0.1:", ports_[i]); }
   int size() const { return static_cast<int>(engines_.size()); }

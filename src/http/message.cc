@@ -1,8 +1,16 @@
 #include "http/message.h"
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/public_error.h"
 #include "http/url.h"
 
 namespace streamgrid::http {
@@ -49,6 +57,47 @@ Response Response::Redirect(Status status, std::string_view location) {
   return r;
 }
 
+namespace {
+
+constexpr absl::string_view kBodyTooLargeUrl = "type.streamgrid.dev/body-too-large";
+
+// What a client is told about a server-side error it cannot act on beyond
+// retrying; the detail is in the log.
+absl::string_view GenericMessage(Status status) {
+  switch (status) {
+    case Status::service_unavailable:
+      return "a service this server depends on is unavailable; try again later";
+    case Status::gateway_timeout:
+      return "a service this server depends on did not answer in time; try again later";
+    case Status::insufficient_storage:
+      return "the server is out of storage space";
+    case Status::not_implemented:
+      return "not implemented";
+    default:
+      return "internal error";
+  }
+}
+
+// Short ids that tell one logged error from another: a per-process random
+// start (so restarts do not repeat ids) plus a counter.
+std::string NextErrorId() {
+  static std::atomic<uint64_t> next{static_cast<uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch().count() * 2654435761u)};
+  return absl::StrFormat("%08x", static_cast<uint32_t>(next.fetch_add(1)));
+}
+
+}  // namespace
+
+absl::Status BodyTooLargeError(absl::string_view message) {
+  absl::Status status = absl::ResourceExhaustedError(message);
+  status.SetPayload(kBodyTooLargeUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsBodyTooLarge(const absl::Status& status) {
+  return absl::IsResourceExhausted(status) && status.GetPayload(kBodyTooLargeUrl).has_value();
+}
+
 Status HttpStatusFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -68,7 +117,7 @@ Status HttpStatusFor(const absl::Status& status) {
     case absl::StatusCode::kUnauthenticated:
       return Status::unauthorized;
     case absl::StatusCode::kResourceExhausted:
-      return Status::payload_too_large;
+      return IsBodyTooLarge(status) ? Status::payload_too_large : Status::insufficient_storage;
     case absl::StatusCode::kUnimplemented:
       return Status::not_implemented;
     case absl::StatusCode::kUnavailable:
@@ -83,7 +132,14 @@ Status HttpStatusFor(const absl::Status& status) {
 }
 
 Response ErrorFromStatus(const absl::Status& status) {
-  return Response::Error(HttpStatusFor(status), status.message());
+  const Status http_status = HttpStatusFor(status);
+  if (static_cast<unsigned>(http_status) < 500) return Response::Error(http_status, status.message());
+  const std::string id = NextErrorId();
+  spdlog::warn("error {} answered {}: {}", id, static_cast<unsigned>(http_status),
+               status.ToString());
+  std::optional<std::string> summary = PublicMessage(status);
+  return Response::Error(http_status, absl::StrCat(summary ? *summary : GenericMessage(http_status),
+                                                   " (error id ", id, ")"));
 }
 
 }  // namespace streamgrid::http

@@ -83,11 +83,22 @@ struct Response {
   static Response Redirect(Status status, std::string_view location);
 };
 
+// RESOURCE_EXHAUSTED marked as "the request body is over its limit" (HTTP
+// 413); the BodyReader's error past a route's limit is one.
+absl::Status BodyTooLargeError(absl::string_view message);
+bool IsBodyTooLarge(const absl::Status& status);
+
 // The HTTP status for a component's error, e.g. NOT_FOUND → 404,
-// INVALID_ARGUMENT → 400, RESOURCE_EXHAUSTED → 413 for bodies, UNAVAILABLE → 503.
+// INVALID_ARGUMENT → 400, UNAVAILABLE → 503, RESOURCE_EXHAUSTED → 507 (out of
+// disk space; storage nodes and etcd say so this way) unless marked
+// BodyTooLargeError → 413.
 Status HttpStatusFor(const absl::Status& status);
 
-// An error response for a component's error: its HTTP status and message.
+// An error response for a component's error: its HTTP status and message. For
+// 4xx the message is the component's (it is about the client's own input);
+// for 5xx it is the status's public summary (common/public_error.h) or a
+// generic text, plus an error id, and the full detail, which may name internal
+// addresses and paths, goes to the log under that id.
 Response ErrorFromStatus(const absl::Status& status);
 
 }  // namespace streamgrid::http

@@ -1,10 +1,15 @@
 #include "http/server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -58,10 +63,22 @@ void CopyHeaders(const Fields& from, bhttp::response<Body>& to) {
 
 // One client connection: reads requests in a loop and writes responses, all on
 // the connection's strand (so the stream's timer never races its operations).
-class HttpServer::Connection {
+class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::Connection> {
  public:
   Connection(HttpServer& server, tcp::socket socket)
       : server_(server), stream_(std::move(socket)) {}
+  ~Connection() { server_.MarkBusy(this); }
+
+  // On the connection's strand: closes it if it is (still) waiting for a
+  // request header; returns whether it did.
+  bool EvictIfIdle() {
+    if (!waiting_header_) return false;
+    evicted_ = true;
+    stream_.cancel();  // the header read ends with operation_aborted
+    return true;
+  }
+  bool evicted() const { return evicted_; }
+  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
 
   boost::asio::awaitable<void> Run() {
     bool first = true;
@@ -74,8 +91,12 @@ class HttpServer::Connection {
                                   : server_.options_.idle_timeout);
       first = false;
       beast::error_code ec;
+      waiting_header_ = true;
+      server_.MarkIdle(this);
       co_await bhttp::async_read_header(stream_, buffer_, parser,
                                         redirect_error(use_awaitable, ec));
+      waiting_header_ = false;
+      server_.MarkBusy(this);
       if (ec) {
         if (ec == bhttp::error::header_limit) {
           co_await WriteAndClose(
@@ -131,7 +152,7 @@ class HttpServer::Connection {
       }
       received_ += n;
       if (received_ > limit_) {
-        co_return error_ = absl::ResourceExhaustedError(
+        co_return error_ = BodyTooLargeError(
             absl::StrCat("request body is larger than the limit of ", limit_, " bytes"));
       }
       co_return n;
@@ -324,11 +345,57 @@ class HttpServer::Connection {
     co_return !ec;
   }
 
+  friend class HttpServer;  // the idle-list fields below
+
   HttpServer& server_;
   bool linger_ = false;  // a request body was left unread: Linger() before closing
+  bool waiting_header_ = false;  // on the strand: between requests, evictable
+  bool evicted_ = false;
+  bool in_idle_ = false;                         // guarded by server_.idle_mu_
+  std::list<Connection*>::iterator idle_pos_;  // guarded by server_.idle_mu_
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
 };
+
+void HttpServer::MarkIdle(Connection* connection) {
+  std::lock_guard lock(idle_mu_);
+  if (connection->in_idle_) idle_.erase(connection->idle_pos_);
+  connection->idle_pos_ = idle_.insert(idle_.end(), connection);
+  connection->in_idle_ = true;
+}
+
+void HttpServer::MarkBusy(Connection* connection) {
+  std::lock_guard lock(idle_mu_);
+  if (!connection->in_idle_) return;
+  idle_.erase(connection->idle_pos_);
+  connection->in_idle_ = false;
+}
+
+bool HttpServer::EvictLongestIdle() {
+  std::shared_ptr<Connection> victim;
+  {
+    std::lock_guard lock(idle_mu_);
+    while (!victim && !idle_.empty()) {
+      Connection* candidate = idle_.front();
+      idle_.pop_front();
+      candidate->in_idle_ = false;
+      // Null when its destructor is already waiting for the lock.
+      victim = candidate->weak_from_this().lock();
+    }
+  }
+  if (!victim) return false;
+  ++evicting_;
+  // Its stream belongs to its strand; it may have received a request
+  // meanwhile, in which case it stays.
+  boost::asio::post(victim->executor(), [this, victim] {
+    if (victim->EvictIfIdle()) {
+      ++evicted_;
+    } else {
+      --evicting_;
+    }
+  });
+  return true;
+}
 
 HttpServer::HttpServer(ServerOptions options, const Router& router)
     : options_(std::move(options)), router_(router), guard_(options_.write_guard), acceptor_(io_) {}
@@ -349,6 +416,9 @@ absl::Status HttpServer::Start() {
                                                options_.port, ": ", ec.message()));
   }
   port_ = acceptor_.local_endpoint().port();
+  // Closed to make room when accept finds no descriptor left (see
+  // RecoverFromDescriptorShortage).
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   boost::asio::co_spawn(io_, AcceptLoop(), boost::asio::detached);
   int threads =
       options_.threads > 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
@@ -357,6 +427,9 @@ absl::Status HttpServer::Start() {
 }
 
 boost::asio::awaitable<void> HttpServer::AcceptLoop() {
+  // Connections over the limit admitted while evictions are still under way;
+  // their descriptors come out of the reserve the limit leaves.
+  constexpr int kMaxOvershoot = 16;
   for (;;) {
     // Each connection gets its own strand: its coroutine and its stream's
     // timeout timer then never run at the same time on two threads.
@@ -364,14 +437,23 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     boost::system::error_code ec;
     co_await acceptor_.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) {
+      co_await RecoverFromDescriptorShortage();
+      continue;
+    }
     if (ec) {
-      // Typically EMFILE: back off briefly instead of spinning.
       spdlog::warn("accept failed: {}", ec.message());
       boost::asio::steady_timer timer(io_, std::chrono::milliseconds(50));
       co_await timer.async_wait(redirect_error(use_awaitable, ec));
       continue;
     }
-    if (connections_.load() >= options_.max_connections) {
+    const int open = connections_.load();
+    // Idle connections are cheap to drop and a new client may be the one that
+    // matters (a health check, a viewer, an upload): at the limit, the
+    // longest-idle connection gives way.
+    const bool admit = open < options_.max_connections + kMaxOvershoot &&
+                       (open - evicting_.load() < options_.max_connections || EvictLongestIdle());
+    if (!admit) {
       socket.close(ec);
       continue;
     }
@@ -382,6 +464,7 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     boost::asio::co_spawn(
         executor, [connection]() { return connection->Run(); },
         [this, connection](std::exception_ptr e) {
+          if (connection->evicted()) --evicting_;
           --connections_;
           if (e) {
             try {
@@ -394,6 +477,40 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
   }
 }
 
+boost::asio::awaitable<void> HttpServer::RecoverFromDescriptorShortage() {
+  // Something besides connections (files, pipes, gRPC) used up the
+  // descriptors. The waiting client keeps the acceptor readable, so retrying
+  // at once would spin: first drop an idle connection and give it a moment
+  // to close, then retry with the client still queued.
+  static std::atomic<int64_t> last_warning{0};
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  if (last_warning.exchange(now) != now) {
+    spdlog::warn("out of file descriptors accepting a connection ({} open)", connections_.load());
+  }
+  boost::system::error_code ec;
+  if (EvictLongestIdle()) {
+    boost::asio::steady_timer timer(io_, std::chrono::milliseconds(5));
+    co_await timer.async_wait(redirect_error(use_awaitable, ec));
+    co_return;
+  }
+  // Nothing to drop: the classic spare descriptor. Closing it lets one accept
+  // succeed; that client is closed at once (it would get no service anyway)
+  // and the spare taken back.
+  if (spare_fd_ >= 0) {
+    ::close(spare_fd_);
+    spare_fd_ = -1;
+    int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) co_return;
+  }
+  // Not even that: back off rather than spin.
+  boost::asio::steady_timer timer(io_, std::chrono::milliseconds(50));
+  co_await timer.async_wait(redirect_error(use_awaitable, ec));
+}
+
 void HttpServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -404,6 +521,8 @@ void HttpServer::Stop() {
   threads_.clear();
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (spare_fd_ >= 0) ::close(spare_fd_);
+  spare_fd_ = -1;
 }
 
 }  // namespace streamgrid::http

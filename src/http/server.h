@@ -5,7 +5,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,7 +29,11 @@ struct ServerOptions {
   // Each read of a request body or write of a response must make progress within this time.
   std::chrono::milliseconds io_timeout{std::chrono::seconds(60)};
   uint32_t header_limit = 16 * 1024;  // bytes of request line plus headers
-  int max_connections = 10000;        // further connections are closed at once
+  // Open connections at most. At the limit a new connection takes the place of
+  // the one that has waited longest for a request header (an idle keep-alive
+  // connection, or one that never sent anything); when every connection is
+  // busy, the new one is closed at once.
+  int max_connections = 10000;
   bool cors = true;  // CORS headers on every response, OPTIONS preflight answered 204
   // Who may send writes (methods other than GET, HEAD, OPTIONS): checked for
   // every write before routing, so no route can forget it.
@@ -53,9 +59,30 @@ class HttpServer {
   // reference must outlive the server object. Idempotent.
   void Stop();
 
+  // Connections open now, and how many idle ones were closed so far to admit
+  // new ones (for logs and tests).
+  int connections() const { return connections_.load(); }
+  uint64_t evicted() const { return evicted_.load(); }
+
  private:
   class Connection;
   boost::asio::awaitable<void> AcceptLoop();
+  // Accept failed for want of descriptors (EMFILE/ENFILE): frees one so the
+  // acceptor neither spins nor wedges.
+  boost::asio::awaitable<void> RecoverFromDescriptorShortage();
+  // Registers `connection` as waiting for a request header, or no longer.
+  void MarkIdle(Connection* connection);
+  void MarkBusy(Connection* connection);
+  // Asks the connection that has waited longest for a header to close; false
+  // when none is waiting.
+  bool EvictLongestIdle();
+
+  // Declared before io_, so they outlive the connections io_ destroys.
+  std::mutex idle_mu_;
+  std::list<Connection*> idle_;  // longest waiting first; guarded by idle_mu_
+  std::atomic<int> evicting_{0};  // asked to close, not closed yet
+  std::atomic<uint64_t> evicted_{0};
+  int spare_fd_ = -1;  // kept open to be closed when descriptors run out
 
   ServerOptions options_;
   const Router& router_;

@@ -4,8 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 
@@ -66,11 +71,13 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server_->Start().ok());
   }
 
-  int Connect() {
+  int Connect() { return ConnectTo(server_->port()); }
+
+  static int ConnectTo(uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons(server_->port());
+    addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     timeval tv{.tv_sec = 20, .tv_usec = 0};
@@ -79,8 +86,10 @@ class HttpServerTest : public ::testing::Test {
   }
 
   // Sends `request` and returns everything the server sends until it closes.
-  std::string Exchange(std::string_view request) {
-    int fd = Connect();
+  std::string Exchange(std::string_view request) { return ExchangeWith(server_->port(), request); }
+
+  static std::string ExchangeWith(uint16_t port, std::string_view request) {
+    int fd = ConnectTo(port);
     EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));
     std::string reply = ReadAll(fd);
@@ -215,6 +224,137 @@ TEST_F(HttpServerTest, SilentClientsAreDisconnected) {
   ::close(fd);
   // The server still serves others.
   EXPECT_THAT(Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+}
+
+
+// Sends a request header announcing a body, then waits for the server's
+// "100 Continue", which proves a handler is running (the connection is busy).
+void StartBusyRequest(int fd) {
+  std::string head =
+      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  ASSERT_GT(n, 0);
+  ASSERT_THAT(std::string(buf, n), StartsWith("HTTP/1.1 100 Continue"));
+}
+
+TEST_F(HttpServerTest, AtTheLimitIdleConnectionsMakeRoom) {
+  server_ = std::make_unique<HttpServer>(
+      ServerOptions{.port = 0, .threads = 2, .max_connections = 4}, router_);
+  ASSERT_TRUE(server_->Start().ok());
+  int busy = Connect();
+  StartBusyRequest(busy);
+  std::vector<int> idle;
+  for (int i = 0; i < 10; ++i) idle.push_back(Connect());
+  // New clients get served although idle connections fill the limit...
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                StartsWith("HTTP/1.1 200"));
+  }
+  // ...because the longest-idle ones were closed (EOF, not a timeout)...
+  char c;
+  EXPECT_EQ(::recv(idle[0], &c, 1, 0), 0);
+  EXPECT_GT(server_->evicted(), 0u);
+  // ...and never one busy with a request.
+  ::send(busy, "abcd", 4, MSG_NOSIGNAL);
+  EXPECT_THAT(ReadAll(busy), HasSubstr("\r\n\r\n4"));
+  ::close(busy);
+  for (int fd : idle) ::close(fd);
+}
+
+// Runs a server in a child process whose descriptors are nearly used up
+// (RLIMIT_NOFILE just above what it has open), with no connection limit of
+// its own, so that accept itself fails with EMFILE.
+class DescriptorShortageTest : public HttpServerTest {
+ protected:
+  void TearDown() override {
+    if (child_ > 0) {
+      ::kill(child_, SIGKILL);
+      ::waitpid(child_, nullptr, 0);
+    }
+  }
+
+  // Starts the child; returns its port.
+  uint16_t StartChild(int spare_descriptors) {
+    server_.reset();  // the child inherits no serving threads
+    int pipe_fds[2];
+    EXPECT_EQ(::pipe(pipe_fds), 0);
+    child_ = ::fork();
+    if (child_ == 0) {
+      ::close(pipe_fds[0]);
+      HttpServer server(ServerOptions{.port = 0, .threads = 1, .max_connections = 100000}, router_);
+      if (!server.Start().ok()) ::_exit(1);
+      int open = 0;
+      for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++open;
+      rlimit limit{};
+      ::getrlimit(RLIMIT_NOFILE, &limit);
+      limit.rlim_cur = static_cast<rlim_t>(open + spare_descriptors);
+      if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) ::_exit(2);
+      uint16_t port = server.port();
+      if (::write(pipe_fds[1], &port, sizeof(port)) != sizeof(port)) ::_exit(3);
+      for (;;) ::pause();
+    }
+    ::close(pipe_fds[1]);
+    uint16_t port = 0;
+    EXPECT_EQ(::read(pipe_fds[0], &port, sizeof(port)), static_cast<ssize_t>(sizeof(port)));
+    ::close(pipe_fds[0]);
+    return port;
+  }
+
+  pid_t child_ = -1;
+};
+
+TEST_F(DescriptorShortageTest, IdleConnectionsGiveWayWhenDescriptorsRunOut) {
+  const uint16_t port = StartChild(10);
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) idle.push_back(ConnectTo(port));
+  EXPECT_THAT(ExchangeWith(port, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+  char c;
+  EXPECT_EQ(::recv(idle[0], &c, 1, 0), 0);  // closed to make room
+  for (int fd : idle) ::close(fd);
+}
+
+TEST_F(DescriptorShortageTest, WithEveryConnectionBusyNewOnesAreClosedNotLeftWaiting) {
+  const uint16_t port = StartChild(10);
+  // Connections whose handlers wait for a body, until the descriptors are
+  // gone: the next client is then accepted on the spare descriptor and closed
+  // at once (it reads EOF) instead of waiting in the backlog forever.
+  std::vector<int> busy;
+  int refused = -1;
+  const std::string head =
+      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\n\r\n";
+  for (int i = 0; i < 30 && refused < 0; ++i) {
+    int fd = ConnectTo(port);
+    ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    char buf[256];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0 && std::string(buf, n).starts_with("HTTP/1.1 100")) {
+      busy.push_back(fd);
+    } else {
+      refused = fd;
+    }
+  }
+  ASSERT_GE(refused, 0) << "the descriptors never ran out";
+  EXPECT_GE(busy.size(), 5u);
+  ::close(refused);
+  for (int i = 0; i < 3; ++i) {
+    int fd = ConnectTo(port);
+    ::send(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 33, MSG_NOSIGNAL);
+    EXPECT_EQ(ReadAll(fd), "");
+    ::close(fd);
+  }
+  // Once the busy requests end, service resumes.
+  for (int fd : busy) {
+    ::send(fd, "abcd", 4, MSG_NOSIGNAL);
+    EXPECT_THAT(ReadAll(fd), HasSubstr("\r\n\r\n4"));
+    ::close(fd);
+  }
+  EXPECT_THAT(ExchangeWith(port, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
               StartsWith("HTTP/1.1 200"));
 }
 

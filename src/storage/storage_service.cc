@@ -6,6 +6,7 @@
 #include <span>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -118,6 +119,15 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
                                      grpc::ServerWriter<v1::GetResponse>* writer) {
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   auto watch = watchdog_.Start(context);
+  // Counted and logged (debug) so that an operator, or a test, can see how
+  // long readers keep the node's streams (and threads) busy.
+  const int open = ++open_get_streams_;
+  spdlog::debug("Get {}/{} from {} started, {} Get streams open", request->video_id(),
+                request->name(), request->offset(), open);
+  absl::Cleanup count = [&] {
+    spdlog::debug("Get {}/{} ended, {} Get streams open", request->video_id(), request->name(),
+                  --open_get_streams_);
+  };
   auto reader = engine_.OpenReader(
       request->video_id(), request->name(), request->offset(),
       request->length() == 0 ? std::nullopt : std::optional<uint64_t>(request->length()));

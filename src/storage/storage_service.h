@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -52,6 +53,8 @@ class StorageServiceImpl final : public v1::StorageService::Service {
 
   // How many streams were cancelled for idling.
   uint64_t idle_cancellations() const { return watchdog_.cancelled(); }
+  // Get streams being served now.
+  int open_get_streams() const { return open_get_streams_.load(); }
 
   grpc::Status Put(grpc::ServerContext* context, grpc::ServerReader<v1::PutRequest>* reader,
                    v1::PutResponse* response) override;
@@ -75,6 +78,7 @@ class StorageServiceImpl final : public v1::StorageService::Service {
   std::mutex node_id_mu_;
   std::string node_id_;  // guarded by node_id_mu_
   CallWatchdog watchdog_;
+  std::atomic<int> open_get_streams_{0};
 };
 
 struct StorageServerOptions {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +18,9 @@ struct WebOptions {
   std::filesystem::path spool_dir;  // uploads land here before they are accepted
   uint64_t max_upload_bytes = uint64_t{8} << 30;
   MediaLimits media_limits;  // duration, picture size, streams: 413 beyond
+  // Uploads received at once at most; more are refused with 503 before their
+  // body is read.
+  int max_concurrent_uploads = 8;
 };
 
 // What the HTTP handlers share: the service layer, the transcoding workers and
@@ -28,6 +32,7 @@ struct AppContext {
   VideoContentService& content;
   TranscodeWorkerPool& transcoder;
   boost::asio::thread_pool& blocking;
+  std::atomic<int> uploads_in_progress{0};
 };
 
 }  // namespace streamgrid::webserver

@@ -133,7 +133,38 @@ Response ProbeError(const absl::Status& status) {
   return http::ErrorFromStatus(status);
 }
 
+// One of the --max-concurrent-uploads places, held for an upload's lifetime.
+class UploadSlot {
+ public:
+  explicit UploadSlot(AppContext& app) : app_(app) {
+    held_ = ++app_.uploads_in_progress <= app_.options.max_concurrent_uploads;
+    if (!held_) --app_.uploads_in_progress;
+  }
+  ~UploadSlot() {
+    if (held_) --app_.uploads_in_progress;
+  }
+  UploadSlot(const UploadSlot&) = delete;
+  UploadSlot& operator=(const UploadSlot&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  AppContext& app_;
+  bool held_ = false;
+};
+
 http::asio::awaitable<Response> HandleUpload(AppContext& app, http::Request& request) {
+  // Before anything is read or stored: uploads hold a spool file and a
+  // blocking thread each, and too many at once would starve reads.
+  UploadSlot slot(app);
+  if (!slot.held()) {
+    Response busy = Response::Error(
+        Status::service_unavailable,
+        absl::StrCat("too many uploads in progress (at most ", app.options.max_concurrent_uploads,
+                     " at once); try again shortly"));
+    busy.headers.set(http::Field::retry_after, "5");
+    co_return busy;
+  }
+
   absl::StatusOr<std::string> boundary =
       http::MultipartBoundary(request.Header(http::Field::content_type));
   if (!boundary.ok()) {

@@ -43,12 +43,15 @@ export async function tempDir(prefix = 'streamgrid-test-') {
  * Resolves once it serves; `stop()` sends SIGTERM and waits for exit (SIGKILL
  * after 10 s). `kill()` sends SIGKILL.
  */
-export async function startWeb({ dataDir, args = [], env = {} } = {}) {
+export async function startWeb({ dataDir, args = [], env = {}, wrap = [] } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-web-'));
   await mkdir(dataDir, { recursive: true });
   const readyFile = path.join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
   const binary = path.join(buildDir, 'cmd/web/streamgrid-web');
-  const child = spawn(binary, [
+  // `wrap`: a command line to start it through, e.g. a shell that lowers the
+  // open-file limit first (the binary and its arguments follow it).
+  const command = [...wrap, binary];
+  const child = spawn(command[0], [...command.slice(1),
     '--listen', '127.0.0.1:0',
     '--admin-listen', '127.0.0.1:0',
     '--data-dir', dataDir,
@@ -117,7 +120,7 @@ export async function startWeb({ dataDir, args = [], env = {} } = {}) {
  * the node as they are (e.g. --cluster-token-file, --tls-cert).
  */
 export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd,
-  args: extraArgs = [] } = {}) {
+  args: extraArgs = [], wrap = [] } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-storage-'));
   await mkdir(dataDir, { recursive: true });
   const binary = path.join(buildDir, 'cmd/storage/streamgrid-storage');
@@ -132,7 +135,8 @@ export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, et
     // Announce the node in etcd (endpoints "host:port,...").
     if (etcd) args.push('--etcd', etcd, '--announce-ttl', '3');
     args.push(...extraArgs);  // more flags, e.g. --etcd-user
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = [...wrap, binary];  // as startWeb's `wrap`
+    const child = spawn(command[0], [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
     child.stdout.on('data', keep);
