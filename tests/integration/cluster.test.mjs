@@ -123,7 +123,8 @@ test('uploads are refused with 503 while a node is down, and leave nothing', asy
     const res = await uploadFile(web.url, file, { timeoutMs: 20000 });
     assert.equal(res.status, 503, res.text);
     assert.match(res.json.error, /cannot be stored on all their replicas while a storage node is down/);
-    assert.match(res.json.error, new RegExp(nodes[0].address.replace('.', '\\.')));
+    // Which node is down is the operator's business (it is in the log), not the client's.
+    assert.ok(!res.json.error.includes(nodes[0].address), res.json.error);
   }
   const after = new Set((await Promise.all(live.map(videoDirsOn))).flat());
   assert.deepEqual([...after].sort(), [...before].sort());
