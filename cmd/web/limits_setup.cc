@@ -21,9 +21,10 @@ int SizeConnectionLimit(int requested, const DescriptorBudget& budget) {
         "need 2 descriptors, {} are reserved); using {}",
         requested, limit->soft, reserve, connections.max_connections);
   }
-  spdlog::info("at most {} connections ({} descriptors reserved for files, uploads, gRPC and "
-               "transcoding)",
-               connections.max_connections, reserve);
+  spdlog::info(
+      "at most {} connections ({} descriptors reserved for files, uploads, gRPC and "
+      "transcoding)",
+      connections.max_connections, reserve);
   return connections.max_connections;
 }
 

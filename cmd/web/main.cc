@@ -22,11 +22,11 @@
 #include "etcd/etcd_client.h"
 #include "etcd/etcd_flags.h"
 #include "http/server.h"
+#include "limits_setup.h"
 #include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
-#include "limits_setup.h"
 #include "transcoding_setup.h"
 #include "webserver/routes.h"
 

@@ -10,8 +10,8 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/names.h"
 #include "common/public_error.h"
@@ -374,14 +374,13 @@ class PiecewiseReader : public ContentReader {
   // Reads the piece at next_ into buffer_, trying each replica a bounded
   // number of times; the replica that served the last piece goes first.
   absl::Status Fetch() {
-    const uint64_t want =
-        end_ ? std::min<uint64_t>(piece_bytes_, end_ - next_)
-             : std::min<uint64_t>(piece_bytes_, length_.value_or(piece_bytes_));
+    const uint64_t want = end_ ? std::min<uint64_t>(piece_bytes_, end_ - next_)
+                               : std::min<uint64_t>(piece_bytes_, length_.value_or(piece_bytes_));
     size_t first = index_;
     absl::Status last_error;
     for (size_t attempt = 0; attempt <= 2 * nodes_.size(); ++attempt) {
-      auto opened = OpenOnSomeReplica(cluster_, nodes_, first, video_id_, name_, next_, want,
-                                      sha256_);
+      auto opened =
+          OpenOnSomeReplica(cluster_, nodes_, first, video_id_, name_, next_, want, sha256_);
       if (!opened.ok()) return opened.status();
       index_ = opened->index;
       if (sha256_.empty()) {
@@ -416,9 +415,8 @@ class PiecewiseReader : public ContentReader {
       last_error = status;
       first = (index_ + 1) % nodes_.size();
     }
-    return absl::UnavailableError(absl::StrCat("read ", video_id_, "/", name_,
-                                               ": replicas kept failing (", last_error.message(),
-                                               ")"));
+    return absl::UnavailableError(absl::StrCat(
+        "read ", video_id_, "/", name_, ": replicas kept failing (", last_error.message(), ")"));
   }
 
   // Hashes a whole-file read as it goes; the last piece is only handed out
@@ -447,7 +445,7 @@ class PiecewiseReader : public ContentReader {
   const std::optional<uint64_t> length_;
   bool whole_file_;
   ContentInfo info_;
-  std::string sha256_;  // the version being read; empty until the first piece
+  std::string sha256_;        // the version being read; empty until the first piece
   std::vector<char> buffer_;  // the current piece
   size_t served_ = 0;         // bytes of buffer_ handed out
   std::optional<storage::Sha256> hasher_;
@@ -487,10 +485,9 @@ absl::StatusOr<std::unique_ptr<ContentReader>> NetworkVideoContentService::OpenR
     if (offset > info->size) return absl::OutOfRangeError("offset is past the end of the file");
     return std::make_unique<EmptyReader>(*std::move(info));
   }
-  auto reader = std::make_unique<PiecewiseReader>(cluster_, std::string(video_id),
-                                                  std::string(name),
-                                                  cluster_.ReadNodes(video_id, name),
-                                                  read_piece_bytes_, offset, length);
+  auto reader = std::make_unique<PiecewiseReader>(
+      cluster_, std::string(video_id), std::string(name), cluster_.ReadNodes(video_id, name),
+      read_piece_bytes_, offset, length);
   if (absl::Status s = reader->Start(); !s.ok()) return s;
   return reader;
 }

@@ -32,7 +32,8 @@ absl::StatusOr<OpenFileLimit> RaiseOpenFileLimit() {
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
     return absl::InternalError(absl::StrCat("getrlimit(RLIMIT_NOFILE): ", std::strerror(errno)));
   }
-  OpenFileLimit result{.soft_before = limit.rlim_cur, .soft = limit.rlim_cur, .hard = limit.rlim_max};
+  OpenFileLimit result{
+      .soft_before = limit.rlim_cur, .soft = limit.rlim_cur, .hard = limit.rlim_max};
   rlim_t target = limit.rlim_max;
   if (target == RLIM_INFINITY) target = KernelCeiling();
   if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < target) {

@@ -133,7 +133,8 @@ Status HttpStatusFor(const absl::Status& status) {
 
 Response ErrorFromStatus(const absl::Status& status) {
   const Status http_status = HttpStatusFor(status);
-  if (static_cast<unsigned>(http_status) < 500) return Response::Error(http_status, status.message());
+  if (static_cast<unsigned>(http_status) < 500)
+    return Response::Error(http_status, status.message());
   const std::string id = NextErrorId();
   spdlog::warn("error {} answered {}: {}", id, static_cast<unsigned>(http_status),
                status.ToString());

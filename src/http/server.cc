@@ -348,10 +348,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   friend class HttpServer;  // the idle-list fields below
 
   HttpServer& server_;
-  bool linger_ = false;  // a request body was left unread: Linger() before closing
+  bool linger_ = false;          // a request body was left unread: Linger() before closing
   bool waiting_header_ = false;  // on the strand: between requests, evictable
   bool evicted_ = false;
-  bool in_idle_ = false;                         // guarded by server_.idle_mu_
+  bool in_idle_ = false;                       // guarded by server_.idle_mu_
   std::list<Connection*>::iterator idle_pos_;  // guarded by server_.idle_mu_
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;

@@ -79,7 +79,7 @@ class HttpServer {
 
   // Declared before io_, so they outlive the connections io_ destroys.
   std::mutex idle_mu_;
-  std::list<Connection*> idle_;  // longest waiting first; guarded by idle_mu_
+  std::list<Connection*> idle_;   // longest waiting first; guarded by idle_mu_
   std::atomic<int> evicting_{0};  // asked to close, not closed yet
   std::atomic<uint64_t> evicted_{0};
   int spare_fd_ = -1;  // kept open to be closed when descriptors run out

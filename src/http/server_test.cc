@@ -227,7 +227,6 @@ TEST_F(HttpServerTest, SilentClientsAreDisconnected) {
               StartsWith("HTTP/1.1 200"));
 }
 
-
 // Sends a request header announcing a body, then waits for the server's
 // "100 Continue", which proves a handler is running (the connection is busy).
 void StartBusyRequest(int fd) {
@@ -288,7 +287,9 @@ class DescriptorShortageTest : public HttpServerTest {
       HttpServer server(ServerOptions{.port = 0, .threads = 1, .max_connections = 100000}, router_);
       if (!server.Start().ok()) ::_exit(1);
       int open = 0;
-      for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) ++open;
+      for ([[maybe_unused]] const auto& entry :
+           std::filesystem::directory_iterator("/proc/self/fd"))
+        ++open;
       rlimit limit{};
       ::getrlimit(RLIMIT_NOFILE, &limit);
       limit.rlim_cur = static_cast<rlim_t>(open + spare_descriptors);

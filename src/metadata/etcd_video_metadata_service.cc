@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/names.h"
+#include "common/public_error.h"
 #include "common/strings.h"
 #include "etcd/lease.h"
 #include "grpcpp/client_context.h"
@@ -21,6 +22,13 @@
 
 namespace streamgrid {
 namespace {
+
+// UNAVAILABLE with the detail for the log, and for clients only that the
+// store is unavailable (the detail names etcd members and keys).
+absl::Status StoreUnavailable(absl::string_view detail) {
+  return WithPublicMessage(absl::UnavailableError(detail),
+                           "metadata store (etcd) unavailable; try again later");
+}
 
 namespace pb = etcdserverpb;
 using etcd::EtcdClient;
@@ -75,7 +83,7 @@ bool MaybeApplied(const absl::Status& status) {
 // etcd's errors with the store named, the transient ones as UNAVAILABLE.
 absl::Status StoreError(const absl::Status& status, std::string_view what) {
   if (IsTransient(status)) {
-    return absl::UnavailableError(
+    return StoreUnavailable(
         absl::StrCat("metadata store (etcd) unavailable: ", ToAbsl(what), ": ", status.message()));
   }
   return absl::Status(
@@ -83,9 +91,9 @@ absl::Status StoreError(const absl::Status& status, std::string_view what) {
 }
 
 absl::Status OutcomeUnknown(std::string_view what, std::string_view id, const absl::Status& cause) {
-  return absl::UnavailableError(
-      absl::StrCat("metadata store (etcd) unavailable: ", ToAbsl(what), " of video ", ToAbsl(id),
-                   " may or may not have been applied: ", cause.message()));
+  return StoreUnavailable(absl::StrCat("metadata store (etcd) unavailable: ", ToAbsl(what),
+                                       " of video ", ToAbsl(id),
+                                       " may or may not have been applied: ", cause.message()));
 }
 
 std::string Encode(const VideoRecord& record) {
@@ -335,7 +343,7 @@ absl::StatusOr<int64_t> EtcdVideoMetadataService::CreateProvisional(const VideoR
       return already_exists();
     }
   }
-  return absl::UnavailableError(
+  return StoreUnavailable(
       absl::StrCat("metadata store (etcd) unavailable: create of video ", record.id,
                    " was not applied (safe to retry): ", last_ambiguity.message()));
 }
@@ -363,15 +371,15 @@ absl::Status EtcdVideoMetadataService::Confirm(const VideoRecord& record, int64_
       stored = *std::move(read);
     }
     if (!stored) {
-      return absl::UnavailableError(absl::StrCat(
+      return StoreUnavailable(absl::StrCat(
           "metadata store (etcd) unavailable: create of video ", record.id,
           " was not completed in time (the provisional record expired); safe to retry"));
     }
     if (stored->lease == 0) return absl::OkStatus();
     mod_revision = stored->mod_revision;
   }
-  return absl::UnavailableError(absl::StrCat("metadata store (etcd) unavailable: create of video ",
-                                             record.id, " could not be completed"));
+  return StoreUnavailable(absl::StrCat("metadata store (etcd) unavailable: create of video ",
+                                       record.id, " could not be completed"));
 }
 
 absl::StatusOr<VideoRecord> EtcdVideoMetadataService::Get(std::string_view id) {

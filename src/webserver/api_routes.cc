@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
+#include "common/public_error.h"
 #include "http/offload.h"
 #include "http/url.h"
 #include "webserver/routes.h"
@@ -87,8 +88,10 @@ http::asio::awaitable<Response> Health(AppContext& app, http::Request&) {
   absl::StatusOr<VideoPage> page = co_await http::Offload(
       app.blocking, [&] { return app.metadata.List(ListOptions{.page_size = 1}); });
   if (!page.ok()) {
-    co_return Response::Error(Status::service_unavailable,
-                              absl::StrCat("metadata store: ", page.status().message()));
+    // The detail (members, keys, paths) goes to the log, not to the prober.
+    co_return http::ErrorFromStatus(WithPublicMessage(
+        absl::UnavailableError(absl::StrCat("metadata store: ", page.status().message())),
+        "metadata store unavailable"));
   }
   co_return Response::Json(Status::ok, R"({"status":"ok"})");
 }
