@@ -388,10 +388,18 @@ class PiecewiseReader : public ContentReader {
         sha256_ = file.sha256;
         info_ = InfoOf(file);
       }
-      buffer_.resize(static_cast<size_t>(want));
+      // One byte more than asked for: reading on to the stream's end (which
+      // brings the node's status, and the client's check of the byte count)
+      // rather than cancelling the call when the piece is complete.
+      buffer_.resize(static_cast<size_t>(want) + 1);
       size_t got = 0;
       absl::Status status;
       while (status.ok()) {
+        if (got == buffer_.size()) {
+          status = absl::DataLossError(
+              absl::StrCat("read ", video_id_, "/", name_, ": a node sent more than the range"));
+          break;
+        }
         absl::StatusOr<size_t> n =
             opened->stream->Read(std::span(buffer_.data() + got, buffer_.size() - got));
         if (!n.ok()) {
