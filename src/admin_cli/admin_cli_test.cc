@@ -536,7 +536,7 @@ TEST_F(AdminCliTest, UnreadableTokenFileIsAUsageError) {
   RunResult result = Run({"list", address_, "--token-file", "/nonexistent/admin-token"});
   EXPECT_EQ(result.exit_code, kExitUsage);
   EXPECT_THAT(result.err,
-              HasSubstr("--token-file: cannot read token file /nonexistent/admin-token"));
+              HasSubstr("--token-file: token file /nonexistent/admin-token: No such file"));
   result = Run({"list", address_, "--token-file", WriteTokenFile("empty", "")});
   EXPECT_EQ(result.exit_code, kExitUsage);
   EXPECT_THAT(result.err, HasSubstr("is empty"));

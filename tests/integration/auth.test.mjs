@@ -196,8 +196,8 @@ test('routable listeners need a token; bad token files stop the start', async ()
   assert.match(web.output, /--admin-listen: refusing to listen on 0\.0\.0\.0 without --admin-token-file/);
 
   for (const [file, reason] of [[files.emptyToken, /is empty/],
-    [files.openToken, /is accessible to every user: chmod 600/],
-    [path.join(scratch, 'absent'), /cannot read token file .*No such file/]]) {
+    [files.openToken, /is accessible to every user; chmod 600/],
+    [path.join(scratch, 'absent'), /token file .*absent: No such file/]]) {
     const bad = await runToExit(storageBinary, ['--listen', '127.0.0.1:0', '--data-dir', dataDir,
       '--cluster-token-file', file]);
     assert.equal(bad.code, 1);
