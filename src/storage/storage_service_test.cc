@@ -444,25 +444,7 @@ TEST(StorageServiceAuthTest, EveryMethodRequiresTheClusterToken) {
       v1::StorageService::service_full_name());
   ASSERT_EQ(service.method_count(), 7);
 
-  for (const auto& metadata : std::vector<std::vector<std::pair<std::string, std::string>>>{
-           {},
-           {{"authorization", "Bearer cluster-secreT"}},
-           {{"authorization", "Bearer cluster-secret-and-more"}},
-           {{"authorization", "cluster-secret"}}}) {
-    for (const auth::testing::MethodCall& call :
-         auth::testing::CallEveryMethod(channel, service, metadata)) {
-      EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
-          << call.method << " with " << ::testing::PrintToString(metadata) << ": "
-          << call.status.error_message();
-    }
-  }
-  // The right token passes the check (the empty requests are then refused
-  // for what they are, or answered).
-  for (const auth::testing::MethodCall& call : auth::testing::CallEveryMethod(
-           channel, service, {{"authorization", "Bearer cluster-secret"}})) {
-    EXPECT_NE(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
-        << call.method << ": " << call.status.error_message();
-  }
+  auth::testing::ExpectEveryMethodRequiresToken(channel, service, "cluster-secret");
   // Nothing was stored by the refused calls.
   auto usage = (*engine)->Usage();
   ASSERT_TRUE(usage.ok());

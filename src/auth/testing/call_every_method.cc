@@ -5,6 +5,7 @@
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "gtest/gtest.h"
 
 namespace streamgrid::auth::testing {
 namespace {
@@ -60,6 +61,32 @@ std::vector<MethodCall> CallEveryMethod(
     calls.push_back(std::move(call));
   }
   return calls;
+}
+
+void ExpectEveryMethodRequiresToken(const std::shared_ptr<grpc::Channel>& channel,
+                                    const google::protobuf::ServiceDescriptor& service,
+                                    const std::string& token) {
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+  std::string near_miss = token;
+  near_miss.back() ^= 0x20;
+  for (const Metadata& metadata :
+       std::vector<Metadata>{{},
+                             {{"authorization", "Bearer " + near_miss}},
+                             {{"authorization", "Bearer " + token + "-and-more"}},
+                             {{"authorization", token}}}) {
+    for (const MethodCall& call : CallEveryMethod(channel, service, metadata)) {
+      EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << call.method << " with " << ::testing::PrintToString(metadata) << ": "
+          << call.status.error_message();
+    }
+  }
+  // The right token passes the check (the empty requests are then refused
+  // for what they are, or answered).
+  for (const MethodCall& call :
+       CallEveryMethod(channel, service, {{"authorization", "Bearer " + token}})) {
+    EXPECT_NE(call.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << call.method << ": " << call.status.error_message();
+  }
 }
 
 }  // namespace streamgrid::auth::testing

@@ -29,4 +29,12 @@ std::vector<MethodCall> CallEveryMethod(
     const std::vector<std::pair<std::string, std::string>>& metadata = {},
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// Adds a GoogleTest failure for every method of `service` that is not refused
+// with UNAUTHENTICATED when called with no token, a token differing in its
+// last character, a longer one, or `token` without the "Bearer " scheme; and
+// for every method refused so when called with "Bearer <token>".
+void ExpectEveryMethodRequiresToken(const std::shared_ptr<grpc::Channel>& channel,
+                                    const google::protobuf::ServiceDescriptor& service,
+                                    const std::string& token);
+
 }  // namespace streamgrid::auth::testing
