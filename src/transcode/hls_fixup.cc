@@ -22,7 +22,9 @@ absl::Status FixupHlsMediaPlaylist(std::istream& in, std::ostream& out) {
   std::string line;
   auto next_line = [&]() {
     if (!std::getline(in, line)) return false;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+    // Every trailing CR goes: with only one removed, "x\r\r" would be written
+    // as "x\r\n", a CRLF line end again, and a second pass would change it.
+    while (!line.empty() && line.back() == '\r') line.pop_back();
     return true;
   };
   if (!next_line() || line != "#EXTM3U") {

@@ -13,8 +13,9 @@ namespace streamgrid {
 // which means nothing to a viewer), puts `#EXT-X-PLAYLIST-TYPE:VOD` (in place of
 // any other type) after `#EXT-X-VERSION` when that follows the header, else right
 // after `#EXTM3U`, and appends `#EXT-X-ENDLIST` when missing. Everything else is
-// copied unchanged, line by line, with "\n" line ends. INVALID_ARGUMENT when the
-// input does not start with `#EXTM3U`; other errors when reading or writing fails.
+// copied unchanged, line by line, with "\n" line ends (any CRs before a line end
+// are dropped). INVALID_ARGUMENT when the input does not start with `#EXTM3U`;
+// other errors when reading or writing fails.
 absl::Status FixupHlsMediaPlaylist(std::istream& in, std::ostream& out);
 
 // The same for the file at `path`, rewritten in place through a temporary file

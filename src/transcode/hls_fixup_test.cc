@@ -82,6 +82,14 @@ TEST(HlsFixupTest, KeepsOneEndList) {
             "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-ENDLIST\n");
 }
 
+// Found by fuzz/hls_fixup_fuzz.cc: "a\r\r\n" came out as "a\r\n" (a CRLF
+// line end again), which a second pass turned into "a\n".
+TEST(HlsFixupTest, DropsEveryCrBeforeALineEnd) {
+  const std::string fixed = Fix("#EXTM3U\r\r\n#EXTINF:4.0,\r\r\r\na.m4s\r\r");
+  EXPECT_EQ(fixed, "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:4.0,\na.m4s\n#EXT-X-ENDLIST\n");
+  EXPECT_EQ(Fix(fixed), fixed);
+}
+
 TEST(HlsFixupTest, RejectsSomethingThatIsNotAPlaylist) {
   absl::Status status;
   Fix("<html>\n", &status);
