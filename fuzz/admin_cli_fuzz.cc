@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   if (input.size() > 4096) return 0;
   std::vector<std::string> args = {"streamgrid-admin"};
   if (!input.empty()) {
-    for (absl::string_view arg : absl::StrSplit(absl::string_view(input.data(), input.size()), '\n')) {
+    for (absl::string_view arg :
+         absl::StrSplit(absl::string_view(input.data(), input.size()), '\n')) {
       args.emplace_back(arg);
     }
   }

@@ -102,8 +102,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     FUZZ_CHECK(r.length >= 1 && r.offset < file_size && r.length <= file_size - r.offset,
                Describe(result));
     const std::string content_range = streamgrid::http::ContentRange(r, file_size);
-    FUZZ_CHECK(content_range == absl::StrCat("bytes ", r.offset, "-", r.offset + (r.length - 1),
-                                             "/", file_size),
+    FUZZ_CHECK(content_range ==
+                   absl::StrCat("bytes ", r.offset, "-", r.offset + (r.length - 1), "/", file_size),
                content_range);
   }
 
@@ -115,9 +115,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
 
   // Whether the header is ignored is a matter of syntax, not of the size.
   for (uint64_t other : {uint64_t{0}, uint64_t{1}, file_size / 2, kMax}) {
-    FUZZ_CHECK((ParseRange(header, other).kind == RangeKind::kNone) ==
-                   (result.kind == RangeKind::kNone),
-               absl::StrCat("size ", other, " vs ", file_size));
+    FUZZ_CHECK(
+        (ParseRange(header, other).kind == RangeKind::kNone) == (result.kind == RangeKind::kNone),
+        absl::StrCat("size ", other, " vs ", file_size));
   }
 
   if (std::optional<RangeResult> expected = Expected(header, file_size)) {

@@ -20,10 +20,10 @@ namespace streamgrid::fuzz {
 
 // FUZZ_CHECK(condition) or FUZZ_CHECK(condition, detail): detail is a
 // std::string describing the values involved, evaluated only on failure.
-#define FUZZ_CHECK(condition, ...)                                                 \
-  do {                                                                             \
-    if (!(condition)) {                                                            \
-      ::streamgrid::fuzz::InvariantFailed(#condition, std::string(__VA_ARGS__),    \
-                                          __FILE__, __LINE__);                     \
-    }                                                                              \
+#define FUZZ_CHECK(condition, ...)                                                        \
+  do {                                                                                    \
+    if (!(condition)) {                                                                   \
+      ::streamgrid::fuzz::InvariantFailed(#condition, std::string(__VA_ARGS__), __FILE__, \
+                                          __LINE__);                                      \
+    }                                                                                     \
   } while (false)

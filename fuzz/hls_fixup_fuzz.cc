@@ -95,8 +95,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     FUZZ_CHECK(rest.back() == kEnd, Escaped(output));
     rest.pop_back();
   }
-  FUZZ_CHECK(rest == kept, absl::StrCat("input \"", Escaped(input), "\" output \"",
-                                         Escaped(output), "\""));
+  FUZZ_CHECK(rest == kept,
+             absl::StrCat("input \"", Escaped(input), "\" output \"", Escaped(output), "\""));
   int types = 0, ends = 0;
   for (const std::string& line : out_lines) {
     FUZZ_CHECK(!line.starts_with("#EXT-X-PROGRAM-DATE-TIME"), Escaped(output));

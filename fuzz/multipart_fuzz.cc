@@ -8,6 +8,7 @@
 // same headers, same concatenated data, same status. A Content-Type that
 // MultipartBoundary() rejects is used as the boundary itself when it is 1 to
 // 70 bytes, so the parser also sees boundaries the server would never pass it.
+// A part named "reject" is refused by its on_part_begin callback.
 
 #include <cstddef>
 #include <cstdint>
@@ -58,11 +59,14 @@ Run Parse(const std::string& boundary, std::string_view body, std::string_view s
                  Escaped(*text));
     }
     if (headers.filename) {
-      FUZZ_CHECK(headers.filename->find_first_of(std::string_view("\r\n\0", 3)) ==
-                     std::string::npos,
-                 Escaped(*headers.filename));
+      FUZZ_CHECK(
+          headers.filename->find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos,
+          Escaped(*headers.filename));
     }
     run.parts.push_back(Part{.headers = headers});
+    // As the upload route does with an unexpected field: the callback's error
+    // must stop the parser and come back from Feed() as is.
+    if (headers.name == "reject") return absl::FailedPreconditionError("rejected part");
     return absl::OkStatus();
   };
   callbacks.on_part_data = [&](std::string_view data) {
@@ -150,14 +154,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
   FUZZ_CHECK(whole.status == chunked.status,
              absl::StrCat(whole.status.ToString(), " vs ", chunked.status.ToString()));
   FUZZ_CHECK(whole.done == chunked.done);
+  // Malformed input is INVALID_ARGUMENT; a callback's error comes back unchanged.
+  FUZZ_CHECK(whole.status.ok() || whole.status.code() == absl::StatusCode::kInvalidArgument ||
+                 whole.status == absl::FailedPreconditionError("rejected part"),
+             whole.status.ToString());
   FUZZ_CHECK(whole.parts.size() == chunked.parts.size(),
              absl::StrCat(whole.parts.size(), " vs ", chunked.parts.size(), " parts"));
   for (size_t i = 0; i < whole.parts.size(); ++i) {
     const Part& a = whole.parts[i];
     const Part& b = chunked.parts[i];
     FUZZ_CHECK(SameHeaders(a.headers, b.headers), absl::StrCat("part ", i));
-    FUZZ_CHECK(a.data == b.data,
-               absl::StrCat("part ", i, ": \"", Escaped(a.data), "\" vs \"", Escaped(b.data), "\""));
+    FUZZ_CHECK(a.data == b.data, absl::StrCat("part ", i, ": \"", Escaped(a.data), "\" vs \"",
+                                              Escaped(b.data), "\""));
     FUZZ_CHECK(a.ended == b.ended, absl::StrCat("part ", i));
   }
   return 0;

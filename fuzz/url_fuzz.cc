@@ -117,7 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
     if (piece.empty()) continue;
     size_t eq = piece.find('=');
     std::string_view key = piece.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : piece.substr(eq + 1);
     if (EscapesWellFormed(key) && EscapesWellFormed(value)) ++pieces;
   }
   FUZZ_CHECK(pairs.size() == pieces, absl::StrCat(pairs.size(), " pairs, ", pieces, " pieces"));
