@@ -128,6 +128,10 @@ def main():
         "frobnicate\nx",
         "list",
         "--timeout\n0\nlist\n127.0.0.1:8081",
+        # Once accepted (see CommandLineTest): NaN, and an empty operand.
+        "list\n127.0.0.1:8081\n--timeout\nnan",
+        "add\n127.0.0.1:8081\n127.0.0.1:9104\n--weight=nan",
+        "add\n127.0.0.1:8081\n",
     ]):
         write("admin_cli", "args%02d" % i, text)
 
