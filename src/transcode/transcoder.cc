@@ -29,6 +29,9 @@ constexpr size_t kMaxSummaryBytes = 500;
 // rounding and streams of slightly different lengths) means data is missing.
 constexpr double kMinEncodedFraction = 0.9;
 constexpr double kEncodedSlackSeconds = 0.5;
+// ffmpeg's reported output time trails the end by the encoder's reordering
+// delay, a few frames: at 4 fps that alone is more than the slack above.
+constexpr double kEncodedSlackFrames = 4;
 
 // (text to replace, replacement) pairs for messages.
 using Redactions = std::vector<std::pair<std::string, std::string>>;
@@ -224,7 +227,9 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
   // A file cut short after its index (e.g. an MP4 with the index first) probes
   // fine and ffmpeg encodes what there is, complaining but exiting 0.
   double encoded_seconds = progress.out_time_us() / 1e6;
-  if (encoded_seconds < info->duration_seconds * kMinEncodedFraction - kEncodedSlackSeconds) {
+  const double slack = std::max(
+      kEncodedSlackSeconds, info->frame_rate > 0 ? kEncodedSlackFrames / info->frame_rate : 0.0);
+  if (encoded_seconds < info->duration_seconds * kMinEncodedFraction - slack) {
     if (!errors.empty() || encoded_seconds <= 0) {
       return absl::DataLossError(absl::StrFormat(
           "The video file is incomplete or damaged: only %.1f of its %.1f seconds could be "

@@ -147,6 +147,12 @@ class TranscoderTest : public ::testing::Test {
                p, TestVideoSpec{
                       .width = 8192, .height = 4320, .fps = 6, .seconds = 2, .audio = false});
          }},
+        // Four frames: at 4 fps ffmpeg's reported output time trails the
+        // end by more than the fixed slack.
+        {"lowfps.mp4",
+         [](const fs::path& p) {
+           return MakeTestVideo(p, TestVideoSpec{.fps = 4, .seconds = 1, .audio = false});
+         }},
         {"notes.txt",
          [](const fs::path& p) { return testing::WriteTestFile(p, "just some text\n"); }},
         {"truncated.mp4",
@@ -351,6 +357,13 @@ TEST_F(TranscoderTest, VariableFrameRateBecomesConstant) {
   for (size_t i = 1; i < pts.size(); ++i) {
     EXPECT_NEAR(pts[i] - pts[i - 1], 1.0 / 30, 0.002) << "frame " << i;
   }
+}
+
+TEST_F(TranscoderTest, LowFrameRateKeepsItsDuration) {
+  absl::StatusOr<TranscodeResult> result = Run("lowfps.mp4");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_DOUBLE_EQ(result->source.duration_seconds, 1.0);
+  ExpectCompleteOutput(*result);
 }
 
 TEST_F(TranscoderTest, CorruptInputIsDataLossAndLeavesNothing) {
