@@ -3,9 +3,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 
 namespace streamgrid::auth {
 namespace {
@@ -13,27 +13,28 @@ namespace {
 // PEM files are small; a bound keeps a wrong path (a device, a video) out.
 constexpr std::streamsize kMaxPemBytes = 1 << 20;
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const std::string& flag) {
+}  // namespace
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view flag) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": cannot read ", path, ": ", std::strerror(errno)));
+        absl::StrCat(ToAbsl(flag), ": cannot read ", path, ": ", std::strerror(errno)));
   }
   std::string pem(static_cast<size_t>(kMaxPemBytes) + 1, '\0');
   in.read(pem.data(), static_cast<std::streamsize>(pem.size()));
   pem.resize(static_cast<size_t>(in.gcount()));
   if (pem.size() > static_cast<size_t>(kMaxPemBytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is larger than 1 MiB"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(flag), ": ", path, " is larger than 1 MiB"));
   }
   // gRPC only says "handshake failed" about a malformed PEM much later: catch
   // the common mistakes (an empty or non-PEM file) at start-up.
   if (pem.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
+    return absl::InvalidArgumentError(absl::StrCat(ToAbsl(flag), ": ", path, " is not a PEM file"));
   }
   return pem;
 }
-
-}  // namespace
 
 absl::StatusOr<ServerTls> LoadServerTls(const std::string& cert_file, const std::string& key_file,
                                         const std::string& ca_file,
@@ -45,15 +46,15 @@ absl::StatusOr<ServerTls> LoadServerTls(const std::string& cert_file, const std:
         absl::StrCat("TLS needs both ", flag_prefix, "cert and ", flag_prefix, "key (", flag_prefix,
                      "ca alone only says which client certificates to accept)"));
   }
-  absl::StatusOr<std::string> cert = ReadPem(cert_file, flag_prefix + "cert");
+  absl::StatusOr<std::string> cert = ReadPemFile(cert_file, flag_prefix + "cert");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem(key_file, flag_prefix + "key");
+  absl::StatusOr<std::string> key = ReadPemFile(key_file, flag_prefix + "key");
   if (!key.ok()) return key.status();
   tls.enabled = true;
   tls.cert_pem = *std::move(cert);
   tls.key_pem = *std::move(key);
   if (!ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(ca_file, flag_prefix + "ca");
+    absl::StatusOr<std::string> ca = ReadPemFile(ca_file, flag_prefix + "ca");
     if (!ca.ok()) return ca.status();
     tls.client_ca_pem = *std::move(ca);
   }
@@ -74,14 +75,14 @@ absl::StatusOr<ClientTls> LoadClientTls(const std::string& ca_file, const std::s
     return absl::InvalidArgumentError(absl::StrCat("a client certificate needs both ", flag_prefix,
                                                    "cert and ", flag_prefix, "key"));
   }
-  absl::StatusOr<std::string> ca = ReadPem(ca_file, flag_prefix + "ca");
+  absl::StatusOr<std::string> ca = ReadPemFile(ca_file, flag_prefix + "ca");
   if (!ca.ok()) return ca.status();
   tls.enabled = true;
   tls.ca_pem = *std::move(ca);
   if (!cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadPem(cert_file, flag_prefix + "cert");
+    absl::StatusOr<std::string> cert = ReadPemFile(cert_file, flag_prefix + "cert");
     if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem(key_file, flag_prefix + "key");
+    absl::StatusOr<std::string> key = ReadPemFile(key_file, flag_prefix + "key");
     if (!key.ok()) return key.status();
     tls.cert_pem = *std::move(cert);
     tls.key_pem = *std::move(key);

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/security/credentials.h"
@@ -29,6 +30,11 @@ struct ClientTls {
   std::string cert_pem;  // both or neither of cert and key
   std::string key_pem;
 };
+
+// The contents of the PEM file at `path`. INVALID_ARGUMENT starting with
+// `flag` (the flag or setting that named the file) when it cannot be read, is
+// larger than 1 MiB or holds no PEM block.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view flag);
 
 // Reads the files of a server's TLS. All empty: TLS off. A cert without a
 // key (or the reverse), or a CA without both, is INVALID_ARGUMENT naming the

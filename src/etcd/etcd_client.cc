@@ -1,14 +1,13 @@
 #include "etcd/etcd_client.h"
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "auth/tls.h"
 #include "etcd/auth_token.h"
 #include "etcd/convert.h"
 #include "grpcpp/create_channel.h"
@@ -42,21 +41,6 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint,
   interceptors.push_back(tokens->InterceptorFactory());
   return grpc::experimental::CreateCustomChannelWithInterceptors(endpoint, creds, args,
                                                                  std::move(interceptors));
-}
-
-// The contents of the PEM file at `path` (`what` names it in errors).
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read the etcd TLS ", what, " file '", path, "'"));
-  }
-  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (pem.find("-----BEGIN") == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the etcd TLS ", what, " file '", path, "' holds no PEM data"));
-  }
-  return pem;
 }
 
 // Drops the endpoints' schemes; `*tls` tells whether TLS is to be used.
@@ -102,14 +86,15 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
   grpc::SslCredentialsOptions ssl;
   // Empty root certificates: gRPC's default roots (the system's).
   if (!options.tls_ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file, "CA");
+    absl::StatusOr<std::string> ca = auth::ReadPemFile(options.tls_ca_file, "etcd TLS CA file");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *std::move(ca);
   }
   if (!options.tls_cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file, "certificate");
+    absl::StatusOr<std::string> cert =
+        auth::ReadPemFile(options.tls_cert_file, "etcd TLS certificate file");
     if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem(options.tls_key_file, "key");
+    absl::StatusOr<std::string> key = auth::ReadPemFile(options.tls_key_file, "etcd TLS key file");
     if (!key.ok()) return key.status();
     ssl.pem_cert_chain = *std::move(cert);
     ssl.pem_private_key = *std::move(key);
