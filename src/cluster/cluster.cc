@@ -188,20 +188,78 @@ std::vector<ClusterNode> Cluster::AllNodes() const {
   return nodes;
 }
 
-void Cluster::MarkFailure(std::string_view node_id) {
+void Cluster::MarkFailure(std::string_view node_id, std::string_view error) {
   std::lock_guard lock(health_mu_);
   auto it = health_.find(node_id);
   if (it == health_.end()) it = health_.emplace(std::string(node_id), Health{}).first;
   Health& health = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  if (health.failures == 0) {
+    health.failing_since = now;
+    health.since = std::chrono::system_clock::now();
+    health.down = false;
+  }
   health.failures = std::min(health.failures + 1, 30);
+  if (!error.empty()) health.last_error = std::string(error);
   auto backoff = options_.min_backoff * (int64_t{1} << std::min(health.failures - 1, 20));
-  health.until = std::chrono::steady_clock::now() + std::min(backoff, options_.max_backoff);
+  health.until = now + std::min(backoff, options_.max_backoff);
 }
 
 void Cluster::MarkSuccess(std::string_view node_id) {
   std::lock_guard lock(health_mu_);
   auto it = health_.find(node_id);
-  if (it != health_.end()) health_.erase(it);
+  if (it == health_.end()) {
+    health_.emplace(std::string(node_id), Health{.since = std::chrono::system_clock::now()});
+    return;
+  }
+  if (it->second.failures == 0) return;
+  it->second = Health{.since = std::chrono::system_clock::now()};
+}
+
+NodeLivenessInfo Cluster::Liveness(std::string_view node_id) const {
+  std::lock_guard lock(health_mu_);
+  auto it = health_.find(node_id);
+  if (it == health_.end()) return {};
+  Health& health = it->second;
+  if (health.failures == 0) return {.liveness = NodeLiveness::kUp, .since = health.since};
+  const auto failing_for = std::chrono::steady_clock::now() - health.failing_since;
+  if (failing_for < options_.down_after) {
+    return {
+        .liveness = NodeLiveness::kSuspect, .since = health.since, .last_error = health.last_error};
+  }
+  if (!health.down) {
+    // Down from the moment it crossed the threshold, not from when asked.
+    health.down = true;
+    health.since +=
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(options_.down_after);
+  }
+  return {.liveness = NodeLiveness::kDown, .since = health.since, .last_error = health.last_error};
+}
+
+void Cluster::ReportDamage(DamageReport report) {
+  std::lock_guard lock(damage_mu_);
+  if (damage_.size() >= kMaxDamageReports) damage_.pop_front();
+  damage_.push_back(std::move(report));
+}
+
+std::vector<DamageReport> Cluster::TakeDamageReports() {
+  std::lock_guard lock(damage_mu_);
+  std::vector<DamageReport> reports(std::make_move_iterator(damage_.begin()),
+                                    std::make_move_iterator(damage_.end()));
+  damage_.clear();
+  return reports;
+}
+
+std::string_view NodeLivenessName(NodeLiveness liveness) {
+  switch (liveness) {
+    case NodeLiveness::kUp:
+      return "up";
+    case NodeLiveness::kSuspect:
+      return "suspect";
+    case NodeLiveness::kDown:
+      return "down";
+  }
+  return "unknown";
 }
 
 bool Cluster::IsHealthy(std::string_view node_id) const {

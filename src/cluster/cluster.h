@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,31 @@ struct ClusterOptions {
   // further failure up to max_backoff; any success clears it.
   std::chrono::milliseconds min_backoff = std::chrono::milliseconds(500);
   std::chrono::milliseconds max_backoff = std::chrono::seconds(30);
+  // A node failing calls (with no success since) for this long is down;
+  // before that it is suspect.
+  std::chrono::milliseconds down_after = std::chrono::seconds(10);
+};
+
+// What the failure detector makes of a node (see Cluster::Liveness).
+enum class NodeLiveness { kUp, kSuspect, kDown };
+
+// "up", "suspect", "down".
+std::string_view NodeLivenessName(NodeLiveness liveness);
+
+struct NodeLivenessInfo {
+  NodeLiveness liveness = NodeLiveness::kUp;
+  // When the node entered that state; the epoch when it was never seen.
+  std::chrono::system_clock::time_point since;
+  // The last failure's description, while not up.
+  std::string last_error;
+};
+
+// A copy found damaged or missing where it should be, for repair to restore.
+struct DamageReport {
+  std::string node_id;
+  std::string video_id;
+  std::string name;
+  std::string reason;
 };
 
 // A node a call may go to: its id and a client of it.
@@ -100,12 +126,24 @@ class Cluster {
   // Every node of the current and target placements, sorted by id.
   std::vector<ClusterNode> AllNodes() const;
 
-  // Health marks: a failure (the node did not answer) puts it in back-off; a
-  // success clears that.
-  void MarkFailure(std::string_view node_id);
+  // Health marks: a failure (the node did not answer) puts it in back-off and
+  // makes it suspect, then down once it has failed for options.down_after with
+  // no success; a success clears that and makes it up.
+  void MarkFailure(std::string_view node_id, std::string_view error = {});
   void MarkSuccess(std::string_view node_id);
   // False while the node is in back-off after a failure.
   bool IsHealthy(std::string_view node_id) const;
+  // The node's state as the marks above left it; up with `since` at the epoch
+  // for a node never marked.
+  NodeLivenessInfo Liveness(std::string_view node_id) const;
+
+  // Damaged copies found by reads (or anyone else), queued for repair. Keeps
+  // the most recent kMaxDamageReports; older ones are dropped (anti-entropy
+  // still finds those copies).
+  static constexpr size_t kMaxDamageReports = 10'000;
+  void ReportDamage(DamageReport report);
+  // Takes every queued report, oldest first.
+  std::vector<DamageReport> TakeDamageReports();
 
   // Asks the node's channel to connect at once (skipping gRPC's reconnect
   // back-off) and waits up to `timeout` for it; true if it is connected. For a
@@ -130,8 +168,12 @@ class Cluster {
     std::shared_ptr<const int> writes = std::make_shared<const int>(0);
   };
   struct Health {
-    int failures = 0;
+    int failures = 0;  // consecutive; 0 while up
     std::chrono::steady_clock::time_point until;
+    std::chrono::steady_clock::time_point failing_since;
+    std::chrono::system_clock::time_point since;  // of the current state
+    bool down = false;                            // reported down already
+    std::string last_error;
   };
 
   std::shared_ptr<const View> view() const { return view_.load(std::memory_order_acquire); }
@@ -148,7 +190,9 @@ class Cluster {
   mutable std::mutex fence_mu_;
   std::optional<std::string> fence_;  // guarded by fence_mu_; set while fenced
   mutable std::mutex health_mu_;
-  std::map<std::string, Health, std::less<>> health_;  // guarded by health_mu_
+  mutable std::map<std::string, Health, std::less<>> health_;  // guarded by health_mu_
+  mutable std::mutex damage_mu_;
+  std::deque<DamageReport> damage_;  // guarded by damage_mu_
 };
 
 }  // namespace streamgrid
