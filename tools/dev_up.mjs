@@ -34,6 +34,8 @@
 //   STREAMGRID_DEV_PORT_BASE   B: every port derived from it (see devPorts);
 //                              unset: the classic ports (8080, 8081, 2379...)
 //   STREAMGRID_DEV_STOP_TIMEOUT seconds a tier gets to stop before SIGKILL
+//   STREAMGRID_DEV_EXIT_WITH_PARENT=1  stop everything when the parent
+//                              process dies (tests set it)
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync,
@@ -194,8 +196,9 @@ class Supervisor {
         const what = how.error ? `could not be started (${how.error})`
           : how.signal ? `was killed by ${how.signal}` : `exited with status ${how.code}`;
         const left = this.procs.filter((p) => !p.exited).length;
-        log(`${how.at}  ${name} (pid ${proc.pid ?? '-'}) ${what}; ` +
-          `${left} other process${left === 1 ? '' : 'es'} keep running${hint ? `. ${hint}` : ''}`);
+        const rest = left === 0 ? 'nothing else is running (Ctrl-C ends ./dev up)'
+          : `${left} other process${left === 1 ? ' keeps' : 'es keep'} running`;
+        log(`${how.at}  ${name} (pid ${proc.pid ?? '-'}) ${what}; ${rest}${hint ? `. ${hint}` : ''}`);
       }
       if (!this.stopping || this.procs.every((p) => p.exited)) this.safeWritePidFile();
     });
@@ -254,8 +257,8 @@ class Supervisor {
     }
   }
 
-  // Resolves with the ready file's content once `proc` wrote it; rejects if
-  // it exits first, a stop is requested, or `timeoutMs` passes.
+  // Resolves with `probe`'s first truthy value (polled every 100 ms); rejects
+  // if one of `procs` exits first, a stop is requested, or `timeoutMs` passes.
   async waitFor(what, probe, procs, timeoutMs) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -327,6 +330,9 @@ async function up(args) {
 
   const sup = new Supervisor();
   let exitCode = 0;
+  // Runs until a signal, even once every child has died (the children's
+  // handles are all that would keep the event loop alive otherwise).
+  setInterval(() => {}, 1 << 30);
   const onSignal = (sig, code) => () => {
     if (sup.stopping) {
       if (!sup.killNow) log(`${sig} again: killing everything now`);
@@ -342,6 +348,18 @@ async function up(args) {
   process.on('SIGINT', onSignal('SIGINT', 130));
   process.on('SIGTERM', onSignal('SIGTERM', 143));
   process.on('SIGHUP', onSignal('SIGHUP', 129));
+  // For tests: a test runner killed before it could stop ./dev up leaves no
+  // processes behind either. (Not the default: `nohup ./dev up &` outlives
+  // its shell on purpose.)
+  if (process.env.STREAMGRID_DEV_EXIT_WITH_PARENT === '1') {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent && !sup.stopping) {
+        log(`parent process ${parent} is gone (STREAMGRID_DEV_EXIT_WITH_PARENT=1)`);
+        onSignal('its parent gone', 143)();
+      }
+    }, 500).unref();
+  }
 
   const mode = single ? 'single' : 'cluster';
   const webReady = path.join(stateDir, `web-ready-${mode}.json`);

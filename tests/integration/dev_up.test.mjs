@@ -121,6 +121,9 @@ async function startDevUp() {
     STREAMGRID_BUILD_DIR: buildDir,
     STREAMGRID_DEV_SKIP_BUILD: '1',  // ctest built everything already
     STREAMGRID_DEV_STOP_TIMEOUT: '20',
+    // Should this test process be killed (a ctest timeout), ./dev up stops
+    // everything rather than leave it running.
+    STREAMGRID_DEV_EXIT_WITH_PARENT: '1',
   };
   const up = Object.assign(runDev(['up'], env), { stateDir, base, env, url: `http://127.0.0.1:${base}` });
   started.push(up);
