@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "admin/admin_service.h"
 #include "auth/token.h"
 #include "auth_setup.h"
@@ -27,6 +28,8 @@
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
+#include "repair/hint_handoff.h"
+#include "repair/repair_stats.h"
 #include "transcoding_setup.h"
 #include "webserver/routes.h"
 
@@ -52,6 +55,7 @@ struct Flags {
   int max_concurrent_uploads = 8;
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
+  std::string handoff_interval = "10s";  // --handoff-interval
   std::string ready_file;
   std::string log_level = "info";
   std::string server_id;  // default: DefaultServerId()
@@ -136,6 +140,10 @@ int main(int argc, char** argv) {
                  "empty: no admin API)");
   cli.add_option("--migration-bytes-per-second", flags.migration_bytes_per_second,
                  "bandwidth limit of data migrations after membership changes (0: none)");
+  cli.add_option("--handoff-interval", flags.handoff_interval,
+                 "how often copies that storage nodes hold for nodes that were down (hinted "
+                 "handoff) are handed back to them, e.g. 10s or 500ms (cluster content only; "
+                 "0: never)");
   cli.add_option("--ready-file", flags.ready_file,
                  "write {\"http\": URL, \"admin\": HOST:PORT} here once serving (for tests "
                  "and scripts)");
@@ -312,6 +320,23 @@ int main(int argc, char** argv) {
         coordinator.get());
     migrator->Start();
   }
+  // Hands stand-ins' copies back to their owners (idempotent, so every web
+  // server runs it).
+  repair::RepairStats repair_stats;
+  std::unique_ptr<repair::HintHandoff> hint_handoff;
+  if (cluster_content.cluster) {
+    absl::Duration interval;
+    if (!absl::ParseDuration(flags.handoff_interval, &interval) ||
+        interval < absl::ZeroDuration()) {
+      Fail("--handoff-interval: expected a duration such as 10s or 500ms");
+    }
+    if (interval > absl::ZeroDuration()) {
+      hint_handoff = std::make_unique<repair::HintHandoff>(
+          *cluster_content.cluster, repair_stats,
+          repair::HintHandoffOptions{.interval = absl::ToChronoMilliseconds(interval)});
+      hint_handoff->Start();
+    }
+  }
   AdminServiceOptions admin_options{.coordinator = coordinator.get(),
                                     .auth = web_auth->admin_check};
   if (etcd_client) {
@@ -357,6 +382,7 @@ int main(int argc, char** argv) {
     spdlog::info("signal {} received, shutting down", signals.Wait());
     // A migration stops between chunks and resumes on the next start.
     if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
+    if (hint_handoff) hint_handoff->Stop();
     if (migrator) migrator->Stop();
     // Deregisters (and gives up the migration runner role) at once.
     if (coordinator) coordinator->Stop();

@@ -101,7 +101,47 @@ Cluster::WritePlan Cluster::PlanWrite(std::string_view video_id, std::string_vie
   std::vector<std::string> ids;
   AppendReplicaIds(v->state->current, key, ids);
   if (v->state->target) AppendReplicaIds(*v->state->target, key, ids);
-  return {.nodes = Nodes(*v, ids), .token = v->writes};
+  // Stand-ins come from the current placement, then (during a migration) the
+  // target's nodes not in it yet; never an owner of either.
+  std::vector<std::string> stand_ins = HandoffOrder(v->state->current, key, ids);
+  if (v->state->target) {
+    std::vector<std::string> exclude = ids;
+    exclude.insert(exclude.end(), stand_ins.begin(), stand_ins.end());
+    for (std::string& id : HandoffOrder(*v->state->target, key, exclude)) {
+      stand_ins.push_back(std::move(id));
+    }
+  }
+  return {.nodes = Nodes(*v, ids), .token = v->writes, .stand_ins = Nodes(*v, stand_ins)};
+}
+
+std::vector<std::string> Cluster::HandoffOrder(const Placement& placement, std::string_view key,
+                                               const std::vector<std::string>& exclude) {
+  std::vector<bool> seen(placement.nodes().size(), false);
+  size_t left = placement.nodes().size();
+  for (const std::string& id : exclude) {
+    if (std::optional<NodeIndex> index = placement.IndexOf(id); index && !seen[*index]) {
+      seen[*index] = true;
+      --left;
+    }
+  }
+  std::vector<std::string> order;
+  const uint32_t first = Placement::PartitionOfKey(key);
+  // At most one lap; with a handful of nodes every one shows within a few
+  // partitions.
+  for (uint32_t k = 0; k < Placement::kPartitionCount && left > 0; ++k) {
+    const uint32_t partition = (first + k) % Placement::kPartitionCount;
+    for (NodeIndex index : placement.ReplicasForPartition(partition)) {
+      if (seen[index]) continue;
+      seen[index] = true;
+      --left;
+      order.push_back(placement.node(index).id);
+    }
+  }
+  // A node holding no partition at all (a tiny weight) still counts.
+  for (size_t i = 0; i < seen.size() && left > 0; ++i) {
+    if (!seen[i]) order.push_back(placement.nodes()[i].id);
+  }
+  return order;
 }
 
 bool Cluster::WaitForEarlierWrites(std::chrono::milliseconds timeout) const {

@@ -89,8 +89,18 @@ class Cluster {
   struct WritePlan {
     std::vector<ClusterNode> nodes;
     std::shared_ptr<const void> token;
+    // Every other node, in the key's handoff order (HandoffOrder): the nodes
+    // that may stand in for owners that are down (sloppy quorum).
+    std::vector<ClusterNode> stand_ins;
   };
   WritePlan PlanWrite(std::string_view video_id, std::string_view name) const;
+
+  // The key's placement order past its owners: the owners of the following
+  // partitions in partition order (wrapping around), each node once, leaving
+  // out `exclude`; every node of `placement` not excluded appears once. The
+  // first healthy ones stand in for the key's owners that are down.
+  static std::vector<std::string> HandoffOrder(const Placement& placement, std::string_view key,
+                                               const std::vector<std::string>& exclude);
 
   // Waits until every write planned under an earlier state than the one in
   // force is over (its token destroyed), or `timeout` passes; true if they

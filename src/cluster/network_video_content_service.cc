@@ -122,6 +122,8 @@ class ReplicatedWriter : public ContentWriter {
  public:
   struct Replica {
     ClusterNode node;
+    // The owner this node stands in for (sloppy quorum); empty for an owner.
+    std::string hinted_for;
     std::unique_ptr<StorageClient::PutStream> stream;
     absl::Status status;
     StoredFile stored;
@@ -140,7 +142,11 @@ class ReplicatedWriter : public ContentWriter {
     if (!finished_) Abandon();
   }
 
-  // Starts a stream to each node of `plan`; the first failure fails the write.
+  // Starts a stream to each owner of `plan` that is up, in parallel, and for
+  // each other owner (not up, or its stream failed to start) to the next live
+  // stand-in of the plan, hinted for that owner. UNAVAILABLE when there are
+  // not as many live nodes as owners; an owner's answer that is not a node
+  // failure (e.g. INVALID_ARGUMENT) fails the write.
   static absl::StatusOr<std::unique_ptr<ContentWriter>> Start(Cluster& cluster,
                                                               std::string_view video_id,
                                                               std::string_view name,
@@ -152,9 +158,17 @@ class ReplicatedWriter : public ContentWriter {
                                            std::move(replicas), std::move(plan.token));
     writer->fan_out_.Run([&](size_t i) {
       Replica& r = writer->replicas_[i];
+      const NodeLivenessInfo liveness = cluster.Liveness(r.node.id);
+      if (liveness.liveness != NodeLiveness::kUp) {
+        r.status = absl::UnavailableError(
+            absl::StrCat("node is ", ToAbsl(NodeLivenessName(liveness.liveness)),
+                         liveness.last_error.empty() ? "" : ": ", liveness.last_error));
+        return;
+      }
       auto stream = r.node.client->StartPut(video_id, name);
       // The channel may still be backing off from an outage the node is over:
-      // every replica is needed, so give it one prompt reconnect.
+      // the owner is the best place for its copy, so give it one prompt
+      // reconnect before a stand-in takes it.
       if (absl::IsUnavailable(stream.status()) &&
           Cluster::Reconnect(r.node, std::chrono::seconds(2))) {
         stream = r.node.client->StartPut(video_id, name);
@@ -163,8 +177,10 @@ class ReplicatedWriter : public ContentWriter {
         r.stream = *std::move(stream);
       } else {
         r.status = stream.status();
+        if (Cluster::IsNodeFailure(r.status)) cluster.MarkFailure(r.node.id, r.status.ToString());
       }
     });
+    if (absl::Status s = writer->StandIn(plan.stand_ins); !s.ok()) return s;
     if (absl::Status s = writer->CheckReplicas(); !s.ok()) return s;
     return writer;
   }
@@ -206,6 +222,47 @@ class ReplicatedWriter : public ContentWriter {
   }
 
  private:
+  // Replaces each owner whose stream did not start for a node failure (or
+  // that is not up) by the next stand-in in `stand_ins` that is up and
+  // starts a stream hinted for that owner. Other errors are left for
+  // CheckReplicas.
+  absl::Status StandIn(const std::vector<ClusterNode>& stand_ins) {
+    size_t next = 0;
+    std::vector<std::string> errors;
+    for (Replica& r : replicas_) {
+      if (r.status.ok() || !Cluster::IsNodeFailure(r.status)) continue;
+      errors.push_back(Describe(r.node, r.status));
+      const std::string owner = r.node.id;
+      bool placed = false;
+      while (!placed && next < stand_ins.size()) {
+        const ClusterNode& node = stand_ins[next++];
+        if (cluster_.Liveness(node.id).liveness != NodeLiveness::kUp) continue;
+        auto stream = node.client->StartPut(video_id_, name_, {.hinted_for = owner});
+        if (!stream.ok()) {
+          if (Cluster::IsNodeFailure(stream.status())) {
+            cluster_.MarkFailure(node.id, stream.status().ToString());
+          }
+          errors.push_back(Describe(node, stream.status()));
+          continue;
+        }
+        r = Replica{.node = node, .hinted_for = owner, .stream = *std::move(stream)};
+        placed = true;
+      }
+      if (!placed) {
+        // Fewer live nodes than copies to make: the write cannot be durable
+        // R times, so nothing is stored.
+        finished_ = WithPublicMessage(
+            absl::UnavailableError(absl::StrCat(
+                "cannot store ", video_id_, "/", name_, ": fewer than ", replicas_.size(),
+                " storage nodes are up (", absl::StrJoin(errors, "; "), ")")),
+            "not enough storage nodes are up to store the file; try again later");
+        Abandon();
+        return *finished_;
+      }
+    }
+    return absl::OkStatus();
+  }
+
   // After a parallel step: OK if every replica is fine, else fails the whole
   // write (cancelling every stream) with the first replica's error.
   absl::Status CheckReplicas() {
@@ -627,22 +684,33 @@ absl::Status NetworkVideoContentService::CheckWritable() {
     }));
   }
   std::vector<std::string> down;
+  size_t up = 0;
   for (size_t i = 0; i < nodes.size(); ++i) {
     absl::StatusOr<storage::NodeHealth> health = answers[i].get();
     if (health.ok()) {
       cluster_.MarkSuccess(nodes[i].id);
+      ++up;
     } else {
-      if (Cluster::IsNodeFailure(health.status())) cluster_.MarkFailure(nodes[i].id);
+      if (Cluster::IsNodeFailure(health.status())) {
+        cluster_.MarkFailure(nodes[i].id, health.status().ToString());
+      }
       down.push_back(Describe(nodes[i], health.status()));
     }
   }
-  if (down.empty()) return absl::OkStatus();
+  // Sloppy quorum: a copy meant for a node that is down goes to a stand-in,
+  // so R live nodes anywhere are enough (during a migration a key may have
+  // one owner more, and the writer says so if it lacks a node).
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  size_t needed = static_cast<size_t>(state->current.replication_factor());
+  if (state->target) {
+    needed = std::max(needed, static_cast<size_t>(state->target->replication_factor()));
+  }
+  if (up >= needed) return absl::OkStatus();
   return WithPublicMessage(
-      absl::UnavailableError(absl::StrCat(
-          "new videos cannot be stored on all their replicas while a storage node is down (",
-          absl::StrJoin(down, "; "), "); try again when it is back")),
-      "new videos cannot be stored on all their replicas while a storage node is down; try "
-      "again when it is back");
+      absl::UnavailableError(
+          absl::StrCat("new videos need ", needed, " storage nodes up to be stored, and only ", up,
+                       " are (", absl::StrJoin(down, "; "), "); try again when one is back")),
+      "not enough storage nodes are up to store new videos; try again when one is back");
 }
 
 }  // namespace streamgrid

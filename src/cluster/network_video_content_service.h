@@ -19,6 +19,13 @@ namespace streamgrid {
 // when every replica stored the file durably; if any replica fails, the write
 // fails with UNAVAILABLE and nothing is left visible (best effort: a replica
 // that already committed when another failed at commit time is deleted again).
+// Sloppy quorum: an owner that is not up (Cluster::Liveness) or whose stream
+// does not start is replaced, for this write, by the next live node of the
+// key's handoff order (Cluster::HandoffOrder), which stores the copy with a
+// hint naming the owner (see docs/handoff.md); so a write needs as many live
+// nodes as the key has owners, not those very owners. A replica failing
+// mid-stream still fails the write: callers retry from their own copy of the
+// data, and the retry routes around the failed node.
 //
 // Reads go to the first healthy replica (target owners first during a
 // migration) and fail over to the next on a node error, also mid-stream, by
@@ -49,9 +56,9 @@ class NetworkVideoContentService : public VideoContentService {
   absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override;
   absl::Status Delete(std::string_view video_id, std::string_view name) override;
   absl::Status DeleteVideo(std::string_view video_id) override;
-  // Asks every node for its health (in parallel, `probe_timeout` each): a
-  // video's files spread over the whole ring, so any node down means some of
-  // them cannot get all their replicas.
+  // Asks every node for its health (in parallel, `probe_timeout` each) and
+  // marks each up or failing: OK when at least R nodes answer (stand-ins take
+  // the copies of owners that are down), UNAVAILABLE otherwise.
   absl::Status CheckWritable() override;
 
  private:

@@ -219,45 +219,70 @@ TEST_F(NetworkContentTest, ASlowReaderHoldsNoNodeStream) {
             data.substr(70'000, 100'000));
 }
 
-TEST_F(NetworkContentTest, WriteFailsAndLeavesNothingWhenAReplicaIsDown) {
+// The hints node `i` holds, as "video_id/name>intended_node".
+std::set<std::string> HintsOn(TestNodes& nodes, int i) {
+  storage::StorageClient client(nodes.address(i));
+  std::set<std::string> hints;
+  std::string token;
+  do {
+    auto page = client.ListHints("", token);
+    if (!page.ok()) throw std::runtime_error(page.status().ToString());
+    for (const auto& h : page->hints) {
+      hints.insert(absl::StrCat(h.video_id, "/", h.name, ">", h.intended_node));
+    }
+    token = page->next_page_token;
+  } while (!token.empty());
+  return hints;
+}
+
+TEST_F(NetworkContentTest, AStandInTakesTheCopyOfAnOwnerThatIsDown) {
   nodes_.Stop(2);
+  EXPECT_TRUE(service_.CheckWritable().ok());
   const std::string id = NewVideoId();
-  int failed = 0;
+  std::set<std::string> want_hints;
   for (int f = 0; f < 12; ++f) {
     const std::string name = absl::StrCat("f", f);
-    const bool touches_down =
-        ReplicaIds(cluster_.state()->current, id, name).contains(nodes_.id(2));
-    auto info = WriteContent(service_, id, name, TestBytes(300'000, f), 64 * 1024);
-    if (touches_down) {
-      ++failed;
-      EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable) << name;
-      EXPECT_THAT(std::string(info.status().message()), ::testing::HasSubstr("replicas"));
-      EXPECT_FALSE(nodes_.NamesOn(0, id).contains(name));
-      EXPECT_FALSE(nodes_.NamesOn(1, id).contains(name));
-    } else {
-      EXPECT_TRUE(info.ok()) << info.status();
+    const std::string data = TestBytes(300'000, f);
+    auto info = WriteContent(service_, id, name, data, 64 * 1024);
+    ASSERT_TRUE(info.ok()) << name << ": " << info.status();
+    // Two copies on the two live nodes whatever the owners; the copy meant
+    // for node2 sits on the other live node with a hint naming node2.
+    EXPECT_TRUE(nodes_.NamesOn(0, id).contains(name)) << name;
+    EXPECT_TRUE(nodes_.NamesOn(1, id).contains(name)) << name;
+    const std::set<std::string> owners = ReplicaIds(cluster_.state()->current, id, name);
+    if (owners.contains(nodes_.id(2))) {
+      const int stand_in = owners.contains(nodes_.id(0)) ? 1 : 0;
+      want_hints.insert(absl::StrCat(id, "/", name, ">", nodes_.id(2)));
+      EXPECT_TRUE(HintsOn(nodes_, stand_in).contains(absl::StrCat(id, "/", name, ">node2")));
     }
+    EXPECT_EQ(ReadContent(service_, id, name).value_or("error"), data);
   }
-  EXPECT_GT(failed, 0);
-  // A replica dying mid-write fails the write too.
-  nodes_.Start(2);
-  // Writes reach the restarted node again (a file it is a replica of).
-  std::string probe;
-  for (int f = 0; probe.empty(); ++f) {
-    std::string candidate = absl::StrCat("probe-", f);
-    if (ReplicaIds(cluster_.state()->current, id, candidate).contains(nodes_.id(2))) {
-      probe = candidate;
-    }
+  ASSERT_FALSE(want_hints.empty());
+  std::set<std::string> hints = HintsOn(nodes_, 0);
+  for (const std::string& h : HintsOn(nodes_, 1)) hints.insert(h);
+  EXPECT_EQ(hints, want_hints);
+}
+
+TEST_F(NetworkContentTest, FewerLiveNodesThanCopiesIsUnavailableAndLeavesNothing) {
+  nodes_.Stop(1);
+  nodes_.Stop(2);
+  EXPECT_EQ(service_.CheckWritable().code(), absl::StatusCode::kUnavailable);
+  const std::string id = NewVideoId();
+  for (int f = 0; f < 4; ++f) {
+    auto info = WriteContent(service_, id, absl::StrCat("f", f), TestBytes(1000, f));
+    EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable) << info.status();
   }
-  ASSERT_TRUE(storage::testing::WaitFor([&] { return WriteContent(service_, id, probe, "x").ok(); },
-                                        std::chrono::seconds(15)));
+  EXPECT_THAT(nodes_.NamesOn(0, id), IsEmpty());
+  EXPECT_THAT(HintsOn(nodes_, 0), IsEmpty());
+}
+
+TEST_F(NetworkContentTest, AReplicaDyingMidWriteFailsItAndARetryUsesAStandIn) {
+  const std::string id = NewVideoId();
   std::string name;
   for (int f = 0; name.empty(); ++f) {
     std::string candidate = absl::StrCat("g", f);
     auto replicas = ReplicaIds(cluster_.state()->current, id, candidate);
-    if (replicas.contains(nodes_.id(0)) && !replicas.contains(nodes_.id(2))) {
-      name = candidate;
-    }
+    if (replicas.contains(nodes_.id(0)) && replicas.contains(nodes_.id(1))) name = candidate;
   }
   auto writer = service_.OpenWriter(id, name);
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -268,6 +293,44 @@ TEST_F(NetworkContentTest, WriteFailsAndLeavesNothingWhenAReplicaIsDown) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   writer->reset();
   EXPECT_FALSE(nodes_.NamesOn(1, id).contains(name));
+  EXPECT_FALSE(nodes_.NamesOn(2, id).contains(name));
+
+  // What the callers that store files do: write again from their own copy.
+  const std::string data = TestBytes(4 << 20, 3);
+  auto info = WriteContent(service_, id, name, data, 256 * 1024);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(nodes_.NamesOn(1, id).contains(name));
+  EXPECT_TRUE(nodes_.NamesOn(2, id).contains(name));
+  EXPECT_EQ(HintsOn(nodes_, 2), (std::set<std::string>{absl::StrCat(id, "/", name, ">node0")}));
+  EXPECT_EQ(ReadContent(service_, id, name).value_or("error"), data);
+}
+
+TEST(HandoffOrderTest, EveryOtherNodeOnceStartingWithTheNextPartitions) {
+  std::vector<RingNode> nodes;
+  for (int i = 0; i < 6; ++i) nodes.push_back({.id = absl::StrCat("n", i), .address = "x"});
+  const Placement placement = *Placement::Create(nodes, 2);
+  for (int k = 0; k < 50; ++k) {
+    const std::string key = absl::StrCat("01hx5v0000000000000000000a/seg-", k);
+    const std::vector<std::string> owners = placement.ReplicaIdsFor(key);
+    const std::vector<std::string> order = Cluster::HandoffOrder(placement, key, owners);
+    ASSERT_EQ(order.size(), 4u) << key;
+    std::set<std::string> distinct(order.begin(), order.end());
+    EXPECT_EQ(distinct.size(), 4u);
+    for (const std::string& owner : owners) EXPECT_FALSE(distinct.contains(owner));
+    // The first stand-in is the first node of the following partitions' rows
+    // that is not an owner.
+    std::string first;
+    for (uint32_t p = Placement::PartitionOfKey(key) + 1; first.empty(); ++p) {
+      for (NodeIndex index : placement.ReplicasForPartition(p % Placement::kPartitionCount)) {
+        const std::string& id = placement.node(index).id;
+        if (first.empty() && std::find(owners.begin(), owners.end(), id) == owners.end()) {
+          first = id;
+        }
+      }
+    }
+    EXPECT_EQ(order.front(), first) << key;
+    EXPECT_EQ(Cluster::HandoffOrder(placement, key, owners), order);  // deterministic
+  }
 }
 
 TEST_F(NetworkContentTest, MigrationWritesToUnionAndReadsMigratedFromTarget) {

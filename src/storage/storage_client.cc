@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPu
   header->set_name(std::string(name));
   if (options.size) header->set_total_size(*options.size);
   header->set_sha256(options.sha256);
+  header->set_hinted_for(options.hinted_for);
   if (!stream->writer_->Write(request)) {
     absl::Status status = stream->Finish();
     return status.ok() ? absl::InternalError("upload ended at its header") : status;
@@ -189,6 +190,50 @@ absl::StatusOr<NodeHealth> StorageClient::Health() {
                     .bytes_used = response.bytes_used(),
                     .free_bytes = response.free_bytes(),
                     .total_bytes = response.total_bytes()};
+}
+
+absl::StatusOr<HintPage> StorageClient::ListHints(std::string_view intended_node,
+                                                  std::string_view page_token, uint32_t page_size) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::ListHintsRequest request;
+  request.set_intended_node(std::string(intended_node));
+  request.set_page_token(std::string(page_token));
+  request.set_page_size(page_size);
+  v1::ListHintsResponse response;
+  grpc::Status status = stub_->ListHints(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  HintPage page;
+  page.hints.reserve(response.hints_size());
+  for (const v1::HintInfo& info : response.hints()) {
+    page.hints.push_back({.video_id = info.video_id(),
+                          .name = info.name(),
+                          .intended_node = info.intended_node(),
+                          .size = info.size(),
+                          .sha256 = info.sha256(),
+                          .created_unix_ms = info.created_unix_ms()});
+  }
+  page.next_page_token = response.next_page_token();
+  return page;
+}
+
+absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::string_view name,
+                                             std::string_view intended_node,
+                                             std::optional<std::string> delete_sha256) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::DropHintRequest request;
+  request.set_video_id(std::string(video_id));
+  request.set_name(std::string(name));
+  request.set_intended_node(std::string(intended_node));
+  if (delete_sha256) {
+    request.set_delete_file(true);
+    request.set_sha256(*delete_sha256);
+  }
+  v1::DropHintResponse response;
+  grpc::Status status = stub_->DropHint(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return response.file_deleted();
 }
 
 // ---------------------------------------------------------------------------

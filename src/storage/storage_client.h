@@ -16,6 +16,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/sync_stream.h"
 #include "proto/storage.grpc.pb.h"
+#include "storage/hint_store.h"
 #include "storage/sha256.h"
 #include "storage/stored_file.h"
 
@@ -41,6 +42,9 @@ struct PutOptions {
   // Otherwise the client computes it from the data it sends; either way the
   // node checks it before committing.
   std::string sha256;
+  // When set, the node stores the copy as a stand-in for this owner (which
+  // is down) and records a hint for it (see HintStore).
+  std::string hinted_for;
 };
 
 // A node's answer to Health.
@@ -117,6 +121,18 @@ class StorageClient {
   // empty. The node checks the filter (INVALID_ARGUMENT).
   absl::StatusOr<StoredFilePage> List(const ListOptions& options);
   absl::StatusOr<NodeHealth> Health();
+
+  // One page of the hints the node holds, oldest first; only those for
+  // `intended_node` when it is not empty. Page until the token is empty.
+  absl::StatusOr<HintPage> ListHints(std::string_view intended_node = "",
+                                     std::string_view page_token = "", uint32_t page_size = 0);
+  // Drops the node's hint of `video_id/name` for `intended_node` (OK if there
+  // is none); with `delete_sha256` set, also removes the node's copy if it
+  // still has that SHA-256 and no other hint needs it. Returns whether the
+  // copy was removed.
+  absl::StatusOr<bool> DropHint(std::string_view video_id, std::string_view name,
+                                std::string_view intended_node,
+                                std::optional<std::string> delete_sha256 = std::nullopt);
 
  private:
   void SetCallDeadline(grpc::ClientContext& context) const;

@@ -8,6 +8,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/names.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
@@ -24,6 +25,11 @@ constexpr int kMaxReceiveMessageBytes = 4 << 20;
 
 grpc::Status InvalidArgument(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
+}
+
+bool IsValidHintNode(std::string_view id) {
+  if (id.empty() || id.size() > HintStore::kMaxNodeIdLength) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
 }
 
 // Which checksum an upload must match: the header's or the finish message's
@@ -48,7 +54,16 @@ StorageServiceImpl::StorageServiceImpl(StorageEngine& engine, StorageServiceOpti
       options_(std::move(options)),
       started_(std::chrono::steady_clock::now()),
       node_id_(options_.node_id),
-      watchdog_(options_.stream_idle_timeout) {}
+      watchdog_(options_.stream_idle_timeout) {
+  // Beside the engine's own directories; the engine never looks at it.
+  absl::StatusOr<std::unique_ptr<HintStore>> hints = HintStore::Open(engine_.data_dir() / "hints");
+  if (hints.ok()) {
+    hints_ = *std::move(hints);
+  } else {
+    hints_status_ = hints.status();
+    spdlog::error("hint store: {}", hints_status_.ToString());
+  }
+}
 
 StorageServiceImpl::~StorageServiceImpl() = default;
 
@@ -71,6 +86,13 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
   const v1::PutHeader header = request.header();
   if (!header.sha256().empty() && !NormalizeSha256Hex(header.sha256())) {
     return InvalidArgument("the header's sha256 is not 64 hex digits");
+  }
+  const bool hinted = !header.hinted_for().empty();
+  if (hinted) {
+    if (!hints_) return ToGrpcStatus(hints_status_);
+    if (!IsValidHintNode(header.hinted_for())) {
+      return InvalidArgument("hinted_for is not a valid node id");
+    }
   }
   auto upload = engine_.StartUpload(
       header.video_id(), header.name(),
@@ -95,8 +117,37 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
       case v1::PutRequest::kFinish: {
         auto expected = ExpectedChecksum(header.sha256(), request.finish().sha256());
         if (!expected.ok()) return ToGrpcStatus(expected.status());
+        // A file and its hints change together (see DropHint).
+        std::unique_lock<std::mutex> key_lock;
+        if (hints_) key_lock = std::unique_lock(hints_->KeyLock(header.video_id(), header.name()));
+        // The hint is recorded before the file is committed: a crash between
+        // the two leaves a hint whose copy is missing or older, which the
+        // hand-back finds and drops, never a stand-in copy nobody knows of.
+        std::optional<Hint> previous;
+        if (hinted) {
+          previous = hints_->Find(header.video_id(), header.name(), header.hinted_for());
+          absl::Status hinted_ok = hints_->Add({.video_id = header.video_id(),
+                                                .name = header.name(),
+                                                .intended_node = header.hinted_for(),
+                                                .size = (*upload)->bytes_written(),
+                                                .sha256 = *expected});
+          if (!hinted_ok.ok()) return ToGrpcStatus(hinted_ok);
+        }
         absl::StatusOr<StoredFile> file = (*upload)->Commit(*expected);
-        if (!file.ok()) return ToGrpcStatus(file.status());
+        if (!file.ok()) {
+          if (hinted) {
+            // Nothing new was stored: the hint goes back to what it was.
+            absl::Status undone =
+                previous ? hints_->Add(*previous)
+                         : hints_->Remove(header.video_id(), header.name(), header.hinted_for());
+            if (!undone.ok()) spdlog::warn("hint store: {}", undone.ToString());
+          }
+          return ToGrpcStatus(file.status());
+        }
+        if (hinted) {
+          spdlog::info("stored {}/{} as a stand-in for {}", file->video_id, file->name,
+                       header.hinted_for());
+        }
         spdlog::debug("stored {}/{} ({} bytes)", file->video_id, file->name, file->size);
         ToProto(*file, response->mutable_file());
         return grpc::Status::OK;
@@ -165,7 +216,16 @@ grpc::Status StorageServiceImpl::Stat(grpc::ServerContext* context, const v1::St
 grpc::Status StorageServiceImpl::Delete(grpc::ServerContext* context,
                                         const v1::DeleteRequest* request, v1::DeleteResponse*) {
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
-  return ToGrpcStatus(engine_.Delete(request->video_id(), request->name()));
+  if (!hints_) return ToGrpcStatus(engine_.Delete(request->video_id(), request->name()));
+  std::lock_guard key_lock(hints_->KeyLock(request->video_id(), request->name()));
+  absl::Status deleted = engine_.Delete(request->video_id(), request->name());
+  // A hint of a deleted file would hand it back to its owner.
+  if (deleted.ok() || absl::IsNotFound(deleted)) {
+    if (absl::Status s = hints_->RemoveKey(request->video_id(), request->name()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+  }
+  return ToGrpcStatus(deleted);
 }
 
 grpc::Status StorageServiceImpl::DeleteVideo(grpc::ServerContext* context,
@@ -174,6 +234,9 @@ grpc::Status StorageServiceImpl::DeleteVideo(grpc::ServerContext* context,
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
   absl::StatusOr<uint64_t> deleted = engine_.DeleteVideo(request->video_id());
   if (!deleted.ok()) return ToGrpcStatus(deleted.status());
+  if (hints_) {
+    if (absl::Status s = hints_->RemoveVideo(request->video_id()); !s.ok()) return ToGrpcStatus(s);
+  }
   response->set_files_deleted(*deleted);
   return grpc::Status::OK;
 }
@@ -211,6 +274,68 @@ grpc::Status StorageServiceImpl::Health(grpc::ServerContext* context, const v1::
   response->set_bytes_used(usage->bytes_used);
   response->set_free_bytes(usage->free_bytes);
   response->set_total_bytes(usage->total_bytes);
+  response->mutable_integrity()->set_hints(hints_ ? hints_->size() : 0);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageServiceImpl::ListHints(grpc::ServerContext* context,
+                                           const v1::ListHintsRequest* request,
+                                           v1::ListHintsResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
+  if (!hints_) return ToGrpcStatus(hints_status_);
+  absl::StatusOr<HintPage> page =
+      hints_->List(request->intended_node(), request->page_token(), request->page_size());
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (const Hint& hint : page->hints) {
+    v1::HintInfo* info = response->add_hints();
+    info->set_video_id(hint.video_id);
+    info->set_name(hint.name);
+    info->set_intended_node(hint.intended_node);
+    info->set_size(hint.size);
+    info->set_sha256(hint.sha256);
+    info->set_created_unix_ms(hint.created_unix_ms);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageServiceImpl::DropHint(grpc::ServerContext* context,
+                                          const v1::DropHintRequest* request,
+                                          v1::DropHintResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
+  if (!hints_) return ToGrpcStatus(hints_status_);
+  if (!IsValidVideoId(request->video_id())) return InvalidArgument("invalid video id");
+  if (!IsValidContentName(request->name())) return InvalidArgument("invalid content name");
+  if (!IsValidHintNode(request->intended_node())) {
+    return InvalidArgument("intended_node is not a valid node id");
+  }
+  std::optional<std::string> sha256;
+  if (request->delete_file()) {
+    sha256 = NormalizeSha256Hex(request->sha256());
+    if (!sha256) return InvalidArgument("delete_file needs the sha256 (64 hex digits) to delete");
+  }
+  // Under the file's lock, so that no hinted Put of the same file can record
+  // a new hint and commit between the check and the delete below.
+  std::lock_guard key_lock(hints_->KeyLock(request->video_id(), request->name()));
+  if (!hints_->Find(request->video_id(), request->name(), request->intended_node())) {
+    return grpc::Status::OK;  // dropped already (by another web server, say)
+  }
+  if (absl::Status s =
+          hints_->Remove(request->video_id(), request->name(), request->intended_node());
+      !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  // The copy stays while another hint still needs it, or when it is another
+  // version than the caller handed back.
+  if (!sha256 || hints_->HasKey(request->video_id(), request->name())) return grpc::Status::OK;
+  absl::StatusOr<StoredFile> file = engine_.Stat(request->video_id(), request->name());
+  if (!file.ok()) {
+    return absl::IsNotFound(file.status()) ? grpc::Status::OK : ToGrpcStatus(file.status());
+  }
+  if (file->sha256 != *sha256) return grpc::Status::OK;
+  absl::Status deleted = engine_.Delete(request->video_id(), request->name());
+  if (!deleted.ok() && !absl::IsNotFound(deleted)) return ToGrpcStatus(deleted);
+  response->set_file_deleted(deleted.ok());
   return grpc::Status::OK;
 }
 
@@ -218,6 +343,7 @@ absl::StatusOr<std::unique_ptr<StorageServer>> StorageServer::Start(StorageEngin
                                                                     StorageServerOptions options) {
   std::unique_ptr<StorageServer> server(new StorageServer);
   server->service_ = std::make_unique<StorageServiceImpl>(engine, options.service);
+  if (absl::Status hints = server->service_->hints_status(); !hints.ok()) return hints;
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, auth::ServerCredentials(options.tls),

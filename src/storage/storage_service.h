@@ -13,6 +13,7 @@
 #include "grpcpp/server.h"
 #include "proto/storage.grpc.pb.h"
 #include "storage/call_watchdog.h"
+#include "storage/hint_store.h"
 #include "storage/storage_engine.h"
 
 namespace streamgrid::storage {
@@ -70,6 +71,16 @@ class StorageServiceImpl final : public v1::StorageService::Service {
                     v1::ListResponse* response) override;
   grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
                       v1::HealthResponse* response) override;
+  grpc::Status ListHints(grpc::ServerContext* context, const v1::ListHintsRequest* request,
+                         v1::ListHintsResponse* response) override;
+  grpc::Status DropHint(grpc::ServerContext* context, const v1::DropHintRequest* request,
+                        v1::DropHintResponse* response) override;
+
+  // Whether the hint store (DATA/hints, opened by the constructor) is usable;
+  // hinted Puts and the hint calls fail with this error otherwise.
+  absl::Status hints_status() const { return hints_status_; }
+  // The hint store, or null when it could not be opened.
+  HintStore* hints() { return hints_.get(); }
 
  private:
   StorageEngine& engine_;
@@ -79,6 +90,8 @@ class StorageServiceImpl final : public v1::StorageService::Service {
   std::string node_id_;  // guarded by node_id_mu_
   CallWatchdog watchdog_;
   std::atomic<int> open_get_streams_{0};
+  std::unique_ptr<HintStore> hints_;
+  absl::Status hints_status_;
 };
 
 struct StorageServerOptions {

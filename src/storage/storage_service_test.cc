@@ -413,6 +413,113 @@ TEST_F(StorageServiceTest, BadPartitionFiltersAreInvalidArguments) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(StorageServiceTest, HintedPutsAreListedAndSurviveARestart) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(300 * 1024, 7);
+  const std::string sha = Sha256::HexOf(data);
+  auto put = client_->Put(video, "seg", SourceOf(data, 100 * 1024),
+                          {.size = data.size(), .hinted_for = "127.0.0.1:9101"});
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_TRUE(client_->PutBytes(video, "plain", "not hinted").ok());
+  auto other = client_->Put(video, "other", SourceOf("x", 1), {.hinted_for = "node-b"});
+  ASSERT_TRUE(other.ok()) << other.status();
+
+  auto hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok()) << hints.status();
+  ASSERT_THAT(hints->hints, SizeIs(2));
+  EXPECT_EQ(hints->hints[0].name, "seg");
+  EXPECT_EQ(hints->hints[0].intended_node, "127.0.0.1:9101");
+  EXPECT_EQ(hints->hints[0].sha256, sha);
+  EXPECT_EQ(hints->hints[0].size, data.size());
+  EXPECT_EQ(hints->hints[1].intended_node, "node-b");
+  auto for_b = client_->ListHints("node-b");
+  ASSERT_TRUE(for_b.ok());
+  ASSERT_THAT(for_b->hints, SizeIs(1));
+  EXPECT_EQ(for_b->hints[0].name, "other");
+
+  Start(std::chrono::seconds(60));
+  hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok()) << hints.status();
+  EXPECT_THAT(hints->hints, SizeIs(2));
+  EXPECT_EQ(GetAll(video, "seg").value_or(""), data);
+}
+
+TEST_F(StorageServiceTest, AFailedHintedPutLeavesNoHint) {
+  const std::string video = NewVideoId();
+  StorageClient::ChunkSource source = SourceOf("some data", 4);
+  auto put =
+      client_->Put(video, "seg", source, {.sha256 = std::string(64, 'c'), .hinted_for = "node-a"});
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kDataLoss) << put.status();
+  auto hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  EXPECT_THAT(hints->hints, IsEmpty());
+  auto bad = client_->Put(video, "seg", SourceOf("x", 1), {.hinted_for = "bad node"});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << bad.status();
+}
+
+TEST_F(StorageServiceTest, DropHintDeletesOnlyTheHintedVersion) {
+  const std::string video = NewVideoId();
+  const std::string v1 = "version one";
+  ASSERT_TRUE(client_->Put(video, "a", SourceOf(v1, 4), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Put(video, "b", SourceOf(v1, 4), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Put(video, "c", SourceOf(v1, 4), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Put(video, "c", SourceOf(v1, 4), {.hinted_for = "n2"}).ok());
+
+  // a: the copy is the hinted version: removed with the hint.
+  auto dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v1));
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_TRUE(*dropped);
+  EXPECT_EQ(client_->Stat(video, "a").status().code(), absl::StatusCode::kNotFound);
+  // Again: no hint any more, nothing happens.
+  dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v1));
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_FALSE(*dropped);
+
+  // b: replaced by a newer version meanwhile: kept.
+  ASSERT_TRUE(client_->PutBytes(video, "b", "version two").ok());
+  dropped = client_->DropHint(video, "b", "n1", Sha256::HexOf(v1));
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_FALSE(*dropped);
+  EXPECT_TRUE(client_->Stat(video, "b").ok());
+
+  // c: still needed by the hint for n2.
+  dropped = client_->DropHint(video, "c", "n1", Sha256::HexOf(v1));
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_FALSE(*dropped);
+  EXPECT_TRUE(client_->Stat(video, "c").ok());
+  // Without delete: only the hint goes.
+  dropped = client_->DropHint(video, "c", "n2");
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_FALSE(*dropped);
+  EXPECT_TRUE(client_->Stat(video, "c").ok());
+  auto hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  EXPECT_THAT(hints->hints, IsEmpty());
+
+  EXPECT_EQ(client_->DropHint("../x", "c", "n1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->DropHint(video, "c", "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->DropHint(video, "c", "n1", "abc").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StorageServiceTest, DeletesDropTheirHints) {
+  const std::string video = NewVideoId();
+  const std::string other_video = NewVideoId();
+  ASSERT_TRUE(client_->Put(video, "a", SourceOf("a", 1), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Put(video, "b", SourceOf("b", 1), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Put(other_video, "c", SourceOf("c", 1), {.hinted_for = "n1"}).ok());
+  ASSERT_TRUE(client_->Delete(video, "a").ok());
+  auto hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  EXPECT_THAT(hints->hints, SizeIs(2));
+  ASSERT_TRUE(client_->DeleteVideo(video).ok());
+  hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  ASSERT_THAT(hints->hints, SizeIs(1));
+  EXPECT_EQ(hints->hints[0].video_id, other_video);
+}
+
 TEST_F(StorageServiceTest, APortInUseIsAnError) {
   // gRPC would otherwise share the port (SO_REUSEPORT) and split the traffic.
   auto second = StorageServer::Start(*engine_, {.listen_address = target_});
