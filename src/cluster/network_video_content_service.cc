@@ -639,6 +639,20 @@ absl::Status NetworkVideoContentService::Delete(std::string_view video_id, std::
     if (Cluster::IsNodeFailure(s)) cluster_.MarkFailure(node.id);
     errors.push_back(Describe(node, s));
   }
+  // A stand-in may hold a copy (and a hint that would hand it back to an
+  // owner): ask the other nodes too, best effort, since a copy only a
+  // stand-in holds is not one the owners would serve.
+  const std::vector<ClusterNode> owners = cluster_.WriteNodes(video_id, name);
+  for (const ClusterNode& node : cluster_.AllNodes()) {
+    if (std::any_of(owners.begin(), owners.end(),
+                    [&](const ClusterNode& owner) { return owner.id == node.id; })) {
+      continue;
+    }
+    if (!cluster_.IsHealthy(node.id)) continue;
+    absl::Status s = node.client->Delete(video_id, name);
+    deleted = deleted || s.ok();
+    if (Cluster::IsNodeFailure(s)) cluster_.MarkFailure(node.id, s.ToString());
+  }
   const std::string what = absl::StrCat("delete ", ToAbsl(video_id), "/", ToAbsl(name));
   // A replica left behind would bring the file back: say so.
   if (!errors.empty()) {

@@ -35,7 +35,8 @@ namespace streamgrid {
 // slow reader never keeps a node's stream open.
 // Stat likewise. List asks every node and merges; Delete and DeleteVideo
 // remove from every node concerned and fail with UNAVAILABLE if one of them is
-// unreachable, so nothing is silently left behind.
+// unreachable, so nothing is silently left behind (Delete also asks the other
+// nodes that answer, for a stand-in's copy, best effort).
 //
 // ETags are `"` + SHA-256 + `"`, identical on every replica. When no replica
 // answers, calls fail with UNAVAILABLE naming the nodes tried.
