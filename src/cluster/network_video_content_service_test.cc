@@ -331,6 +331,29 @@ TEST_F(NetworkContentTest, AReplicaDyingMidWriteFailsItAndARetryUsesAStandIn) {
   EXPECT_EQ(ReadContent(service_, id, name).value_or("error"), data);
 }
 
+TEST_F(NetworkContentTest, PlannedStandInsAreEveryNodeButTheOwners) {
+  TestNodes extra(1);
+  const std::string id = NewVideoId();
+  for (bool migrating : {false, true}) {
+    if (migrating) {
+      ClusterState state = *cluster_.state();
+      state.target = *state.current.WithNodeAdded({.id = "extra", .address = extra.address(0)});
+      cluster_.Update(state);
+    }
+    for (int f = 0; f < 20; ++f) {
+      const std::string name = absl::StrCat("seg-", f);
+      Cluster::WritePlan plan = cluster_.PlanWrite(id, name);
+      std::set<std::string> owners, stand_ins;
+      for (const ClusterNode& n : plan.nodes) owners.insert(n.id);
+      for (const ClusterNode& n : plan.stand_ins) {
+        EXPECT_FALSE(owners.contains(n.id)) << n.id;
+        EXPECT_TRUE(stand_ins.insert(n.id).second) << n.id;
+      }
+      EXPECT_EQ(owners.size() + stand_ins.size(), migrating ? 4u : 3u) << name;
+    }
+  }
+}
+
 TEST(HandoffOrderTest, EveryOtherNodeOnceStartingWithTheNextPartitions) {
   std::vector<RingNode> nodes;
   for (int i = 0; i < 6; ++i) nodes.push_back({.id = absl::StrCat("n", i), .address = "x"});
