@@ -1,5 +1,5 @@
 // The web server over a cluster of three storage nodes with two replicas of
-// every file: placement, reads surviving a killed node, uploads refused while
+// every file: placement, reads and uploads surviving a killed node, uploads refused while
 // two nodes are down, recovery, and the cluster surviving a restart
 // of the web server.
 import { test, before, after } from 'node:test';
@@ -109,6 +109,25 @@ test('everything is still served with one node killed', async () => {
     await run('ffmpeg', ['-v', 'error', '-nostats', '-i',
       `${web.url}/content/${video.id}/manifest.mpd`, '-f', 'null', '-'], { timeoutMs: 120000 });
   }
+});
+
+test('with one node of three killed, uploads still become ready with two copies', async () => {
+  // The copies meant for the dead node go to the third node (hinted handoff,
+  // see handoff.test.mjs for the hand-back).
+  const file = await makeTestVideo(path.join(scratch, 'one-down.mp4'),
+    { width: 320, height: 180, seconds: 2 });
+  const res = await uploadFile(web.url, file, { timeoutMs: 60000 });
+  assert.equal(res.status, 202, res.text);
+  await waitForStatus(web.url, res.json.id, 'ready');
+  const live = nodes.slice(1);
+  const holders = new Map();
+  for (const node of live) {
+    for (const name of await filesOn(node, res.json.id)) {
+      holders.set(name, (holders.get(name) || 0) + 1);
+    }
+  }
+  assert.ok(holders.has('original'));
+  for (const [name, count] of holders) assert.equal(count, 2, `${res.json.id}/${name} copies`);
 });
 
 test('uploads are refused with 503 while fewer than R nodes are up, and leave nothing', async () => {
