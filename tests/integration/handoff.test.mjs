@@ -2,7 +2,8 @@
 // file. With a node killed, uploads still become ready (stand-ins take the
 // dead node's copies and record hints for it); when it comes back, the copies
 // are handed back to it and dropped from the stand-ins. A node killed in the
-// middle of a large write ends with the upload stored on two live nodes.
+// middle of a large write ends with the upload stored on two live nodes, and
+// handed back once both nodes are back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -176,10 +177,40 @@ test('a node killed during a large hinted write: the upload is stored on two liv
   await waitForStatus(web.url, id, 'ready', 300000);
   const count = await holders(id, survivors);
   assert.ok(count.has('original'));
+  // The write that succeeded was a hinted one: one of the original's owners
+  // (the killed node, or the node down before) was replaced by a stand-in.
+  const hints = (await Promise.all(survivors.map(hintsOn))).flat();
+  assert.ok(hints.some((h) => h.videoId === id && h.name === 'original'
+    && [victim.address, nodes[3].address].includes(h.intended)), JSON.stringify(hints));
   for (const [name, n] of count) assert.equal(n, 2, `${id}/${name} copies on the two live nodes`);
   for (const node of survivors) {
     const entries = await listDir(path.join(contentDir(node), id));
     assert.ok(!entries.some((e) => e.startsWith('.tmp-')), `temp files left on ${node.address}`);
     assert.equal(await shaOfFile(path.join(contentDir(node), id, 'original')), digest);
   }
+  large = { id, digest, victim };
+});
+
+let large;
+
+test('both nodes back: every hint handed back, two copies of every file', async () => {
+  if (!large) return;  // the large upload ended with a clean error: nothing to hand back
+  await large.victim.restart();
+  await nodes[3].restart();
+  await waitFor(async () => {
+    for (const node of nodes) {
+      if ((await hintsOn(node)).length > 0) return false;
+    }
+    return true;
+  }, { timeoutMs: 90000, intervalMs: 200, what: 'every hint to be handed back' });
+  const count = await holders(large.id);
+  for (const [name, n] of count) assert.equal(n, 2, `${large.id}/${name} copies`);
+  for (const node of nodes) {
+    if ((await filesOn(node, large.id)).includes('original')) {
+      assert.equal(await shaOfFile(path.join(contentDir(node), large.id, 'original')), large.digest);
+    }
+  }
+  const res = await fetch(`${web.url}/content/${large.id}/original`);
+  assert.equal(res.status, 200);
+  assert.equal(sha(Buffer.from(await res.arrayBuffer())), large.digest);
 });
