@@ -38,9 +38,9 @@ absl::Status ValidateKey(std::string_view video_id, std::string_view name) {
 }
 
 std::string Serialize(const Hint& hint) {
-  return absl::StrCat(ToAbsl(kMagic), "\n", hint.seq, "\n", hint.intended_node, "\n", hint.video_id, "\n",
-                      hint.name, "\n", hint.size, "\n", hint.sha256, "\n", hint.created_unix_ms,
-                      "\n");
+  return absl::StrCat(ToAbsl(kMagic), "\n", hint.seq, "\n", hint.intended_node, "\n", hint.video_id,
+                      "\n", hint.name, "\n", hint.size, "\n", hint.sha256, "\n",
+                      hint.created_unix_ms, "\n");
 }
 
 std::optional<Hint> Parse(std::string_view text) {
