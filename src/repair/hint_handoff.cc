@@ -1,6 +1,7 @@
 #include "repair/hint_handoff.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -22,9 +23,10 @@ bool IsStale(const absl::Status& status) { return absl::IsNotFound(status); }
 // from `src` (streamed a chunk at a time; the receiving node checks the
 // SHA-256 before it commits). OK when `dst` has it, or has a newer version;
 // NOT_FOUND when `src` no longer has that version (stale hint); otherwise the
-// error that stopped the copy.
+// error that stopped the copy (CANCELLED once `stopping` says so, checked
+// between chunks, so that Stop() need not wait for a large file).
 absl::Status EnsureCopy(Cluster& cluster, const ClusterNode& src, const ClusterNode& dst,
-                        const Hint& hint) {
+                        const Hint& hint, const std::function<bool()>& stopping) {
   absl::StatusOr<StoredFile> there = dst.client->Stat(hint.video_id, hint.name);
   if (there.ok()) {
     if (there->sha256 == hint.sha256) return absl::OkStatus();
@@ -53,6 +55,7 @@ absl::Status EnsureCopy(Cluster& cluster, const ClusterNode& src, const ClusterN
                                   {.size = (*get)->file().size, .sha256 = hint.sha256});
   if (!put.ok()) return put.status();
   while (true) {
+    if (stopping()) return absl::CancelledError("hinted handoff stopping");
     absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
     if (!chunk.ok()) {
       if (absl::IsDataLoss(chunk.status())) {
@@ -185,18 +188,20 @@ void HintHandoff::HandBack(const ClusterNode& stand_in, const Hint& hint,
       ++pass.kept;
       return;
     }
-    absl::Status copied = EnsureCopy(cluster_, stand_in, target, hint);
+    absl::Status copied =
+        EnsureCopy(cluster_, stand_in, target, hint, [this] { return stopping(); });
     if (IsStale(copied)) {
       stale = true;
       break;
     }
     if (!copied.ok()) {
+      ++pass.kept;
+      if (stopping()) return;
       if (Cluster::IsNodeFailure(copied)) reachable[target.id] = false;
       spdlog::warn("hinted handoff: cannot copy {}/{} from {} to {}: {}", hint.video_id, hint.name,
                    stand_in.id, target.id, copied.ToString());
       stats_.SetLastError(absl::StrCat("hinted handoff of ", hint.video_id, "/", hint.name, ": ",
                                        copied.message()));
-      ++pass.kept;
       return;
     }
   }
