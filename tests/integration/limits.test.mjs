@@ -302,7 +302,7 @@ test('cluster: slow readers hold no node stream, full nodes answer 507, errors h
     for (const dir of [scratch, webDir]) assert.ok(!r.json.error.includes(dir), r.json.error);
     assert.match(r.json.error, /error id [0-9a-f]+/);
   }
-  assert.match(refused.json.error, /storage node is down/);
+  assert.match(refused.json.error, /not enough storage nodes are up/);
   // The detail went to the log under the same id.
   const errorId = /error id ([0-9a-f]+)/.exec(reads[0].json.error)[1];
   assert.match(web.log(), new RegExp(`error ${errorId} answered 50\\d: .*127\\.0\\.0\\.1:`));
