@@ -270,9 +270,10 @@ class ReplicatedWriter : public ContentWriter {
       if (r.status.ok()) continue;
       absl::Status error = r.status;
       if (Cluster::IsNodeFailure(error)) cluster_.MarkFailure(r.node.id);
-      std::string message =
-          absl::StrCat("cannot store ", video_id_, "/", name_, " on all ", replicas_.size(),
-                       " replicas: node ", Describe(r.node, error));
+      std::string message = absl::StrCat(
+          "cannot store ", video_id_, "/", name_, " on all ", replicas_.size(), " replicas: node ",
+          Describe(r.node, error), r.hinted_for.empty() ? "" : " (standing in for ", r.hinted_for,
+          r.hinted_for.empty() ? "" : ")");
       switch (error.code()) {
         case absl::StatusCode::kUnavailable:
         case absl::StatusCode::kDeadlineExceeded:
