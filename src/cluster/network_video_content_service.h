@@ -33,6 +33,12 @@ namespace streamgrid {
 // They fetch bounded pieces (`read_piece_bytes`, 1 MiB by default) into a
 // buffer of their own, each a short Get completed at the node's pace, so a
 // slow reader never keeps a node's stream open.
+// Reads are verified: a replica answering DATA_LOSS (its node found the copy
+// damaged) is reported for repair (Cluster::ReportDamage) and the piece comes
+// from the next replica; a whole-file read is hashed, its last piece withheld
+// until the SHA-256 matches, and a mismatch fails over the same way (or ends
+// the read with DATA_LOSS if a damaged byte was already handed out). Range
+// reads rely on the nodes' own block checks.
 // Stat likewise. List asks every node and merges; Delete and DeleteVideo
 // remove from every node concerned and fail with UNAVAILABLE if one of them is
 // unreachable, so nothing is silently left behind (Delete also asks the other

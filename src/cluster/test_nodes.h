@@ -4,6 +4,7 @@
 // StorageServers in this process, on ephemeral ports.
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -67,6 +68,9 @@ class TestNodes {
 
   // Get streams node `i` is serving now.
   int OpenGetStreams(int i) { return servers_[i]->service().open_get_streams(); }
+
+  // Node `i`'s data directory (its engine's).
+  std::filesystem::path DataDir(int i) const { return engines_[i]->data_dir(); }
 
   std::string id(int i) const { return absl::StrCat("node", i); }
   std::string address(int i) const { return absl::StrCat("127.0.0.1:", ports_[i]); }
