@@ -34,6 +34,22 @@ v1::MigrationState StateOf(MigrationPhase phase) {
 
 grpc::Status ToGrpc(const absl::Status& status) { return storage::ToGrpcStatus(status); }
 
+v1::NodeHealth HealthOf(NodeLiveness liveness) {
+  switch (liveness) {
+    case NodeLiveness::kUp:
+      return v1::NODE_HEALTH_UP;
+    case NodeLiveness::kSuspect:
+      return v1::NODE_HEALTH_SUSPECT;
+    case NodeLiveness::kDown:
+      return v1::NODE_HEALTH_DOWN;
+  }
+  return v1::NODE_HEALTH_UNSPECIFIED;
+}
+
+int64_t UnixMs(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
+
 }  // namespace
 
 void ToProto(const MigrationProgress& progress, v1::Migration* proto) {
@@ -130,7 +146,30 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context, const v1:
       out->set_free_bytes(h->free_bytes);
       out->set_total_bytes(h->total_bytes);
     } else {
+      // This very check counts as the failure detector's evidence too.
+      if (member && Cluster::IsNodeFailure(h.status())) {
+        cluster_->MarkFailure(node.id, std::string(h.status().message()));
+      }
       out->set_error(std::string(h.status().message()));
+    }
+    if (member) {
+      const NodeLivenessInfo liveness = cluster_->Liveness(node.id);
+      out->set_health(HealthOf(liveness.liveness));
+      if (liveness.since.time_since_epoch().count() > 0) {
+        out->set_health_since_unix_ms(UnixMs(liveness.since));
+      }
+    } else {
+      out->set_health(h.ok() ? v1::NODE_HEALTH_UP : v1::NODE_HEALTH_DOWN);
+    }
+    if (options_.monitor) {
+      if (std::optional<NodeReport> report = options_.monitor->Report(node.id)) {
+        if (report->health) {
+          const storage::v1::IntegrityStats& integrity = report->health->integrity();
+          out->set_quarantined(integrity.quarantined_total());
+          out->set_scrubbed_bytes(integrity.scrub().bytes_checked());
+        }
+        if (report->hints_pending) out->set_hints_pending(*report->hints_pending);
+      }
     }
   }
   response->set_replication_factor(current.replication_factor());
@@ -223,6 +262,19 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context, const v1::St
   response->set_replication_factor(state->current.replication_factor());
   response->set_placement_version(state->current.version());
   response->set_nodes(static_cast<uint32_t>(state->current.nodes().size()));
+  if (options_.repair) {
+    const repair::RepairStats& stats = *options_.repair;
+    v1::RepairStatus* repair = response->mutable_repair();
+    repair->set_hints_pending(stats.hints_pending.load());
+    repair->set_hints_handed_back(stats.hints_handed_back.load());
+    repair->set_files_repaired(stats.files_repaired.load());
+    repair->set_bytes_repaired(stats.bytes_repaired.load());
+    repair->set_damaged_reported(stats.damaged_reported.load());
+    repair->set_anti_entropy_passes(stats.anti_entropy_passes.load());
+    repair->set_last_anti_entropy_unix_ms(stats.last_anti_entropy_unix_ms.load());
+    repair->set_files_unrecoverable(stats.files_unrecoverable.load());
+    repair->set_last_error(stats.LastError());
+  }
   return grpc::Status::OK;
 }
 

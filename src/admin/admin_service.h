@@ -13,10 +13,12 @@
 #include "auth/grpc_auth.h"
 #include "auth/tls.h"
 #include "cluster/cluster.h"
+#include "cluster/node_monitor.h"
 #include "grpcpp/server.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
 #include "proto/admin.grpc.pb.h"
+#include "repair/repair_stats.h"
 #include "storage/node_announcement.h"
 
 namespace streamgrid {
@@ -34,6 +36,11 @@ struct AdminServiceOptions {
   // The admin token every call must carry (none by default); each handler
   // checks it before anything else.
   auth::TokenCheck auth;
+  // The failure detector, for each node's last known hints, quarantine and
+  // scrub figures in ListNodes; null: those stay 0.
+  const NodeMonitor* monitor = nullptr;
+  // What the self-repair loops have done, for Status; null: left unset.
+  const repair::RepairStats* repair = nullptr;
 };
 
 // AdminService over a live Cluster and its Migrator. Without them (the web

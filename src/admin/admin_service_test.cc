@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "auth/testing/call_every_method.h"
@@ -199,6 +200,97 @@ TEST(AdminServiceTest, OffersAnnouncedNodesAndAddsOneByItsId) {
   auto index = cluster.state()->target->IndexOf(nodes.id(3));
   ASSERT_TRUE(index.has_value());
   EXPECT_EQ(cluster.state()->target->node(*index).address, nodes.address(3));
+}
+
+TEST(AdminServiceTest, ListsEachMembersHealthWithSinceWhen) {
+  TestNodes nodes(4);
+  ClusterOptions options;
+  options.down_after = std::chrono::hours(1);  // stays suspect for the test
+  PendingCluster pending(nodes, options);
+  NodeMonitor monitor(*pending.cluster, {.probe_timeout = std::chrono::seconds(10)});
+  AdminHarness admin(pending.cluster.get(), pending.migrator.get(), {.monitor = &monitor});
+  const int64_t start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  monitor.ProbeOnce();
+  v1::ListNodesResponse listed;
+  ASSERT_TRUE(admin.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  ASSERT_EQ(listed.nodes_size(), 3);
+  for (const v1::Node& node : listed.nodes()) {
+    EXPECT_EQ(node.health(), v1::NODE_HEALTH_UP) << node.id();
+    EXPECT_GE(node.health_since_unix_ms(), start_ms - 1000) << node.id();
+  }
+
+  nodes.Stop(1);
+  monitor.ProbeOnce();
+  ASSERT_TRUE(admin.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  for (const v1::Node& node : listed.nodes()) {
+    if (node.id() == nodes.id(1)) {
+      EXPECT_EQ(node.health(), v1::NODE_HEALTH_SUSPECT);
+      EXPECT_FALSE(node.reachable());
+      EXPECT_GE(node.health_since_unix_ms(), start_ms - 1000);
+    } else {
+      EXPECT_EQ(node.health(), v1::NODE_HEALTH_UP) << node.id();
+    }
+  }
+
+  // With no down_after to wait, the listing's own failed check makes it down.
+  ClusterOptions quick;
+  quick.down_after = std::chrono::milliseconds(0);
+  PendingCluster other(nodes, quick);
+  AdminHarness admin2(other.cluster.get(), other.migrator.get());
+  ASSERT_TRUE(admin2.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  for (const v1::Node& node : listed.nodes()) {
+    EXPECT_EQ(node.health(), node.id() == nodes.id(1) ? v1::NODE_HEALTH_DOWN : v1::NODE_HEALTH_UP)
+        << node.id();
+  }
+  // Back: up again once a probe gets through (the channel may still be backing
+  // off from the outage for a moment).
+  nodes.Start(1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  monitor.ProbeOnce();
+  while (pending.cluster->Liveness(nodes.id(1)).liveness != NodeLiveness::kUp &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    monitor.ProbeOnce();
+  }
+  ASSERT_TRUE(admin.stub().ListNodes(AdminHarness::Context().get(), {}, &listed).ok());
+  for (const v1::Node& node : listed.nodes()) EXPECT_EQ(node.health(), v1::NODE_HEALTH_UP);
+}
+
+TEST(AdminServiceTest, StatusReportsWhatRepairHasDone) {
+  TestNodes nodes(4);
+  PendingCluster pending(nodes);
+  repair::RepairStats stats;
+  stats.hints_pending = 3;
+  stats.hints_handed_back = 5;
+  stats.files_repaired = 7;
+  stats.bytes_repaired = 7000;
+  stats.damaged_reported = 2;
+  stats.anti_entropy_passes = 4;
+  stats.last_anti_entropy_unix_ms = 1714564800000;
+  stats.files_unrecoverable = 1;
+  stats.SetLastError("node1: no live replica of v/seg");
+  AdminHarness admin(pending.cluster.get(), pending.migrator.get(), {.repair = &stats});
+  v1::StatusResponse status;
+  ASSERT_TRUE(admin.stub().Status(AdminHarness::Context().get(), {}, &status).ok());
+  ASSERT_TRUE(status.has_repair());
+  const v1::RepairStatus& repair = status.repair();
+  EXPECT_EQ(repair.hints_pending(), 3u);
+  EXPECT_EQ(repair.hints_handed_back(), 5u);
+  EXPECT_EQ(repair.files_repaired(), 7u);
+  EXPECT_EQ(repair.bytes_repaired(), 7000u);
+  EXPECT_EQ(repair.damaged_reported(), 2u);
+  EXPECT_EQ(repair.anti_entropy_passes(), 4u);
+  EXPECT_EQ(repair.last_anti_entropy_unix_ms(), 1714564800000);
+  EXPECT_EQ(repair.files_unrecoverable(), 1u);
+  EXPECT_EQ(repair.last_error(), "node1: no live replica of v/seg");
+
+  // Without repair figures the field stays unset.
+  AdminHarness bare(pending.cluster.get(), pending.migrator.get());
+  v1::StatusResponse plain;
+  ASSERT_TRUE(bare.stub().Status(AdminHarness::Context().get(), {}, &plain).ok());
+  EXPECT_FALSE(plain.has_repair());
 }
 
 // Every method of the admin API refuses a call without the admin token, or
