@@ -1,6 +1,7 @@
 #include "admin_cli/format.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <vector>
@@ -106,9 +107,37 @@ std::string_view NodeStateName(v1::NodeState state) {
       return "leaving";
     case v1::NODE_STATE_AVAILABLE:
       return "available";
+    case v1::NODE_STATE_OUT:
+      return "out";
     default:
       return "unknown";
   }
+}
+
+std::string_view NodeHealthName(v1::NodeHealth health) {
+  switch (health) {
+    case v1::NODE_HEALTH_UP:
+      return "up";
+    case v1::NODE_HEALTH_SUSPECT:
+      return "suspect";
+    case v1::NODE_HEALTH_DOWN:
+      return "down";
+    default:
+      return "unknown";
+  }
+}
+
+std::string_view ShownHealth(const v1::Node& node) {
+  if (node.health() == v1::NODE_HEALTH_UNSPECIFIED) return node.reachable() ? "up" : "down";
+  return NodeHealthName(node.health());
+}
+
+std::string HealthSince(const v1::Node& node, int64_t now_unix_ms) {
+  std::string out(ShownHealth(node));
+  if (node.health_since_unix_ms() <= 0) return out;
+  absl::StrAppend(&out, " for ", Duration(now_unix_ms - node.health_since_unix_ms()), ", since ",
+                  UtcTime(node.health_since_unix_ms()));
+  return out;
 }
 
 std::string_view MigrationStateName(v1::MigrationState state) {
@@ -132,14 +161,27 @@ size_t DisplayWidth(std::string_view text) {
 }
 
 std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
+  return FormatNodeTable(nodes, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
+}
+
+std::string FormatNodeTable(const v1::ListNodesResponse& nodes, int64_t now_unix_ms) {
   struct Column {
     std::string_view title;
     bool right_aligned;
   };
-  static constexpr Column kColumns[] = {{"ID", false},        {"ADDRESS", false}, {"STATE", false},
-                                        {"REACHABLE", false}, {"FILES", true},    {"USED", true},
-                                        {"FREE", true},       {"SHARE", true},    {"WEIGHT", true}};
-  constexpr size_t kCount = std::size(kColumns);
+  static constexpr Column kColumns[] = {
+      {"ID", false},    {"ADDRESS", false}, {"STATE", false},      {"HEALTH", false},
+      {"FILES", true},  {"USED", true},     {"FREE", true},        {"SHARE", true},
+      {"WEIGHT", true}, {"HINTS", true},    {"QUARANTINED", true}, {"SCRUBBED", true}};
+  // The integrity columns only once some node has such figures: most
+  // clusters, most of the time, have none to show.
+  const bool integrity =
+      std::any_of(nodes.nodes().begin(), nodes.nodes().end(), [](const v1::Node& node) {
+        return node.hints_pending() > 0 || node.quarantined() > 0 || node.scrubbed_bytes() > 0;
+      });
+  const size_t column_count = integrity ? std::size(kColumns) : std::size(kColumns) - 3;
 
   const bool migrating = Migrating(nodes);
   // Nodes announce themselves only where the cluster uses etcd: say which do
@@ -148,28 +190,33 @@ std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
                                       [](const v1::Node& node) { return node.announced(); });
   std::vector<std::vector<std::string>> rows;
   rows.emplace_back();
-  for (const Column& column : kColumns) rows.back().emplace_back(column.title);
+  for (size_t i = 0; i < column_count; ++i) rows.back().emplace_back(kColumns[i].title);
   for (const v1::Node& node : nodes.nodes()) {
     const bool up = node.reachable();
     std::string share = Percent(node.share_of_keyspace());
     if (migrating) share += " → " + Percent(node.target_share_of_keyspace());
     const bool member = node.state() != v1::NODE_STATE_AVAILABLE;
     rows.push_back({node.id(), node.address(), std::string(NodeStateName(node.state())),
-                    up ? "up" : "down", up ? absl::StrCat(node.files()) : "-",
+                    std::string(ShownHealth(node)), up ? absl::StrCat(node.files()) : "-",
                     up ? HumanBytes(node.bytes_used()) : "-",
                     up ? HumanBytes(node.free_bytes()) : "-", member ? share : "-",
                     member ? Weight(node.weight()) : "-"});
+    if (integrity) {
+      rows.back().push_back(absl::StrCat(node.hints_pending()));
+      rows.back().push_back(absl::StrCat(node.quarantined()));
+      rows.back().push_back(HumanBytes(node.scrubbed_bytes()));
+    }
   }
 
-  std::vector<size_t> widths(kCount, 0);
+  std::vector<size_t> widths(column_count, 0);
   for (const auto& row : rows) {
-    for (size_t i = 0; i < kCount; ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+    for (size_t i = 0; i < column_count; ++i) widths[i] = std::max(widths[i], DisplayWidth(row[i]));
   }
 
   std::string out;
   for (size_t r = 0; r < rows.size(); ++r) {
     std::string line;
-    for (size_t i = 0; i < kCount; ++i) {
+    for (size_t i = 0; i < column_count; ++i) {
       const std::string& cell = rows[r][i];
       const std::string pad(widths[i] - DisplayWidth(cell), ' ');
       if (i > 0) line += "  ";
@@ -179,6 +226,9 @@ std::string FormatNodeTable(const v1::ListNodesResponse& nodes) {
     absl::StrAppend(&out, line, "\n");
     if (r > 0) {
       const v1::Node& node = nodes.nodes(static_cast<int>(r - 1));
+      if (ShownHealth(node) != "up") {
+        absl::StrAppend(&out, "    ", HealthSince(node, now_unix_ms), "\n");
+      }
       if (!node.reachable()) {
         absl::StrAppend(&out, "    error: ", node.error().empty() ? "no answer" : node.error(),
                         "\n");
@@ -240,6 +290,22 @@ std::string FormatStatus(const v1::StatusResponse& status) {
     }
     absl::StrAppend(&out, "web servers: ", absl::StrJoin(servers, ", "), "\n");
   }
+  if (status.has_repair()) {
+    const v1::RepairStatus& r = status.repair();
+    absl::StrAppend(&out, "repair (this web server, since it started):\n");
+    absl::StrAppend(&out, "  hints:        ", r.hints_pending(), " pending, ",
+                    r.hints_handed_back(), " handed back\n");
+    absl::StrAppend(&out, "  repaired:     ", r.files_repaired(), " files (",
+                    HumanBytes(r.bytes_repaired()), ")\n");
+    absl::StrAppend(&out, "  damaged:      ", r.damaged_reported(), " copies reported, ",
+                    r.files_unrecoverable(), " unrecoverable\n");
+    absl::StrAppend(&out, "  anti-entropy: ", r.anti_entropy_passes(), " passes");
+    if (r.last_anti_entropy_unix_ms() > 0) {
+      absl::StrAppend(&out, ", last ended ", UtcTime(r.last_anti_entropy_unix_ms()));
+    }
+    out += "\n";
+    if (!r.last_error().empty()) absl::StrAppend(&out, "  last error:   ", r.last_error(), "\n");
+  }
   return out;
 }
 
@@ -292,7 +358,12 @@ nlohmann::json NodesToJson(const v1::ListNodesResponse& nodes) {
                     {"free_bytes", node.free_bytes()},
                     {"total_bytes", node.total_bytes()},
                     {"share_of_keyspace", node.share_of_keyspace()},
-                    {"target_share_of_keyspace", node.target_share_of_keyspace()}});
+                    {"target_share_of_keyspace", node.target_share_of_keyspace()},
+                    {"health", ShownHealth(node)},
+                    {"health_since_unix_ms", node.health_since_unix_ms()},
+                    {"hints_pending", node.hints_pending()},
+                    {"quarantined", node.quarantined()},
+                    {"scrubbed_bytes", node.scrubbed_bytes()}});
   }
   return {{"replication_factor", nodes.replication_factor()},
           {"placement_version", nodes.placement_version()},
@@ -326,6 +397,18 @@ nlohmann::json WebServersToJson(const v1::StatusResponse& status) {
   return list;
 }
 
+nlohmann::json RepairToJson(const v1::RepairStatus& repair) {
+  return {{"hints_pending", repair.hints_pending()},
+          {"hints_handed_back", repair.hints_handed_back()},
+          {"files_repaired", repair.files_repaired()},
+          {"bytes_repaired", repair.bytes_repaired()},
+          {"damaged_reported", repair.damaged_reported()},
+          {"anti_entropy_passes", repair.anti_entropy_passes()},
+          {"last_anti_entropy_unix_ms", repair.last_anti_entropy_unix_ms()},
+          {"files_unrecoverable", repair.files_unrecoverable()},
+          {"last_error", repair.last_error()}};
+}
+
 }  // namespace
 
 nlohmann::json StatusToJson(const v1::StatusResponse& status) {
@@ -334,7 +417,8 @@ nlohmann::json StatusToJson(const v1::StatusResponse& status) {
           {"placement_version", status.placement_version()},
           {"nodes", status.nodes()},
           {"web_servers", WebServersToJson(status)},
-          {"migration_runner", status.migration_runner()}};
+          {"migration_runner", status.migration_runner()},
+          {"repair", status.has_repair() ? RepairToJson(status.repair()) : nullptr}};
 }
 
 }  // namespace streamgrid::admin_cli

@@ -73,12 +73,13 @@ TEST(AdminNodeTableTest, AlignsColumnsAndEndsWithTheSummary) {
   *nodes.add_nodes() = down;
 
   EXPECT_EQ(FormatNodeTable(nodes),
-            "ID              ADDRESS         STATE   REACHABLE  FILES     USED      FREE  SHARE  "
+            "ID              ADDRESS         STATE   HEALTH  FILES     USED      FREE  SHARE  "
             "WEIGHT\n"
-            "127.0.0.1:9101  127.0.0.1:9101  active  up          1234  1.5 GiB  10.0 GiB  66.7%  "
+            "127.0.0.1:9101  127.0.0.1:9101  active  up       1234  1.5 GiB  10.0 GiB  66.7%  "
             "     1\n"
-            "127.0.0.1:9102  127.0.0.1:9102  active  down           -        -         -  66.7%  "
+            "127.0.0.1:9102  127.0.0.1:9102  active  down        -        -         -  66.7%  "
             "     1\n"
+            "    down\n"
             "    error: connection refused\n"
             "replication factor 2, placement version 7\n");
 }
@@ -97,15 +98,91 @@ TEST(AdminNodeTableTest, ShowsAvailableNodesAndMembersThatDoNotAnnounceThemselve
   *nodes.add_nodes() = available;
 
   EXPECT_EQ(FormatNodeTable(nodes),
-            "ID   ADDRESS  STATE      REACHABLE  FILES     USED      FREE  SHARE  WEIGHT\n"
-            "a:1  a:1      active     up          1234  1.5 GiB  10.0 GiB  50.0%       1\n"
-            "b:1  b:1      active     up          1234  1.5 GiB  10.0 GiB  50.0%       1\n"
+            "ID   ADDRESS  STATE      HEALTH  FILES     USED      FREE  SHARE  WEIGHT\n"
+            "a:1  a:1      active     up       1234  1.5 GiB  10.0 GiB  50.0%       1\n"
+            "b:1  b:1      active     up       1234  1.5 GiB  10.0 GiB  50.0%       1\n"
             "    not announced in etcd: its process is down, cut off from etcd, or started "
             "without --etcd\n"
-            "c:1  c:1      available  up          1234  1.5 GiB  10.0 GiB      -       -\n"
+            "c:1  c:1      available  up       1234  1.5 GiB  10.0 GiB      -       -\n"
             "replication factor 1, placement version 2\n");
   EXPECT_EQ(NodesToJson(nodes)["nodes"][2]["state"], "available");
   EXPECT_EQ(NodesToJson(nodes)["nodes"][2]["announced"], true);
+}
+
+TEST(AdminNodeTableTest, ShowsHealthWithSinceWhenAndIntegrityFigures) {
+  constexpr int64_t kNow = 1714564800000 + 133'000;  // 2024-05-01 12:02:13 UTC
+  v1::ListNodesResponse nodes;
+  nodes.set_replication_factor(2);
+  nodes.set_placement_version(3);
+  v1::Node up = MakeNode("a:1", v1::NODE_STATE_ACTIVE, 0.5, 0.5);
+  up.set_health(v1::NODE_HEALTH_UP);
+  up.set_health_since_unix_ms(1714564800000 - 3'600'000);
+  up.set_quarantined(2);
+  up.set_scrubbed_bytes(uint64_t{5} << 20);
+  up.set_hints_pending(0);
+  *nodes.add_nodes() = up;
+  v1::Node suspect = MakeNode("b:1", v1::NODE_STATE_ACTIVE, 0.5, 0.5);
+  suspect.set_health(v1::NODE_HEALTH_SUSPECT);
+  suspect.set_health_since_unix_ms(kNow - 4'200);
+  *nodes.add_nodes() = suspect;
+  v1::Node down = MakeNode("c:1", v1::NODE_STATE_ACTIVE, 0.5, 0.5);
+  down.set_health(v1::NODE_HEALTH_DOWN);
+  down.set_health_since_unix_ms(1714564800000);  // 2m13s before kNow
+  down.set_reachable(false);
+  down.set_error("connection refused");
+  down.set_hints_pending(17);
+  *nodes.add_nodes() = down;
+
+  EXPECT_EQ(FormatNodeTable(nodes, kNow),
+            "ID   ADDRESS  STATE   HEALTH   FILES     USED      FREE  SHARE  WEIGHT  HINTS  "
+            "QUARANTINED  SCRUBBED\n"
+            "a:1  a:1      active  up        1234  1.5 GiB  10.0 GiB  50.0%       1      0  "
+            "          2   5.0 MiB\n"
+            "b:1  b:1      active  suspect   1234  1.5 GiB  10.0 GiB  50.0%       1      0  "
+            "          0       0 B\n"
+            "    suspect for 4.2s, since 2024-05-01 12:02:08 UTC\n"
+            "c:1  c:1      active  down         -        -         -  50.0%       1     17  "
+            "          0       0 B\n"
+            "    down for 2m13s, since 2024-05-01 12:00:00 UTC\n"
+            "    error: connection refused\n"
+            "replication factor 2, placement version 3\n");
+  nlohmann::json json = NodesToJson(nodes);
+  EXPECT_EQ(json["nodes"][2]["health"], "down");
+  EXPECT_EQ(json["nodes"][2]["health_since_unix_ms"], 1714564800000);
+  EXPECT_EQ(json["nodes"][2]["hints_pending"], 17);
+  EXPECT_EQ(json["nodes"][0]["quarantined"], 2);
+  EXPECT_EQ(json["nodes"][0]["scrubbed_bytes"], uint64_t{5} << 20);
+  EXPECT_EQ(NodeStateName(v1::NODE_STATE_OUT), "out");
+}
+
+TEST(AdminStatusTest, ShowsWhatRepairHasDone) {
+  v1::StatusResponse status;
+  status.set_nodes(3);
+  status.set_replication_factor(2);
+  status.set_placement_version(3);
+  v1::RepairStatus* repair = status.mutable_repair();
+  repair->set_hints_pending(3);
+  repair->set_hints_handed_back(5);
+  repair->set_files_repaired(7);
+  repair->set_bytes_repaired(47815066);
+  repair->set_damaged_reported(2);
+  repair->set_anti_entropy_passes(4);
+  repair->set_last_anti_entropy_unix_ms(1714564800000);
+  repair->set_files_unrecoverable(1);
+  repair->set_last_error("no live replica of v/seg");
+  EXPECT_EQ(FormatStatus(status),
+            "no migration has run\ncluster: 3 nodes, replication factor 2, placement version 3\n"
+            "repair (this web server, since it started):\n"
+            "  hints:        3 pending, 5 handed back\n"
+            "  repaired:     7 files (45.6 MiB)\n"
+            "  damaged:      2 copies reported, 1 unrecoverable\n"
+            "  anti-entropy: 4 passes, last ended 2024-05-01 12:00:00 UTC\n"
+            "  last error:   no live replica of v/seg\n");
+  nlohmann::json json = StatusToJson(status);
+  EXPECT_EQ(json["repair"]["files_repaired"], 7);
+  EXPECT_EQ(json["repair"]["last_error"], "no live replica of v/seg");
+  status.clear_repair();
+  EXPECT_TRUE(StatusToJson(status)["repair"].is_null());
 }
 
 TEST(AdminNodeTableTest, ShowsTargetSharesDuringAMigration) {
