@@ -22,6 +22,7 @@
 #include "content/local_video_content_service.h"
 #include "etcd/etcd_client.h"
 #include "etcd/etcd_flags.h"
+#include "health_setup.h"
 #include "http/server.h"
 #include "limits_setup.h"
 #include "metadata/etcd_video_metadata_service.h"
@@ -167,6 +168,8 @@ int main(int argc, char** argv) {
   etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
   web::AuthFlags auth_flags;
   web::AddAuthFlags(cli, auth_flags);
+  web::HealthFlags health_flags;
+  web::AddHealthFlags(cli, health_flags);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   http::WriteGuardOptions write_guard;
@@ -189,6 +192,8 @@ int main(int argc, char** argv) {
   if (flags.server_id.empty()) {
     flags.server_id = web::DefaultServerId(ParseListen(flags.listen, "--listen").second);
   }
+  auto health_settings = web::ApplyHealthFlags(health_flags);
+  if (!health_settings.ok()) Fail(std::string(health_settings.status().message()));
   web::LogAsServer(flags.server_id);
   spdlog::info("server id '{}'", flags.server_id);
 
@@ -223,6 +228,9 @@ int main(int argc, char** argv) {
     metadata = *std::move(opened);
   }
 
+  // What the self-repair loops do, for the admin API's Status; every loop
+  // adds to this one.
+  repair::RepairStats repair_stats;
   std::unique_ptr<VideoContentService> local_content;
   ClusterContent cluster_content;
   std::unique_ptr<ClusterStateFollower> follower;
@@ -249,6 +257,7 @@ int main(int argc, char** argv) {
     }
     ClusterOptions cluster_options;
     cluster_options.client.security = web_auth->cluster;
+    cluster_options.down_after = health_settings->node_down_after;
     auto opened = OpenClusterContent(std::move(state_store),
                                      flags.content == "cluster" ? "" : flags.content.substr(8),
                                      flags.replication_factor, std::move(cluster_options));
@@ -322,7 +331,6 @@ int main(int argc, char** argv) {
   }
   // Hands stand-ins' copies back to their owners (idempotent, so every web
   // server runs it).
-  repair::RepairStats repair_stats;
   std::unique_ptr<repair::HintHandoff> hint_handoff;
   if (cluster_content.cluster) {
     absl::Duration interval;
@@ -337,8 +345,16 @@ int main(int argc, char** argv) {
       hint_handoff->Start();
     }
   }
+  // The failure detector: up / suspect / down for every storage node.
+  std::unique_ptr<NodeMonitor> node_monitor;
+  if (cluster_content.cluster) {
+    node_monitor = web::StartNodeMonitor(*cluster_content.cluster, *health_settings,
+                                         etcd_client.get(), web_auth->cluster);
+  }
   AdminServiceOptions admin_options{.coordinator = coordinator.get(),
-                                    .auth = web_auth->admin_check};
+                                    .auth = web_auth->admin_check,
+                                    .monitor = node_monitor.get(),
+                                    .repair = &repair_stats};
   if (etcd_client) {
     // Storage nodes started with --etcd announce themselves there.
     admin_options.announcements = [&etcd_client] {
@@ -384,6 +400,7 @@ int main(int argc, char** argv) {
     if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
     if (hint_handoff) hint_handoff->Stop();
     if (migrator) migrator->Stop();
+    if (node_monitor) node_monitor->Stop();
     // Deregisters (and gives up the migration runner role) at once.
     if (coordinator) coordinator->Stop();
     if (follower) follower->Stop();

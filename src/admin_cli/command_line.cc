@@ -86,7 +86,8 @@ std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& a
                       "answer once the migration started, without waiting for it");
   };
 
-  CLI::App* list = app.add_subcommand("list", "list the storage nodes, their usage and shares");
+  CLI::App* list = app.add_subcommand(
+      "list", "list the storage nodes: health (up, suspect, down, since when), usage, shares");
   add_server(list);
 
   CLI::App* add = app.add_subcommand("add", "add a storage node and migrate its share to it");
@@ -111,8 +112,8 @@ std::variant<CliOptions, int> ParseCommandLine(const std::vector<std::string>& a
       ->check(NonEmpty());
   add_no_wait(remove);
 
-  CLI::App* status =
-      app.add_subcommand("status", "show the current or last migration and the cluster");
+  CLI::App* status = app.add_subcommand(
+      "status", "show the current or last migration, the cluster and what self-repair has done");
   add_server(status);
 
   CLI::App* resume = app.add_subcommand("resume", "restart a migration that failed");
