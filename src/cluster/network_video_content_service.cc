@@ -721,7 +721,15 @@ absl::StatusOr<ContentInfo> NetworkVideoContentService::Stat(std::string_view vi
       not_found = true;
       continue;
     }
-    if (Cluster::IsNodeFailure(file.status())) cluster_.MarkFailure(node.id);
+    if (absl::IsDataLoss(file.status())) {
+      // The node answered that its copy is damaged: another replica may
+      // still describe the file.
+      cluster_.MarkSuccess(node.id);
+      ReportDamaged(cluster_, node, video_id, name,
+                    absl::StrCat("stat: ", file.status().message()));
+    } else if (Cluster::IsNodeFailure(file.status())) {
+      cluster_.MarkFailure(node.id);
+    }
     errors.push_back(Describe(node, file.status()));
   }
   const std::string what = absl::StrCat("stat ", ToAbsl(video_id), "/", ToAbsl(name));

@@ -2,6 +2,7 @@
 // DATA_LOSS (it found its copy damaged) or whose bytes do not match the
 // file's SHA-256 is reported for repair and the read fails over to another
 // replica, for whole-file and Range reads, without handing out a bad byte.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -83,6 +84,9 @@ class DamagedNode final : public v1::StorageService::Service {
   }
   ~DamagedNode() override { server_->Shutdown(std::chrono::system_clock::now()); }
 
+  // Whether Stat answers DATA_LOSS too.
+  std::atomic<bool> stat_damaged{false};
+
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
   int gets() const { return gets_; }
 
@@ -113,6 +117,7 @@ class DamagedNode final : public v1::StorageService::Service {
 
   grpc::Status Stat(grpc::ServerContext*, const v1::StatRequest* request,
                     v1::StatResponse* response) override {
+    if (stat_damaged) return grpc::Status(grpc::StatusCode::DATA_LOSS, "the copy is damaged");
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     return stub_->Stat(&context, *request, response);
@@ -268,6 +273,16 @@ TEST_F(DamagedReplicaTest, WholeAndRangeReadsFailOverWhenANodeFindsItsCopyDamage
   // A damaged copy says nothing against the node.
   EXPECT_TRUE(view->IsHealthy(nodes_.id(first)));
   EXPECT_EQ(view->Liveness(nodes_.id(first)).liveness, NodeLiveness::kUp);
+  // Stat: the damaged node's answer is reported, the other replica's used.
+  proxy.stat_damaged = true;
+  auto stat = service.Stat(id, "original");
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(stat->size, data.size());
+  std::vector<DamageReport> stat_reports = view->TakeDamageReports();
+  ASSERT_EQ(stat_reports.size(), 1u);
+  EXPECT_EQ(stat_reports[0].node_id, nodes_.id(first));
+  EXPECT_TRUE(view->IsHealthy(nodes_.id(first)));
+  proxy.stat_damaged = false;
   // A range before the damage is served by the node as usual.
   auto before = ReadContent(service, id, "original", 0, 1000);
   ASSERT_TRUE(before.ok()) << before.status();
