@@ -223,6 +223,23 @@ test('a replica with a flipped byte is never served by Range', async (t) => {
   });
 });
 
+test('the nodes\' quarantine counts show in streamgrid-admin list', async (t) => {
+  const help = await runProgram(storageBinary, ['--help']);
+  if (!/--scrub-bytes-per-second/.test(help.stdout)) {
+    t.skip('these storage nodes do not quarantine damaged copies yet');
+    return;
+  }
+  // The damaged copies read above were quarantined by their nodes; the
+  // monitor's next probes bring the counts.
+  const total = await waitFor(async () => {
+    const sum = (await listed()).nodes.reduce((n, node) => n + node.quarantined, 0);
+    return sum >= 2 && sum;
+  }, { what: 'quarantined copies to be listed' });
+  assert.ok(total >= 2);
+  const table = await cli('list', web.admin);
+  assert.match(table.stdout, /QUARANTINED/);
+});
+
 test('every file still reads right, damaged copies and all', async () => {
   for (const [name, want] of video.files) {
     const got = await fetchBytes(name);
