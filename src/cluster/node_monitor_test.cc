@@ -16,6 +16,8 @@
 #include "cluster/cluster.h"
 #include "cluster/test_nodes.h"
 #include "gmock/gmock.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 
 namespace streamgrid {
@@ -144,10 +146,11 @@ TEST_F(NodeMonitorTest, StopEndsARoundWaitingOnANodeThatDoesNotAnswer) {
 
 TEST_F(NodeMonitorTest, ExtraNodesAreProbedToo) {
   const int extra = nodes_.Add();  // not a member
-  NodeMonitor monitor(cluster_, {.probe_timeout = std::chrono::seconds(5), .extra_nodes = [&] {
-                                   return std::map<std::string, std::string>{
-                                       {nodes_.id(extra), nodes_.address(extra)}};
-                                 }});
+  NodeMonitor monitor(
+      cluster_,
+      {.probe_timeout = std::chrono::seconds(5), .extra_nodes = [&] {
+         return std::map<std::string, std::string>{{nodes_.id(extra), nodes_.address(extra)}};
+       }});
   monitor.ProbeOnce();
   std::optional<NodeReport> report = monitor.Report(nodes_.id(extra));
   ASSERT_TRUE(report && report->health);
@@ -193,6 +196,96 @@ TEST_F(NodeMonitorTest, ALapsedAnnouncementMakesAMemberSuspectAtOnce) {
   // Its process still answers: the next probe says so.
   monitor.ProbeOnce();
   EXPECT_EQ(LivenessOf(2), NodeLiveness::kUp);
+}
+
+// A node that answers Health with a settable instance id and hint count, and
+// ListHints with its hints two at a time.
+class FakeNode final : public storage::v1::StorageService::Service {
+ public:
+  FakeNode() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeNode() override { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  void Set(std::string instance_id, std::vector<std::string> hinted_for) {
+    std::lock_guard lock(mu_);
+    instance_id_ = std::move(instance_id);
+    hinted_for_ = std::move(hinted_for);
+  }
+
+  grpc::Status Health(grpc::ServerContext*, const storage::v1::HealthRequest*,
+                      storage::v1::HealthResponse* response) override {
+    std::lock_guard lock(mu_);
+    response->set_node_id("fake");
+    response->set_instance_id(instance_id_);
+    response->mutable_integrity()->set_hints(hinted_for_.size());
+    response->mutable_integrity()->set_quarantined_total(4);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListHints(grpc::ServerContext*, const storage::v1::ListHintsRequest* request,
+                         storage::v1::ListHintsResponse* response) override {
+    std::lock_guard lock(mu_);
+    size_t start = 0;
+    if (!request->page_token().empty()) start = std::stoul(request->page_token());
+    const size_t end = std::min(start + 2, hinted_for_.size());
+    for (size_t i = start; i < end; ++i) {
+      storage::v1::HintInfo* hint = response->add_hints();
+      hint->set_video_id("v");
+      hint->set_name(absl::StrCat("f", i));
+      hint->set_intended_node(hinted_for_[i]);
+    }
+    if (end < hinted_for_.size()) response->set_next_page_token(absl::StrCat(end));
+    return grpc::Status::OK;
+  }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex mu_;
+  std::string instance_id_;              // guarded by mu_
+  std::vector<std::string> hinted_for_;  // guarded by mu_
+};
+
+TEST_F(NodeMonitorTest, CountsTheHintsHeldForEachNodeAndNoticesARestart) {
+  FakeNode fake;
+  fake.Set("first", {nodes_.id(0), nodes_.id(1), nodes_.id(0), nodes_.id(0), "gone-node"});
+  std::mutex mu;
+  std::vector<std::string> restarted;
+  NodeMonitor monitor(cluster_,
+                      {.probe_timeout = std::chrono::seconds(5),
+                       .extra_nodes =
+                           [&] {
+                             return std::map<std::string, std::string>{{"fake", fake.address()}};
+                           },
+                       .hint_count_interval = std::chrono::milliseconds(0),
+                       .on_restart =
+                           [&](const std::string& id) {
+                             std::lock_guard lock(mu);
+                             restarted.push_back(id);
+                           }});
+  monitor.ProbeOnce();
+  EXPECT_EQ(monitor.Report(nodes_.id(0))->hints_pending, 3u);
+  EXPECT_EQ(monitor.Report(nodes_.id(1))->hints_pending, 1u);
+  EXPECT_EQ(monitor.Report(nodes_.id(2))->hints_pending, 0u);
+  EXPECT_EQ(monitor.Report("fake")->health->integrity().quarantined_total(), 4u);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(restarted.empty());  // a first answer is no restart
+  }
+
+  // Handed back: the counts follow; a new instance id is a restart.
+  fake.Set("second", {nodes_.id(1)});
+  monitor.ProbeOnce();
+  EXPECT_EQ(monitor.Report(nodes_.id(0))->hints_pending, 0u);
+  EXPECT_EQ(monitor.Report(nodes_.id(1))->hints_pending, 1u);
+  std::lock_guard lock(mu);
+  EXPECT_THAT(restarted, ::testing::ElementsAre("fake"));
 }
 
 }  // namespace
