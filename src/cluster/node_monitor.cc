@@ -207,6 +207,10 @@ void NodeMonitor::CountHints(const std::vector<Target>& targets) {
     auto stub = v1::StorageService::NewStub(target.channel);
     std::string token;
     for (int page = 0; page < kMaxHintPages; ++page) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+      }
       grpc::ClientContext context;
       context.set_deadline(DeadlineAfter(options_.probe_timeout));
       v1::ListHintsRequest request;

@@ -75,8 +75,9 @@ class NodeMonitor {
 
   // Starts probing (the first round at once). Once only.
   void Start();
-  // Ends the probing: calls in flight are cancelled, and it returns once the
-  // thread is gone (within about one probe timeout at worst). Idempotent.
+  // Ends the probing: probes in flight are cancelled, and it returns once the
+  // thread is gone (at once, or after one hint listing call at worst, which
+  // has the probe timeout as its deadline). Idempotent.
   void Stop();
 
   // One probe round, on the calling thread: every node probed in parallel,
