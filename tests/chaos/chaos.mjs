@@ -118,7 +118,7 @@ async function main() {
       await writeReport(run, goals, opts.report);
       console.log(`report written to ${path.relative(process.cwd(), opts.report) || opts.report}`);
     }
-    if (status !== 2) status = goals.every((g) => g.met) ? 0 : 1;
+    if (status !== 2) status = goals.every((g) => g.met !== false) ? 0 : 1;
   } catch (e) {
     console.error(`could not write the report: ${e.stack || e}`);
     status = 2;
@@ -170,7 +170,11 @@ async function chaos(run, rng, log) {
   const originals = new Map();  // id -> source sha256
   const faultsInForce = new Set();
   // The faults in force, and whether `key` has a copy damaged on purpose.
+  // A node loss stays a fault for the files it owned until their R copies are
+  // back (a wiped node is up again long before it is refilled).
   const faults = (key) => [...faultsInForce,
+    ...run.restores.filter((l) => l.started && l.restoredAfterMs === null && l.keys.includes(key))
+      .map((l) => `${l.what}: not restored yet`),
     ...(run.corruptions.some((c) => c.key === key) ? ['a copy of the file damaged on purpose'] : [])];
   const uploader = new Uploader({ cluster, sources: sources.slice(3), videos, stats, rng,
     intervalMs: Math.max(10000, D / 12), log });
@@ -232,10 +236,26 @@ async function chaos(run, rng, log) {
     loss.lastShort = check.short;
     return check.short.length === 0;
   };
+  // The nodes' own quarantine counters (streamgrid-admin list, when this
+  // build reports them); they restart from 0 with the process, so increments
+  // are summed per node.
+  run.quarantineCounts = new Map();  // node id -> { last, total }
+  const pollQuarantine = async () => {
+    const list = await cluster.adminJson('list');
+    for (const node of list?.nodes || []) {
+      if (typeof node.quarantined !== 'number') continue;
+      const seen = run.quarantineCounts.get(node.id) || { last: 0, total: 0 };
+      seen.total += node.quarantined >= seen.last ? node.quarantined - seen.last : node.quarantined;
+      seen.last = node.quarantined;
+      run.quarantineCounts.set(node.id, seen);
+    }
+  };
   let watching = true;
+  let rounds = 0;
   const watch = (async () => {
     while (watching) {
       try {
+        if (rounds++ % 5 === 0) await pollQuarantine();
         for (const loss of run.restores.filter((l) => l.restoredAfterMs === null && l.started)) {
           if (await restoredCheck(loss)) {
             loss.restoredAfterMs = Date.now() - loss.t;
@@ -254,7 +274,7 @@ async function chaos(run, rng, log) {
               .then(sha256, () => null);
             if (got === c.sha256) {
               c.repairedAt = Date.now();
-              log(`corruption ${c.kind} of ${c.key} on ${c.node} repaired in place`);
+              log(`corruption ${c.kind} of ${c.key} on ${c.node} good again on that node`);
             }
           }
         }
@@ -429,6 +449,7 @@ async function chaos(run, rng, log) {
   run.copies = last;
   watching = false;
   await watch;
+  await pollQuarantine().catch(() => {});
   for (const loss of run.restores.filter((l) => l.restoredAfterMs === null)) {
     if (await restoredCheck(loss).catch(() => false)) loss.restoredAfterMs = Date.now() - loss.t;
     else loss.note = `${loss.lastShort?.length ?? '?'} of its ${loss.keys.length} files short of R good copies at the end`;

@@ -204,6 +204,27 @@ export class ChaosCluster {
     return owners;
   }
 
+  /**
+   * Whether a running owner of `key` (in the placement in force or the one a
+   * migration moves to) holds a copy with SHA-256 `want` now. The cluster
+   * state is read from etcd at most every two seconds.
+   */
+  async goodCopyUp(key, want) {
+    if (!this.stateCache || Date.now() - this.stateCache.at > 2000) {
+      this.stateCache = { at: Date.now(), state: await this.clusterState() };
+    }
+    const { state } = this.stateCache;
+    const owners = [...ChaosCluster.ownersOf(state.current, key),
+      ...(state.target ? ChaosCluster.ownersOf(state.target, key) : [])];
+    for (const owner of owners) {
+      const n = this.nodeByAddress(owner.address);
+      if (!n || !n.up) continue;
+      const got = await readFile(path.join(n.node.dataDir, 'data', 'content', key)).then(sha256, () => null);
+      if (got === want) return true;
+    }
+    return false;
+  }
+
   /** The keys of `keys` that node `name` owns in the placement in force. */
   async keysOwnedBy(name, keys) {
     const n = this.nodeByName(name);

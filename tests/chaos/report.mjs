@@ -4,13 +4,19 @@ import { writeFile } from 'node:fs/promises';
 
 const seconds = (ms) => (ms === null || ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
-/** The goals of the run, each { name, value, goal, met }. */
+/** The figures of the run, each { name, value, goal, met } (met null: a figure without a goal). */
 function goals(run) {
   const s = run.stats;
   const out = [];
-  out.push({ name: 'Reads failed (web server up)', value: String(s.failed),
-    goal: '0 while one replica of each file is up', met: s.failed === 0 });
-  out.push({ name: 'Corrupt responses served', value: String(s.corrupt), goal: '0', met: s.corrupt === 0 });
+  out.push({ name: 'Requests served with the right bytes', value: `${s.served} (${s.rangeServed} Range)`,
+    goal: '-', met: null });
+  out.push({ name: 'Reads failed while a running owner held a good copy', value: String(s.failedWithGoodCopyUp),
+    goal: '0', met: s.failedWithGoodCopyUp === 0 });
+  out.push({ name: 'Reads failed in all (web server up)',
+    value: `${s.failed}${s.failedUnclassified ? ` (${s.failedUnclassified} not classified)` : ''}`,
+    goal: '- (by fault below)', met: null });
+  out.push({ name: 'Corrupt responses served (bytes)', value: `${s.corrupt} (${s.corruptBytes} bytes)`, goal: '0',
+    met: s.corrupt === 0 });
   const results = run.uploadResults || [];
   const readable = results.filter((r) => r.status === 'ready' && r.originalOk).length;
   out.push({ name: 'Uploads acknowledged / readable with the right checksum',
@@ -24,6 +30,10 @@ function goals(run) {
     value: `${c.length} / ${detected} / ${repaired} / ${served}`,
     goal: 'all detected and repaired, none served',
     met: c.length > 0 && detected === c.length && repaired === c.length && served === 0 });
+  const counts = [...(run.quarantineCounts || new Map()).values()];
+  out.push({ name: 'Damaged copies the nodes report quarantined (streamgrid-admin list)',
+    value: counts.length ? String(counts.reduce((a, x) => a + x.total, 0)) : 'not reported by this build',
+    goal: '- (at least the injected, less deletions not yet found)', met: null });
   const copies = run.copies;
   out.push({ name: 'Files with R good copies on their owners at the end',
     value: copies ? `${copies.files - copies.short.length} of ${copies.files}` : 'not checked',
@@ -59,7 +69,7 @@ export function printSummary(run) {
   const s = run.stats;
   console.log('\n=== chaos run summary');
   console.log(table([['figure', 'value', 'goal', 'met'],
-    ...list.map((g) => [g.name, g.value, g.goal, g.met ? 'yes' : 'NO'])]));
+    ...list.map((g) => [g.name, g.value, g.goal, g.met === null ? '-' : g.met ? 'yes' : 'NO'])]));
   console.log(`requests served with the right bytes: ${s.served} (${s.rangeServed} Range); ` +
     `reads cut off by a killed web server: ${s.failedWhileWebDown}`);
   if (s.failuresByFault.size) {
@@ -97,7 +107,9 @@ export async function writeReport(run, list, file) {
       (f.missing.length ? `; not known to this build (so not passed): ${f.missing.map((x) => `\`${x}\``).join(', ')}` : ''));
   }
   lines.push('', '## Figures', '', '| figure | value | goal | met |', '| --- | --- | --- | --- |');
-  for (const g of list) lines.push(`| ${md(g.name)} | ${md(g.value)} | ${md(g.goal)} | ${g.met ? 'yes' : '**no**'} |`);
+  for (const g of list) {
+    lines.push(`| ${md(g.name)} | ${md(g.value)} | ${md(g.goal)} | ${g.met === null ? '-' : g.met ? 'yes' : '**no**'} |`);
+  }
   lines.push('', `Requests served with the right bytes: ${s.served} (${s.rangeServed} of them Range requests). ` +
     `Reads cut off because their web server was being killed (not counted as failed): ${s.failedWhileWebDown}. ` +
     `Uploads attempted: ${s.uploadsAttempted}, acknowledged: ${s.uploadsAcknowledged}, refused: ${s.uploadsRefused.length}` +
@@ -124,7 +136,7 @@ export async function writeReport(run, list, file) {
     for (const c of run.corruptions) {
       lines.push(`| +${seconds(c.t - run.t0)} | ${c.node} | ${md(c.key)} | ${md(c.what)} | ` +
         `${c.detectedAt ? `after ${seconds(c.detectedAt - c.t)}` : 'no'} | ${c.repaired ? 'yes' : 'no'}` +
-        `${c.repairedAt ? ` (in place after ${seconds(c.repairedAt - c.t)})` : ''} | ${c.served ? '**yes**' : 'no'} |`);
+        `${c.repairedAt ? ` (good again on ${c.node} after ${seconds(c.repairedAt - c.t)})` : ''} | ${c.served ? '**yes**' : 'no'} |`);
     }
     lines.push('', 'Detected: the node quarantined the copy (found under its data/quarantine/, file or log). ' +
       'Repaired: at the end the file had R copies with the right SHA-256 on its owners.');

@@ -13,8 +13,11 @@ export class Stats {
     this.served = 0;          // responses with the right bytes
     this.rangeServed = 0;     // of which Range (206) responses
     this.failed = 0;          // reads that failed (status or network) on a web server that was up
+    this.failedWithGoodCopyUp = 0;  // of which a running owner held a good copy when it failed
+    this.failedUnclassified = 0;    // of which that could not be told (no reference yet, etcd down)
     this.failedWhileWebDown = 0;  // reads cut off by the web server being killed
     this.corrupt = 0;         // responses whose bytes did not match
+    this.corruptBytes = 0;    // bytes of those responses
     this.failures = [];       // { t, key, web, what, faults } (first 200 kept)
     this.corruptions = [];    // { t, key, web, what } every corrupt response
     this.failuresByFault = new Map();  // active faults ("none" if none) -> count
@@ -31,8 +34,8 @@ export class Stats {
  * `faults(key)`: labels of the faults in force now (for key); `rng`: seeded random.
  */
 export class Viewers {
-  constructor({ cluster, videos, reference, stats, faults, rng, perWeb = 2 }) {
-    Object.assign(this, { cluster, videos, reference, stats, faults, rng, perWeb });
+  constructor({ cluster, videos, reference, stats, faults, rng, perWeb = 2, pauseMs = 20 }) {
+    Object.assign(this, { cluster, videos, reference, stats, faults, rng, perWeb, pauseMs });
     this.stopping = false;
     this.loops = [];
     this.bodies = new Map();  // key -> verified bytes (small files), for checking Range answers
@@ -49,10 +52,16 @@ export class Viewers {
     await Promise.all(this.loops);
   }
 
-  failed(key, webName, what) {
+  async failed(key, webName, what) {
     const s = this.stats;
     const faults = this.faults(key);
     s.failed++;
+    // Was the failure avoidable: did a running owner hold a good copy?
+    const want = this.reference.get(key);
+    const up = want ? await this.cluster.goodCopyUp(key, want).catch(() => null) : null;
+    if (up === null) s.failedUnclassified++;
+    else if (up) s.failedWithGoodCopyUp++;
+    else faults.push('no good copy on a running owner');
     const label = faults.length ? faults.join(' + ') : 'none';
     s.failuresByFault.set(label, (s.failuresByFault.get(label) || 0) + 1);
     if (s.failures.length < 200) s.failures.push({ t: Date.now(), key, web: webName, what, faults });
@@ -68,6 +77,9 @@ export class Viewers {
         const web = this.cluster.webs[webName];
         if (!web.up) { await sleep(200); break; }
         await this.fetchOne(web, webName, id, name);
+        // A short breath between requests: steady load without starving the
+        // cluster's own work (transcoding, repair) on a small machine.
+        await sleep(this.pauseMs);
       }
     }
   }
@@ -94,16 +106,16 @@ export class Viewers {
       body = Buffer.from(await res.arrayBuffer());
     } catch (e) {
       if (!web.up || web.server.exited()) this.stats.failedWhileWebDown++;
-      else this.failed(key, webName, `network: ${e.cause?.code || e.message}`);
+      else await this.failed(key, webName, `network: ${e.cause?.code || e.message}`);
       return;
     }
     if (range) {
       if (res.status !== 206) {
-        this.failed(key, webName, `Range: HTTP ${res.status} ${body.toString().slice(0, 200)}`);
+        await this.failed(key, webName, `Range: HTTP ${res.status} ${body.toString().slice(0, 200)}`);
         return;
       }
       if (!body.equals(known.subarray(range[0], range[1] + 1))) {
-        this.corrupt(key, webName, `Range ${range[0]}-${range[1]}: wrong bytes`);
+        this.corrupt(key, webName, `Range ${range[0]}-${range[1]}: wrong bytes`, body.length);
         return;
       }
       this.stats.served++;
@@ -111,7 +123,7 @@ export class Viewers {
       return;
     }
     if (res.status !== 200) {
-      this.failed(key, webName, `HTTP ${res.status} ${body.toString().slice(0, 200)}`);
+      await this.failed(key, webName, `HTTP ${res.status} ${body.toString().slice(0, 200)}`);
       return;
     }
     const etag = /^"([0-9a-f]{64})"$/.exec(res.headers.get('etag') || '')?.[1];
@@ -119,7 +131,7 @@ export class Viewers {
     const want = this.reference.get(key) || etag;
     if (!etag || got !== etag || (want && got !== want)) {
       this.corrupt(key, webName, `sha256 ${got.slice(0, 12)}, ETag ${etag?.slice(0, 12)}, ` +
-        `verified ${want?.slice(0, 12)}`);
+        `verified ${want?.slice(0, 12)}`, body.length);
       return;
     }
     if (!this.reference.has(key)) this.reference.set(key, got);
@@ -127,8 +139,9 @@ export class Viewers {
     this.stats.served++;
   }
 
-  corrupt(key, webName, what) {
+  corrupt(key, webName, what, bytes) {
     this.stats.corrupt++;
+    this.stats.corruptBytes += bytes;
     this.stats.corruptions.push({ t: Date.now(), key, web: webName, what });
   }
 }
