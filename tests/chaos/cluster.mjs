@@ -21,8 +21,9 @@ export const sha256 = (buffer) => createHash('sha256').update(buffer).digest('he
 /**
  * The repair flags the binaries know today (other branches add them): each
  * wanted flag is passed only if `--help` lists it, with its value written as
- * the help's type says (a number of seconds for INT/UINT/FLOAT, "20s" for
- * TEXT durations). Returns { args, passed, missing } per binary.
+ * the help's type says (a number of seconds, or of milliseconds if its help
+ * says so, for INT/UINT/FLOAT; "20s" for TEXT durations). Returns { args,
+ * passed, missing }.
  */
 async function repairFlags(binary, wanted) {
   const help = await run(binary, ['--help'], { timeoutMs: 10000 });
@@ -30,15 +31,19 @@ async function repairFlags(binary, wanted) {
   const passed = [];
   const missing = [];
   for (const [flag, { seconds, bytes }] of Object.entries(wanted)) {
-    const line = help.split('\n').find((l) => new RegExp(`^\\s*(-\\w,)?${flag}\\b`).test(l));
-    if (!line) {
+    const re = new RegExp(`^\\s*(-\\w,)?${flag}(?![\\w-])\\s*(\\S*)`);
+    const match = help.split('\n').map((l) => re.exec(l)).find(Boolean);
+    if (!match) {
       missing.push(flag);
       continue;
     }
-    const numeric = /\b(INT|UINT|FLOAT|NUMBER)\b/.test(line);
+    // CLI11 prints the option's type after its name: "--x INT:..." or "--x TEXT".
+    const numeric = /^(INT|UINT|FLOAT|NUMBER)/.test(match[2]);
     let value;
     if (bytes !== undefined) value = String(bytes);
-    else value = numeric ? String(seconds) : `${seconds}s`;
+    else if (!numeric) value = `${seconds}s`;
+    // A bare number is seconds unless the help speaks of milliseconds.
+    else value = String(/\bms\b|millisecond/i.test(match.input) ? seconds * 1000 : seconds);
     args.push(flag, value);
     passed.push(`${flag} ${value}`);
   }

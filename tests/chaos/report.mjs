@@ -167,6 +167,26 @@ export async function writeReport(run, list, file) {
   if (run.errors.length) {
     lines.push('', '### Errors', '', '```', ...run.errors.map((e) => e.slice(0, 2000)), '```');
   }
+  lines.push('', '## How the figures are taken', '',
+    '- Viewers (two per web server) fetch every file of every ready video in turn: manifests, ' +
+    'playlists, segments, thumbnail; one read in five of a file already verified is a Range. A full ' +
+    '200 body counts as served when its SHA-256 equals its ETag and the bytes verified before; a Range ' +
+    'body when it equals that slice of the verified file. Anything else is corrupt (wrong bytes) or ' +
+    'failed (an error status, a network error, a timeout of 20 s).',
+    '- A failed read is checked at once against the nodes\' data directories: "a running owner held a ' +
+    'good copy" means a node running and owning the file (in the placement in force, or in the one a ' +
+    'migration moves to) had the right bytes on disk, so the read should have succeeded.',
+    '- Reads cut off because their web server was being killed are counted apart, not as failed.',
+    '- Uploads: one every duration/12 (10 s at least) through a web server that is up. Acknowledged = ' +
+    '202. Readable = ready at the end and its stored original has the uploaded file\'s SHA-256.',
+    '- Corruptions are made on a running member\'s disk, at most one copy per file. Detected = the node ' +
+    'quarantined it (its data/quarantine/ names the file). Repaired = at the end the file has R copies ' +
+    'with the right SHA-256 on its owners. Served = a viewer got wrong bytes of that file after the damage.',
+    '- Time to restore R copies: from the kill (or the wipe) until every file the node owned at that ' +
+    'moment (less those damaged on purpose) has R good copies on its owners again, on running nodes, ' +
+    'polled every 2 s.',
+    '- At the end the uploader stops, the last uploads finish (4 min at most), every member runs again, ' +
+    'and the run waits for every file to have R good copies on its owners and no migration in progress.');
   lines.push('', '## Timeline', '');
   for (const e of run.events) lines.push(`- +${seconds(e.t - run.t0)} ${md(e.what)}`);
   lines.push('');
