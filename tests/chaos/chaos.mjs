@@ -497,7 +497,10 @@ async function finalChecks(run, videos, reference, originals, log) {
         { signal: AbortSignal.timeout(30000) });
       const body = Buffer.from(await res.arrayBuffer());
       result.originalOk = res.status === 200 && sha256(body) === u.sha256;
-      if (!result.originalOk) result.error ||= `original: HTTP ${res.status}`;
+      if (!result.originalOk) {
+        result.error ||= res.status === 200 ? 'the stored original has other bytes than the upload'
+          : `original: HTTP ${res.status}`;
+      }
     } catch (e) {
       result.error = e.message;
     }
