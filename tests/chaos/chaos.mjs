@@ -13,9 +13,11 @@
 // report says which), 2 when the run itself could not be carried out.
 import os from 'node:os';
 import path from 'node:path';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { makeTestVideo, tempDir, waitFor, repoRoot, getVideo } from '../lib/streamgrid.mjs';
+import {
+  makeTestVideo, tempDir, waitFor, repoRoot, getVideo, uploadFile, waitForStatus, playerFiles,
+} from '../lib/streamgrid.mjs';
 import { ChaosCluster, sha256 } from './cluster.mjs';
 import { Stats, Viewers, Uploader, fileSha256 } from './workload.mjs';
 import { CORRUPTION_KINDS, seededRandom, copiesOn, corrupt } from './faults.mjs';
@@ -183,7 +185,6 @@ async function chaos(run, rng, log) {
   // Seeded videos: uploaded and verified while everything is healthy.
   for (const source of sources.slice(0, 3)) {
     const web = cluster.upWebs()[0];
-    const { uploadFile, waitForStatus, playerFiles } = await import('../lib/streamgrid.mjs');
     const res = await uploadFile(web.server.url, source.file, { timeoutMs: 120000 });
     if (res.status !== 202) throw new Error(`seeding: upload answered ${res.status} ${res.text}`);
     await waitForStatus(web.server.url, res.json.id, 'ready', 300000);
@@ -243,7 +244,9 @@ async function chaos(run, rng, log) {
   const pollQuarantine = async () => {
     const list = await cluster.adminJson('list');
     for (const node of list?.nodes || []) {
-      if (typeof node.quarantined !== 'number') continue;
+      // An unreachable node's figures are not its own (0, or the last known).
+      if (typeof node.quarantined !== 'number' || node.reachable === false ||
+          (node.health && node.health !== 'up')) continue;
       const seen = run.quarantineCounts.get(node.id) || { last: 0, total: 0 };
       seen.total += node.quarantined >= seen.last ? node.quarantined - seen.last : node.quarantined;
       seen.last = node.quarantined;
@@ -270,8 +273,7 @@ async function chaos(run, rng, log) {
             log(`corruption ${c.kind} of ${c.key} on ${c.node} detected (quarantined)`);
           }
           if (!c.repairedAt && n.up) {
-            const got = await import('node:fs/promises').then((fs) => fs.readFile(c.file))
-              .then(sha256, () => null);
+            const got = await readFile(c.file).then(sha256, () => null);
             if (got === c.sha256) {
               c.repairedAt = Date.now();
               log(`corruption ${c.kind} of ${c.key} on ${c.node} good again on that node`);
@@ -340,7 +342,27 @@ async function chaos(run, rng, log) {
     const label = `${command} ${n.name}`;
     faultsInForce.add(`migration: ${label}`);
     const started = Date.now();
-    const res = await cluster.admin(command, [n.node.address], 300000);
+    // A migration the cluster started on its own (re-replication of a dead
+    // node, its return) refuses an operator's change until it ends: retry a
+    // bounded number of times, as an operator would.
+    // One that failed before is resumed once first, as an operator would.
+    let res;
+    let resumed = false;
+    for (let attempt = 1; ; attempt++) {
+      res = await cluster.admin(command, [n.node.address], 300000);
+      const said = res.stderr + res.stdout;
+      if (res.code !== 0 && !resumed && /resume it first/.test(said)) {
+        resumed = true;
+        const r = await cluster.admin('resume', [], 300000);
+        log(`a failed migration blocked ${command} ${n.name}; streamgrid-admin resume: ` +
+          `${r.code === 0 ? 'done' : 'failed'}: ${(r.stdout + r.stderr).trim().split('\n').at(-1)}`);
+        continue;
+      }
+      if (res.code === 0 || attempt >= 30 || !/migration is in progress/i.test(said)) break;
+      log(`streamgrid-admin ${command} ${n.name} refused (${res.stderr.trim().split('\n').at(-1)}); ` +
+        'retrying in 3 s');
+      await sleep(3000);
+    }
     const record = { what: label, ok: res.code === 0, seconds: (Date.now() - started) / 1000,
       output: (res.stdout + res.stderr).trim().split('\n').slice(-3).join(' | ') };
     run.migrations.push(record);
