@@ -28,7 +28,7 @@ const usage = `usage: ./dev chaos [--duration S] [--seed N] [--converge-timeout 
   --seed N              seed of the fault schedule's choices (default: random, printed)
   --converge-timeout S  seconds to wait for repair to converge at the end (default 240)
   --report FILE         where to write the report (default docs/RELIABILITY.md; - for none)
-  --keep                keep the scratch directory (logs, data dirs) for inspection`;
+  --keep                keep the scratch directory (data dirs, logs/ with each process's last output)`;
 
 function parseArgs(argv) {
   const opts = { duration: 360, seed: Math.floor(Math.random() * 2 ** 31), convergeTimeout: 240,
@@ -75,6 +75,7 @@ async function main() {
   let cleaning = null;
   const cleanup = () => {
     cleaning ??= (async () => {
+      if (opts.keep) await cluster.saveLogs(path.join(scratch, 'logs')).catch(() => {});
       await cluster.stopAll();
       if (!opts.keep) await rm(scratch, { recursive: true, force: true }).catch(() => {});
     })();

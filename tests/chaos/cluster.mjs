@@ -6,7 +6,7 @@
 // data directories.
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startWeb, startStorage, buildDir, run } from '../lib/streamgrid.mjs';
@@ -317,6 +317,16 @@ export class ChaosCluster {
       return false;
     };
     return walk(dir);
+  }
+
+  /** Writes the last output of every process (64 KiB each) to DIR/<name>.log. */
+  async saveLogs(dir) {
+    await mkdir(dir, { recursive: true });
+    for (const [name, w] of Object.entries(this.webs)) {
+      await writeFile(path.join(dir, `web-${name}.log`), w.server.log());
+    }
+    for (const n of this.nodes) await writeFile(path.join(dir, `${n.name}.log`), n.node.log());
+    for (const m of this.etcd?.members || []) await writeFile(path.join(dir, `etcd-${m.name}.log`), m.log);
   }
 
   /** Stops everything, ignoring errors; safe to call twice. */
