@@ -218,6 +218,21 @@ std::vector<ClusterNode> Cluster::ReadNodes(std::string_view video_id,
   std::vector<ClusterNode> nodes = Nodes(*v, ids);
   std::stable_partition(nodes.begin(), nodes.end(),
                         [&](const ClusterNode& node) { return IsHealthy(node.id); });
+  // Then the stand-ins: a file written while an owner was down has a copy on
+  // one of them until it is handed back, and that copy may be the only one
+  // reachable. They come last, so they cost a round trip only when no owner
+  // served the read.
+  std::vector<std::string> handoff = HandoffOrder(state.current, key, ids);
+  if (state.target) {
+    std::vector<std::string> exclude = ids;
+    exclude.insert(exclude.end(), handoff.begin(), handoff.end());
+    for (std::string& id : HandoffOrder(*state.target, key, exclude))
+      handoff.push_back(std::move(id));
+  }
+  std::vector<ClusterNode> stand_ins = Nodes(*v, handoff);
+  std::stable_partition(stand_ins.begin(), stand_ins.end(),
+                        [&](const ClusterNode& node) { return IsHealthy(node.id); });
+  for (ClusterNode& node : stand_ins) nodes.push_back(std::move(node));
   return nodes;
 }
 

@@ -121,7 +121,9 @@ class Cluster {
   // The nodes to read `video_id/name` from, in the order to try them: during a
   // migration, target replicas first if the key's partition was migrated,
   // current ones first otherwise; within that order, nodes that failed
-  // recently go last.
+  // recently go last. Then every other node in the key's handoff order (the
+  // stand-ins that may hold a copy written while an owner was down), healthy
+  // ones first.
   std::vector<ClusterNode> ReadNodes(std::string_view video_id, std::string_view name) const;
 
   // A client of the node at `address` (one outside the view: being added,

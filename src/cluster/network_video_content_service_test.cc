@@ -263,6 +263,30 @@ TEST_F(NetworkContentTest, AStandInTakesTheCopyOfAnOwnerThatIsDown) {
   EXPECT_EQ(hints, want_hints);
 }
 
+TEST_F(NetworkContentTest, AStandInsCopyIsReadWhenNoOwnerHasOne) {
+  // node2 is down while the file is written: its copy goes to the stand-in.
+  nodes_.Stop(2);
+  const std::string id = NewVideoId();
+  std::string name;
+  for (int f = 0; name.empty(); ++f) {
+    const std::string candidate = absl::StrCat("s", f);
+    const auto owners = ReplicaIds(cluster_.state()->current, id, candidate);
+    if (owners.contains(nodes_.id(2)) && owners.contains(nodes_.id(0))) name = candidate;
+  }
+  const std::string data = TestBytes(200'000, 3);
+  ASSERT_TRUE(WriteContent(service_, id, name, data, 64 * 1024).ok());
+  ASSERT_TRUE(nodes_.NamesOn(1, id).contains(name));
+  // node2 is back (empty of it: not handed back yet) and the other owner is
+  // down: only the stand-in node1 holds a copy.
+  nodes_.Start(2);
+  nodes_.Stop(0);
+  cluster_.MarkSuccess(nodes_.id(2));
+  EXPECT_EQ(ReadContent(service_, id, name).value_or("error"), data);
+  auto info = service_.Stat(id, name);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->size, data.size());
+}
+
 TEST_F(NetworkContentTest, DeleteRemovesAStandInsCopyAndItsHint) {
   nodes_.Stop(2);
   const std::string id = NewVideoId();
