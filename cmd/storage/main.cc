@@ -18,6 +18,7 @@
 #include "etcd/etcd_flags.h"
 #include "spdlog/spdlog.h"
 #include "storage/node_announcement.h"
+#include "storage/scrubber.h"
 #include "storage/storage_engine.h"
 #include "storage/storage_service.h"
 
@@ -43,6 +44,10 @@ struct Flags {
   std::string tls_key;
   std::string tls_ca;
   bool allow_unauthenticated = false;
+
+  // The scrubber (see storage/scrubber.h).
+  uint64_t scrub_bytes_per_second = 10 << 20;
+  std::string scrub_interval = "24h";
 };
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -65,6 +70,26 @@ std::string ListenHost(const std::string& listen) {
 std::string ReachableHost(const std::string& host) {
   if (host == "0.0.0.0" || host == "[::]" || host == "::") return "127.0.0.1";
   return host;
+}
+
+// "500ms", "30s", "10m", "24h" (a bare number is seconds) as a duration.
+std::chrono::milliseconds ParseInterval(const std::string& text, const std::string& flag) {
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  for (const auto& [suffix, ms] : kUnits) {
+    if (text.size() <= suffix.size() || !text.ends_with(suffix)) continue;
+    const std::string number = text.substr(0, text.size() - suffix.size());
+    // "10ms" also ends with "s": only a number before the suffix counts.
+    int64_t value = 0;
+    if (absl::SimpleAtoi(number, &value) && value >= 0 && value <= 365LL * 86'400'000 / ms) {
+      return std::chrono::milliseconds(value * ms);
+    }
+  }
+  int64_t seconds = 0;
+  if (absl::SimpleAtoi(text, &seconds) && seconds >= 0 && seconds <= 365LL * 86'400) {
+    return std::chrono::seconds(seconds);
+  }
+  Fail(flag + " must be a duration such as 500ms, 30s, 10m or 24h, got '" + text + "'");
 }
 
 }  // namespace
@@ -106,7 +131,15 @@ int main(int argc, char** argv) {
   cli.add_flag("--allow-unauthenticated", flags.allow_unauthenticated,
                "listen on a non-loopback address without --cluster-token-file (only on a "
                "trusted network)");
+  cli.add_option("--scrub-bytes-per-second", flags.scrub_bytes_per_second,
+                 "the scrubber re-reads and re-hashes every stored file at this rate at most, "
+                 "quarantining damaged copies (0 turns it off; default 10 MiB/s)");
+  cli.add_option("--scrub-interval", flags.scrub_interval,
+                 "pause between scrub passes (e.g. 30s, 10m, 24h); the first pass starts when "
+                 "the node starts");
   CLI11_PARSE(cli, argc, argv);
+  const std::chrono::milliseconds scrub_interval =
+      ParseInterval(flags.scrub_interval, "--scrub-interval");
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
 
   // Token and TLS files are read before anything starts: a mistake is a
@@ -142,15 +175,19 @@ int main(int argc, char** argv) {
   }
   auto engine = StorageEngine::Open(std::filesystem::absolute(flags.data_dir));
   if (!engine.ok()) Fail("data directory: " + engine.status().ToString());
+  Scrubber scrubber(**engine,
+                    {.bytes_per_second = flags.scrub_bytes_per_second, .interval = scrub_interval});
 
   auto server = StorageServer::Start(
       **engine, {.listen_address = flags.listen,
                  .service = {.node_id = flags.node_id,
                              .stream_idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
+                             .scrubber = &scrubber,
                              .auth = token_check},
                  .max_threads = flags.max_threads,
                  .tls = *tls});
   if (!server.ok()) Fail(server.status().ToString());
+  scrubber.Start();
 
   const std::string address = ReachableHost(host) + ":" + std::to_string((*server)->port());
   if (!flags.ready_file.empty()) {
@@ -179,6 +216,7 @@ int main(int argc, char** argv) {
   spdlog::info("signal {} received, shutting down", signals.Wait());
   // Withdrawn first: web servers stop offering a node that is going away.
   if (announcer) announcer->Stop();
+  scrubber.Stop();
   (*server)->Shutdown(std::chrono::seconds(flags.shutdown_grace_s));
   server->reset();
   engine->reset();

@@ -1,12 +1,10 @@
 #include "storage/checksum_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <system_error>
+#include <algorithm>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,39 +12,75 @@
 #include "common/strings.h"
 #include "spdlog/spdlog.h"
 #include "storage/file_util.h"
-#include "storage/sha256.h"
 
 namespace streamgrid::storage {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Records are one line, "v1 <sha256> <mtime_ns> <etag>", far below this.
-constexpr size_t kMaxRecordBytes = 512;
+// A record holds 64 hex digits per MiB of data: this bounds files to 64 GiB
+// and the memory a record takes to a few MiB.
+constexpr uint64_t kMaxBlocks = 64 * 1024;
+constexpr size_t kMaxRecordBytes = 200 + 64 * kMaxBlocks;
 
+// "v2 <sha256> <mtime_ns> <etag> <size> <block count> <block digests in hex, concatenated or ->".
 std::string Format(const ChecksumRecord& record) {
-  return absl::StrCat("v1 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, "\n");
+  std::string blocks;
+  blocks.reserve(record.blocks.size() * 64);
+  for (const Sha256::Digest& digest : record.blocks) {
+    absl::StrAppend(&blocks, absl::BytesToHexString(absl::string_view(
+                                 reinterpret_cast<const char*>(digest.data()), digest.size())));
+  }
+  if (blocks.empty()) blocks = "-";
+  return absl::StrCat("v2 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, " ",
+                      record.size, " ", record.blocks.size(), " ", blocks, "\n");
 }
 
 std::optional<ChecksumRecord> Parse(std::string_view text) {
   std::vector<absl::string_view> fields =
       absl::StrSplit(ToAbsl(text), absl::ByAnyChar(" \n"), absl::SkipEmpty());
-  if (fields.size() != 4 || fields[0] != "v1") return std::nullopt;
+  if (fields.empty()) return std::nullopt;
+  const bool legacy = fields[0] == "v1";
+  if (!(legacy && fields.size() == 4) && !(fields[0] == "v2" && fields.size() == 7)) {
+    return std::nullopt;
+  }
   std::optional<std::string> sha = NormalizeSha256Hex({fields[1].data(), fields[1].size()});
   ChecksumRecord record;
   if (!sha || !absl::SimpleAtoi(fields[2], &record.mtime_unix_nanos)) return std::nullopt;
   record.sha256 = *std::move(sha);
   record.etag = std::string(fields[3]);
+  record.legacy = legacy;
+  if (legacy) return record;
+  uint64_t count = 0;
+  if (!absl::SimpleAtoi(fields[4], &record.size) || !absl::SimpleAtoi(fields[5], &count) ||
+      count > kMaxBlocks) {
+    return std::nullopt;
+  }
+  const absl::string_view hex = fields[6];
+  if (count == 0) {
+    if (hex != "-") return std::nullopt;
+  } else {
+    if (hex.size() != count * 64) return std::nullopt;
+    if (!std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) return std::nullopt;
+    const std::string bytes = absl::HexStringToBytes(hex);
+    record.blocks.resize(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      std::copy_n(bytes.data() + i * 32, 32, reinterpret_cast<char*>(record.blocks[i].data()));
+    }
+  }
+  // The block count must be the one the size implies.
+  const uint64_t expected_blocks = (record.size + kChecksumBlockBytes - 1) / kChecksumBlockBytes;
+  if (expected_blocks > 1 ? count != expected_blocks : count != 0) return std::nullopt;
   return record;
 }
 
 }  // namespace
 
-absl::StatusOr<ChecksumStore> ChecksumStore::Open(fs::path root) {
+absl::StatusOr<ChecksumStore> ChecksumStore::Open(Env& env, fs::path root) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return ErrnoStatus(ec.value(), "create", root);
-  return ChecksumStore(std::move(root));
+  return ChecksumStore(env, std::move(root));
 }
 
 absl::StatusOr<fs::path> ChecksumStore::PathOf(std::string_view video_id,
@@ -64,87 +98,79 @@ absl::StatusOr<std::optional<ChecksumRecord>> ChecksumStore::Read(std::string_vi
                                                                   std::string_view name) const {
   absl::StatusOr<fs::path> path = PathOf(video_id, name);
   if (!path.ok()) return path.status();
-  ScopedFd fd(open(path->c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (fd.get() < 0) {
-    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return std::nullopt;
-    return ErrnoStatus(errno, "open", *path);
-  }
-  std::string text(kMaxRecordBytes, '\0');
-  size_t used = 0;
-  while (used < text.size()) {
-    ssize_t n = read(fd.get(), text.data() + used, text.size() - used);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read", *path);
+  absl::StatusOr<std::string> text = env_->ReadSmallFile(*path, kMaxRecordBytes);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) return std::nullopt;
+    if (absl::IsFailedPrecondition(text.status())) {
+      return absl::DataLossError(absl::StrCat("checksum record ", path->string(), " is too large"));
     }
-    if (n == 0) break;
-    used += static_cast<size_t>(n);
+    return text.status();
   }
-  text.resize(used);
-  return Parse(text);
+  std::optional<ChecksumRecord> record = Parse(*text);
+  if (!record) {
+    return absl::DataLossError(absl::StrCat("checksum record ", path->string(), " is malformed"));
+  }
+  return record;
 }
 
 absl::Status ChecksumStore::Write(std::string_view video_id, std::string_view name,
                                   const ChecksumRecord& record, bool sync) const {
   absl::StatusOr<fs::path> path = PathOf(video_id, name);
   if (!path.ok()) return path.status();
-  if (absl::Status s = EnsureDir(path->parent_path()); !s.ok()) return s;
-  return WriteFileAtomically(*path, Format(record), sync);
+  if (record.blocks.size() > kMaxBlocks) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("a file of ", record.size, " bytes is over the node's limit"));
+  }
+  if (absl::Status s = env_->CreateDir(path->parent_path()); !s.ok()) return s;
+  return env_->WriteFileAtomically(*path, Format(record), sync);
 }
 
 absl::Status ChecksumStore::Remove(std::string_view video_id, std::string_view name) const {
   absl::StatusOr<fs::path> path = PathOf(video_id, name);
   if (!path.ok()) return path.status();
-  // No directory fsync: a record that reappears after a crash either has no
-  // data file (removed at start-up) or a stale etag (ignored), so it is harmless.
-  if (unlink(path->c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink", *path);
-  return absl::OkStatus();
+  absl::Status removed = env_->Unlink(*path);
+  if (absl::IsNotFound(removed)) return absl::OkStatus();
+  if (!removed.ok()) return removed;
+  // Durable: a record that came back after a crash would vouch for a file
+  // that is gone and make it look damaged.
+  return env_->SyncDir(path->parent_path());
 }
 
-absl::Status ChecksumStore::RemoveVideo(std::string_view video_id) const {
+absl::StatusOr<std::vector<std::string>> ChecksumStore::Videos() const {
+  auto names = env_->ListDir(root_);
+  if (!names.ok()) return names.status();
+  std::vector<std::string> ids;
+  for (std::string& name : *names) {
+    if (IsValidVideoId(name)) ids.push_back(std::move(name));
+  }
+  return ids;
+}
+
+absl::StatusOr<std::vector<std::string>> ChecksumStore::Names(std::string_view video_id,
+                                                              bool remove_temps) const {
   if (!IsValidVideoId(video_id)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid video id \"", ToAbsl(video_id), "\""));
   }
   const fs::path dir = root_ / video_id;
-  std::error_code ec;
-  fs::remove_all(dir, ec);
-  if (ec) return ErrnoStatus(ec.value(), "remove", dir);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<size_t> ChecksumStore::RemoveStale(
-    const std::function<bool(const std::string&, const std::string&)>& has_data) const {
-  size_t removed = 0;
-  // Explicit increment(ec) loops: range-for would throw on a read error.
-  std::error_code ec;
-  fs::directory_iterator videos(root_, ec);
-  for (; !ec && videos != fs::directory_iterator(); videos.increment(ec)) {
-    const fs::path& video_dir = videos->path();
-    const std::string video_id = video_dir.filename().string();
-    std::error_code type_ec;
-    if (!IsValidVideoId(video_id) || videos->is_symlink(type_ec) ||
-        !videos->is_directory(type_ec)) {
-      spdlog::warn("ignoring unexpected {} in the checksum store", video_dir.string());
+  auto names = env_->ListDir(dir);
+  if (!names.ok()) {
+    if (absl::IsNotFound(names.status())) return std::vector<std::string>();
+    return names.status();
+  }
+  std::vector<std::string> valid;
+  for (std::string& name : *names) {
+    if (name.starts_with(kTempPrefix)) {
+      if (remove_temps) (void)env_->Unlink(dir / name);
       continue;
     }
-    std::error_code files_ec;
-    fs::directory_iterator files(video_dir, files_ec);
-    for (; !files_ec && files != fs::directory_iterator(); files.increment(files_ec)) {
-      const std::string name = files->path().filename().string();
-      const bool stale =
-          name.starts_with(kTempPrefix) || (IsValidContentName(name) && !has_data(video_id, name));
-      if (!stale) continue;
-      std::error_code remove_ec;
-      if (fs::remove(files->path(), remove_ec)) ++removed;
-      if (remove_ec)
-        spdlog::warn("cannot remove {}: {}", files->path().string(), remove_ec.message());
-    }
-    if (files_ec) return ErrnoStatus(files_ec.value(), "list", video_dir);
-    // Fails (harmlessly) unless the directory is empty now.
-    rmdir(video_dir.c_str());
+    if (IsValidContentName(name)) valid.push_back(std::move(name));
   }
-  if (ec) return ErrnoStatus(ec.value(), "list", root_);
-  return removed;
+  return valid;
+}
+
+void ChecksumStore::RemoveVideoDirIfEmpty(std::string_view video_id) const {
+  if (!IsValidVideoId(video_id)) return;
+  (void)env_->RemoveDir(root_ / video_id);
 }
 
 }  // namespace streamgrid::storage

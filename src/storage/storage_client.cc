@@ -189,7 +189,24 @@ absl::StatusOr<NodeHealth> StorageClient::Health() {
                     .files = response.files(),
                     .bytes_used = response.bytes_used(),
                     .free_bytes = response.free_bytes(),
-                    .total_bytes = response.total_bytes()};
+                    .total_bytes = response.total_bytes(),
+                    .instance_id = response.instance_id(),
+                    .integrity = response.integrity()};
+}
+
+absl::StatusOr<QuarantinePage> StorageClient::ListQuarantined(uint64_t after_seq,
+                                                              uint32_t page_size) {
+  grpc::ClientContext context;
+  SetCallDeadline(context);
+  v1::ListQuarantinedRequest request;
+  request.set_after_seq(after_seq);
+  request.set_page_size(page_size);
+  v1::ListQuarantinedResponse response;
+  grpc::Status status = stub_->ListQuarantined(&context, request, &response);
+  if (!status.ok()) return ToAbslStatus(status);
+  return QuarantinePage{.copies = {response.copies().begin(), response.copies().end()},
+                        .more = response.more(),
+                        .oldest_kept_seq = response.oldest_kept_seq()};
 }
 
 absl::StatusOr<HintPage> StorageClient::ListHints(std::string_view intended_node,

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -55,6 +56,19 @@ struct NodeHealth {
   uint64_t bytes_used = 0;
   uint64_t free_bytes = 0;
   uint64_t total_bytes = 0;
+  // New at every start of the node process (a change means it restarted).
+  std::string instance_id;
+  // Scrubber, quarantine and hint figures.
+  v1::IntegrityStats integrity;
+};
+
+// A page of a node's quarantine log (see ListQuarantined in storage.proto).
+struct QuarantinePage {
+  std::vector<v1::QuarantinedCopy> copies;
+  // Entries after the last one returned remain.
+  bool more = false;
+  // The lowest sequence number the node still keeps.
+  uint64_t oldest_kept_seq = 0;
 };
 
 // A synchronous client of one storage node (streamgrid.storage.v1), over one
@@ -121,6 +135,9 @@ class StorageClient {
   // empty. The node checks the filter (INVALID_ARGUMENT).
   absl::StatusOr<StoredFilePage> List(const ListOptions& options);
   absl::StatusOr<NodeHealth> Health();
+  // The damaged copies the node took out of service with a sequence number
+  // above `after_seq`, oldest first; `page_size` 0 means the node's default.
+  absl::StatusOr<QuarantinePage> ListQuarantined(uint64_t after_seq, uint32_t page_size = 0);
 
   // One page of the hints the node holds, oldest first; only those for
   // `intended_node` when it is not empty. Page until the token is empty.

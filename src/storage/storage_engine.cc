@@ -1,21 +1,24 @@
 #include "storage/storage_engine.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <system_error>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/names.h"
 #include "common/strings.h"
 #include "spdlog/spdlog.h"
@@ -26,26 +29,76 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Buffer for re-hashing a file whose checksum record is missing or stale.
-constexpr size_t kHashBufferBytes = 1 << 20;
+// Temp-file prefixes inside content/<video_id>/ (see the class comment).
+constexpr std::string_view kUploadPrefix = ".tmp-up-";
+constexpr std::string_view kDeletePrefix = ".tmp-del-";
+// Written once a store has the current layout (records before data, block
+// checksums); a store without it is upgraded by Open().
+constexpr std::string_view kFormatFile = "FORMAT";
+constexpr std::string_view kFormat = "streamgrid-storage 2\n";
 
 absl::Status InvalidVideoId(std::string_view video_id) {
   return absl::InvalidArgumentError(absl::StrCat("invalid video id \"", ToAbsl(video_id), "\""));
 }
 
-// The content service's NOT_FOUND names its on-disk path; callers of the node
-// only need to know which file.
+absl::Status Validate(std::string_view video_id, std::string_view name) {
+  if (!IsValidVideoId(video_id)) return InvalidVideoId(video_id);
+  if (!IsValidContentName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid content name \"", ToAbsl(name), "\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status NotFound(std::string_view video_id, std::string_view name) {
   return absl::NotFoundError(absl::StrCat("no file ", ToAbsl(video_id), "/", ToAbsl(name)));
 }
 
-StoredFile MakeStoredFile(std::string_view video_id, const ContentInfo& info, std::string sha256,
-                          int64_t mtime_unix_nanos) {
+StoredFile MakeStoredFile(std::string_view video_id, std::string_view name,
+                          const ChecksumRecord& record) {
   return StoredFile{.video_id = std::string(video_id),
-                    .name = info.name,
-                    .size = info.size,
-                    .sha256 = std::move(sha256),
-                    .mtime_unix_nanos = mtime_unix_nanos};
+                    .name = std::string(name),
+                    .size = record.size,
+                    .sha256 = record.sha256,
+                    .mtime_unix_nanos = record.mtime_unix_nanos};
+}
+
+// The name a temp file with `prefix` stands for: ".tmp-up-<name>.<random>".
+std::optional<std::string> TempTarget(std::string_view file, std::string_view prefix) {
+  if (!file.starts_with(prefix)) return std::nullopt;
+  std::string_view rest = file.substr(prefix.size());
+  const size_t dot = rest.rfind('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  rest = rest.substr(0, dot);
+  if (!IsValidContentName(rest)) return std::nullopt;
+  return std::string(rest);
+}
+
+// Whole-file SHA-256 and block checksums of a data file, read in blocks.
+struct Hashes {
+  std::string sha256;
+  std::vector<Sha256::Digest> blocks;
+  uint64_t size = 0;
+};
+
+absl::StatusOr<Hashes> HashData(ReadableFile& file) {
+  Sha256 whole, block;
+  std::vector<char> buffer(kChecksumBlockBytes);
+  std::vector<Sha256::Digest> blocks;
+  uint64_t offset = 0;
+  while (true) {
+    absl::StatusOr<size_t> n = file.ReadAt(offset, buffer);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    std::span<const char> bytes(buffer.data(), *n);
+    whole.Update(bytes);
+    block.Reset();
+    block.Update(bytes);
+    blocks.push_back(block.Finish());
+    offset += *n;
+    if (*n < buffer.size()) break;
+  }
+  if (blocks.size() <= 1) blocks.clear();
+  return Hashes{.sha256 = whole.FinishHex(), .blocks = std::move(blocks), .size = offset};
 }
 
 // Sorted names of the video directories under `root`; other entries are skipped.
@@ -129,81 +182,194 @@ absl::Status ValidatePartitions(const ListOptions& options) {
 
 }  // namespace
 
-StorageEngine::StorageEngine(fs::path data_dir, std::unique_ptr<LocalVideoContentService> content,
-                             ChecksumStore checksums)
+std::string EtagOf(const FileStat& stat) {
+  return absl::StrFormat("\"%x-%x-%x\"", stat.inode, stat.size,
+                         static_cast<uint64_t>(stat.mtime_unix_nanos));
+}
+
+// What Inspect() found.
+struct StorageEngine::Inspection {
+  std::optional<ChecksumRecord> record;
+  std::optional<FileStat> data;
+  std::optional<Damage> damage;
+  std::string detail;
+};
+
+StorageEngine::StorageEngine(fs::path data_dir, Env& env,
+                             std::unique_ptr<LocalVideoContentService> content,
+                             ChecksumStore checksums, std::unique_ptr<Quarantine> quarantine)
     : data_dir_(std::move(data_dir)),
+      env_(env),
       content_(std::move(content)),
-      checksums_(std::move(checksums)) {}
+      checksums_(std::move(checksums)),
+      quarantine_(std::move(quarantine)) {}
 
 StorageEngine::~StorageEngine() = default;
 
-absl::StatusOr<std::unique_ptr<StorageEngine>> StorageEngine::Open(const fs::path& data_dir) {
+absl::StatusOr<std::unique_ptr<StorageEngine>> StorageEngine::Open(const fs::path& data_dir,
+                                                                   StorageEngineOptions options) {
+  Env& env = options.env != nullptr ? *options.env : *Env::Default();
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (ec) return ErrnoStatus(ec.value(), "create", data_dir);
-  // The content service removes the data temp files a crash left behind.
+  for (const char* sub : {"content", "checksums"}) {
+    if (absl::Status s = env.CreateDir(data_dir / sub); !s.ok()) return s;
+  }
+  auto checksums = ChecksumStore::Open(env, data_dir / "checksums");
+  if (!checksums.ok()) return checksums.status();
+  auto quarantine = Quarantine::Open(env, data_dir / "quarantine");
+  if (!quarantine.ok()) return quarantine.status();
+  std::unique_ptr<StorageEngine> engine(
+      new StorageEngine(data_dir, env, nullptr, *std::move(checksums), *std::move(quarantine)));
+  // Before the content service opens: it removes every temp file, and some
+  // of them may be commits or deletes to finish.
+  if (absl::Status s = engine->Recover(); !s.ok()) return s;
   auto content = LocalVideoContentService::Open(data_dir / "content");
   if (!content.ok()) return content.status();
-  auto checksums = ChecksumStore::Open(data_dir / "checksums");
-  if (!checksums.ok()) return checksums.status();
-  // Both subdirectories may be new: make their entries durable.
-  if (absl::Status s = FsyncDir(data_dir); !s.ok()) return s;
-  std::unique_ptr<StorageEngine> engine(
-      new StorageEngine(data_dir, *std::move(content), *std::move(checksums)));
-  if (absl::Status s = engine->Reconcile(); !s.ok()) return s;
-  return engine;
-}
+  const_cast<std::unique_ptr<LocalVideoContentService>&>(engine->content_) = *std::move(content);
+  if (absl::Status s = engine->UpgradeLegacyStore(); !s.ok()) return s;
 
-absl::Status StorageEngine::Reconcile() {
-  const fs::path& content_root = content_->root();
-  // Records first: one whose data is gone comes from a crash during a delete
-  // (records are removed after the data) or from a failed commit.
-  auto removed = checksums_.RemoveStale([&](const std::string& video_id, const std::string& name) {
-    struct stat st;
-    const fs::path data = content_root / video_id / name;
-    // Only a definite "no such file" counts as gone; anything else keeps the record.
-    return lstat(data.c_str(), &st) == 0 || (errno != ENOENT && errno != ENOTDIR);
-  });
-  if (!removed.ok()) return removed.status();
-
-  auto video_ids = VideoIds(content_root);
+  uint64_t files = 0, bytes = 0;
+  auto video_ids = VideoIds(data_dir / "content");
   if (!video_ids.ok()) return video_ids.status();
-  uint64_t files = 0, bytes = 0, recomputed = 0, unreadable = 0;
-  reconciling_ = true;
   for (const std::string& video_id : *video_ids) {
-    auto infos = content_->List(video_id);
+    auto infos = engine->content_->List(video_id);
     if (!infos.ok()) return infos.status();
     if (infos->empty()) {
       // Left behind by deletes or abandoned uploads; fails harmlessly if a file appeared.
-      rmdir((content_root / video_id).c_str());
-      continue;
+      (void)env.RemoveDir(data_dir / "content" / video_id);
     }
     for (const ContentInfo& info : *infos) {
       ++files;
       bytes += info.size;
-      bool fresh = false;
-      absl::StatusOr<StoredFile> file = Describe(video_id, info, &fresh);
-      if (fresh) ++recomputed;
-      if (!file.ok()) {
-        // One unreadable file must not keep the whole node down; reads of it
-        // will report the error.
-        ++unreadable;
-        spdlog::error("cannot checksum {}/{}: {}", video_id, info.name, file.status().ToString());
+    }
+  }
+  engine->files_ = files;
+  engine->bytes_ = bytes;
+  spdlog::info("storage at {}: {} files, {} bytes; {} copies quarantined so far (last seq {})",
+               data_dir.string(), files, bytes, engine->quarantine_->List(0, 1).copies.size(),
+               engine->quarantine_->last_seq());
+  return engine;
+}
+
+absl::Status StorageEngine::Recover() {
+  const fs::path content_root = data_dir_ / "content";
+  auto video_ids = VideoIds(content_root);
+  if (!video_ids.ok()) return video_ids.status();
+  int finished_commits = 0, finished_deletes = 0, removed = 0;
+  for (const std::string& video_id : *video_ids) {
+    const fs::path dir = content_root / video_id;
+    auto names = env_.ListDir(dir);
+    if (!names.ok()) return names.status();
+    bool changed = false;
+    for (const std::string& file : *names) {
+      if (!file.starts_with(kTempPrefix)) continue;
+      const fs::path path = dir / file;
+      auto stat = env_.Stat(path);
+      if (!stat.ok()) return stat.status();
+      std::optional<std::string> up = TempTarget(file, kUploadPrefix);
+      std::optional<std::string> del = TempTarget(file, kDeletePrefix);
+      const std::string* target = up ? &*up : del ? &*del : nullptr;
+      std::optional<ChecksumRecord> record;
+      if (target != nullptr) {
+        auto read = checksums_.Read(video_id, *target);
+        if (read.ok()) record = *std::move(read);
+      }
+      const bool named = record && !record->legacy && record->etag == EtagOf(*stat);
+      if (up && named) {
+        // The record of this very file is durable: the commit was decided.
+        if (absl::Status s = env_.Rename(path, dir / *up); !s.ok()) return s;
+        ++finished_commits;
+      } else if (del && named) {
+        if (absl::Status s = checksums_.Remove(video_id, *del); !s.ok()) return s;
+        if (absl::Status s = env_.Unlink(path); !s.ok() && !absl::IsNotFound(s)) return s;
+        ++finished_deletes;
+      } else {
+        if (absl::Status s = env_.Unlink(path); !s.ok() && !absl::IsNotFound(s)) return s;
+        ++removed;
+      }
+      changed = true;
+    }
+    if (changed) {
+      if (absl::Status s = env_.SyncDir(dir); !s.ok()) return s;
+    }
+  }
+  // Temp files of record writes a crash interrupted.
+  auto record_videos = checksums_.Videos();
+  if (!record_videos.ok()) return record_videos.status();
+  for (const std::string& video_id : *record_videos) {
+    auto names = checksums_.Names(video_id, /*remove_temps=*/true);
+    if (!names.ok()) return names.status();
+    if (names->empty()) checksums_.RemoveVideoDirIfEmpty(video_id);
+  }
+  if (finished_commits + finished_deletes + removed > 0) {
+    spdlog::info("crash recovery: {} commits and {} deletes finished, {} temp files removed",
+                 finished_commits, finished_deletes, removed);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StorageEngine::UpgradeLegacyStore() {
+  const fs::path marker = data_dir_ / kFormatFile;
+  if (env_.Stat(marker).ok()) return absl::OkStatus();
+  // A store of the first layout (or a new one): the record was written after
+  // the data was renamed in, so a missing or stale record was a crash window
+  // and the data is the truth. Recompute those, add block checksums to every
+  // record, and drop records without data, once.
+  uint64_t upgraded = 0, recomputed = 0, orphans = 0, corrupt = 0;
+  auto video_ids = VideoIds(data_dir_ / "content");
+  if (!video_ids.ok()) return video_ids.status();
+  for (const std::string& video_id : *video_ids) {
+    auto infos = content_->List(video_id);
+    if (!infos.ok()) return infos.status();
+    for (const ContentInfo& info : *infos) {
+      auto record = checksums_.Read(video_id, info.name);
+      if (record.ok() && *record && !(*record)->legacy && (*record)->etag == info.etag) continue;
+      auto file = env_.OpenReadable(DataPath(video_id, info.name));
+      if (!file.ok()) return file.status();
+      auto stat = (*file)->Stat();
+      if (!stat.ok()) return stat.status();
+      auto hashes = HashData(**file);
+      if (!hashes.ok()) return hashes.status();
+      const bool trusted = record.ok() && *record && (*record)->etag == EtagOf(*stat);
+      if (trusted && (*record)->sha256 != hashes->sha256) {
+        ++corrupt;
+        (void)QuarantineCopy(video_id, info.name, Damage::kCorrupt, (*record)->sha256, stat->inode,
+                             "scrub", "the data does not match its checksum");
+        continue;
+      }
+      trusted ? ++upgraded : ++recomputed;
+      ChecksumRecord fresh{.sha256 = hashes->sha256,
+                           .mtime_unix_nanos = stat->mtime_unix_nanos,
+                           .etag = EtagOf(*stat),
+                           .size = stat->size,
+                           .blocks = std::move(hashes->blocks)};
+      if (absl::Status s = checksums_.Write(video_id, info.name, fresh, /*sync=*/false); !s.ok()) {
+        return s;
       }
     }
   }
-  reconciling_ = false;
-  // One file-system sync instead of two fsyncs per recomputed record: after a
-  // crash that left many, this is the difference between seconds and minutes.
-  if (recomputed > 0) {
-    if (absl::Status s = SyncFileSystem(checksums_.root()); !s.ok()) return s;
+  auto record_videos = checksums_.Videos();
+  if (!record_videos.ok()) return record_videos.status();
+  for (const std::string& video_id : *record_videos) {
+    auto names = checksums_.Names(video_id);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+      if (absl::IsNotFound(env_.Stat(DataPath(video_id, name)).status())) {
+        if (absl::Status s = env_.Unlink(checksums_.root() / video_id / name); s.ok()) ++orphans;
+      }
+    }
+    checksums_.RemoveVideoDirIfEmpty(video_id);
   }
-  files_ = files;
-  bytes_ = bytes;
-  spdlog::info(
-      "storage at {}: {} files, {} bytes; {} checksums recomputed, {} stale records removed, {} "
-      "unreadable files",
-      data_dir_.string(), files, bytes, recomputed, *removed, unreadable);
+  // One file-system sync instead of two fsyncs per record.
+  if (absl::Status s = SyncFileSystem(data_dir_); !s.ok()) return s;
+  if (absl::Status s = env_.WriteFileAtomically(marker, kFormat); !s.ok()) return s;
+  if (upgraded + recomputed + orphans + corrupt > 0) {
+    spdlog::info(
+        "upgraded the store at {}: {} records given block checksums, {} recomputed, {} without "
+        "data removed, {} corrupt copies quarantined",
+        data_dir_.string(), upgraded, recomputed, orphans, corrupt);
+  }
   return absl::OkStatus();
 }
 
@@ -211,76 +377,91 @@ std::shared_mutex& StorageEngine::LockFor(std::string_view video_id) {
   return locks_[std::hash<std::string_view>{}(video_id) % locks_.size()];
 }
 
-absl::StatusOr<int64_t> StorageEngine::DataMtime(std::string_view video_id,
-                                                 std::string_view name) const {
-  const fs::path path = content_->root() / video_id / name;
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", path);
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+fs::path StorageEngine::DataPath(std::string_view video_id, std::string_view name) const {
+  return data_dir_ / "content" / video_id / name;
 }
 
-absl::StatusOr<StoredFile> StorageEngine::Describe(std::string_view video_id,
-                                                   const ContentInfo& info, bool* recomputed) {
-  auto record = checksums_.Read(video_id, info.name);
-  if (!record.ok()) return record.status();
-  if (*record && (*record)->etag == info.etag) {
-    return MakeStoredFile(video_id, info, (*record)->sha256, (*record)->mtime_unix_nanos);
+absl::StatusOr<StorageEngine::Inspection> StorageEngine::Inspect(
+    std::string_view video_id, std::string_view name, const std::optional<FileStat>& opened) {
+  Inspection result;
+  if (opened) {
+    result.data = *opened;
+  } else {
+    absl::StatusOr<FileStat> stat = env_.Stat(DataPath(video_id, name));
+    if (stat.ok()) {
+      result.data = *stat;
+    } else if (!absl::IsNotFound(stat.status())) {
+      return stat.status();
+    }
   }
-  // No record, or one for another version: a crash came between a commit's
-  // rename and its record, or the data was changed behind the node's back. The
-  // data is the durable truth either way, so hash it again.
-  // At start-up after a crash there may be many; Reconcile() logs the total.
-  spdlog::log(reconciling_ ? spdlog::level::debug : spdlog::level::warn,
-              "{} checksum record for {}/{}; hashing the data", *record ? "stale" : "no", video_id,
-              info.name);
-  if (recomputed) *recomputed = true;
-  auto reader = content_->OpenReader(video_id, info.name);
-  if (!reader.ok()) return reader.status();
-  Sha256 hasher;
-  std::vector<char> buffer(kHashBufferBytes);
-  while (true) {
-    absl::StatusOr<size_t> n = (*reader)->Read(buffer);
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    hasher.Update(std::span<const char>(buffer.data(), *n));
+  absl::StatusOr<std::optional<ChecksumRecord>> record = checksums_.Read(video_id, name);
+  bool unreadable = false;
+  if (record.ok()) {
+    result.record = *std::move(record);
+  } else if (absl::IsDataLoss(record.status())) {
+    unreadable = true;
+  } else {
+    return record.status();
   }
-  auto mtime = DataMtime(video_id, info.name);
-  if (!mtime.ok()) return mtime.status();
-  const ContentInfo& hashed = (*reader)->info();
-  ChecksumRecord fresh{
-      .sha256 = hasher.FinishHex(), .mtime_unix_nanos = *mtime, .etag = hashed.etag};
-  // The answer is right even if it cannot be saved; the next access retries.
-  if (absl::Status s = checksums_.Write(video_id, info.name, fresh, /*sync=*/!reconciling_);
-      !s.ok()) {
-    spdlog::warn("cannot save checksum record for {}/{}: {}", video_id, info.name, s.ToString());
+  if (!result.data) {
+    if (!result.record && !unreadable) return NotFound(video_id, name);
+    result.damage = Damage::kMissing;
+    result.detail = "its data file is gone";
+  } else if (!result.record || result.record->legacy) {
+    result.damage = Damage::kUnverifiable;
+    result.detail = unreadable ? "its checksum record is unreadable" : "it has no checksum record";
+  } else if (result.data->size != result.record->size) {
+    result.damage = Damage::kWrongSize;
+    result.detail =
+        absl::StrCat("it has ", result.data->size, " bytes, ", result.record->size, " recorded");
+  } else if (EtagOf(*result.data) != result.record->etag) {
+    result.damage = Damage::kCorrupt;
+    result.detail = "its data file was changed (inode or mtime differ from the record)";
   }
-  return MakeStoredFile(video_id, hashed, std::move(fresh.sha256), fresh.mtime_unix_nanos);
+  return result;
 }
 
-absl::StatusOr<std::optional<ContentInfo>> StorageEngine::StatData(std::string_view video_id,
-                                                                   std::string_view name) {
-  absl::StatusOr<ContentInfo> info = content_->Stat(video_id, name);
-  if (info.ok()) return *std::move(info);
-  if (absl::IsNotFound(info.status())) return std::nullopt;
-  return info.status();
-}
-
-void StorageEngine::Account(const std::optional<ContentInfo>& before,
-                            const std::optional<ContentInfo>& after) {
-  if (before) {
-    files_ -= 1;
-    bytes_ -= before->size;
+absl::Status StorageEngine::QuarantineCopy(std::string_view video_id, std::string_view name,
+                                           Damage damage, const std::string& expected_sha256,
+                                           std::optional<uint64_t> data_inode, const char* found_by,
+                                           std::string_view detail) {
+  absl::Status answer = absl::DataLossError(
+      absl::StrCat("copy of ", ToAbsl(video_id), "/", ToAbsl(name), " is damaged (",
+                   DamageName(damage), ": ", ToAbsl(detail), "); it is quarantined"));
+  std::unique_lock lock(LockFor(video_id));
+  const fs::path path = DataPath(video_id, name);
+  absl::StatusOr<FileStat> now = env_.Stat(path);
+  std::optional<FileStat> data;
+  if (now.ok()) data = *now;
+  // Another version replaced the damaged one meanwhile (or a missing file was
+  // stored again): nothing to take out of service.
+  if (data_inode ? (!data || data->inode != *data_inode) : data.has_value()) return answer;
+  spdlog::error("{}/{} found damaged by {}: {}: {}", video_id, name, found_by, DamageName(damage),
+                detail);
+  absl::StatusOr<QuarantinedCopy> added =
+      quarantine_->Add(QuarantinedCopy{.video_id = std::string(video_id),
+                                       .name = std::string(name),
+                                       .damage = damage,
+                                       .expected_sha256 = expected_sha256,
+                                       .found_by = found_by},
+                       data ? std::optional<fs::path>(path) : std::nullopt);
+  if (!added.ok()) {
+    spdlog::error("quarantining {}/{}: {}", video_id, name, added.status().ToString());
   }
-  if (after) {
-    files_ += 1;
-    bytes_ += after->size;
+  // The copy is out of service once its data left (or never was there);
+  // the record goes too, so the file is NOT_FOUND from now on.
+  if (!data || !env_.Stat(path).ok()) {
+    if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) {
+      spdlog::error("removing the record of quarantined {}/{}: {}", video_id, name, s.ToString());
+    }
+    if (data) Account(data->size, std::nullopt);
   }
+  return answer;
 }
 
 absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUpload(
     std::string_view video_id, std::string_view name, std::optional<uint64_t> expected_size) {
-  auto writer = content_->OpenWriter(video_id, name);
-  if (!writer.ok()) return writer.status();
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
   if (expected_size) {
     auto usage = Usage();
     if (!usage.ok()) return usage.status();
@@ -289,114 +470,263 @@ absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUploa
           absl::StrCat("no room for ", *expected_size, " bytes: ", usage->free_bytes, " free"));
     }
   }
+  const fs::path dir = data_dir_ / "content" / video_id;
+  {
+    // Under the video's lock: a DeleteVideo may be removing the directory.
+    std::shared_lock lock(LockFor(video_id));
+    if (absl::Status s = env_.CreateDir(dir); !s.ok()) return s;
+  }
+  const fs::path temp =
+      dir / absl::StrCat(ToAbsl(kUploadPrefix), ToAbsl(name), ".", RandomSuffix());
+  auto file = env_.NewWritableFile(temp);
+  if (!file.ok()) return file.status();
   return std::unique_ptr<Upload>(new Upload(*this, std::string(video_id), std::string(name),
-                                            expected_size, *std::move(writer)));
+                                            expected_size, temp, *std::move(file)));
 }
 
 absl::StatusOr<StoredFile> StorageEngine::CommitUpload(Upload& upload, const std::string& sha256) {
   const std::string& video_id = upload.video_id_;
   const std::string& name = upload.name_;
-  std::unique_ptr<ContentWriter> writer = std::move(upload.writer_);
+  const fs::path dir = data_dir_ / "content" / video_id;
+  std::unique_ptr<WritableFile> file = std::move(upload.file_);
+  // 1. The data durable in its temp file, and the temp file's entry too.
+  absl::Status synced = file->Sync();
+  absl::StatusOr<FileStat> stat = synced.ok() ? file->Stat() : synced;
+  if (absl::Status closed = file->Close(); stat.ok() && !closed.ok()) stat = closed;
+  if (stat.ok()) {
+    if (absl::Status s = env_.SyncDir(dir); !s.ok()) stat = s;
+  }
+  if (!stat.ok()) {
+    upload.Abandon();
+    return stat.status();
+  }
+  ChecksumRecord record{.sha256 = sha256,
+                        .mtime_unix_nanos = stat->mtime_unix_nanos,
+                        .etag = EtagOf(*stat),
+                        .size = stat->size,
+                        .blocks = std::move(upload.blocks_)};
+
   std::unique_lock lock(LockFor(video_id));
-  auto before = StatData(video_id, name);
-  if (!before.ok()) return before.status();
-
-  absl::StatusOr<ContentInfo> committed = writer->Commit();
-  writer.reset();
-  if (!committed.ok()) {
-    // Commit can fail after its rename (a directory fsync), leaving the new
-    // version visible but not known durable and without a record: remove it.
-    auto now = StatData(video_id, name);
-    if (now.ok() && *now && (!*before || (*now)->etag != (*before)->etag)) {
-      if (absl::Status s = content_->Delete(video_id, name); !s.ok()) {
-        spdlog::error("cannot remove failed upload {}/{}: {}", video_id, name, s.ToString());
-      }
-      now = StatData(video_id, name);
+  absl::StatusOr<FileStat> before = env_.Stat(DataPath(video_id, name));
+  std::optional<uint64_t> size_before;
+  if (before.ok()) size_before = before->size;
+  absl::StatusOr<std::optional<ChecksumRecord>> old_record = checksums_.Read(video_id, name);
+  // Puts the old record back after a failure past step 2 (the old data is
+  // still in place then). Best effort: if this fails too, the old version
+  // looks damaged and is repaired from a replica like any damaged copy.
+  auto restore_record = [&] {
+    absl::Status s = old_record.ok() && *old_record ? checksums_.Write(video_id, name, **old_record)
+                                                    : checksums_.Remove(video_id, name);
+    if (!s.ok()) {
+      spdlog::error("cannot restore the record of {}/{}: {}", video_id, name, s.ToString());
     }
-    Account(*before, now.ok() ? *now : std::nullopt);
-    return committed.status();
+  };
+  // 2. The record of the new version, durable: from here the commit is decided.
+  if (absl::Status s = checksums_.Write(video_id, name, record); !s.ok()) {
+    // Only a failed directory fsync leaves the new record in place.
+    restore_record();
+    upload.Abandon();
+    return s;
   }
-
-  auto mtime = DataMtime(video_id, name);
-  absl::Status saved = mtime.status();
-  if (saved.ok()) {
-    saved = checksums_.Write(
-        video_id, name,
-        ChecksumRecord{.sha256 = sha256, .mtime_unix_nanos = *mtime, .etag = committed->etag});
+  // 3. The data renamed in, durably.
+  if (absl::Status s = env_.Rename(upload.temp_, DataPath(video_id, name)); !s.ok()) {
+    restore_record();
+    upload.Abandon();
+    return s;
   }
-  if (!saved.ok()) {
-    // Without a durable record the upload failed; it must not stay visible.
-    // The previous version is gone already (replaced), so its record goes too.
-    if (absl::Status s = content_->Delete(video_id, name); !s.ok() && !absl::IsNotFound(s)) {
-      spdlog::error("cannot remove failed upload {}/{}: {}", video_id, name, s.ToString());
+  upload.temp_exists_ = false;
+  if (absl::Status s = env_.SyncDir(dir); !s.ok()) {
+    // Visible but not known durable: take it back out rather than acknowledge
+    // it (the previous version is gone already).
+    Account(size_before, record.size);
+    if (auto removed = DeleteLocked(video_id, name); !removed.ok()) {
+      spdlog::error("cannot remove failed upload {}/{}: {}", video_id, name,
+                    removed.status().ToString());
     }
-    if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) {
-      spdlog::warn("cannot remove checksum record of {}/{}: {}", video_id, name, s.ToString());
-    }
-    auto now = StatData(video_id, name);
-    Account(*before, now.ok() ? *now : std::nullopt);
-    return saved;
+    return s;
   }
-  Account(*before, *committed);
-  return MakeStoredFile(video_id, *committed, sha256, *mtime);
+  Account(size_before, record.size);
+  return MakeStoredFile(video_id, name, record);
 }
 
 absl::StatusOr<std::unique_ptr<StorageEngine::Reader>> StorageEngine::OpenReader(
     std::string_view video_id, std::string_view name, uint64_t offset,
     std::optional<uint64_t> length) {
-  std::shared_lock lock(LockFor(video_id));
-  auto reader = content_->OpenReader(video_id, name, offset, length);
-  if (!reader.ok()) {
-    if (absl::IsNotFound(reader.status())) return NotFound(video_id, name);
-    return reader.status();
+  return OpenVerified(video_id, name, offset, length, "read");
+}
+
+absl::StatusOr<std::unique_ptr<StorageEngine::Reader>> StorageEngine::OpenVerified(
+    std::string_view video_id, std::string_view name, uint64_t offset,
+    std::optional<uint64_t> length, const char* found_by) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  Inspection inspection;
+  {
+    std::shared_lock lock(LockFor(video_id));
+    std::unique_ptr<ReadableFile> data;
+    std::optional<FileStat> opened;
+    auto file = env_.OpenReadable(DataPath(video_id, name));
+    if (file.ok()) {
+      data = *std::move(file);
+      auto stat = data->Stat();
+      if (!stat.ok()) return stat.status();
+      opened = *stat;
+    } else if (!absl::IsNotFound(file.status())) {
+      return file.status();
+    }
+    auto inspected = Inspect(video_id, name, opened);
+    if (!inspected.ok()) return inspected.status();
+    inspection = *std::move(inspected);
+    if (!inspection.damage) {
+      const ChecksumRecord& record = *inspection.record;
+      if (offset > record.size) {
+        return absl::OutOfRangeError(absl::StrCat("offset ", offset, " is past the end of ",
+                                                  ToAbsl(video_id), "/", ToAbsl(name), " (",
+                                                  record.size, " bytes)"));
+      }
+      const uint64_t end = length ? offset + std::min(*length, record.size - offset) : record.size;
+      StoredFile stored = MakeStoredFile(video_id, name, record);
+      return std::unique_ptr<Reader>(new Reader(*this, std::move(data), std::move(stored), record,
+                                                opened->inode, offset, end, found_by));
+    }
   }
-  // The reader's info is that of the version it opened, so the checksum is too.
-  auto file = Describe(video_id, (*reader)->info());
-  if (!file.ok()) return file.status();
-  return std::make_unique<Reader>(*std::move(reader), *std::move(file));
+  // Quarantined outside the shared lock: it takes the video's lock exclusively.
+  return QuarantineCopy(
+      video_id, name, *inspection.damage, inspection.record ? inspection.record->sha256 : "",
+      inspection.data ? std::optional<uint64_t>(inspection.data->inode) : std::nullopt, found_by,
+      inspection.detail);
 }
 
 absl::StatusOr<StoredFile> StorageEngine::Stat(std::string_view video_id, std::string_view name) {
-  std::shared_lock lock(LockFor(video_id));
-  absl::StatusOr<ContentInfo> info = content_->Stat(video_id, name);
-  if (!info.ok()) {
-    if (absl::IsNotFound(info.status())) return NotFound(video_id, name);
-    return info.status();
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  Inspection inspection;
+  {
+    std::shared_lock lock(LockFor(video_id));
+    auto inspected = Inspect(video_id, name, std::nullopt);
+    if (!inspected.ok()) return inspected.status();
+    inspection = *std::move(inspected);
+    if (!inspection.damage) return MakeStoredFile(video_id, name, *inspection.record);
   }
-  return Describe(video_id, *info);
+  return QuarantineCopy(
+      video_id, name, *inspection.damage, inspection.record ? inspection.record->sha256 : "",
+      inspection.data ? std::optional<uint64_t>(inspection.data->inode) : std::nullopt, "read",
+      inspection.detail);
+}
+
+absl::StatusOr<bool> StorageEngine::DeleteLocked(std::string_view video_id, std::string_view name) {
+  const fs::path dir = data_dir_ / "content" / video_id;
+  const fs::path path = DataPath(video_id, name);
+  absl::StatusOr<FileStat> data = env_.Stat(path);
+  if (!data.ok() && !absl::IsNotFound(data.status())) return data.status();
+  if (data.ok()) {
+    // Renamed aside first (durably), so that a crash before the record is
+    // gone leaves a delete Open() can finish, not data without a record.
+    const fs::path aside =
+        dir / absl::StrCat(ToAbsl(kDeletePrefix), ToAbsl(name), ".", RandomSuffix());
+    if (absl::Status s = env_.Rename(path, aside); !s.ok()) return s;
+    Account(data->size, std::nullopt);
+    if (absl::Status s = env_.SyncDir(dir); !s.ok()) return s;
+    if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) return s;
+    if (absl::Status s = env_.Unlink(aside); !s.ok()) {
+      spdlog::warn("cannot remove deleted {}: {}", aside.string(), s.ToString());
+    }
+    return true;
+  }
+  auto record = checksums_.Read(video_id, name);
+  if (record.ok() && !*record) return NotFound(video_id, name);
+  // A record without data (a damaged copy): removing it is the delete.
+  if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) return s;
+  return false;
 }
 
 absl::Status StorageEngine::Delete(std::string_view video_id, std::string_view name) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
   std::unique_lock lock(LockFor(video_id));
-  auto before = StatData(video_id, name);
-  if (!before.ok()) return before.status();
-  if (!*before) return NotFound(video_id, name);
-  if (absl::Status s = content_->Delete(video_id, name); !s.ok()) return s;
-  Account(*before, std::nullopt);
-  // The data is gone, so the file is; a record left over is removed at start-up.
-  if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) {
-    spdlog::warn("cannot remove checksum record of {}/{}: {}", video_id, name, s.ToString());
-  }
-  return absl::OkStatus();
+  return DeleteLocked(video_id, name).status();
 }
 
 absl::StatusOr<uint64_t> StorageEngine::DeleteVideo(std::string_view video_id) {
   if (!IsValidVideoId(video_id)) return InvalidVideoId(video_id);
   std::unique_lock lock(LockFor(video_id));
-  auto infos = content_->List(video_id);
-  if (!infos.ok()) return infos.status();
-  absl::Status deleted = content_->DeleteVideo(video_id);
-  // Recount: a failure may have removed some of the files.
-  auto left = content_->List(video_id);
-  for (const ContentInfo& info : *infos) Account(info, std::nullopt);
-  if (left.ok()) {
-    for (const ContentInfo& info : *left) Account(std::nullopt, info);
+  auto names = ScrubNames(video_id);
+  if (!names.ok()) return names.status();
+  uint64_t deleted = 0;
+  for (const std::string& name : *names) {
+    absl::StatusOr<bool> removed = DeleteLocked(video_id, name);
+    if (removed.ok()) {
+      deleted += *removed ? 1 : 0;
+    } else if (!absl::IsNotFound(removed.status())) {
+      return removed.status();
+    }
   }
-  if (!deleted.ok()) return deleted;
-  if (absl::Status s = checksums_.RemoveVideo(video_id); !s.ok()) {
-    spdlog::warn("cannot remove checksum records of {}: {}", video_id, s.ToString());
+  // Fail harmlessly while an upload's temp file is still there.
+  (void)env_.RemoveDir(data_dir_ / "content" / video_id);
+  checksums_.RemoveVideoDirIfEmpty(video_id);
+  return deleted;
+}
+
+absl::StatusOr<std::vector<std::string>> StorageEngine::ScrubVideoIds() {
+  auto data = VideoIds(data_dir_ / "content");
+  if (!data.ok()) return data.status();
+  auto records = checksums_.Videos();
+  if (!records.ok()) return records.status();
+  std::set<std::string> all(data->begin(), data->end());
+  all.insert(records->begin(), records->end());
+  return std::vector<std::string>(all.begin(), all.end());
+}
+
+absl::StatusOr<std::vector<std::string>> StorageEngine::ScrubNames(std::string_view video_id) {
+  if (!IsValidVideoId(video_id)) return InvalidVideoId(video_id);
+  std::set<std::string> all;
+  auto data = env_.ListDir(data_dir_ / "content" / video_id);
+  if (data.ok()) {
+    for (std::string& name : *data) {
+      if (IsValidContentName(name)) all.insert(std::move(name));
+    }
+  } else if (!absl::IsNotFound(data.status())) {
+    return data.status();
   }
-  return infos->size();
+  auto records = checksums_.Names(video_id);
+  if (!records.ok()) return records.status();
+  all.insert(records->begin(), records->end());
+  return std::vector<std::string>(all.begin(), all.end());
+}
+
+absl::StatusOr<StorageEngine::ScrubResult> StorageEngine::ScrubFile(
+    std::string_view video_id, std::string_view name, const std::function<bool(uint64_t)>& pace) {
+  ScrubResult result;
+  auto reader = OpenVerified(video_id, name, 0, std::nullopt, "scrub");
+  if (!reader.ok()) {
+    if (absl::IsDataLoss(reader.status())) {
+      result.damaged = true;
+      return result;
+    }
+    return reader.status();
+  }
+  Sha256 whole;
+  std::vector<char> buffer(std::min<uint64_t>(kChecksumBlockBytes, (*reader)->file().size + 1));
+  while (true) {
+    if (!pace(buffer.size())) return absl::CancelledError("scrub stopped");
+    absl::StatusOr<size_t> n = (*reader)->Read(buffer);
+    if (!n.ok()) {
+      if (absl::IsDataLoss(n.status())) {
+        result.damaged = true;
+        return result;
+      }
+      return n.status();
+    }
+    if (*n == 0) break;
+    whole.Update(std::span<const char>(buffer.data(), *n));
+    result.bytes_checked += *n;
+  }
+  // The blocks vouch for every byte; this also checks the record's own
+  // whole-file checksum, which is what clients compare with.
+  const std::string sha256 = whole.FinishHex();
+  if (sha256 != (*reader)->file().sha256) {
+    result.damaged = true;
+    (void)QuarantineCopy(video_id, name, Damage::kCorrupt, (*reader)->file().sha256,
+                         (*reader)->inode_, "scrub", absl::StrCat("the data hashes to ", sha256));
+  }
+  return result;
 }
 
 absl::StatusOr<StoredFilePage> StorageEngine::List(std::string_view video_id,
@@ -462,9 +792,15 @@ absl::StatusOr<StoredFilePage> StorageEngine::List(const ListOptions& options, s
       last_video.assign(id);
       last_name.assign(info->name);
       if (filter && !filter->Matches(id, info->name)) continue;
-      auto file = Describe(id, *info);
-      if (!file.ok()) return file.status();
-      page.files.push_back(*std::move(file));
+      // Only files whose record vouches for them: a damaged copy is not one
+      // to offer (a read or the scrubber quarantines it).
+      auto record = checksums_.Read(id, info->name);
+      if (!record.ok()) {
+        if (absl::IsDataLoss(record.status())) continue;
+        return record.status();
+      }
+      if (!*record || (*record)->legacy || (*record)->etag != info->etag) continue;
+      page.files.push_back(MakeStoredFile(id, info->name, **record));
     }
   }
   return page;
@@ -481,54 +817,161 @@ absl::StatusOr<StorageUsage> StorageEngine::Usage() const {
   };
 }
 
+void StorageEngine::Account(std::optional<uint64_t> size_before,
+                            std::optional<uint64_t> size_after) {
+  if (size_before) {
+    files_ -= 1;
+    bytes_ -= *size_before;
+  }
+  if (size_after) {
+    files_ += 1;
+    bytes_ += *size_after;
+  }
+}
+
 StorageEngine::Upload::Upload(StorageEngine& engine, std::string video_id, std::string name,
-                              std::optional<uint64_t> expected_size,
-                              std::unique_ptr<ContentWriter> writer)
+                              std::optional<uint64_t> expected_size, fs::path temp,
+                              std::unique_ptr<WritableFile> file)
     : engine_(engine),
       video_id_(std::move(video_id)),
       name_(std::move(name)),
       expected_size_(expected_size),
-      writer_(std::move(writer)) {}
+      temp_(std::move(temp)),
+      file_(std::move(file)) {}
 
-// The content writer removes its temp file when destroyed uncommitted.
-StorageEngine::Upload::~Upload() = default;
+StorageEngine::Upload::~Upload() { Abandon(); }
+
+void StorageEngine::Upload::Abandon() {
+  file_.reset();
+  if (!temp_exists_) return;
+  temp_exists_ = false;
+  if (absl::Status s = engine_.env_.Unlink(temp_); !s.ok() && !absl::IsNotFound(s)) {
+    spdlog::warn("cannot remove abandoned upload {}: {}", temp_.string(), s.ToString());
+  }
+}
 
 absl::Status StorageEngine::Upload::Append(std::span<const char> data) {
-  if (!writer_) return absl::FailedPreconditionError("upload is not usable");
+  if (!file_) return absl::FailedPreconditionError("upload is not usable");
   if (expected_size_ && data.size() > *expected_size_ - written_) {
-    writer_.reset();
+    Abandon();
     return absl::DataLossError(
         absl::StrCat("received more than the announced ", *expected_size_, " bytes"));
   }
-  if (absl::Status s = writer_->Append(data); !s.ok()) {
-    writer_.reset();
+  if (absl::Status s = file_->Append(data); !s.ok()) {
+    Abandon();
     return s;
   }
   hasher_.Update(data);
   written_ += data.size();
+  // Block checksums, computed as the bytes go by.
+  while (!data.empty()) {
+    const size_t take = std::min<uint64_t>(data.size(), kChecksumBlockBytes - block_filled_);
+    block_hasher_.Update(data.first(take));
+    block_filled_ += take;
+    data = data.subspan(take);
+    if (block_filled_ == kChecksumBlockBytes) {
+      blocks_.push_back(block_hasher_.Finish());
+      block_hasher_.Reset();
+      block_filled_ = 0;
+    }
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(std::string_view expected_sha256) {
-  if (!writer_) return absl::FailedPreconditionError("upload is not usable");
+  if (!file_) return absl::FailedPreconditionError("upload is not usable");
   std::optional<std::string> expected = NormalizeSha256Hex(expected_sha256);
   if (!expected) {
-    writer_.reset();
+    Abandon();
     return absl::InvalidArgumentError(absl::StrCat("expected sha256 must be 64 hex digits, got ",
                                                    expected_sha256.size(), " characters"));
   }
   if (expected_size_ && written_ != *expected_size_) {
-    writer_.reset();
+    Abandon();
     return absl::DataLossError(
         absl::StrCat("received ", written_, " bytes, announced ", *expected_size_));
   }
   std::string actual = hasher_.FinishHex();
   if (actual != *expected) {
-    writer_.reset();
+    Abandon();
     return absl::DataLossError(absl::StrCat("checksum mismatch: received data has sha256 ", actual,
                                             ", expected ", *expected));
   }
+  if (block_filled_ > 0) blocks_.push_back(block_hasher_.Finish());
+  // One block: its checksum is the whole file's.
+  if (blocks_.size() <= 1) blocks_.clear();
   return engine_.CommitUpload(*this, actual);
+}
+
+StorageEngine::Reader::Reader(StorageEngine& engine, std::unique_ptr<ReadableFile> data,
+                              StoredFile file, ChecksumRecord record, uint64_t inode,
+                              uint64_t offset, uint64_t end, const char* found_by)
+    : engine_(engine),
+      data_(std::move(data)),
+      file_(std::move(file)),
+      record_(std::move(record)),
+      inode_(inode),
+      found_by_(found_by),
+      position_(offset),
+      end_(end) {}
+
+absl::Status StorageEngine::Reader::LoadBlock(uint64_t index) {
+  has_block_ = false;
+  const uint64_t start = index * kChecksumBlockBytes;
+  const uint64_t size = std::min(kChecksumBlockBytes, record_.size - start);
+  block_.resize(size);
+  absl::StatusOr<size_t> n = data_->ReadAt(start, block_);
+  if (!n.ok()) return n.status();
+  std::optional<Damage> damage;
+  std::string detail;
+  if (*n < size) {
+    damage = Damage::kWrongSize;
+    detail = absl::StrCat("it ends at byte ", start + *n, ", ", record_.size, " recorded");
+  } else {
+    Sha256 hasher;
+    hasher.Update(std::span<const char>(block_.data(), block_.size()));
+    const Sha256::Digest digest = hasher.Finish();
+    // With one block, the record's whole-file checksum is that block's.
+    const bool good =
+        record_.blocks.empty()
+            ? absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest.data()),
+                                                       digest.size())) == record_.sha256
+            : digest == record_.blocks[index];
+    if (!good) {
+      damage = Damage::kCorrupt;
+      detail = absl::StrCat("block ", index, " does not match its checksum");
+    }
+  }
+  if (damage) {
+    block_.clear();
+    return engine_.QuarantineCopy(file_.video_id, file_.name, *damage, record_.sha256, inode_,
+                                  found_by_, detail);
+  }
+  block_start_ = start;
+  has_block_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> StorageEngine::Reader::Read(std::span<char> buffer) {
+  if (!failed_.ok()) return failed_;
+  size_t copied = 0;
+  while (copied < buffer.size() && position_ < end_) {
+    if (!has_block_ || position_ < block_start_ || position_ >= block_start_ + block_.size()) {
+      if (absl::Status s = LoadBlock(position_ / kChecksumBlockBytes); !s.ok()) {
+        failed_ = s;
+        // Bytes of earlier, verified blocks may go out; the bad block's never.
+        if (copied > 0) return copied;
+        return s;
+      }
+    }
+    const uint64_t in_block = position_ - block_start_;
+    const size_t take = static_cast<size_t>(
+        std::min<uint64_t>({buffer.size() - copied, block_.size() - in_block, end_ - position_}));
+    std::memcpy(buffer.data() + copied, block_.data() + in_block, take);
+    copied += take;
+    position_ += take;
+  }
+  return copied;
 }
 
 }  // namespace streamgrid::storage

@@ -4,17 +4,21 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "content/local_video_content_service.h"
 #include "storage/checksum_store.h"
+#include "storage/env.h"
+#include "storage/quarantine.h"
 #include "storage/sha256.h"
 #include "storage/stored_file.h"
 
@@ -30,22 +34,52 @@ struct StorageUsage {
   uint64_t total_bytes = 0;
 };
 
-// A storage node's files and their checksums in one data directory:
+struct StorageEngineOptions {
+  // Where file operations go (tests inject faults); Env::Default() when null.
+  // Must outlive the engine.
+  Env* env = nullptr;
+};
+
+// A storage node's files, their checksums and its quarantine, in one data
+// directory:
 //
-//   DATA/content/<video_id>/<name>     the data (a LocalVideoContentService)
-//   DATA/checksums/<video_id>/<name>   its SHA-256, bound to the data file's
-//                                      inode, size and mtime (ChecksumStore)
+//   DATA/content/<video_id>/<name>     the data
+//   DATA/checksums/<video_id>/<name>   its SHA-256 and per-block SHA-256
+//                                      (ChecksumStore), bound to the data
+//                                      file's inode, size and mtime
+//   DATA/quarantine/                   damaged copies and their log (Quarantine)
 //
-// An upload is hashed while it is written and committed only if the hash (and
-// the announced size) match: the data is fsynced and renamed into place, then
-// its checksum record is written, both durable before Commit() returns. A crash
-// between the two leaves data whose record is missing or stale; Open()
-// recomputes those from the (durable, already verified) data, and removes temp
-// files and records whose data is gone.
+// Every file operation goes through an Env (storage/env.h).
+//
+// Commit order. An upload is written to a temp file beside its target
+// (content/<video_id>/.tmp-up-<name>.<random>), hashed whole and per 1 MiB
+// block while written, and committed only if the hash (and the announced size)
+// match: the temp file is fsynced (and its directory), then the checksum
+// record of the temp file (same inode, size and mtime as the final file will
+// have) is written durably, then the temp file is renamed over the target and
+// the directory fsynced. A delete renames the data to
+// content/<video_id>/.tmp-del-<name>.<random> (directory fsynced), removes the
+// record durably, then unlinks the renamed data. So after a crash, Open()
+// tells every window apart from damage: an upload temp file whose inode the
+// record names finishes its commit (renamed in), any other upload temp file is
+// removed; a delete temp file whose inode the record names finishes the delete
+// (record removed). Everything else is as committed. Open() hashes nothing
+// (except once, to upgrade a store written by an earlier version, which
+// recomputes missing or stale records and adds block checksums).
+//
+// Damage. At run time the record is the truth: a data file whose inode, size
+// or mtime differs from its record (DAMAGE_WRONG_SIZE when the size differs,
+// else DAMAGE_CORRUPT), a record without data (DAMAGE_MISSING), data without a
+// readable record (DAMAGE_UNVERIFIABLE), or a block whose bytes do not hash to
+// the recorded block checksum (DAMAGE_CORRUPT, even with size and mtime
+// unchanged) makes the read fail with DATA_LOSS before any byte of the bad
+// block is handed out, and moves the copy to the quarantine: the file is
+// NOT_FOUND from then on (until a new version is stored). Listings skip
+// damaged files without quarantining them (the scrubber or a read does).
 //
 // Thread-safe. Reads and writes of a video are serialized against commits and
 // deletes of the same video by a striped reader/writer lock, so a reader always
-// gets a file and the checksum of that same version. One engine (one process)
+// gets a file and the checksums of that same version. One engine (one process)
 // per data directory. Every call validates ids and names (INVALID_ARGUMENT).
 class StorageEngine {
  public:
@@ -57,9 +91,10 @@ class StorageEngine {
   // A listing page examines this many files at most by default.
   static constexpr size_t kDefaultListScanLimit = 100'000;
 
-  // Opens (creating if needed) the store in `data_dir` and reconciles it as
-  // described above. May take a while after a crash that left many stale records.
-  static absl::StatusOr<std::unique_ptr<StorageEngine>> Open(const std::filesystem::path& data_dir);
+  // Opens (creating if needed) the store in `data_dir` and recovers it from a
+  // crash as described above.
+  static absl::StatusOr<std::unique_ptr<StorageEngine>> Open(const std::filesystem::path& data_dir,
+                                                             StorageEngineOptions options = {});
 
   StorageEngine(const StorageEngine&) = delete;
   StorageEngine& operator=(const StorageEngine&) = delete;
@@ -75,14 +110,17 @@ class StorageEngine {
       std::string_view video_id, std::string_view name,
       std::optional<uint64_t> expected_size = std::nullopt);
 
-  // Reads `length` bytes (to the end when nullopt) from `offset`. NOT_FOUND if
-  // the file does not exist; OUT_OF_RANGE if `offset` is past its end. The
-  // reader keeps reading the version it opened even if it is replaced meanwhile.
+  // Reads `length` bytes (to the end when nullopt) from `offset`, every byte
+  // verified first (see Reader). NOT_FOUND if the file does not exist;
+  // OUT_OF_RANGE if `offset` is past its end; DATA_LOSS if the copy is
+  // damaged (it is quarantined). The reader keeps reading the version it
+  // opened even if it is replaced meanwhile.
   absl::StatusOr<std::unique_ptr<Reader>> OpenReader(std::string_view video_id,
                                                      std::string_view name, uint64_t offset = 0,
                                                      std::optional<uint64_t> length = std::nullopt);
 
-  // The file's description, or NOT_FOUND.
+  // The file's description from its record, or NOT_FOUND; DATA_LOSS (and the
+  // copy quarantined) if the data file is not the one the record describes.
   absl::StatusOr<StoredFile> Stat(std::string_view video_id, std::string_view name);
 
   // Removes one file; NOT_FOUND if it does not exist.
@@ -95,6 +133,7 @@ class StorageEngine {
   // up to its page_size files (capped at kMaxPageSize; 0 means the cap), only
   // video_id's when that is not empty, only those of the given partitions when
   // there are any, starting after page_token (empty for the first page).
+  // Damaged files are left out.
   //
   // The page examines at most `scan_limit` files (at least 1) past the token,
   // matching or not. When it stops at that limit or at a full page with files
@@ -120,34 +159,72 @@ class StorageEngine {
   // system's free and total space.
   absl::StatusOr<StorageUsage> Usage() const;
 
- private:
-  StorageEngine(std::filesystem::path data_dir, std::unique_ptr<LocalVideoContentService> content,
-                ChecksumStore checksums);
+  // For the scrubber: every video id with data or checksum records, sorted.
+  absl::StatusOr<std::vector<std::string>> ScrubVideoIds();
+  // For the scrubber: every name of `video_id` with data or a record, sorted.
+  absl::StatusOr<std::vector<std::string>> ScrubNames(std::string_view video_id);
 
-  absl::Status Reconcile();
+  // What ScrubFile found.
+  struct ScrubResult {
+    uint64_t bytes_checked = 0;
+    // The copy was damaged and has been quarantined.
+    bool damaged = false;
+  };
+  // Reads and verifies the whole of `video_id/name` (every block and the
+  // whole-file SHA-256), calling `pace(n)` before reading each n bytes; a
+  // damaged copy is quarantined (found by "scrub"). NOT_FOUND when there is
+  // neither data nor record (deleted meanwhile); CANCELLED when `pace`
+  // returns false.
+  absl::StatusOr<ScrubResult> ScrubFile(std::string_view video_id, std::string_view name,
+                                        const std::function<bool(uint64_t)>& pace);
+
+  // The damaged copies found so far.
+  const Quarantine& quarantine() const { return *quarantine_; }
+
+ private:
+  friend class Reader;
+  struct Inspection;
+
+  StorageEngine(std::filesystem::path data_dir, Env& env,
+                std::unique_ptr<LocalVideoContentService> content, ChecksumStore checksums,
+                std::unique_ptr<Quarantine> quarantine);
+
+  absl::Status Recover();
+  absl::Status UpgradeLegacyStore();
   std::shared_mutex& LockFor(std::string_view video_id);
-  // The description of the data file `info` of `video_id`, from its checksum
-  // record, or recomputed from the data when the record is missing or stale.
-  // Caller holds the video's lock (shared is enough: the data cannot change).
-  // Sets `*recomputed` when it had to hash the data.
-  absl::StatusOr<StoredFile> Describe(std::string_view video_id, const ContentInfo& info,
-                                      bool* recomputed = nullptr);
-  absl::StatusOr<int64_t> DataMtime(std::string_view video_id, std::string_view name) const;
+  std::filesystem::path DataPath(std::string_view video_id, std::string_view name) const;
+  // Compares the record of `video_id/name` with the data file (`opened` when
+  // the caller has it open, else stat'ed). Caller holds the video's lock.
+  absl::StatusOr<Inspection> Inspect(std::string_view video_id, std::string_view name,
+                                     const std::optional<FileStat>& opened);
+  absl::StatusOr<std::unique_ptr<Reader>> OpenVerified(std::string_view video_id,
+                                                       std::string_view name, uint64_t offset,
+                                                       std::optional<uint64_t> length,
+                                                       const char* found_by);
+  // Moves a damaged copy to the quarantine, unless it was replaced meanwhile:
+  // `data_inode` is the inode of the damaged data (nullopt for missing data).
+  // Returns the DATA_LOSS status to answer with.
+  absl::Status QuarantineCopy(std::string_view video_id, std::string_view name, Damage damage,
+                              const std::string& expected_sha256,
+                              std::optional<uint64_t> data_inode, const char* found_by,
+                              std::string_view detail);
   absl::StatusOr<StoredFile> CommitUpload(Upload& upload, const std::string& sha256);
-  absl::StatusOr<std::optional<ContentInfo>> StatData(std::string_view video_id,
-                                                      std::string_view name);
-  void Account(const std::optional<ContentInfo>& before, const std::optional<ContentInfo>& after);
+  // Delete() with the video's lock held; whether data was removed.
+  absl::StatusOr<bool> DeleteLocked(std::string_view video_id, std::string_view name);
+  void Account(std::optional<uint64_t> size_before, std::optional<uint64_t> size_after);
 
   const std::filesystem::path data_dir_;
+  Env& env_;
   const std::unique_ptr<LocalVideoContentService> content_;
   const ChecksumStore checksums_;
+  const std::unique_ptr<Quarantine> quarantine_;
   std::array<std::shared_mutex, 64> locks_;
-  // True while Open() reconciles (single-threaded): recomputed records are
-  // written without fsyncs and the file system is synced once at the end.
-  bool reconciling_ = false;
   std::atomic<uint64_t> files_{0};
   std::atomic<uint64_t> bytes_{0};
 };
+
+// The etag of a data file (the format of LocalVideoContentService's).
+std::string EtagOf(const FileStat& stat);
 
 // A file being written; see StorageEngine::StartUpload. Destroying it without
 // a successful Commit() removes every trace of it.
@@ -161,7 +238,8 @@ class StorageEngine::Upload {
   // Checks the data against `expected_sha256` (64 hex digits, either case;
   // INVALID_ARGUMENT otherwise) and the expected size, then makes the file
   // durable and visible, replacing any earlier version. DATA_LOSS on a mismatch,
-  // leaving nothing behind. Call at most once.
+  // leaving nothing behind; on an I/O error the earlier version (if any) stays
+  // as it was. Call at most once.
   absl::StatusOr<StoredFile> Commit(std::string_view expected_sha256);
 
   uint64_t bytes_written() const { return written_; }
@@ -169,32 +247,58 @@ class StorageEngine::Upload {
  private:
   friend class StorageEngine;
   Upload(StorageEngine& engine, std::string video_id, std::string name,
-         std::optional<uint64_t> expected_size, std::unique_ptr<ContentWriter> writer);
+         std::optional<uint64_t> expected_size, std::filesystem::path temp,
+         std::unique_ptr<WritableFile> file);
+  void Abandon();
 
   StorageEngine& engine_;
   const std::string video_id_;
   const std::string name_;
   const std::optional<uint64_t> expected_size_;
-  std::unique_ptr<ContentWriter> writer_;  // null once abandoned or committed
+  const std::filesystem::path temp_;
+  std::unique_ptr<WritableFile> file_;  // null once abandoned or committed
+  bool temp_exists_ = true;
   Sha256 hasher_;
+  Sha256 block_hasher_;
+  uint64_t block_filled_ = 0;
+  std::vector<Sha256::Digest> blocks_;
   uint64_t written_ = 0;
 };
 
-// A byte range of a stored file, read sequentially.
+// A byte range of a stored file, read sequentially. It reads the whole
+// kChecksumBlockBytes blocks the range overlaps, one at a time, and checks
+// each against its recorded checksum before handing out any byte of it (at
+// most one block in memory).
 class StorageEngine::Reader {
  public:
-  Reader(std::unique_ptr<ContentReader> reader, StoredFile file)
-      : reader_(std::move(reader)), file_(std::move(file)) {}
-
   // Fills up to `buffer.size()` bytes; returns 0 at the end of the range.
-  absl::StatusOr<size_t> Read(std::span<char> buffer) { return reader_->Read(buffer); }
+  // DATA_LOSS when the next block is damaged (the copy is quarantined); no
+  // byte of that block is returned, now or later.
+  absl::StatusOr<size_t> Read(std::span<char> buffer);
 
   // The whole file's description (not just the range's).
   const StoredFile& file() const { return file_; }
 
  private:
-  std::unique_ptr<ContentReader> reader_;
+  friend class StorageEngine;
+  Reader(StorageEngine& engine, std::unique_ptr<ReadableFile> data, StoredFile file,
+         ChecksumRecord record, uint64_t inode, uint64_t offset, uint64_t end,
+         const char* found_by);
+  absl::Status LoadBlock(uint64_t index);
+
+  StorageEngine& engine_;
+  std::unique_ptr<ReadableFile> data_;
   const StoredFile file_;
+  const ChecksumRecord record_;
+  const uint64_t inode_;
+  const char* const found_by_;
+  uint64_t position_;
+  const uint64_t end_;
+  // The verified block in memory: bytes [block_start_, block_start_ + block_.size()).
+  std::vector<char> block_;
+  uint64_t block_start_ = 0;
+  bool has_block_ = false;
+  absl::Status failed_;
 };
 
 }  // namespace streamgrid::storage

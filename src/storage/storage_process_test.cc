@@ -174,6 +174,105 @@ TEST_F(StorageProcessTest, AcknowledgedFilesSurviveKill9) {
   EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
 }
 
+// Flips one bit of a file in place and puts its mtime back, as bit rot would.
+void FlipBitKeepMtime(const fs::path& path, uint64_t offset) {
+  const auto mtime = fs::last_write_time(path);
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  file.get(c);
+  file.seekp(static_cast<std::streamoff>(offset));
+  file.put(static_cast<char>(c ^ 0x01));
+  file.close();
+  fs::last_write_time(path, mtime);
+}
+
+TEST_F(StorageProcessTest, CorruptCopiesAreRefusedQuarantinedAndFoundByTheScrubber) {
+  // First without the scrubber, so that the read is what finds the damage.
+  NodeProcess quiet(DataDir(), dir_.path() / "ready.json", {"--scrub-bytes-per-second", "0"});
+  ASSERT_NO_FATAL_FAILURE(quiet.Start());
+  const std::string video = NewVideoId();
+  const std::string read_data = Pattern(3 * 1024 * 1024 + 17, 1);
+  const std::string scrub_data = Pattern(70'000, 2);
+  std::string first_instance;
+  {
+    StorageClient client(quiet.target());
+    ASSERT_TRUE(client.PutBytes(video, "read.mp4", read_data).ok());
+    ASSERT_TRUE(client.PutBytes(video, "scrub.m4s", scrub_data).ok());
+    ASSERT_TRUE(client.PutBytes(video, "good.m4s", "fine").ok());
+    auto health = client.Health();
+    ASSERT_TRUE(health.ok()) << health.status();
+    first_instance = health->instance_id;
+    EXPECT_THAT(first_instance, MatchesRegex("[0-9a-f]{32}"));
+    EXPECT_EQ(health->integrity.scrub().bytes_per_second(), 0u);
+
+    FlipBitKeepMtime(DataDir() / "content" / video / "read.mp4", 2 * 1024 * 1024 + 5);
+    // A Range read of the bad block gets DATA_LOSS and not one byte.
+    std::string got;
+    auto sink = [&](std::span<const char> chunk) {
+      got.append(chunk.data(), chunk.size());
+      return absl::OkStatus();
+    };
+    auto ranged = client.Get(video, "read.mp4", 2 * 1024 * 1024, 100, sink);
+    EXPECT_EQ(ranged.status().code(), absl::StatusCode::kDataLoss) << ranged.status();
+    EXPECT_THAT(got, IsEmpty());
+    auto again = client.Get(video, "read.mp4", 0, 0, sink);
+    EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound) << again.status();
+
+    auto quarantined = client.ListQuarantined(0);
+    ASSERT_TRUE(quarantined.ok()) << quarantined.status();
+    ASSERT_THAT(quarantined->copies, SizeIs(1));
+    const v1::QuarantinedCopy& copy = quarantined->copies[0];
+    EXPECT_EQ(copy.seq(), 1u);
+    EXPECT_EQ(copy.video_id(), video);
+    EXPECT_EQ(copy.name(), "read.mp4");
+    EXPECT_EQ(copy.damage(), v1::DAMAGE_CORRUPT);
+    EXPECT_EQ(copy.expected_sha256(), Sha256::HexOf(read_data));
+    EXPECT_EQ(copy.found_by(), "read");
+    EXPECT_FALSE(quarantined->more);
+    health = client.Health();
+    ASSERT_TRUE(health.ok());
+    EXPECT_EQ(health->integrity.quarantined_total(), 1u);
+    EXPECT_EQ(health->integrity.last_quarantine_seq(), 1u);
+  }
+  ASSERT_TRUE(quiet.Terminate(std::chrono::seconds(20)));
+
+  // Rot while the node is down; the scrubber of the next run finds it.
+  FlipBitKeepMtime(DataDir() / "content" / video / "scrub.m4s", 1000);
+  NodeProcess scrubbing(DataDir(), dir_.path() / "ready.json",
+                        {"--scrub-bytes-per-second", "100000000", "--scrub-interval", "200ms"});
+  ASSERT_NO_FATAL_FAILURE(scrubbing.Start());
+  StorageClient client(scrubbing.target());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto health = client.Health();
+        return health.ok() && health->integrity.scrub().passes_completed() >= 1;
+      },
+      std::chrono::seconds(30)));
+  auto health = client.Health();
+  ASSERT_TRUE(health.ok());
+  EXPECT_NE(health->instance_id, first_instance);
+  EXPECT_EQ(health->integrity.scrub().damaged_found(), 1u);
+  EXPECT_GE(health->integrity.scrub().files_checked(), 1u);
+  EXPECT_EQ(health->integrity.quarantined_total(), 1u);
+  EXPECT_EQ(health->integrity.last_quarantine_seq(), 2u);
+  auto after = client.ListQuarantined(1);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_THAT(after->copies, SizeIs(1));
+  EXPECT_EQ(after->copies[0].seq(), 2u);
+  EXPECT_EQ(after->copies[0].name(), "scrub.m4s");
+  EXPECT_EQ(after->copies[0].found_by(), "scrub");
+  EXPECT_EQ(after->oldest_kept_seq, 1u);
+  EXPECT_EQ(client.Stat(video, "scrub.m4s").status().code(), absl::StatusCode::kNotFound);
+  auto good = client.Stat(video, "good.m4s");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->sha256, Sha256::HexOf("fine"));
+  // A fresh copy (a repair) is stored and served again.
+  ASSERT_TRUE(client.PutBytes(video, "scrub.m4s", scrub_data).ok());
+  EXPECT_EQ(client.Stat(video, "scrub.m4s")->sha256, Sha256::HexOf(scrub_data));
+  ASSERT_TRUE(scrubbing.Terminate(std::chrono::seconds(20)));
+}
+
 TEST_F(StorageProcessTest, SigtermShutsDownCleanly) {
   ASSERT_NO_FATAL_FAILURE(node_.Start());
   const std::string video = NewVideoId();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <random>
 #include <span>
 #include <utility>
 
@@ -47,12 +48,21 @@ absl::StatusOr<std::string> ExpectedChecksum(const std::string& from_header,
   return from_header;
 }
 
+// 128 random bits in hex: unique per process start for all practical purposes.
+std::string NewInstanceId() {
+  std::random_device random;
+  std::string id;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(random(), absl::kZeroPad8));
+  return id;
+}
+
 }  // namespace
 
 StorageServiceImpl::StorageServiceImpl(StorageEngine& engine, StorageServiceOptions options)
     : engine_(engine),
       options_(std::move(options)),
       started_(std::chrono::steady_clock::now()),
+      instance_id_(NewInstanceId()),
       node_id_(options_.node_id),
       watchdog_(options_.stream_idle_timeout) {
   // Beside the engine's own directories; the engine never looks at it.
@@ -274,6 +284,20 @@ grpc::Status StorageServiceImpl::Health(grpc::ServerContext* context, const v1::
   response->set_bytes_used(usage->bytes_used);
   response->set_free_bytes(usage->free_bytes);
   response->set_total_bytes(usage->total_bytes);
+  response->set_instance_id(instance_id_);
+  v1::IntegrityStats* integrity = response->mutable_integrity();
+  if (options_.scrubber != nullptr) {
+    const ScrubStats scrub = options_.scrubber->stats();
+    v1::ScrubStats* out = integrity->mutable_scrub();
+    out->set_bytes_per_second(scrub.bytes_per_second);
+    out->set_files_checked(scrub.files_checked);
+    out->set_bytes_checked(scrub.bytes_checked);
+    out->set_damaged_found(scrub.damaged_found);
+    out->set_passes_completed(scrub.passes_completed);
+    out->set_last_pass_finished_unix_ms(scrub.last_pass_finished_unix_ms);
+  }
+  integrity->set_quarantined_total(engine_.quarantine().added_since_open());
+  integrity->set_last_quarantine_seq(engine_.quarantine().last_seq());
   response->mutable_integrity()->set_hints(hints_ ? hints_->size() : 0);
   return grpc::Status::OK;
 }
@@ -336,6 +360,27 @@ grpc::Status StorageServiceImpl::DropHint(grpc::ServerContext* context,
   absl::Status deleted = engine_.Delete(request->video_id(), request->name());
   if (!deleted.ok() && !absl::IsNotFound(deleted)) return ToGrpcStatus(deleted);
   response->set_file_deleted(deleted.ok());
+  return grpc::Status::OK;
+}
+
+grpc::Status StorageServiceImpl::ListQuarantined(grpc::ServerContext* context,
+                                                 const v1::ListQuarantinedRequest* request,
+                                                 v1::ListQuarantinedResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
+  const Quarantine::Page page =
+      engine_.quarantine().List(request->after_seq(), request->page_size());
+  for (const QuarantinedCopy& copy : page.copies) {
+    v1::QuarantinedCopy* out = response->add_copies();
+    out->set_seq(copy.seq);
+    out->set_video_id(copy.video_id);
+    out->set_name(copy.name);
+    out->set_damage(static_cast<v1::Damage>(static_cast<int>(copy.damage)));
+    out->set_expected_sha256(copy.expected_sha256);
+    out->set_found_unix_ms(copy.found_unix_ms);
+    out->set_found_by(copy.found_by);
+  }
+  response->set_more(page.more);
+  response->set_oldest_kept_seq(page.oldest_kept_seq);
   return grpc::Status::OK;
 }
 

@@ -14,6 +14,7 @@
 #include "proto/storage.grpc.pb.h"
 #include "storage/call_watchdog.h"
 #include "storage/hint_store.h"
+#include "storage/scrubber.h"
 #include "storage/storage_engine.h"
 
 namespace streamgrid::storage {
@@ -31,6 +32,8 @@ struct StorageServiceOptions {
   // Files a List call examines at most (see StorageEngine::List), which bounds
   // its time when a partition filter matches few files.
   size_t list_scan_limit = StorageEngine::kDefaultListScanLimit;
+  // Reported in Health.integrity.scrub when set (must outlive the service).
+  const Scrubber* scrubber = nullptr;
   // The cluster token every call must carry (none by default); each handler
   // checks it before anything else.
   auth::TokenCheck auth;
@@ -81,11 +84,18 @@ class StorageServiceImpl final : public v1::StorageService::Service {
   absl::Status hints_status() const { return hints_status_; }
   // The hint store, or null when it could not be opened.
   HintStore* hints() { return hints_.get(); }
+  grpc::Status ListQuarantined(grpc::ServerContext* context,
+                               const v1::ListQuarantinedRequest* request,
+                               v1::ListQuarantinedResponse* response) override;
+
+  // Random, new for each service (each process start); reported by Health.
+  const std::string& instance_id() const { return instance_id_; }
 
  private:
   StorageEngine& engine_;
   const StorageServiceOptions options_;
   const std::chrono::steady_clock::time_point started_;
+  const std::string instance_id_;
   std::mutex node_id_mu_;
   std::string node_id_;  // guarded by node_id_mu_
   CallWatchdog watchdog_;
