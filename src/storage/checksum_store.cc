@@ -26,12 +26,12 @@ constexpr size_t kMaxRecordBytes = 200 + 64 * kMaxBlocks;
 // "v2 <sha256> <mtime_ns> <etag> <size> <block count> <block digests in hex, concatenated or ->".
 std::string Format(const ChecksumRecord& record) {
   std::string blocks;
+  if (record.blocks.empty()) blocks.push_back('-');
   blocks.reserve(record.blocks.size() * 64);
   for (const Sha256::Digest& digest : record.blocks) {
     absl::StrAppend(&blocks, absl::BytesToHexString(absl::string_view(
                                  reinterpret_cast<const char*>(digest.data()), digest.size())));
   }
-  if (blocks.empty()) blocks = "-";
   return absl::StrCat("v2 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, " ",
                       record.size, " ", record.blocks.size(), " ", blocks, "\n");
 }
