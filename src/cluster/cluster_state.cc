@@ -75,6 +75,16 @@ std::string ClusterStateToJson(const ClusterState& state) {
   out["migrated_partitions"] = state.migrated_partitions;
   out["previous"] = state.previous ? json::parse(state.previous->ToJson()) : json(nullptr);
   out["migration"] = state.migration ? RecordToJson(*state.migration) : json(nullptr);
+  if (!state.out.empty()) {
+    json out_nodes = json::array();
+    for (const OutNode& node : state.out) {
+      out_nodes.push_back({{"id", node.node.id},
+                           {"address", node.node.address},
+                           {"weight", node.node.weight},
+                           {"since_unix_ms", node.since_unix_ms}});
+    }
+    out["out"] = std::move(out_nodes);
+  }
   out["revision"] = state.revision;
   return out.dump();
 }
@@ -111,6 +121,17 @@ absl::StatusOr<ClusterState> ClusterStateFromJson(std::string_view text) {
       absl::StatusOr<MigrationRecord> record = RecordFromJson(in["migration"]);
       if (!record.ok()) return record.status();
       state.migration = *std::move(record);
+    }
+    // Absent in states written before out nodes existed.
+    if (in.contains("out")) {
+      for (const json& node : in["out"]) {
+        OutNode out{.node = {.id = node.at("id").get<std::string>(),
+                             .address = node.at("address").get<std::string>(),
+                             .weight = node.value("weight", 1.0)},
+                    .since_unix_ms = node.value("since_unix_ms", int64_t{0})};
+        if (out.node.id.empty()) return absl::InvalidArgumentError("out node without an id");
+        state.out.push_back(std::move(out));
+      }
     }
     state.revision = in.value("revision", uint64_t{0});
     return state;

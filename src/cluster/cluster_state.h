@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ring/placement.h"
@@ -39,6 +40,16 @@ struct MigrationRecord {
   bool operator==(const MigrationRecord&) const = default;
 };
 
+// A member taken out of the placement automatically because it was down for
+// longer than the repair delay (its share re-replicated to the others); put
+// back automatically once it answers again, or dropped by an operator's
+// RemoveNode. Admin lists it as NODE_STATE_OUT.
+struct OutNode {
+  RingNode node;
+  int64_t since_unix_ms = 0;  // when it was taken out
+  bool operator==(const OutNode&) const = default;
+};
+
 // The storage cluster's membership as the web servers share it: the placement
 // that serves, and while a membership change migrates data, the placement it
 // moves to. Persisted by a ClusterStateStore.
@@ -55,6 +66,8 @@ struct ClusterState {
   std::optional<Placement> previous;
   // The migration in progress, or the last one.
   std::optional<MigrationRecord> migration;
+  // Nodes taken out automatically (see OutNode); not in any placement.
+  std::vector<OutNode> out;
   // The store's revision this state was loaded at or saved as; 0 = never stored.
   uint64_t revision = 0;
 };

@@ -42,6 +42,23 @@ TEST(ClusterStateTest, JsonRoundTrip) {
   EXPECT_TRUE(plain_back->migrated_partitions.empty());
 }
 
+TEST(ClusterStateTest, OutNodesRoundTripAndAreOptional) {
+  ClusterState state{.current = ThreeNodes()};
+  state.out.push_back(
+      {.node = {.id = "d", .address = "127.0.0.1:4", .weight = 2}, .since_unix_ms = 1234});
+  auto back = ClusterStateFromJson(ClusterStateToJson(state));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->out, state.out);
+
+  // A state written before out nodes existed has none.
+  ClusterState plain{.current = ThreeNodes()};
+  const std::string json = ClusterStateToJson(plain);
+  EXPECT_EQ(json.find("\"out\""), std::string::npos);
+  auto plain_back = ClusterStateFromJson(json);
+  ASSERT_TRUE(plain_back.ok());
+  EXPECT_TRUE(plain_back->out.empty());
+}
+
 TEST(ClusterStateTest, RejectsMalformedJson) {
   EXPECT_EQ(ClusterStateFromJson("not json").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ClusterStateFromJson("{}").status().code(), absl::StatusCode::kInvalidArgument);

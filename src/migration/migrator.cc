@@ -25,8 +25,6 @@ using storage::StoredFile;
 // up to 1000 files) that still ends a listing that never would.
 constexpr int kMaxListPages = 1'000'000;
 
-std::string Key(const StoredFile& file) { return absl::StrCat(file.video_id, "/", file.name); }
-
 std::string DescribeError(std::string_view node_id, const absl::Status& status) {
   return absl::StrCat("node ", ToAbsl(node_id), ": ", status.message());
 }
@@ -48,12 +46,6 @@ absl::Status Changed() {
 
 }  // namespace
 
-// A file found on the current owners of a moved partition.
-struct Migrator::SourceFile {
-  StoredFile file;                   // the newest version seen
-  std::vector<std::string> holders;  // owners holding that version
-};
-
 Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options,
                    MigrationCoordinator* coordinator)
     : cluster_(cluster),
@@ -62,7 +54,8 @@ Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions o
       own_coordinator_(coordinator ? nullptr
                                    : std::make_unique<LocalMigrationCoordinator>(cluster)),
       coordinator_(coordinator ? coordinator : own_coordinator_.get()),
-      throttle_(options.max_bytes_per_second) {}
+      throttle_(options.max_bytes_per_second),
+      copier_(cluster, throttle_) {}
 
 Migrator::~Migrator() { Stop(); }
 
@@ -109,6 +102,12 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
   std::lock_guard lock(publish_mu_);
   std::shared_ptr<const ClusterState> state = cluster_.state();
   if (absl::Status s = CheckIdle(*state); !s.ok()) return s;
+  // Adding a node that was taken out puts it back (an operator's add wins
+  // over the automatic one): it is no longer out.
+  ClusterState seen = *state;
+  std::erase_if(seen.out, [&](const OutNode& out) {
+    return out.node.id == node.id || out.node.address == node.address;
+  });
   for (const RingNode& member : state->current.nodes()) {
     if (member.id == node.id) {
       return absl::AlreadyExistsError(absl::StrCat("node ", node.id, " is already a member"));
@@ -130,13 +129,31 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
     return absl::UnavailableError(
         absl::StrCat("node ", node.address, " does not answer (", health.status().message(), ")"));
   }
-  const std::string description = absl::StrCat("add node ", node.id);
+  const std::string description =
+      absl::StrCat(seen.out.size() < state->out.size() ? "put back node " : "add node ", node.id);
   absl::StatusOr<Placement> target = state->current.WithNodeAdded(std::move(node));
   if (!target.ok()) return target.status();
-  return Begin(*state, *std::move(target), description);
+  return Begin(seen, *std::move(target), description);
+}
+
+absl::StatusOr<MigrationProgress> Migrator::PutBack(std::string_view node) {
+  std::optional<RingNode> out;
+  for (const OutNode& o : cluster_.state()->out) {
+    if (o.node.id == node || o.node.address == node) out = o.node;
+  }
+  if (!out) return absl::NotFoundError(absl::StrCat("node ", ToAbsl(node), " is not out"));
+  return AddNode(*std::move(out));
 }
 
 absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
+  return RemoveMember(node, /*take_out=*/false);
+}
+
+absl::StatusOr<MigrationProgress> Migrator::TakeOut(std::string_view node) {
+  return RemoveMember(node, /*take_out=*/true);
+}
+
+absl::StatusOr<MigrationProgress> Migrator::RemoveMember(std::string_view node, bool take_out) {
   node = StripWhitespace(node);
   std::lock_guard lock(publish_mu_);
   std::shared_ptr<const ClusterState> state = cluster_.state();
@@ -144,6 +161,21 @@ absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
   const RingNode* found = nullptr;
   for (const RingNode& member : current.nodes()) {
     if (member.id == node || member.address == node) found = &member;
+  }
+  if (!found && !take_out) {
+    // An operator removing a node that is out: it is forgotten (its share
+    // moved when it was taken out), so it will not be put back.
+    ClusterState next = *state;
+    if (std::erase_if(next.out, [&](const OutNode& out) {
+          return out.node.id == node || out.node.address == node;
+        }) > 0) {
+      if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+      spdlog::info("node {} was out; it is removed and will not be put back", std::string(node));
+      if (std::optional<MigrationProgress> last = Progress()) return *last;
+      return MigrationProgress{
+          .record = {.phase = MigrationPhase::kDone,
+                     .description = absl::StrCat("remove node ", ToAbsl(node))}};
+    }
   }
   if (!found) {
     return absl::NotFoundError(absl::StrCat("no node ", ToAbsl(node), " in the cluster"));
@@ -156,10 +188,13 @@ absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
                      remaining == 1 ? " node" : " nodes", ", fewer than the ",
                      current.replication_factor(), " replicas every file needs"));
   }
-  const std::string description = absl::StrCat("remove node ", found->id);
+  const std::string description =
+      absl::StrCat(take_out ? "take out down node " : "remove node ", found->id);
   absl::StatusOr<Placement> target = current.WithNodeRemoved(found->id);
   if (!target.ok()) return target.status();
-  return Begin(*state, *std::move(target), description);
+  ClusterState seen = *state;
+  if (take_out) seen.out.push_back({.node = *found, .since_unix_ms = NowMillis()});
+  return Begin(seen, *std::move(target), description);
 }
 
 absl::StatusOr<MigrationProgress> Migrator::Resume() {
@@ -362,164 +397,45 @@ absl::Status Migrator::ListPartitions(const ClusterNode& node, std::vector<uint3
 absl::StatusOr<bool> Migrator::CopyBatch(const ClusterState& state) {
   const Placement& current = state.current;
   const Placement& target = *state.target;
-  std::vector<PartitionMove> batch;
+  std::vector<PartitionCopy> batch;
   for (PartitionMove& move : Diff(current, target)) {
     if (state.migrated_partitions.contains(move.partition)) continue;
-    batch.push_back(std::move(move));
+    PartitionCopy copy{.partition = move.partition, .destinations = std::move(move.gained)};
+    // Every current owner that answers is a source: writes reach all owners,
+    // so one answer per partition is complete, and the union also covers an
+    // owner that missed something (or is dead).
+    for (NodeIndex i : current.ReplicasForPartition(move.partition)) {
+      copy.sources.push_back(current.node(i).id);
+    }
+    batch.push_back(std::move(copy));
     if (batch.size() >= options_.batch_partitions) break;
   }
   if (batch.empty()) return false;
 
-  // Which partitions of the batch each current owner lists, and each new
-  // owner receives.
-  std::map<std::string, std::vector<uint32_t>> sources;
-  std::map<std::string, std::vector<uint32_t>> destinations;
-  std::map<uint32_t, std::vector<std::string>> gained;
-  for (const PartitionMove& move : batch) {
-    for (NodeIndex i : current.ReplicasForPartition(move.partition)) {
-      sources[current.node(i).id].push_back(move.partition);
-    }
-    for (const std::string& id : move.gained) destinations[id].push_back(move.partition);
-    gained[move.partition] = move.gained;
+  absl::StatusOr<CopyOutcome> outcome =
+      copier_.Copy(batch, [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
+  if (!outcome.ok()) return outcome.status();
+  {
+    std::lock_guard lock(mu_);
+    unrecorded_files_ += outcome->files_copied;
+    unrecorded_bytes_ += outcome->bytes_copied;
   }
-
-  // Every file of the batch, from every current owner that answers: writes
-  // reach all owners, so one answer per partition is complete, and the union
-  // also covers an owner that missed something.
-  std::map<std::string, SourceFile> files;
-  std::set<uint32_t> covered;
-  std::vector<std::string> errors;
-  for (const auto& [id, partitions] : sources) {
-    std::optional<ClusterNode> node = cluster_.Node(id);
-    if (!node) continue;
-    absl::Status listed = ListPartitions(*node, partitions, [&](StoredFile file) {
-      SourceFile& entry = files[Key(file)];
-      if (!entry.holders.empty() && file.sha256 == entry.file.sha256) {
-        entry.holders.push_back(id);
-      } else if (entry.holders.empty() || file.mtime_unix_nanos > entry.file.mtime_unix_nanos) {
-        // Owners disagree only if the file was replaced: copy the newest.
-        entry.file = std::move(file);
-        entry.holders = {id};
-      }
-    });
-    if (listed.ok()) {
-      covered.insert(partitions.begin(), partitions.end());
-      cluster_.MarkSuccess(id);
-    } else {
-      if (Cluster::IsNodeFailure(listed)) cluster_.MarkFailure(id);
-      errors.push_back(DescribeError(id, listed));
-    }
-  }
-  for (const PartitionMove& move : batch) {
-    if (!covered.contains(move.partition)) {
-      return absl::UnavailableError(absl::StrCat("partition ", move.partition,
-                                                 ": no current owner could list it (",
-                                                 absl::StrJoin(errors, "; "), ")"));
-    }
-  }
-
-  // What the new owners hold already (copied before a restart, or written
-  // since the change began).
-  std::map<std::string, std::map<std::string, std::string>> present;  // node → key → sha256
-  for (const auto& [id, partitions] : destinations) {
-    std::optional<ClusterNode> node = cluster_.Node(id);
-    if (!node) return absl::InternalError(absl::StrCat("new owner ", id, " is not in the view"));
-    std::map<std::string, std::string>& held = present[id];
-    absl::Status listed = ListPartitions(
-        *node, partitions, [&](StoredFile file) { held[Key(file)] = std::move(file.sha256); });
-    if (!listed.ok()) return absl::UnavailableError(DescribeError(id, listed));
-  }
-
-  for (const auto& [key, source] : files) {
-    const uint32_t partition = Placement::PartitionOfKey(key);
-    for (const std::string& id : gained[partition]) {
-      auto held = present[id].find(key);
-      if (held != present[id].end() && held->second == source.file.sha256) continue;
-      absl::Status copied = CopyFile(source, *cluster_.Node(id));
-      if (!copied.ok() && !absl::IsNotFound(copied)) return copied;
-    }
+  if (!outcome->complete()) {
+    // Retried (a node may come back, or its liveness turn down so that the
+    // copy goes elsewhere), then failed with this message for the operator.
+    return absl::UnavailableError(outcome->Describe());
   }
 
   // Record the batch; a restart resumes after it.
   std::lock_guard lock(publish_mu_);
   ClusterState next = *cluster_.state();
   if (!SameMigration(next, state)) return Changed();
-  for (const PartitionMove& move : batch) next.migrated_partitions.insert(move.partition);
+  for (const PartitionCopy& copy : batch) next.migrated_partitions.insert(copy.partition);
   TakeCounts(*next.migration);
   next.migration->error.clear();
   if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
   spdlog::debug("migration: {} partitions copied", batch.size());
   return true;
-}
-
-absl::Status Migrator::CopyFile(const SourceFile& source, const ClusterNode& destination) {
-  const StoredFile& want = source.file;
-  std::vector<std::string> errors;
-  bool missing = true;
-  for (const std::string& holder : source.holders) {
-    std::optional<ClusterNode> node = cluster_.Node(holder);
-    if (!node) continue;
-    auto get = node->client->OpenGet(want.video_id, want.name);
-    if (!get.ok()) {
-      if (!absl::IsNotFound(get.status())) {
-        missing = false;
-        errors.push_back(DescribeError(holder, get.status()));
-      }
-      continue;  // deleted meanwhile, or try the next holder
-    }
-    missing = false;
-    const StoredFile info = (*get)->file();
-    // The node receiving the copy checks size and SHA-256 before it commits.
-    auto put = destination.client->StartPut(want.video_id, want.name,
-                                            {.size = info.size, .sha256 = info.sha256});
-    if (!put.ok()) return absl::UnavailableError(DescribeError(destination.id, put.status()));
-    absl::Status source_error;
-    while (true) {
-      absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
-      if (!chunk.ok()) {
-        source_error = chunk.status();
-        break;
-      }
-      if (chunk->empty()) break;
-      if (!throttle_.Acquire(chunk->size(), [&](std::chrono::nanoseconds wait) {
-            return SleepFor(std::chrono::ceil<std::chrono::milliseconds>(wait));
-          })) {
-        (*put)->Cancel();
-        return absl::CancelledError("stopping");
-      }
-      if (absl::Status s = (*put)->Append(*chunk); !s.ok()) {
-        return absl::UnavailableError(DescribeError(destination.id, s));
-      }
-    }
-    if (!source_error.ok()) {
-      (*put)->Cancel();
-      errors.push_back(DescribeError(holder, source_error));
-      continue;
-    }
-    absl::StatusOr<StoredFile> stored = (*put)->Commit();
-    if (!stored.ok()) return absl::UnavailableError(DescribeError(destination.id, stored.status()));
-    // A video deleted while its file was in flight must not come back on the
-    // new owner: if no holder has the file any more, remove the copy.
-    bool still_there = false;
-    for (const std::string& h : source.holders) {
-      std::optional<ClusterNode> n = cluster_.Node(h);
-      if (n && !absl::IsNotFound(n->client->Stat(want.video_id, want.name).status())) {
-        still_there = true;
-        break;
-      }
-    }
-    if (!still_there) {
-      destination.client->Delete(want.video_id, want.name).IgnoreError();
-      return absl::NotFoundError("deleted while copying");
-    }
-    std::lock_guard lock(mu_);
-    unrecorded_files_ += 1;
-    unrecorded_bytes_ += stored->size;
-    return absl::OkStatus();
-  }
-  if (missing) return absl::NotFoundError("deleted before copying");
-  return absl::UnavailableError(
-      absl::StrCat("copy ", want.video_id, "/", want.name, ": ", absl::StrJoin(errors, "; ")));
 }
 
 void Migrator::TakeCounts(MigrationRecord& record) {
@@ -565,14 +481,22 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
       node.client =
           cluster_.ClientFor(ring_node.address, storage::StorageClientOptions().call_timeout);
     }
+    // Surplus copies only cost space: a node that is down or does not answer
+    // keeps its own (they are strays, outside its partitions, for an
+    // operator or a later cleanup) rather than wedging the migration.
+    if (member && cluster_.Liveness(id).liveness == NodeLiveness::kDown) {
+      spdlog::warn("migration: node {} is down; its surplus copies are left as they are", id);
+      continue;
+    }
     std::vector<StoredFile> surplus;
     absl::Status listed =
         ListPartitions(node, partitions, [&](StoredFile file) { surplus.push_back(file); });
     if (!listed.ok()) {
-      // A removed node that is gone holds nothing that matters any more.
-      if (!member && Cluster::IsNodeFailure(listed)) {
-        spdlog::warn("migration: removed node {} does not answer; its copies are left as they are",
-                     id);
+      if (Cluster::IsNodeFailure(listed)) {
+        spdlog::warn(
+            "migration: node {} does not answer ({}); its surplus copies are left as "
+            "they are",
+            id, std::string(listed.message()));
         continue;
       }
       return absl::UnavailableError(DescribeError(id, listed));
@@ -580,6 +504,13 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
     for (const StoredFile& file : surplus) {
       if (stopping()) return absl::CancelledError("stopping");
       absl::Status deleted = node.client->Delete(file.video_id, file.name);
+      if (!deleted.ok() && Cluster::IsNodeFailure(deleted)) {
+        spdlog::warn(
+            "migration: node {} stopped answering ({}); its other surplus copies are "
+            "left as they are",
+            id, std::string(deleted.message()));
+        break;
+      }
       if (!deleted.ok() && !absl::IsNotFound(deleted)) {
         return absl::UnavailableError(DescribeError(id, deleted));
       }

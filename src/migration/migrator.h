@@ -36,6 +36,7 @@
 #include "cluster/cluster_state.h"
 #include "cluster/cluster_state_store.h"
 #include "migration/migration_coordinator.h"
+#include "migration/partition_copier.h"
 #include "migration/throttle.h"
 #include "storage/stored_file.h"
 
@@ -96,6 +97,18 @@ class Migrator {
   // a migration is in progress), ABORTED as in AddNode.
   absl::StatusOr<MigrationProgress> RemoveNode(std::string_view node);
 
+  // Takes the member `node` (id or address), down for too long, out of the
+  // placement: it is kept in ClusterState::out and its share migrates to the
+  // other nodes from the surviving replicas. Errors as RemoveNode.
+  absl::StatusOr<MigrationProgress> TakeOut(std::string_view node);
+
+  // Puts the out node `node` (id or address) back: AddNode with its id,
+  // address and weight (so it must answer a health check). NOT_FOUND if it is
+  // not out; otherwise errors as AddNode. An operator's AddNode of an out
+  // node's id or address does the same; an operator's RemoveNode of it
+  // forgets it.
+  absl::StatusOr<MigrationProgress> PutBack(std::string_view node);
+
   // Restarts a migration that stopped as failed. FAILED_PRECONDITION when
   // there is none.
   absl::StatusOr<MigrationProgress> Resume();
@@ -111,13 +124,13 @@ class Migrator {
                                                   const std::function<bool()>& cancelled);
 
  private:
+  // RemoveNode (take_out false) or TakeOut.
+  absl::StatusOr<MigrationProgress> RemoveMember(std::string_view node, bool take_out);
   // Publishes `target` as a new migration described by `description`.
   absl::StatusOr<MigrationProgress> Begin(const ClusterState& seen, Placement target,
                                           std::string description);
   // Saves `state` over the revision the cluster holds and puts it in force.
   absl::Status Publish(ClusterState state);
-
-  struct SourceFile;
 
   // OK if no migration is running or waiting to be resumed.
   absl::Status CheckIdle(const ClusterState& state) const;
@@ -128,9 +141,6 @@ class Migrator {
   // Calls `each` for every file of `partitions` on `node`, page by page.
   absl::Status ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,
                               const std::function<void(storage::StoredFile)>& each);
-  // Copies `source` from one of its holders to `destination`; NOT_FOUND when
-  // the file was deleted meanwhile (nothing is left on `destination`).
-  absl::Status CopyFile(const SourceFile& source, const ClusterNode& destination);
   // Moves the counts not yet persisted into `record`.
   void TakeCounts(MigrationRecord& record);
   // Persists those counts (when stopping mid-step).
@@ -153,6 +163,7 @@ class Migrator {
   std::unique_ptr<MigrationCoordinator> own_coordinator_;  // when none was given
   MigrationCoordinator* const coordinator_;
   Throttle throttle_;
+  PartitionCopier copier_;  // worker thread only
 
   std::mutex publish_mu_;  // serializes changes of the stored state
 

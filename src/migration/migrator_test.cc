@@ -1,5 +1,6 @@
 #include "migration/migrator.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -152,6 +153,23 @@ void ExpectExactlyOnOwners(TestNodes& nodes, const Placement& placement,
       }
     }
     EXPECT_EQ(nodes.KeysOn(i), expected) << "files on " << nodes.id(i);
+  }
+}
+
+// Every key of `files` is on every replica `placement` gives it (other copies
+// may be left, e.g. on a node that was down during a cleanup).
+// Nodes in `dead` are not asked.
+void ExpectOnOwners(TestNodes& nodes, const Placement& placement,
+                    const std::map<std::string, std::string>& files, std::set<int> dead = {}) {
+  std::map<std::string, std::set<std::string>> held;
+  for (int i = 0; i < nodes.size(); ++i) {
+    if (!dead.contains(i)) held[nodes.id(i)] = nodes.KeysOn(i);
+  }
+  for (const auto& [key, data] : files) {
+    for (const std::string& id : placement.ReplicaIdsFor(key)) {
+      if (!held.contains(id)) continue;
+      EXPECT_TRUE(held[id].contains(key)) << key << " missing on " << id;
+    }
   }
 }
 
@@ -365,6 +383,121 @@ TEST(MigratorTest, FailsAfterRepeatedErrorsAndResumes) {
   EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
   ExpectExactlyOnOwners(nodes, server.cluster().state()->current, files);
   EXPECT_TRUE(absl::IsFailedPrecondition(server.migrator().Resume().status()));
+}
+
+TEST(MigratorTest, RemovesADeadNodeFromTheSurvivingReplicas) {
+  TestNodes nodes(4);
+  Server server(nodes, 2);
+  const auto files = server.WriteFiles(10, 200);
+  nodes.Stop(1);
+  server.migrator().Start();
+  auto started = server.migrator().RemoveNode(nodes.id(1));
+  ASSERT_TRUE(started.ok()) << started.status();
+  MigrationProgress done = WaitDone(server.migrator(), started->record.to_version);
+  EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
+  EXPECT_GT(done.record.files_copied, 0u);
+  const Placement& current = server.cluster().state()->current;
+  EXPECT_FALSE(current.IndexOf(nodes.id(1)));
+  // Node 1 was dead throughout: it keeps what it had; every owner has its files.
+  nodes.Start(1);
+  ExpectOnOwners(nodes, current, files);
+  for (const auto& [key, data] : files) EXPECT_EQ(server.Read(key).value_or(""), data) << key;
+}
+
+TEST(MigratorTest, AddsANodeWhileAnotherIsDown) {
+  TestNodes nodes(3);
+  Server server(nodes, 2);
+  const auto files = server.WriteFiles(10, 200);
+  nodes.Stop(0);
+  const int added = nodes.Add();
+  server.migrator().Start();
+  auto started =
+      server.migrator().AddNode({.id = nodes.id(added), .address = nodes.address(added)});
+  ASSERT_TRUE(started.ok()) << started.status();
+  MigrationProgress done = WaitDone(server.migrator(), started->record.to_version);
+  EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
+  EXPECT_GT(nodes.KeysOn(added).size(), 0u);
+  // Every live owner holds its files; the dead node's cleanup waits for it.
+  nodes.Start(0);
+  ExpectOnOwners(nodes, server.cluster().state()->current, files);
+  for (const auto& [key, data] : files) EXPECT_EQ(server.Read(key).value_or(""), data) << key;
+}
+
+TEST(MigratorTest, SaysWhichPartitionsHaveNoLiveReplicaAndResumesWithTheDeadStillDead) {
+  TestNodes nodes(4);
+  Server server(nodes, 2);
+  const auto files = server.WriteFiles(20, 300);
+  nodes.Stop(0);
+  nodes.Stop(1);
+  server.migrator().Start();
+  auto started = server.migrator().RemoveNode(nodes.id(0));
+  ASSERT_TRUE(started.ok()) << started.status();
+  MigrationProgress failed = WaitDone(server.migrator(), started->record.to_version);
+  EXPECT_EQ(failed.record.phase, MigrationPhase::kFailed);
+  EXPECT_THAT(failed.record.error, HasSubstr("no live replica to copy from for partitions"));
+  EXPECT_THAT(failed.record.error, HasSubstr("owners node0, node1"));
+  EXPECT_LT(failed.record.error.size(), 2000u) << "short enough to read";
+
+  // Node 1 comes back, node 0 stays dead: the resumed migration finishes.
+  nodes.Start(1);
+  auto resumed = server.migrator().Resume();
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  MigrationProgress done = WaitDone(server.migrator(), started->record.to_version);
+  EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
+  ExpectOnOwners(nodes, server.cluster().state()->current, files, {0});
+}
+
+TEST(MigratorTest, TakesOutADownNodeAndPutsItBack) {
+  TestNodes nodes(4);
+  Server server(nodes, 2);
+  const auto files = server.WriteFiles(10, 200);
+  server.migrator().Start();
+  nodes.Stop(2);
+  auto out = server.migrator().TakeOut(nodes.id(2));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->record.description, "take out down node " + nodes.id(2));
+  MigrationProgress taken = WaitDone(server.migrator(), out->record.to_version);
+  EXPECT_EQ(taken.record.phase, MigrationPhase::kDone) << taken.record.error;
+  std::shared_ptr<const ClusterState> state = server.cluster().state();
+  ASSERT_EQ(state->out.size(), 1u);
+  EXPECT_EQ(state->out[0].node.id, nodes.id(2));
+  EXPECT_EQ(state->out[0].node.address, nodes.address(2));
+  EXPECT_GT(state->out[0].since_unix_ms, 0);
+  ExpectOnOwners(nodes, state->current, files, {2});
+
+  nodes.Start(2);
+  auto back = server.migrator().PutBack(nodes.id(2));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->record.description, "put back node " + nodes.id(2));
+  MigrationProgress returned = WaitDone(server.migrator(), back->record.to_version);
+  EXPECT_EQ(returned.record.phase, MigrationPhase::kDone) << returned.record.error;
+  state = server.cluster().state();
+  EXPECT_TRUE(state->out.empty());
+  ASSERT_TRUE(state->current.IndexOf(nodes.id(2)));
+  ExpectOnOwners(nodes, state->current, files);
+  // The interim copies on the others are gone again.
+  for (int i : {0, 1, 3}) {
+    for (const std::string& key : nodes.KeysOn(i)) {
+      const auto owners = state->current.ReplicaIdsFor(key);
+      EXPECT_NE(std::find(owners.begin(), owners.end(), nodes.id(i)), owners.end())
+          << key << " left on " << nodes.id(i);
+    }
+  }
+  EXPECT_TRUE(absl::IsNotFound(server.migrator().PutBack(nodes.id(2)).status()));
+}
+
+TEST(MigratorTest, AnOperatorRemovingAnOutNodeForgetsIt) {
+  TestNodes nodes(4);
+  Server server(nodes, 2);
+  server.migrator().Start();
+  nodes.Stop(3);
+  auto out = server.migrator().TakeOut(nodes.id(3));
+  ASSERT_TRUE(out.ok()) << out.status();
+  WaitDone(server.migrator(), out->record.to_version);
+  auto removed = server.migrator().RemoveNode(nodes.id(3));
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(server.cluster().state()->out.empty());
+  EXPECT_TRUE(absl::IsNotFound(server.migrator().PutBack(nodes.id(3)).status()));
 }
 
 }  // namespace

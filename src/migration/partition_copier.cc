@@ -1,0 +1,321 @@
+#include "migration/partition_copier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/strings.h"
+#include "ring/placement.h"
+#include "storage/storage_client.h"
+
+namespace streamgrid {
+namespace {
+
+using storage::StoredFile;
+
+// Pages of one listing at most: far above any node's size (pages hold up to
+// 1000 files) yet an end to a listing that never would.
+constexpr int kMaxListPages = 1'000'000;
+// Entries of each kind Describe() names before it only counts the rest.
+constexpr size_t kDescribeAtMost = 5;
+// Deadline of the health check of a node the failure detector thinks down.
+constexpr auto kDownProbeTimeout = std::chrono::seconds(2);
+
+std::string Key(const StoredFile& file) { return absl::StrCat(file.video_id, "/", file.name); }
+
+std::string NodeError(std::string_view node_id, const absl::Status& status) {
+  return absl::StrCat("node ", ToAbsl(node_id), ": ", status.message());
+}
+
+template <typename Map>
+std::string DescribeMap(const std::string& what, const Map& map) {
+  std::vector<std::string> parts;
+  for (const auto& [key, why] : map) {
+    if (parts.size() == kDescribeAtMost) {
+      parts.push_back(absl::StrCat("and ", map.size() - kDescribeAtMost, " more"));
+      break;
+    }
+    parts.push_back(absl::StrCat(key, " (", why, ")"));
+  }
+  return absl::StrCat(what, " ", absl::StrJoin(parts, ", "));
+}
+
+}  // namespace
+
+std::string CopyOutcome::Describe() const {
+  std::vector<std::string> parts;
+  // Partitions grouped by their dead owners, so that a dead pair of nodes
+  // reads as one line, not thousands.
+  std::map<std::string, std::vector<uint32_t>> by_owners;
+  for (const auto& [partition, owners] : unlisted) by_owners[owners].push_back(partition);
+  for (const auto& [owners, list] : by_owners) {
+    std::vector<std::string> numbers;
+    for (uint32_t partition : list) {
+      if (numbers.size() == kDescribeAtMost) {
+        numbers.push_back(absl::StrCat("and ", list.size() - kDescribeAtMost, " more"));
+        break;
+      }
+      numbers.push_back(absl::StrCat(partition));
+    }
+    parts.push_back(absl::StrCat("no live replica to copy from for partitions ",
+                                 absl::StrJoin(numbers, ", "), " (owners ", owners,
+                                 " down or not answering)"));
+  }
+  if (!unrecoverable.empty()) {
+    parts.push_back(DescribeMap("no intact live copy of", unrecoverable));
+  }
+  if (!failed_destinations.empty()) {
+    parts.push_back(DescribeMap("cannot copy to", failed_destinations));
+  }
+  std::set<std::string> failing;  // each source's error once
+  for (const auto& [id, why] : unlisted_sources) failing.insert(why);
+  if (!parts.empty() && !failing.empty()) {
+    parts.push_back(absl::StrCat("unreachable: ", absl::StrJoin(failing, "; ")));
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+absl::Status PartitionCopier::List(const ClusterNode& node, std::vector<uint32_t> partitions,
+                                   const SleepFn& sleep,
+                                   const std::function<void(StoredFile)>& each) {
+  storage::ListOptions options{.partitions = std::move(partitions),
+                               .partition_bits = Placement::kPartitionBits};
+  for (int page = 0; page < kMaxListPages; ++page) {
+    // A zero sleep only asks whether the caller is stopping.
+    if (!sleep(std::chrono::milliseconds(0))) return absl::CancelledError("stopping");
+    absl::StatusOr<storage::StoredFilePage> listed = node.client->List(options);
+    if (!listed.ok()) return listed.status();
+    for (StoredFile& file : listed->files) each(std::move(file));
+    if (listed->next_page_token.empty()) return absl::OkStatus();
+    options.page_token = std::move(listed->next_page_token);
+  }
+  return absl::InternalError("listing did not end");
+}
+
+absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCopy>& partitions,
+                                                  const SleepFn& sleep) {
+  CopyOutcome outcome;
+  // Which partitions each node lists (as a source, a destination or both).
+  std::map<std::string, std::vector<uint32_t>> to_list;
+  for (const PartitionCopy& copy : partitions) {
+    std::set<std::string> ids(copy.sources.begin(), copy.sources.end());
+    ids.insert(copy.destinations.begin(), copy.destinations.end());
+    for (const std::string& id : ids) to_list[id].push_back(copy.partition);
+  }
+
+  // node → key → what it holds. Down nodes are not asked: their calls would
+  // only wait for deadlines.
+  std::map<std::string, std::map<std::string, StoredFile>> held;
+  std::map<std::string, std::string> unlisted_nodes;  // id → why
+  for (const auto& [id, listed_partitions] : to_list) {
+    std::optional<ClusterNode> node = cluster_.Node(id);
+    if (!node) {
+      unlisted_nodes[id] = "not in the cluster view";
+      continue;
+    }
+    if (cluster_.Liveness(id).liveness == NodeLiveness::kDown) {
+      // A quick health check first: a listing of a dead node would only wait
+      // for its deadline, and a node back up must not stay skipped because
+      // nothing else asked it since.
+      absl::StatusOr<storage::NodeHealth> health =
+          cluster_.ClientFor(node->address, kDownProbeTimeout)->Health();
+      if (!health.ok()) {
+        unlisted_nodes[id] = absl::StrCat("node ", id, " is down");
+        continue;
+      }
+      cluster_.MarkSuccess(id);
+    }
+    std::map<std::string, StoredFile>& files = held[id];
+    absl::Status listed = List(*node, listed_partitions, sleep, [&](StoredFile file) {
+      std::string key = Key(file);
+      files.emplace(std::move(key), std::move(file));
+    });
+    if (absl::IsCancelled(listed) && !sleep(std::chrono::milliseconds(0))) return listed;
+    if (listed.ok()) {
+      cluster_.MarkSuccess(id);
+      continue;
+    }
+    if (Cluster::IsNodeFailure(listed)) cluster_.MarkFailure(id, std::string(listed.message()));
+    unlisted_nodes[id] = NodeError(id, listed);
+    held.erase(id);
+  }
+
+  for (const PartitionCopy& copy : partitions) {
+    // The partition's content: every key any live source holds, with the
+    // sources holding each version.
+    std::vector<std::string> live_sources;
+    std::vector<std::string> dead_sources;
+    for (const std::string& id : copy.sources) {
+      (held.contains(id) ? live_sources : dead_sources).push_back(id);
+    }
+    for (const std::string& id : dead_sources) outcome.unlisted_sources[id] = unlisted_nodes[id];
+    if (live_sources.empty()) {
+      std::vector<std::string> owners = dead_sources;
+      std::sort(owners.begin(), owners.end());
+      outcome.unlisted[copy.partition] = absl::StrJoin(owners, ", ");
+      continue;
+    }
+    std::map<std::string, std::vector<Holder>> versions;  // key → holders of any version
+    for (const std::string& id : live_sources) {
+      for (const auto& [key, file] : held[id]) {
+        if (Placement::PartitionOfKey(key) != copy.partition) continue;
+        versions[key].push_back({.node_id = id, .file = file});
+      }
+    }
+    std::vector<std::string> destinations;
+    for (const std::string& id : copy.destinations) {
+      if (outcome.failed_destinations.contains(id)) continue;
+      if (!held.contains(id)) {
+        outcome.failed_destinations[id] = unlisted_nodes[id];
+        continue;
+      }
+      destinations.push_back(id);
+    }
+
+    for (const auto& [key, holders] : versions) {
+      // The good version: the SHA-256 most sources hold; among equals the
+      // newest (a file replaced while an owner was away).
+      std::map<std::string, std::pair<int, int64_t>> votes;  // sha256 → (holders, newest mtime)
+      for (const Holder& h : holders) {
+        auto& [count, newest] = votes[h.file.sha256];
+        ++count;
+        newest = std::max(newest, h.file.mtime_unix_nanos);
+      }
+      auto best = std::max_element(votes.begin(), votes.end(), [](const auto& a, const auto& b) {
+        return a.second < b.second;
+      });
+      const std::string& good = best->first;
+      std::vector<std::string> good_holders;
+      const StoredFile* want = nullptr;
+      for (const Holder& h : holders) {
+        if (h.file.sha256 != good) continue;
+        good_holders.push_back(h.node_id);
+        want = &h.file;
+      }
+      // Up nodes first; suspect ones are still worth a try after them.
+      std::stable_partition(good_holders.begin(), good_holders.end(), [&](const std::string& id) {
+        return cluster_.Liveness(id).liveness == NodeLiveness::kUp;
+      });
+      for (const std::string& id : destinations) {
+        if (outcome.failed_destinations.contains(id)) continue;
+        auto there = held[id].find(key);
+        if (there != held[id].end() && there->second.sha256 == good) continue;
+        std::optional<ClusterNode> destination = cluster_.Node(id);
+        if (!destination) continue;
+        bool destination_failed = false;
+        absl::StatusOr<uint64_t> copied =
+            CopyFile(*want, good_holders, *destination, sleep, destination_failed);
+        if (copied.ok()) {
+          ++outcome.files_copied;
+          outcome.bytes_copied += *copied;
+          continue;
+        }
+        if (absl::IsCancelled(copied.status()) && !sleep(std::chrono::milliseconds(0))) {
+          return copied.status();
+        }
+        if (absl::IsNotFound(copied.status())) continue;  // deleted meanwhile
+        if (destination_failed) {
+          outcome.failed_destinations[id] = std::string(copied.status().message());
+        } else {
+          outcome.unrecoverable[key] = std::string(copied.status().message());
+        }
+      }
+    }
+  }
+  return outcome;
+}
+
+absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
+                                                   const std::vector<std::string>& holders,
+                                                   const ClusterNode& destination,
+                                                   const SleepFn& sleep, bool& destination_failed) {
+  std::vector<std::string> errors;
+  bool missing = true;
+  bool all_damaged = true;
+  for (const std::string& holder : holders) {
+    std::optional<ClusterNode> node = cluster_.Node(holder);
+    if (!node) continue;
+    auto get = node->client->OpenGet(want.video_id, want.name);
+    if (!get.ok()) {
+      if (absl::IsNotFound(get.status())) continue;  // deleted, or quarantined since the listing
+      missing = false;
+      if (!absl::IsDataLoss(get.status())) all_damaged = false;
+      if (Cluster::IsNodeFailure(get.status()) && !absl::IsDataLoss(get.status())) {
+        cluster_.MarkFailure(holder, std::string(get.status().message()));
+      }
+      errors.push_back(NodeError(holder, get.status()));
+      continue;
+    }
+    missing = false;
+    const StoredFile info = (*get)->file();
+    if (info.sha256 != want.sha256) {
+      // Replaced since the listing: the next pass sees the new version.
+      errors.push_back(absl::StrCat("node ", holder, ": changed since it was listed"));
+      all_damaged = false;
+      continue;
+    }
+    // The receiving node checks size and SHA-256 before it commits.
+    auto put = destination.client->StartPut(want.video_id, want.name,
+                                            {.size = info.size, .sha256 = info.sha256});
+    if (!put.ok()) {
+      destination_failed = true;
+      return absl::UnavailableError(NodeError(destination.id, put.status()));
+    }
+    absl::Status source_error;
+    while (true) {
+      absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
+      if (!chunk.ok()) {
+        source_error = chunk.status();
+        break;
+      }
+      if (chunk->empty()) break;
+      if (!throttle_.Acquire(chunk->size(), [&](std::chrono::nanoseconds wait) {
+            return sleep(std::chrono::ceil<std::chrono::milliseconds>(wait));
+          })) {
+        (*put)->Cancel();
+        return absl::CancelledError("stopping");
+      }
+      if (absl::Status s = (*put)->Append(*chunk); !s.ok()) {
+        destination_failed = true;
+        return absl::UnavailableError(NodeError(destination.id, s));
+      }
+    }
+    if (!source_error.ok()) {
+      (*put)->Cancel();
+      if (!absl::IsDataLoss(source_error)) all_damaged = false;
+      errors.push_back(NodeError(holder, source_error));
+      continue;
+    }
+    absl::StatusOr<StoredFile> stored = (*put)->Commit();
+    if (!stored.ok()) {
+      destination_failed = true;
+      return absl::UnavailableError(NodeError(destination.id, stored.status()));
+    }
+    // A video deleted while its file was in flight must not come back here:
+    // if no holder has the file any more, remove the copy.
+    bool still_there = false;
+    for (const std::string& h : holders) {
+      std::optional<ClusterNode> n = cluster_.Node(h);
+      if (n && !absl::IsNotFound(n->client->Stat(want.video_id, want.name).status())) {
+        still_there = true;
+        break;
+      }
+    }
+    if (!still_there) {
+      destination.client->Delete(want.video_id, want.name).IgnoreError();
+      return absl::NotFoundError("deleted while copying");
+    }
+    return stored->size;
+  }
+  if (missing) return absl::NotFoundError("deleted before copying");
+  const std::string what =
+      absl::StrCat("copy of ", want.video_id, "/", want.name, ": ", absl::StrJoin(errors, "; "));
+  if (all_damaged) return absl::DataLossError(what);
+  return absl::UnavailableError(what);
+}
+
+}  // namespace streamgrid

@@ -1,0 +1,105 @@
+#pragma once
+
+// Copying whole partitions between storage nodes: the data-moving part of a
+// migration (a partition gains an owner) and of repair (an owner lost or
+// damaged some of its copies).
+//
+// For each partition the caller names the nodes whose copies make up its
+// content (the sources: the partition's owners) and the nodes that must end up
+// holding all of it (the destinations). The copier lists every source and
+// destination that is live, decides per file which version is the good one
+// (the SHA-256 most sources agree on; among equals the newest), and streams it
+// to each destination that lacks it or holds something else, from any live
+// source holding the good version. The receiving node checks size and SHA-256
+// before it commits, so a damaged source can never plant a bad copy. Nodes
+// the cluster's failure detector considers down are not even tried, so a dead
+// node costs nothing but is named in what the copier reports.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cluster/cluster.h"
+#include "migration/throttle.h"
+#include "storage/stored_file.h"
+
+namespace streamgrid {
+
+// One partition to copy and where.
+struct PartitionCopy {
+  uint32_t partition = 0;
+  std::vector<std::string> sources;       // node ids whose copies are its content
+  std::vector<std::string> destinations;  // node ids that must hold every file of it
+};
+
+// What a Copy() did and what it could not do.
+struct CopyOutcome {
+  uint64_t files_copied = 0;
+  uint64_t bytes_copied = 0;
+  // Partitions none of whose sources could be listed → those sources' ids
+  // ("node0, node1"). Nothing of them was copied.
+  std::map<uint32_t, std::string> unlisted;
+  // Destinations that could not be listed or did not take a copy → the error;
+  // their partitions may be incomplete.
+  std::map<std::string, std::string> failed_destinations;
+  // Files ("video_id/name") that some source lists but no source could serve
+  // intact (every holder answered DATA_LOSS, or failed) → the errors.
+  std::map<std::string, std::string> unrecoverable;
+  // Sources that could not be listed → why (their partitions were listed on
+  // other sources where there were any).
+  std::map<std::string, std::string> unlisted_sources;
+
+  // True when every partition is complete on every destination.
+  bool complete() const {
+    return unlisted.empty() && failed_destinations.empty() && unrecoverable.empty();
+  }
+  // A one-line account of what is missing, naming partitions, files and nodes
+  // (at most a few of each); "" when complete().
+  std::string Describe() const;
+};
+
+// Thread-compatible: one Copy() at a time per copier.
+class PartitionCopier {
+ public:
+  // Waits up to the duration, false if the caller is stopping.
+  using SleepFn = std::function<bool(std::chrono::milliseconds)>;
+
+  // `cluster` resolves node ids (current and target placements) and knows
+  // which are down; `throttle` bounds the bytes copied (shared with others).
+  // Both must outlive the copier.
+  PartitionCopier(Cluster& cluster, Throttle& throttle) : cluster_(cluster), throttle_(throttle) {}
+
+  // Makes every destination of `partitions` hold every file of them (see the
+  // file comment). CANCELLED when `sleep` returns false (the caller stops);
+  // otherwise the outcome, with what could not be done in it. Memory grows
+  // with the number of files listed: pass batches of partitions.
+  absl::StatusOr<CopyOutcome> Copy(const std::vector<PartitionCopy>& partitions,
+                                   const SleepFn& sleep);
+
+ private:
+  struct Holder {
+    std::string node_id;
+    storage::StoredFile file;
+  };
+  // Every file of `partitions` on `node`, page by page.
+  absl::Status List(const ClusterNode& node, std::vector<uint32_t> partitions, const SleepFn& sleep,
+                    const std::function<void(storage::StoredFile)>& each);
+  // Copies `want` from one of `holders` to `destination`. NOT_FOUND when no
+  // holder has it any more (deleted meanwhile; nothing is left behind),
+  // DATA_LOSS when every holder that answered had it damaged, UNAVAILABLE
+  // naming the node otherwise; `destination_failed` tells whether the
+  // destination was at fault.
+  absl::StatusOr<uint64_t> CopyFile(const storage::StoredFile& want,
+                                    const std::vector<std::string>& holders,
+                                    const ClusterNode& destination, const SleepFn& sleep,
+                                    bool& destination_failed);
+
+  Cluster& cluster_;
+  Throttle& throttle_;
+};
+
+}  // namespace streamgrid
