@@ -31,6 +31,7 @@
 #include "migration/migrator.h"
 #include "repair/hint_handoff.h"
 #include "repair/repair_stats.h"
+#include "repair_setup.h"
 #include "transcoding_setup.h"
 #include "webserver/routes.h"
 
@@ -66,6 +67,7 @@ struct Flags {
   std::string api_token_file;   // --api-token-file
   web::MediaFlags media;
   etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
+  web::RepairFlags repair;                // --repair-after, --anti-entropy-interval, ...
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -166,6 +168,7 @@ int main(int argc, char** argv) {
                  "Bearer TOKEN' (mode 0600; one trailing newline ignored); reads need none");
   web::AddMediaFlags(cli, flags.media);
   etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
+  web::AddRepairFlags(cli, flags.repair);
   web::AuthFlags auth_flags;
   web::AddAuthFlags(cli, auth_flags);
   web::HealthFlags health_flags;
@@ -351,6 +354,14 @@ int main(int argc, char** argv) {
     node_monitor = web::StartNodeMonitor(*cluster_content.cluster, *health_settings,
                                          etcd_client.get(), web_auth->cluster);
   }
+  // Self-repair: re-replication, anti-entropy and damage repair (runner only).
+  std::unique_ptr<repair::RepairLoop> repair_loop;
+  if (migrator) {
+    absl::StatusOr<repair::RepairOptions> repair_options = web::ApplyRepairFlags(flags.repair);
+    if (!repair_options.ok()) Fail(std::string(repair_options.status().message()));
+    repair_loop = web::StartRepairLoop(*cluster_content.cluster, *migrator, coordinator.get(),
+                                       repair_stats, *repair_options);
+  }
   AdminServiceOptions admin_options{.coordinator = coordinator.get(),
                                     .auth = web_auth->admin_check,
                                     .monitor = node_monitor.get(),
@@ -399,6 +410,7 @@ int main(int argc, char** argv) {
     // A migration stops between chunks and resumes on the next start.
     if (admin_server) admin_server->Shutdown(std::chrono::seconds(1));
     if (hint_handoff) hint_handoff->Stop();
+    if (repair_loop) repair_loop->Stop();
     if (migrator) migrator->Stop();
     if (node_monitor) node_monitor->Stop();
     // Deregisters (and gives up the migration runner role) at once.

@@ -100,6 +100,14 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context, const v1:
   for (const auto& [id, a] : announced) {
     if (!cluster_->Node(id)) nodes.push_back({.id = id, .address = a.address});
   }
+  // Nodes taken out automatically (down too long): listed as out.
+  std::map<std::string, const OutNode*> out_nodes;
+  for (const OutNode& o : state->out) {
+    out_nodes[o.node.id] = &o;
+    if (!cluster_->Node(o.node.id) && !announced.contains(o.node.id)) {
+      nodes.push_back({.id = o.node.id, .address = o.node.address});
+    }
+  }
   // Ask every node at once: one that does not answer costs its deadline once.
   std::vector<std::future<absl::StatusOr<storage::NodeHealth>>> health;
   for (const ClusterNode& node : nodes) {
@@ -134,6 +142,9 @@ grpc::Status AdminServiceImpl::ListNodes(grpc::ServerContext* context, const v1:
       out->set_share_of_keyspace(current.ShareOfKeyspace(node.id));
       out->set_target_share_of_keyspace(target ? target->ShareOfKeyspace(node.id)
                                                : current.ShareOfKeyspace(node.id));
+    } else if (auto o = out_nodes.find(node.id); o != out_nodes.end()) {
+      out->set_state(v1::NODE_STATE_OUT);
+      out->set_weight(o->second->node.weight);
     } else {
       out->set_state(v1::NODE_STATE_AVAILABLE);
     }

@@ -129,6 +129,9 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
     return absl::UnavailableError(
         absl::StrCat("node ", node.address, " does not answer (", health.status().message(), ")"));
   }
+  // It answers: whatever the failure detector remembers of it (a node put
+  // back was down) must not make the copies skip it.
+  cluster_.MarkSuccess(node.id);
   const std::string description =
       absl::StrCat(seen.out.size() < state->out.size() ? "put back node " : "add node ", node.id);
   absl::StatusOr<Placement> target = state->current.WithNodeAdded(std::move(node));

@@ -24,6 +24,7 @@ constexpr int kMaxListPages = 1'000'000;
 constexpr size_t kDescribeAtMost = 5;
 // Deadline of the health check of a node the failure detector thinks down.
 constexpr auto kDownProbeTimeout = std::chrono::seconds(2);
+constexpr auto kDownProbeInterval = std::chrono::seconds(10);
 
 std::string Key(const StoredFile& file) { return absl::StrCat(file.video_id, "/", file.name); }
 
@@ -118,11 +119,16 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
       continue;
     }
     if (cluster_.Liveness(id).liveness == NodeLiveness::kDown) {
-      // A quick health check first: a listing of a dead node would only wait
-      // for its deadline, and a node back up must not stay skipped because
-      // nothing else asked it since.
+      // A quick health check first (at most once per kDownProbeInterval): a
+      // listing of a dead node would only wait for its deadline, and a node
+      // back up must not stay skipped because nothing else asked it since.
+      const auto now = std::chrono::steady_clock::now();
+      auto [probed, first] = down_probed_.try_emplace(id, now);
+      const bool probe = first || now - probed->second >= kDownProbeInterval;
+      if (probe) probed->second = now;
       absl::StatusOr<storage::NodeHealth> health =
-          cluster_.ClientFor(node->address, kDownProbeTimeout)->Health();
+          probe ? cluster_.ClientFor(node->address, kDownProbeTimeout)->Health()
+                : absl::UnavailableError("down");
       if (!health.ok()) {
         unlisted_nodes[id] = absl::StrCat("node ", id, " is down");
         continue;

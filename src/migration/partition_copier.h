@@ -100,6 +100,8 @@ class PartitionCopier {
 
   Cluster& cluster_;
   Throttle& throttle_;
+  // When each node the failure detector has down was last health-checked.
+  std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;
 };
 
 }  // namespace streamgrid

@@ -1,0 +1,240 @@
+#include "repair/repair_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "storage/storage_client.h"
+
+namespace streamgrid::repair {
+namespace {
+
+// Whether a migration is running or waiting to be resumed: repair leaves the
+// cluster to it (its copies change the owners repair would compare).
+bool MigrationBusy(const ClusterState& state) {
+  return state.target || state.previous ||
+         (state.migration && state.migration->phase == MigrationPhase::kFailed);
+}
+
+}  // namespace
+
+RepairLoop::RepairLoop(Cluster& cluster, Migrator& migrator, MigrationCoordinator* coordinator,
+                       RepairStats& stats, RepairOptions options)
+    : cluster_(cluster),
+      migrator_(migrator),
+      coordinator_(coordinator),
+      stats_(stats),
+      options_(options),
+      throttle_(options.bytes_per_second),
+      copier_(cluster, throttle_) {}
+
+RepairLoop::~RepairLoop() { Stop(); }
+
+void RepairLoop::Start() {
+  std::lock_guard lock(mu_);
+  if (worker_.joinable()) return;
+  stop_ = false;
+  next_pass_ = std::chrono::steady_clock::now() + options_.anti_entropy_interval;
+  worker_ = std::thread([this] { Run(); });
+}
+
+void RepairLoop::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool RepairLoop::stopping() const {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+bool RepairLoop::SleepFor(std::chrono::milliseconds duration) {
+  std::unique_lock lock(mu_);
+  return !wake_.wait_for(lock, duration, [&] { return stop_; });
+}
+
+void RepairLoop::Run() {
+  while (SleepFor(options_.tick)) {
+    // Only the migration runner repairs: one server acts on the cluster.
+    if (coordinator_ && !coordinator_->TryBecomeRunner()) continue;
+    Tick();
+  }
+}
+
+void RepairLoop::Tick() {
+  ProbeNodes();
+  ReReplicate();
+  std::set<uint32_t> partitions;
+  {
+    std::lock_guard lock(work_mu_);
+    partitions = std::exchange(pending_, {});
+  }
+  for (DamageReport& report : cluster_.TakeDamageReports()) {
+    stats_.damaged_reported.fetch_add(1);
+    spdlog::info("repair: {}/{} reported damaged on node {} ({})", report.video_id, report.name,
+                 report.node_id, report.reason);
+    partitions.insert(Placement::PartitionOfKey(absl::StrCat(report.video_id, "/", report.name)));
+  }
+  if (!partitions.empty()) {
+    absl::Status repaired = RepairPartitions(partitions);
+    if (!repaired.ok()) {
+      // Kept for the next tick (after the migration, or the next start).
+      std::lock_guard lock(work_mu_);
+      pending_.insert(partitions.begin(), partitions.end());
+      if (absl::IsCancelled(repaired)) return;
+    }
+  }
+  if (options_.anti_entropy_interval.count() > 0 &&
+      std::chrono::steady_clock::now() >= next_pass_) {
+    absl::Status pass = AntiEntropyPass();
+    if (absl::IsCancelled(pass)) return;
+    // After a pass refused for a migration, try again a tick later.
+    next_pass_ = std::chrono::steady_clock::now() +
+                 (pass.ok() ? options_.anti_entropy_interval : options_.tick);
+  }
+}
+
+storage::StorageClient& RepairLoop::ProbeClient(const std::string& address) {
+  std::unique_ptr<storage::StorageClient>& client = probe_clients_[address];
+  if (!client) client = cluster_.ClientFor(address, options_.probe_timeout);
+  return *client;
+}
+
+void RepairLoop::ProbeNodes() {
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  std::vector<std::pair<std::string, std::string>> nodes;  // id, address
+  for (const ClusterNode& node : cluster_.AllNodes()) nodes.emplace_back(node.id, node.address);
+  for (const OutNode& out : state->out) nodes.emplace_back(out.node.id, out.node.address);
+  std::set<std::string> members;
+  for (const RingNode& node : state->current.nodes()) members.insert(node.id);
+
+  for (const auto& [id, address] : nodes) {
+    if (stopping()) return;
+    const auto now = std::chrono::steady_clock::now();
+    absl::StatusOr<storage::NodeHealth> health = ProbeClient(address).Health();
+    Probe& probe = probes_[id];
+    const bool member = cluster_.Node(id).has_value();
+    if (!health.ok()) {
+      if (member) cluster_.MarkFailure(id, std::string(health.status().message()));
+      probe.answered = false;
+      probe.answers_in_a_row = 0;
+      probe.at = now;
+      continue;
+    }
+    cluster_.MarkSuccess(id);  // out nodes too: a put-back node starts up
+    // Back after failing, or restarted since the last probe (its uptime went
+    // back): it may have missed writes or lost its disk. Compare its
+    // partitions now rather than at the next pass.
+    const bool seen_before = probe.at != std::chrono::steady_clock::time_point();
+    const bool came_back = seen_before && !probe.answered;
+    const bool restarted =
+        seen_before && probe.answered && health->uptime_seconds + 1 < probe.uptime_seconds;
+    if ((came_back || restarted) && members.contains(id)) {
+      spdlog::info("repair: node {} {}; comparing its partitions", id,
+                   restarted ? "restarted" : "answers again");
+      std::lock_guard lock(work_mu_);
+      for (uint32_t p = 0; p < Placement::kPartitionCount; ++p) {
+        for (NodeIndex i : state->current.ReplicasForPartition(p)) {
+          if (state->current.node(i).id == id) pending_.insert(p);
+        }
+      }
+    }
+    probe.answered = true;
+    probe.uptime_seconds = health->uptime_seconds;
+    probe.at = now;
+    ++probe.answers_in_a_row;
+  }
+}
+
+void RepairLoop::ReReplicate() {
+  std::shared_ptr<const ClusterState> state = cluster_.state();
+  if (MigrationBusy(*state)) return;
+  auto refused = [&](const std::string& what, const absl::Status& status) {
+    const std::string message = absl::StrCat(what, ": ", status.message());
+    if (message != last_refusal_) {
+      spdlog::warn("repair: cannot {}", message);
+      stats_.SetLastError(message);
+    }
+    last_refusal_ = message;
+  };
+  // Out nodes that answer again go back first: they bring their disks.
+  for (const OutNode& out : state->out) {
+    if (probes_[out.node.id].answers_in_a_row < options_.up_probes_to_put_back) continue;
+    spdlog::info("repair: out node {} answers again; putting it back", out.node.id);
+    absl::StatusOr<MigrationProgress> back = migrator_.PutBack(out.node.id);
+    if (back.ok()) return;  // one migration at a time
+    refused(absl::StrCat("put back node ", out.node.id), back.status());
+  }
+  if (options_.repair_after.count() <= 0) return;
+  const auto now = std::chrono::system_clock::now();
+  for (const RingNode& node : state->current.nodes()) {
+    const NodeLivenessInfo liveness = cluster_.Liveness(node.id);
+    if (liveness.liveness != NodeLiveness::kDown || now - liveness.since < options_.repair_after) {
+      continue;
+    }
+    spdlog::warn(
+        "repair: node {} has been down since {} ms ago ({}); re-replicating its share", node.id,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - liveness.since).count(),
+        liveness.last_error);
+    absl::StatusOr<MigrationProgress> out = migrator_.TakeOut(node.id);
+    if (out.ok()) return;
+    refused(absl::StrCat("take out node ", node.id), out.status());
+  }
+}
+
+absl::Status RepairLoop::AntiEntropyPass() {
+  std::set<uint32_t> all;
+  for (uint32_t p = 0; p < Placement::kPartitionCount; ++p) all.insert(p);
+  absl::Status status = RepairPartitions(all);
+  if (!status.ok()) return status;
+  stats_.anti_entropy_passes.fetch_add(1);
+  stats_.last_anti_entropy_unix_ms.store(NowMillis());
+  return absl::OkStatus();
+}
+
+absl::Status RepairLoop::RepairPartitions(const std::set<uint32_t>& partitions) {
+  std::lock_guard lock(work_mu_);
+  std::vector<uint32_t> remaining(partitions.begin(), partitions.end());
+  size_t next = 0;
+  while (next < remaining.size()) {
+    if (stopping()) return absl::CancelledError("stopping");
+    std::shared_ptr<const ClusterState> state = cluster_.state();
+    if (MigrationBusy(*state)) {
+      return absl::FailedPreconditionError("a migration is in progress; repair waits for it");
+    }
+    std::vector<PartitionCopy> batch;
+    for (; next < remaining.size() && batch.size() < options_.batch_partitions; ++next) {
+      PartitionCopy copy{.partition = remaining[next]};
+      for (NodeIndex i : state->current.ReplicasForPartition(remaining[next])) {
+        copy.sources.push_back(state->current.node(i).id);
+      }
+      copy.destinations = copy.sources;
+      batch.push_back(std::move(copy));
+    }
+    absl::StatusOr<CopyOutcome> outcome =
+        copier_.Copy(batch, [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
+    if (!outcome.ok()) return outcome.status();
+    stats_.files_repaired.fetch_add(outcome->files_copied);
+    stats_.bytes_repaired.fetch_add(outcome->bytes_copied);
+    stats_.files_unrecoverable.fetch_add(outcome->unrecoverable.size());
+    if (outcome->files_copied > 0) {
+      spdlog::info("repair: restored {} copies ({} bytes)", outcome->files_copied,
+                   outcome->bytes_copied);
+    }
+    if (!outcome->complete()) {
+      // Down nodes are the re-replication's business; report the rest.
+      const std::string what = outcome->Describe();
+      spdlog::warn("repair: incomplete: {}", what);
+      stats_.SetLastError(what);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace streamgrid::repair

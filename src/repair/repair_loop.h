@@ -1,0 +1,132 @@
+#pragma once
+
+// The web server's background repair of the storage cluster: automatic
+// re-replication of nodes down for too long, anti-entropy between each
+// partition's owners, and prompt repair of copies reported damaged.
+//
+// Only the migration runner (MigrationCoordinator::TryBecomeRunner) acts, so
+// with several web servers one of them repairs. Every tick (1 s) it
+//  - probes every member with Health: a node that answers again after
+//    failing, or whose uptime went backwards (it restarted, perhaps on an
+//    emptied disk), gets its partitions compared and refilled at once;
+//  - takes out a member the failure detector has had down for longer than
+//    `repair_after` (Migrator::TakeOut: its share migrates from the surviving
+//    replicas), and puts an out node back once it has answered
+//    `up_probes_to_put_back` probes in a row (Migrator::PutBack: that
+//    migration's cleanup removes the interim copies). One migration at a time:
+//    nothing is started while any migration runs or waits to be resumed, so
+//    an operator's change is never overridden;
+//  - drains Cluster::TakeDamageReports() and repairs those keys' partitions;
+//  - every `anti_entropy_interval`, compares all partitions, a batch at a
+//    time: the owners' listings (name + SHA-256), and whatever an owner lacks
+//    or holds in another version is copied from a good replica (the version
+//    most owners hold; see PartitionCopier), throttled.
+// Anti-entropy and damage repair pause while a migration runs: the migration
+// itself copies to the owners it changes.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "cluster/cluster.h"
+#include "migration/migration_coordinator.h"
+#include "migration/migrator.h"
+#include "migration/partition_copier.h"
+#include "migration/throttle.h"
+#include "repair/repair_stats.h"
+
+namespace streamgrid::repair {
+
+struct RepairOptions {
+  // A member down (Cluster::Liveness) this long is taken out; 0 never.
+  std::chrono::milliseconds repair_after = std::chrono::minutes(10);
+  // Between full anti-entropy passes; 0 for none (restarts and damage
+  // reports are still repaired).
+  std::chrono::milliseconds anti_entropy_interval = std::chrono::minutes(10);
+  // Repair copies' bandwidth; 0 for no limit.
+  uint64_t bytes_per_second = 0;
+  // How often the loop probes nodes and looks for work.
+  std::chrono::milliseconds tick = std::chrono::seconds(1);
+  // Deadline of each Health probe.
+  std::chrono::milliseconds probe_timeout = std::chrono::seconds(2);
+  // Partitions compared per anti-entropy step.
+  uint32_t batch_partitions = 256;
+  // Consecutive answered probes before an out node is put back.
+  int up_probes_to_put_back = 2;
+};
+
+// Thread-safe.
+class RepairLoop {
+ public:
+  // `cluster`, `migrator` and `stats` must outlive the loop; `coordinator`
+  // too when given (null: this server is the only one, always the runner).
+  RepairLoop(Cluster& cluster, Migrator& migrator, MigrationCoordinator* coordinator,
+             RepairStats& stats, RepairOptions options = {});
+  ~RepairLoop();  // Stop()s
+
+  // Starts the background thread; the first anti-entropy pass comes one
+  // interval after the start (restarted nodes and damage are repaired at once).
+  void Start();
+  // Stops within about a chunk's transfer or a probe's deadline.
+  void Stop();
+
+  // One full anti-entropy pass now, on the caller's thread (for tests and for
+  // the loop). FAILED_PRECONDITION while a migration runs, CANCELLED on
+  // Stop(); otherwise OK even if some copies failed (counted and recorded as
+  // the stats' last error).
+  absl::Status AntiEntropyPass();
+
+ private:
+  struct Probe {
+    bool answered = false;
+    int64_t uptime_seconds = 0;
+    std::chrono::steady_clock::time_point at;
+    int answers_in_a_row = 0;
+  };
+
+  void Run();
+  void Tick();
+  // Health of every member and out node; queues the partitions of nodes that
+  // came back or restarted.
+  void ProbeNodes();
+  // Takes out members down too long; puts back out nodes that answer.
+  void ReReplicate();
+  // Compares and refills `partitions` on their current owners. CANCELLED on
+  // Stop(), FAILED_PRECONDITION while a migration runs.
+  absl::Status RepairPartitions(const std::set<uint32_t>& partitions);
+  // A client with the probe deadline for `address`, reused across ticks.
+  storage::StorageClient& ProbeClient(const std::string& address);
+  bool SleepFor(std::chrono::milliseconds duration);
+  bool stopping() const;
+
+  Cluster& cluster_;
+  Migrator& migrator_;
+  MigrationCoordinator* const coordinator_;
+  RepairStats& stats_;
+  const RepairOptions options_;
+  Throttle throttle_;
+
+  // Worker-thread (or AntiEntropyPass caller) state.
+  std::mutex work_mu_;  // one repair at a time
+  PartitionCopier copier_;
+  std::map<std::string, Probe> probes_;                                           // by node id
+  std::map<std::string, std::unique_ptr<storage::StorageClient>> probe_clients_;  // by address
+  std::set<uint32_t> pending_;  // partitions to repair at once
+  std::string last_refusal_;    // the last take-out/put-back refusal logged
+  std::chrono::steady_clock::time_point next_pass_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread worker_;
+};
+
+}  // namespace streamgrid::repair
