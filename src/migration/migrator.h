@@ -14,6 +14,14 @@
 // copies that nodes no longer own are deleted. Progress is persisted, so a
 // restarted web server resumes where its predecessor stopped.
 //
+// The migrator's three jobs live apart: membership changes (planning and
+// publishing them: membership_changes.cc), running a migration (the worker,
+// its steps, the flip and the cleanup: migrator.cc) and copying partitions
+// from any live replica (PartitionCopier, which repair reuses). Dead nodes do
+// not wedge a migration: copies come from whichever replica answers, the
+// cleanup leaves a dead node's surplus copies, and a step that cannot finish
+// fails naming the partitions without a live replica and their owners.
+//
 // With several web servers, each has a Migrator: any of them starts a change,
 // and the one its MigrationCoordinator makes the runner carries it out; the
 // others follow its progress through the shared cluster state.
