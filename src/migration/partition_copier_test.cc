@@ -1,0 +1,158 @@
+#include "migration/partition_copier.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cluster/cluster.h"
+#include "cluster/test_nodes.h"
+#include "common/ids.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/test_util.h"
+
+namespace streamgrid {
+namespace {
+
+using storage::testing::Pattern;
+using ::testing::HasSubstr;
+using testing::TestNodes;
+
+// A cluster of `nodes` (R = 3 so every node owns every partition) and a
+// copier over it.
+struct Fixture {
+  explicit Fixture(TestNodes& nodes)
+      : nodes(nodes),
+        cluster(ClusterState{.current = *Placement::Create(nodes.RingNodes(), nodes.size())},
+                [] {
+                  ClusterOptions options;
+                  options.client.call_timeout = std::chrono::seconds(5);
+                  return options;
+                }()),
+        copier(cluster, throttle) {}
+
+  absl::StatusOr<CopyOutcome> Copy(std::vector<PartitionCopy> partitions) {
+    return copier.Copy(partitions, [](std::chrono::milliseconds) { return true; });
+  }
+
+  TestNodes& nodes;
+  Cluster cluster;
+  Throttle throttle{0};
+  PartitionCopier copier;
+};
+
+// Stores `data` as video/name on node `i` directly.
+void Put(TestNodes& nodes, int i, const std::string& video, const std::string& name,
+         const std::string& data) {
+  storage::StorageClient client(nodes.address(i));
+  ASSERT_TRUE(client.PutBytes(video, name, data).ok());
+}
+
+std::string Sha(TestNodes& nodes, int i, const std::string& video, const std::string& name) {
+  storage::StorageClient client(nodes.address(i));
+  auto stat = client.Stat(video, name);
+  return stat.ok() ? stat->sha256 : "";
+}
+
+uint32_t PartitionOf(const std::string& video, const std::string& name) {
+  return Placement::PartitionOfKey(absl::StrCat(video, "/", name));
+}
+
+TEST(PartitionCopierTest, CopiesFromAnyLiveSourceWhenOneIsDead) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", Pattern(5000, 1));
+  Put(nodes, 1, video, "a", Pattern(5000, 1));
+  nodes.Stop(0);
+  auto outcome = f.Copy({{.partition = PartitionOf(video, "a"),
+                          .sources = {nodes.id(0), nodes.id(1)},
+                          .destinations = {nodes.id(2)}}});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+  EXPECT_EQ(outcome->files_copied, 1u);
+  EXPECT_EQ(outcome->bytes_copied, 5000u);
+  EXPECT_TRUE(outcome->unlisted_sources.contains(nodes.id(0)));
+  EXPECT_EQ(Sha(nodes, 2, video, "a"), Sha(nodes, 1, video, "a"));
+}
+
+TEST(PartitionCopierTest, NamesThePartitionsWhoseSourcesAreAllDead) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", "x");
+  nodes.Stop(0);
+  nodes.Stop(1);
+  const uint32_t partition = PartitionOf(video, "a");
+  auto outcome = f.Copy({{.partition = partition,
+                          .sources = {nodes.id(0), nodes.id(1)},
+                          .destinations = {nodes.id(2)}}});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_FALSE(outcome->complete());
+  ASSERT_TRUE(outcome->unlisted.contains(partition));
+  EXPECT_EQ(outcome->unlisted.at(partition), absl::StrCat(nodes.id(0), ", ", nodes.id(1)));
+  EXPECT_THAT(outcome->Describe(),
+              HasSubstr(absl::StrCat("no live replica to copy from for partitions ", partition)));
+  EXPECT_EQ(outcome->files_copied, 0u);
+}
+
+TEST(PartitionCopierTest, TheVersionMostOwnersHoldWinsAndReplacesAnother) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", Pattern(3000, 1));
+  Put(nodes, 1, video, "a", Pattern(3000, 1));
+  Put(nodes, 2, video, "a", "a newer but lonely version");
+  // Missing on node 2 only: copied there.
+  Put(nodes, 0, video, "b", Pattern(100, 2));
+  Put(nodes, 1, video, "b", Pattern(100, 2));
+  const std::vector<std::string> all = {nodes.id(0), nodes.id(1), nodes.id(2)};
+  std::vector<PartitionCopy> copies;
+  for (const uint32_t p : std::set<uint32_t>{PartitionOf(video, "a"), PartitionOf(video, "b")}) {
+    copies.push_back({.partition = p, .sources = all, .destinations = all});
+  }
+  auto outcome = f.Copy(copies);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+  EXPECT_EQ(outcome->files_copied, 2u);
+  EXPECT_EQ(Sha(nodes, 2, video, "a"), Sha(nodes, 0, video, "a"));
+  EXPECT_EQ(Sha(nodes, 2, video, "b"), Sha(nodes, 0, video, "b"));
+  // Nothing left to do.
+  auto again = f.Copy(copies);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->files_copied, 0u);
+}
+
+TEST(PartitionCopierTest, ReportsADeadDestination) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", "x");
+  nodes.Stop(2);
+  auto outcome = f.Copy({{.partition = PartitionOf(video, "a"),
+                          .sources = {nodes.id(0)},
+                          .destinations = {nodes.id(1), nodes.id(2)}}});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_FALSE(outcome->complete());
+  EXPECT_TRUE(outcome->failed_destinations.contains(nodes.id(2)));
+  EXPECT_THAT(outcome->Describe(), HasSubstr("cannot copy to " + nodes.id(2)));
+  EXPECT_EQ(outcome->files_copied, 1u);  // node 1 got it all the same
+  EXPECT_FALSE(Sha(nodes, 1, video, "a").empty());
+}
+
+TEST(PartitionCopierTest, StopsWhenTheCallerStops) {
+  TestNodes nodes(2);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", "x");
+  auto outcome = f.copier.Copy({{.partition = PartitionOf(video, "a"),
+                                 .sources = {nodes.id(0)},
+                                 .destinations = {nodes.id(1)}}},
+                               [](std::chrono::milliseconds) { return false; });
+  EXPECT_TRUE(absl::IsCancelled(outcome.status())) << outcome.status();
+  EXPECT_TRUE(Sha(nodes, 1, video, "a").empty());
+}
+
+}  // namespace
+}  // namespace streamgrid
