@@ -105,6 +105,7 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
   for (const PartitionCopy& copy : partitions) {
     std::set<std::string> ids(copy.sources.begin(), copy.sources.end());
     ids.insert(copy.destinations.begin(), copy.destinations.end());
+    ids.insert(copy.surplus.begin(), copy.surplus.end());
     for (const std::string& id : ids) to_list[id].push_back(copy.partition);
   }
 
@@ -206,10 +207,16 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
       std::stable_partition(good_holders.begin(), good_holders.end(), [&](const std::string& id) {
         return cluster_.Liveness(id).liveness == NodeLiveness::kUp;
       });
+      // Whether every destination holds the good version (so that surplus
+      // copies can go): all were listed, and each has it or got it.
+      size_t holding = 0;
       for (const std::string& id : destinations) {
         if (outcome.failed_destinations.contains(id)) continue;
         auto there = held[id].find(key);
-        if (there != held[id].end() && there->second.sha256 == good) continue;
+        if (there != held[id].end() && there->second.sha256 == good) {
+          ++holding;
+          continue;
+        }
         std::optional<ClusterNode> destination = cluster_.Node(id);
         if (!destination) continue;
         bool destination_failed = false;
@@ -218,6 +225,7 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
         if (copied.ok()) {
           ++outcome.files_copied;
           outcome.bytes_copied += *copied;
+          ++holding;
           continue;
         }
         if (absl::IsCancelled(copied.status()) && !sleep(std::chrono::milliseconds(0))) {
@@ -230,9 +238,39 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
           outcome.unrecoverable[key] = std::string(copied.status().message());
         }
       }
+      if (holding == copy.destinations.size() && !copy.destinations.empty()) {
+        DeleteStrays(key, copy.surplus, held, sleep, outcome);
+      }
     }
   }
   return outcome;
+}
+
+void PartitionCopier::DeleteStrays(const std::string& key, const std::vector<std::string>& surplus,
+                                   std::map<std::string, std::map<std::string, StoredFile>>& held,
+                                   const SleepFn& sleep, CopyOutcome& outcome) {
+  const int64_t now_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  const int64_t grace_nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(stray_grace_).count();
+  for (const std::string& id : surplus) {
+    auto node_files = held.find(id);
+    if (node_files == held.end()) continue;  // not listed (down)
+    auto stray = node_files->second.find(key);
+    if (stray == node_files->second.end()) continue;
+    if (now_nanos - stray->second.mtime_unix_nanos < grace_nanos) continue;
+    if (!sleep(std::chrono::milliseconds(0))) return;
+    std::optional<ClusterNode> node = cluster_.Node(id);
+    if (!node) continue;
+    absl::Status deleted = node->client->Delete(stray->second.video_id, stray->second.name);
+    if (deleted.ok()) {
+      ++outcome.strays_deleted;
+    } else if (!absl::IsNotFound(deleted)) {
+      spdlog::warn("repair: cannot delete the surplus copy of {} on node {}: {}", key, id,
+                   deleted.ToString());
+    }
+  }
 }
 
 absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,

@@ -34,12 +34,18 @@ struct PartitionCopy {
   uint32_t partition = 0;
   std::vector<std::string> sources;       // node ids whose copies are its content
   std::vector<std::string> destinations;  // node ids that must hold every file of it
+  // Node ids whose copies of it are surplus (strays on non-owners): a file
+  // there is deleted once every destination holds its good version, if it is
+  // older than the copier's stray grace. Never deleted while a destination is
+  // down, so a copy standing in for a down owner stays.
+  std::vector<std::string> surplus;
 };
 
 // What a Copy() did and what it could not do.
 struct CopyOutcome {
   uint64_t files_copied = 0;
   uint64_t bytes_copied = 0;
+  uint64_t strays_deleted = 0;  // surplus copies removed
   // Partitions none of whose sources could be listed → those sources' ids
   // ("node0, node1"). Nothing of them was copied.
   std::map<uint32_t, std::string> unlisted;
@@ -73,6 +79,11 @@ class PartitionCopier {
   // Both must outlive the copier.
   PartitionCopier(Cluster& cluster, Throttle& throttle) : cluster_(cluster), throttle_(throttle) {}
 
+  // Surplus copies younger than this are left alone (a write or a hand-back
+  // may still be using them). Default: kDefaultStrayGrace.
+  static constexpr std::chrono::minutes kDefaultStrayGrace{10};
+  void set_stray_grace(std::chrono::milliseconds grace) { stray_grace_ = grace; }
+
   // Makes every destination of `partitions` hold every file of them (see the
   // file comment). CANCELLED when `sleep` returns false (the caller stops);
   // otherwise the outcome, with what could not be done in it. Memory grows
@@ -98,8 +109,15 @@ class PartitionCopier {
                                     const ClusterNode& destination, const SleepFn& sleep,
                                     bool& destination_failed);
 
+  // Deletes `key` from the `surplus` nodes that listed it (in `held`), when
+  // old enough.
+  void DeleteStrays(const std::string& key, const std::vector<std::string>& surplus,
+                    std::map<std::string, std::map<std::string, storage::StoredFile>>& held,
+                    const SleepFn& sleep, CopyOutcome& outcome);
+
   Cluster& cluster_;
   Throttle& throttle_;
+  std::chrono::milliseconds stray_grace_ = kDefaultStrayGrace;
   // When each node the failure detector has down was last health-checked.
   std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;
 };

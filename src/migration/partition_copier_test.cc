@@ -141,6 +141,52 @@ TEST(PartitionCopierTest, ReportsADeadDestination) {
   EXPECT_FALSE(Sha(nodes, 1, video, "a").empty());
 }
 
+TEST(PartitionCopierTest, DeletesStraysOnlyOnceEveryOwnerHoldsTheFile) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  f.copier.set_stray_grace(std::chrono::milliseconds(0));
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", "payload");
+  Put(nodes, 2, video, "a", "payload");  // a stray: node 2 does not own it
+  const PartitionCopy copy{.partition = PartitionOf(video, "a"),
+                           .sources = {nodes.id(0), nodes.id(1)},
+                           .destinations = {nodes.id(0), nodes.id(1)},
+                           .surplus = {nodes.id(2)}};
+  // An owner is down: the stray may be standing in for it, so it stays.
+  nodes.Stop(1);
+  auto outcome = f.Copy({copy});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->strays_deleted, 0u);
+  EXPECT_FALSE(Sha(nodes, 2, video, "a").empty());
+  // Both owners up: node 1 gets its copy, then the stray goes.
+  nodes.Start(1);
+  f.cluster.MarkSuccess(nodes.id(1));
+  f.cluster.ReconnectAll(std::chrono::seconds(5));  // skip gRPC's reconnect back-off
+  outcome = f.Copy({copy});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+  EXPECT_EQ(outcome->files_copied, 1u);
+  EXPECT_EQ(outcome->strays_deleted, 1u);
+  EXPECT_TRUE(Sha(nodes, 2, video, "a").empty());
+  EXPECT_FALSE(Sha(nodes, 1, video, "a").empty());
+}
+
+TEST(PartitionCopierTest, KeepsYoungStrays) {
+  TestNodes nodes(3);
+  Fixture f(nodes);  // default grace: minutes
+  const std::string video = NewVideoId();
+  Put(nodes, 0, video, "a", "payload");
+  Put(nodes, 1, video, "a", "payload");
+  Put(nodes, 2, video, "a", "payload");
+  auto outcome = f.Copy({{.partition = PartitionOf(video, "a"),
+                          .sources = {nodes.id(0), nodes.id(1)},
+                          .destinations = {nodes.id(0), nodes.id(1)},
+                          .surplus = {nodes.id(2)}}});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->strays_deleted, 0u);
+  EXPECT_FALSE(Sha(nodes, 2, video, "a").empty());
+}
+
 TEST(PartitionCopierTest, StopsWhenTheCallerStops) {
   TestNodes nodes(2);
   Fixture f(nodes);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,7 +29,9 @@ RepairLoop::RepairLoop(Cluster& cluster, Migrator& migrator, MigrationCoordinato
       stats_(stats),
       options_(options),
       throttle_(options.bytes_per_second),
-      copier_(cluster, throttle_) {}
+      copier_(cluster, throttle_) {
+  copier_.set_stray_grace(options.stray_grace);
+}
 
 RepairLoop::~RepairLoop() { Stop(); }
 
@@ -215,6 +218,13 @@ absl::Status RepairLoop::RepairPartitions(const std::set<uint32_t>& partitions) 
         copy.sources.push_back(state->current.node(i).id);
       }
       copy.destinations = copy.sources;
+      // Every other member's copies of it are strays (left by a cleanup that
+      // skipped a dead node, or by an out node put back).
+      for (const RingNode& member : state->current.nodes()) {
+        if (std::find(copy.sources.begin(), copy.sources.end(), member.id) == copy.sources.end()) {
+          copy.surplus.push_back(member.id);
+        }
+      }
       batch.push_back(std::move(copy));
     }
     absl::StatusOr<CopyOutcome> outcome =
@@ -223,6 +233,10 @@ absl::Status RepairLoop::RepairPartitions(const std::set<uint32_t>& partitions) 
     stats_.files_repaired.fetch_add(outcome->files_copied);
     stats_.bytes_repaired.fetch_add(outcome->bytes_copied);
     stats_.files_unrecoverable.fetch_add(outcome->unrecoverable.size());
+    if (outcome->strays_deleted > 0) {
+      spdlog::info("repair: deleted {} surplus copies on nodes that do not own them",
+                   outcome->strays_deleted);
+    }
     if (outcome->files_copied > 0) {
       spdlog::info("repair: restored {} copies ({} bytes)", outcome->files_copied,
                    outcome->bytes_copied);

@@ -20,7 +20,9 @@
 //  - every `anti_entropy_interval`, compares all partitions, a batch at a
 //    time: the owners' listings (name + SHA-256), and whatever an owner lacks
 //    or holds in another version is copied from a good replica (the version
-//    most owners hold; see PartitionCopier), throttled.
+//    most owners hold; see PartitionCopier), throttled; and a copy on a member
+//    that does not own the file (a stray) is deleted once every owner holds
+//    the good version and the stray is older than `stray_grace`.
 // Anti-entropy and damage repair pause while a migration runs: the migration
 // itself copies to the owners it changes.
 
@@ -59,6 +61,9 @@ struct RepairOptions {
   std::chrono::milliseconds probe_timeout = std::chrono::seconds(2);
   // Partitions compared per anti-entropy step.
   uint32_t batch_partitions = 256;
+  // Surplus copies (on members that do not own them) younger than this are
+  // left by anti-entropy: a write or a hint hand-back may still need them.
+  std::chrono::milliseconds stray_grace = PartitionCopier::kDefaultStrayGrace;
   // Consecutive answered probes before an out node is put back.
   int up_probes_to_put_back = 2;
 };
