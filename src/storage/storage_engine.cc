@@ -23,19 +23,13 @@
 #include "common/strings.h"
 #include "spdlog/spdlog.h"
 #include "storage/file_util.h"
+#include "storage/storage_engine_internal.h"
 
 namespace streamgrid::storage {
-namespace {
 
 namespace fs = std::filesystem;
 
-// Temp-file prefixes inside content/<video_id>/ (see the class comment).
-constexpr std::string_view kUploadPrefix = ".tmp-up-";
-constexpr std::string_view kDeletePrefix = ".tmp-del-";
-// Written once a store has the current layout (records before data, block
-// checksums); a store without it is upgraded by Open().
-constexpr std::string_view kFormatFile = "FORMAT";
-constexpr std::string_view kFormat = "streamgrid-storage 2\n";
+namespace engine_internal {
 
 absl::Status InvalidVideoId(std::string_view video_id) {
   return absl::InvalidArgumentError(absl::StrCat("invalid video id \"", ToAbsl(video_id), "\""));
@@ -62,45 +56,6 @@ StoredFile MakeStoredFile(std::string_view video_id, std::string_view name,
                     .mtime_unix_nanos = record.mtime_unix_nanos};
 }
 
-// The name a temp file with `prefix` stands for: ".tmp-up-<name>.<random>".
-std::optional<std::string> TempTarget(std::string_view file, std::string_view prefix) {
-  if (!file.starts_with(prefix)) return std::nullopt;
-  std::string_view rest = file.substr(prefix.size());
-  const size_t dot = rest.rfind('.');
-  if (dot == std::string_view::npos) return std::nullopt;
-  rest = rest.substr(0, dot);
-  if (!IsValidContentName(rest)) return std::nullopt;
-  return std::string(rest);
-}
-
-// Whole-file SHA-256 and block checksums of a data file, read in blocks.
-struct Hashes {
-  std::string sha256;
-  std::vector<Sha256::Digest> blocks;
-  uint64_t size = 0;
-};
-
-absl::StatusOr<Hashes> HashData(ReadableFile& file) {
-  Sha256 whole, block;
-  std::vector<char> buffer(kChecksumBlockBytes);
-  std::vector<Sha256::Digest> blocks;
-  uint64_t offset = 0;
-  while (true) {
-    absl::StatusOr<size_t> n = file.ReadAt(offset, buffer);
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    std::span<const char> bytes(buffer.data(), *n);
-    whole.Update(bytes);
-    block.Reset();
-    block.Update(bytes);
-    blocks.push_back(block.Finish());
-    offset += *n;
-    if (*n < buffer.size()) break;
-  }
-  if (blocks.size() <= 1) blocks.clear();
-  return Hashes{.sha256 = whole.FinishHex(), .blocks = std::move(blocks), .size = offset};
-}
-
 // Sorted names of the video directories under `root`; other entries are skipped.
 absl::StatusOr<std::vector<std::string>> VideoIds(const fs::path& root) {
   std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(root.c_str()), closedir);
@@ -121,80 +76,20 @@ absl::StatusOr<std::vector<std::string>> VideoIds(const fs::path& root) {
   return ids;
 }
 
-// "video_id/name" ↔ a page token. Tokens are opaque to clients; this one only
-// has to survive a round trip and be validated on the way back in.
-std::string MakePageToken(std::string_view video_id, std::string_view name) {
-  return absl::StrCat(ToAbsl(video_id), "/", ToAbsl(name));
-}
+}  // namespace engine_internal
 
-absl::StatusOr<std::pair<std::string, std::string>> ParsePageToken(std::string_view token) {
-  const size_t slash = token.find('/');
-  if (slash == std::string_view::npos || !IsValidVideoId(token.substr(0, slash)) ||
-      !IsValidContentName(token.substr(slash + 1))) {
-    return absl::InvalidArgumentError("malformed page token");
-  }
-  return std::make_pair(std::string(token.substr(0, slash)), std::string(token.substr(slash + 1)));
-}
-
-// Tells whether a key is in a listing's partitions (see ListOptions). One
-// hashing context serves every key, so checking one allocates nothing.
-class PartitionFilter {
- public:
-  // `bits` and `partitions` must have been validated.
-  PartitionFilter(int bits, std::span<const uint32_t> partitions)
-      : shift_(64 - bits), wanted_(size_t{1} << bits) {
-    for (uint32_t partition : partitions) wanted_[partition] = true;
-  }
-
-  bool Matches(std::string_view video_id, std::string_view name) {
-    static constexpr std::string_view kSlash = "/";
-    hasher_.Reset();
-    hasher_.Update(video_id);
-    hasher_.Update(kSlash);
-    hasher_.Update(name);
-    const Sha256::Digest digest = hasher_.Finish();
-    uint64_t position = 0;
-    for (int i = 0; i < 8; ++i) position = position << 8 | digest[i];
-    return wanted_[position >> shift_];
-  }
-
- private:
-  const int shift_;
-  std::vector<bool> wanted_;  // indexed by partition
-  Sha256 hasher_;
-};
-
-absl::Status ValidatePartitions(const ListOptions& options) {
-  if (options.partitions.empty()) return absl::OkStatus();
-  const int bits = options.partition_bits;
-  if (bits < 1 || bits > kMaxListPartitionBits) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "partition_bits must be 1 to ", kMaxListPartitionBits, " with partitions, got ", bits));
-  }
-  for (uint32_t partition : options.partitions) {
-    if (partition >> bits != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("partition ", partition, " does not fit in ", bits, " bits"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
+using engine_internal::InvalidVideoId;
+using engine_internal::kDeletePrefix;
+using engine_internal::kUploadPrefix;
+using engine_internal::MakeStoredFile;
+using engine_internal::NotFound;
+using engine_internal::Validate;
+using engine_internal::VideoIds;
 
 std::string EtagOf(const FileStat& stat) {
   return absl::StrFormat("\"%x-%x-%x\"", stat.inode, stat.size,
                          static_cast<uint64_t>(stat.mtime_unix_nanos));
 }
-
-// What Inspect() found.
-struct StorageEngine::Inspection {
-  std::optional<ChecksumRecord> record;
-  std::optional<FileStat> data;
-  std::optional<Damage> damage;
-  std::string detail;
-};
-
 StorageEngine::StorageEngine(fs::path data_dir, Env& env,
                              std::unique_ptr<LocalVideoContentService> content,
                              ChecksumStore checksums, std::unique_ptr<Quarantine> quarantine)
@@ -251,128 +146,6 @@ absl::StatusOr<std::unique_ptr<StorageEngine>> StorageEngine::Open(const fs::pat
                engine->quarantine_->last_seq());
   return engine;
 }
-
-absl::Status StorageEngine::Recover() {
-  const fs::path content_root = data_dir_ / "content";
-  auto video_ids = VideoIds(content_root);
-  if (!video_ids.ok()) return video_ids.status();
-  int finished_commits = 0, finished_deletes = 0, removed = 0;
-  for (const std::string& video_id : *video_ids) {
-    const fs::path dir = content_root / video_id;
-    auto names = env_.ListDir(dir);
-    if (!names.ok()) return names.status();
-    bool changed = false;
-    for (const std::string& file : *names) {
-      if (!file.starts_with(kTempPrefix)) continue;
-      const fs::path path = dir / file;
-      auto stat = env_.Stat(path);
-      if (!stat.ok()) return stat.status();
-      std::optional<std::string> up = TempTarget(file, kUploadPrefix);
-      std::optional<std::string> del = TempTarget(file, kDeletePrefix);
-      const std::string* target = up ? &*up : del ? &*del : nullptr;
-      std::optional<ChecksumRecord> record;
-      if (target != nullptr) {
-        auto read = checksums_.Read(video_id, *target);
-        if (read.ok()) record = *std::move(read);
-      }
-      const bool named = record && !record->legacy && record->etag == EtagOf(*stat);
-      if (up && named) {
-        // The record of this very file is durable: the commit was decided.
-        if (absl::Status s = env_.Rename(path, dir / *up); !s.ok()) return s;
-        ++finished_commits;
-      } else if (del && named) {
-        if (absl::Status s = checksums_.Remove(video_id, *del); !s.ok()) return s;
-        if (absl::Status s = env_.Unlink(path); !s.ok() && !absl::IsNotFound(s)) return s;
-        ++finished_deletes;
-      } else {
-        if (absl::Status s = env_.Unlink(path); !s.ok() && !absl::IsNotFound(s)) return s;
-        ++removed;
-      }
-      changed = true;
-    }
-    if (changed) {
-      if (absl::Status s = env_.SyncDir(dir); !s.ok()) return s;
-    }
-  }
-  // Temp files of record writes a crash interrupted.
-  auto record_videos = checksums_.Videos();
-  if (!record_videos.ok()) return record_videos.status();
-  for (const std::string& video_id : *record_videos) {
-    auto names = checksums_.Names(video_id, /*remove_temps=*/true);
-    if (!names.ok()) return names.status();
-    if (names->empty()) checksums_.RemoveVideoDirIfEmpty(video_id);
-  }
-  if (finished_commits + finished_deletes + removed > 0) {
-    spdlog::info("crash recovery: {} commits and {} deletes finished, {} temp files removed",
-                 finished_commits, finished_deletes, removed);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status StorageEngine::UpgradeLegacyStore() {
-  const fs::path marker = data_dir_ / kFormatFile;
-  if (env_.Stat(marker).ok()) return absl::OkStatus();
-  // A store of the first layout (or a new one): the record was written after
-  // the data was renamed in, so a missing or stale record was a crash window
-  // and the data is the truth. Recompute those, add block checksums to every
-  // record, and drop records without data, once.
-  uint64_t upgraded = 0, recomputed = 0, orphans = 0, corrupt = 0;
-  auto video_ids = VideoIds(data_dir_ / "content");
-  if (!video_ids.ok()) return video_ids.status();
-  for (const std::string& video_id : *video_ids) {
-    auto infos = content_->List(video_id);
-    if (!infos.ok()) return infos.status();
-    for (const ContentInfo& info : *infos) {
-      auto record = checksums_.Read(video_id, info.name);
-      if (record.ok() && *record && !(*record)->legacy && (*record)->etag == info.etag) continue;
-      auto file = env_.OpenReadable(DataPath(video_id, info.name));
-      if (!file.ok()) return file.status();
-      auto stat = (*file)->Stat();
-      if (!stat.ok()) return stat.status();
-      auto hashes = HashData(**file);
-      if (!hashes.ok()) return hashes.status();
-      const bool trusted = record.ok() && *record && (*record)->etag == EtagOf(*stat);
-      if (trusted && (*record)->sha256 != hashes->sha256) {
-        ++corrupt;
-        (void)QuarantineCopy(video_id, info.name, Damage::kCorrupt, (*record)->sha256, stat->inode,
-                             "scrub", "the data does not match its checksum");
-        continue;
-      }
-      trusted ? ++upgraded : ++recomputed;
-      ChecksumRecord fresh{.sha256 = hashes->sha256,
-                           .mtime_unix_nanos = stat->mtime_unix_nanos,
-                           .etag = EtagOf(*stat),
-                           .size = stat->size,
-                           .blocks = std::move(hashes->blocks)};
-      if (absl::Status s = checksums_.Write(video_id, info.name, fresh, /*sync=*/false); !s.ok()) {
-        return s;
-      }
-    }
-  }
-  auto record_videos = checksums_.Videos();
-  if (!record_videos.ok()) return record_videos.status();
-  for (const std::string& video_id : *record_videos) {
-    auto names = checksums_.Names(video_id);
-    if (!names.ok()) return names.status();
-    for (const std::string& name : *names) {
-      if (absl::IsNotFound(env_.Stat(DataPath(video_id, name)).status())) {
-        if (absl::Status s = env_.Unlink(checksums_.root() / video_id / name); s.ok()) ++orphans;
-      }
-    }
-    checksums_.RemoveVideoDirIfEmpty(video_id);
-  }
-  // One file-system sync instead of two fsyncs per record.
-  if (absl::Status s = SyncFileSystem(data_dir_); !s.ok()) return s;
-  if (absl::Status s = env_.WriteFileAtomically(marker, kFormat); !s.ok()) return s;
-  if (upgraded + recomputed + orphans + corrupt > 0) {
-    spdlog::info(
-        "upgraded the store at {}: {} records given block checksums, {} recomputed, {} without "
-        "data removed, {} corrupt copies quarantined",
-        data_dir_.string(), upgraded, recomputed, orphans, corrupt);
-  }
-  return absl::OkStatus();
-}
-
 std::shared_mutex& StorageEngine::LockFor(std::string_view video_id) {
   return locks_[std::hash<std::string_view>{}(video_id) % locks_.size()];
 }
@@ -380,85 +153,6 @@ std::shared_mutex& StorageEngine::LockFor(std::string_view video_id) {
 fs::path StorageEngine::DataPath(std::string_view video_id, std::string_view name) const {
   return data_dir_ / "content" / video_id / name;
 }
-
-absl::StatusOr<StorageEngine::Inspection> StorageEngine::Inspect(
-    std::string_view video_id, std::string_view name, const std::optional<FileStat>& opened) {
-  Inspection result;
-  if (opened) {
-    result.data = *opened;
-  } else {
-    absl::StatusOr<FileStat> stat = env_.Stat(DataPath(video_id, name));
-    if (stat.ok()) {
-      result.data = *stat;
-    } else if (!absl::IsNotFound(stat.status())) {
-      return stat.status();
-    }
-  }
-  absl::StatusOr<std::optional<ChecksumRecord>> record = checksums_.Read(video_id, name);
-  bool unreadable = false;
-  if (record.ok()) {
-    result.record = *std::move(record);
-  } else if (absl::IsDataLoss(record.status())) {
-    unreadable = true;
-  } else {
-    return record.status();
-  }
-  if (!result.data) {
-    if (!result.record && !unreadable) return NotFound(video_id, name);
-    result.damage = Damage::kMissing;
-    result.detail = "its data file is gone";
-  } else if (!result.record || result.record->legacy) {
-    result.damage = Damage::kUnverifiable;
-    result.detail = unreadable ? "its checksum record is unreadable" : "it has no checksum record";
-  } else if (result.data->size != result.record->size) {
-    result.damage = Damage::kWrongSize;
-    result.detail =
-        absl::StrCat("it has ", result.data->size, " bytes, ", result.record->size, " recorded");
-  } else if (EtagOf(*result.data) != result.record->etag) {
-    result.damage = Damage::kCorrupt;
-    result.detail = "its data file was changed (inode or mtime differ from the record)";
-  }
-  return result;
-}
-
-absl::Status StorageEngine::QuarantineCopy(std::string_view video_id, std::string_view name,
-                                           Damage damage, const std::string& expected_sha256,
-                                           std::optional<uint64_t> data_inode, const char* found_by,
-                                           std::string_view detail) {
-  absl::Status answer = absl::DataLossError(
-      absl::StrCat("copy of ", ToAbsl(video_id), "/", ToAbsl(name), " is damaged (",
-                   DamageName(damage), ": ", ToAbsl(detail), "); it is quarantined"));
-  std::unique_lock lock(LockFor(video_id));
-  const fs::path path = DataPath(video_id, name);
-  absl::StatusOr<FileStat> now = env_.Stat(path);
-  std::optional<FileStat> data;
-  if (now.ok()) data = *now;
-  // Another version replaced the damaged one meanwhile (or a missing file was
-  // stored again): nothing to take out of service.
-  if (data_inode ? (!data || data->inode != *data_inode) : data.has_value()) return answer;
-  spdlog::error("{}/{} found damaged by {}: {}: {}", video_id, name, found_by, DamageName(damage),
-                detail);
-  absl::StatusOr<QuarantinedCopy> added =
-      quarantine_->Add(QuarantinedCopy{.video_id = std::string(video_id),
-                                       .name = std::string(name),
-                                       .damage = damage,
-                                       .expected_sha256 = expected_sha256,
-                                       .found_by = found_by},
-                       data ? std::optional<fs::path>(path) : std::nullopt);
-  if (!added.ok()) {
-    spdlog::error("quarantining {}/{}: {}", video_id, name, added.status().ToString());
-  }
-  // The copy is out of service once its data left (or never was there);
-  // the record goes too, so the file is NOT_FOUND from now on.
-  if (!data || !env_.Stat(path).ok()) {
-    if (absl::Status s = checksums_.Remove(video_id, name); !s.ok()) {
-      spdlog::error("removing the record of quarantined {}/{}: {}", video_id, name, s.ToString());
-    }
-    if (data) Account(data->size, std::nullopt);
-  }
-  return answer;
-}
-
 absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUpload(
     std::string_view video_id, std::string_view name, std::optional<uint64_t> expected_size) {
   if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
@@ -548,7 +242,6 @@ absl::StatusOr<StoredFile> StorageEngine::CommitUpload(Upload& upload, const std
   Account(size_before, record.size);
   return MakeStoredFile(video_id, name, record);
 }
-
 absl::StatusOr<std::unique_ptr<StorageEngine::Reader>> StorageEngine::OpenReader(
     std::string_view video_id, std::string_view name, uint64_t offset,
     std::optional<uint64_t> length) {
@@ -611,7 +304,6 @@ absl::StatusOr<StoredFile> StorageEngine::Stat(std::string_view video_id, std::s
       inspection.data ? std::optional<uint64_t>(inspection.data->inode) : std::nullopt, "read",
       inspection.detail);
 }
-
 absl::StatusOr<bool> StorageEngine::DeleteLocked(std::string_view video_id, std::string_view name) {
   const fs::path dir = data_dir_ / "content" / video_id;
   const fs::path path = DataPath(video_id, name);
@@ -706,149 +398,6 @@ absl::StatusOr<uint64_t> StorageEngine::DeleteVideo(std::string_view video_id) {
   checksums_.RemoveVideoDirIfEmpty(video_id);
   return aside.size();
 }
-
-absl::StatusOr<std::vector<std::string>> StorageEngine::ScrubVideoIds() {
-  auto data = VideoIds(data_dir_ / "content");
-  if (!data.ok()) return data.status();
-  auto records = checksums_.Videos();
-  if (!records.ok()) return records.status();
-  std::set<std::string> all(data->begin(), data->end());
-  all.insert(records->begin(), records->end());
-  return std::vector<std::string>(all.begin(), all.end());
-}
-
-absl::StatusOr<std::vector<std::string>> StorageEngine::ScrubNames(std::string_view video_id) {
-  if (!IsValidVideoId(video_id)) return InvalidVideoId(video_id);
-  std::set<std::string> all;
-  auto data = env_.ListDir(data_dir_ / "content" / video_id);
-  if (data.ok()) {
-    for (std::string& name : *data) {
-      if (IsValidContentName(name)) all.insert(std::move(name));
-    }
-  } else if (!absl::IsNotFound(data.status())) {
-    return data.status();
-  }
-  auto records = checksums_.Names(video_id);
-  if (!records.ok()) return records.status();
-  all.insert(records->begin(), records->end());
-  return std::vector<std::string>(all.begin(), all.end());
-}
-
-absl::StatusOr<StorageEngine::ScrubResult> StorageEngine::ScrubFile(
-    std::string_view video_id, std::string_view name, const std::function<bool(uint64_t)>& pace) {
-  ScrubResult result;
-  auto reader = OpenVerified(video_id, name, 0, std::nullopt, "scrub");
-  if (!reader.ok()) {
-    if (absl::IsDataLoss(reader.status())) {
-      result.damaged = true;
-      return result;
-    }
-    return reader.status();
-  }
-  Sha256 whole;
-  std::vector<char> buffer(std::min<uint64_t>(kChecksumBlockBytes, (*reader)->file().size + 1));
-  while (true) {
-    if (!pace(buffer.size())) return absl::CancelledError("scrub stopped");
-    absl::StatusOr<size_t> n = (*reader)->Read(buffer);
-    if (!n.ok()) {
-      if (absl::IsDataLoss(n.status())) {
-        result.damaged = true;
-        return result;
-      }
-      return n.status();
-    }
-    if (*n == 0) break;
-    whole.Update(std::span<const char>(buffer.data(), *n));
-    result.bytes_checked += *n;
-  }
-  // The blocks vouch for every byte; this also checks the record's own
-  // whole-file checksum, which is what clients compare with.
-  const std::string sha256 = whole.FinishHex();
-  if (sha256 != (*reader)->file().sha256) {
-    result.damaged = true;
-    (void)QuarantineCopy(video_id, name, Damage::kCorrupt, (*reader)->file().sha256,
-                         (*reader)->inode_, "scrub", absl::StrCat("the data hashes to ", sha256));
-  }
-  return result;
-}
-
-absl::StatusOr<StoredFilePage> StorageEngine::List(std::string_view video_id,
-                                                   std::string_view page_token, size_t page_size) {
-  return List(ListOptions{.video_id = std::string(video_id),
-                          .page_token = std::string(page_token),
-                          .page_size = static_cast<uint32_t>(std::min(page_size, kMaxPageSize))});
-}
-
-absl::StatusOr<StoredFilePage> StorageEngine::List(const ListOptions& options, size_t scan_limit) {
-  const std::string& video_id = options.video_id;
-  if (!video_id.empty() && !IsValidVideoId(video_id)) return InvalidVideoId(video_id);
-  if (absl::Status s = ValidatePartitions(options); !s.ok()) return s;
-  size_t page_size = options.page_size;
-  if (page_size == 0 || page_size > kMaxPageSize) page_size = kMaxPageSize;
-  scan_limit = std::max<size_t>(scan_limit, 1);
-  std::string after_video, after_name;
-  if (!options.page_token.empty()) {
-    auto parsed = ParsePageToken(options.page_token);
-    if (!parsed.ok()) return parsed.status();
-    std::tie(after_video, after_name) = *std::move(parsed);
-    if (!video_id.empty() && after_video != video_id) {
-      return absl::InvalidArgumentError("page token belongs to another listing");
-    }
-  }
-  std::optional<PartitionFilter> filter;
-  if (!options.partitions.empty()) filter.emplace(options.partition_bits, options.partitions);
-  std::vector<std::string> video_ids;
-  if (!video_id.empty()) {
-    video_ids.emplace_back(video_id);
-  } else {
-    auto all = VideoIds(content_->root());
-    if (!all.ok()) return all.status();
-    video_ids = *std::move(all);
-  }
-
-  StoredFilePage page;
-  size_t scanned = 0;
-  // The last file examined: where the next page resumes. Reassigned per file,
-  // so the strings soon stop allocating.
-  std::string last_video, last_name;
-  auto first = std::lower_bound(video_ids.begin(), video_ids.end(), after_video);
-  for (auto it = first; it != video_ids.end(); ++it) {
-    const std::string& id = *it;
-    std::shared_lock lock(LockFor(id));
-    auto infos = content_->List(id);
-    if (!infos.ok()) return infos.status();
-    auto start = infos->begin();
-    if (id == after_video) {
-      // Sorted by name: skip what earlier pages examined.
-      start = std::upper_bound(
-          infos->begin(), infos->end(), after_name,
-          [](const std::string& name, const ContentInfo& info) { return name < info.name; });
-    }
-    for (auto info = start; info != infos->end(); ++info) {
-      if (page.files.size() == page_size || scanned == scan_limit) {
-        // There is more to examine. `scanned` > 0 here (page_size and
-        // scan_limit are at least 1), so last_name is set.
-        page.next_page_token = MakePageToken(last_video, last_name);
-        return page;
-      }
-      ++scanned;
-      last_video.assign(id);
-      last_name.assign(info->name);
-      if (filter && !filter->Matches(id, info->name)) continue;
-      // Only files whose record vouches for them: a damaged copy is not one
-      // to offer (a read or the scrubber quarantines it).
-      auto record = checksums_.Read(id, info->name);
-      if (!record.ok()) {
-        if (absl::IsDataLoss(record.status())) continue;
-        return record.status();
-      }
-      if (!*record || (*record)->legacy || (*record)->etag != info->etag) continue;
-      page.files.push_back(MakeStoredFile(id, info->name, **record));
-    }
-  }
-  return page;
-}
-
 absl::StatusOr<StorageUsage> StorageEngine::Usage() const {
   struct statvfs fs_stats;
   if (statvfs(data_dir_.c_str(), &fs_stats) != 0) return ErrnoStatus(errno, "statvfs", data_dir_);
@@ -944,77 +493,6 @@ absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(std::string_view expect
   // One block: its checksum is the whole file's.
   if (blocks_.size() <= 1) blocks_.clear();
   return engine_.CommitUpload(*this, actual);
-}
-
-StorageEngine::Reader::Reader(StorageEngine& engine, std::unique_ptr<ReadableFile> data,
-                              StoredFile file, ChecksumRecord record, uint64_t inode,
-                              uint64_t offset, uint64_t end, const char* found_by)
-    : engine_(engine),
-      data_(std::move(data)),
-      file_(std::move(file)),
-      record_(std::move(record)),
-      inode_(inode),
-      found_by_(found_by),
-      position_(offset),
-      end_(end) {}
-
-absl::Status StorageEngine::Reader::LoadBlock(uint64_t index) {
-  has_block_ = false;
-  const uint64_t start = index * kChecksumBlockBytes;
-  const uint64_t size = std::min(kChecksumBlockBytes, record_.size - start);
-  block_.resize(size);
-  absl::StatusOr<size_t> n = data_->ReadAt(start, block_);
-  if (!n.ok()) return n.status();
-  std::optional<Damage> damage;
-  std::string detail;
-  if (*n < size) {
-    damage = Damage::kWrongSize;
-    detail = absl::StrCat("it ends at byte ", start + *n, ", ", record_.size, " recorded");
-  } else {
-    Sha256 hasher;
-    hasher.Update(std::span<const char>(block_.data(), block_.size()));
-    const Sha256::Digest digest = hasher.Finish();
-    // With one block, the record's whole-file checksum is that block's.
-    const bool good =
-        record_.blocks.empty()
-            ? absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest.data()),
-                                                       digest.size())) == record_.sha256
-            : digest == record_.blocks[index];
-    if (!good) {
-      damage = Damage::kCorrupt;
-      detail = absl::StrCat("block ", index, " does not match its checksum");
-    }
-  }
-  if (damage) {
-    block_.clear();
-    return engine_.QuarantineCopy(file_.video_id, file_.name, *damage, record_.sha256, inode_,
-                                  found_by_, detail);
-  }
-  block_start_ = start;
-  has_block_ = true;
-  return absl::OkStatus();
-}
-
-absl::StatusOr<size_t> StorageEngine::Reader::Read(std::span<char> buffer) {
-  if (!failed_.ok()) return failed_;
-  size_t copied = 0;
-  while (copied < buffer.size() && position_ < end_) {
-    if (!has_block_ || position_ < block_start_ || position_ >= block_start_ + block_.size()) {
-      if (absl::Status s = LoadBlock(position_ / kChecksumBlockBytes); !s.ok()) {
-        failed_ = s;
-        // Bytes of earlier, verified blocks may go out; the bad block's never.
-        if (copied > 0) return copied;
-        return s;
-      }
-    }
-    const uint64_t in_block = position_ - block_start_;
-    const size_t take = static_cast<size_t>(
-        std::min<uint64_t>({buffer.size() - copied, block_.size() - in_block, end_ - position_}));
-    std::memcpy(buffer.data() + copied, block_.data() + in_block, take);
-    copied += take;
-    position_ += take;
-  }
-  return copied;
 }
 
 }  // namespace streamgrid::storage
