@@ -359,8 +359,8 @@ int main(int argc, char** argv) {
   if (migrator) {
     absl::StatusOr<repair::RepairOptions> repair_options = web::ApplyRepairFlags(flags.repair);
     if (!repair_options.ok()) Fail(std::string(repair_options.status().message()));
-    repair_loop = web::StartRepairLoop(*cluster_content.cluster, *migrator, coordinator.get(),
-                                       repair_stats, *repair_options);
+    repair_loop = web::StartRepairLoop(*cluster_content.cluster, migrator->membership(),
+                                       coordinator.get(), repair_stats, *repair_options);
   }
   AdminServiceOptions admin_options{.coordinator = coordinator.get(),
                                     .auth = web_auth->admin_check,

@@ -61,11 +61,12 @@ absl::StatusOr<repair::RepairOptions> ApplyRepairFlags(const RepairFlags& flags)
                                .bytes_per_second = flags.repair_bytes_per_second};
 }
 
-std::unique_ptr<repair::RepairLoop> StartRepairLoop(Cluster& cluster, Migrator& migrator,
+std::unique_ptr<repair::RepairLoop> StartRepairLoop(Cluster& cluster, MembershipChanges& membership,
                                                     MigrationCoordinator* coordinator,
                                                     repair::RepairStats& stats,
                                                     const repair::RepairOptions& options) {
-  auto loop = std::make_unique<repair::RepairLoop>(cluster, migrator, coordinator, stats, options);
+  auto loop =
+      std::make_unique<repair::RepairLoop>(cluster, membership, coordinator, stats, options);
   loop->Start();
   spdlog::info("self-repair: re-replication after {} ms down, anti-entropy every {} ms",
                options.repair_after.count(), options.anti_entropy_interval.count());

@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "cluster/cluster.h"
+#include "migration/membership_changes.h"
 #include "migration/migration_coordinator.h"
-#include "migration/migrator.h"
 #include "repair/repair_loop.h"
 #include "repair/repair_stats.h"
 
@@ -31,7 +31,7 @@ absl::StatusOr<repair::RepairOptions> ApplyRepairFlags(const RepairFlags& flags)
 
 // Starts the repair loop of a web server whose content is on the cluster
 // (it acts only while this server is the migration runner).
-std::unique_ptr<repair::RepairLoop> StartRepairLoop(Cluster& cluster, Migrator& migrator,
+std::unique_ptr<repair::RepairLoop> StartRepairLoop(Cluster& cluster, MembershipChanges& membership,
                                                     MigrationCoordinator* coordinator,
                                                     repair::RepairStats& stats,
                                                     const repair::RepairOptions& options);

@@ -1,7 +1,5 @@
-// Membership changes, the first of the Migrator's three jobs: planning a
-// change (add, remove, take out, put back, resume) and publishing it as the
-// cluster state's target. Running the migration is in migrator.cc, copying
-// partitions in partition_copier.cc.
+#include "migration/membership_changes.h"
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -11,12 +9,15 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/strings.h"
-#include "migration/migrator.h"
 #include "storage/storage_client.h"
 
 namespace streamgrid {
 
-absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
+MembershipChanges::MembershipChanges(Cluster& cluster, MigrationRunner& runner,
+                                     std::chrono::milliseconds probe_timeout)
+    : cluster_(cluster), runner_(runner), probe_timeout_(probe_timeout) {}
+
+absl::StatusOr<MigrationProgress> MembershipChanges::AddNode(RingNode node) {
   node.address = std::string(StripWhitespace(node.address));
   const size_t colon = node.address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == node.address.size()) {
@@ -28,7 +29,7 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
   if (!std::isfinite(node.weight) || node.weight < 0) {
     return absl::InvalidArgumentError("node weight must be a positive number");
   }
-  std::lock_guard lock(publish_mu_);
+  std::lock_guard lock(runner_.publish_mu());
   std::shared_ptr<const ClusterState> state = cluster_.state();
   if (absl::Status s = CheckIdle(*state); !s.ok()) return s;
   // Adding a node that was taken out puts it back (an operator's add wins
@@ -48,7 +49,7 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
   }
   // A node that does not answer now would fail every copy: refuse it up front.
   absl::StatusOr<storage::NodeHealth> health =
-      cluster_.ClientFor(node.address, options_.probe_timeout)->Health();
+      cluster_.ClientFor(node.address, probe_timeout_)->Health();
   if (absl::IsUnauthenticated(health.status())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "node ", node.address, " refuses this web server's calls (", health.status().message(),
@@ -68,7 +69,7 @@ absl::StatusOr<MigrationProgress> Migrator::AddNode(RingNode node) {
   return Begin(seen, *std::move(target), description);
 }
 
-absl::StatusOr<MigrationProgress> Migrator::PutBack(std::string_view node) {
+absl::StatusOr<MigrationProgress> MembershipChanges::PutBack(std::string_view node) {
   std::optional<RingNode> out;
   for (const OutNode& o : cluster_.state()->out) {
     if (o.node.id == node || o.node.address == node) out = o.node;
@@ -77,17 +78,18 @@ absl::StatusOr<MigrationProgress> Migrator::PutBack(std::string_view node) {
   return AddNode(*std::move(out));
 }
 
-absl::StatusOr<MigrationProgress> Migrator::RemoveNode(std::string_view node) {
+absl::StatusOr<MigrationProgress> MembershipChanges::RemoveNode(std::string_view node) {
   return RemoveMember(node, /*take_out=*/false);
 }
 
-absl::StatusOr<MigrationProgress> Migrator::TakeOut(std::string_view node) {
+absl::StatusOr<MigrationProgress> MembershipChanges::TakeOut(std::string_view node) {
   return RemoveMember(node, /*take_out=*/true);
 }
 
-absl::StatusOr<MigrationProgress> Migrator::RemoveMember(std::string_view node, bool take_out) {
+absl::StatusOr<MigrationProgress> MembershipChanges::RemoveMember(std::string_view node,
+                                                                  bool take_out) {
   node = StripWhitespace(node);
-  std::lock_guard lock(publish_mu_);
+  std::lock_guard lock(runner_.publish_mu());
   std::shared_ptr<const ClusterState> state = cluster_.state();
   const Placement& current = state->current;
   const RingNode* found = nullptr;
@@ -101,9 +103,9 @@ absl::StatusOr<MigrationProgress> Migrator::RemoveMember(std::string_view node, 
     if (std::erase_if(next.out, [&](const OutNode& out) {
           return out.node.id == node || out.node.address == node;
         }) > 0) {
-      if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+      if (absl::Status s = runner_.Publish(std::move(next)); !s.ok()) return s;
       spdlog::info("node {} was out; it is removed and will not be put back", std::string(node));
-      if (std::optional<MigrationProgress> last = Progress()) return *last;
+      if (std::optional<MigrationProgress> last = runner_.Progress()) return *last;
       return MigrationProgress{
           .record = {.phase = MigrationPhase::kDone,
                      .description = absl::StrCat("remove node ", ToAbsl(node))}};
@@ -129,8 +131,8 @@ absl::StatusOr<MigrationProgress> Migrator::RemoveMember(std::string_view node, 
   return Begin(seen, *std::move(target), description);
 }
 
-absl::StatusOr<MigrationProgress> Migrator::Resume() {
-  std::lock_guard lock(publish_mu_);
+absl::StatusOr<MigrationProgress> MembershipChanges::Resume() {
+  std::lock_guard lock(runner_.publish_mu());
   ClusterState next = *cluster_.state();
   if (!next.migration || next.migration->phase != MigrationPhase::kFailed) {
     return absl::FailedPreconditionError("there is no failed migration to resume");
@@ -140,13 +142,13 @@ absl::StatusOr<MigrationProgress> Migrator::Resume() {
   record.error.clear();
   record.finished_unix_ms = 0;
   const std::string what = record.description;
-  resumed_ = true;
-  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  runner_.NoteResumed();
+  if (absl::Status s = runner_.Publish(std::move(next)); !s.ok()) return s;
   spdlog::info("migration resumed: {}", what);
-  return *Progress();
+  return *runner_.Progress();
 }
 
-absl::Status Migrator::CheckIdle(const ClusterState& state) const {
+absl::Status MembershipChanges::CheckIdle(const ClusterState& state) const {
   if (!state.migration) return absl::OkStatus();
   const MigrationRecord& record = *state.migration;
   switch (record.phase) {
@@ -163,8 +165,9 @@ absl::Status Migrator::CheckIdle(const ClusterState& state) const {
   }
 }
 
-absl::StatusOr<MigrationProgress> Migrator::Begin(const ClusterState& seen, Placement target,
-                                                  std::string description) {
+absl::StatusOr<MigrationProgress> MembershipChanges::Begin(const ClusterState& seen,
+                                                           Placement target,
+                                                           std::string description) {
   ClusterState next = seen;
   next.migration = MigrationRecord{
       .phase = MigrationPhase::kCopying,
@@ -179,9 +182,9 @@ absl::StatusOr<MigrationProgress> Migrator::Begin(const ClusterState& seen, Plac
   next.previous.reset();
   const std::string what = next.migration->description;
   const uint32_t partitions = next.migration->partitions_total;
-  if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
+  if (absl::Status s = runner_.Publish(std::move(next)); !s.ok()) return s;
   spdlog::info("migration started: {} ({} partitions change owners)", what, partitions);
-  return *Progress();
+  return *runner_.Progress();
 }
 
 }  // namespace streamgrid

@@ -21,10 +21,10 @@ bool MigrationBusy(const ClusterState& state) {
 
 }  // namespace
 
-RepairLoop::RepairLoop(Cluster& cluster, Migrator& migrator, MigrationCoordinator* coordinator,
-                       RepairStats& stats, RepairOptions options)
+RepairLoop::RepairLoop(Cluster& cluster, MembershipChanges& membership,
+                       MigrationCoordinator* coordinator, RepairStats& stats, RepairOptions options)
     : cluster_(cluster),
-      migrator_(migrator),
+      membership_(membership),
       coordinator_(coordinator),
       stats_(stats),
       options_(options),
@@ -170,7 +170,7 @@ void RepairLoop::ReReplicate() {
   for (const OutNode& out : state->out) {
     if (probes_[out.node.id].answers_in_a_row < options_.up_probes_to_put_back) continue;
     spdlog::info("repair: out node {} answers again; putting it back", out.node.id);
-    absl::StatusOr<MigrationProgress> back = migrator_.PutBack(out.node.id);
+    absl::StatusOr<MigrationProgress> back = membership_.PutBack(out.node.id);
     if (back.ok()) return;  // one migration at a time
     refused(absl::StrCat("put back node ", out.node.id), back.status());
   }
@@ -185,7 +185,7 @@ void RepairLoop::ReReplicate() {
         "repair: node {} has been down since {} ms ago ({}); re-replicating its share", node.id,
         std::chrono::duration_cast<std::chrono::milliseconds>(now - liveness.since).count(),
         liveness.last_error);
-    absl::StatusOr<MigrationProgress> out = migrator_.TakeOut(node.id);
+    absl::StatusOr<MigrationProgress> out = membership_.TakeOut(node.id);
     if (out.ok()) return;
     refused(absl::StrCat("take out node ", node.id), out.status());
   }

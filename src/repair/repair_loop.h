@@ -10,9 +10,9 @@
 //    failing, or whose uptime went backwards (it restarted, perhaps on an
 //    emptied disk), gets its partitions compared and refilled at once;
 //  - takes out a member the failure detector has had down for longer than
-//    `repair_after` (Migrator::TakeOut: its share migrates from the surviving
+//    `repair_after` (MembershipChanges::TakeOut: its share migrates from the surviving
 //    replicas), and puts an out node back once it has answered
-//    `up_probes_to_put_back` probes in a row (Migrator::PutBack: that
+//    `up_probes_to_put_back` probes in a row (MembershipChanges::PutBack: that
 //    migration's cleanup removes the interim copies). One migration at a time:
 //    nothing is started while any migration runs or waits to be resumed, so
 //    an operator's change is never overridden;
@@ -39,8 +39,8 @@
 
 #include "absl/status/status.h"
 #include "cluster/cluster.h"
+#include "migration/membership_changes.h"
 #include "migration/migration_coordinator.h"
-#include "migration/migrator.h"
 #include "migration/partition_copier.h"
 #include "migration/throttle.h"
 #include "repair/repair_stats.h"
@@ -71,9 +71,9 @@ struct RepairOptions {
 // Thread-safe.
 class RepairLoop {
  public:
-  // `cluster`, `migrator` and `stats` must outlive the loop; `coordinator`
+  // `cluster`, `membership` and `stats` must outlive the loop; `coordinator`
   // too when given (null: this server is the only one, always the runner).
-  RepairLoop(Cluster& cluster, Migrator& migrator, MigrationCoordinator* coordinator,
+  RepairLoop(Cluster& cluster, MembershipChanges& membership, MigrationCoordinator* coordinator,
              RepairStats& stats, RepairOptions options = {});
   ~RepairLoop();  // Stop()s
 
@@ -113,7 +113,7 @@ class RepairLoop {
   bool stopping() const;
 
   Cluster& cluster_;
-  Migrator& migrator_;
+  MembershipChanges& membership_;
   MigrationCoordinator* const coordinator_;
   RepairStats& stats_;
   const RepairOptions options_;

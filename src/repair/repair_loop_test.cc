@@ -12,6 +12,7 @@
 #include "common/ids.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "migration/migrator.h"
 #include "storage/test_util.h"
 
 namespace streamgrid::repair {
@@ -51,7 +52,8 @@ class Server {
         std::make_unique<Migrator>(*cluster_, *store_,
                                    MigratorOptions{.retry_backoff = std::chrono::milliseconds(100),
                                                    .idle_poll = std::chrono::milliseconds(50)});
-    loop_ = std::make_unique<RepairLoop>(*cluster_, *migrator_, nullptr, stats_, options);
+    loop_ =
+        std::make_unique<RepairLoop>(*cluster_, migrator_->membership(), nullptr, stats_, options);
   }
   ~Server() {
     loop_.reset();

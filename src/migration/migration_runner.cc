@@ -1,4 +1,7 @@
-#include "migration/migrator.h"
+// Running a migration (see migration_runner.h): the worker, its steps, the
+// flip and the cleanup, and publishing the stored cluster state.
+
+#include "migration/migration_runner.h"
 
 #include <spdlog/spdlog.h>
 
@@ -46,8 +49,8 @@ absl::Status Changed() {
 
 }  // namespace
 
-Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions options,
-                   MigrationCoordinator* coordinator)
+MigrationRunner::MigrationRunner(Cluster& cluster, ClusterStateStore& store,
+                                 MigratorOptions options, MigrationCoordinator* coordinator)
     : cluster_(cluster),
       store_(store),
       options_(options),
@@ -57,9 +60,9 @@ Migrator::Migrator(Cluster& cluster, ClusterStateStore& store, MigratorOptions o
       throttle_(options.max_bytes_per_second),
       copier_(cluster, throttle_) {}
 
-Migrator::~Migrator() { Stop(); }
+MigrationRunner::~MigrationRunner() { Stop(); }
 
-void Migrator::Start() {
+void MigrationRunner::Start() {
   std::lock_guard lock(mu_);
   if (started_) return;
   started_ = true;
@@ -68,7 +71,7 @@ void Migrator::Start() {
   worker_ = std::thread([this] { Run(); });
 }
 
-void Migrator::Stop() {
+void MigrationRunner::Stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -77,17 +80,17 @@ void Migrator::Stop() {
   if (worker_.joinable()) worker_.join();
 }
 
-bool Migrator::stopping() const {
+bool MigrationRunner::stopping() const {
   std::lock_guard lock(mu_);
   return stop_;
 }
 
-bool Migrator::SleepFor(std::chrono::milliseconds duration) {
+bool MigrationRunner::SleepFor(std::chrono::milliseconds duration) {
   std::unique_lock lock(mu_);
   return !wake_.wait_for(lock, duration, [&] { return stop_; });
 }
 
-absl::Status Migrator::Publish(ClusterState state) {
+absl::Status MigrationRunner::Publish(ClusterState state) {
   absl::StatusOr<uint64_t> revision = store_.Save(state, cluster_.state()->revision);
   if (!revision.ok()) {
     if (absl::IsAborted(revision.status())) return Changed();
@@ -105,7 +108,7 @@ absl::Status Migrator::Publish(ClusterState state) {
   return absl::OkStatus();
 }
 
-std::optional<MigrationProgress> Migrator::Progress() const {
+std::optional<MigrationProgress> MigrationRunner::Progress() const {
   std::shared_ptr<const ClusterState> state = cluster_.state();
   if (!state->migration) return std::nullopt;
   MigrationProgress progress{.record = *state->migration};
@@ -121,7 +124,7 @@ std::optional<MigrationProgress> Migrator::Progress() const {
   return progress;
 }
 
-absl::StatusOr<MigrationProgress> Migrator::WaitUntilOver(
+absl::StatusOr<MigrationProgress> MigrationRunner::WaitUntilOver(
     uint64_t to_version, std::chrono::system_clock::time_point deadline,
     const std::function<bool()>& cancelled) {
   while (true) {
@@ -143,7 +146,7 @@ absl::StatusOr<MigrationProgress> Migrator::WaitUntilOver(
   }
 }
 
-void Migrator::Run() {
+void MigrationRunner::Run() {
   int attempt = 0;
   while (true) {
     {
@@ -184,7 +187,7 @@ void Migrator::Run() {
   }
 }
 
-absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
+absl::StatusOr<bool> MigrationRunner::Step(const ClusterState& state) {
   if (!state.migration) return false;
   switch (state.migration->phase) {
     case MigrationPhase::kCopying: {
@@ -209,13 +212,14 @@ absl::StatusOr<bool> Migrator::Step(const ClusterState& state) {
   }
 }
 
-absl::Status Migrator::DrainEarlierWrites(const ClusterState& state) {
+absl::Status MigrationRunner::DrainEarlierWrites(const ClusterState& state) {
   return coordinator_->AwaitWritesDrained(state.revision, options_.write_drain_timeout,
                                           [this] { return stopping(); });
 }
 
-absl::Status Migrator::ListPartitions(const ClusterNode& node, std::vector<uint32_t> partitions,
-                                      const std::function<void(StoredFile)>& each) {
+absl::Status MigrationRunner::ListPartitions(const ClusterNode& node,
+                                             std::vector<uint32_t> partitions,
+                                             const std::function<void(StoredFile)>& each) {
   storage::ListOptions options{.partitions = std::move(partitions),
                                .partition_bits = Placement::kPartitionBits};
   for (int page = 0; page < kMaxListPages; ++page) {
@@ -229,7 +233,7 @@ absl::Status Migrator::ListPartitions(const ClusterNode& node, std::vector<uint3
   return absl::InternalError("listing did not end");
 }
 
-absl::StatusOr<bool> Migrator::CopyBatch(const ClusterState& state) {
+absl::StatusOr<bool> MigrationRunner::CopyBatch(const ClusterState& state) {
   const Placement& current = state.current;
   const Placement& target = *state.target;
   std::vector<PartitionCopy> batch;
@@ -273,14 +277,14 @@ absl::StatusOr<bool> Migrator::CopyBatch(const ClusterState& state) {
   return true;
 }
 
-void Migrator::TakeCounts(MigrationRecord& record) {
+void MigrationRunner::TakeCounts(MigrationRecord& record) {
   std::lock_guard lock(mu_);
   record.files_copied += std::exchange(unrecorded_files_, 0);
   record.bytes_copied += std::exchange(unrecorded_bytes_, 0);
   record.files_deleted += std::exchange(unrecorded_deletes_, 0);
 }
 
-absl::Status Migrator::Flip(const ClusterState& state) {
+absl::Status MigrationRunner::Flip(const ClusterState& state) {
   std::lock_guard lock(publish_mu_);
   ClusterState next = *cluster_.state();
   if (!SameMigration(next, state)) return Changed();
@@ -297,7 +301,7 @@ absl::Status Migrator::Flip(const ClusterState& state) {
   return absl::OkStatus();
 }
 
-absl::Status Migrator::Cleanup(const ClusterState& state) {
+absl::Status MigrationRunner::Cleanup(const ClusterState& state) {
   if (!state.previous) return absl::InternalError("cleaning without a previous placement");
   const Placement& previous = *state.previous;
   const Placement& current = state.current;
@@ -370,7 +374,7 @@ absl::Status Migrator::Cleanup(const ClusterState& state) {
   return absl::OkStatus();
 }
 
-void Migrator::SaveCounts() {
+void MigrationRunner::SaveCounts() {
   std::lock_guard lock(publish_mu_);
   ClusterState next = *cluster_.state();
   if (!next.migration) return;
@@ -382,7 +386,7 @@ void Migrator::SaveCounts() {
   }
 }
 
-void Migrator::RecordError(const absl::Status& error, int attempt) {
+void MigrationRunner::RecordError(const absl::Status& error, int attempt) {
   std::lock_guard lock(publish_mu_);
   ClusterState next = *cluster_.state();
   if (!next.migration) return;
