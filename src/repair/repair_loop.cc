@@ -131,27 +131,109 @@ void RepairLoop::ProbeNodes() {
       continue;
     }
     cluster_.MarkSuccess(id);  // out nodes too: a put-back node starts up
-    // Back after failing, or restarted since the last probe (its uptime went
-    // back): it may have missed writes or lost its disk. Compare its
-    // partitions now rather than at the next pass.
+    // Back after failing, or restarted since the last probe (a new instance
+    // id, or its uptime went back): it may have missed writes or lost its
+    // disk. Compare its partitions now rather than at the next pass.
     const bool seen_before = probe.at != std::chrono::steady_clock::time_point();
     const bool came_back = seen_before && !probe.answered;
-    const bool restarted =
-        seen_before && probe.answered && health->uptime_seconds + 1 < probe.uptime_seconds;
+    const bool new_instance = !probe.instance_id.empty() && !health->instance_id.empty() &&
+                              health->instance_id != probe.instance_id;
+    const bool restarted = new_instance || (seen_before && probe.answered &&
+                                            health->uptime_seconds + 1 < probe.uptime_seconds);
     if ((came_back || restarted) && members.contains(id)) {
       spdlog::info("repair: node {} {}; comparing its partitions", id,
                    restarted ? "restarted" : "answers again");
-      std::lock_guard lock(work_mu_);
-      for (uint32_t p = 0; p < Placement::kPartitionCount; ++p) {
-        for (NodeIndex i : state->current.ReplicasForPartition(p)) {
-          if (state->current.node(i).id == id) pending_.insert(p);
-        }
-      }
+      QueueNodePartitions(id, *state);
+    }
+    if (new_instance || probe.instance_id.empty()) {
+      // The log's cursor belongs to a node instance: a restarted node may
+      // have lost its log with its disk (its seq starts again).
+      probe.instance_id = health->instance_id;
+      probe.quarantine_seq = 0;
+      probe.quarantine_followed = false;
+    }
+    if (members.contains(id)) {
+      FollowQuarantine(id, address, health->integrity.last_quarantine_seq(), *state, probe);
     }
     probe.answered = true;
     probe.uptime_seconds = health->uptime_seconds;
     probe.at = now;
     ++probe.answers_in_a_row;
+  }
+}
+
+void RepairLoop::QueueNodePartitions(const std::string& id, const ClusterState& state) {
+  std::lock_guard lock(work_mu_);
+  for (uint32_t p = 0; p < Placement::kPartitionCount; ++p) {
+    for (NodeIndex i : state.current.ReplicasForPartition(p)) {
+      if (state.current.node(i).id == id) pending_.insert(p);
+    }
+  }
+}
+
+void RepairLoop::FollowQuarantine(const std::string& id, const std::string& address,
+                                  uint64_t last_seq, const ClusterState& state, Probe& probe) {
+  // A log that went back with the same instance (it cannot, but a wiped
+  // log would) is read again from its start.
+  if (last_seq < probe.quarantine_seq) probe.quarantine_seq = 0;
+  if (last_seq == probe.quarantine_seq) {
+    probe.quarantine_followed = true;
+    return;
+  }
+  // Bounded work per tick; the rest is read at the next one.
+  constexpr int kMaxPagesPerTick = 20;
+  std::set<uint32_t> partitions;
+  uint64_t listed = 0;
+  for (int page_number = 0; page_number < kMaxPagesPerTick; ++page_number) {
+    if (stopping()) break;
+    absl::StatusOr<storage::QuarantinePage> page =
+        ProbeClient(address).ListQuarantined(probe.quarantine_seq);
+    if (!page.ok()) {
+      // Retried at the next tick from the same place.
+      spdlog::warn("repair: cannot list node {}'s quarantined copies: {}", id,
+                   std::string(page.status().message()));
+      break;
+    }
+    // Entries after the cursor the node no longer keeps: which keys they
+    // named is unknown, so compare all of the node's partitions. At the
+    // first read of an instance's log there is nothing missed to make up
+    // (a restart compares the node anyway; older entries are the periodic
+    // pass's).
+    const bool dropped = page->oldest_kept_seq == 0
+                             ? last_seq > probe.quarantine_seq
+                             : page->oldest_kept_seq > probe.quarantine_seq + 1;
+    if (page_number == 0 && dropped && probe.quarantine_followed) {
+      spdlog::warn(
+          "repair: node {} dropped quarantine entries after {} (oldest kept {}); comparing all "
+          "its partitions",
+          id, probe.quarantine_seq, page->oldest_kept_seq);
+      QueueNodePartitions(id, state);
+    }
+    for (const storage::v1::QuarantinedCopy& copy : page->copies) {
+      probe.quarantine_seq = std::max(probe.quarantine_seq, copy.seq());
+      const std::string key = absl::StrCat(copy.video_id(), "/", copy.name());
+      const uint32_t partition = Placement::PartitionOfKey(key);
+      bool owner = false;
+      for (NodeIndex i : state.current.ReplicasForPartition(partition)) {
+        owner = owner || state.current.node(i).id == id;
+      }
+      ++listed;
+      if (!owner) continue;  // no longer its copy to hold
+      stats_.damaged_reported.fetch_add(1);
+      spdlog::info("repair: {} quarantined on node {} (found by {}, seq {})", key, id,
+                   copy.found_by(), copy.seq());
+      partitions.insert(partition);
+    }
+    if (!page->more || page->copies.empty()) {
+      // Everything the node had up to now is read.
+      probe.quarantine_seq = std::max(probe.quarantine_seq, page->copies.empty() ? last_seq : 0);
+      probe.quarantine_followed = true;
+      break;
+    }
+  }
+  if (!partitions.empty()) {
+    std::lock_guard lock(work_mu_);
+    pending_.insert(partitions.begin(), partitions.end());
   }
 }
 

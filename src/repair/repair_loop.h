@@ -7,8 +7,17 @@
 // Only the migration runner (MigrationCoordinator::TryBecomeRunner) acts, so
 // with several web servers one of them repairs. Every tick (1 s) it
 //  - probes every member with Health: a node that answers again after
-//    failing, or whose uptime went backwards (it restarted, perhaps on an
-//    emptied disk), gets its partitions compared and refilled at once;
+//    failing, or restarted (a new Health.instance_id, or its uptime went
+//    backwards; perhaps on an emptied disk), gets its partitions compared and
+//    refilled at once;
+//  - follows each node's quarantine log: when Health.integrity's
+//    last_quarantine_seq grew, pages through ListQuarantined after the last
+//    entry seen from that node instance and repairs each listed key's
+//    partition at once if the node still owns the key (counted as
+//    damaged_reported). The cursor restarts at 0 with a new instance (and at
+//    the first sight of a node: the kept entries are replayed, which is
+//    idempotent); if the node dropped entries the loop had not seen yet
+//    (oldest_kept_seq), all of the node's partitions are compared instead;
 //  - takes out a member the failure detector has had down for longer than
 //    `repair_after` (MembershipChanges::TakeOut: its share migrates from the surviving
 //    replicas), and puts an out node back once it has answered
@@ -95,6 +104,12 @@ class RepairLoop {
     int64_t uptime_seconds = 0;
     std::chrono::steady_clock::time_point at;
     int answers_in_a_row = 0;
+    // The node process answering (Health.instance_id) and the last entry of
+    // its quarantine log repaired (0: none yet, replay what it keeps).
+    std::string instance_id;
+    uint64_t quarantine_seq = 0;
+    // False until the log of this instance has been read once.
+    bool quarantine_followed = false;
   };
 
   void Run();
@@ -102,6 +117,12 @@ class RepairLoop {
   // Health of every member and out node; queues the partitions of nodes that
   // came back or restarted.
   void ProbeNodes();
+  // Reads node `id`'s quarantine log past `probe.quarantine_seq` when
+  // `last_seq` is beyond it, and queues the partitions to repair.
+  void FollowQuarantine(const std::string& id, const std::string& address, uint64_t last_seq,
+                        const ClusterState& state, Probe& probe);
+  // Queues every partition `id` owns in `state` for repair.
+  void QueueNodePartitions(const std::string& id, const ClusterState& state);
   // Takes out members down too long; puts back out nodes that answer.
   void ReReplicate();
   // Compares and refills `partitions` on their current owners. CANCELLED on
