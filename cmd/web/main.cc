@@ -328,7 +328,8 @@ int main(int argc, char** argv) {
   if (cluster_content.cluster) {
     migrator = std::make_unique<Migrator>(
         *cluster_content.cluster, *cluster_content.store,
-        MigratorOptions{.max_bytes_per_second = flags.migration_bytes_per_second},
+        MigratorOptions{.max_bytes_per_second = flags.migration_bytes_per_second,
+                        .repair_bytes_per_second = flags.repair.repair_bytes_per_second},
         coordinator.get());
     migrator->Start();
   }

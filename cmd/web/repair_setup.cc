@@ -45,8 +45,8 @@ void AddRepairFlags(CLI::App& cli, RepairFlags& flags) {
                  "restarted nodes and damaged copies are still repaired)")
       ->check(RepairDurationValidator("--anti-entropy-interval"));
   cli.add_option("--repair-bytes-per-second", flags.repair_bytes_per_second,
-                 "bandwidth limit of anti-entropy and damage repair copies (0: none); "
-                 "re-replication is a migration: --migration-bytes-per-second");
+                 "bandwidth limit of repair copies: anti-entropy, damaged copies, and the "
+                 "migrations re-replicating a down node or putting it back (0: none)");
 }
 
 absl::StatusOr<repair::RepairOptions> ApplyRepairFlags(const RepairFlags& flags) {

@@ -63,7 +63,7 @@ absl::StatusOr<MigrationProgress> MembershipChanges::AddNode(RingNode node) {
   // back was down) must not make the copies skip it.
   cluster_.MarkSuccess(node.id);
   const std::string description =
-      absl::StrCat(seen.out.size() < state->out.size() ? "put back node " : "add node ", node.id);
+      absl::StrCat(seen.out.size() < state->out.size() ? kPutBackPrefix : "add node ", node.id);
   absl::StatusOr<Placement> target = state->current.WithNodeAdded(std::move(node));
   if (!target.ok()) return target.status();
   return Begin(seen, *std::move(target), description);
@@ -123,7 +123,7 @@ absl::StatusOr<MigrationProgress> MembershipChanges::RemoveMember(std::string_vi
                      current.replication_factor(), " replicas every file needs"));
   }
   const std::string description =
-      absl::StrCat(take_out ? "take out down node " : "remove node ", found->id);
+      absl::StrCat(take_out ? kTakeOutPrefix : "remove node ", found->id);
   absl::StatusOr<Placement> target = current.WithNodeRemoved(found->id);
   if (!target.ok()) return target.status();
   ClusterState seen = *state;

@@ -58,7 +58,9 @@ MigrationRunner::MigrationRunner(Cluster& cluster, ClusterStateStore& store,
                                    : std::make_unique<LocalMigrationCoordinator>(cluster)),
       coordinator_(coordinator ? coordinator : own_coordinator_.get()),
       throttle_(options.max_bytes_per_second),
-      copier_(cluster, throttle_) {}
+      copier_(cluster, throttle_),
+      repair_throttle_(options.repair_bytes_per_second.value_or(options.max_bytes_per_second)),
+      repair_copier_(cluster, repair_throttle_) {}
 
 MigrationRunner::~MigrationRunner() { Stop(); }
 
@@ -251,8 +253,11 @@ absl::StatusOr<bool> MigrationRunner::CopyBatch(const ClusterState& state) {
   }
   if (batch.empty()) return false;
 
+  // Re-replication is repair traffic: it gets the repair bandwidth limit.
+  PartitionCopier& copier =
+      state.migration && IsReReplication(state.migration->description) ? repair_copier_ : copier_;
   absl::StatusOr<CopyOutcome> outcome =
-      copier_.Copy(batch, [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
+      copier.Copy(batch, [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
   if (!outcome.ok()) return outcome.status();
   {
     std::lock_guard lock(mu_);

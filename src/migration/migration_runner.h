@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -30,11 +31,24 @@
 
 namespace streamgrid {
 
+// How the re-replication migrations are described (then the node's id): a
+// down node taken out, an out node put back (also when an operator adds it).
+inline constexpr char kTakeOutPrefix[] = "take out down node ";
+inline constexpr char kPutBackPrefix[] = "put back node ";
+// Whether the migration so described is a re-replication.
+inline bool IsReReplication(std::string_view description) {
+  return description.starts_with(kTakeOutPrefix) || description.starts_with(kPutBackPrefix);
+}
+
 struct MigratorOptions {
   // Partitions copied (and recorded) per step.
   uint32_t batch_partitions = 64;
   // Copy bandwidth over all copies; 0 for no limit.
   uint64_t max_bytes_per_second = 0;
+  // Copy bandwidth of the re-replication migrations (IsReReplication: a down
+  // node taken out, an out node put back) instead of max_bytes_per_second;
+  // 0 for no limit, unset for max_bytes_per_second.
+  std::optional<uint64_t> repair_bytes_per_second;
   // A failing step is retried this many times in all, with exponential
   // back-off from `retry_backoff`, before the migration stops as failed.
   int max_attempts = 5;
@@ -129,6 +143,9 @@ class MigrationRunner {
   MigrationCoordinator* const coordinator_;
   Throttle throttle_;
   PartitionCopier copier_;  // worker thread only
+  // Re-replication's, throttled by repair_bytes_per_second.
+  Throttle repair_throttle_;
+  PartitionCopier repair_copier_;  // worker thread only
 
   std::mutex publish_mu_;  // serializes changes of the stored state
 

@@ -447,6 +447,30 @@ TEST(MigratorTest, SaysWhichPartitionsHaveNoLiveReplicaAndResumesWithTheDeadStil
   ExpectOnOwners(nodes, server.cluster().state()->current, files, {0});
 }
 
+TEST(MigratorTest, ReReplicationHasTheRepairBandwidthLimit) {
+  TestNodes nodes(4);
+  MigratorOptions options = FastMigrator();
+  options.max_bytes_per_second = 0;             // operators' migrations: no limit
+  options.repair_bytes_per_second = 32 * 1024;  // re-replication: 32 KiB/s
+  Server server(nodes, 2, options);
+  server.WriteFiles(10, 40, 8000);
+  server.migrator().Start();
+  nodes.Stop(2);
+  const auto start = std::chrono::steady_clock::now();
+  auto out = server.migrator().TakeOut(nodes.id(2));
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(IsReReplication(out->record.description));
+  MigrationProgress taken = WaitDone(server.migrator(), out->record.to_version);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(taken.record.phase, MigrationPhase::kDone) << taken.record.error;
+  // Node 2 held about half of the 320 KB; at 32 KiB/s (a second's burst
+  // allowed) that copy cannot take much less than its bytes at the rate.
+  const uint64_t bytes = taken.record.bytes_copied;
+  ASSERT_GT(bytes, 64u * 1024);
+  EXPECT_GE(took, std::chrono::milliseconds(1000 * (bytes - 32 * 1024) / (32 * 1024) - 500))
+      << bytes << " bytes";
+}
+
 TEST(MigratorTest, TakesOutADownNodeAndPutsItBack) {
   TestNodes nodes(4);
   Server server(nodes, 2);
