@@ -145,13 +145,13 @@ void RepairLoop::ProbeNodes() {
                    restarted ? "restarted" : "answers again");
       QueueNodePartitions(id, *state);
     }
-    if (new_instance || probe.instance_id.empty()) {
+    if (new_instance) {
       // The log's cursor belongs to a node instance: a restarted node may
       // have lost its log with its disk (its seq starts again).
-      probe.instance_id = health->instance_id;
       probe.quarantine_seq = 0;
       probe.quarantine_followed = false;
     }
+    probe.instance_id = health->instance_id;
     if (members.contains(id)) {
       FollowQuarantine(id, address, health->integrity.last_quarantine_seq(), *state, probe);
     }
@@ -183,7 +183,6 @@ void RepairLoop::FollowQuarantine(const std::string& id, const std::string& addr
   // Bounded work per tick; the rest is read at the next one.
   constexpr int kMaxPagesPerTick = 20;
   std::set<uint32_t> partitions;
-  uint64_t listed = 0;
   for (int page_number = 0; page_number < kMaxPagesPerTick; ++page_number) {
     if (stopping()) break;
     absl::StatusOr<storage::QuarantinePage> page =
@@ -217,7 +216,6 @@ void RepairLoop::FollowQuarantine(const std::string& id, const std::string& addr
       for (NodeIndex i : state.current.ReplicasForPartition(partition)) {
         owner = owner || state.current.node(i).id == id;
       }
-      ++listed;
       if (!owner) continue;  // no longer its copy to hold
       stats_.damaged_reported.fetch_add(1);
       spdlog::info("repair: {} quarantined on node {} (found by {}, seq {})", key, id,
