@@ -152,6 +152,10 @@ void RepairLoop::ProbeNodes() {
       probe.quarantine_followed = false;
     }
     probe.instance_id = health->instance_id;
+    {
+      std::lock_guard lock(seen_mu_);
+      instances_seen_[id] = health->instance_id;
+    }
     if (members.contains(id)) {
       FollowQuarantine(id, address, health->integrity.last_quarantine_seq(), *state, probe);
     }
@@ -269,6 +273,12 @@ void RepairLoop::ReReplicate() {
     if (out.ok()) return;
     refused(absl::StrCat("take out node ", node.id), out.status());
   }
+}
+
+std::string RepairLoop::InstanceSeen(std::string_view id) const {
+  std::lock_guard lock(seen_mu_);
+  auto it = instances_seen_.find(id);
+  return it == instances_seen_.end() ? std::string() : it->second;
 }
 
 absl::Status RepairLoop::AntiEntropyPass() {

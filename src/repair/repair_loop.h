@@ -98,6 +98,11 @@ class RepairLoop {
   // the stats' last error).
   absl::Status AntiEntropyPass();
 
+  // The Health.instance_id the loop last saw node `id` answer with; empty
+  // before its first answer. Lets a caller (a test) know the loop has seen a
+  // node before changing it.
+  std::string InstanceSeen(std::string_view id) const;
+
  private:
   struct Probe {
     bool answered = false;
@@ -148,6 +153,9 @@ class RepairLoop {
   std::set<uint32_t> pending_;  // partitions to repair at once
   std::string last_refusal_;    // the last take-out/put-back refusal logged
   std::chrono::steady_clock::time_point next_pass_;
+
+  mutable std::mutex seen_mu_;
+  std::map<std::string, std::string, std::less<>> instances_seen_;  // guarded by seen_mu_
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -263,9 +263,8 @@ TEST(RepairLoopTest, RefillsANodeThatRestartedBetweenTwoProbes) {
   const auto files = server.WriteFiles(30);
   const Placement placement = server.cluster().state()->current;
   server.loop().Start();
-  // The loop must have seen node 1's first instance: nothing observable
-  // tells, so give it a few ticks.
-  std::this_thread::sleep_for(options.tick * 3);
+  // The loop must have seen node 1's first instance.
+  ASSERT_TRUE(WaitFor([&] { return !server.loop().InstanceSeen(nodes.id(1)).empty(); }, kLongWait));
   // Node 1 loses its files and restarts at once, most likely between two
   // probes: its new instance id tells the loop (its uptime barely differs).
   storage::StorageClient client(nodes.address(1));
