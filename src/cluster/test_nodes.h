@@ -3,6 +3,10 @@
 // Storage nodes for tests of the cluster and its migrations: real
 // StorageServers in this process, on ephemeral ports.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -25,6 +29,10 @@ namespace streamgrid::testing {
 
 // Storage nodes served in-process on ephemeral ports, which can be stopped and
 // started again on the same port.
+//
+// A stopped node's port stays reserved by a bound socket that does not listen:
+// calls to it are refused at once, as with a dead process, yet no other test
+// running beside this one can be given the port and answer in its place.
 class TestNodes {
  public:
   // With a `cluster_token`, every node requires it and the helpers send it.
@@ -41,12 +49,22 @@ class TestNodes {
     engines_.push_back(*std::move(engine));
     servers_.emplace_back();
     ports_.push_back(0);
+    placeholders_.push_back(-1);
     Start(i);
     return i;
   }
 
+  ~TestNodes() {
+    for (int fd : placeholders_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  TestNodes(const TestNodes&) = delete;
+  TestNodes& operator=(const TestNodes&) = delete;
+
   void Start(int i) {
-    // The port may be taken by someone else for a moment after a stop: retry a few times.
+    ReleasePort(i);
+    // The port may be held for a moment by a connection of ours: retry a few times.
     for (int attempt = 0; attempt < 50; ++attempt) {
       auto server = storage::StorageServer::Start(
           *engines_[i],
@@ -64,7 +82,10 @@ class TestNodes {
     }
     throw std::runtime_error("cannot restart storage node");
   }
-  void Stop(int i) { servers_[i].reset(); }
+  void Stop(int i) {
+    servers_[i].reset();
+    ReservePort(i);
+  }
 
   // Get streams node `i` is serving now.
   int OpenGetStreams(int i) { return servers_[i]->service().open_get_streams(); }
@@ -117,11 +138,40 @@ class TestNodes {
   }
 
  private:
+  // Binds (without listening) a socket to node `i`'s port.
+  void ReservePort(int i) {
+    if (placeholders_[i] >= 0) return;
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) break;
+      // Connections the node accepted linger in TIME_WAIT on its port.
+      const int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      sockaddr_in address{};
+      address.sin_family = AF_INET;
+      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      address.sin_port = htons(static_cast<uint16_t>(ports_[i]));
+      if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) {
+        placeholders_[i] = fd;
+        return;
+      }
+      close(fd);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error(absl::StrCat("cannot hold the port of stopped node ", i));
+  }
+  void ReleasePort(int i) {
+    if (placeholders_[i] < 0) return;
+    close(placeholders_[i]);
+    placeholders_[i] = -1;
+  }
+
   const std::string cluster_token_;
   storage::testing::TempDir dir_;
   std::vector<std::unique_ptr<storage::StorageEngine>> engines_;
   std::vector<std::unique_ptr<storage::StorageServer>> servers_;
   std::vector<int> ports_;
+  std::vector<int> placeholders_;  // fds holding stopped nodes' ports, or -1
 };
 
 }  // namespace streamgrid::testing
