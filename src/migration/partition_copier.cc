@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -151,6 +154,10 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
     held.erase(id);
   }
 
+  // Plan: per file, the good version, who holds it and which destinations
+  // lack it. Then the copies run in parallel, then surplus copies go.
+  std::vector<PlannedFile> files;
+  std::vector<CopyTask> tasks;
   for (const PartitionCopy& copy : partitions) {
     // The partition's content: every key any live source holds, with the
     // sources holding each version.
@@ -175,9 +182,8 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
     }
     std::vector<std::string> destinations;
     for (const std::string& id : copy.destinations) {
-      if (outcome.failed_destinations.contains(id)) continue;
       if (!held.contains(id)) {
-        outcome.failed_destinations[id] = unlisted_nodes[id];
+        outcome.failed_destinations.try_emplace(id, unlisted_nodes[id]);
         continue;
       }
       destinations.push_back(id);
@@ -196,54 +202,89 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
         return a.second < b.second;
       });
       const std::string& good = best->first;
-      std::vector<std::string> good_holders;
-      const StoredFile* want = nullptr;
+      PlannedFile planned{.key = key, .copy = &copy};
       for (const Holder& h : holders) {
         if (h.file.sha256 != good) continue;
-        good_holders.push_back(h.node_id);
-        want = &h.file;
+        planned.holders.push_back(h.node_id);
+        planned.want = h.file;
       }
       // Up nodes first; suspect ones are still worth a try after them.
-      std::stable_partition(good_holders.begin(), good_holders.end(), [&](const std::string& id) {
-        return cluster_.Liveness(id).liveness == NodeLiveness::kUp;
-      });
+      std::stable_partition(planned.holders.begin(), planned.holders.end(),
+                            [&](const std::string& id) {
+                              return cluster_.Liveness(id).liveness == NodeLiveness::kUp;
+                            });
       // Whether every destination holds the good version (so that surplus
-      // copies can go): all were listed, and each has it or got it.
-      size_t holding = 0;
+      // copies can go): all were listed, and each has it or gets it.
       for (const std::string& id : destinations) {
-        if (outcome.failed_destinations.contains(id)) continue;
         auto there = held[id].find(key);
         if (there != held[id].end() && there->second.sha256 == good) {
-          ++holding;
-          continue;
-        }
-        std::optional<ClusterNode> destination = cluster_.Node(id);
-        if (!destination) continue;
-        bool destination_failed = false;
-        absl::StatusOr<uint64_t> copied =
-            CopyFile(*want, good_holders, *destination, sleep, destination_failed);
-        if (copied.ok()) {
-          ++outcome.files_copied;
-          outcome.bytes_copied += *copied;
-          ++holding;
-          continue;
-        }
-        if (absl::IsCancelled(copied.status()) && !sleep(std::chrono::milliseconds(0))) {
-          return copied.status();
-        }
-        if (absl::IsNotFound(copied.status())) continue;  // deleted meanwhile
-        if (destination_failed) {
-          outcome.failed_destinations[id] = std::string(copied.status().message());
+          ++planned.holding;
         } else {
-          outcome.unrecoverable[key] = std::string(copied.status().message());
+          tasks.push_back({.file = files.size(), .destination = id});
         }
       }
-      if (holding == copy.destinations.size() && !copy.destinations.empty()) {
-        DeleteStrays(key, copy.surplus, held, sleep, outcome);
-      }
+      files.push_back(std::move(planned));
+    }
+  }
+
+  if (absl::Status copied = RunCopies(files, tasks, sleep, outcome); !copied.ok()) return copied;
+
+  for (const PlannedFile& file : files) {
+    if (file.holding == file.copy->destinations.size() && !file.copy->destinations.empty()) {
+      DeleteStrays(file.key, file.copy->surplus, held, sleep, outcome);
     }
   }
   return outcome;
+}
+
+absl::Status PartitionCopier::RunCopies(std::vector<PlannedFile>& files,
+                                        const std::vector<CopyTask>& tasks, const SleepFn& sleep,
+                                        CopyOutcome& outcome) {
+  std::mutex mu;  // guards outcome and files[].holding
+  std::atomic<size_t> next{0};
+  std::atomic<bool> cancelled{false};
+  // Each worker takes the next task until none is left. Small files cost
+  // round trips and an fsync each, not bandwidth, so several in flight keep
+  // both the network and the disks busy.
+  auto work = [&] {
+    for (size_t i = next++; i < tasks.size() && !cancelled; i = next++) {
+      const CopyTask& task = tasks[i];
+      PlannedFile& file = files[task.file];
+      {
+        std::lock_guard lock(mu);
+        if (outcome.failed_destinations.contains(task.destination)) continue;
+      }
+      std::optional<ClusterNode> destination = cluster_.Node(task.destination);
+      if (!destination) continue;
+      bool destination_failed = false;
+      absl::StatusOr<uint64_t> copied =
+          CopyFile(file.want, file.holders, *destination, sleep, destination_failed);
+      if (absl::IsCancelled(copied.status()) && !sleep(std::chrono::milliseconds(0))) {
+        cancelled = true;
+        return;
+      }
+      std::lock_guard lock(mu);
+      if (copied.ok()) {
+        ++outcome.files_copied;
+        outcome.bytes_copied += *copied;
+        ++file.holding;
+      } else if (absl::IsNotFound(copied.status())) {
+        // Deleted meanwhile.
+      } else if (destination_failed) {
+        outcome.failed_destinations.try_emplace(task.destination,
+                                                std::string(copied.status().message()));
+      } else {
+        outcome.unrecoverable[file.key] = std::string(copied.status().message());
+      }
+    }
+  };
+  const size_t workers = std::min<size_t>(parallelism_, tasks.size());
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+  if (cancelled) return absl::CancelledError("stopping");
+  return absl::OkStatus();
 }
 
 void PartitionCopier::DeleteStrays(const std::string& key, const std::vector<std::string>& surplus,

@@ -15,6 +15,7 @@
 // the cluster's failure detector considers down are not even tried, so a dead
 // node costs nothing but is named in what the copier reports.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -68,7 +69,8 @@ struct CopyOutcome {
   std::string Describe() const;
 };
 
-// Thread-compatible: one Copy() at a time per copier.
+// Thread-compatible: one Copy() at a time per copier (which runs several
+// copies at once on threads of its own).
 class PartitionCopier {
  public:
   // Waits up to the duration, false if the caller is stopping.
@@ -84,6 +86,10 @@ class PartitionCopier {
   static constexpr std::chrono::minutes kDefaultStrayGrace{10};
   void set_stray_grace(std::chrono::milliseconds grace) { stray_grace_ = grace; }
 
+  // Files copied at once at most. Default: kDefaultParallelism.
+  static constexpr int kDefaultParallelism = 8;
+  void set_parallelism(int files) { parallelism_ = std::max(1, files); }
+
   // Makes every destination of `partitions` hold every file of them (see the
   // file comment). CANCELLED when `sleep` returns false (the caller stops);
   // otherwise the outcome, with what could not be done in it. Memory grows
@@ -96,6 +102,23 @@ class PartitionCopier {
     std::string node_id;
     storage::StoredFile file;
   };
+  // A file of a partition as Copy() plans it.
+  struct PlannedFile {
+    std::string key;
+    const PartitionCopy* copy = nullptr;
+    storage::StoredFile want;          // the good version
+    std::vector<std::string> holders;  // nodes holding it, up ones first
+    size_t holding = 0;                // destinations holding it (or given it)
+  };
+  // One copy to make: a planned file to a destination lacking it.
+  struct CopyTask {
+    size_t file = 0;  // index into the planned files
+    std::string destination;
+  };
+  // Makes `tasks`' copies, up to parallelism_ at once, recording in `outcome`
+  // and in each file's `holding`. CANCELLED when `sleep` says stop.
+  absl::Status RunCopies(std::vector<PlannedFile>& files, const std::vector<CopyTask>& tasks,
+                         const SleepFn& sleep, CopyOutcome& outcome);
   // Every file of `partitions` on `node`, page by page.
   absl::Status List(const ClusterNode& node, std::vector<uint32_t> partitions, const SleepFn& sleep,
                     const std::function<void(storage::StoredFile)>& each);
@@ -118,6 +141,7 @@ class PartitionCopier {
   Cluster& cluster_;
   Throttle& throttle_;
   std::chrono::milliseconds stray_grace_ = kDefaultStrayGrace;
+  int parallelism_ = kDefaultParallelism;
   // When each node the failure detector has down was last health-checked.
   std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;
 };
