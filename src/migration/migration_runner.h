@@ -41,8 +41,10 @@ inline bool IsReReplication(std::string_view description) {
 }
 
 struct MigratorOptions {
-  // Partitions copied (and recorded) per step.
-  uint32_t batch_partitions = 64;
+  // Partitions copied (and recorded) per step: each step lists them on every
+  // node and records progress in the cluster state once, so larger steps cost
+  // fewer round trips; a restart redoes at most one.
+  uint32_t batch_partitions = 256;
   // Copy bandwidth over all copies; 0 for no limit.
   uint64_t max_bytes_per_second = 0;
   // Copy bandwidth of the re-replication migrations (IsReReplication: a down
