@@ -4,6 +4,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <numeric>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -43,8 +44,10 @@ std::vector<std::string> CommonArgs(const std::string& ffmpeg) {
           "-nostats", "-progress", "pipe:1",       "-y"};
 }
 
-// "[0:v:0]fps=30,split=3[s0][s1][s2];[s0]scale=1280:720,...[v0];..."
-std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& ladder) {
+// "[0:v:0]fps=30,split=3[s0][s1][s2];[s0]scale=1280:720,...[v0];..." plus, with
+// a thumbnail, one more branch "[s3]setpts=...,thumbnail=50[thumb]".
+std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& ladder,
+                              std::optional<double> thumbnail_at) {
   // Every rung gets exactly the source's display aspect ratio: even rounding
   // leaves e.g. 854x480 a hair off 16:9, and the dash muxer refuses an
   // adaptation set whose aspect ratios differ. setdar makes up the difference
@@ -56,13 +59,14 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
   // encoded, so every rung has the same frame timing and keyframes line up.
   std::string graph = absl::StrCat("[0:v:0]fps=", OutputFrameRate(info));
   size_t n = ladder.size();
-  if (n > 1) {
-    absl::StrAppend(&graph, ",split=", n);
-    for (size_t i = 0; i < n; ++i) absl::StrAppend(&graph, "[s", i, "]");
+  size_t branches = n + (thumbnail_at ? 1 : 0);
+  if (branches > 1) {
+    absl::StrAppend(&graph, ",split=", branches);
+    for (size_t i = 0; i < branches; ++i) absl::StrAppend(&graph, "[s", i, "]");
   }
   for (size_t i = 0; i < n; ++i) {
     const Rung& rung = ladder[i];
-    if (n > 1) {
+    if (branches > 1) {
       absl::StrAppend(&graph, ";[s", i, "]");
     } else {
       absl::StrAppend(&graph, ",");
@@ -70,6 +74,22 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
     // Exact sizes (not -2) so the stored rendition metadata matches the files.
     absl::StrAppend(&graph, "scale=", rung.width, ":", rung.height, ",", dar, ",format=yuv420p[v",
                     i, "]");
+  }
+  if (thumbnail_at) {
+    // The same pick as BuildThumbnailCommand() makes, from the frames this run
+    // decodes anyway: the candidates from `thumbnail_at` seconds after the first
+    // frame; the two trims end that branch after them, so the split stops
+    // feeding it. ffmpeg reports no progress until every output has written
+    // something, so the first frame goes out at once, ahead of the pick.
+    int width, height;
+    ThumbnailSize(info, &width, &height);
+    std::string scale = absl::StrCat("scale=", width, ":", height, ",setsar=1");
+    absl::StrAppend(&graph, ";[s", n, "]setpts=PTS-STARTPTS,split=2[tfirst][tpick];",
+                    "[tfirst]trim=end_frame=1,", scale, "[t0];",
+                    "[tpick]trim=start=", absl::StrFormat("%.3f", std::max(0.0, *thumbnail_at)),
+                    ",trim=end_frame=", kThumbnailCandidates, ",", scale,
+                    ",thumbnail=", kThumbnailCandidates, "[t1];",
+                    "[t0][t1]concat=n=2:v=1:a=0[thumb]");
   }
   return graph;
 }
@@ -79,10 +99,11 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
 std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const std::filesystem::path& source,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
-                                            const std::filesystem::path& out_dir) {
+                                            const std::filesystem::path& out_dir,
+                                            std::optional<double> thumbnail_at) {
   std::vector<std::string> args = CommonArgs(ffmpeg);
   AppendInput(args, source, info);
-  Append(args, {"-filter_complex", LadderFilterGraph(info, ladder)});
+  Append(args, {"-filter_complex", LadderFilterGraph(info, ladder, thumbnail_at)});
   for (size_t i = 0; i < ladder.size(); ++i) Append(args, {"-map", absl::StrCat("[v", i, "]")});
   if (info.has_audio) Append(args, {"-map", "0:a:0?"});
 
@@ -119,6 +140,15 @@ std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
   Append(args, {"-init_seg_name", "init-$RepresentationID$.m4s"});
   Append(args, {"-media_seg_name", "chunk-$RepresentationID$-$Number%05d$.m4s"});
   args.push_back(FileUrl(out_dir / kDashManifestName));
+
+  if (thumbnail_at) {
+    // A second output of the same run: two JPEGs, numbered in order. Frames
+    // pass as they are: a constant rate would repeat the first frame to fill
+    // the time up to the pick.
+    Append(args, {"-map", "[thumb]", "-fps_mode", "passthrough", "-frames:v", "2"});
+    Append(args, {"-q:v", "3", "-map_metadata", "-1"});
+    args.push_back(FileUrl(out_dir / "thumbnail-%d.jpg"));
+  }
   return args;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,9 @@ namespace streamgrid {
 inline constexpr std::string_view kDashManifestName = "manifest.mpd";
 inline constexpr std::string_view kHlsMasterName = "master.m3u8";
 inline constexpr std::string_view kThumbnailName = "thumbnail.jpg";
+// What the ladder command writes for a thumbnail (BuildLadderCommand()).
+inline constexpr std::string_view kLadderFirstFrameName = "thumbnail-1.jpg";
+inline constexpr std::string_view kLadderThumbnailName = "thumbnail-2.jpg";
 
 // Seconds between forced keyframes and per segment.
 inline constexpr int kKeyframeIntervalSeconds = 2;
@@ -26,11 +30,15 @@ inline constexpr int kSegmentSeconds = 4;
 // rung of `ladder` (plus the first audio stream, when `info` has audio) into
 // DASH and HLS in `out_dir`, reporting progress on stdout (`-progress pipe:1`).
 // `source` is read only as an allowed format (InputSafetyOptions()). `ladder`
-// must not be empty.
+// must not be empty. With `thumbnail_at`, the same run also writes
+// `out_dir/thumbnail-1.jpg`, the first frame, and `out_dir/thumbnail-2.jpg`, the
+// frame BuildThumbnailCommand() would pick from that many seconds into the video
+// (none when the video has no frame there), both sized by ThumbnailSize().
 std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const std::filesystem::path& source,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
-                                            const std::filesystem::path& out_dir);
+                                            const std::filesystem::path& out_dir,
+                                            std::optional<double> thumbnail_at = std::nullopt);
 
 // The argv for an ffmpeg process that writes `out_dir/thumbnail.jpg`: a
 // representative frame from around `seek_seconds`, at most 360 pixels high,

@@ -107,6 +107,52 @@ TEST(LadderCommandTest, WithoutAudioThereIsNoAudioSet) {
   EXPECT_EQ(CountOf(args, "-map"), 1);
 }
 
+TEST(LadderCommandTest, ThumbnailIsASecondOutputOfTheSameDecode) {
+  MediaInfo info = Source(1280, 720, /*audio=*/true);
+  std::vector<Rung> ladder = SelectLadder(info);
+  ASSERT_EQ(ladder.size(), 4u);
+  std::vector<std::string> plain = BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out");
+  std::vector<std::string> args =
+      BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out", /*thumbnail_at=*/6.0);
+
+  EXPECT_EQ(CountOf(args, "-i"), 1);
+  EXPECT_EQ(ValueOf(args, "-filter_complex"),
+            "[0:v:0]fps=30,split=5[s0][s1][s2][s3][s4];"
+            "[s0]scale=1280:720,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[s1]scale=854:480,setdar=dar=16/9:max=1000000,format=yuv420p[v1];"
+            "[s2]scale=640:360,setdar=dar=16/9:max=1000000,format=yuv420p[v2];"
+            "[s3]scale=426:240,setdar=dar=16/9:max=1000000,format=yuv420p[v3];"
+            "[s4]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
+            "[tfirst]trim=end_frame=1,scale=640:360,setsar=1[t0];"
+            "[tpick]trim=start=6.000,trim=end_frame=50,scale=640:360,setsar=1,thumbnail=50[t1];"
+            "[t0][t1]concat=n=2:v=1:a=0[thumb]");
+  // The DASH output is unchanged; the thumbnail's options follow it.
+  auto dash_end = std::find(args.begin(), args.end(), "file:/out/manifest.mpd");
+  ASSERT_NE(dash_end, args.end());
+  std::vector<std::string> before(args.begin(), dash_end + 1);
+  auto without_graph = [](std::vector<std::string> v) {
+    auto it = std::find(v.begin(), v.end(), "-filter_complex");
+    if (it != v.end() && it + 1 != v.end()) *(it + 1) = "GRAPH";
+    return v;
+  };
+  EXPECT_EQ(without_graph(before), without_graph(plain));
+  std::vector<std::string> after(dash_end + 1, args.end());
+  EXPECT_EQ(after, (std::vector<std::string>{"-map", "[thumb]", "-fps_mode", "passthrough",
+                                             "-frames:v", "2", "-q:v", "3", "-map_metadata", "-1",
+                                             "file:/out/thumbnail-%d.jpg"}));
+
+  // One rung still needs a split for the thumbnail.
+  MediaInfo small = Source(320, 180, /*audio=*/false);
+  args = BuildLadderCommand("ffmpeg", "/in/source", small, SelectLadder(small), "/out", 0.0);
+  EXPECT_EQ(ValueOf(args, "-filter_complex"),
+            "[0:v:0]fps=30,split=2[s0][s1];"
+            "[s0]scale=320:180,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[s1]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
+            "[tfirst]trim=end_frame=1,scale=320:180,setsar=1[t0];"
+            "[tpick]trim=start=0.000,trim=end_frame=50,scale=320:180,setsar=1,thumbnail=50[t1];"
+            "[t0][t1]concat=n=2:v=1:a=0[thumb]");
+}
+
 TEST(LadderCommandTest, FrameRateIsConstantRoundedAndCapped) {
   MediaInfo ntsc = Source(640, 360, true, 29.97);
   EXPECT_THAT(ValueOf(BuildLadderCommand("ffmpeg", "/s", ntsc, SelectLadder(ntsc), "/o"),

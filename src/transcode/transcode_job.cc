@@ -1,6 +1,7 @@
 #include "transcode/transcode_job.h"
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <system_error>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 #include "transcode/ffmpeg_args.h"
+#include "transcode/output_publisher.h"
 
 namespace streamgrid {
 namespace {
@@ -20,6 +22,10 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kChunkBytes = 1 << 20;
 constexpr std::string_view kOriginalName = "original";
+// An interrupted job (e.g. the server stopping) spends at most this long
+// removing the segments it stored: Stop() must be prompt, and the next run
+// replaces whatever is left.
+constexpr auto kInterruptedCleanupBudget = std::chrono::seconds(2);
 
 absl::Status Cancelled() { return absl::CancelledError("job cancelled"); }
 
@@ -100,7 +106,6 @@ class Job {
  private:
   absl::Status FetchSource(const fs::path& source);
   void ReportProgress(int percent);
-  absl::Status UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files);
   absl::Status UploadWithRetries(const std::string& name, const fs::path& path);
   // Runs `step` until it succeeds, fails with an error other than UNAVAILABLE
   // or DEADLINE_EXCEEDED, or 6 tries are spent (about 15 s of back-off), cut
@@ -110,7 +115,8 @@ class Job {
   auto Retrying(std::string_view what, Step step) -> decltype(step());
   // Outcome for an error from a step: interruption, a vanished record, or failure.
   JobOutcome Failed(const absl::Status& status, const std::string& user_message);
-  void DeleteUploads();
+  // Deletes what this job stored (or began to), giving up at `until`.
+  void DeleteUploads(Clock::time_point until = Clock::time_point::max());
 
   VideoMetadataService& metadata_;
   VideoContentService& content_;
@@ -179,14 +185,40 @@ JobOutcome Job::Run() {
                                : "The server could not read the uploaded file.");
   }
 
+  // Segments go to the content service while ffmpeg encodes the next ones. A
+  // store that fails for good stops the encode through `encode_cancel`, which
+  // also follows the job's own token.
+  const fs::path out_dir = params_.job_dir / "out";
+  CancelToken encode_cancel;
+  CancelToken::Registration follow = cancel_.OnCancel([&encode_cancel] { encode_cancel.Cancel(); });
+  std::atomic<bool> store_failed = false;
+  OutputPublisher publisher(
+      out_dir,
+      [this](const std::string& name, const fs::path& path) {
+        return UploadWithRetries(name, path);
+      },
+      params_.publish_interval,
+      [&](const absl::Status&) {
+        store_failed = true;
+        encode_cancel.Cancel();
+      });
+  publisher.Start();
+  const MediaInfo* probed = params_.media_info ? &*params_.media_info : nullptr;
   absl::StatusOr<TranscodeResult> result = Transcode(
-      source, params_.job_dir / "out", transcode_, [this](int percent) { ReportProgress(percent); },
-      &cancel_);
-  if (!result.ok()) return Failed(result.status(), std::string(result.status().message()));
-
-  if (absl::Status stored = UploadOutputs(params_.job_dir / "out", result->files); !stored.ok()) {
-    return Failed(stored, "The server could not store the converted video.");
+      source, out_dir, transcode_, [this](int percent) { ReportProgress(percent); }, &encode_cancel,
+      probed);
+  absl::Status published = publisher.Stop();
+  uploaded_ = publisher.attempted();
+  if (!result.ok()) {
+    if (store_failed && !cancel_.cancelled()) {
+      return Failed(published, "The server could not store the converted video.");
+    }
+    return Failed(result.status(), std::string(result.status().message()));
   }
+
+  absl::Status stored = publisher.Finish(UploadOrder(result->files));
+  uploaded_ = publisher.attempted();
+  if (!stored.ok()) return Failed(stored, "The server could not store the converted video.");
 
   // The outputs are stored: losing them to a metadata store that is briefly
   // away would be the worst outcome, so this write is retried too.
@@ -239,24 +271,19 @@ void Job::ReportProgress(int percent) {
   }
 }
 
-absl::Status Job::UploadOutputs(const fs::path& out_dir, const std::vector<std::string>& files) {
-  for (const std::string& name : UploadOrder(files)) {
-    // Recorded before the upload: a half-written file may still need deleting.
-    uploaded_.push_back(name);
-    absl::Status status = UploadWithRetries(name, out_dir / name);
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
-
 absl::Status Job::UploadWithRetries(const std::string& name, const fs::path& path) {
   // The file is local, so sending it again is safe.
   return Retrying(absl::StrCat("storing ", name),
                   [&] { return Upload(content_, id_, name, path, cancel_); });
 }
 
-void Job::DeleteUploads() {
+void Job::DeleteUploads(Clock::time_point until) {
   for (const std::string& name : uploaded_) {
+    if (Clock::now() >= until) {
+      spdlog::warn("transcode {}: left {} stored file(s) for the next run to replace", id_,
+                   uploaded_.size());
+      return;
+    }
     absl::Status status = content_.Delete(id_, name);
     if (!status.ok() && !absl::IsNotFound(status)) {
       spdlog::warn("transcode {}: cannot delete {}: {}", id_, name, status.ToString());
@@ -269,7 +296,15 @@ JobOutcome Job::Failed(const absl::Status& status, const std::string& user_messa
     DeleteUploads();
     return JobOutcome::kRecordGone;
   }
-  if (cancel_.cancelled()) return JobOutcome::kInterrupted;
+  if (cancel_.cancelled()) {
+    // Stopped mid-way: the segments stored so far are no use to anyone until a
+    // later run, which rewrites them all. Not when the claim was lost: the
+    // files may already be the new holder's.
+    if (!params_.claim_lost || !params_.claim_lost()) {
+      DeleteUploads(Clock::now() + kInterruptedCleanupBudget);
+    }
+    return JobOutcome::kInterrupted;
+  }
   spdlog::warn("transcode {}: failed: {}", id_, status.ToString());
 
   // Everything but the original goes, including leftovers of an interrupted

@@ -13,6 +13,7 @@
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/cancel_token.h"
+#include "transcode/probe.h"
 #include "transcode/transcoder.h"
 
 namespace streamgrid {
@@ -37,10 +38,22 @@ struct TranscodeJobParams {
   // Called once the record is found processing, before any work: the job is
   // under way (not kSkipped).
   std::function<void()> on_started;
+  // ProbeMedia()'s description of the original, when the caller has it: the job
+  // then does not probe it again.
+  std::optional<MediaInfo> media_info;
+  // How often to look for segments ffmpeg has finished, to store them while it
+  // encodes the rest.
+  std::chrono::milliseconds publish_interval{250};
+  // True when the job was cancelled because another server may now run it (may
+  // be empty: never). Such a job leaves what it stored, which may already be the
+  // other server's; any other interrupted job removes it.
+  std::function<bool()> claim_lost;
 };
 
 // Runs the job described in TranscodeWorkerPool's comment. Cancelling `cancel`
 // interrupts it promptly (ffmpeg is killed, transfers stop between chunks).
+// Segments are stored as ffmpeg finishes them (OutputPublisher), the rest after
+// it exits, manifests and playlists last.
 JobOutcome RunTranscodeJob(VideoMetadataService& metadata, VideoContentService& content,
                            const TranscodeOptions& transcode, const TranscodeJobParams& params,
                            CancelToken& cancel);

@@ -99,12 +99,14 @@ void TranscodeWorkerPool::Stop() {
 }
 
 void TranscodeWorkerPool::Enqueue(std::string video_id,
-                                  std::optional<std::filesystem::path> local_source) {
-  EnqueueNew(std::move(video_id), std::move(local_source));
+                                  std::optional<std::filesystem::path> local_source,
+                                  std::optional<MediaInfo> media_info) {
+  EnqueueNew(std::move(video_id), std::move(local_source), std::move(media_info));
 }
 
 bool TranscodeWorkerPool::EnqueueNew(std::string video_id,
-                                     std::optional<std::filesystem::path> local_source) {
+                                     std::optional<std::filesystem::path> local_source,
+                                     std::optional<MediaInfo> media_info) {
   if (!IsValidVideoId(video_id)) {
     spdlog::warn("transcode: ignoring invalid video id '{}'", video_id);
     DiscardLocalSource(local_source);
@@ -114,7 +116,7 @@ bool TranscodeWorkerPool::EnqueueNew(std::string video_id,
     std::lock_guard lock(mu_);
     if (!active_ids_.contains(video_id)) {
       active_ids_.insert(video_id);
-      queue_.push_back(Job{std::move(video_id), std::move(local_source)});
+      queue_.push_back(Job{std::move(video_id), std::move(local_source), std::move(media_info)});
       cv_.notify_one();
       return true;
     }
@@ -123,7 +125,12 @@ bool TranscodeWorkerPool::EnqueueNew(std::string video_id,
                                [&](const Job& job) { return job.video_id == video_id; });
     if (queued != queue_.end() && !queued->local_source && local_source) {
       queued->local_source = std::move(local_source);
+      if (media_info) queued->media_info = std::move(media_info);
       return false;
+    }
+    // A description of the same original spares the queued job a probe.
+    if (queued != queue_.end() && !queued->media_info && media_info) {
+      queued->media_info = std::move(media_info);
     }
   }
   DiscardLocalSource(local_source);
@@ -283,6 +290,8 @@ void TranscodeWorkerPool::WorkerLoop() {
     params.job_dir = options_.work_dir / absl::StrCat(kJobDirPrefix, job.video_id, "-", number);
     params.progress_interval = options_.progress_interval;
     params.on_started = [&] { spdlog::info("transcode {}: started", job.video_id); };
+    params.media_info = job.media_info;
+    params.claim_lost = [&] { return claim_lost || (*claim)->lost(); };
     JobOutcome outcome = RunTranscodeJob(metadata_, content_, options_.transcode, params, token);
     const bool lost = claim_lost || (*claim)->lost();
     if (outcome == JobOutcome::kInterrupted && lost) {

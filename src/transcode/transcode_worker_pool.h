@@ -20,6 +20,7 @@
 #include "metadata/video_metadata_service.h"
 #include "transcode/cancel_token.h"
 #include "transcode/job_claims.h"
+#include "transcode/probe.h"
 #include "transcode/transcoder.h"
 
 namespace streamgrid {
@@ -47,8 +48,9 @@ struct TranscodeWorkerPoolOptions {
 //
 // A job, for a video whose record is "processing": get the source (the file
 // handed to Enqueue(), else the content `<id>/original`), Transcode() it, upload
-// every output into the content service (segments first, manifests last, so no
-// manifest ever names a missing file), then mark the record "ready" with
+// every output into the content service (segments first, each as soon as ffmpeg
+// has finished it, manifests last, so no manifest ever names a missing file),
+// then mark the record "ready" with
 // progress 100, its duration and renditions. Progress is written to the record
 // while encoding. A failure marks the record "failed" with a message for the
 // uploader and deletes every file of the video except `original`. A record that
@@ -90,9 +92,12 @@ class TranscodeWorkerPool {
   // The pool takes ownership of `local_source` (a file on the same machine
   // holding the same bytes as `<id>/original`, e.g. the upload's temp file):
   // it is moved into the job's directory, or deleted if the job is a duplicate
-  // or never runs. Jobs queued while stopped run after Start().
+  // or never runs. Jobs queued while stopped run after Start(). `media_info`,
+  // when given, is ProbeMedia()'s description of the original (the caller
+  // probed it while accepting the upload): the job does not probe it again.
   void Enqueue(std::string video_id,
-               std::optional<std::filesystem::path> local_source = std::nullopt);
+               std::optional<std::filesystem::path> local_source = std::nullopt,
+               std::optional<MediaInfo> media_info = std::nullopt);
 
   // Drops the queued job for `video_id`, or kills its running encode; used when
   // the video is being deleted. The record is left alone: the running job sees
@@ -126,12 +131,14 @@ class TranscodeWorkerPool {
   struct Job {
     std::string video_id;
     std::optional<std::filesystem::path> local_source;
+    std::optional<MediaInfo> media_info;
   };
 
   void WorkerLoop();
   void RescanLoop();
   // Queues `video_id` unless it is queued or running; true if it was queued.
-  bool EnqueueNew(std::string video_id, std::optional<std::filesystem::path> local_source);
+  bool EnqueueNew(std::string video_id, std::optional<std::filesystem::path> local_source,
+                  std::optional<MediaInfo> media_info = std::nullopt);
   // Queues every "processing" record not queued or running, reading at most
   // `max_pages` pages of the listing (negative: all); how many were queued.
   absl::StatusOr<size_t> EnqueueProcessing(int max_pages);

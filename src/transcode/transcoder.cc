@@ -178,12 +178,19 @@ absl::Status MakeThumbnail(const fs::path& source, const MediaInfo& info, const 
 absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::path& out_dir,
                                               const TranscodeOptions& options,
                                               const std::function<void(int)>& on_progress,
-                                              CancelToken* cancel) {
-  ProbeOptions probe_options;
-  probe_options.ffprobe = options.ffprobe;
-  probe_options.timeout = options.probe_timeout;
-  probe_options.cancel = cancel;
-  absl::StatusOr<MediaInfo> info = ProbeMedia(source, probe_options);
+                                              CancelToken* cancel, const MediaInfo* probed) {
+  absl::StatusOr<MediaInfo> info;
+  if (probed != nullptr) {
+    // Described already (by the upload, with the same ffprobe and rules): a
+    // second ffprobe would only cost time.
+    info = *probed;
+  } else {
+    ProbeOptions probe_options;
+    probe_options.ffprobe = options.ffprobe;
+    probe_options.timeout = options.probe_timeout;
+    probe_options.cancel = cancel;
+    info = ProbeMedia(source, probe_options);
+  }
   if (absl::IsCancelled(info.status()) || (cancel != nullptr && cancel->cancelled())) {
     return absl::CancelledError("transcoding was cancelled");
   }
@@ -220,9 +227,13 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
     if (progress.OnLine(line) && on_progress) on_progress(progress.percent());
   };
   std::string errors;
+  // The thumbnail comes from the frames this run decodes anyway (the middle is
+  // usually more telling than the often black first frame), not from a second
+  // decode of the source after it.
   absl::Status status =
-      RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir), options,
-                on_line, cancel, "transcoding", redactions, limit, &errors);
+      RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir,
+                                   /*thumbnail_at=*/info->duration_seconds / 2),
+                options, on_line, cancel, "transcoding", redactions, limit, &errors);
   if (!status.ok()) return status;
   // A file cut short after its index (e.g. an MP4 with the index first) probes
   // fine and ffmpeg encodes what there is, complaining but exiting 0.
@@ -241,10 +252,24 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
     result.source.duration_seconds = encoded_seconds;
   }
 
+  // The ladder run's pick becomes the thumbnail; its first frame was only there
+  // to get ffmpeg reporting progress from the start.
+  std::error_code ec;
+  if (NonEmptyFile(out_dir / kLadderThumbnailName)) {
+    fs::rename(out_dir / kLadderThumbnailName, out_dir / kThumbnailName, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot rename the thumbnail: ", ec.message()));
+  }
+  fs::remove(out_dir / kLadderThumbnailName, ec);
+  fs::remove(out_dir / kLadderFirstFrameName, ec);
+
   status = FinishPlaylists(out_dir);
   if (!status.ok()) return status;
-  status = MakeThumbnail(source, result.source, out_dir, options, cancel, redactions, limit);
-  if (!status.ok()) return status;
+  if (!NonEmptyFile(out_dir / kThumbnailName)) {
+    // No frame at the middle the container claimed: a run of its own, with the
+    // duration actually encoded.
+    status = MakeThumbnail(source, result.source, out_dir, options, cancel, redactions, limit);
+    if (!status.ok()) return status;
+  }
 
   absl::StatusOr<std::vector<std::string>> files = ListOutputs(out_dir);
   if (!files.ok()) return files.status();
@@ -273,7 +298,7 @@ absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
                                           const std::filesystem::path& out_dir,
                                           const TranscodeOptions& options,
                                           std::function<void(int percent)> on_progress,
-                                          CancelToken* cancel) {
+                                          CancelToken* cancel, const MediaInfo* probed) {
   if (cancel != nullptr && cancel->cancelled()) {
     return absl::CancelledError("transcoding was cancelled");
   }
@@ -289,7 +314,7 @@ absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
         absl::StrCat("output directory ", out_dir.string(), " is not empty"));
   }
   absl::StatusOr<TranscodeResult> result =
-      TranscodeInto(source, out_dir, options, on_progress, cancel);
+      TranscodeInto(source, out_dir, options, on_progress, cancel, probed);
   if (!result.ok()) fs::remove_all(out_dir, ec);
   return result;
 }

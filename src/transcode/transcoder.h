@@ -44,8 +44,15 @@ struct TranscodeResult {
 };
 
 // Encodes `source` into an adaptive-bitrate ladder in `out_dir` (created; it must
-// not exist or be empty): probes it, picks the ladder, runs one ffmpeg for DASH +
-// HLS, makes the HLS playlists VOD and writes a thumbnail.
+// not exist or be empty): probes it (unless `probed`, ProbeMedia()'s description
+// of these very bytes, is given), picks the ladder, runs one ffmpeg for DASH +
+// HLS and the thumbnail, and makes the HLS playlists VOD. A second ffmpeg run
+// makes the thumbnail only when the video has no frame at the middle of the
+// duration its container claims.
+//
+// Segments appear in `out_dir` while ffmpeg runs (see CompletedWhileEncoding()
+// for when one is final); manifests and playlists are final only once this
+// returns.
 //
 // `on_progress` (may be empty) gets increasing percentages, 1..99, as the encode
 // advances, on the calling thread. Cancelling `cancel` (may be null) kills
@@ -65,7 +72,7 @@ absl::StatusOr<TranscodeResult> Transcode(const std::filesystem::path& source,
                                           const std::filesystem::path& out_dir,
                                           const TranscodeOptions& options,
                                           std::function<void(int percent)> on_progress,
-                                          CancelToken* cancel);
+                                          CancelToken* cancel, const MediaInfo* probed = nullptr);
 
 // The most useful part of ffmpeg's stderr for a person: its last few non-empty
 // lines, joined with "; ", at most about 500 characters. Exposed for tests.

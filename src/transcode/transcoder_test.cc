@@ -185,6 +185,13 @@ class TranscoderTest : public ::testing::Test {
                "echo 'Conversion failed!' >&2\n"
                "exit 1");
          }},
+        // The real ffmpeg, noting each run in ffmpeg-runs.log beside it.
+        {"counting-ffmpeg",
+         [](const fs::path& p) {
+           return WriteScript(p,
+                              "echo run >> \"$(dirname \"$0\")/ffmpeg-runs.log\"\n"
+                              "exec ffmpeg \"$@\"");
+         }},
         {"stuck-ffmpeg",
          [](const fs::path& p) {
            return WriteScript(p, "echo 'progress=continue'\nexec sleep 300");
@@ -303,6 +310,55 @@ TEST_F(TranscoderTest, EncodesALadderWithSound) {
   EXPECT_THAT(master, HasSubstr("RESOLUTION=426x240"));
   std::string mpd = ReadFile(Out() / "manifest.mpd");
   EXPECT_THAT(mpd, HasSubstr("contentType=\"audio\""));
+}
+
+// ffmpeg runs the counting-ffmpeg script has seen since `log` was removed.
+int FfmpegRuns(const fs::path& log) {
+  std::ifstream in(log);
+  int runs = 0;
+  for (std::string line; std::getline(in, line);) runs += line == "run";
+  return runs;
+}
+
+TEST_F(TranscoderTest, OneFfmpegRunAndNoProbeWhenTheSourceIsDescribed) {
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Source("two_rungs.mp4"));
+  ASSERT_TRUE(info.ok()) << info.status();
+  TranscodeOptions options;
+  options.ffmpeg = Source("counting-ffmpeg").string();
+  options.ffprobe = (scratch_.path() / "no-such-ffprobe").string();  // must not be needed
+  const fs::path log = options.ffmpeg.substr(0, options.ffmpeg.rfind('/')) + "/ffmpeg-runs.log";
+  fs::remove(log);
+  absl::StatusOr<TranscodeResult> result =
+      Transcode(Source("two_rungs.mp4"), Out(), options, nullptr, nullptr, &*info);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectCompleteOutput(*result);
+  // The thumbnail came out of the ladder run.
+  EXPECT_EQ(FfmpegRuns(log), 1);
+
+  // Without the description it is probed: here with a missing ffprobe.
+  fs::remove_all(Out());
+  result = Transcode(Source("two_rungs.mp4"), Out(), options, nullptr, nullptr);
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(FfmpegRuns(log), 1);
+}
+
+TEST_F(TranscoderTest, NoFrameAtTheClaimedMiddleMeansASecondRunForTheThumbnail) {
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Source("two_rungs.mp4"));
+  ASSERT_TRUE(info.ok()) << info.status();
+  // A container claiming three times its real length, and nothing damaged: the
+  // ladder run finds no frame for the thumbnail at the claimed middle.
+  MediaInfo claimed = *info;
+  claimed.duration_seconds *= 3;
+  TranscodeOptions options;
+  options.ffmpeg = Source("counting-ffmpeg").string();
+  const fs::path log = options.ffmpeg.substr(0, options.ffmpeg.rfind('/')) + "/ffmpeg-runs.log";
+  fs::remove(log);
+  absl::StatusOr<TranscodeResult> result =
+      Transcode(Source("two_rungs.mp4"), Out(), options, nullptr, nullptr, &claimed);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_NEAR(result->source.duration_seconds, info->duration_seconds, 0.5);
+  ExpectCompleteOutput(*result);
+  EXPECT_EQ(FfmpegRuns(log), 2);
 }
 
 TEST_F(TranscoderTest, EncodesAVideoWithoutSound) {

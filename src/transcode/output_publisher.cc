@@ -1,0 +1,187 @@
+#include "transcode/output_publisher.h"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/names.h"
+
+namespace streamgrid {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SegmentName {
+  std::string representation;
+  uint64_t number = 0;  // 0 for the init segment
+};
+
+// "chunk-3-00012.m4s" -> {"3", 12}; "init-3.m4s" -> {"3", 0}; else nothing.
+std::optional<SegmentName> ParseSegmentName(std::string_view name) {
+  constexpr std::string_view kExtension = ".m4s";
+  if (!name.ends_with(kExtension)) return std::nullopt;
+  name.remove_suffix(kExtension.size());
+  auto all_digits = [](std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (name.starts_with("init-")) {
+    name.remove_prefix(5);
+    if (!all_digits(name)) return std::nullopt;
+    return SegmentName{std::string(name), 0};
+  }
+  if (!name.starts_with("chunk-")) return std::nullopt;
+  name.remove_prefix(6);
+  size_t dash = name.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  std::string_view representation = name.substr(0, dash);
+  std::string_view number = name.substr(dash + 1);
+  if (!all_digits(representation) || !all_digits(number)) return std::nullopt;
+  SegmentName parsed{std::string(representation), 0};
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), parsed.number);
+  // Numbering starts at 1; 0 would be taken for an init segment.
+  if (ec != std::errc() || parsed.number == 0) return std::nullopt;
+  return parsed;
+}
+
+}  // namespace
+
+std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names) {
+  // The highest media segment number seen per representation.
+  std::map<std::string, uint64_t> last;
+  for (const std::string& name : names) {
+    std::optional<SegmentName> segment = ParseSegmentName(name);
+    if (!segment || segment->number == 0) continue;
+    uint64_t& highest = last[segment->representation];
+    highest = std::max(highest, segment->number);
+  }
+  std::vector<std::string> complete;
+  for (const std::string& name : names) {
+    std::optional<SegmentName> segment = ParseSegmentName(name);
+    if (!segment) continue;
+    auto it = last.find(segment->representation);
+    // The last segment may still be growing; an earlier one (or the init
+    // segment) was closed before the next was opened.
+    if (it != last.end() && segment->number < it->second) complete.push_back(name);
+  }
+  return complete;
+}
+
+OutputPublisher::OutputPublisher(fs::path dir, StoreFn store,
+                                 std::chrono::milliseconds poll_interval,
+                                 std::function<void(const absl::Status&)> on_error)
+    : dir_(std::move(dir)),
+      store_(std::move(store)),
+      poll_interval_(poll_interval),
+      on_error_(std::move(on_error)) {}
+
+OutputPublisher::~OutputPublisher() { Stop().IgnoreError(); }
+
+void OutputPublisher::Start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+absl::Status OutputPublisher::Stop() {
+  std::thread thread;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    thread.swap(thread_);
+  }
+  cv_.notify_all();
+  if (thread.joinable()) thread.join();
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+bool OutputPublisher::StampOf(const fs::path& path, Stamp* stamp) {
+  std::error_code ec;
+  stamp->size = fs::file_size(path, ec);
+  if (ec) return false;
+  stamp->mtime = fs::last_write_time(path, ec);
+  return !ec;
+}
+
+bool OutputPublisher::Publish(const std::string& name) {
+  const fs::path path = dir_ / name;
+  // Stamped before storing: a change during the store shows at Finish().
+  Stamp stamp;
+  if (!StampOf(path, &stamp)) stamp = Stamp{};
+  {
+    std::lock_guard lock(mu_);
+    if (attempted_set_.insert(name).second) attempted_.push_back(name);
+  }
+  absl::Status stored = store_(name, path);
+  std::lock_guard lock(mu_);
+  if (!stored.ok()) {
+    if (error_.ok()) error_ = stored;
+    return false;
+  }
+  published_[name] = stamp;
+  return true;
+}
+
+void OutputPublisher::Loop() {
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, poll_interval_, [this] { return stopping_; })) return;
+    }
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
+      std::string name = entry.path().filename().string();
+      // ffmpeg's temporary files ("....m4s.tmp" before the rename) are not
+      // segment names, so CompletedWhileEncoding() passes them over.
+      if (IsValidContentName(name)) names.push_back(std::move(name));
+    }
+    if (ec) continue;  // not created yet, or being removed: the next look decides
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : CompletedWhileEncoding(names)) {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+        if (published_.contains(name)) continue;
+      }
+      if (!Publish(name)) {
+        absl::Status error;
+        {
+          std::lock_guard lock(mu_);
+          error = error_;
+        }
+        if (on_error_) on_error_(error);
+        return;
+      }
+    }
+  }
+}
+
+absl::Status OutputPublisher::Finish(const std::vector<std::string>& files) {
+  if (absl::Status background = Stop(); !background.ok()) return background;
+  for (const std::string& name : files) {
+    std::optional<Stamp> before;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = published_.find(name); it != published_.end()) before = it->second;
+    }
+    Stamp now;
+    if (before && StampOf(dir_ / name, &now) && now == *before) continue;
+    if (!Publish(name)) {
+      std::lock_guard lock(mu_);
+      return error_;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> OutputPublisher::attempted() const {
+  std::lock_guard lock(mu_);
+  return attempted_;
+}
+
+}  // namespace streamgrid

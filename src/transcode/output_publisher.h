@@ -1,0 +1,95 @@
+#pragma once
+
+// Stores the files of a running ladder encode while ffmpeg is still writing the
+// rest, so that distributing the renditions overlaps with encoding them.
+// Internal to src/transcode.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace streamgrid {
+
+// The names among `names` (one listing of the output directory of a running
+// ladder encode) that ffmpeg has finished writing and will not touch again:
+// every media segment "chunk-N-K.m4s" for which a later segment of the same
+// representation N exists, and the init segment "init-N.m4s" once any media
+// segment of N exists (the dash muxer writes a representation's segments one
+// after another and its init segment before them). Manifests, playlists,
+// temporary files and anything else are never complete while ffmpeg runs.
+std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names);
+
+class OutputPublisher {
+ public:
+  // Stores `path` as `name`; returns when it is stored or has failed for good
+  // (the callee retries what is worth retrying).
+  using StoreFn =
+      std::function<absl::Status(const std::string& name, const std::filesystem::path& path)>;
+
+  // Publishes files of `dir` through `store`, looking for newly completed ones
+  // every `poll_interval` once started. `on_error` (may be empty) is called once,
+  // on the publishing thread, when a store fails: the caller should stop the
+  // encode, which can no longer succeed.
+  OutputPublisher(std::filesystem::path dir, StoreFn store, std::chrono::milliseconds poll_interval,
+                  std::function<void(const absl::Status&)> on_error);
+  // Stops the background thread (see Stop()).
+  ~OutputPublisher();
+
+  OutputPublisher(const OutputPublisher&) = delete;
+  OutputPublisher& operator=(const OutputPublisher&) = delete;
+
+  // Starts publishing completed files in the background. Call at most once.
+  void Start();
+
+  // Stops the background thread after the store under way, if any, and joins
+  // it; returns the first store error. Callable more than once.
+  absl::Status Stop();
+
+  // After ffmpeg has exited and the outputs are final: stops the background
+  // thread, then stores, in the order given, every name of `files` (in `dir`)
+  // not yet stored or changed (size or modification time) since it was. Stops at
+  // the first error and returns it (or an earlier background error).
+  absl::Status Finish(const std::vector<std::string>& files);
+
+  // Every name a store was started for (stored, failed or half written), in
+  // the order they were started, without repeats: what to delete to undo.
+  std::vector<std::string> attempted() const;
+
+ private:
+  struct Stamp {
+    uintmax_t size = 0;
+    std::filesystem::file_time_type mtime;
+    bool operator==(const Stamp&) const = default;
+  };
+
+  void Loop();
+  // Stores `name` and remembers its stamp; false (and the error kept) on failure.
+  bool Publish(const std::string& name);
+  static bool StampOf(const std::filesystem::path& path, Stamp* stamp);
+
+  const std::filesystem::path dir_;
+  const StoreFn store_;
+  const std::chrono::milliseconds poll_interval_;
+  const std::function<void(const absl::Status&)> on_error_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  absl::Status error_;                      // first store error
+  std::map<std::string, Stamp> published_;  // stored, with the file's stamp then
+  std::vector<std::string> attempted_;      // in order
+  std::set<std::string> attempted_set_;
+  std::thread thread_;
+};
+
+}  // namespace streamgrid
