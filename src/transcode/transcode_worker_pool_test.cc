@@ -127,6 +127,29 @@ class TranscodeWorkerPoolTest : public ::testing::Test {
          }},
         {"notes.txt", [](const fs::path& p) { return testing::WriteTestFile(p, "not a video\n"); }},
         {"slow-ffmpeg", testing::WriteSlowFfmpeg},
+        // Three 4 s segments per stream.
+        {"long.mp4",
+         [](const fs::path& p) {
+           return testing::MakeTestVideo(
+               p, testing::TestVideoSpec{.width = 192, .height = 108, .seconds = 9});
+         }},
+        // The real ffmpeg, but after the ladder encode it waits (at most two
+        // minutes) for a file named "release" beside it before exiting: while it
+        // waits, a job can only have stored what it stored during the encode.
+        {"gated-ffmpeg",
+         [](const fs::path& p) {
+           absl::Status status = testing::WriteTestFile(
+               p,
+               "#!/bin/sh\n"
+               "ffmpeg \"$@\"; rc=$?\n"
+               "case \"$*\" in *manifest.mpd*)\n"
+               "  i=0; while [ ! -e \"$(dirname \"$0\")/release\" ] && [ $i -lt 1200 ]; do\n"
+               "    sleep 0.1; i=$((i+1)); done ;;\n"
+               "esac\n"
+               "exit $rc\n");
+           if (status.ok()) fs::permissions(p, fs::perms::owner_all);
+           return status;
+         }},
     });
   }
   static void TearDownTestSuite() {
@@ -445,6 +468,142 @@ TEST_F(TranscodeWorkerPoolTest, StartClearsOnlyStaleJobDirectories) {
   TranscodeWorkerPool pool(*metadata_, *content_, Options());
   pool.Start();
   EXPECT_THAT(WorkDirEntries(), ElementsAre("uploads"));
+}
+
+// Forwards to a real service, refusing to store one name.
+class RefusingContent : public VideoContentService {
+ public:
+  RefusingContent(VideoContentService& inner, std::string refused)
+      : inner_(inner), refused_(std::move(refused)) {}
+  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
+                                                            std::string_view name) override {
+    if (name == refused_) return absl::PermissionDeniedError("disk says no");
+    return inner_.OpenWriter(video_id, name);
+  }
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset,
+      std::optional<uint64_t> length) override {
+    return inner_.OpenReader(video_id, name, offset, length);
+  }
+  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
+    return inner_.Stat(video_id, name);
+  }
+  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
+    return inner_.List(video_id);
+  }
+  absl::Status Delete(std::string_view video_id, std::string_view name) override {
+    return inner_.Delete(video_id, name);
+  }
+  absl::Status DeleteVideo(std::string_view video_id) override {
+    return inner_.DeleteVideo(video_id);
+  }
+
+ private:
+  VideoContentService& inner_;
+  const std::string refused_;
+};
+
+bool IsSegment(const std::string& name) { return name.ends_with(".m4s"); }
+
+TEST_F(TranscodeWorkerPoolTest, SegmentsAreStoredWhileFfmpegStillRuns) {
+  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
+  fs::remove(release);
+  std::string id = NewUpload(Media("long.mp4"));
+  TranscodeWorkerPoolOptions options = Options();
+  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  pool.Enqueue(id);
+
+  // ffmpeg has not exited as far as the job knows, yet the segments it had
+  // finished are stored; the last ones (possibly still growing), manifests,
+  // playlists and thumbnail wait for the end.
+  ASSERT_TRUE(WaitFor([&] {
+    std::vector<std::string> files = Files(id);
+    return std::find(files.begin(), files.end(), "chunk-0-00002.m4s") != files.end();
+  }));
+  std::vector<std::string> early = Files(id);
+  EXPECT_THAT(early, Contains("init-0.m4s"));
+  EXPECT_THAT(early, Contains("chunk-0-00001.m4s"));
+  for (const std::string& name : early) {
+    EXPECT_TRUE(name == "original" || IsSegment(name)) << name;
+    EXPECT_FALSE(name.ends_with("-00003.m4s")) << name;
+  }
+  EXPECT_EQ(Record(id).status, VideoStatus::kProcessing);
+
+  ASSERT_TRUE(testing::WriteTestFile(release, "go").ok());
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kReady) << record.error;
+  EXPECT_NEAR(record.duration_seconds, 9.0, 0.2);
+  std::vector<std::string> files = Files(id);
+  EXPECT_THAT(files, Contains("chunk-0-00003.m4s"));
+  EXPECT_THAT(files, Contains("manifest.mpd"));
+  EXPECT_THAT(files, Contains("thumbnail.jpg"));
+  // What was stored plays to the end, through the DASH manifest and HLS.
+  for (const char* manifest : {"manifest.mpd", "master.m3u8"}) {
+    EXPECT_TRUE(testing::RunFfmpegForTest(
+                    {"-i", (dir_.path() / "content" / id / manifest).string(), "-f", "null", "-"})
+                    .ok())
+        << manifest;
+  }
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 0; }));
+  EXPECT_THAT(WorkDirEntries(), IsEmpty());
+}
+
+TEST_F(TranscodeWorkerPoolTest, StopAfterSegmentsWereStoredLeavesOnlyTheOriginal) {
+  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
+  fs::remove(release);
+  std::string id = NewUpload(Media("long.mp4"));
+  TranscodeWorkerPoolOptions options = Options();
+  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
+  {
+    TranscodeWorkerPool pool(*metadata_, *content_, options);
+    pool.Start();
+    pool.Enqueue(id);
+    ASSERT_TRUE(WaitFor([&] {
+      std::vector<std::string> files = Files(id);
+      return std::find(files.begin(), files.end(), "chunk-0-00001.m4s") != files.end();
+    }));
+    Clock::time_point start = Clock::now();
+    pool.Stop();
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  }
+  EXPECT_EQ(Record(id).status, VideoStatus::kProcessing);
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+  EXPECT_THAT(WorkDirEntries(), IsEmpty());
+}
+
+TEST_F(TranscodeWorkerPoolTest, AFailedStoreFailsTheJobAndLeavesOnlyTheOriginal) {
+  std::string id = NewUpload(Media("long.mp4"));
+  RefusingContent content(*content_, "chunk-0-00001.m4s");
+  TranscodeWorkerPool pool(*metadata_, content, Options());
+  pool.Start();
+  pool.Enqueue(id);
+  ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
+  VideoRecord record = Record(id);
+  EXPECT_EQ(record.status, VideoStatus::kFailed);
+  EXPECT_THAT(record.error, HasSubstr("could not store"));
+  EXPECT_THAT(Files(id), ElementsAre("original"));
+  ASSERT_TRUE(WaitFor([&] { return pool.running() == 0; }));
+  EXPECT_THAT(WorkDirEntries(), IsEmpty());
+}
+
+TEST_F(TranscodeWorkerPoolTest, AnEnqueuedDescriptionSparesTheProbe) {
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Media("clip.mp4"));
+  ASSERT_TRUE(info.ok()) << info.status();
+  std::string described = NewUpload(Media("clip.mp4"));
+  std::string undescribed = NewUpload(Media("clip.mp4"));
+  TranscodeWorkerPoolOptions options = Options();
+  options.transcode.ffprobe = (dir_.path() / "no-such-ffprobe").string();
+  TranscodeWorkerPool pool(*metadata_, *content_, options);
+  pool.Start();
+  pool.Enqueue(described, std::nullopt, *info);
+  pool.Enqueue(undescribed);
+  ASSERT_TRUE(WaitFor([&] { return Finished(described) && Finished(undescribed); }));
+  EXPECT_EQ(Record(described).status, VideoStatus::kReady) << Record(described).error;
+  // Without a description it needs ffprobe, which is missing here.
+  EXPECT_EQ(Record(undescribed).status, VideoStatus::kFailed);
 }
 
 // Claims that say every video is held by another server.
