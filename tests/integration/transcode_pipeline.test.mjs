@@ -1,0 +1,135 @@
+// The transcode pipeline over a real cluster (three storage nodes, two replicas
+// of every file): segments reach the storage nodes while ffmpeg is still
+// running, manifests only at the end, the thumbnail comes out of the ladder run
+// (no second ffmpeg pass over the source), and what was stored early plays.
+//
+// ffmpeg is the real one behind a wrapper put first on the web server's PATH:
+// it notes each run, and after the ladder encode it holds on (bounded) until
+// the test writes a "release" file, so that what is stored by then can only
+// have been stored during the encode.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
+  getVideo, run, waitFor, writeFile, readFile,
+} from '../lib/streamgrid.mjs';
+
+let scratch;
+let binDir;
+let nodes = [];
+let web;
+
+/** The names of `id`'s files stored on `node`, read from its data directory. */
+async function filesOn(node, id) {
+  try {
+    const names = await readdir(path.join(node.dataDir, 'data', 'content', id));
+    return names.filter((n) => !n.startsWith('.'));
+  } catch (e) {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+/** ffmpeg runs the wrapper has seen, one line of arguments each. */
+async function ffmpegRuns() {
+  try {
+    return (await readFile(path.join(binDir, 'runs.log'), 'utf8')).split('\n').filter(Boolean);
+  } catch (e) {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  }
+}
+
+before(async () => {
+  scratch = await tempDir();
+  binDir = path.join(scratch, 'bin');
+  await mkdir(binDir);
+  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
+  assert.ok(realFfmpeg.startsWith('/'), `ffmpeg found at ${realFfmpeg}`);
+  const wrapper = path.join(binDir, 'ffmpeg');
+  await writeFile(wrapper, [
+    '#!/bin/sh',
+    `echo "$*" >> '${binDir}/runs.log'`,
+    `'${realFfmpeg}' "$@"; rc=$?`,
+    'case "$*" in *manifest.mpd*)',
+    // At most three minutes, then it lets go whatever the test does.
+    `  i=0; while [ ! -e '${binDir}/release' ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done ;;`,
+    'esac',
+    'exit $rc',
+    '',
+  ].join('\n'));
+  await chmod(wrapper, 0o755);
+  for (let i = 0; i < 3; i++) {
+    nodes.push(await startStorage({ dataDir: path.join(scratch, `node${i}`) }));
+  }
+  web = await startWeb({
+    dataDir: path.join(scratch, 'web'),
+    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
+      '--replication-factor', '2'],
+    env: { PATH: `${binDir}:${process.env.PATH}` },
+  });
+});
+
+after(async () => {
+  await web?.stop();
+  for (const node of nodes) await node.stop();
+});
+
+test('segments reach the storage nodes while ffmpeg runs; manifests last; one ffmpeg pass', async () => {
+  // 12 s at 4 s a segment: three segments per stream.
+  const file = await makeTestVideo(path.join(scratch, 'long.mp4'),
+    { width: 320, height: 180, seconds: 12 });
+  const res = await uploadFile(web.url, file);
+  assert.equal(res.status, 202, res.text);
+  const id = res.json.id;
+
+  // The ladder encode is over but, as far as the server knows, ffmpeg is still
+  // running: the segments it had finished are stored, on two nodes each.
+  await waitFor(async () => {
+    const r = await fetch(`${web.url}/content/${id}/chunk-0-00002.m4s`);
+    await r.arrayBuffer();
+    return r.status === 200;
+  }, { timeoutMs: 60000, intervalMs: 100, what: 'a segment to be stored during the encode' })
+    .catch(async (e) => {
+      throw new Error(`${e.message}\nffmpeg runs:\n${(await ffmpegRuns()).join('\n')}\n${web.log()}`);
+    });
+  const video = await getVideo(web.url, id);
+  assert.equal(video.status, 'processing');
+  for (const name of ['manifest.mpd', 'master.m3u8', 'media_0.m3u8', 'thumbnail.jpg',
+    'chunk-0-00003.m4s']) {
+    const r = await fetch(`${web.url}/content/${id}/${name}`);
+    await r.arrayBuffer();
+    assert.equal(r.status, 404, `${name} is not stored before ffmpeg exits`);
+  }
+  const copies = (await Promise.all(nodes.map((n) => filesOn(n, id))))
+    .filter((names) => names.includes('chunk-0-00001.m4s')).length;
+  assert.equal(copies, 2, 'chunk-0-00001.m4s has two copies');
+
+  await writeFile(path.join(binDir, 'release'), 'go');
+  const ready = await waitForStatus(web.url, id, 'ready');
+  assert.ok(Math.abs(ready.duration - 12) < 0.5, `duration ${ready.duration}`);
+
+  // Everything a player fetches is there, and the DASH and HLS streams decode
+  // to the end.
+  for (const name of await playerFiles(web.url, id)) {
+    const r = await fetch(`${web.url}/content/${id}/${name}`);
+    const body = Buffer.from(await r.arrayBuffer());
+    assert.equal(r.status, 200, name);
+    assert.ok(body.length > 0, name);
+  }
+  for (const manifest of ['manifest.mpd', 'master.m3u8']) {
+    const out = await run('ffmpeg', ['-v', 'error', '-nostats', '-i',
+      `${web.url}/content/${id}/${manifest}`, '-map', '0:v:0', '-f', 'null', '-progress',
+      'pipe:1', '-'], { timeoutMs: 120000 });
+    const seconds = Math.max(...[...out.matchAll(/out_time_us=(\d+)/g)].map((m) => Number(m[1]))) / 1e6;
+    assert.ok(seconds > 11, `${manifest} decodes ${seconds} s`);
+  }
+
+  // One ladder run made the thumbnail too: no run of its own.
+  const runs = await ffmpegRuns();
+  assert.equal(runs.filter((args) => args.includes('manifest.mpd')).length, 1, runs.join('\n'));
+  assert.equal(runs.filter((args) => args.includes('thumbnail') && !args.includes('manifest.mpd'))
+    .length, 0, runs.join('\n'));
+});
