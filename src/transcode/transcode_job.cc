@@ -288,12 +288,13 @@ absl::Status Job::UploadWithRetries(const std::string& name, const fs::path& pat
 }
 
 void Job::DeleteUploads(Clock::time_point until) {
-  for (const std::string& name : uploaded_) {
+  for (size_t i = 0; i < uploaded_.size(); ++i) {
     if (Clock::now() >= until) {
       spdlog::warn("transcode {}: left {} stored file(s) for the next run to replace", id_,
-                   uploaded_.size());
+                   uploaded_.size() - i);
       return;
     }
+    const std::string& name = uploaded_[i];
     absl::Status status = content_.Delete(id_, name);
     if (!status.ok() && !absl::IsNotFound(status)) {
       spdlog::warn("transcode {}: cannot delete {}: {}", id_, name, status.ToString());
