@@ -567,7 +567,8 @@ TEST_F(TranscodeWorkerPoolTest, StopAfterSegmentsWereStoredLeavesOnlyTheOriginal
     }));
     Clock::time_point start = Clock::now();
     pool.Stop();
-    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+    // ffmpeg's kill grace (2 s) plus the cleanup budget (2 s), on a loaded machine.
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(10));
   }
   EXPECT_EQ(Record(id).status, VideoStatus::kProcessing);
   EXPECT_THAT(Files(id), ElementsAre("original"));
