@@ -19,6 +19,7 @@
 #include "common/fd_limits.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
+#include "content/caching_video_content_service.h"
 #include "content/local_video_content_service.h"
 #include "etcd/etcd_client.h"
 #include "etcd/etcd_flags.h"
@@ -68,6 +69,8 @@ struct Flags {
   web::MediaFlags media;
   etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
   web::RepairFlags repair;                // --repair-after, --anti-entropy-interval, ...
+  uint64_t content_cache_bytes = uint64_t{256} << 20;          // --content-cache-bytes
+  uint64_t content_cache_max_file_bytes = uint64_t{16} << 20;  // --content-cache-max-file-bytes
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -134,6 +137,11 @@ int main(int argc, char** argv) {
                  "is raised to its hard limit, minus a reserve; larger values are clamped); at "
                  "the limit the longest-idle connection makes room for a new one")
       ->check(CLI::Range(0, 1000000));
+  cli.add_option("--content-cache-bytes", flags.content_cache_bytes,
+                 "bytes of hot segments, manifests and thumbnails kept in memory and served "
+                 "from there (LRU; 0 disables the cache)");
+  cli.add_option("--content-cache-max-file-bytes", flags.content_cache_max_file_bytes,
+                 "files larger than this are never cached (streamed from the store instead)");
   cli.add_option("--max-concurrent-uploads", flags.max_concurrent_uploads,
                  "uploads received at once at most; more get 503 with Retry-After (each gets "
                  "its own blocking thread, so reads are never starved)")
@@ -283,6 +291,16 @@ int main(int argc, char** argv) {
     content = local_content.get();
   }
 
+  // Serving from memory: every user of `content` below (routes, transcoding)
+  // goes through the cache, so this server's writes invalidate it.
+  std::unique_ptr<CachingVideoContentService> content_cache;
+  if (flags.content_cache_bytes > 0) {
+    content_cache = std::make_unique<CachingVideoContentService>(
+        *content, ContentCacheOptions{.capacity_bytes = flags.content_cache_bytes,
+                                      .max_file_bytes = flags.content_cache_max_file_bytes});
+    content = content_cache.get();
+  }
+
   MediaLimits media_limits;
   TranscodeOptions transcode_options;
   if (absl::Status s = web::ApplyMediaFlags(flags.media, &media_limits, &transcode_options);
@@ -425,6 +443,12 @@ int main(int argc, char** argv) {
   transcoder.Stop();
   // Releases this server's lease: claims it still held go at once.
   if (transcoding->claims) transcoding->claims->Stop();
+  if (content_cache) {
+    const ContentCacheStats cache = content_cache->stats();
+    spdlog::info("content cache: {} bytes in {} files, {} hits, {} misses, {} fills, {} evictions",
+                 cache.bytes, cache.entries, cache.hits, cache.misses, cache.fills,
+                 cache.evictions);
+  }
   spdlog::info("stopped");
   return 0;
 }

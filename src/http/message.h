@@ -72,6 +72,11 @@ struct Response {
   // When set, the body is exactly `stream_length` bytes read from `stream`.
   std::unique_ptr<BodySource> stream;
   uint64_t stream_length = 0;
+  // When `shared_owner` is set (and `stream` is null), the body is
+  // `shared_bytes`, which the owner keeps alive (e.g. a cached file shared
+  // with other responses): written in one go, without a copy.
+  std::shared_ptr<const void> shared_owner;
+  std::string_view shared_bytes;
 
   static Response Text(Status status, std::string body,
                        std::string_view content_type = "text/plain; charset=utf-8");

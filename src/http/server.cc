@@ -34,13 +34,21 @@ using boost::asio::use_awaitable;
 
 constexpr size_t kResponseChunk = 256 * 1024;
 
-std::string HttpDate() {
+// The Date header's value; formatted once per second per thread, since
+// every response carries it.
+const std::string& HttpDate() {
+  thread_local std::time_t cached_at = 0;
+  thread_local std::string cached;
   std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  if (now != cached_at || cached.empty()) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = buf;
+    cached_at = now;
+  }
+  return cached;
 }
 
 absl::Status StatusFromReadError(const beast::error_code& ec) {
@@ -54,9 +62,11 @@ absl::Status StatusFromReadError(const beast::error_code& ec) {
   return absl::InvalidArgumentError(absl::StrCat("malformed request body: ", ec.message()));
 }
 
+// Hands the response's fields to Beast's message (a move, not a copy per
+// field: this runs for every response).
 template <typename Body>
-void CopyHeaders(const Fields& from, bhttp::response<Body>& to) {
-  for (const auto& field : from) to.insert(field.name_string(), field.value());
+void CopyHeaders(Fields& from, bhttp::response<Body>& to) {
+  static_cast<Fields&>(to.base()) = std::move(from);
 }
 
 }  // namespace
@@ -177,10 +187,13 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     size_t q = request.target.find('?');
     request.path = request.target.substr(0, q);
     if (q != std::string::npos) request.query = request.target.substr(q + 1);
-    for (const auto& field : msg.base()) request.headers.insert(field.name_string(), field.value());
     if (auto length = parser.content_length()) request.content_length = *length;
     bool keep_alive = msg.keep_alive();
     bool head = request.method == Verb::head;
+    const bool expects_continue = beast::iequals(msg[Field::expect], "100-continue");
+    // The parser needs no field to read the body (its framing is parsed
+    // already), so the request takes the fields over instead of copying each.
+    request.headers = std::move(static_cast<Fields&>(msg.base()));
 
     Response response;
     Router::Match match;
@@ -209,8 +222,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
           absl::StrCat("request body of ", *request.content_length,
                        " bytes is larger than the limit of ", match.route->options.body_limit));
     } else {
-      bool expect_continue =
-          beast::iequals(msg[Field::expect], "100-continue") && !parser.is_done();
+      bool expect_continue = expects_continue && !parser.is_done();
       BodyReaderImpl body(*this, parser, match.route->options.body_limit, expect_continue);
       request.body = &body;
       request.params = std::move(match.params);
@@ -279,10 +291,23 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
         bool has_length = res.find(Field::content_length) != res.end();
         if (!has_length && response.status != Status::no_content &&
             response.status != Status::not_modified) {
-          res.content_length(response.body.size());
+          res.content_length(response.shared_owner ? response.shared_bytes.size()
+                                                   : response.body.size());
         }
         res.keep_alive(keep_alive);
         co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
+      } else if (response.shared_owner) {
+        // Header and body leave in one gathered write; the bytes stay where
+        // they are (the owner is held until the write is done).
+        bhttp::response<bhttp::buffer_body> res{response.status, 11};
+        CopyHeaders(response.headers, res);
+        res.content_length(response.shared_bytes.size());
+        res.keep_alive(keep_alive);
+        res.body().data = const_cast<char*>(response.shared_bytes.data());
+        res.body().size = response.shared_bytes.size();
+        res.body().more = false;
+        co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
+        if (ec == bhttp::error::need_buffer) ec = {};
       } else {
         bhttp::response<bhttp::string_body> res{response.status, 11, std::move(response.body)};
         CopyHeaders(response.headers, res);

@@ -67,9 +67,13 @@ std::unique_ptr<http::BodySource> MakeFdBodySource(int fd, uint64_t offset,
   return std::make_unique<FdBodySource>(fd, offset, pool);
 }
 
-http::asio::awaitable<Response> ServeRanged(const http::Request& request,
-                                            const FileDescription& file, OpenRange open) {
-  Response response;
+namespace {
+
+// The part of ServeRanged that needs no body: fills `response`'s status and
+// headers and returns true when the answer is complete without a body (304,
+// 416, HEAD, empty); otherwise sets the range to send.
+bool PrepareRanged(const http::Request& request, const FileDescription& file, Response& response,
+                   uint64_t& offset, uint64_t& length) {
   response.headers.set(Field::content_type, file.content_type);
   response.headers.set(Field::accept_ranges, "bytes");
   if (!file.etag.empty()) response.headers.set(Field::etag, file.etag);
@@ -77,11 +81,11 @@ http::asio::awaitable<Response> ServeRanged(const http::Request& request,
 
   if (EtagListMatches(request.Header(Field::if_none_match), file.etag)) {
     response.status = Status::not_modified;
-    co_return response;
+    return true;
   }
 
-  uint64_t offset = 0;
-  uint64_t length = file.size;
+  offset = 0;
+  length = file.size;
   std::string_view range_header = request.Header(Field::range);
   std::string_view if_range = request.Header(Field::if_range);
   // If-Range with another version (or a date, which we cannot compare) means: send it all.
@@ -89,10 +93,10 @@ http::asio::awaitable<Response> ServeRanged(const http::Request& request,
   if (!range_header.empty() && range_allowed) {
     http::RangeResult range = http::ParseRange(range_header, file.size);
     if (range.kind == http::RangeKind::kUnsatisfiable) {
-      Response error =
+      response =
           Response::Error(Status::range_not_satisfiable, "requested range is outside the file");
-      error.headers.set(Field::content_range, http::UnsatisfiedContentRange(file.size));
-      co_return error;
+      response.headers.set(Field::content_range, http::UnsatisfiedContentRange(file.size));
+      return true;
     }
     if (range.kind == http::RangeKind::kSatisfiable) {
       offset = range.range.offset;
@@ -106,12 +110,35 @@ http::asio::awaitable<Response> ServeRanged(const http::Request& request,
   if (request.method == http::Verb::head || length == 0) {
     // HEAD reports the length without reading; an empty body needs no source.
     response.headers.set(Field::content_length, std::to_string(length));
-    co_return response;
+    return true;
   }
+  return false;
+}
+
+}  // namespace
+
+http::asio::awaitable<Response> ServeRanged(const http::Request& request,
+                                            const FileDescription& file, OpenRange open) {
+  Response response;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  if (PrepareRanged(request, file, response, offset, length)) co_return response;
   absl::StatusOr<std::unique_ptr<http::BodySource>> source = co_await open(offset, length);
   if (!source.ok()) co_return http::ErrorFromStatus(source.status());
   response.stream = std::move(*source);
   co_return response;
+}
+
+Response ServeRangedMemory(const http::Request& request, const FileDescription& file,
+                           std::shared_ptr<const void> owner, std::string_view bytes) {
+  Response response;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  if (PrepareRanged(request, file, response, offset, length)) return response;
+  response.stream_length = 0;
+  response.shared_bytes = bytes.substr(static_cast<size_t>(offset), static_cast<size_t>(length));
+  response.shared_owner = std::move(owner);
+  return response;
 }
 
 }  // namespace streamgrid::webserver

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "http/message.h"
@@ -30,6 +31,12 @@ using OpenRange =
 // Cache-Control. HEAD never opens the body.
 http::asio::awaitable<http::Response> ServeRanged(const http::Request& request,
                                                   const FileDescription& file, OpenRange open);
+
+// ServeRanged for a file held in memory: `bytes` is the whole file (its size
+// is `file.size`), kept alive by `owner`; the answer's body shares it rather
+// than copying it. Does no I/O, so it runs on the event loop.
+http::Response ServeRangedMemory(const http::Request& request, const FileDescription& file,
+                                 std::shared_ptr<const void> owner, std::string_view bytes);
 
 // A BodySource that reads a file descriptor it owns from `offset`, running each
 // read on `pool`.

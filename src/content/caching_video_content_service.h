@@ -1,0 +1,157 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "content/video_content_service.h"
+
+namespace streamgrid {
+
+struct ContentCacheOptions {
+  // Bytes of file data kept at most (the sum of the cached files' sizes); 0
+  // disables the cache (every call goes to the wrapped service).
+  uint64_t capacity_bytes = uint64_t{256} << 20;
+  // Files larger than this are never cached.
+  uint64_t max_file_bytes = uint64_t{16} << 20;
+  // A cached file whose name may be rewritten (manifests, playlists, the
+  // thumbnail: anything but a segment) is checked against the wrapped service
+  // once it is older than this.
+  std::chrono::milliseconds mutable_ttl{std::chrono::seconds(2)};
+  // Bytes read from the wrapped service per call while filling an entry.
+  size_t fill_chunk_bytes = 256 * 1024;
+  // The clock (tests replace it).
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
+};
+
+// What the cache holds and how it has done, for logs and the future /metrics.
+struct ContentCacheStats {
+  uint64_t bytes = 0;          // data held now (sum of the entries' sizes)
+  uint64_t entries = 0;        // files held now
+  uint64_t hits = 0;           // lookups answered from memory
+  uint64_t misses = 0;         // lookups that had to ask the wrapped service
+  uint64_t fills = 0;          // files read into the cache
+  uint64_t revalidations = 0;  // stale mutable entries found unchanged by a Stat
+  uint64_t evictions = 0;      // entries dropped to make room
+  uint64_t invalidations = 0;  // entries dropped because this process wrote or deleted them
+  uint64_t uncacheable = 0;    // fetches of files too large (or never cached, like `original`)
+};
+
+// A whole file held in memory. Immutable once published; shared by the cache
+// and every response still sending it (so an evicted file stays alive until
+// the last of them is done).
+struct CachedFile {
+  ContentInfo info;
+  std::string data;  // exactly info.size bytes
+};
+
+// A VideoContentService decorator that keeps whole small files in memory, LRU
+// by bytes, so hot segments and manifests are served without touching disk or
+// the network. Segments (`*.m4s`) never change under a name, so they stay
+// until evicted; every other cached name is revalidated (a Stat, compared by
+// ETag) once older than `mutable_ttl`. `original` is never cached. This
+// process's writes (through this decorator) and deletes invalidate at once;
+// writes by other processes to mutable names are seen after the TTL.
+// Thread-safe; Lookup never blocks on I/O, the other calls may.
+class CachingVideoContentService : public VideoContentService {
+ public:
+  // `inner` must outlive this object.
+  CachingVideoContentService(VideoContentService& inner, ContentCacheOptions options);
+  ~CachingVideoContentService() override;
+
+  // The cached file if it is held and fresh, else null (a miss). Never does
+  // I/O, so an event loop may call it. Counts a hit or a miss.
+  std::shared_ptr<const CachedFile> Lookup(std::string_view video_id, std::string_view name);
+
+  // What Fetch found: the whole file in memory, or, for a file the cache does
+  // not take, its info and a reader already open over the whole file.
+  struct Fetched {
+    std::shared_ptr<const CachedFile> file;  // set when cached
+    ContentInfo info;                        // always set
+    std::unique_ptr<ContentReader> reader;   // set when `file` is null
+  };
+  // The file from the cache, or with one read of the wrapped service that also
+  // fills the cache when the file fits (a stale mutable entry costs a Stat
+  // first, and no read when unchanged). Concurrent fetches of one missing file
+  // share one read (single flight). Blocks: call it off the event loop. The
+  // wrapped service's errors (NOT_FOUND, INVALID_ARGUMENT, ...) pass through.
+  absl::StatusOr<Fetched> Fetch(std::string_view video_id, std::string_view name);
+
+  // Drops the cached copy of one file, or of every file of a video.
+  void Invalidate(std::string_view video_id, std::string_view name);
+  void InvalidateVideo(std::string_view video_id);
+
+  ContentCacheStats stats() const;
+  const ContentCacheOptions& options() const { return options_; }
+
+  // Whether a name may be cached at all, and whether it never changes.
+  static bool IsCacheableName(std::string_view name);
+  static bool IsImmutableName(std::string_view name);
+
+  // VideoContentService: reads answer from the cache when it holds the file
+  // (without filling it on a miss); writes and deletes go through and
+  // invalidate.
+  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
+                                                            std::string_view name) override;
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset = 0,
+      std::optional<uint64_t> length = std::nullopt) override;
+  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override;
+  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override;
+  absl::Status Delete(std::string_view video_id, std::string_view name) override;
+  absl::Status DeleteVideo(std::string_view video_id) override;
+  absl::Status CheckWritable() override;
+
+ private:
+  struct Entry {
+    std::shared_ptr<const CachedFile> file;
+    std::chrono::steady_clock::time_point checked_at;  // filled or last revalidated
+    bool immutable = false;
+    std::list<std::string>::iterator lru_pos;  // in lru_, most recent first
+  };
+  // One fetch of a missing file that others wait on.
+  struct Flight {
+    bool done = false;
+    bool stale = false;  // invalidated while in flight: its result is not cached
+    absl::Status status;
+    std::shared_ptr<const CachedFile> file;  // null when the file was not cacheable
+    std::condition_variable cv;
+  };
+
+  static std::string Key(std::string_view video_id, std::string_view name);
+  bool Enabled() const { return options_.capacity_bytes > 0; }
+  // The entry if held and fresh; under mu_. Moves it to the LRU front.
+  std::shared_ptr<const CachedFile> FreshLocked(const std::string& key);
+  void InsertLocked(const std::string& key, std::shared_ptr<const CachedFile> file);
+  void EraseLocked(std::map<std::string, Entry>::iterator it);
+  void InvalidateKeyLocked(const std::string& key);
+  // Reads the whole file from `reader` into a new CachedFile.
+  absl::StatusOr<std::shared_ptr<const CachedFile>> ReadAll(ContentReader& reader);
+  // The single-flight leader's work: revalidate or read, then cache.
+  absl::StatusOr<Fetched> Lead(std::string_view video_id, std::string_view name,
+                               const std::string& key, const std::shared_ptr<Flight>& flight);
+
+  VideoContentService& inner_;
+  const ContentCacheOptions options_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> entries_;  // by "video_id/name": a video's files are adjacent
+  std::list<std::string> lru_;
+  std::map<std::string, std::shared_ptr<Flight>> flights_;
+  ContentCacheStats stats_;  // bytes and entries kept current; the counters grow
+};
+
+}  // namespace streamgrid

@@ -1,0 +1,391 @@
+#include "content/caching_video_content_service.h"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "content/local_video_content_service.h"
+#include "content/video_content_service_conformance.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace streamgrid {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kVid1 = "0123456789abcdefghjkmnpqrs";
+constexpr std::string_view kVid2 = "0123456789abcdefghjkmnpqrt";
+using namespace std::chrono_literals;
+
+// A one-shot signal (what Notification does, without its library).
+class Notification {
+ public:
+  void Notify() {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+  void WaitForNotification() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "sg_cache_XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Counts the calls that reach the wrapped service; OpenReader can be made to
+// block until released, to hold a fill in flight.
+class CountingService : public VideoContentService {
+ public:
+  explicit CountingService(VideoContentService& inner) : inner_(inner) {}
+
+  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
+                                                            std::string_view name) override {
+    return inner_.OpenWriter(video_id, name);
+  }
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset,
+      std::optional<uint64_t> length) override {
+    ++opens;
+    if (gate) {
+      entered.Notify();
+      gate->WaitForNotification();
+    }
+    return inner_.OpenReader(video_id, name, offset, length);
+  }
+  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
+    ++stats;
+    return inner_.Stat(video_id, name);
+  }
+  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
+    return inner_.List(video_id);
+  }
+  absl::Status Delete(std::string_view video_id, std::string_view name) override {
+    return inner_.Delete(video_id, name);
+  }
+  absl::Status DeleteVideo(std::string_view video_id) override {
+    return inner_.DeleteVideo(video_id);
+  }
+
+  std::atomic<int> opens{0};
+  std::atomic<int> stats{0};
+  Notification* gate = nullptr;
+  Notification entered;
+
+ private:
+  VideoContentService& inner_;
+};
+
+// Every read of the conformance suite goes through Fetch first, so the suite's
+// reads after writes, replacements and deletes are answered from the cache:
+// it checks that this process's changes invalidate it.
+class FillingCache : public CachingVideoContentService {
+ public:
+  using CachingVideoContentService::CachingVideoContentService;
+  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
+      std::string_view video_id, std::string_view name, uint64_t offset,
+      std::optional<uint64_t> length) override {
+    (void)Fetch(video_id, name);
+    return CachingVideoContentService::OpenReader(video_id, name, offset, length);
+  }
+};
+
+class CacheHarness : public ContentServiceHarness {
+ public:
+  CacheHarness() {
+    auto opened = LocalVideoContentService::Open(dir_.path() / "root");
+    if (!opened.ok()) throw std::runtime_error(opened.status().ToString());
+    local_ = *std::move(opened);
+    cache_ = std::make_unique<FillingCache>(*local_, ContentCacheOptions{});
+  }
+  VideoContentService& service() override { return *cache_; }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<LocalVideoContentService> local_;
+  std::unique_ptr<FillingCache> cache_;
+};
+
+INSTANTIATE_TEST_SUITE_P(CachedLocal, VideoContentServiceConformanceTest,
+                         ::testing::Values(ContentServiceFactory{
+                             "CachedLocal", [] { return std::make_unique<CacheHarness>(); }}),
+                         ContentServiceFactoryName);
+
+class CachingVideoContentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = LocalVideoContentService::Open(dir_.path() / "root");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    local_ = *std::move(opened);
+    counting_ = std::make_unique<CountingService>(*local_);
+  }
+  // A cache over the counting service, with a clock the test moves.
+  std::unique_ptr<CachingVideoContentService> MakeCache(ContentCacheOptions options = {}) {
+    options.now = [this] { return now_; };
+    options.fill_chunk_bytes = 1000;  // several reads per fill
+    return std::make_unique<CachingVideoContentService>(*counting_, options);
+  }
+  void Write(std::string_view name, std::string_view data, std::string_view id = kVid1) {
+    ASSERT_TRUE(WriteContent(*local_, id, name, data).ok());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<LocalVideoContentService> local_;
+  std::unique_ptr<CountingService> counting_;
+  std::chrono::steady_clock::time_point now_{};
+};
+
+TEST_F(CachingVideoContentServiceTest, FetchFillsThenLookupHitsWithoutIo) {
+  const std::string data = TestBytes(5000, 1);
+  Write("chunk-0-00001.m4s", data);
+  auto cache = MakeCache();
+  EXPECT_EQ(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+
+  auto fetched = cache->Fetch(kVid1, "chunk-0-00001.m4s");
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  ASSERT_NE(fetched->file, nullptr);
+  EXPECT_EQ(fetched->reader, nullptr);
+  EXPECT_EQ(fetched->file->data, data);
+  EXPECT_EQ(fetched->info.size, 5000u);
+  EXPECT_EQ(counting_->opens.load(), 1);
+
+  auto hit = cache->Lookup(kVid1, "chunk-0-00001.m4s");
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(hit, fetched->file);
+  auto again = cache->Fetch(kVid1, "chunk-0-00001.m4s");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->file, hit);
+  EXPECT_EQ(counting_->opens.load(), 1);
+  EXPECT_EQ(counting_->stats.load(), 0);
+
+  ContentCacheStats stats = cache->stats();
+  EXPECT_EQ(stats.bytes, 5000u);
+  EXPECT_EQ(stats.entries, 1u);
+  EXPECT_EQ(stats.hits, 1u);
+  EXPECT_EQ(stats.misses, 1u);
+  EXPECT_EQ(stats.fills, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, MissingFileIsNotFoundAndNotCached) {
+  auto cache = MakeCache();
+  auto fetched = cache->Fetch(kVid1, "nothing.m4s");
+  EXPECT_TRUE(absl::IsNotFound(fetched.status())) << fetched.status();
+  Write("nothing.m4s", "now here");
+  fetched = cache->Fetch(kVid1, "nothing.m4s");
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->file->data, "now here");
+}
+
+TEST_F(CachingVideoContentServiceTest, InvalidNamesPassTheInnerError) {
+  auto cache = MakeCache();
+  EXPECT_TRUE(absl::IsInvalidArgument(cache->Fetch(kVid1, "../x").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(cache->Fetch("..", "x.m4s").status()));
+}
+
+TEST_F(CachingVideoContentServiceTest, LargeFilesAndOriginalAreStreamedNotCached) {
+  Write("big.m4s", TestBytes(3000, 2));
+  Write("original", TestBytes(100, 3));
+  ContentCacheOptions options;
+  options.max_file_bytes = 2000;
+  auto cache = MakeCache(options);
+  for (const char* name : {"big.m4s", "original"}) {
+    auto fetched = cache->Fetch(kVid1, name);
+    ASSERT_TRUE(fetched.ok()) << fetched.status();
+    EXPECT_EQ(fetched->file, nullptr) << name;
+    ASSERT_NE(fetched->reader, nullptr) << name;
+    std::string read(fetched->info.size, '\0');
+    size_t got = 0;
+    while (got < read.size()) {
+      auto n = fetched->reader->Read(std::span(read.data() + got, read.size() - got));
+      ASSERT_TRUE(n.ok() && *n > 0);
+      got += *n;
+    }
+    EXPECT_EQ(read, *ReadContent(*local_, kVid1, name)) << name;
+    EXPECT_EQ(cache->Lookup(kVid1, name), nullptr) << name;
+  }
+  EXPECT_EQ(cache->stats().entries, 0u);
+  EXPECT_EQ(cache->stats().uncacheable, 2u);
+}
+
+TEST_F(CachingVideoContentServiceTest, EvictsLeastRecentlyUsedByBytes) {
+  for (int i = 0; i < 4; ++i) Write("s" + std::to_string(i) + ".m4s", TestBytes(1000, i));
+  ContentCacheOptions options;
+  options.capacity_bytes = 3000;
+  auto cache = MakeCache(options);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(cache->Fetch(kVid1, "s" + std::to_string(i) + ".m4s").ok());
+  ASSERT_NE(cache->Lookup(kVid1, "s0.m4s"), nullptr);  // s1 is now the oldest
+  ASSERT_TRUE(cache->Fetch(kVid1, "s3.m4s").ok());
+  EXPECT_NE(cache->Lookup(kVid1, "s0.m4s"), nullptr);
+  EXPECT_EQ(cache->Lookup(kVid1, "s1.m4s"), nullptr);
+  EXPECT_NE(cache->Lookup(kVid1, "s2.m4s"), nullptr);
+  EXPECT_NE(cache->Lookup(kVid1, "s3.m4s"), nullptr);
+  ContentCacheStats stats = cache->stats();
+  EXPECT_EQ(stats.bytes, 3000u);
+  EXPECT_EQ(stats.entries, 3u);
+  EXPECT_EQ(stats.evictions, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, ZeroCapacityDisablesCaching) {
+  Write("a.m4s", "abc");
+  ContentCacheOptions options;
+  options.capacity_bytes = 0;
+  auto cache = MakeCache(options);
+  for (int i = 0; i < 2; ++i) {
+    auto fetched = cache->Fetch(kVid1, "a.m4s");
+    ASSERT_TRUE(fetched.ok());
+    EXPECT_EQ(fetched->file, nullptr);
+    ASSERT_NE(fetched->reader, nullptr);
+  }
+  EXPECT_EQ(counting_->opens.load(), 2);
+  EXPECT_EQ(cache->Lookup(kVid1, "a.m4s"), nullptr);
+}
+
+TEST_F(CachingVideoContentServiceTest, MutableNamesAreRevalidatedAfterTheTtl) {
+  Write("manifest.mpd", "v1");
+  Write("chunk-0-00001.m4s", "seg");
+  ContentCacheOptions options;
+  options.mutable_ttl = 2s;
+  auto cache = MakeCache(options);
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());
+  ASSERT_TRUE(cache->Fetch(kVid1, "chunk-0-00001.m4s").ok());
+  now_ += 1s;
+  EXPECT_NE(cache->Lookup(kVid1, "manifest.mpd"), nullptr);
+  now_ += 1s;
+  // Stale: a lookup misses; a fetch asks Stat, and unchanged costs no read.
+  EXPECT_EQ(cache->Lookup(kVid1, "manifest.mpd"), nullptr);
+  EXPECT_NE(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  auto fetched = cache->Fetch(kVid1, "manifest.mpd");
+  ASSERT_TRUE(fetched.ok());
+  EXPECT_EQ(fetched->file->data, "v1");
+  EXPECT_EQ(counting_->stats.load(), 1);
+  EXPECT_EQ(counting_->opens.load(), 2);
+  EXPECT_EQ(cache->stats().revalidations, 1u);
+  EXPECT_NE(cache->Lookup(kVid1, "manifest.mpd"), nullptr);
+
+  // Changed by someone else (written beside the cache): seen after the TTL.
+  Write("manifest.mpd", "version 2");
+  EXPECT_EQ(cache->Fetch(kVid1, "manifest.mpd")->file->data, "v1");
+  now_ += 3s;
+  EXPECT_EQ(cache->Fetch(kVid1, "manifest.mpd")->file->data, "version 2");
+  EXPECT_EQ(counting_->opens.load(), 3);
+
+  // Deleted by someone else: NOT_FOUND after the TTL, and the entry dropped.
+  ASSERT_TRUE(local_->Delete(kVid1, "manifest.mpd").ok());
+  now_ += 3s;
+  EXPECT_TRUE(absl::IsNotFound(cache->Fetch(kVid1, "manifest.mpd").status()));
+  EXPECT_EQ(cache->stats().entries, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, OwnWritesAndDeletesInvalidateAtOnce) {
+  Write("chunk-0-00001.m4s", "old");
+  Write("manifest.mpd", "m");
+  Write("thumbnail.jpg", "t", kVid2);
+  auto cache = MakeCache();
+  ASSERT_TRUE(cache->Fetch(kVid1, "chunk-0-00001.m4s").ok());
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());
+  ASSERT_TRUE(cache->Fetch(kVid2, "thumbnail.jpg").ok());
+
+  ASSERT_TRUE(WriteContent(*cache, kVid1, "chunk-0-00001.m4s", "new").ok());
+  EXPECT_EQ(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  EXPECT_EQ(cache->Fetch(kVid1, "chunk-0-00001.m4s")->file->data, "new");
+
+  ASSERT_TRUE(cache->Delete(kVid1, "manifest.mpd").ok());
+  EXPECT_EQ(cache->Lookup(kVid1, "manifest.mpd"), nullptr);
+  EXPECT_TRUE(absl::IsNotFound(cache->Fetch(kVid1, "manifest.mpd").status()));
+
+  ASSERT_TRUE(cache->DeleteVideo(kVid1).ok());
+  EXPECT_EQ(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  EXPECT_NE(cache->Lookup(kVid2, "thumbnail.jpg"), nullptr);
+  EXPECT_EQ(cache->stats().entries, 1u);
+  EXPECT_EQ(cache->stats().bytes, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, ReadsThroughTheServiceInterfaceUseTheCache) {
+  const std::string data = TestBytes(4000, 7);
+  Write("chunk-1-00002.m4s", data);
+  auto cache = MakeCache();
+  ASSERT_TRUE(cache->Fetch(kVid1, "chunk-1-00002.m4s").ok());
+  const int opens = counting_->opens.load();
+  auto ranged = ReadContent(*cache, kVid1, "chunk-1-00002.m4s", 1000, 500);
+  ASSERT_TRUE(ranged.ok());
+  EXPECT_EQ(*ranged, data.substr(1000, 500));
+  auto info = cache->Stat(kVid1, "chunk-1-00002.m4s");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->size, 4000u);
+  EXPECT_TRUE(absl::IsOutOfRange(cache->OpenReader(kVid1, "chunk-1-00002.m4s", 4001).status()));
+  EXPECT_EQ(counting_->opens.load(), opens);
+  EXPECT_EQ(counting_->stats.load(), 0);
+}
+
+TEST_F(CachingVideoContentServiceTest, ConcurrentMissesShareOneRead) {
+  const std::string data = TestBytes(10000, 9);
+  Write("chunk-0-00003.m4s", data);
+  auto cache = MakeCache();
+  Notification gate;
+  counting_->gate = &gate;
+  std::vector<std::future<absl::StatusOr<CachingVideoContentService::Fetched>>> fetches;
+  fetches.push_back(
+      std::async(std::launch::async, [&] { return cache->Fetch(kVid1, "chunk-0-00003.m4s"); }));
+  counting_->entered.WaitForNotification();  // the leader is reading
+  for (int i = 0; i < 7; ++i) {
+    fetches.push_back(
+        std::async(std::launch::async, [&] { return cache->Fetch(kVid1, "chunk-0-00003.m4s"); }));
+  }
+  gate.Notify();
+  for (auto& f : fetches) {
+    auto fetched = f.get();
+    ASSERT_TRUE(fetched.ok()) << fetched.status();
+    ASSERT_NE(fetched->file, nullptr);
+    EXPECT_EQ(fetched->file->data, data);
+  }
+  EXPECT_EQ(counting_->opens.load(), 1);
+}
+
+TEST_F(CachingVideoContentServiceTest, AWriteDuringAFillKeepsTheOldBytesOutOfTheCache) {
+  Write("manifest.mpd", "old");
+  auto cache = MakeCache();
+  Notification gate;
+  counting_->gate = &gate;
+  auto fill = std::async(std::launch::async, [&] { return cache->Fetch(kVid1, "manifest.mpd"); });
+  counting_->entered.WaitForNotification();
+  // The fill has not opened the file yet; replace it through the cache and
+  // let the fill go on (it reads the new bytes here, but must not cache
+  // whatever it read, since it began before the write).
+  counting_->gate = nullptr;
+  ASSERT_TRUE(WriteContent(*cache, kVid1, "manifest.mpd", "new").ok());
+  gate.Notify();
+  ASSERT_TRUE(fill.get().ok());
+  EXPECT_EQ(cache->Lookup(kVid1, "manifest.mpd"), nullptr);
+  EXPECT_EQ(cache->stats().invalidations, 0u);
+  EXPECT_EQ(cache->Fetch(kVid1, "manifest.mpd")->file->data, "new");
+}
+
+}  // namespace
+}  // namespace streamgrid
