@@ -86,7 +86,8 @@ std::shared_ptr<const CachedFile> CachingVideoContentService::FreshLocked(const 
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
   Entry& entry = it->second;
-  if (!entry.immutable && options_.now() - entry.checked_at >= options_.mutable_ttl) return nullptr;
+  const auto ttl = entry.immutable ? options_.immutable_ttl : options_.mutable_ttl;
+  if (options_.now() - entry.checked_at >= ttl) return nullptr;
   lru_.splice(lru_.begin(), lru_, entry.lru_pos);
   return entry.file;
 }

@@ -29,6 +29,10 @@ struct ContentCacheOptions {
   // thumbnail: anything but a segment) is checked against the wrapped service
   // once it is older than this.
   std::chrono::milliseconds mutable_ttl{std::chrono::seconds(2)};
+  // Segments never change under a name, but a video deleted through another
+  // web server must stop being served here too: they are checked the same
+  // way (one Stat, no read when unchanged) once older than this.
+  std::chrono::milliseconds immutable_ttl{std::chrono::seconds(60)};
   // Bytes read from the wrapped service per call while filling an entry.
   size_t fill_chunk_bytes = 256 * 1024;
   // The clock (tests replace it).
@@ -60,12 +64,12 @@ struct CachedFile {
 
 // A VideoContentService decorator that keeps whole small files in memory, LRU
 // by bytes, so hot segments and manifests are served without touching disk or
-// the network. Segments (`*.m4s`) never change under a name, so they stay
-// until evicted; every other cached name is revalidated (a Stat, compared by
-// ETag) once older than `mutable_ttl`. `original` is never cached. This
-// process's writes (through this decorator) and deletes invalidate at once;
-// writes by other processes to mutable names are seen after the TTL.
-// Thread-safe; Lookup never blocks on I/O, the other calls may.
+// the network. Segments (`*.m4s`) never change under a name, so they are
+// only rechecked (a Stat, compared by ETag) after `immutable_ttl`, to notice
+// deletes made elsewhere; every other cached name after `mutable_ttl`. `original` is never cached.
+// This process's writes (through this decorator) and deletes invalidate at once; writes by other
+// processes to mutable names are seen after the TTL. Thread-safe; Lookup never blocks on I/O, the
+// other calls may.
 class CachingVideoContentService : public VideoContentService {
  public:
   // `inner` must outlive this object.

@@ -73,9 +73,9 @@ class CountingService : public VideoContentService {
       std::string_view video_id, std::string_view name, uint64_t offset,
       std::optional<uint64_t> length) override {
     ++opens;
-    if (gate) {
+    if (Notification* g = gate.load()) {
       entered.Notify();
-      gate->WaitForNotification();
+      g->WaitForNotification();
     }
     return inner_.OpenReader(video_id, name, offset, length);
   }
@@ -95,7 +95,7 @@ class CountingService : public VideoContentService {
 
   std::atomic<int> opens{0};
   std::atomic<int> stats{0};
-  Notification* gate = nullptr;
+  std::atomic<Notification*> gate{nullptr};
   Notification entered;
 
  private:
@@ -301,6 +301,23 @@ TEST_F(CachingVideoContentServiceTest, MutableNamesAreRevalidatedAfterTheTtl) {
   now_ += 3s;
   EXPECT_TRUE(absl::IsNotFound(cache->Fetch(kVid1, "manifest.mpd").status()));
   EXPECT_EQ(cache->stats().entries, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, SegmentsDeletedElsewhereGoAfterTheLongTtl) {
+  Write("chunk-0-00001.m4s", "seg");
+  ContentCacheOptions options;
+  options.mutable_ttl = 2s;
+  options.immutable_ttl = 60s;
+  auto cache = MakeCache(options);
+  ASSERT_TRUE(cache->Fetch(kVid1, "chunk-0-00001.m4s").ok());
+  now_ += 59s;
+  EXPECT_NE(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  ASSERT_TRUE(local_->DeleteVideo(kVid1).ok());  // another server deleted the video
+  EXPECT_NE(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  now_ += 1s;
+  EXPECT_EQ(cache->Lookup(kVid1, "chunk-0-00001.m4s"), nullptr);
+  EXPECT_TRUE(absl::IsNotFound(cache->Fetch(kVid1, "chunk-0-00001.m4s").status()));
+  EXPECT_EQ(cache->stats().entries, 0u);
 }
 
 TEST_F(CachingVideoContentServiceTest, OwnWritesAndDeletesInvalidateAtOnce) {
