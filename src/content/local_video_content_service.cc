@@ -352,6 +352,46 @@ absl::Status LocalVideoContentService::Delete(std::string_view video_id, std::st
   return absl::OkStatus();
 }
 
+absl::StatusOr<ContentInfo> LocalVideoContentService::StoreLocalFile(std::string_view video_id,
+                                                                     std::string_view name,
+                                                                     const fs::path& file) {
+  if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
+  ScopedFd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) return ErrnoStatus(errno, "open", file);
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", file);
+  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(file.string() + " is not a file");
+  // The link makes these bytes the committed file: they must be on disk
+  // before the name is (a no-op when the caller fsynced already).
+  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", file);
+  const fs::path dir = VideoDir(video_id);
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir", dir);
+  // Linked under a temp name first, then renamed over the target, so a
+  // reader sees the old file or the new one and a crash leaves only a temp
+  // file that Open() removes.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const fs::path temp = dir / absl::StrCat(Sv(kTempPrefix), Sv(name), ".", RandomHex());
+    if (link(file.c_str(), temp.c_str()) != 0) {
+      if (errno == EEXIST) continue;
+      // Another filesystem, or one without hard links: copy instead.
+      if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP) {
+        return CopyLocalFile(*this, video_id, name, file);
+      }
+      return ErrnoStatus(errno, "link", temp);
+    }
+    const fs::path target = dir / name;
+    if (rename(temp.c_str(), target.c_str()) != 0) {
+      const int err = errno;
+      unlink(temp.c_str());
+      return ErrnoStatus(err, "rename", temp);
+    }
+    if (absl::Status s = FsyncDir(dir); !s.ok()) return s;
+    if (absl::Status s = FsyncDir(root_); !s.ok()) return s;
+    return InfoFromStat(std::string(name), st);
+  }
+  return absl::InternalError(absl::StrCat("no free temp file name in ", dir.string()));
+}
+
 absl::Status LocalVideoContentService::DeleteVideo(std::string_view video_id) {
   if (absl::Status s = ValidateVideoId(video_id); !s.ok()) return s;
   const fs::path dir = VideoDir(video_id);

@@ -47,6 +47,11 @@ class LocalVideoContentService : public VideoContentService {
   absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override;
   absl::Status Delete(std::string_view video_id, std::string_view name) override;
   absl::Status DeleteVideo(std::string_view video_id) override;
+  // Hard-links `file` into place (flushed to disk first) when it is on the
+  // root's filesystem, so nothing is copied; otherwise copies it.
+  absl::StatusOr<ContentInfo> StoreLocalFile(std::string_view video_id, std::string_view name,
+                                             const std::filesystem::path& file) override;
+  bool StoresLocalFilesWithoutCopy() const override { return true; }
 
  private:
   explicit LocalVideoContentService(std::filesystem::path root) : root_(std::move(root)) {}

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -81,6 +82,26 @@ class VideoContentService {
   // up-front check, so an upload is refused before it is accepted rather than
   // failing in transcoding; writes still report their own errors.
   virtual absl::Status CheckWritable() { return absl::OkStatus(); }
+
+  // Stores the complete local file `file` as `video_id/name`, with the same
+  // all-or-nothing visibility as a writer's Commit(); `file` itself stays in
+  // place. An implementation may share `file`'s storage (a hard link) instead
+  // of copying it, so the caller must never modify `file` afterwards (renaming
+  // or deleting it is fine). The default copies it through OpenWriter() in
+  // chunks.
+  virtual absl::StatusOr<ContentInfo> StoreLocalFile(std::string_view video_id,
+                                                     std::string_view name,
+                                                     const std::filesystem::path& file);
+
+  // True when StoreLocalFile() costs no copy of the bytes (same machine, same
+  // filesystem), so a caller that has the whole file on local disk anyway
+  // should store it that way rather than stream it through OpenWriter().
+  virtual bool StoresLocalFilesWithoutCopy() const { return false; }
 };
+
+// The default StoreLocalFile(): streams `file` through `content.OpenWriter()`
+// in chunks and commits. For implementations whose fast path cannot be used.
+absl::StatusOr<ContentInfo> CopyLocalFile(VideoContentService& content, std::string_view video_id,
+                                          std::string_view name, const std::filesystem::path& file);
 
 }  // namespace streamgrid

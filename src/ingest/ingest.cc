@@ -1,0 +1,221 @@
+#include "ingest/ingest.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+
+namespace streamgrid::ingest {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The payload that marks a refusal; its value is irrelevant.
+constexpr char kRefusalPayload[] = "type.streamgrid.dev/ingest.Refusal";
+
+absl::Status Refusal(absl::Status status) {
+  status.SetPayload(kRefusalPayload, absl::Cord("1"));
+  return status;
+}
+
+// Probe and end-check errors that describe the file rather than the server.
+absl::Status AsRefusalIfAboutTheFile(absl::Status status) {
+  if (absl::IsInvalidArgument(status) || absl::IsOutOfRange(status) || absl::IsDataLoss(status)) {
+    return Refusal(std::move(status));
+  }
+  return status;
+}
+
+absl::Status SpoolError(const char* what, const fs::path& path) {
+  const int err = errno;
+  if (err == ENOSPC || err == EDQUOT) {
+    return absl::ResourceExhaustedError("server is out of disk space");
+  }
+  return absl::InternalError(
+      absl::StrCat(what, " ", path.string(), ": ", std::generic_category().message(err)));
+}
+
+bool IsRetryable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+}  // namespace
+
+bool IsRefusal(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kRefusalPayload).has_value();
+}
+
+Ingest::Ingest(VideoMetadataService& metadata, VideoContentService& content, EnqueueJob enqueue,
+               IngestOptions options)
+    : metadata_(metadata),
+      content_(content),
+      enqueue_(std::move(enqueue)),
+      options_(std::move(options)) {}
+
+absl::Status Ingest::CheckWritable() { return content_.CheckWritable(); }
+
+absl::StatusOr<std::unique_ptr<Upload>> Ingest::Begin() {
+  std::string id = NewVideoId();
+  fs::path spool = options_.spool_dir / (id + ".upload");
+  std::unique_ptr<Upload> upload(new Upload(*this, std::move(id), std::move(spool)));
+  if (absl::Status s = upload->Open(); !s.ok()) return s;
+  return upload;
+}
+
+Upload::Upload(Ingest& ingest, std::string id, fs::path spool_path)
+    : ingest_(ingest), id_(std::move(id)), spool_path_(std::move(spool_path)) {}
+
+Upload::~Upload() {
+  if (fd_ >= 0) ::close(fd_);
+  // Destroying the writer uncommitted cancels every copy being streamed.
+  stream_.reset();
+  if (!finished_) {
+    std::error_code ec;
+    fs::remove(spool_path_, ec);
+  }
+}
+
+absl::Status Upload::Open() {
+  std::error_code ec;
+  fs::create_directories(spool_path_.parent_path(), ec);
+  fd_ = ::open(spool_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd_ < 0) return SpoolError("cannot create", spool_path_);
+  VideoContentService& content = ingest_.content_;
+  if (!content.StoresLocalFilesWithoutCopy()) {
+    // The copies are written while the body arrives instead of after it. If
+    // they cannot be started now, Finish() stores the original from the spool
+    // file, with retries, like any stream that fails midway.
+    absl::StatusOr<std::unique_ptr<ContentWriter>> writer = content.OpenWriter(id_, "original");
+    if (writer.ok()) {
+      stream_ = *std::move(writer);
+    } else {
+      spdlog::info("upload {}: cannot stream the original yet ({}); storing it at the end", id_,
+                   writer.status().ToString());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Upload::WriteSpool(std::span<const char> data) {
+  const char* next = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, next, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return SpoolError("cannot write", spool_path_);
+    next += n;
+    left -= static_cast<size_t>(n);
+  }
+  size_ += data.size();
+  // Start writing the pages behind us to disk without waiting for them: the
+  // disk works while the network does, and the one fsync at the end is short.
+  const uint64_t step = ingest_.options_.writeback_bytes;
+  if (step > 0 && size_ - written_back_ >= step) {
+    ::sync_file_range(fd_, static_cast<off_t>(written_back_),
+                      static_cast<off_t>(size_ - written_back_), SYNC_FILE_RANGE_WRITE);
+    written_back_ = size_;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Upload::Append(std::span<const char> data) {
+  if (failed_ || finished_) return absl::FailedPreconditionError("the upload is not usable");
+  if (data.empty()) return absl::OkStatus();
+  if (size_ + data.size() > ingest_.options_.max_file_bytes) {
+    failed_ = true;
+    return Refusal(absl::OutOfRangeError(absl::StrCat("upload is larger than the limit of ",
+                                                      ingest_.options_.max_file_bytes, " bytes")));
+  }
+  if (absl::Status s = WriteSpool(data); !s.ok()) {
+    failed_ = true;
+    return s;
+  }
+  if (stream_) {
+    if (absl::Status s = stream_->Append(data); !s.ok()) {
+      // The spool file has every byte: the original is stored from it at the
+      // end instead, on whichever nodes are up then.
+      spdlog::warn("upload {}: streaming the original failed ({}); storing it at the end", id_,
+                   s.ToString());
+      stream_.reset();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Upload::StoreOriginal() {
+  VideoContentService& content = ingest_.content_;
+  if (stream_) {
+    absl::StatusOr<ContentInfo> committed = stream_->Commit();
+    stream_.reset();
+    if (committed.ok()) return absl::OkStatus();
+    if (!IsRetryable(committed.status())) return committed.status();
+    spdlog::info("upload {}: committing the streamed original failed ({}); storing it again", id_,
+                 committed.status().ToString());
+  }
+  // A node dying in the middle of a write fails the whole write, and the next
+  // try stores the copy on a stand-in instead. Bounded: store_attempts tries.
+  std::chrono::milliseconds backoff = ingest_.options_.store_backoff;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<ContentInfo> stored = content.StoreLocalFile(id_, "original", spool_path_);
+    if (stored.ok()) return absl::OkStatus();
+    if (attempt >= ingest_.options_.store_attempts || !IsRetryable(stored.status())) {
+      return stored.status();
+    }
+    spdlog::info("upload {}: storing the original failed ({}), retrying", id_,
+                 stored.status().ToString());
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
+}
+
+absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
+  if (failed_ || finished_) return absl::FailedPreconditionError("the upload is not usable");
+  failed_ = true;  // until it succeeds
+  if (size_ == 0) return Refusal(absl::DataLossError("the uploaded file is empty"));
+  // One fsync, at the end: the upload is safely on disk once it returns.
+  if (::fsync(fd_) != 0) return SpoolError("cannot flush", spool_path_);
+  if (::close(std::exchange(fd_, -1)) != 0) return SpoolError("cannot close", spool_path_);
+
+  const IngestOptions& options = ingest_.options_;
+  absl::StatusOr<MediaInfo> media = ProbeMedia(spool_path_, options.probe);
+  if (!media.ok()) return AsRefusalIfAboutTheFile(media.status());
+  if (absl::Status s = CheckMediaLimits(*media, options.media_limits); !s.ok()) {
+    return AsRefusalIfAboutTheFile(s);
+  }
+  if (absl::Status s = VerifyMediaEnd(spool_path_, *media, options.probe); !s.ok()) {
+    return AsRefusalIfAboutTheFile(s);
+  }
+
+  VideoContentService& content = ingest_.content_;
+  if (absl::Status s = StoreOriginal(); !s.ok()) {
+    content.DeleteVideo(id_).IgnoreError();
+    return s;
+  }
+  VideoRecord record;
+  record.id = id_;
+  record.title = std::string(title);
+  record.status = VideoStatus::kProcessing;
+  record.duration_seconds = media->duration_seconds;
+  record.created_at_ms = NowMillis();
+  record.updated_at_ms = record.created_at_ms;
+  if (absl::Status s = ingest_.metadata_.Create(record); !s.ok()) {
+    content.DeleteVideo(id_).IgnoreError();
+    return s;
+  }
+  // The job takes over the spool file (it saves a download of the original).
+  failed_ = false;
+  finished_ = true;
+  ingest_.enqueue_(id_, spool_path_);
+  return record;
+}
+
+}  // namespace streamgrid::ingest
