@@ -140,6 +140,132 @@ absl::Status ProbeFailure(const std::filesystem::path& file, std::string_view st
   return absl::DataLossError(absl::StrCat("The video file could not be read: ", reason));
 }
 
+constexpr char kCutShort[] =
+    "The file is damaged or incomplete: its last part is missing. If the upload was "
+    "interrupted, upload it again.";
+
+// Reads big-endian integers at `offset`; false when the file ends first.
+bool ReadAt(std::ifstream& in, uint64_t offset, unsigned char* out, size_t n) {
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(offset));
+  return static_cast<bool>(in.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(n)));
+}
+
+uint64_t BigEndian(const unsigned char* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+// An ISO BMFF (MP4, MOV, 3GP) file is a sequence of top-level boxes, each
+// declaring its size: one that runs past the end of the file was cut. Checks
+// at most a bounded number of boxes (fragmented files have many) and stops
+// quietly at anything it does not understand, leaving that to ffprobe.
+absl::Status CheckIsoBmffBoxes(std::ifstream& in, uint64_t file_size) {
+  constexpr int kMaxBoxes = 100'000;
+  uint64_t offset = 0;
+  for (int i = 0; i < kMaxBoxes && offset < file_size; ++i) {
+    unsigned char header[16];
+    if (file_size - offset < 8 || !ReadAt(in, offset, header, 8))
+      return absl::DataLossError(kCutShort);
+    uint64_t size = BigEndian(header, 4);
+    uint64_t header_size = 8;
+    if (size == 1) {
+      if (file_size - offset < 16 || !ReadAt(in, offset + 8, header + 8, 8)) {
+        return absl::DataLossError(kCutShort);
+      }
+      size = BigEndian(header + 8, 8);
+      header_size = 16;
+    } else if (size == 0) {
+      return absl::OkStatus();  // the last box, running to the end of the file
+    }
+    if (size < header_size) return absl::OkStatus();  // not boxes after all
+    if (size > file_size - offset) return absl::DataLossError(kCutShort);
+    offset += size;
+  }
+  return absl::OkStatus();
+}
+
+// An EBML variable-length integer at `p` (at most 8 bytes available): its
+// length, and its value with the length marker removed. Length 0 if invalid.
+std::pair<int, uint64_t> EbmlVint(const unsigned char* p, bool keep_marker) {
+  int length = 1;
+  while (length <= 8 && !(p[0] & (0x80 >> (length - 1)))) ++length;
+  if (length > 8) return {0, 0};
+  uint64_t value = keep_marker ? p[0] : (p[0] & (0xff >> length));
+  for (int i = 1; i < length; ++i) value = (value << 8) | p[i];
+  return {length, value};
+}
+
+// A Matroska/WebM file is an EBML header followed by one Segment element
+// that declares its size (unless it was written live, as browsers record):
+// a segment running past the end of the file was cut.
+absl::Status CheckMatroskaSegment(std::ifstream& in, uint64_t file_size) {
+  uint64_t offset = 0;
+  for (int element = 0; element < 2; ++element) {
+    unsigned char buf[16] = {};
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(16, file_size - offset));
+    if (want < 2 || !ReadAt(in, offset, buf, want)) return absl::DataLossError(kCutShort);
+    auto [id_length, id] = EbmlVint(buf, /*keep_marker=*/true);
+    if (id_length == 0 || static_cast<size_t>(id_length) >= want) return absl::OkStatus();
+    auto [size_length, size] = EbmlVint(buf + id_length, /*keep_marker=*/false);
+    if (size_length == 0) return absl::OkStatus();
+    const uint64_t unknown = (uint64_t{1} << (7 * size_length)) - 1;
+    const uint64_t data = offset + static_cast<uint64_t>(id_length + size_length);
+    const bool is_header = element == 0 && id == 0x1A45DFA3;
+    const bool is_segment = element == 1 && id == 0x18538067;
+    if (!is_header && !is_segment) return absl::OkStatus();
+    if (size == unknown) return absl::OkStatus();  // live recording: no size to check
+    if (data > file_size || size > file_size - data) return absl::DataLossError(kCutShort);
+    offset = data + size;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckContainerFraming(const std::filesystem::path& file, uint64_t file_size,
+                                   std::string_view format_name) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::InternalError(absl::StrCat("cannot open ", file.string()));
+  if (format_name.starts_with("mov,") && LooksLikeIsoBmff(file)) {
+    return CheckIsoBmffBoxes(in, file_size);
+  }
+  if (format_name.starts_with("matroska")) return CheckMatroskaSegment(in, file_size);
+  return absl::OkStatus();
+}
+
+// The packets ffprobe lists (`-of compact=p=0`): how far they reach in time
+// and in bytes.
+struct PacketTail {
+  int packets = 0;
+  double max_end = 0;         // latest timestamp + duration, seconds
+  uint64_t max_byte_end = 0;  // furthest pos + size
+
+  void OnLine(std::string_view line) {
+    std::optional<double> pts, dts, duration, size, pos;
+    while (!line.empty()) {
+      const size_t bar = line.find('|');
+      const std::string_view field = line.substr(0, bar);
+      line = bar == std::string_view::npos ? std::string_view() : line.substr(bar + 1);
+      size_t eq = field.find('=');
+      if (eq == std::string_view::npos) continue;
+      std::string_view key = field.substr(0, eq);
+      std::optional<double> value = ParseDouble(field.substr(eq + 1));
+      if (key == "pts_time") pts = value;
+      if (key == "dts_time") dts = value;
+      if (key == "duration_time") duration = value;
+      if (key == "size") size = value;
+      if (key == "pos") pos = value;
+    }
+    ++packets;
+    if (std::optional<double> at = pts ? pts : dts) {
+      max_end = std::max(max_end, *at + duration.value_or(0));
+    }
+    if (pos && size && *pos >= 0 && *size >= 0) {
+      max_byte_end = std::max(max_byte_end, static_cast<uint64_t>(*pos + *size));
+    }
+  }
+};
+
 }  // namespace
 
 absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
@@ -155,6 +281,7 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
     return absl::InvalidArgumentError(RefusedFormatMessage(info.format_name));
   }
   info.bit_rate = static_cast<int64_t>(NumberField(format, "bit_rate").value_or(0));
+  info.start_time = NumberField(format, "start_time").value_or(0);
 
   const json* video = nullptr;
   json streams = root.value("streams", json::array());
@@ -281,42 +408,57 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
 
 absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
                             const ProbeOptions& options) {
-  // ffmpeg (not ffprobe) because only decoding touches the media data. Two
-  // symptoms of a cut: a damaged last packet (-xerror makes it fatal) or, when
-  // the cut falls between packets, decoding that ends early.
-  std::string ffmpeg = "ffmpeg";
-  if (size_t slash = options.ffprobe.rfind('/'); slash != std::string::npos) {
-    ffmpeg = options.ffprobe.substr(0, slash + 1) + "ffmpeg";
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(file, ec);
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) {
+      return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+    }
+    return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
   }
-  const double start = std::max(0.0, info.duration_seconds - 1.5);
-  std::vector<std::string> argv = {
-      ffmpeg, "-nostdin", "-v", "error", "-xerror", "-ss", absl::StrFormat("%.3f", start)};
+  if (absl::Status s = CheckContainerFraming(file, file_size, info.format_name); !s.ok()) return s;
+
+  // ffprobe lists the packets from about 1.5 s before the end without
+  // decoding them: a demuxer reads an index entry past the cut as a packet
+  // outside the file, and a cut between packets ends the list early.
+  const double from = info.start_time + std::max(0.0, info.duration_seconds - 1.5);
+  std::vector<std::string> argv = {options.ffprobe, "-v", "error"};
   for (std::string& option : InputSafetyOptions(info.format_name)) {
     argv.push_back(std::move(option));
   }
-  argv.insert(argv.end(), {"-i", "file:" + file.string(), "-map", "0:v:0", "-f", "null",
-                           "-progress", "pipe:1", "-nostats", "-"});
-  FfmpegProgress progress(info.duration_seconds);
+  argv.insert(argv.end(), {"-read_intervals", absl::StrFormat("%.3f%%", from), "-show_entries",
+                           "packet=pts_time,dts_time,duration_time,size,pos", "-of", "compact=p=0",
+                           "-i", "file:" + file.string()});
   SubprocessOptions run;
   run.deadline = options.timeout;
   run.kill_grace = std::chrono::milliseconds(1000);
-  absl::StatusOr<SubprocessOutput> out = RunSubprocess(argv, std::move(run));
-  if (absl::IsDeadlineExceeded(out.status())) {
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc;
+  PacketTail tail;
+  run.on_stdout_line = [&tail](std::string_view line) { tail.OnLine(line); };
+  proc = Subprocess::Start(argv, std::move(run));
+  if (!proc.ok()) return proc.status();
+  absl::StatusOr<ExitStatus> exit;
+  {
+    CancelToken::Registration registration;
+    if (options.cancel != nullptr) {
+      Subprocess* raw = proc->get();
+      registration = options.cancel->OnCancel([raw] { raw->Kill(); });
+    }
+    exit = (*proc)->Wait();
+  }
+  if (absl::IsDeadlineExceeded(exit.status())) {
     return absl::DeadlineExceededError("Checking the end of the video took too long.");
   }
-  if (!out.ok()) return out.status();
-  if (std::optional<std::string> demuxer = RefusedDemuxer(out->stderr_tail)) {
+  if (!exit.ok()) return exit.status();
+  if (std::optional<std::string> demuxer = RefusedDemuxer((*proc)->stderr_tail())) {
     return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
   }
-  for (std::string_view line : NonEmptyLines(out->stdout_text)) progress.OnLine(line);
-  // Output time restarts at the seek point; the last frame starts one frame
-  // before the end, so allow a little more than a frame of slack.
-  const double decoded_until = start + static_cast<double>(progress.out_time_us()) / 1e6;
+  // The last packet starts one frame before the end: allow a little more
+  // than a frame of slack, as for any rounding of the container's duration.
   const double slack = std::max(0.5, info.frame_rate > 0 ? 2.0 / info.frame_rate : 0.5);
-  if (!out->exit.success() || decoded_until < info.duration_seconds - slack) {
-    return absl::DataLossError(
-        "The file is damaged or incomplete: its last part cannot be decoded. If the upload "
-        "was interrupted, upload it again.");
+  if (!exit->success() || tail.packets == 0 || tail.max_byte_end > file_size ||
+      tail.max_end - info.start_time < info.duration_seconds - slack) {
+    return absl::DataLossError(kCutShort);
   }
   return absl::OkStatus();
 }

@@ -22,6 +22,7 @@ struct MediaInfo {
   std::string format_name;  // e.g. "mov,mp4,m4a,3gp,3g2,mj2"
   std::string video_codec;  // e.g. "h264"
   int stream_count = 0;     // streams of every kind
+  double start_time = 0;    // the container's first timestamp, seconds (0 when unknown)
 };
 
 class CancelToken;
@@ -44,10 +45,16 @@ struct ProbeOptions {
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options = {});
 
-// Decodes the last second or so of `file` (described by `info`) and fails with
-// DATA_LOSS if that cannot be done cleanly. This catches what ProbeMedia()
-// cannot: a file whose index is intact but whose media data was cut short (an
-// MP4 with its index at the front, uploaded partially). Costs one short decode.
+// Checks, without decoding anything, that `file` (described by `info`) is
+// not cut short, and fails with DATA_LOSS if it is. This catches what
+// ProbeMedia() cannot: a file whose index is intact but whose media data was
+// cut (an MP4 with its index at the front, uploaded partially). Two checks:
+// the container's own framing (an MP4's top-level boxes, a Matroska/WebM
+// segment's declared size) must end inside the file, and the packets of the
+// last second or so (listed by ffprobe, which only demuxes) must lie inside
+// the file and reach the end of the duration. Costs a few reads and one
+// short ffprobe run, whatever the file's size. Damage inside the media data
+// (rather than a cut) is left for the transcode to report.
 absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
                             const ProbeOptions& options = {});
 

@@ -271,6 +271,42 @@ TEST_F(ProbeTest, VerifyMediaEndCatchesDataCutShortBehindAnIntactIndex) {
   EXPECT_THAT(end.message(), HasSubstr("incomplete"));
 }
 
+// A cut inside the very last packet leaves every index entry but one inside
+// the file, and that one only shortened: the MP4's own box sizes tell.
+TEST_F(ProbeTest, VerifyMediaEndCatchesACutOfAFewBytes) {
+  absl::StatusOr<std::string> bytes = testing::ReadTestFile(Path("faststart.mp4"));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  fs::path cut = media_->dir() / "faststart-minus-10.mp4";
+  ASSERT_TRUE(testing::WriteTestFile(cut, bytes->substr(0, bytes->size() - 10)).ok());
+  absl::StatusOr<MediaInfo> info = ProbeMedia(cut);
+  ASSERT_TRUE(info.ok()) << info.status();
+  absl::Status end = VerifyMediaEnd(cut, *info);
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+}
+
+// Matroska declares its segment's size up front: a cut file is caught too,
+// and the whole one passes.
+TEST_F(ProbeTest, VerifyMediaEndCatchesACutMatroskaFile) {
+  absl::StatusOr<MediaInfo> whole = ProbeMedia(Path("silent.mkv"));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  absl::Status intact = VerifyMediaEnd(Path("silent.mkv"), *whole);
+  EXPECT_TRUE(intact.ok()) << intact;
+
+  absl::StatusOr<std::string> bytes = testing::ReadTestFile(Path("silent.mkv"));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  for (size_t keep : {bytes->size() * 3 / 4, bytes->size() - 3}) {
+    fs::path cut = media_->dir() / "cut.mkv";
+    ASSERT_TRUE(testing::WriteTestFile(cut, bytes->substr(0, keep)).ok());
+    absl::StatusOr<MediaInfo> info = ProbeMedia(cut);
+    if (!info.ok()) {
+      EXPECT_EQ(info.status().code(), absl::StatusCode::kDataLoss) << info.status();
+      continue;
+    }
+    absl::Status end = VerifyMediaEnd(cut, *info);
+    EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << "kept " << keep << ": " << end;
+  }
+}
+
 TEST_F(ProbeTest, MissingFileIsNotFound) {
   EXPECT_EQ(ProbeMedia(media_->dir() / "nope.mp4").status().code(), absl::StatusCode::kNotFound);
 }
