@@ -131,6 +131,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
  private:
   class BodyReaderImpl : public BodyReader {
    public:
+    static constexpr size_t kBodyReadBytes = 64 * 1024;  // Beast's largest read
+
     BodyReaderImpl(Connection& conn, bhttp::request_parser<bhttp::buffer_body>& parser,
                    uint64_t limit, bool expect_continue)
         : conn_(conn), parser_(parser), limit_(limit), expect_continue_(expect_continue) {}
@@ -147,6 +149,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
         co_await bhttp::async_write(conn_.stream_, cont, redirect_error(use_awaitable, ec));
         if (ec) co_return error_ = StatusFromReadError(ec);
       }
+      // Beast reads no more than the buffer's free capacity (at least 512
+      // bytes): without room reserved, a large body arrives 512 bytes per
+      // system call.
+      conn_.buffer_.reserve(kBodyReadBytes);
       size_t n = 0;
       while (n == 0 && !parser_.is_done()) {
         auto& body = parser_.get().body();

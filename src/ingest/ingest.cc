@@ -44,6 +44,10 @@ absl::Status SpoolError(const char* what, const fs::path& path) {
       absl::StrCat(what, " ", path.string(), ": ", std::generic_category().message(err)));
 }
 
+int64_t Millis(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
+
 bool IsRetryable(const absl::Status& status) {
   return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
 }
@@ -180,10 +184,12 @@ absl::Status Upload::StoreOriginal() {
 absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   if (failed_ || finished_) return absl::FailedPreconditionError("the upload is not usable");
   failed_ = true;  // until it succeeds
+  const auto finish_started = Clock::now();
   if (size_ == 0) return Refusal(absl::DataLossError("the uploaded file is empty"));
   // One fsync, at the end: the upload is safely on disk once it returns.
   if (::fsync(fd_) != 0) return SpoolError("cannot flush", spool_path_);
   if (::close(std::exchange(fd_, -1)) != 0) return SpoolError("cannot close", spool_path_);
+  const auto flushed = Clock::now();
 
   const IngestOptions& options = ingest_.options_;
   absl::StatusOr<MediaInfo> media = ProbeMedia(spool_path_, options.probe);
@@ -195,6 +201,7 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
     return AsRefusalIfAboutTheFile(s);
   }
 
+  const auto checked = Clock::now();
   VideoContentService& content = ingest_.content_;
   if (absl::Status s = StoreOriginal(); !s.ok()) {
     content.DeleteVideo(id_).IgnoreError();
@@ -215,6 +222,12 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   failed_ = false;
   finished_ = true;
   ingest_.enqueue_(id_, spool_path_);
+  const auto done = Clock::now();
+  spdlog::info(
+      "upload {}: {} bytes received in {} ms; flushed in {} ms, checked in {} ms, stored and "
+      "recorded in {} ms",
+      id_, size_, Millis(begun_, finish_started), Millis(finish_started, flushed),
+      Millis(flushed, checked), Millis(checked, done));
   return record;
 }
 

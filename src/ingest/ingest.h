@@ -18,6 +18,8 @@
 
 namespace streamgrid::ingest {
 
+using Clock = std::chrono::steady_clock;
+
 // Hands an accepted video to transcoding: TranscodeWorkerPool::Enqueue in the
 // server, a recorder in tests. It takes ownership of `local_source`, a file on
 // this machine holding the same bytes as `<video_id>/original`.
@@ -95,6 +97,7 @@ class Upload {
   std::unique_ptr<ContentWriter> stream_;
   bool failed_ = false;
   bool finished_ = false;
+  const Clock::time_point begun_ = Clock::now();
 };
 
 // The upload path, apart from HTTP: spool -> validate -> store the original
