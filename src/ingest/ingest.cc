@@ -4,11 +4,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -79,6 +81,7 @@ Upload::Upload(Ingest& ingest, std::string id, fs::path spool_path)
     : ingest_(ingest), id_(std::move(id)), spool_path_(std::move(spool_path)) {}
 
 Upload::~Upload() {
+  StopStreaming(/*drain=*/false);
   if (fd_ >= 0) ::close(fd_);
   // Destroying the writer uncommitted cancels every copy being streamed.
   stream_.reset();
@@ -101,6 +104,7 @@ absl::Status Upload::Open() {
     absl::StatusOr<std::unique_ptr<ContentWriter>> writer = content.OpenWriter(id_, "original");
     if (writer.ok()) {
       stream_ = *std::move(writer);
+      streamer_ = std::thread([this] { StreamLoop(); });
     } else {
       spdlog::info("upload {}: cannot stream the original yet ({}); storing it at the end", id_,
                    writer.status().ToString());
@@ -143,20 +147,73 @@ absl::Status Upload::Append(std::span<const char> data) {
     failed_ = true;
     return s;
   }
-  if (stream_) {
-    if (absl::Status s = stream_->Append(data); !s.ok()) {
-      // The spool file has every byte: the original is stored from it at the
-      // end instead, on whichever nodes are up then.
-      spdlog::warn("upload {}: streaming the original failed ({}); storing it at the end", id_,
-                   s.ToString());
-      stream_.reset();
-    }
+  if (streamer_.joinable()) {
+    std::lock_guard lock(mu_);
+    spooled_ = size_;
+    cv_.notify_all();
   }
   return absl::OkStatus();
 }
 
+void Upload::StreamLoop() {
+  // Reads back what was just written: from the page cache, not the disk.
+  constexpr size_t kChunk = 1024 * 1024;
+  int fd = ::open(spool_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  absl::Status status = fd >= 0 ? absl::OkStatus() : SpoolError("cannot reopen", spool_path_);
+  std::vector<char> buffer(status.ok() ? kChunk : 0);
+  uint64_t sent = 0;
+  while (status.ok()) {
+    uint64_t available;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return abort_ || stop_ || spooled_ > sent; });
+      if (abort_ || (stop_ && spooled_ == sent)) break;
+      available = spooled_ - sent;
+    }
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(available, kChunk));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(sent));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      status = n < 0 ? SpoolError("cannot read", spool_path_)
+                     : absl::InternalError("the spool file shrank");
+      break;
+    }
+    status = stream_->Append(std::span(buffer.data(), static_cast<size_t>(n)));
+    if (status.ok()) {
+      sent += static_cast<uint64_t>(n);
+      std::lock_guard lock(mu_);
+      streamed_ = sent;
+      cv_.notify_all();
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  if (!status.ok()) {
+    // The spool file has every byte: the original is stored from it at the
+    // end instead, on whichever nodes are up then.
+    spdlog::warn("upload {}: streaming the original failed ({}); storing it at the end", id_,
+                 status.ToString());
+    std::lock_guard lock(mu_);
+    stream_failed_ = true;
+    cv_.notify_all();
+  }
+}
+
+bool Upload::StopStreaming(bool drain) {
+  if (!streamer_.joinable()) return false;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    abort_ = !drain;
+    cv_.notify_all();
+  }
+  streamer_.join();
+  std::lock_guard lock(mu_);
+  return !stream_failed_ && !abort_ && streamed_ == size_;
+}
+
 absl::Status Upload::StoreOriginal() {
   VideoContentService& content = ingest_.content_;
+  if (!StopStreaming(/*drain=*/true)) stream_.reset();
   if (stream_) {
     absl::StatusOr<ContentInfo> committed = stream_->Commit();
     stream_.reset();

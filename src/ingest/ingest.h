@@ -1,13 +1,16 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -92,9 +95,24 @@ class Upload {
   int fd_ = -1;
   uint64_t size_ = 0;
   uint64_t written_back_ = 0;  // spool bytes already handed to the disk
+  // Streams the spool file to stream_ as it grows, so neither the network
+  // read nor the spool write waits for the storage nodes.
+  void StreamLoop();
+  // Stops the streamer: once it has sent everything spooled (`drain`), or at
+  // once. Returns whether stream_ holds every byte and can be committed.
+  bool StopStreaming(bool drain);
+
   // The original streamed while the body arrives (remote content only); null
   // when the original is stored from the spool file at the end instead.
   std::unique_ptr<ContentWriter> stream_;
+  std::thread streamer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t spooled_ = 0;        // guarded by mu_: bytes the streamer may send
+  uint64_t streamed_ = 0;       // guarded by mu_: bytes it has sent
+  bool stream_failed_ = false;  // guarded by mu_
+  bool stop_ = false;           // guarded by mu_: no more bytes are coming
+  bool abort_ = false;          // guarded by mu_: stop without sending the rest
   bool failed_ = false;
   bool finished_ = false;
   const Clock::time_point begun_ = Clock::now();

@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -248,7 +250,12 @@ TEST_F(IngestTest, RemoteContentGetsTheOriginalWhileTheBodyArrives) {
   const std::string id = (*upload)->id();
   ASSERT_TRUE(Feed(**upload, bytes).ok());
 
-  // Every byte went out before Finish, yet nothing is visible until it.
+  // Every byte goes out before Finish (from a thread of its own, so the
+  // body's reader never waits for the nodes), yet nothing is visible until it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (remote_->counts().appended < bytes.size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   EXPECT_EQ(remote_->counts().writers, 1);
   EXPECT_EQ(remote_->counts().appended, bytes.size());
   EXPECT_EQ(remote_->counts().commits, 0);
