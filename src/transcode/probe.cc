@@ -158,17 +158,23 @@ uint64_t BigEndian(const unsigned char* p, size_t n) {
 }
 
 // An ISO BMFF (MP4, MOV, 3GP) file is a sequence of top-level boxes, each
-// declaring its size: one that runs past the end of the file was cut. Checks
-// at most a bounded number of boxes (fragmented files have many) and stops
-// quietly at anything it does not understand, leaving that to ffprobe.
-absl::Status CheckIsoBmffBoxes(std::ifstream& in, uint64_t file_size) {
+// declaring its size: one that runs past the end of the file was cut.
+// Conclusive (true) when the boxes are one index (moov) and its media data
+// (mdat) and end exactly at the end of the file: then every byte the index
+// can point at is there. Checks a bounded number of boxes (fragmented files
+// have many) and stops quietly at anything it does not understand, leaving
+// that to the packet check.
+absl::StatusOr<bool> CheckIsoBmffBoxes(std::ifstream& in, uint64_t file_size) {
   constexpr int kMaxBoxes = 100'000;
   uint64_t offset = 0;
+  bool moov = false, mdat = false, fragments = false;
   for (int i = 0; i < kMaxBoxes && offset < file_size; ++i) {
     unsigned char header[16];
-    if (file_size - offset < 8 || !ReadAt(in, offset, header, 8))
+    if (file_size - offset < 8 || !ReadAt(in, offset, header, 8)) {
       return absl::DataLossError(kCutShort);
+    }
     uint64_t size = BigEndian(header, 4);
+    const std::string_view type(reinterpret_cast<const char*>(header + 4), 4);
     uint64_t header_size = 8;
     if (size == 1) {
       if (file_size - offset < 16 || !ReadAt(in, offset + 8, header + 8, 8)) {
@@ -177,13 +183,16 @@ absl::Status CheckIsoBmffBoxes(std::ifstream& in, uint64_t file_size) {
       size = BigEndian(header + 8, 8);
       header_size = 16;
     } else if (size == 0) {
-      return absl::OkStatus();  // the last box, running to the end of the file
+      return false;  // the last box, running to the end of the file
     }
-    if (size < header_size) return absl::OkStatus();  // not boxes after all
+    if (size < header_size) return false;  // not boxes after all
     if (size > file_size - offset) return absl::DataLossError(kCutShort);
+    moov = moov || type == "moov";
+    mdat = mdat || type == "mdat";
+    fragments = fragments || type == "moof";
     offset += size;
   }
-  return absl::OkStatus();
+  return offset == file_size && moov && mdat && !fragments;
 }
 
 // An EBML variable-length integer at `p` (at most 8 bytes available): its
@@ -199,38 +208,41 @@ std::pair<int, uint64_t> EbmlVint(const unsigned char* p, bool keep_marker) {
 
 // A Matroska/WebM file is an EBML header followed by one Segment element
 // that declares its size (unless it was written live, as browsers record):
-// a segment running past the end of the file was cut.
-absl::Status CheckMatroskaSegment(std::ifstream& in, uint64_t file_size) {
+// a segment running past the end of the file was cut. Conclusive (true) when
+// the segment ends exactly at the end of the file.
+absl::StatusOr<bool> CheckMatroskaSegment(std::ifstream& in, uint64_t file_size) {
   uint64_t offset = 0;
   for (int element = 0; element < 2; ++element) {
     unsigned char buf[16] = {};
     const size_t want = static_cast<size_t>(std::min<uint64_t>(16, file_size - offset));
     if (want < 2 || !ReadAt(in, offset, buf, want)) return absl::DataLossError(kCutShort);
     auto [id_length, id] = EbmlVint(buf, /*keep_marker=*/true);
-    if (id_length == 0 || static_cast<size_t>(id_length) >= want) return absl::OkStatus();
+    if (id_length == 0 || static_cast<size_t>(id_length) >= want) return false;
     auto [size_length, size] = EbmlVint(buf + id_length, /*keep_marker=*/false);
-    if (size_length == 0) return absl::OkStatus();
+    if (size_length == 0) return false;
     const uint64_t unknown = (uint64_t{1} << (7 * size_length)) - 1;
     const uint64_t data = offset + static_cast<uint64_t>(id_length + size_length);
     const bool is_header = element == 0 && id == 0x1A45DFA3;
     const bool is_segment = element == 1 && id == 0x18538067;
-    if (!is_header && !is_segment) return absl::OkStatus();
-    if (size == unknown) return absl::OkStatus();  // live recording: no size to check
+    if (!is_header && !is_segment) return false;
+    if (size == unknown) return false;  // live recording: no size to check
     if (data > file_size || size > file_size - data) return absl::DataLossError(kCutShort);
     offset = data + size;
   }
-  return absl::OkStatus();
+  return offset == file_size;
 }
 
-absl::Status CheckContainerFraming(const std::filesystem::path& file, uint64_t file_size,
-                                   std::string_view format_name) {
+// The container's own framing: DATA_LOSS when it shows a cut, true when it
+// shows every byte is there, false when it cannot tell (other containers).
+absl::StatusOr<bool> CheckContainerFraming(const std::filesystem::path& file, uint64_t file_size,
+                                           std::string_view format_name) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return absl::InternalError(absl::StrCat("cannot open ", file.string()));
   if (format_name.starts_with("mov,") && LooksLikeIsoBmff(file)) {
     return CheckIsoBmffBoxes(in, file_size);
   }
   if (format_name.starts_with("matroska")) return CheckMatroskaSegment(in, file_size);
-  return absl::OkStatus();
+  return false;
 }
 
 // The packets ffprobe lists (`-of compact=p=0`): how far they reach in time
@@ -416,7 +428,9 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
     }
     return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
   }
-  if (absl::Status s = CheckContainerFraming(file, file_size, info.format_name); !s.ok()) return s;
+  absl::StatusOr<bool> framed = CheckContainerFraming(file, file_size, info.format_name);
+  if (!framed.ok()) return framed.status();
+  if (*framed) return absl::OkStatus();
 
   // ffprobe lists the packets from about 1.5 s before the end without
   // decoding them: a demuxer reads an index entry past the cut as a packet

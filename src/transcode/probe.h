@@ -48,12 +48,14 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
 // Checks, without decoding anything, that `file` (described by `info`) is
 // not cut short, and fails with DATA_LOSS if it is. This catches what
 // ProbeMedia() cannot: a file whose index is intact but whose media data was
-// cut (an MP4 with its index at the front, uploaded partially). Two checks:
-// the container's own framing (an MP4's top-level boxes, a Matroska/WebM
-// segment's declared size) must end inside the file, and the packets of the
-// last second or so (listed by ffprobe, which only demuxes) must lie inside
-// the file and reach the end of the duration. Costs a few reads and one
-// short ffprobe run, whatever the file's size. Damage inside the media data
+// cut (an MP4 with its index at the front, uploaded partially). First the
+// container's own framing (an MP4's top-level boxes, a Matroska/WebM
+// segment's declared size) must end inside the file; when it accounts for
+// every byte (a whole unfragmented MP4, a Matroska file of known size) that
+// settles it. Otherwise the packets of the last second or so (listed by
+// ffprobe, which only demuxes) must lie inside the file and reach the end of
+// the duration. Costs a few reads, and for other containers one short
+// ffprobe run, whatever the file's size. Damage inside the media data
 // (rather than a cut) is left for the transcode to report.
 absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
                             const ProbeOptions& options = {});

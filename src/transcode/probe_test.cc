@@ -307,6 +307,31 @@ TEST_F(ProbeTest, VerifyMediaEndCatchesACutMatroskaFile) {
   }
 }
 
+// Containers without framing to check (AVI's index is at its end) get the
+// packet check: the packets stop before the duration the header promises.
+TEST_F(ProbeTest, VerifyMediaEndCatchesACutFileByItsPackets) {
+  fs::path whole = media_->dir() / "whole.avi";
+  ASSERT_TRUE(MakeFromLavfi(whole, {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=3",
+                                    "-c:v", "mpeg4"})
+                  .ok());
+  absl::StatusOr<MediaInfo> info = ProbeMedia(whole);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(VerifyMediaEnd(whole, *info).ok());
+
+  absl::StatusOr<std::string> bytes = testing::ReadTestFile(whole);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  fs::path cut = media_->dir() / "cut.avi";
+  ASSERT_TRUE(testing::WriteTestFile(cut, bytes->substr(0, bytes->size() / 2)).ok());
+  absl::StatusOr<MediaInfo> cut_info = ProbeMedia(cut);
+  if (!cut_info.ok()) {
+    EXPECT_EQ(cut_info.status().code(), absl::StatusCode::kDataLoss) << cut_info.status();
+    return;
+  }
+  absl::Status end = VerifyMediaEnd(cut, *cut_info);
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss)
+      << end << " duration " << cut_info->duration_seconds;
+}
+
 TEST_F(ProbeTest, MissingFileIsNotFound) {
   EXPECT_EQ(ProbeMedia(media_->dir() / "nope.mp4").status().code(), absl::StatusCode::kNotFound);
 }
