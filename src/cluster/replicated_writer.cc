@@ -17,6 +17,7 @@
 #include "cluster/replica_calls.h"
 #include "common/public_error.h"
 #include "common/strings.h"
+#include "storage/sha256.h"
 
 namespace streamgrid::cluster_internal {
 namespace {
@@ -72,13 +73,15 @@ class ReplicatedWriter : public ContentWriter {
                          liveness.last_error.empty() ? "" : ": ", liveness.last_error));
         return;
       }
-      auto stream = r.node.client->StartPut(video_id, name);
+      // The bytes are hashed once here for every replica (see Append).
+      const storage::PutOptions put{.sha256_at_commit = true};
+      auto stream = r.node.client->StartPut(video_id, name, put);
       // The channel may still be backing off from an outage the node is over:
       // the owner is the best place for its copy, so give it one prompt
       // reconnect before a stand-in takes it.
       if (absl::IsUnavailable(stream.status()) &&
           Cluster::Reconnect(r.node, std::chrono::seconds(2))) {
-        stream = r.node.client->StartPut(video_id, name);
+        stream = r.node.client->StartPut(video_id, name, put);
       }
       if (stream.ok()) {
         r.stream = *std::move(stream);
@@ -94,7 +97,12 @@ class ReplicatedWriter : public ContentWriter {
 
   absl::Status Append(std::span<const char> data) override {
     if (finished_) return *finished_;
-    fan_out_.Run([&](size_t i) { replicas_[i].status = replicas_[i].stream->Append(data); });
+    // One SHA-256 for all replicas, on the calling thread while the other
+    // replicas' sends run.
+    fan_out_.Run([&](size_t i) {
+      if (i == 0) hasher_.Update(data);
+      replicas_[i].status = replicas_[i].stream->Append(data);
+    });
     return CheckReplicas();
   }
 
@@ -102,9 +110,10 @@ class ReplicatedWriter : public ContentWriter {
     if (finished_) {
       return finished_->ok() ? absl::FailedPreconditionError("already committed") : *finished_;
     }
+    const std::string sha256 = hasher_.FinishHex();
     fan_out_.Run([&](size_t i) {
       Replica& r = replicas_[i];
-      absl::StatusOr<StoredFile> stored = r.stream->Commit();
+      absl::StatusOr<StoredFile> stored = r.stream->Commit(sha256);
       if (stored.ok()) {
         r.stored = *std::move(stored);
       } else {
@@ -144,7 +153,8 @@ class ReplicatedWriter : public ContentWriter {
       while (!placed && next < stand_ins.size()) {
         const ClusterNode& node = stand_ins[next++];
         if (cluster_.Liveness(node.id).liveness != NodeLiveness::kUp) continue;
-        auto stream = node.client->StartPut(video_id_, name_, {.hinted_for = owner});
+        auto stream = node.client->StartPut(video_id_, name_,
+                                            {.hinted_for = owner, .sha256_at_commit = true});
         if (!stream.ok()) {
           if (Cluster::IsNodeFailure(stream.status())) {
             cluster_.MarkFailure(node.id, stream.status().ToString());
@@ -234,6 +244,7 @@ class ReplicatedWriter : public ContentWriter {
   // Cluster::WaitForEarlierWrites) for as long as the writer lives.
   std::shared_ptr<const void> token_;
   FanOut fan_out_;
+  storage::Sha256 hasher_;                // of everything appended
   std::optional<absl::Status> finished_;  // set once committed or failed
 };
 

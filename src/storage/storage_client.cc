@@ -46,7 +46,8 @@ void StorageClient::SetCallDeadline(grpc::ClientContext& context) const {
 absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPut(
     std::string_view video_id, std::string_view name, const PutOptions& options) {
   const size_t chunk_bytes = std::clamp<size_t>(options_.put_chunk_bytes, 1, kMaxChunkBytes);
-  std::unique_ptr<PutStream> stream(new PutStream(chunk_bytes, options.sha256));
+  std::unique_ptr<PutStream> stream(new PutStream(
+      chunk_bytes, options.sha256, options.sha256.empty() && !options.sha256_at_commit));
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
   stream->writer_ = stub_->Put(&stream->context_, &stream->response_);
   v1::PutRequest request;
@@ -256,8 +257,8 @@ absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::str
 // ---------------------------------------------------------------------------
 // PutStream
 
-StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256)
-    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)) {
+StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash)
+    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)), hash_(hash) {
   request_.mutable_chunk()->reserve(chunk_bytes_);
 }
 
@@ -267,7 +268,7 @@ absl::Status StorageClient::PutStream::Append(std::span<const char> data) {
   if (finished_) {
     return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
   }
-  if (expected_sha256_.empty()) hasher_.Update(data);
+  if (hash_) hasher_.Update(data);
   while (!data.empty()) {
     std::string* chunk = request_.mutable_chunk();
     const size_t take = std::min(chunk_bytes_ - chunk->size(), data.size());
@@ -290,7 +291,9 @@ absl::Status StorageClient::PutStream::SendChunk() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<StoredFile> StorageClient::PutStream::Commit() {
+absl::StatusOr<StoredFile> StorageClient::PutStream::Commit() { return Commit(std::string()); }
+
+absl::StatusOr<StoredFile> StorageClient::PutStream::Commit(std::string sha256) {
   if (finished_) {
     return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
   }
@@ -298,7 +301,8 @@ absl::StatusOr<StoredFile> StorageClient::PutStream::Commit() {
     if (absl::Status s = SendChunk(); !s.ok()) return s;
   }
   v1::PutRequest finish;
-  finish.mutable_finish()->set_sha256(expected_sha256_.empty() ? hasher_.FinishHex() : "");
+  if (sha256.empty() && hash_) sha256 = hasher_.FinishHex();
+  finish.mutable_finish()->set_sha256(sha256);
   // A failed write shows in the status that Finish() returns.
   writer_->Write(finish, grpc::WriteOptions().set_last_message());
   finished_ = ToAbslStatus(writer_->Finish());

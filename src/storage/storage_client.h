@@ -46,6 +46,10 @@ struct PutOptions {
   // When set, the node stores the copy as a stand-in for this owner (which
   // is down) and records a hint for it (see HintStore).
   std::string hinted_for;
+  // When set (and `sha256` is empty), the stream computes no checksum: the
+  // caller passes it to Commit(), e.g. one computed once for several
+  // replicas of the same bytes. The node still checks it.
+  bool sha256_at_commit = false;
 };
 
 // A node's answer to Health.
@@ -177,13 +181,16 @@ class StorageClient::PutStream {
 
   // Sends the rest and the checksum and waits for the node to store the file.
   absl::StatusOr<StoredFile> Commit();
+  // Commit() with the checksum (hex) of everything appended, for a stream
+  // started with PutOptions::sha256_at_commit.
+  absl::StatusOr<StoredFile> Commit(std::string sha256);
 
   // Abandons the upload; the node stores nothing. Idempotent.
   void Cancel();
 
  private:
   friend class StorageClient;
-  PutStream(size_t chunk_bytes, std::string expected_sha256);
+  PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash = true);
 
   absl::Status SendChunk();
   // Ends the call and records (and returns) its status.
@@ -191,6 +198,7 @@ class StorageClient::PutStream {
 
   const size_t chunk_bytes_;
   const std::string expected_sha256_;  // empty: send the computed one
+  const bool hash_;                    // compute the checksum of what is sent
   grpc::ClientContext context_;
   v1::PutResponse response_;
   std::unique_ptr<grpc::ClientWriter<v1::PutRequest>> writer_;
