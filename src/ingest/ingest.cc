@@ -278,7 +278,7 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   // The job takes over the spool file (it saves a download of the original).
   failed_ = false;
   finished_ = true;
-  ingest_.enqueue_(id_, spool_path_);
+  ingest_.enqueue_(id_, spool_path_, *media);
   const auto done = Clock::now();
   spdlog::info(
       "upload {}: {} bytes received in {} ms; flushed in {} ms, checked in {} ms, stored and "

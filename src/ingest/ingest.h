@@ -25,9 +25,11 @@ using Clock = std::chrono::steady_clock;
 
 // Hands an accepted video to transcoding: TranscodeWorkerPool::Enqueue in the
 // server, a recorder in tests. It takes ownership of `local_source`, a file on
-// this machine holding the same bytes as `<video_id>/original`.
+// this machine holding the same bytes as `<video_id>/original`; `media` is
+// what the ingest's probe found, so the job need not probe again.
 using EnqueueJob =
-    std::function<void(const std::string& video_id, const std::filesystem::path& local_source)>;
+    std::function<void(const std::string& video_id, const std::filesystem::path& local_source,
+                       const MediaInfo& media)>;
 
 struct IngestOptions {
   // Uploads are spooled here while they arrive; best on the content root's

@@ -163,7 +163,10 @@ class IngestTest : public ::testing::Test {
   std::unique_ptr<Ingest> MakeIngest(VideoContentService& content, IngestOptions options) {
     return std::make_unique<Ingest>(
         *metadata_, content,
-        [this](const std::string& id, const fs::path& source) { queued_.emplace_back(id, source); },
+        [this](const std::string& id, const fs::path& source, const MediaInfo& media) {
+          queued_.emplace_back(id, source);
+          queued_media_.push_back(media);
+        },
         std::move(options));
   }
 
@@ -198,6 +201,7 @@ class IngestTest : public ::testing::Test {
   std::unique_ptr<SqliteVideoMetadataService> metadata_;
   std::unique_ptr<RemoteLikeContent> remote_;
   std::vector<std::pair<std::string, fs::path>> queued_;
+  std::vector<MediaInfo> queued_media_;
 };
 
 TEST_F(IngestTest, LocalContentGetsTheSpoolFileWithoutACopy) {
@@ -222,6 +226,10 @@ TEST_F(IngestTest, LocalContentGetsTheSpoolFileWithoutACopy) {
   // Queued with the spool file, which survives the Upload: the job owns it.
   ASSERT_EQ(queued_.size(), 1u);
   EXPECT_EQ(queued_[0].first, id);
+  // With what the probe found, so the job need not probe again.
+  EXPECT_EQ(queued_media_[0].width, 320);
+  EXPECT_EQ(queued_media_[0].height, 180);
+  EXPECT_NEAR(queued_media_[0].duration_seconds, 2.0, 0.3);
   absl::StatusOr<std::string> spooled = testing::ReadTestFile(queued_[0].second);
   ASSERT_TRUE(spooled.ok()) << spooled.status();
   EXPECT_EQ(*spooled, bytes);

@@ -200,8 +200,8 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
 void AddUploadRoutes(http::Router& router, AppContext& app) {
   auto ingest = std::make_shared<ingest::Ingest>(
       app.metadata, app.content,
-      [&app](const std::string& id, const std::filesystem::path& source) {
-        app.transcoder.Enqueue(id, source);
+      [&app](const std::string& id, const std::filesystem::path& source, const MediaInfo& media) {
+        app.transcoder.Enqueue(id, source, media);
       },
       ingest::IngestOptions{.spool_dir = app.options.spool_dir,
                             .max_file_bytes = app.options.max_upload_bytes,
