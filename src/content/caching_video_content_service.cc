@@ -355,4 +355,11 @@ absl::Status CachingVideoContentService::DeleteVideo(std::string_view video_id) 
 
 absl::Status CachingVideoContentService::CheckWritable() { return inner_.CheckWritable(); }
 
+absl::StatusOr<ContentInfo> CachingVideoContentService::StoreLocalFile(
+    std::string_view video_id, std::string_view name, const std::filesystem::path& file) {
+  absl::StatusOr<ContentInfo> stored = inner_.StoreLocalFile(video_id, name, file);
+  Invalidate(video_id, name);
+  return stored;
+}
+
 }  // namespace streamgrid

@@ -118,6 +118,10 @@ class CachingVideoContentService : public VideoContentService {
   absl::Status Delete(std::string_view video_id, std::string_view name) override;
   absl::Status DeleteVideo(std::string_view video_id) override;
   absl::Status CheckWritable() override;
+  // Forwarded (a hard link on a local inner service); the name is invalidated.
+  absl::StatusOr<ContentInfo> StoreLocalFile(std::string_view video_id, std::string_view name,
+                                             const std::filesystem::path& file) override;
+  bool StoresLocalFilesWithoutCopy() const override { return inner_.StoresLocalFilesWithoutCopy(); }
 
  private:
   struct Entry {
