@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,20 +39,6 @@ absl::Status ErrnoStatus(int err, std::string_view what) {
   if (err == EACCES) return absl::PermissionDeniedError(message);
   return absl::InternalError(message);
 }
-
-// Owns the spawn attribute objects so every exit path destroys them.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
 
 int MillisUntil(Clock::time_point now, Clock::time_point when) {
   if (when <= now) return 0;
@@ -97,35 +83,73 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   ::fcntl(proc->stdout_fd_, F_SETFL, O_NONBLOCK);
   ::fcntl(proc->stderr_fd_, F_SETFL, O_NONBLOCK);
 
-  SpawnSetup setup;
-  posix_spawn_file_actions_addopen(&setup.actions, 0, "/dev/null", O_RDONLY, 0);
-  // dup2 clears close-on-exec on the target, so only 0, 1 and 2 survive exec;
-  // closefrom also drops any descriptor someone else leaked without O_CLOEXEC.
-  posix_spawn_file_actions_adddup2(&setup.actions, out_write, 1);
-  posix_spawn_file_actions_adddup2(&setup.actions, err_write, 2);
-  posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
-
-  // A process group of its own lets Kill() reach grandchildren too. The server
-  // may ignore SIGPIPE or block signals; the child should not inherit that.
-  sigset_t empty_mask, all_signals;
-  sigemptyset(&empty_mask);
-  sigfillset(&all_signals);
-  posix_spawnattr_setpgroup(&setup.attr, 0);
-  posix_spawnattr_setsigmask(&setup.attr, &empty_mask);
-  posix_spawnattr_setsigdefault(&setup.attr, &all_signals);
-  posix_spawnattr_setflags(&setup.attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
 
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, args[0], &setup.actions, &setup.attr, args.data(), environ);
+  // The child reports a failed exec through this pipe (closed by a good exec).
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    int err = errno;
+    CloseFd(out_write);
+    CloseFd(err_write);
+    return ErrnoStatus(err, "pipe2");
+  }
+  const pid_t parent = ::getpid();
+  // fork rather than posix_spawn: only a child can ask to be killed when the
+  // server dies (PR_SET_PDEATHSIG), and without that an ffmpeg outlives a
+  // killed server and races the job its restart resumes. Between fork and
+  // exec the child makes system calls only (async-signal-safe).
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the server died already
+    // A process group of its own lets Kill() reach grandchildren too. The
+    // server may ignore SIGPIPE or block signals; the child should not
+    // inherit that.
+    ::setpgid(0, 0);
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
+    sigset_t empty_mask;
+    sigemptyset(&empty_mask);
+    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(out_write, 1) < 0 ||
+        ::dup2(err_write, 2) < 0) {
+      const int err = errno;
+      [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
+      ::_exit(127);
+    }
+    // dup2 cleared close-on-exec on 0, 1 and 2 only; anything someone else
+    // leaked without O_CLOEXEC goes too, except the report pipe, which exec
+    // closes itself.
+    for (int fd = 3; fd < exec_pipe[1]; ++fd) ::close(fd);
+    ::syscall(SYS_close_range, exec_pipe[1] + 1, ~0U, 0);
+    ::execvp(args[0], args.data());
+    const int err = errno;
+    [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
+    ::_exit(127);
+  }
+  const int fork_error = errno;
+  ::close(exec_pipe[1]);
   CloseFd(out_write);
   CloseFd(err_write);
-  if (rc != 0) return ErrnoStatus(rc, absl::StrCat("cannot run '", argv[0], "'"));
+  if (pid < 0) {
+    ::close(exec_pipe[0]);
+    return ErrnoStatus(fork_error, absl::StrCat("cannot run '", argv[0], "'"));
+  }
+  int exec_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(exec_pipe[0], &exec_error, sizeof(exec_error));
+  } while (got < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof(exec_error))) {
+    ::waitpid(pid, nullptr, 0);
+    return ErrnoStatus(exec_error, absl::StrCat("cannot run '", argv[0], "'"));
+  }
   proc->pid_ = pid;
   proc->started_ = Clock::now();
   // A pidfd tells us the child exited without reaping it, so the process group

@@ -40,7 +40,9 @@ struct ExitStatus {
 
 // A child process run without a shell, in its own process group, with stdin from
 // /dev/null, stdout and stderr captured and every other descriptor closed. Signal
-// dispositions and mask are reset to the defaults in the child.
+// dispositions and mask are reset to the defaults in the child. The child is
+// killed (SIGKILL) if the thread that started it ends, which includes the whole
+// server being killed: no ffmpeg outlives the process that wanted it.
 class Subprocess {
  public:
   // Starts `argv[0]` (looked up on PATH when it has no slash) with `argv`.

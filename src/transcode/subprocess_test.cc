@@ -96,6 +96,20 @@ TEST(SubprocessTest, KeepsOnlyTheTailOfStderr) {
   EXPECT_THAT((*proc)->stderr_tail(), ::testing::EndsWith("the real error\n"));
 }
 
+TEST(SubprocessTest, TheChildDiesWithTheThreadThatStartedIt) {
+  // As when the server is killed: the starter goes away without Kill() or Wait().
+  std::unique_ptr<Subprocess> proc;
+  std::thread([&] {
+    auto started = Subprocess::Start({"sleep", "60"}, {});
+    ASSERT_TRUE(started.ok()) << started.status();
+    proc = *std::move(started);
+  }).join();
+  ASSERT_NE(proc, nullptr);
+  absl::StatusOr<ExitStatus> status = proc->Wait();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->signal, SIGKILL);
+}
+
 TEST(SubprocessTest, MissingProgramIsNotFound) {
   EXPECT_EQ(Subprocess::Start({"/nonexistent/program"}, {}).status().code(),
             absl::StatusCode::kNotFound);

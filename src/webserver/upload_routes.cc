@@ -200,13 +200,9 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
 void AddUploadRoutes(http::Router& router, AppContext& app) {
   auto ingest = std::make_shared<ingest::Ingest>(
       app.metadata, app.content,
-      // The probe's MediaInfo is not handed on yet: with it the job starts
-      // ffmpeg at once, and an ffmpeg left running by a web server killed
-      // -9 then collides with the recovered job in the same job directory
-      // (upload.test.mjs, "a transcode interrupted by a crash"); see
-      // docs/ingest.md.
-      [&app](const std::string& id, const std::filesystem::path& source, const MediaInfo&) {
-        app.transcoder.Enqueue(id, source);
+      // The job gets the probe's MediaInfo, so it does not probe again.
+      [&app](const std::string& id, const std::filesystem::path& source, const MediaInfo& media) {
+        app.transcoder.Enqueue(id, source, media);
       },
       ingest::IngestOptions{.spool_dir = app.options.spool_dir,
                             .max_file_bytes = app.options.max_upload_bytes,
