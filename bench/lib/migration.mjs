@@ -1,0 +1,48 @@
+// Migration: `streamgrid-admin add` of a fourth storage node, timed until the
+// migration has finished moving its share, against `cp -r` (plus sync, since
+// a migration's copies are durable) of the same files on the same disk.
+import { readdir, stat, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { adminBinary } from './stacks.mjs';
+import { log, ratio, runChecked, runTimed } from './util.mjs';
+
+async function treeBytes(dir) {
+  let bytes = 0;
+  let files = 0;
+  let entries;
+  try { entries = await readdir(dir, { withFileTypes: true }); } catch { return { bytes, files }; }
+  for (const e of entries) {
+    if (e.name.startsWith('.') || e.name.includes('.tmp')) continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      const sub = await treeBytes(p);
+      bytes += sub.bytes;
+      files += sub.files;
+    } else if (e.isFile()) {
+      bytes += (await stat(p)).size;
+      files++;
+    }
+  }
+  return { bytes, files };
+}
+
+export async function benchMigration(stack, dir) {
+  const node = await stack.addNode();
+  log(`migration: streamgrid-admin add ${node.address}`);
+  const add = await runTimed(adminBinary, stack.adminArgs('add', [node.address]), { timeoutMs: 900000 });
+  if (add.code !== 0) throw new Error(`streamgrid-admin add: exit ${add.code}\n${add.stderr}${add.stdout}`);
+  const content = path.join(node.dataDir, 'data', 'content');
+  const moved = await treeBytes(content);
+  const copy = path.join(dir, 'cp-copy');
+  await rm(copy, { recursive: true, force: true });
+  await runChecked('sync', []);
+  const cp = await runChecked('cp', ['-r', content, copy]);
+  const sync = await runChecked('sync', ['-f', copy]);
+  await rm(copy, { recursive: true, force: true });
+  const refMs = cp.ms + sync.ms;
+  const result = { files: moved.files, bytes: moved.bytes, addMs: add.ms, cpMs: cp.ms, syncMs: sync.ms,
+    refMs, throughputRatio: ratio(refMs, add.ms), output: add.stdout.trim().slice(-500) };
+  log(`  moved ${moved.files} files, ${(moved.bytes / 1e6).toFixed(1)} MB in ${(add.ms / 1000).toFixed(2)} s; ` +
+    `cp -r + sync ${(refMs / 1000).toFixed(2)} s`);
+  return result;
+}

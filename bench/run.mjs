@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// ./dev bench: every benchmark of issue 10 with its reference measured in the
+// same run (nginx for serving and PUT, plain ffmpeg for the ladder, cp for
+// migration), alternating A/B over several rounds; writes the figures to
+// docs/bench/results.json and the report to docs/BENCHMARKS.md (+ PNG plots).
+// See docs/benchmarking.md.
+//
+//   node bench/run.mjs [--quick] [--rounds N] [--ready-rounds N] [--seconds S]
+//                      [--only serving,ingest,ready,memory,ring,migration]
+//                      [--modes single,cluster] [--ready-lengths 5,10,20]
+//                      [--baseline NAME] [--out FILE] [--no-report] [--keep]
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { repoRoot, buildDir } from '../tests/lib/streamgrid.mjs';
+import { log, machineInfo } from './lib/util.mjs';
+import { startStack } from './lib/stacks.mjs';
+import { noisySource, servingVideos } from './lib/media.mjs';
+import { benchServing } from './lib/serving.mjs';
+import { benchIngest } from './lib/ingest.mjs';
+import { benchReady } from './lib/ready.mjs';
+import { benchMemory } from './lib/memory.mjs';
+import { benchRing } from './lib/ring.mjs';
+import { benchMigration } from './lib/migration.mjs';
+import { writeScript } from './lib/wrk.mjs';
+import { writeReport } from './report.mjs';
+
+const ALL = ['serving', 'ingest', 'ready', 'memory', 'ring', 'migration'];
+
+function usage(message) {
+  if (message) process.stderr.write(`${message}\n`);
+  process.stderr.write(`usage: ./dev bench [--quick] [--rounds N] [--ready-rounds N] [--seconds S]
+       [--only ${ALL.join(',')}] [--modes single,cluster] [--ready-lengths 5,10,20]
+       [--baseline NAME] [--out FILE] [--no-report] [--keep]
+  --quick          1 round, connections 64 and 1024, 5 s per wrk run, ready for 5 and 10 s sources
+  --rounds N       rounds of each A/B comparison (default 3)
+  --ready-rounds N rounds of upload -> ready per source length (default 1: each takes minutes)
+  --seconds S      length of each wrk run (default 10)
+  --only LIST      run only these benchmarks
+  --modes LIST     StreamGrid set-ups to run (default single,cluster; ready runs in cluster when listed)
+  --baseline NAME  write the figures to docs/bench/baseline-NAME.json (the "before" of the report)
+                   instead of docs/bench/results.json, and leave docs/BENCHMARKS.md alone
+  --out FILE       write the figures to FILE instead
+  --no-report      do not write docs/BENCHMARKS.md and the plots
+  --keep           keep the scratch directory (process data and logs)
+`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { quick: false, rounds: 3, readyRounds: 1, seconds: 10, only: ALL,
+    modes: ['single', 'cluster'], readyLengths: [5, 10, 20], baseline: null, out: null,
+    report: true, keep: false, levels: [64, 256, 1024] };
+  const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean);
+  const num = (v, name) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) usage(`${name} takes a positive number`);
+    return n;
+  };
+  let explicit = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => { if (i + 1 >= argv.length) usage(`${a} takes a value`); return argv[++i]; };
+    switch (a) {
+      case '--quick': o.quick = true; break;
+      case '--rounds': o.rounds = num(value(), a); explicit.rounds = true; break;
+      case '--ready-rounds': o.readyRounds = num(value(), a); explicit.readyRounds = true; break;
+      case '--seconds': o.seconds = num(value(), a); explicit.seconds = true; break;
+      case '--only': o.only = list(value()); break;
+      case '--modes': o.modes = list(value()); break;
+      case '--ready-lengths': o.readyLengths = list(value()).map((v) => num(v, a)); explicit.lengths = true; break;
+      case '--baseline': o.baseline = value(); break;
+      case '--out': o.out = value(); break;
+      case '--no-report': o.report = false; break;
+      case '--keep': o.keep = true; break;
+      case '-h': case '--help': usage(); break;
+      default: usage(`unknown argument ${a}`);
+    }
+  }
+  for (const b of o.only) if (!ALL.includes(b)) usage(`unknown benchmark ${b}`);
+  for (const m of o.modes) if (!['single', 'cluster'].includes(m)) usage(`unknown mode ${m}`);
+  if (o.baseline && !/^[\w-]+$/.test(o.baseline)) usage('--baseline takes a name of letters, digits, - and _');
+  if (o.quick) {
+    if (!explicit.rounds) o.rounds = 1;
+    if (!explicit.seconds) o.seconds = 5;
+    if (!explicit.lengths) o.readyLengths = [5, 10];
+    o.levels = [64, 1024];
+  }
+  return o;
+}
+
+const cleanups = [];
+async function cleanupAll() {
+  while (cleanups.length) await cleanups.pop()().catch(() => {});
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, async () => {
+    log(`${signal}: stopping everything started`);
+    await cleanupAll();
+    process.exit(130);
+  });
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const want = (b) => o.only.includes(b);
+  const results = {
+    date: new Date().toISOString(),
+    commit: (() => {
+      try { return execFileSync('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD']).toString().trim(); } catch { return null; }
+    })(),
+    machine: await machineInfo(),
+    options: { quick: o.quick, rounds: o.rounds, readyRounds: o.readyRounds, seconds: o.seconds,
+      levels: o.levels, only: o.only, modes: o.modes, readyLengths: o.readyLengths },
+    serving: {}, ingest: {}, memory: {}, ready: null, ring: null, migration: null, errors: [],
+  };
+  log(`machine: ${results.machine.nproc} cores, ${results.machine.cpu}, load ${results.machine.loadavg.join(' ')}`);
+  const scratch = await mkdtemp(path.join(tmpdir(), 'streamgrid-bench-'));
+  if (!o.keep) cleanups.unshift(() => rm(scratch, { recursive: true, force: true }));
+  log(`scratch directory ${scratch}`);
+
+  // A benchmark that fails is recorded and the others still run.
+  const attempt = async (name, fn) => {
+    try {
+      return await fn();
+    } catch (e) {
+      log(`${name} failed: ${e.stack || e}`);
+      results.errors.push(`${name}: ${String(e.message || e).slice(0, 1000)}`);
+      return null;
+    }
+  };
+
+  if (want('ring')) results.ring = await attempt('ring', () => benchRing(scratch));
+  if (want('ingest') || want('ready')) {
+    // Generated before any stack starts, so that no timing shares the CPU with it.
+    await noisySource(20);
+    for (const s of o.readyLengths) await noisySource(s);
+  }
+  const readyMode = o.modes.includes('cluster') ? 'cluster' : 'single';
+  for (const mode of o.modes) {
+    const needs = ['serving', 'ingest', 'memory'].some(want) || (want('ready') && mode === readyMode) ||
+      (want('migration') && mode === 'cluster');
+    if (!needs) continue;
+    const dir = path.join(scratch, mode);
+    const stack = await attempt(`${mode} start`, () => startStack(mode, dir));
+    if (!stack) continue;
+    const stopStack = () => stack.stop();
+    cleanups.push(stopStack);
+    try {
+      let paths = null;
+      if (want('serving') || want('memory') || (want('migration') && mode === 'cluster')) {
+        paths = await attempt(`${mode} videos`, () => servingVideos(stack.url));
+      }
+      if (paths && want('serving')) {
+        results.serving[mode] = await attempt(`serving ${mode}`, () => benchServing(stack, paths,
+          path.join(dir, 'serving'), { levels: o.levels, rounds: o.rounds, seconds: o.seconds }));
+      }
+      if (paths && want('memory')) {
+        const script = await writeScript(dir, paths);
+        results.memory[mode] = await attempt(`memory ${mode}`, () => benchMemory(stack, script,
+          { seconds: Math.max(10, o.seconds * 2) }));
+      }
+      if (want('ingest')) {
+        results.ingest[mode] = await attempt(`ingest ${mode}`, async () => benchIngest(stack,
+          await noisySource(20), path.join(dir, 'ingest'), { rounds: o.rounds }));
+      }
+      if (want('ready') && mode === readyMode) {
+        results.ready = await attempt('ready', async () => ({ mode,
+          ...(await benchReady(stack, path.join(dir, 'ready'), { lengths: o.readyLengths, rounds: o.readyRounds })) }));
+      }
+      if (want('migration') && mode === 'cluster') {
+        results.migration = await attempt('migration', () => benchMigration(stack, dir));
+      }
+      if (o.keep) {
+        await mkdir(path.join(dir, 'logs'), { recursive: true });
+        await writeFile(path.join(dir, 'logs', 'web.log'), stack.web.log());
+        for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(dir, 'logs', `n${i + 1}.log`), n.log());
+      }
+    } finally {
+      await stack.stop();
+      cleanups.splice(cleanups.indexOf(stopStack), 1);
+    }
+  }
+  results.finished = new Date().toISOString();
+
+  const benchDocs = path.join(repoRoot, 'docs', 'bench');
+  await mkdir(benchDocs, { recursive: true });
+  const out = o.out || (o.baseline ? path.join(benchDocs, `baseline-${o.baseline}.json`)
+    : path.join(benchDocs, 'results.json'));
+  await writeFile(out, JSON.stringify(results, null, 2) + '\n');
+  // Every run is also kept under build/bench-results/ for comparisons.
+  const history = path.join(buildDir, 'bench-results');
+  await mkdir(history, { recursive: true });
+  await writeFile(path.join(history, `${results.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2) + '\n');
+  log(`figures written to ${path.relative(repoRoot, out)}`);
+  if (o.report && !o.baseline && !o.out) {
+    const doc = await writeReport(results, { docsDir: path.join(repoRoot, 'docs'), scratch });
+    log(`report written to ${path.relative(repoRoot, doc)}`);
+  }
+  await cleanupAll();
+  if (results.errors.length) {
+    log(`${results.errors.length} benchmark(s) failed:\n  ${results.errors.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch(async (e) => {
+  log(`failed: ${e.stack || e}`);
+  await cleanupAll();
+  process.exit(1);
+});
