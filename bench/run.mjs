@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot, buildDir } from '../tests/lib/streamgrid.mjs';
-import { log, machineInfo } from './lib/util.mjs';
+import { log, machineInfo, memoryOf } from './lib/util.mjs';
 import { startStack } from './lib/stacks.mjs';
 import { noisySource, servingVideos } from './lib/media.mjs';
 import { benchServing } from './lib/serving.mjs';
@@ -159,7 +159,7 @@ async function main() {
       if (paths && want('memory')) {
         const script = await writeScript(dir, paths);
         results.memory[mode] = await attempt(`memory ${mode}`, () => benchMemory(stack, script,
-          { seconds: Math.max(10, o.seconds * 2) }));
+          { seconds: Math.max(10, o.seconds * 2), servedBytes: results.serving[mode]?.bytes ?? null }));
       }
       if (want('ingest')) {
         results.ingest[mode] = await attempt(`ingest ${mode}`, async () => benchIngest(stack,
@@ -177,6 +177,12 @@ async function main() {
         await writeFile(path.join(dir, 'logs', 'web.log'), stack.web.log());
         for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(dir, 'logs', `n${i + 1}.log`), n.log());
       }
+      // Peaks over the whole run of this mode (ingest and migration included).
+      const pids = stack.pids();
+      const hwm = async (pid) => ((await memoryOf(pid))?.hwmKiB ?? NaN) / 1024;
+      results.peaks = results.peaks || {};
+      results.peaks[mode] = { webHwmMiB: await hwm(pids.web),
+        storageHwmMiB: pids.storage.length ? Math.max(...(await Promise.all(pids.storage.map(hwm)))) : null };
     } finally {
       await stack.stop();
       cleanups.splice(cleanups.indexOf(stopStack), 1);

@@ -50,7 +50,11 @@ function cacheBytesFromLog(text) {
   return matches.length ? Number(matches.at(-1)[1]) : null;
 }
 
-export async function benchMemory(stack, script, { seconds, uploadBytes = 2 * 1024 ** 3 }) {
+/**
+ * `servedBytes`: the bytes of every file wrk fetches (an upper bound of what
+ * the content cache can hold here), reported beside the RSS.
+ */
+export async function benchMemory(stack, script, { seconds, uploadBytes = 2 * 1024 ** 3, servedBytes = null }) {
   const pids = stack.pids();
   const all = [pids.web, ...pids.storage];
   log(`memory (${stack.mode}): wrk -c 256 for ${seconds} s with a ${(uploadBytes / 2 ** 30).toFixed(0)} GiB upload in progress`);
@@ -68,6 +72,7 @@ export async function benchMemory(stack, script, { seconds, uploadBytes = 2 * 10
     webMaxRssMiB: samples[pids.web].maxRssKiB / 1024,
     webHwmMiB: (end?.hwmKiB ?? samples[pids.web].hwmKiB) / 1024,
     cacheBytes: cacheBytesFromLog(stack.web.log()),
+    servedBytes,
     storageMaxRssMiB: storage.length ? Math.max(...storage.map((s) => s.maxRssKiB)) / 1024 : null,
     storageHwmMiB: storage.length ? Math.max(...storage.map((s) => s.hwmKiB)) / 1024 : null,
     uploadSentBytes: sentBytes,
