@@ -134,6 +134,11 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
       `- Options: ${o.quick ? '--quick, ' : ''}${o.rounds} round(s), wrk runs of ${o.seconds} s at ` +
       `${o.levels.join('/')} connections, upload -> ready ${o.readyRounds} round(s) for ${o.readyLengths.join('/')} s sources; ` +
       `benchmarks: ${o.only.join(', ')}; modes: ${o.modes.join(', ')}`, '');
+    const notes = [];
+    for (const name of ['serving.md', 'ingest.md', 'transcode-pipeline.md']) {
+      if (await readFile(path.join(docsDir, name)).then(() => true, () => false)) notes.push(`\`docs/${name}\``);
+    }
+    if (notes.length) out.push(`What each optimisation bought, measured before and after: ${notes.join(', ')}.`, '');
     if (res.errors?.length) {
       out.push('**Benchmarks that failed in this run:**', '', ...res.errors.map((e) => `- ${e.replace(/\n/g, ' ')}`), '');
     }

@@ -15,7 +15,7 @@ async function cached(name, make) {
   await mkdir(cacheDir, { recursive: true });
   const file = path.join(cacheDir, name);
   if (await exists(file)) return file;
-  const partial = `${file}.partial.mp4`;
+  const partial = `${file}.partial${path.extname(file)}`;
   await make(partial);
   await rename(partial, file);
   return file;
@@ -48,6 +48,18 @@ export function smallSource(index) {
     '-f', 'lavfi', '-i', `sine=frequency=${300 + 110 * index}:duration=8`,
     '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest',
     out]));
+}
+
+/**
+ * A 2 s 640x360 MPEG-TS clip (about 1 MB): the memory benchmark's 2 GiB upload
+ * repeats it, so that whatever the server checks at the start of an upload sees
+ * a real video (a TS stream can be cut and joined at any packet).
+ */
+export function tsClip() {
+  return cached('loop-360p-2s.ts', (out) => runChecked('ffmpeg', ['-hide_banner', '-loglevel',
+    'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30:duration=2',
+    '-f', 'lavfi', '-i', 'sine=frequency=500:duration=2', '-c:v', 'libx264', '-preset', 'veryfast',
+    '-b:v', '3M', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', '-f', 'mpegts', out]));
 }
 
 /**
