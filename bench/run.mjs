@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot, buildDir } from '../tests/lib/streamgrid.mjs';
-import { log, machineInfo, memoryOf } from './lib/util.mjs';
+import { log, machineInfo, memoryOf, stopEverything } from './lib/util.mjs';
 import { startStack } from './lib/stacks.mjs';
 import { noisySource, servingVideos } from './lib/media.mjs';
 import { benchServing } from './lib/serving.mjs';
@@ -90,9 +90,10 @@ function parseArgs(argv) {
   return o;
 }
 
-const cleanups = [];
+let removeScratch = async () => {};
 async function cleanupAll() {
-  while (cleanups.length) await cleanups.pop()().catch(() => {});
+  await stopEverything();
+  await removeScratch().catch(() => {});
 }
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, async () => {
@@ -117,7 +118,7 @@ async function main() {
   };
   log(`machine: ${results.machine.nproc} cores, ${results.machine.cpu}, load ${results.machine.loadavg.join(' ')}`);
   const scratch = await mkdtemp(path.join(tmpdir(), 'streamgrid-bench-'));
-  if (!o.keep) cleanups.unshift(() => rm(scratch, { recursive: true, force: true }));
+  if (!o.keep) removeScratch = () => rm(scratch, { recursive: true, force: true });
   log(`scratch directory ${scratch}`);
 
   // A benchmark that fails is recorded and the others still run.
@@ -145,8 +146,6 @@ async function main() {
     const dir = path.join(scratch, mode);
     const stack = await attempt(`${mode} start`, () => startStack(mode, dir));
     if (!stack) continue;
-    const stopStack = () => stack.stop();
-    cleanups.push(stopStack);
     try {
       let paths = null;
       if (want('serving') || want('memory') || (want('migration') && mode === 'cluster')) {
@@ -185,7 +184,6 @@ async function main() {
         storageHwmMiB: pids.storage.length ? Math.max(...(await Promise.all(pids.storage.map(hwm)))) : null };
     } finally {
       await stack.stop();
-      cleanups.splice(cleanups.indexOf(stopStack), 1);
     }
   }
   results.finished = new Date().toISOString();

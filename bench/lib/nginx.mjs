@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, log, sleep } from './util.mjs';
+import { freePort, log, onInterrupt, sleep } from './util.mjs';
 
 function config({ dir, root, port }) {
   const tmp = (name) => path.join(dir, 'tmp', name);
@@ -72,9 +72,17 @@ export async function startNginx(dir, root) {
     while (!exited && Date.now() < deadline) {
       try {
         await fetch(`${url}/`, { signal: AbortSignal.timeout(1000) });
+        // SIGTERM: nginx's fast shutdown, in which the master stops its workers.
+        const forget = onInterrupt(async () => {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+          await exit;
+          clearTimeout(timer);
+        });
         return {
           url, pid: child.pid,
           async stop() {
+            forget();
             if (exited) return;
             child.kill('SIGQUIT');  // graceful: workers finish, then the master exits
             const timer = setTimeout(() => child.kill('SIGKILL'), 10000);

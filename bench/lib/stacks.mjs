@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startWeb, startStorage, buildDir, run } from '../../tests/lib/streamgrid.mjs';
 import { startEtcdCluster } from '../../tests/lib/etcd.mjs';
-import { log } from './util.mjs';
+import { log, onInterrupt } from './util.mjs';
 
 export const webBinary = path.join(buildDir, 'cmd/web/streamgrid-web');
 export const adminBinary = path.join(buildDir, 'cmd/admin/streamgrid-admin');
@@ -39,6 +39,7 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
   await writeToken(adminToken);
   await writeToken(clusterToken);
   const common = ['--admin-token-file', adminToken, '--log-level', 'warn', ...webArgs];
+  const forget = onInterrupt(() => stopQuietly(stack));
   try {
     if (mode === 'single') {
       stack.web = await startWeb({ dataDir: path.join(dir, 'web'), args: common });
@@ -58,6 +59,7 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
       });
     }
   } catch (e) {
+    forget();
     await stopQuietly(stack);
     throw e;
   }
@@ -75,7 +77,7 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
   };
   stack.adminArgs = (command, args = []) =>
     ['--token-file', adminToken, '--timeout', '600', command, stack.admin, ...args];
-  stack.stop = () => stopQuietly(stack);
+  stack.stop = () => { forget(); return stopQuietly(stack); };
   log(`${mode} stack up: ${stack.url}` +
     (stack.nodes.length ? ` (storage ${stack.nodes.map((n) => n.address).join(', ')})` : ''));
   return stack;

@@ -7,6 +7,24 @@ import { createServer } from 'node:net';
 
 const started = Date.now();
 
+// What to stop if the run is interrupted (Ctrl-C): each started process
+// registers its stop here and removes it once stopped.
+const pendingStops = new Set();
+
+/** Registers `stop` to run on interruption; returns a function that unregisters it. */
+export function onInterrupt(stop) {
+  pendingStops.add(stop);
+  return () => pendingStops.delete(stop);
+}
+
+/** Runs every registered stop (newest first), ignoring errors. */
+export async function stopEverything() {
+  for (const stop of [...pendingStops].reverse()) {
+    pendingStops.delete(stop);
+    await Promise.resolve().then(stop).catch(() => {});
+  }
+}
+
 /** One progress line on stderr, prefixed with the seconds since start. */
 export function log(line) {
   process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}\n`);
@@ -38,9 +56,11 @@ export function runTimed(program, args, { timeoutMs = 600000, env, cwd, stdin = 
     child.stdout.on('data', (c) => { stdout = (stdout + c).slice(-cap); });
     child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-cap); });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const forget = onInterrupt(() => child.kill('SIGTERM'));
     child.on('error', (e) => { stderr += String(e); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      forget();
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       resolve({ code: code ?? (signal ? 128 : 1), signal, ms, stdout, stderr });
     });
