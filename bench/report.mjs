@@ -152,7 +152,7 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
       const rows = sv.levels.map((l) => [l.connections, f(l.ours.rps), f(l.nginx.rps), r2(l.rpsRatio),
         `≥ ${goal}×`, verdict(atLeast(l.rpsRatio, goal)),
         f(l.ours.p99Ms, 1), f(l.nginx.p99Ms, 1), r2(l.p99Ratio), verdict(atMost(l.p99Ratio, GOALS.servingP99)),
-        `${l.ours.errors} / ${l.nginx.errors}`]);
+        `${l.ours.errors} / ${l.nginx.errors}`, `${f(l.ours.cpuMsPer1k)} / ${f(l.nginx.cpuMsPer1k)}`]);
       for (const l of sv.levels) {
         summary.push([`Serving ${mode}, ${l.connections} connections: req/s`, f(l.ours.rps), `nginx ${f(l.nginx.rps)}`,
           r2(l.rpsRatio), `≥ ${goal}×`, verdict(atLeast(l.rpsRatio, goal))]);
@@ -172,7 +172,9 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
         `(${f(sv.bytes / 1e6, 1)} MB) of four ready videos; nginx serves copies of the same bytes at the same paths ` +
         '(sendfile on, access log off).', '',
         table(['connections', 'ours req/s', 'nginx req/s', 'ratio', 'goal', '', 'ours p99 ms', 'nginx p99 ms',
-          'p99 ratio', '≤ 2×', 'errors ours / nginx'], rows), '', png, '');
+          'p99 ratio', '≤ 2×', 'errors ours / nginx', 'CPU ms per 1000 req. ours / nginx'], rows), '',
+        'CPU: user + system time of the server side only (web server and storage nodes; nginx master and workers) ' +
+        'during the run, per 1000 answered requests; wrk shares the same two cores.', '', png, '');
     }
 
     // ---- Ingest

@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startNginx } from './nginx.mjs';
 import { writeScript, runWrk } from './wrk.mjs';
-import { log, median, ratio, sleep } from './util.mjs';
+import { cpuMsOfTree, log, median, ratio, sleep } from './util.mjs';
 
 /** Copies each path's bytes, as StreamGrid serves them, under `root` at the same path. */
 async function mirror(url, paths, root) {
@@ -39,24 +39,31 @@ export async function benchServing(stack, paths, dir, { levels, rounds, seconds 
     await runWrk(stack.url, script, { connections: 64, seconds: 2 });
     await runWrk(nginx.url, script, { connections: 64, seconds: 2 });
     const result = { files: paths.length, bytes, levels: [] };
+    const pids = stack.pids();
     for (const connections of levels) {
       const runs = { ours: [], nginx: [] };
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? ['ours', 'nginx'] : ['nginx', 'ours'];
         for (const who of order) {
+          // CPU of the server side only (web server and storage nodes, or
+          // nginx's master and workers), per 1000 answered requests.
+          const tree = who === 'ours' ? [pids.web, ...pids.storage] : [nginx.pid];
+          const cpu0 = await cpuMsOfTree(tree);
           const r = await runWrk(who === 'ours' ? stack.url : nginx.url, script,
             { connections, seconds });
+          r.cpuMsPer1k = r.requests > 0 ? ((await cpuMsOfTree(tree)) - cpu0) / r.requests * 1000 : null;
           runs[who].push(r);
           log(`  ${stack.mode} c=${connections} round ${round + 1} ${who}: ${r.rps?.toFixed(0)} req/s, ` +
-            `p99 ${r.p99Ms?.toFixed(1)} ms, errors ${r.errors}`);
+            `p99 ${r.p99Ms?.toFixed(1)} ms, errors ${r.errors}, CPU ${r.cpuMsPer1k?.toFixed(0)} ms/1k req`);
           await sleep(500);
         }
       }
       const summary = (list) => ({
         rps: median(list.map((r) => r.rps)), p99Ms: median(list.map((r) => r.p99Ms)),
-        p50Ms: median(list.map((r) => r.p50Ms)),
+        p50Ms: median(list.map((r) => r.p50Ms)), cpuMsPer1k: median(list.map((r) => r.cpuMsPer1k)),
         errors: list.reduce((a, r) => a + r.errors, 0),
-        runs: list.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms, errors: r.errors, detail: r.socketDetail })),
+        runs: list.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms, errors: r.errors, cpuMsPer1k: r.cpuMsPer1k,
+          detail: r.socketDetail })),
       });
       const ours = summary(runs.ours);
       const ref = summary(runs.nginx);

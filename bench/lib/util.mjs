@@ -1,7 +1,7 @@
 // Small helpers shared by the benchmarks: logging, timing child processes,
 // medians, machine facts and the memory figures of a process.
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { createServer } from 'node:net';
 
@@ -138,4 +138,33 @@ export async function machineInfo() {
 export function ratio(a, b) {
   if (a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null;
   return Math.round((a / b) * 1000) / 1000;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;  // USER_HZ: 100 on every Linux architecture Debian ships
+
+/**
+ * CPU time (user + system, ms) used so far by `pids` and all their
+ * descendants (e.g. nginx's workers), read from /proc/PID/stat.
+ */
+export async function cpuMsOfTree(pids) {
+  const stats = new Map();  // pid -> { ppid, ticks }
+  for (const name of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(name)) continue;
+    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => null);
+    if (!text) continue;
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(name), { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
+  }
+  const wanted = new Set(pids);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, st] of stats) {
+      if (!wanted.has(pid) && wanted.has(st.ppid)) { wanted.add(pid); grew = true; }
+    }
+  }
+  let ticks = 0;
+  for (const pid of wanted) ticks += stats.get(pid)?.ticks ?? 0;
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
