@@ -102,3 +102,10 @@ test('ladder_command prints a runnable argv: the transcoder\'s DASH + HLS ladder
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the content cache size is found in the web server log, in either wording', async () => {
+  const { cacheBytesFromLog } = await import('./lib/memory.mjs');
+  assert.equal(cacheBytesFromLog('[info] content cache: 5405090 bytes in 60 files, 9 hits, 2 misses\n'), 5405090);
+  assert.equal(cacheBytesFromLog('cache stats bytes=1234 entries=3\n'), 1234);
+  assert.equal(cacheBytesFromLog('[info] accepted upload x (1000 bytes) as video y\n'), null);
+});

@@ -174,7 +174,11 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
         table(['connections', 'ours req/s', 'nginx req/s', 'ratio', 'goal', '', 'ours p99 ms', 'nginx p99 ms',
           'p99 ratio', '≤ 2×', 'errors ours / nginx', 'CPU ms per 1000 req. ours / nginx'], rows), '',
         'CPU: user + system time of the server side only (web server and storage nodes; nginx master and workers) ' +
-        'during the run, per 1000 answered requests; wrk shares the same two cores.', '', png, '');
+        'during the run, per 1000 answered requests; wrk shares the same two cores.', '',
+        ...(res.cache?.[mode] ? [`The web server's content cache when it stopped (after every benchmark of this mode): ` +
+          `${f(res.cache[mode].bytes / 2 ** 20, 1)} MiB in ${res.cache[mode].files} files, ` +
+          `${f(res.cache[mode].hits)} hits, ${f(res.cache[mode].misses)} misses.`, ''] : []),
+        png, '');
     }
 
     // ---- Ingest

@@ -185,6 +185,13 @@ async function main() {
     } finally {
       await stack.stop();
     }
+    // The web server logs its content cache's figures as it stops (when it has one).
+    const cache = /content cache: (\d+) bytes in (\d+) files, (\d+) hits, (\d+) misses/.exec(stack.web.log());
+    if (cache) {
+      results.cache = results.cache || {};
+      results.cache[mode] = { bytes: Number(cache[1]), files: Number(cache[2]), hits: Number(cache[3]),
+        misses: Number(cache[4]) };
+    }
   }
   results.finished = new Date().toISOString();
 

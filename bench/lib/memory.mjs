@@ -49,9 +49,9 @@ export function streamedUpload(url, totalBytes, chunk = randomBytes(1 << 20)) {
 }
 
 /** The content cache's size in bytes from the web server's log, if it reports one. */
-function cacheBytesFromLog(text) {
-  const matches = [...text.matchAll(/cache[^\n]*?\bbytes["=: ]+(\d+)/gi)];
-  return matches.length ? Number(matches.at(-1)[1]) : null;
+export function cacheBytesFromLog(text) {
+  const matches = [...text.matchAll(/cache[^\n]*?(?:\bbytes["=: ]+(\d+)|\b(\d+) bytes\b)/gi)];
+  return matches.length ? Number(matches.at(-1)[1] ?? matches.at(-1)[2]) : null;
 }
 
 /**

@@ -38,7 +38,9 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
   const clusterToken = path.join(dir, 'cluster-token');
   await writeToken(adminToken);
   await writeToken(clusterToken);
-  const common = ['--admin-token-file', adminToken, '--log-level', 'warn', ...webArgs];
+  // info: the web server logs little at that level (uploads, jobs, and its
+  // content cache's figures when it stops), nothing per request.
+  const common = ['--admin-token-file', adminToken, '--log-level', 'info', ...webArgs];
   const forget = onInterrupt(() => stopQuietly(stack));
   try {
     if (mode === 'single') {
