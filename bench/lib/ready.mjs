@@ -6,10 +6,34 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { buildDir } from '../../tests/lib/streamgrid.mjs';
 import { startNginx } from './nginx.mjs';
-import { curlPut, curlUpload, noisySource, waitReady } from './media.mjs';
+import { curlPut, noisySource, nodeUpload } from './media.mjs';
+import { getVideo, waitFor } from '../../tests/lib/streamgrid.mjs';
 import { log, median, ratio, runChecked, sleep } from './util.mjs';
 
 const ladderCommand = path.join(buildDir, 'bench/ladder_command');
+
+/**
+ * Polls (every 100 ms) until the video is ready; also notes when it first
+ * became playable: its HLS master playlist answers 200 (a server that
+ * publishes the lowest rung first may do so before the status says ready).
+ * Returns { readyMs, playableMs } from `t0`.
+ */
+async function untilReady(url, id, t0) {
+  let playableMs = null;
+  const readyMs = await waitFor(async () => {
+    if (playableMs == null) {
+      const res = await fetch(`${url}/content/${id}/master.m3u8`, { signal: AbortSignal.timeout(10000) });
+      await res.arrayBuffer();
+      if (res.ok) playableMs = performance.now() - t0;
+    }
+    const video = await getVideo(url, id);
+    if (video?.status === 'failed') {
+      throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
+    }
+    return video?.status === 'ready' ? performance.now() - t0 : null;
+  }, { timeoutMs: 1200000, intervalMs: 100, what: `video ${id} to be ready` });
+  return { readyMs, playableMs: playableMs ?? readyMs };
+}
 
 /** One plain ffmpeg run of StreamGrid's ladder for `source` into `outDir`; ms. */
 async function plainLadder(source, outDir) {
@@ -31,19 +55,22 @@ export async function benchReady(stack, dir, { lengths, rounds }) {
     for (const seconds of lengths) {
       const source = await noisySource(seconds);
       const bytes = (await stat(source)).size;
-      const runs = { ours: [], upload: [], put: [], ffmpeg: [] };
+      const runs = { ours: [], upload: [], lastByte: [], playable: [], put: [], ffmpeg: [] };
       let argv = null;
       for (let round = 0; round < rounds; round++) {
         const order = round % 2 === 0 ? ['ours', 'ref'] : ['ref', 'ours'];
         for (const who of order) {
           if (who === 'ours') {
             const t0 = performance.now();
-            const up = await curlUpload(stack.url, source);
-            await waitReady(stack.url, up.id, { intervalMs: 100 });
-            runs.ours.push(performance.now() - t0);
-            runs.upload.push(up.ms);
-            log(`  ${seconds} s round ${round + 1} ours: answered ${(up.ms / 1000).toFixed(1)} s, ` +
-              `ready ${(runs.ours.at(-1) / 1000).toFixed(1)} s`);
+            const up = await nodeUpload(stack.url, source, t0);
+            const times = await untilReady(stack.url, up.id, t0);
+            runs.ours.push(times.readyMs);
+            runs.upload.push(up.answerMs);
+            runs.lastByte.push(up.lastByteMs);
+            runs.playable.push(times.playableMs);
+            log(`  ${seconds} s round ${round + 1} ours: last byte ${(up.lastByteMs / 1000).toFixed(1)} s, ` +
+              `answered ${(up.answerMs / 1000).toFixed(1)} s, first playable ${(times.playableMs / 1000).toFixed(1)} s, ` +
+              `ready ${(times.readyMs / 1000).toFixed(1)} s`);
           } else {
             const put = await curlPut(nginx.url, source, `ready-${seconds}.mp4`);
             const ff = await plainLadder(path.join(root, 'dav', `ready-${seconds}.mp4`),
@@ -61,6 +88,8 @@ export async function benchReady(stack, dir, { lengths, rounds }) {
       const ours = median(runs.ours);
       const ref = median(runs.put.map((p, i) => p + runs.ffmpeg[i]));
       points.push({ seconds, bytes, oursMs: ours, uploadMs: median(runs.upload),
+        lastByteMs: median(runs.lastByte), playableMs: median(runs.playable),
+        playableAfterLastByteMs: median(runs.playable.map((p, i) => p - runs.lastByte[i])),
         putMs: median(runs.put), ffmpegMs: median(runs.ffmpeg), refMs: ref, ratio: ratio(ours, ref),
         runs, argv });
     }
