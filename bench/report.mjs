@@ -135,6 +135,10 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
       `- Options: ${o.quick ? '--quick, ' : ''}${o.rounds} round(s), wrk runs of ${o.seconds} s at ` +
       `${o.levels.join('/')} connections, upload -> ready ${o.readyRounds} round(s) for ${o.readyLengths.join('/')} s sources; ` +
       `benchmarks: ${o.only.join(', ')}; modes: ${o.modes.join(', ')}`, '');
+    if (res.loads && Object.keys(res.loads).length) {
+      out.push(`- 1-minute load average as each step started: ${Object.entries(res.loads)
+        .map(([k, v]) => `${k} ${v[0]}`).join('; ')}`, '');
+    }
     const notes = [];
     for (const name of ['serving.md', 'ingest.md', 'transcode-pipeline.md']) {
       if (await readFile(path.join(docsDir, name)).then(() => true, () => false)) notes.push(`\`docs/${name}\``);

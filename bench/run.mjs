@@ -10,7 +10,7 @@
 //                      [--modes single,cluster] [--ready-lengths 5,10,20]
 //                      [--baseline NAME] [--out FILE] [--no-report] [--keep]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot, buildDir } from '../tests/lib/streamgrid.mjs';
@@ -32,7 +32,7 @@ function usage(message) {
   if (message) process.stderr.write(`${message}\n`);
   process.stderr.write(`usage: ./dev bench [--quick] [--rounds N] [--ready-rounds N] [--seconds S]
        [--only ${ALL.join(',')}] [--modes single,cluster] [--ready-lengths 5,10,20]
-       [--baseline NAME] [--out FILE] [--no-report] [--keep]
+       [--baseline NAME] [--out FILE] [--no-report] [--keep] [--wait-quiet]
   --quick          1 round, connections 64 and 1024, 5 s per wrk run, ready for 5 and 10 s sources
   --rounds N       rounds of each A/B comparison (default 3)
   --ready-rounds N rounds of upload -> ready per source length (default 1: each takes minutes)
@@ -44,6 +44,8 @@ function usage(message) {
   --out FILE       write the figures to FILE instead
   --no-report      do not write docs/BENCHMARKS.md and the plots
   --keep           keep the scratch directory (process data and logs)
+  --wait-quiet     first wait (up to 10 minutes) until the 1-minute load average is below a
+                   quarter of the cores, so that the figures are not measured beside other work
 `);
   process.exit(2);
 }
@@ -51,7 +53,7 @@ function usage(message) {
 function parseArgs(argv) {
   const o = { quick: false, rounds: 3, readyRounds: 1, seconds: 10, only: ALL,
     modes: ['single', 'cluster'], readyLengths: [5, 10, 20], baseline: null, out: null,
-    report: true, keep: false, levels: [64, 256, 1024] };
+    report: true, keep: false, waitQuiet: false, levels: [64, 256, 1024] };
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean);
   const num = (v, name) => {
     const n = Number(v);
@@ -74,6 +76,7 @@ function parseArgs(argv) {
       case '--out': o.out = value(); break;
       case '--no-report': o.report = false; break;
       case '--keep': o.keep = true; break;
+      case '--wait-quiet': o.waitQuiet = true; break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
@@ -103,9 +106,25 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/** Waits up to `maxMs` for the 1-minute load average to fall below a quarter of the cores. */
+async function waitQuiet(maxMs = 600000) {
+  const limit = cpus().length * 0.25;
+  const deadline = Date.now() + maxMs;
+  let said = 0;
+  while (loadavg()[0] >= limit && Date.now() < deadline) {
+    if (Date.now() - said > 30000) {
+      log(`waiting for a quiet machine: load ${loadavg()[0].toFixed(2)}, want < ${limit}`);
+      said = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  if (loadavg()[0] >= limit) log(`still busy after ${maxMs / 60000} minutes (load ${loadavg()[0].toFixed(2)}): running anyway`);
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const want = (b) => o.only.includes(b);
+  if (o.waitQuiet) await waitQuiet();
   const results = {
     date: new Date().toISOString(),
     commit: (() => {
@@ -115,6 +134,7 @@ async function main() {
     options: { quick: o.quick, rounds: o.rounds, readyRounds: o.readyRounds, seconds: o.seconds,
       levels: o.levels, only: o.only, modes: o.modes, readyLengths: o.readyLengths },
     serving: {}, ingest: {}, memory: {}, ready: null, ring: null, migration: null, errors: [],
+    loads: {},  // load average as each benchmark started
   };
   log(`machine: ${results.machine.nproc} cores, ${results.machine.cpu}, load ${results.machine.loadavg.join(' ')}`);
   const scratch = await mkdtemp(path.join(tmpdir(), 'streamgrid-bench-'));
@@ -123,6 +143,7 @@ async function main() {
 
   // A benchmark that fails is recorded and the others still run.
   const attempt = async (name, fn) => {
+    results.loads[name] = loadavg().map((x) => Math.round(x * 100) / 100);
     try {
       return await fn();
     } catch (e) {
