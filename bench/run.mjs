@@ -192,11 +192,6 @@ async function main() {
       if (want('migration') && mode === 'cluster') {
         results.migration = await attempt('migration', () => benchMigration(stack, dir));
       }
-      if (o.keep) {
-        await mkdir(path.join(dir, 'logs'), { recursive: true });
-        await writeFile(path.join(dir, 'logs', 'web.log'), stack.web.log());
-        for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(dir, 'logs', `n${i + 1}.log`), n.log());
-      }
       // Peaks over the whole run of this mode (ingest and migration included).
       const pids = stack.pids();
       const hwm = async (pid) => ((await memoryOf(pid))?.hwmKiB ?? NaN) / 1024;
@@ -205,6 +200,11 @@ async function main() {
         storageHwmMiB: pids.storage.length ? Math.max(...(await Promise.all(pids.storage.map(hwm)))) : null };
     } finally {
       await stack.stop();
+    }
+    if (o.keep) {  // the last output of each process, its stop included
+      await mkdir(path.join(dir, 'logs'), { recursive: true });
+      await writeFile(path.join(dir, 'logs', 'web.log'), stack.web.log());
+      for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(dir, 'logs', `n${i + 1}.log`), n.log());
     }
     // The web server logs its content cache's figures as it stops (when it has one).
     const cache = /content cache: (\d+) bytes in (\d+) files, (\d+) hits, (\d+) misses/.exec(stack.web.log());
