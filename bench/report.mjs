@@ -306,6 +306,10 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
     }
 
     out.push('## Summary', '', table(['benchmark', 'ours', 'reference', 'ratio', 'goal', 'result'], summary), '');
+    out.push('Caveats: nginx\'s `PUT` does not fsync while StreamGrid makes an upload durable before answering; ' +
+      'the `cp -r` reference of migration is followed by `sync`; wrk runs on the same two cores as the servers, ' +
+      'so requests/s of the faster side is partly capped by the client (the CPU per request column is not); ' +
+      `upload -> ready ran ${o.readyRounds} round(s) per source length.`, '');
     out.push(...sections);
 
     // ---- Before this issue
