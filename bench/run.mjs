@@ -221,10 +221,11 @@ async function main() {
   const out = o.out || (o.baseline ? path.join(benchDocs, `baseline-${o.baseline}.json`)
     : path.join(benchDocs, 'results.json'));
   await writeFile(out, JSON.stringify(results, null, 2) + '\n');
-  // Every run is also kept under build/bench-results/ for comparisons.
-  const history = path.join(buildDir, 'bench-results');
-  await mkdir(history, { recursive: true });
-  await writeFile(path.join(history, `${results.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2) + '\n');
+  if (!o.out) {  // every run is also kept under build/bench-results/ for comparisons
+    const history = path.join(buildDir, 'bench-results');
+    await mkdir(history, { recursive: true });
+    await writeFile(path.join(history, `${results.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2) + '\n');
+  }
   log(`figures written to ${path.relative(repoRoot, out)}`);
   if (o.report && !o.baseline && !o.out) {
     const doc = await writeReport(results, { docsDir: path.join(repoRoot, 'docs'), scratch });

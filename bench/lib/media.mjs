@@ -8,7 +8,8 @@ import path from 'node:path';
 import { buildDir, getVideo, playerFiles, waitFor } from '../../tests/lib/streamgrid.mjs';
 import { log, runChecked, runTimed } from './util.mjs';
 
-export const cacheDir = path.join(buildDir, 'bench-cache');
+// STREAMGRID_BENCH_CACHE moves it (e.g. to share the sources between build directories).
+export const cacheDir = process.env.STREAMGRID_BENCH_CACHE || path.join(buildDir, 'bench-cache');
 
 async function exists(file) {
   try { return (await stat(file)).size > 0; } catch { return false; }
