@@ -67,7 +67,7 @@ test('the report has a summary row per goal with pass or FAIL', async () => {
       ingest: { single: { bytes: 2.8e8, oursMs: 1000, nginxMs: 500, ratio: 2, runs: { ours: [1000], nginx: [500] } } },
       memory: {}, ready: null, ring: null, migration: null, errors: [],
     };
-    const doc = await writeReport(res, { docsDir: dir });
+    const doc = await writeReport(res, { docsDir: dir, baselineDir: dir });
     const text = await readFile(doc, 'utf8');
     assert.match(text, /\| Serving single, 64 connections: req\/s \| 9,500 \| nginx 10,000 \| 0\.95× \| ≥ 0\.9× \| \*\*pass\*\* \|/);
     assert.match(text, /\| Serving single, 1024 connections: req\/s \| 5,000 \| nginx 10,000 \| 0\.50× \| ≥ 0\.9× \| \*\*FAIL\*\* \|/);

@@ -116,7 +116,8 @@ function quietness(machine) {
     `**not quiet** (load ${load} on ${machine.nproc} cores: other work was running, figures are noisy)`;
 }
 
-export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') } = {}) {
+export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs'),
+  baselineDir = path.join(repoRoot, 'docs', 'bench') } = {}) {
   const pngDir = path.join(docsDir, 'bench');
   await mkdir(pngDir, { recursive: true });
   const work = await mkdtemp(path.join(tmpdir(), 'streamgrid-bench-plot-'));
@@ -141,7 +142,7 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
     }
     const notes = [];
     for (const name of ['serving.md', 'ingest.md', 'transcode-pipeline.md']) {
-      if (await readFile(path.join(docsDir, name)).then(() => true, () => false)) notes.push(`\`docs/${name}\``);
+      if (await readFile(path.join(repoRoot, 'docs', name)).then(() => true, () => false)) notes.push(`\`docs/${name}\``);
     }
     if (notes.length) out.push(`What each optimisation bought, measured before and after: ${notes.join(', ')}.`, '');
     if (res.errors?.length) {
@@ -313,9 +314,9 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs') }
     out.push(...sections);
 
     // ---- Before this issue
-    const baselines = (await readdir(pngDir).catch(() => [])).filter((n) => /^baseline-[\w-]+\.json$/.test(n)).sort();
+    const baselines = (await readdir(baselineDir).catch(() => [])).filter((n) => /^baseline-[\w-]+\.json$/.test(n)).sort();
     for (const name of baselines) {
-      const base = JSON.parse(await readFile(path.join(pngDir, name), 'utf8'));
+      const base = JSON.parse(await readFile(path.join(baselineDir, name), 'utf8'));
       const now = new Map(headline(res));
       const rows = headline(base).map(([what, before]) => [what, f(before, before != null && before < 10 ? 3 : 1),
         now.has(what) ? f(now.get(what), now.get(what) != null && now.get(what) < 10 ? 3 : 1) : '–']);

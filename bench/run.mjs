@@ -32,7 +32,7 @@ function usage(message) {
   if (message) process.stderr.write(`${message}\n`);
   process.stderr.write(`usage: ./dev bench [--quick] [--rounds N] [--ready-rounds N] [--seconds S]
        [--only ${ALL.join(',')}] [--modes single,cluster] [--ready-lengths 5,10,20]
-       [--baseline NAME] [--out FILE] [--no-report] [--keep] [--wait-quiet]
+       [--baseline NAME] [--out FILE] [--no-report] [--keep] [--wait-quiet] [--docs]
   --quick          1 round, connections 64 and 1024, 5 s per wrk run, ready for 5 and 10 s sources
   --rounds N       rounds of each A/B comparison (default 3)
   --ready-rounds N rounds of upload -> ready per source length (default 1: each takes minutes)
@@ -44,6 +44,8 @@ function usage(message) {
   --out FILE       write the figures to FILE instead
   --no-report      do not write docs/BENCHMARKS.md and the plots
   --keep           keep the scratch directory (process data and logs)
+  --docs           write docs/bench/results.json and docs/BENCHMARKS.md even for a partial run
+                   (--quick, --only, --modes), which otherwise writes them to build/bench-report/
   --wait-quiet     first wait (up to 10 minutes) until the 1-minute load average is below a
                    quarter of the cores, so that the figures are not measured beside other work
 `);
@@ -53,7 +55,7 @@ function usage(message) {
 function parseArgs(argv) {
   const o = { quick: false, rounds: 3, readyRounds: 1, seconds: 10, only: ALL,
     modes: ['single', 'cluster'], readyLengths: [5, 10, 20], baseline: null, out: null,
-    report: true, keep: false, waitQuiet: false, levels: [64, 256, 1024] };
+    report: true, keep: false, waitQuiet: false, docs: false, levels: [64, 256, 1024] };
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean);
   const num = (v, name) => {
     const n = Number(v);
@@ -77,6 +79,7 @@ function parseArgs(argv) {
       case '--no-report': o.report = false; break;
       case '--keep': o.keep = true; break;
       case '--wait-quiet': o.waitQuiet = true; break;
+      case '--docs': o.docs = true; break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
@@ -90,6 +93,10 @@ function parseArgs(argv) {
     if (!explicit.lengths) o.readyLengths = [5, 10];
     o.levels = [64, 1024];
   }
+  // Only a full run (or --docs) replaces the committed figures and report, so
+  // that development runs cannot be committed by mistake.
+  o.full = !o.quick && ALL.every((b) => o.only.includes(b)) && o.modes.length === 2;
+  o.docs = o.docs || o.full;
   return o;
 }
 
@@ -121,9 +128,27 @@ async function waitQuiet(maxMs = 600000) {
   if (loadavg()[0] >= limit) log(`still busy after ${maxMs / 60000} minutes (load ${loadavg()[0].toFixed(2)}): running anyway`);
 }
 
+/** Exits with a clear message when a tool the chosen benchmarks run is missing. */
+function checkTools(o) {
+  const need = new Set(['ffmpeg', 'ffprobe']);
+  const want = (b) => o.only.includes(b);
+  if (want('serving') || want('memory')) need.add('wrk');
+  if (want('serving') || want('ingest') || want('ready')) need.add('nginx');
+  if (want('ingest')) need.add('curl');
+  if (o.report && !o.baseline && !o.out) need.add('gnuplot');
+  const missing = [...need].filter((tool) => {
+    try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); return false; } catch { return true; }
+  });
+  if (missing.length) {
+    log(`missing: ${missing.join(', ')} (./dev bench installs wrk, nginx-light, gnuplot-nox and curl)`);
+    process.exit(2);
+  }
+}
+
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const want = (b) => o.only.includes(b);
+  checkTools(o);
   if (o.waitQuiet) await waitQuiet();
   const results = {
     date: new Date().toISOString(),
@@ -216,10 +241,12 @@ async function main() {
   }
   results.finished = new Date().toISOString();
 
-  const benchDocs = path.join(repoRoot, 'docs', 'bench');
+  const docsDir = o.docs ? path.join(repoRoot, 'docs') : path.join(buildDir, 'bench-report');
+  const benchDocs = path.join(docsDir, 'bench');
   await mkdir(benchDocs, { recursive: true });
-  const out = o.out || (o.baseline ? path.join(benchDocs, `baseline-${o.baseline}.json`)
+  const out = o.out || (o.baseline ? path.join(repoRoot, 'docs', 'bench', `baseline-${o.baseline}.json`)
     : path.join(benchDocs, 'results.json'));
+  await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, JSON.stringify(results, null, 2) + '\n');
   if (!o.out) {  // every run is also kept under build/bench-results/ for comparisons
     const history = path.join(buildDir, 'bench-results');
@@ -228,7 +255,7 @@ async function main() {
   }
   log(`figures written to ${path.relative(repoRoot, out)}`);
   if (o.report && !o.baseline && !o.out) {
-    const doc = await writeReport(results, { docsDir: path.join(repoRoot, 'docs'), scratch });
+    const doc = await writeReport(results, { docsDir, baselineDir: path.join(repoRoot, 'docs', 'bench') });
     log(`report written to ${path.relative(repoRoot, doc)}`);
   }
   await cleanupAll();
