@@ -95,6 +95,9 @@ test('ladder_command prints a runnable argv: the transcoder\'s DASH + HLS ladder
     const files = await readdir(out);
     for (const name of ['manifest.mpd', 'master.m3u8']) assert.ok(files.includes(name), `${name} in ${files}`);
     assert.ok(files.some((f) => /^chunk-0-\d{5}\.m4s$/.test(f)), `segments in ${files}`);
+    const withThumbnail = JSON.parse((await runChecked(path.join(buildDir, 'bench/ladder_command'),
+      ['--with-thumbnail', source, out])).stdout);
+    assert.ok(withThumbnail.length > argv.length, 'the transcoder\'s own argv adds the thumbnail outputs');
     const bad = await runChecked(path.join(buildDir, 'bench/ladder_command'), [path.join(dir, 'none.mp4'), out])
       .then(() => null, (e) => e);
     assert.ok(bad, 'a missing source is refused');

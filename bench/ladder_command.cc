@@ -1,12 +1,19 @@
 // Prints, as a JSON array on stdout, the argv of the one ffmpeg run that
 // StreamGrid's transcoder makes for a source: ProbeMedia(), SelectLadder() and
-// BuildLadderCommand() exactly as the worker calls them. `./dev bench` runs
-// that argv by hand as the "plain ffmpeg" reference of upload -> ready, so the
-// reference always encodes the same ladder with the same options.
+// BuildLadderCommand() as the worker calls them. `./dev bench` runs that argv
+// by hand as the "plain ffmpeg" reference of upload -> ready, so the reference
+// always encodes the same ladder with the same options.
 //
-//   ladder_command SOURCE OUT_DIR [FFMPEG [FFPROBE]]
+//   ladder_command [--with-thumbnail] SOURCE OUT_DIR [FFMPEG [FFPROBE]]
+//
+// Without --with-thumbnail the argv makes the ladder and its DASH + HLS output
+// only (issue 10's reference: one plain ffmpeg run of the ladder); with it, it
+// also writes the thumbnail frames the transcoder takes from the same run
+// (thumbnail_at: the middle of the video), i.e. exactly the worker's argv.
 
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,25 +23,37 @@
 #include "transcode/probe.h"
 
 int main(int argc, char** argv) {
-  if (argc < 3 || argc > 5) {
-    std::fprintf(stderr, "usage: %s SOURCE OUT_DIR [FFMPEG [FFPROBE]]\n", argv[0]);
+  bool with_thumbnail = false;
+  std::vector<const char*> args;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--with-thumbnail") == 0) {
+      with_thumbnail = true;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (args.size() < 2 || args.size() > 4) {
+    std::fprintf(stderr, "usage: %s [--with-thumbnail] SOURCE OUT_DIR [FFMPEG [FFPROBE]]\n",
+                 argv[0]);
     return 2;
   }
-  const std::string ffmpeg = argc > 3 ? argv[3] : "ffmpeg";
+  const std::string ffmpeg = args.size() > 2 ? args[2] : "ffmpeg";
   streamgrid::ProbeOptions probe_options;
-  if (argc > 4) probe_options.ffprobe = argv[4];
-  absl::StatusOr<streamgrid::MediaInfo> info = streamgrid::ProbeMedia(argv[1], probe_options);
+  if (args.size() > 3) probe_options.ffprobe = args[3];
+  absl::StatusOr<streamgrid::MediaInfo> info = streamgrid::ProbeMedia(args[0], probe_options);
   if (!info.ok()) {
-    std::fprintf(stderr, "%s: %s\n", argv[1], info.status().ToString().c_str());
+    std::fprintf(stderr, "%s: %s\n", args[0], info.status().ToString().c_str());
     return 1;
   }
   const std::vector<streamgrid::Rung> ladder = streamgrid::SelectLadder(*info);
   if (ladder.empty()) {
-    std::fprintf(stderr, "%s: no rung of the ladder fits this source\n", argv[1]);
+    std::fprintf(stderr, "%s: no rung of the ladder fits this source\n", args[0]);
     return 1;
   }
+  const std::optional<double> thumbnail_at =
+      with_thumbnail ? std::optional<double>(info->duration_seconds / 2) : std::nullopt;
   nlohmann::json argv_json =
-      streamgrid::BuildLadderCommand(ffmpeg, argv[1], *info, ladder, argv[2]);
+      streamgrid::BuildLadderCommand(ffmpeg, args[0], *info, ladder, args[1], thumbnail_at);
   std::printf("%s\n", argv_json.dump().c_str());
   return 0;
 }
