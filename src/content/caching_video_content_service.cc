@@ -102,6 +102,36 @@ std::shared_ptr<const CachedFile> CachingVideoContentService::Lookup(std::string
   return file;
 }
 
+CachingVideoContentService::Hit CachingVideoContentService::LookupOrStale(std::string_view video_id,
+                                                                          std::string_view name) {
+  if (!Enabled()) return {};
+  const std::string key = Key(video_id, name);
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    ++stats_.misses;
+    return {};
+  }
+  Entry& entry = it->second;
+  const auto now = options_.now();
+  const auto ttl = entry.immutable ? options_.immutable_ttl : options_.mutable_ttl;
+  const auto age = now - entry.checked_at;
+  if (age >= ttl + options_.serve_stale_for) {
+    ++stats_.misses;
+    return {};
+  }
+  ++stats_.hits;
+  lru_.splice(lru_.begin(), lru_, entry.lru_pos);
+  Hit hit{.file = entry.file};
+  // One refresh per TTL: a revalidation that failed (the store briefly away)
+  // is asked for again, while one in progress is not duplicated.
+  if (age >= ttl && now - entry.refresh_requested >= options_.mutable_ttl) {
+    entry.refresh_requested = now;
+    hit.refresh = true;
+  }
+  return hit;
+}
+
 void CachingVideoContentService::EraseLocked(std::map<std::string, Entry>::iterator it) {
   stats_.bytes -= it->second.file->info.size;
   --stats_.entries;

@@ -33,6 +33,11 @@ struct ContentCacheOptions {
   // web server must stop being served here too: they are checked the same
   // way (one Stat, no read when unchanged) once older than this.
   std::chrono::milliseconds immutable_ttl{std::chrono::seconds(60)};
+  // An entry past its TTL by less than this is still served by
+  // LookupOrStale() while one background Fetch() revalidates it
+  // (stale-while-revalidate), so no viewer waits for that round trip; past
+  // it, the entry counts as missing.
+  std::chrono::milliseconds serve_stale_for{std::chrono::seconds(10)};
   // Bytes read from the wrapped service per call while filling an entry.
   size_t fill_chunk_bytes = 256 * 1024;
   // The clock (tests replace it).
@@ -68,8 +73,9 @@ struct CachedFile {
 // only rechecked (a Stat, compared by ETag) after `immutable_ttl`, to notice
 // deletes made elsewhere; every other cached name after `mutable_ttl`. `original` is never cached.
 // This process's writes (through this decorator) and deletes invalidate at once; writes by other
-// processes to mutable names are seen after the TTL. Thread-safe; Lookup never blocks on I/O, the
-// other calls may.
+// processes to mutable names are seen after the TTL (LookupOrStale() serves a just-expired
+// entry while one background Fetch() revalidates it). Thread-safe; Lookup and LookupOrStale
+// never block on I/O, the other calls may.
 class CachingVideoContentService : public VideoContentService {
  public:
   // `inner` must outlive this object.
@@ -79,6 +85,17 @@ class CachingVideoContentService : public VideoContentService {
   // The cached file if it is held and fresh, else null (a miss). Never does
   // I/O, so an event loop may call it. Counts a hit or a miss.
   std::shared_ptr<const CachedFile> Lookup(std::string_view video_id, std::string_view name);
+
+  // What LookupOrStale() found.
+  struct Hit {
+    std::shared_ptr<const CachedFile> file;  // null: a miss
+    // The file is past its TTL: the caller should run Fetch() for it off the
+    // event loop (set for one caller per TTL, so refreshes do not pile up).
+    bool refresh = false;
+  };
+  // Like Lookup(), but a file past its TTL by less than serve_stale_for is
+  // still returned, with `refresh` asking for its revalidation. Never does I/O.
+  Hit LookupOrStale(std::string_view video_id, std::string_view name);
 
   // What Fetch found: the whole file in memory, or, for a file the cache does
   // not take, its info and a reader already open over the whole file.
@@ -128,6 +145,8 @@ class CachingVideoContentService : public VideoContentService {
     std::shared_ptr<const CachedFile> file;
     std::chrono::steady_clock::time_point checked_at;  // filled or last revalidated
     bool immutable = false;
+    // When LookupOrStale() last asked a caller to revalidate it.
+    std::chrono::steady_clock::time_point refresh_requested{};
     std::list<std::string>::iterator lru_pos;  // in lru_, most recent first
   };
   // One fetch of a missing file that others wait on.

@@ -303,6 +303,47 @@ TEST_F(CachingVideoContentServiceTest, MutableNamesAreRevalidatedAfterTheTtl) {
   EXPECT_EQ(cache->stats().entries, 1u);
 }
 
+TEST_F(CachingVideoContentServiceTest, StaleEntriesAreServedWhileOneRefreshRuns) {
+  Write("manifest.mpd", "v1");
+  ContentCacheOptions options;
+  options.mutable_ttl = 2s;
+  options.serve_stale_for = 10s;
+  auto cache = MakeCache(options);
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());
+  // Fresh: served, nothing to refresh.
+  CachingVideoContentService::Hit hit = cache->LookupOrStale(kVid1, "manifest.mpd");
+  ASSERT_NE(hit.file, nullptr);
+  EXPECT_FALSE(hit.refresh);
+
+  Write("manifest.mpd", "version 2");  // changed elsewhere
+  now_ += 3s;
+  // Stale: still served, and exactly one caller is asked to refresh it.
+  hit = cache->LookupOrStale(kVid1, "manifest.mpd");
+  ASSERT_NE(hit.file, nullptr);
+  EXPECT_EQ(hit.file->data, "v1");
+  EXPECT_TRUE(hit.refresh);
+  hit = cache->LookupOrStale(kVid1, "manifest.mpd");
+  ASSERT_NE(hit.file, nullptr);
+  EXPECT_FALSE(hit.refresh);
+  EXPECT_EQ(counting_->opens.load(), 1);  // lookups do no I/O
+  // The refresh reads the new version; later lookups get it, fresh.
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());
+  hit = cache->LookupOrStale(kVid1, "manifest.mpd");
+  ASSERT_NE(hit.file, nullptr);
+  EXPECT_EQ(hit.file->data, "version 2");
+  EXPECT_FALSE(hit.refresh);
+
+  // A refresh that never came (the store was away) is asked for again later.
+  now_ += 3s;
+  EXPECT_TRUE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+  EXPECT_FALSE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+  now_ += 2s;
+  EXPECT_TRUE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+  // Too stale to serve: a miss.
+  now_ += 9s;
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "manifest.mpd").file, nullptr);
+}
+
 TEST_F(CachingVideoContentServiceTest, SegmentsDeletedElsewhereGoAfterTheLongTtl) {
   Write("chunk-0-00001.m4s", "seg");
   ContentCacheOptions options;

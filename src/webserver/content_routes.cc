@@ -1,3 +1,4 @@
+#include <boost/asio/post.hpp>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -82,8 +83,13 @@ http::asio::awaitable<Response> ServeThroughCache(AppContext& app,
                                                   CachingVideoContentService& cache,
                                                   http::Request& request, const std::string& id,
                                                   const std::string& name) {
-  if (std::shared_ptr<const CachedFile> hit = cache.Lookup(id, name)) {
-    co_return ServeCached(request, name, std::move(hit));
+  if (CachingVideoContentService::Hit hit = cache.LookupOrStale(id, name); hit.file) {
+    if (hit.refresh) {
+      // Revalidated in the background: the viewer gets the cached copy now
+      // rather than waiting for a storage node's answer.
+      boost::asio::post(app.blocking, [&cache, id, name] { cache.Fetch(id, name).IgnoreError(); });
+    }
+    co_return ServeCached(request, name, std::move(hit.file));
   }
   absl::StatusOr<CachingVideoContentService::Fetched> fetched =
       co_await http::Offload(app.blocking, [&] { return cache.Fetch(id, name); });
