@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_writes.h"
 #include "common/names.h"
 #include "spdlog/spdlog.h"
 
@@ -125,18 +126,12 @@ class LocalContentWriter : public ContentWriter {
 
   absl::Status Append(std::span<const char> data) override {
     if (state_ != State::kOpen) return absl::FailedPreconditionError("writer is not usable");
-    const char* next = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = write(fd_.get(), next, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        state_ = State::kFailed;
-        return ErrnoStatus(errno, "write", temp_);
-      }
-      next += n;
-      left -= static_cast<size_t>(n);
+    if (int err = WriteFully(fd_.get(), data); err != 0) {
+      state_ = State::kFailed;
+      return ErrnoStatus(err, "write", temp_);
     }
+    written_ += data.size();
+    writeback_.Wrote(fd_.get(), written_);
     return absl::OkStatus();
   }
 
@@ -168,6 +163,8 @@ class LocalContentWriter : public ContentWriter {
   const fs::path temp_;
   ScopedFd fd_;
   State state_ = State::kOpen;
+  uint64_t written_ = 0;  // bytes appended
+  Writeback writeback_;
 };
 
 class LocalContentReader : public ContentReader {

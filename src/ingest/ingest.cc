@@ -78,7 +78,10 @@ absl::StatusOr<std::unique_ptr<Upload>> Ingest::Begin() {
 }
 
 Upload::Upload(Ingest& ingest, std::string id, fs::path spool_path)
-    : ingest_(ingest), id_(std::move(id)), spool_path_(std::move(spool_path)) {}
+    : ingest_(ingest),
+      id_(std::move(id)),
+      spool_path_(std::move(spool_path)),
+      writeback_(ingest.options_.writeback_bytes) {}
 
 Upload::~Upload() {
   StopStreaming(/*drain=*/false);
@@ -114,24 +117,12 @@ absl::Status Upload::Open() {
 }
 
 absl::Status Upload::WriteSpool(std::span<const char> data) {
-  const char* next = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, next, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return SpoolError("cannot write", spool_path_);
-    next += n;
-    left -= static_cast<size_t>(n);
+  if (int err = WriteFully(fd_, data); err != 0) {
+    errno = err;
+    return SpoolError("cannot write", spool_path_);
   }
   size_ += data.size();
-  // Start writing the pages behind us to disk without waiting for them: the
-  // disk works while the network does, and the one fsync at the end is short.
-  const uint64_t step = ingest_.options_.writeback_bytes;
-  if (step > 0 && size_ - written_back_ >= step) {
-    ::sync_file_range(fd_, static_cast<off_t>(written_back_),
-                      static_cast<off_t>(size_ - written_back_), SYNC_FILE_RANGE_WRITE);
-    written_back_ = size_;
-  }
+  writeback_.Wrote(fd_, size_);
   return absl::OkStatus();
 }
 

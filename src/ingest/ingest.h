@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/file_writes.h"
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/media_policy.h"
@@ -96,7 +97,7 @@ class Upload {
   const std::filesystem::path spool_path_;
   int fd_ = -1;
   uint64_t size_ = 0;
-  uint64_t written_back_ = 0;  // spool bytes already handed to the disk
+  Writeback writeback_;  // of the spool file
   // Streams the spool file to stream_ as it grows, so neither the network
   // read nor the spool write waits for the storage nodes.
   void StreamLoop();

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_writes.h"
 #include "common/strings.h"
 #include "storage/file_util.h"
 
@@ -34,17 +35,9 @@ class PosixWritableFile final : public WritableFile {
   PosixWritableFile(ScopedFd fd, fs::path path) : fd_(std::move(fd)), path_(std::move(path)) {}
 
   absl::Status Append(std::span<const char> data) override {
-    const char* next = data.data();
-    size_t left = data.size();
-    while (left > 0) {
-      ssize_t n = write(fd_.get(), next, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus(errno, "write", path_);
-      }
-      next += n;
-      left -= static_cast<size_t>(n);
-    }
+    if (int err = WriteFully(fd_.get(), data); err != 0) return ErrnoStatus(err, "write", path_);
+    size_ += data.size();
+    writeback_.Wrote(fd_.get(), size_);
     return absl::OkStatus();
   }
 
@@ -67,6 +60,8 @@ class PosixWritableFile final : public WritableFile {
  private:
   ScopedFd fd_;
   const fs::path path_;
+  uint64_t size_ = 0;  // bytes appended
+  Writeback writeback_;
 };
 
 class PosixReadableFile final : public ReadableFile {
