@@ -109,7 +109,10 @@ before(async () => {
     dataDir: path.join(scratch, 'web'),
     args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
       '--replication-factor', '2',
-      '--node-probe-interval', '200ms', '--node-down-after', '3s'],
+      '--node-probe-interval', '200ms', '--node-down-after', '3s',
+      // Every read must reach the storage nodes, whose damaged copies are
+      // the subject here: no content cache in front of them.
+      '--content-cache-bytes', '0'],
   });
   const file = await makeTestVideo(path.join(scratch, 'v.mp4'),
     { width: 320, height: 180, seconds: 4 });
