@@ -359,17 +359,36 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
   return info;
 }
 
+namespace {
+
+// The size of `file`: NOT_FOUND when it is missing, INTERNAL when unreadable.
+absl::StatusOr<uint64_t> FileSize(const std::filesystem::path& file) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(file, ec);
+  if (!ec) return size;
+  if (ec == std::errc::no_such_file_or_directory) {
+    return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+  }
+  return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
+}
+
+// Waits for `proc`, killing it if `cancel` (may be null) is cancelled meanwhile.
+absl::StatusOr<ExitStatus> WaitCancellable(Subprocess& proc, CancelToken* cancel) {
+  CancelToken::Registration registration;
+  if (cancel != nullptr) {
+    Subprocess* raw = &proc;
+    registration = cancel->OnCancel([raw] { raw->Kill(); });
+  }
+  return proc.Wait();
+}
+
+}  // namespace
+
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(file, ec);
-  if (ec) {
-    if (ec == std::errc::no_such_file_or_directory) {
-      return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
-    }
-    return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
-  }
-  if (size == 0) return absl::DataLossError("The file is empty.");
+  absl::StatusOr<uint64_t> size = FileSize(file);
+  if (!size.ok()) return size.status();
+  if (*size == 0) return absl::DataLossError("The file is empty.");
 
   std::string json;
   bool truncated = false;
@@ -394,15 +413,7 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   argv.insert(argv.end(), {"-i", "file:" + file.string()});
   absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
-  absl::StatusOr<ExitStatus> exit;
-  {
-    CancelToken::Registration registration;
-    if (options.cancel != nullptr) {
-      Subprocess* raw = proc->get();
-      registration = options.cancel->OnCancel([raw] { raw->Kill(); });
-    }
-    exit = (*proc)->Wait();
-  }
+  absl::StatusOr<ExitStatus> exit = WaitCancellable(**proc, options.cancel);
   if (absl::IsDeadlineExceeded(exit.status())) {
     return absl::DeadlineExceededError(absl::StrCat("Analysing the video took longer than ",
                                                     options.timeout.count() / 1000,
@@ -420,14 +431,9 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
 
 absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
                             const ProbeOptions& options) {
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(file, ec);
-  if (ec) {
-    if (ec == std::errc::no_such_file_or_directory) {
-      return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
-    }
-    return absl::InternalError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
-  }
+  absl::StatusOr<uint64_t> size = FileSize(file);
+  if (!size.ok()) return size.status();
+  const uint64_t file_size = *size;
   absl::StatusOr<bool> framed = CheckContainerFraming(file, file_size, info.format_name);
   if (!framed.ok()) return framed.status();
   if (*framed) return absl::OkStatus();
@@ -446,20 +452,11 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
   SubprocessOptions run;
   run.deadline = options.timeout;
   run.kill_grace = std::chrono::milliseconds(1000);
-  absl::StatusOr<std::unique_ptr<Subprocess>> proc;
   PacketTail tail;
   run.on_stdout_line = [&tail](std::string_view line) { tail.OnLine(line); };
-  proc = Subprocess::Start(argv, std::move(run));
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
-  absl::StatusOr<ExitStatus> exit;
-  {
-    CancelToken::Registration registration;
-    if (options.cancel != nullptr) {
-      Subprocess* raw = proc->get();
-      registration = options.cancel->OnCancel([raw] { raw->Kill(); });
-    }
-    exit = (*proc)->Wait();
-  }
+  absl::StatusOr<ExitStatus> exit = WaitCancellable(**proc, options.cancel);
   if (absl::IsDeadlineExceeded(exit.status())) {
     return absl::DeadlineExceededError("Checking the end of the video took too long.");
   }
