@@ -23,15 +23,17 @@ import { Stats, Viewers, Uploader, fileSha256 } from './workload.mjs';
 import { CORRUPTION_KINDS, seededRandom, copiesOn, corrupt } from './faults.mjs';
 import { writeReport, printSummary } from './report.mjs';
 
-const usage = `usage: ./dev chaos [--duration S] [--seed N] [--converge-timeout S] [--report FILE|-] [--keep]
+const usage = `usage: ./dev chaos [--duration S] [--seed N] [--converge-timeout S] [--content-cache BYTES] [--report FILE|-] [--keep]
   --duration S          seconds of faults under load (default 360)
   --seed N              seed of the fault schedule's choices (default: random, printed)
   --converge-timeout S  seconds to wait for repair to converge at the end (default 240)
+  --content-cache BYTES the web servers' content cache (default 0: off, so that viewers' reads reach
+                        the storage nodes and their damaged copies, which is what the run is about)
   --report FILE         where to write the report (default docs/RELIABILITY.md; - for none)
   --keep                keep the scratch directory (data dirs, logs/ with each process's last output)`;
 
 function parseArgs(argv) {
-  const opts = { duration: 360, seed: Math.floor(Math.random() * 2 ** 31), convergeTimeout: 240,
+  const opts = { duration: 360, seed: Math.floor(Math.random() * 2 ** 31), convergeTimeout: 240, contentCache: 0,
     report: path.join(repoRoot, 'docs/RELIABILITY.md'), keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -43,6 +45,7 @@ function parseArgs(argv) {
     if (a === '--duration') opts.duration = num();
     else if (a === '--seed') opts.seed = Math.floor(num());
     else if (a === '--converge-timeout') opts.convergeTimeout = num();
+    else if (a === '--content-cache') opts.contentCache = Math.floor(num());
     else if (a === '--report') opts.report = argv[++i];
     else if (a === '--keep') opts.keep = true;
     else { console.error(usage); process.exit(a === '--help' || a === '-h' ? 0 : 2); }
@@ -64,7 +67,7 @@ async function main() {
   };
   const rng = seededRandom(opts.seed);
   const scratch = await tempDir('streamgrid-chaos-');
-  const cluster = new ChaosCluster(scratch, log);
+  const cluster = new ChaosCluster(scratch, log, { contentCacheBytes: opts.contentCache });
   const run = {
     opts, t0, events, scratch, cluster, stats: new Stats(), corruptions: [], restores: [],
     migrations: [], errors: [], machine: machineFacts(), loadStart: os.loadavg(),

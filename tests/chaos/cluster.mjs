@@ -62,12 +62,14 @@ export function adminCli(tokenFile, args, timeoutMs = 180000) {
 
 export class ChaosCluster {
   /**
-   * `scratch`: the run's directory; `log`: a function taking one line.
+   * `scratch`: the run's directory; `log`: a function taking one line;
+   * `contentCacheBytes`: the web servers' --content-cache-bytes (0: off).
    * Nothing starts until start().
    */
-  constructor(scratch, log) {
+  constructor(scratch, log, { contentCacheBytes = 0 } = {}) {
     this.scratch = scratch;
     this.log = log;
+    this.contentCacheBytes = contentCacheBytes;
     this.etcd = null;
     this.nodes = [];   // { name, node (startStorage's), member, up }
     this.webs = {};    // name -> { server, up, dataDir }
@@ -130,6 +132,7 @@ export class ChaosCluster {
         '--replication-factor', '2', '--server-id', name,
         '--admin-token-file', this.adminToken, '--cluster-token-file', this.clusterToken,
         '--job-lease-ttl', '3', '--job-rescan-interval-ms', '500',
+        '--content-cache-bytes', String(this.contentCacheBytes),
         ...this.flags.web.args],
     });
     this.webs[name] = { server, up: true, dataDir };

@@ -101,6 +101,8 @@ export async function writeReport(run, list, file) {
   lines.push(`- Duration: ${run.opts.duration} s of faults under load (${seconds((run.finished || Date.now()) - run.t0)} ` +
     `in all, set-up and convergence included), seed ${run.opts.seed} (\`./dev chaos --duration ` +
     `${run.opts.duration} --seed ${run.opts.seed}\` makes the same choices)`);
+  lines.push(`- Web servers' content cache: ${run.opts.contentCache ? `${run.opts.contentCache} bytes` :
+    'off (\`--content-cache 0\`, the default here: viewers\' reads reach the storage nodes)'}`);
   for (const [binary, f] of Object.entries(run.cluster.flags)) {
     if (!f) continue;
     lines.push(`- streamgrid-${binary} repair flags passed: ${f.passed.map((x) => `\`${x}\``).join(', ') || 'none'}` +
