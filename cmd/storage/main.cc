@@ -11,6 +11,7 @@
 #include "auth/grpc_auth.h"
 #include "auth/tls.h"
 #include "auth/token.h"
+#include "common/allocator_tuning.h"
 #include "common/fd_limits.h"
 #include "common/ready_file.h"
 #include "common/termination_signals.h"
@@ -95,6 +96,9 @@ std::chrono::milliseconds ParseInterval(const std::string& text, const std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Received chunks reuse heap memory instead of fresh, page-faulted
+  // mappings (see docs/ingest.md); before any thread starts.
+  streamgrid::TuneAllocatorForStreaming();
   Flags flags;
   CLI::App cli{"StreamGrid storage node: stores video files and serves them over gRPC"};
   cli.add_option("--listen", flags.listen, "gRPC address HOST:PORT (port 0 picks a free one)");

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <span>
@@ -97,19 +98,32 @@ class ReplicatedWriter : public ContentWriter {
 
   absl::Status Append(std::span<const char> data) override {
     if (finished_) return *finished_;
+    if (cancelled_) return Cancelled();
     // One SHA-256 for all replicas, on the calling thread while the other
     // replicas' sends run.
     fan_out_.Run([&](size_t i) {
       if (i == 0) hasher_.Update(data);
       replicas_[i].status = replicas_[i].stream->Append(data);
     });
+    // The streams' CANCELLED then says nothing about the nodes' health.
+    if (cancelled_) return Cancelled();
     return CheckReplicas();
+  }
+
+  void Cancel() override {
+    cancelled_ = true;
+    // The streams were all started by Start() and live as long as the
+    // writer; Interrupt() is the one call on them that any thread may make.
+    for (Replica& r : replicas_) {
+      if (r.stream) r.stream->Interrupt();
+    }
   }
 
   absl::StatusOr<ContentInfo> Commit() override {
     if (finished_) {
       return finished_->ok() ? absl::FailedPreconditionError("already committed") : *finished_;
     }
+    if (cancelled_) return Cancelled();
     const std::string sha256 = hasher_.FinishHex();
     fan_out_.Run([&](size_t i) {
       Replica& r = replicas_[i];
@@ -120,6 +134,12 @@ class ReplicatedWriter : public ContentWriter {
         r.status = stored.status();
       }
     });
+    if (cancelled_ && !std::all_of(replicas_.begin(), replicas_.end(),
+                                   [](const Replica& r) { return r.status.ok(); })) {
+      Cancelled().IgnoreError();
+      DeleteCommitted();
+      return *finished_;
+    }
     if (absl::Status s = CheckReplicas(); !s.ok()) return s;
     for (const Replica& r : replicas_) {
       cluster_.MarkSuccess(r.node.id);
@@ -219,6 +239,14 @@ class ReplicatedWriter : public ContentWriter {
     return absl::OkStatus();
   }
 
+  // Ends the write after Cancel(): every stream abandoned, no node blamed.
+  absl::Status Cancelled() {
+    finished_ =
+        absl::CancelledError(absl::StrCat("write of ", video_id_, "/", name_, " cancelled"));
+    Abandon();
+    return *finished_;
+  }
+
   // Cancels every stream still open: no node stores anything for them.
   void Abandon() {
     for (Replica& r : replicas_) {
@@ -246,6 +274,7 @@ class ReplicatedWriter : public ContentWriter {
   FanOut fan_out_;
   storage::Sha256 hasher_;                // of everything appended
   std::optional<absl::Status> finished_;  // set once committed or failed
+  std::atomic<bool> cancelled_{false};    // Cancel() was called (any thread)
 };
 
 }  // namespace

@@ -41,6 +41,7 @@ class InvalidatingWriter : public ContentWriter {
         name_(std::move(name)) {}
 
   absl::Status Append(std::span<const char> data) override { return inner_->Append(data); }
+  void Cancel() override { inner_->Cancel(); }
   absl::StatusOr<ContentInfo> Commit() override {
     absl::StatusOr<ContentInfo> info = inner_->Commit();
     // Even a failed commit may have replaced the file (e.g. on some replicas).

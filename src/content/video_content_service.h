@@ -32,6 +32,13 @@ class ContentWriter {
   // Makes the file durable and visible, atomically replacing any earlier file of
   // the same name. Returns the committed file's info.
   virtual absl::StatusOr<ContentInfo> Commit() = 0;
+  // Abandons the write from any thread, e.g. while another thread is blocked
+  // in Append() on a storage node that stopped reading: that call and every
+  // later Append() or Commit() return promptly with an error, and nothing is
+  // stored. Called during a Commit(), the file may or may not end up stored.
+  // Idempotent. The default does nothing, for writers that never block long
+  // (local disk); the writer must still be destroyed by its owner.
+  virtual void Cancel() {}
 };
 
 // A byte range of a stored file, read sequentially.

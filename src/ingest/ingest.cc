@@ -81,7 +81,10 @@ Upload::Upload(Ingest& ingest, std::string id, fs::path spool_path)
     : ingest_(ingest),
       id_(std::move(id)),
       spool_path_(std::move(spool_path)),
-      writeback_(ingest.options_.writeback_bytes) {}
+      spool_is_the_original_(ingest.content_.StoresLocalFilesWithoutCopy()),
+      // A scratch spool file never needs to reach the disk: leave its pages
+      // to the page cache (the disk writes the storage nodes' copies).
+      writeback_(spool_is_the_original_ ? ingest.options_.writeback_bytes : 0) {}
 
 Upload::~Upload() {
   StopStreaming(/*drain=*/false);
@@ -197,6 +200,9 @@ bool Upload::StopStreaming(bool drain) {
     abort_ = !drain;
     cv_.notify_all();
   }
+  // A storage node that stopped reading would hold the streamer in Append()
+  // until the transfer deadline; cancelling wakes it now.
+  if (!drain) stream_->Cancel();
   streamer_.join();
   std::lock_guard lock(mu_);
   return !stream_failed_ && !abort_ && streamed_ == size_;
@@ -234,8 +240,12 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   failed_ = true;  // until it succeeds
   const auto finish_started = Clock::now();
   if (size_ == 0) return Refusal(absl::DataLossError("the uploaded file is empty"));
-  // One fsync, at the end: the upload is safely on disk once it returns.
-  if (::fsync(fd_) != 0) return SpoolError("cannot flush", spool_path_);
+  // When the spool file becomes the stored original (--single), one fsync,
+  // at the end, makes it durable. Otherwise it is scratch: the durable copies
+  // are the storage nodes' (committed below, or stored from this file if the
+  // stream failed, read back from the page cache), and a restarted server
+  // never reuses a spool file (a resumed job downloads the original).
+  if (spool_is_the_original_ && ::fsync(fd_) != 0) return SpoolError("cannot flush", spool_path_);
   if (::close(std::exchange(fd_, -1)) != 0) return SpoolError("cannot close", spool_path_);
   const auto flushed = Clock::now();
 

@@ -45,6 +45,8 @@ struct IngestOptions {
   std::chrono::milliseconds store_backoff{500};
   // The spool file's pages are handed to the disk every this many bytes while
   // the upload arrives, so the fsync at the end finds little left to write.
+  // Only when the spool file becomes the stored original (--single); a
+  // scratch spool file (cluster) is neither written back early nor fsynced.
   uint64_t writeback_bytes = uint64_t{8} << 20;
 };
 
@@ -78,7 +80,7 @@ class Upload {
   // server's. After an error the upload is unusable.
   absl::Status Append(std::span<const char> data);
 
-  // Completes the upload: flushes the spool file, checks the media (probe,
+  // Completes the upload: flushes the spool file (--single), checks the media (probe,
   // limits, a cheap check of the file's end), commits the original (or
   // stores it from the spool file), creates the record ("processing", titled
   // `title`) and queues the transcode. Refusals satisfy IsRefusal(); on any
@@ -97,6 +99,9 @@ class Upload {
   const std::filesystem::path spool_path_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  // The spool file is linked as the stored original (so must be durable)
+  // rather than a scratch file whose bytes the storage nodes make durable.
+  const bool spool_is_the_original_;
   Writeback writeback_;  // of the spool file
   // Streams the spool file to stream_ as it grows, so neither the network
   // read nor the spool write waits for the storage nodes.

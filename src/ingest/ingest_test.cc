@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -34,6 +35,8 @@ class RemoteLikeContent : public VideoContentService {
     int writers = 0;
     uint64_t appended = 0;
     int commits = 0;
+    bool hung = false;                // a writer is blocked in Append
+    bool released_by_cancel = false;  // ... and Cancel() woke it
   };
   Counts counts() {
     std::lock_guard lock(mu_);
@@ -41,6 +44,9 @@ class RemoteLikeContent : public VideoContentService {
   }
   // The next writer opened fails every Append after `bytes` bytes.
   void FailNextWriterAfter(uint64_t bytes) { fail_after_ = bytes; }
+  // The next writer opened blocks in Append after `bytes` bytes, as with a
+  // storage node that stopped reading, until Cancel() (or a minute passed).
+  void HangNextWriterAfter(uint64_t bytes) { hang_after_ = bytes; }
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override {
@@ -48,7 +54,8 @@ class RemoteLikeContent : public VideoContentService {
     if (!inner.ok()) return inner.status();
     std::lock_guard lock(mu_);
     ++counts_.writers;
-    return std::make_unique<Writer>(*this, *std::move(inner), std::exchange(fail_after_, {}));
+    return std::make_unique<Writer>(*this, *std::move(inner), std::exchange(fail_after_, {}),
+                                    std::exchange(hang_after_, {}));
   }
   absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
       std::string_view video_id, std::string_view name, uint64_t offset,
@@ -72,11 +79,21 @@ class RemoteLikeContent : public VideoContentService {
   class Writer : public ContentWriter {
    public:
     Writer(RemoteLikeContent& owner, std::unique_ptr<ContentWriter> inner,
-           std::optional<uint64_t> fail_after)
-        : owner_(owner), inner_(std::move(inner)), fail_after_(fail_after) {}
+           std::optional<uint64_t> fail_after, std::optional<uint64_t> hang_after)
+        : owner_(owner),
+          inner_(std::move(inner)),
+          fail_after_(fail_after),
+          hang_after_(hang_after) {}
     absl::Status Append(std::span<const char> data) override {
       if (fail_after_ && written_ + data.size() > *fail_after_) {
         return absl::UnavailableError("storage node went away");
+      }
+      if (hang_after_ && written_ + data.size() > *hang_after_) {
+        std::unique_lock lock(owner_.mu_);
+        owner_.counts_.hung = true;
+        owner_.cv_.wait_for(lock, std::chrono::minutes(1), [&] { return cancelled_; });
+        owner_.counts_.released_by_cancel = cancelled_;
+        return absl::DeadlineExceededError("storage node stopped reading");
       }
       written_ += data.size();
       {
@@ -92,18 +109,27 @@ class RemoteLikeContent : public VideoContentService {
       }
       return inner_->Commit();
     }
+    void Cancel() override {
+      std::lock_guard lock(owner_.mu_);
+      cancelled_ = true;
+      owner_.cv_.notify_all();
+    }
 
    private:
     RemoteLikeContent& owner_;
     std::unique_ptr<ContentWriter> inner_;
     std::optional<uint64_t> fail_after_;
+    std::optional<uint64_t> hang_after_;
     uint64_t written_ = 0;
+    bool cancelled_ = false;  // guarded by owner_.mu_
   };
 
   VideoContentService& inner_;
   std::mutex mu_;
+  std::condition_variable cv_;
   Counts counts_;
   std::optional<uint64_t> fail_after_;
+  std::optional<uint64_t> hang_after_;
 };
 
 testing::LazyMedia& Media() {
@@ -389,6 +415,28 @@ TEST_F(IngestTest, AnAbandonedUploadLeavesNothing) {
   ASSERT_TRUE(Feed(**upload, std::string_view(bytes).substr(0, bytes.size() / 2)).ok());
   EXPECT_EQ(SpoolFiles(), 1u);
   upload->reset();  // the client went away
+  ExpectNothingLeft(id);
+  EXPECT_EQ(remote_->counts().commits, 0);
+}
+
+TEST_F(IngestTest, AbandoningAnUploadCancelsAStreamThatHangs) {
+  const std::string bytes = Bytes("clip.mp4");
+  auto ingest = MakeIngest(*remote_, Options());
+  remote_->HangNextWriterAfter(bytes.size() / 3);
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->Begin();
+  ASSERT_TRUE(upload.ok());
+  const std::string id = (*upload)->id();
+  ASSERT_TRUE(Feed(**upload, bytes).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!remote_->counts().hung && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(remote_->counts().hung);
+  // The client went away: the destructor cancels the write rather than
+  // waiting for the node (here: a minute; in production the transfer
+  // deadline).
+  upload->reset();
+  EXPECT_TRUE(remote_->counts().released_by_cancel);
   ExpectNothingLeft(id);
   EXPECT_EQ(remote_->counts().commits, 0);
 }

@@ -325,6 +325,12 @@ void StorageClient::PutStream::Cancel() {
   Finish().IgnoreError();
 }
 
+void StorageClient::PutStream::Interrupt() {
+  // TryCancel is thread-safe and wakes a Write or Finish blocked on the call;
+  // the owner's thread then sees the call end and finishes it.
+  context_.TryCancel();
+}
+
 // ---------------------------------------------------------------------------
 // GetStream
 

@@ -188,6 +188,13 @@ class StorageClient::PutStream {
   // Abandons the upload; the node stores nothing. Idempotent.
   void Cancel();
 
+  // Cancels the call from any thread, so that an Append() or Commit()
+  // blocked in another thread (a node that stopped reading) returns promptly
+  // with CANCELLED, as does every later call. Nothing is stored unless the
+  // node had already received the commit. The stream must still be destroyed
+  // by its owner.
+  void Interrupt();
+
  private:
   friend class StorageClient;
   PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash = true);
