@@ -12,6 +12,8 @@ struct StreamingAllocatorOptions {
   // Free memory at the top of a heap is returned to the kernel only beyond
   // this much.
   size_t trim_threshold = size_t{16} << 20;
+  // Malloc arenas at most (each may keep up to trim_threshold idle).
+  int max_arenas = 2;
 };
 
 // Keeps the buffers of streamed chunks in the heap instead of mapping and
