@@ -41,10 +41,11 @@ class TestNodes {
     for (int i = 0; i < count; ++i) Add();
   }
 
-  // Starts one more node; returns its index.
-  int Add() {
+  // Starts one more node (its engine opened with `options`, e.g. a test Env);
+  // returns its index.
+  int Add(storage::StorageEngineOptions options = {}) {
     const int i = size();
-    auto engine = storage::StorageEngine::Open(dir_.path() / absl::StrCat("node", i));
+    auto engine = storage::StorageEngine::Open(dir_.path() / absl::StrCat("node", i), options);
     if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
     engines_.push_back(*std::move(engine));
     servers_.emplace_back();
