@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -241,25 +242,38 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   const auto finish_started = Clock::now();
   if (size_ == 0) return Refusal(absl::DataLossError("the uploaded file is empty"));
   // When the spool file becomes the stored original (--single), one fsync,
-  // at the end, makes it durable. Otherwise it is scratch: the durable copies
-  // are the storage nodes' (committed below, or stored from this file if the
-  // stream failed, read back from the page cache), and a restarted server
-  // never reuses a spool file (a resumed job downloads the original).
-  if (spool_is_the_original_ && ::fsync(fd_) != 0) return SpoolError("cannot flush", spool_path_);
-  if (::close(std::exchange(fd_, -1)) != 0) return SpoolError("cannot close", spool_path_);
-  const auto flushed = Clock::now();
-
+  // at the end, makes it durable; it runs while the media is checked (the
+  // probe reads the page cache, the fsync waits for the disk). Otherwise the
+  // spool file is scratch: the durable copies are the storage nodes'
+  // (committed below, or stored from this file if the stream failed, read
+  // back from the page cache), and a restarted server never reuses a spool
+  // file (a resumed job downloads the original).
+  std::future<int> flush;
+  if (spool_is_the_original_) {
+    flush = std::async(std::launch::async, [fd = fd_] { return ::fsync(fd) == 0 ? 0 : errno; });
+  }
   const IngestOptions& options = ingest_.options_;
-  absl::StatusOr<MediaInfo> media = ProbeMedia(spool_path_, options.probe);
-  if (!media.ok()) return AsRefusalIfAboutTheFile(media.status());
-  if (absl::Status s = CheckMediaLimits(*media, options.media_limits); !s.ok()) {
-    return AsRefusalIfAboutTheFile(s);
-  }
-  if (absl::Status s = VerifyMediaEnd(spool_path_, *media, options.probe); !s.ok()) {
-    return AsRefusalIfAboutTheFile(s);
-  }
-
+  MediaInfo media;
+  const absl::Status check = [&]() -> absl::Status {
+    absl::StatusOr<MediaInfo> probed = ProbeMedia(spool_path_, options.probe);
+    if (!probed.ok()) return AsRefusalIfAboutTheFile(probed.status());
+    if (absl::Status s = CheckMediaLimits(*probed, options.media_limits); !s.ok()) {
+      return AsRefusalIfAboutTheFile(s);
+    }
+    if (absl::Status s = VerifyMediaEnd(spool_path_, *probed, options.probe); !s.ok()) {
+      return AsRefusalIfAboutTheFile(s);
+    }
+    media = *std::move(probed);
+    return absl::OkStatus();
+  }();
   const auto checked = Clock::now();
+  const int flush_error = flush.valid() ? flush.get() : 0;
+  const int close_error = ::close(std::exchange(fd_, -1)) == 0 ? 0 : errno;
+  const auto flushed = Clock::now();
+  if (!check.ok()) return check;
+  errno = flush_error != 0 ? flush_error : close_error;
+  if (flush_error != 0) return SpoolError("cannot flush", spool_path_);
+  if (close_error != 0) return SpoolError("cannot close", spool_path_);
   VideoContentService& content = ingest_.content_;
   if (absl::Status s = StoreOriginal(); !s.ok()) {
     content.DeleteVideo(id_).IgnoreError();
@@ -269,7 +283,7 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   record.id = id_;
   record.title = std::string(title);
   record.status = VideoStatus::kProcessing;
-  record.duration_seconds = media->duration_seconds;
+  record.duration_seconds = media.duration_seconds;
   record.created_at_ms = NowMillis();
   record.updated_at_ms = record.created_at_ms;
   if (absl::Status s = ingest_.metadata_.Create(record); !s.ok()) {
@@ -279,13 +293,13 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   // The job takes over the spool file (it saves a download of the original).
   failed_ = false;
   finished_ = true;
-  ingest_.enqueue_(id_, spool_path_, *media);
+  ingest_.enqueue_(id_, spool_path_, media);
   const auto done = Clock::now();
   spdlog::info(
-      "upload {}: {} bytes received in {} ms; flushed in {} ms, checked in {} ms, stored and "
+      "upload {}: {} bytes received in {} ms; checked in {} ms (flushed {} ms later), stored and "
       "recorded in {} ms",
-      id_, size_, Millis(begun_, finish_started), Millis(finish_started, flushed),
-      Millis(flushed, checked), Millis(checked, done));
+      id_, size_, Millis(begun_, finish_started), Millis(finish_started, checked),
+      Millis(checked, flushed), Millis(flushed, done));
   return record;
 }
 
