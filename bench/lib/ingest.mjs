@@ -2,27 +2,47 @@
 // against nginx's WebDAV PUT of the same file, alternating, several rounds.
 // Each upload is deleted right after its answer (which cancels its
 // transcoding), so that the next measurement runs on a quiet machine.
+//
+// nginx's PUT only writes to the page cache, while an upload is answered once
+// its copies are durable. So a second, durable reference is measured beside
+// it: the disk floor, `copies` files of the same bytes written in parallel on
+// the same disk with `dd conv=fsync` (1 in --single, R = 2 in cluster).
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { startNginx } from './nginx.mjs';
 import { curlPut, curlUpload, deleteVideo } from './media.mjs';
-import { log, median, ratio, sleep } from './util.mjs';
+import { log, median, ratio, runTimed, sleep } from './util.mjs';
+
+/** Writes `copies` durable copies of `source` into `dir` in parallel; ms until all are fsynced. */
+async function durableCopies(source, dir, copies) {
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: copies }, (_, i) => runTimed('dd',
+    [`if=${source}`, `of=${path.join(dir, `floor-${i}`)}`, 'bs=1M', 'conv=fsync', 'status=none'])));
+  const ms = performance.now() - t0;
+  for (const r of results) if (r.code !== 0) throw new Error(`dd: exit ${r.code} ${r.stderr}`);
+  await Promise.all(Array.from({ length: copies }, (_, i) =>
+    rm(path.join(dir, `floor-${i}`), { force: true })));
+  return ms;
+}
 
 export async function benchIngest(stack, source, dir, { rounds, adminHeaders }) {
+  const copies = stack.mode === 'cluster' ? 2 : 1;  // the stacks' replication factor
   await mkdir(dir, { recursive: true });
   const root = path.join(dir, 'root');
   const nginx = await startNginx(path.join(dir, 'nginx'), root);
   const size = (await stat(source)).size;
   log(`ingest (${stack.mode}): ${(size / 1e6).toFixed(0)} MB, ${rounds} round(s)`);
-  const runs = { ours: [], nginx: [] };
+  const runs = { ours: [], nginx: [], floor: [] };
   try {
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? ['ours', 'nginx'] : ['nginx', 'ours'];
+      const order = round % 2 === 0 ? ['ours', 'nginx', 'floor'] : ['floor', 'nginx', 'ours'];
       for (const who of order) {
         if (who === 'ours') {
           const up = await curlUpload(stack.url, source);
           runs.ours.push(up.ms);
           await deleteVideo(stack.url, up.id, adminHeaders);
+        } else if (who === 'floor') {
+          runs.floor.push(await durableCopies(source, dir, copies));
         } else {
           runs.nginx.push((await curlPut(nginx.url, source, `upload-${round}.mp4`)).ms);
           await rm(path.join(root, 'dav', `upload-${round}.mp4`), { force: true });
@@ -36,5 +56,7 @@ export async function benchIngest(stack, source, dir, { rounds, adminHeaders }) 
   }
   const ours = median(runs.ours);
   const ref = median(runs.nginx);
-  return { bytes: size, oursMs: ours, nginxMs: ref, ratio: ratio(ours, ref), runs };
+  const floor = median(runs.floor);
+  return { bytes: size, oursMs: ours, nginxMs: ref, ratio: ratio(ours, ref), runs,
+    copies, floorMs: floor, floorRatio: ratio(ours, floor) };
 }
