@@ -250,7 +250,15 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   // file (a resumed job downloads the original).
   std::future<int> flush;
   if (spool_is_the_original_) {
-    flush = std::async(std::launch::async, [fd = fd_] { return ::fsync(fd) == 0 ? 0 : errno; });
+    auto sync = [fd = fd_] { return ::fsync(fd) == 0 ? 0 : errno; };
+    try {
+      flush = std::async(std::launch::async, sync);
+    } catch (const std::system_error&) {
+      // No thread to spare: flush here, before the check.
+      std::promise<int> done;
+      done.set_value(sync());
+      flush = done.get_future();
+    }
   }
   const IngestOptions& options = ingest_.options_;
   MediaInfo media;
