@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
+#include "transcode/live_playlists.h"
 
 namespace streamgrid {
 namespace {
@@ -47,9 +50,26 @@ std::optional<SegmentName> ParseSegmentName(std::string_view name) {
   return parsed;
 }
 
+bool IsMediaPlaylistName(std::string_view name) {
+  return name.starts_with("media_") && name.ends_with(".m3u8");
+}
+
+// The whole of a small text file (a playlist), or nothing.
+std::optional<std::string> ReadSmallFile(const fs::path& path) {
+  constexpr std::streamsize kMaxBytes = 4 << 20;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::string text(kMaxBytes, '\0');
+  in.read(text.data(), kMaxBytes);
+  if (in.bad()) return std::nullopt;
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
 }  // namespace
 
-std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names) {
+std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names,
+                                                const std::set<std::string>& listed) {
   // The highest media segment number seen per representation.
   std::map<std::string, uint64_t> last;
   for (const std::string& name : names) {
@@ -64,8 +84,12 @@ std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& 
     if (!segment) continue;
     auto it = last.find(segment->representation);
     // The last segment may still be growing; an earlier one (or the init
-    // segment) was closed before the next was opened.
-    if (it != last.end() && segment->number < it->second) complete.push_back(name);
+    // segment) was closed before the next was opened, and one a playlist
+    // lists was closed before the playlist was written.
+    if ((it != last.end() && segment->number < it->second) ||
+        (segment->number > 0 && listed.contains(name))) {
+      complete.push_back(name);
+    }
   }
   return complete;
 }
@@ -126,39 +150,124 @@ bool OutputPublisher::Publish(const std::string& name) {
   return true;
 }
 
+void OutputPublisher::EnableLivePlaylists(fs::path scratch_dir, std::function<void()> on_playable) {
+  live_dir_ = std::move(scratch_dir);
+  on_playable_ = std::move(on_playable);
+}
+
 void OutputPublisher::Loop() {
   while (true) {
     {
       std::unique_lock lock(mu_);
       if (cv_.wait_for(lock, poll_interval_, [this] { return stopping_; })) return;
     }
-    std::vector<std::string> names;
-    std::error_code ec;
-    for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
-      std::string name = entry.path().filename().string();
-      // ffmpeg's temporary files ("....m4s.tmp" before the rename) are not
-      // segment names, so CompletedWhileEncoding() passes them over.
-      if (IsValidContentName(name)) names.push_back(std::move(name));
-    }
-    if (ec) continue;  // not created yet, or being removed: the next look decides
-    std::sort(names.begin(), names.end());
-    for (const std::string& name : CompletedWhileEncoding(names)) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;
-        if (published_.contains(name)) continue;
-      }
-      if (!Publish(name)) {
-        absl::Status error;
-        {
-          std::lock_guard lock(mu_);
-          error = error_;
-        }
-        if (on_error_) on_error_(error);
-        return;
-      }
+    if (!PublishCompleted()) return;
+  }
+}
+
+bool OutputPublisher::PublishCompleted() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    // ffmpeg's temporary files ("....m4s.tmp" before the rename) are not
+    // segment names, so CompletedWhileEncoding() passes them over.
+    if (IsValidContentName(name)) names.push_back(std::move(name));
+  }
+  if (ec) return true;  // not created yet, or being removed: the next look decides
+  std::sort(names.begin(), names.end());
+  // What ffmpeg's playlists list is closed: no need to wait for the next
+  // segment to appear (4 s of video later).
+  std::set<std::string> listed;
+  for (const std::string& name : names) {
+    if (!IsMediaPlaylistName(name)) continue;
+    if (std::optional<std::string> text = ReadSmallFile(dir_ / name)) {
+      for (std::string& segment : PlaylistSegments(*text)) listed.insert(std::move(segment));
     }
   }
+  for (const std::string& name : CompletedWhileEncoding(names, listed)) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return false;
+      if (published_.contains(name)) continue;
+    }
+    if (!Publish(name)) {
+      absl::Status error;
+      {
+        std::lock_guard lock(mu_);
+        error = error_;
+      }
+      if (on_error_) on_error_(error);
+      return false;
+    }
+  }
+  if (!live_dir_.empty() && !PublishLive(names)) {
+    absl::Status error;
+    {
+      std::lock_guard lock(mu_);
+      error = error_;
+    }
+    if (on_error_) on_error_(error);
+    return false;
+  }
+  return true;
+}
+
+bool OutputPublisher::PublishUntracked(const std::string& name, const fs::path& path) {
+  {
+    std::lock_guard lock(mu_);
+    if (attempted_set_.insert(name).second) attempted_.push_back(name);
+  }
+  absl::Status stored = store_(name, path);
+  if (stored.ok()) return true;
+  std::lock_guard lock(mu_);
+  if (error_.ok()) error_ = stored;
+  return false;
+}
+
+bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
+  auto stored = [this](std::string_view name) {
+    std::lock_guard lock(mu_);
+    return published_.contains(std::string(name));
+  };
+  std::error_code ec;
+  fs::create_directories(live_dir_, ec);
+  for (const std::string& name : names) {
+    if (!IsMediaPlaylistName(name)) continue;
+    std::optional<std::string> text = ReadSmallFile(dir_ / name);
+    if (!text) continue;
+    size_t count = 0;
+    std::optional<std::string> live = LiveMediaPlaylist(*text, stored, &count);
+    if (!live || count <= live_segments_[name]) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return true;
+    }
+    const fs::path path = live_dir_ / name;
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << *live;
+      out.close();
+      if (!out) continue;  // scratch space trouble: the final playlists still come
+    }
+    if (!PublishUntracked(name, path)) return false;
+    live_segments_[name] = count;
+  }
+  if (master_live_) return true;
+  std::optional<std::string> master = ReadSmallFile(dir_ / "master.m3u8");
+  if (!master) return true;
+  std::vector<std::string> uris = MasterPlaylistUris(*master);
+  if (uris.empty()) return true;
+  for (const std::string& uri : uris) {
+    auto it = live_segments_.find(uri);
+    if (it == live_segments_.end() || it->second == 0) return true;
+  }
+  // ffmpeg writes the master once, before it is complete for us: the stamp
+  // lets Finish() store it again should it change after all.
+  if (!Publish("master.m3u8")) return false;
+  master_live_ = true;
+  if (on_playable_) on_playable_();
+  return true;
 }
 
 absl::Status OutputPublisher::Finish(const std::vector<std::string>& files) {

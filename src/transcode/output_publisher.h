@@ -27,7 +27,11 @@ namespace streamgrid {
 // segment of N exists (the dash muxer writes a representation's segments one
 // after another and its init segment before them). Manifests, playlists,
 // temporary files and anything else are never complete while ffmpeg runs.
-std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names);
+// A segment named in `listed` (the segments ffmpeg's media playlists list: it
+// rewrites them after closing each segment) is complete too, even when it is
+// its representation's last so far.
+std::vector<std::string> CompletedWhileEncoding(const std::vector<std::string>& names,
+                                                const std::set<std::string>& listed = {});
 
 class OutputPublisher {
  public:
@@ -47,6 +51,15 @@ class OutputPublisher {
 
   OutputPublisher(const OutputPublisher&) = delete;
   OutputPublisher& operator=(const OutputPublisher&) = delete;
+
+  // Makes the video playable while it is encoded: after each look, the HLS
+  // media playlists ffmpeg keeps in `dir` are stored as EVENT playlists
+  // (LiveMediaPlaylist(), written to `scratch_dir` first) listing only segments
+  // already stored, and once every playlist the master names lists a segment,
+  // the master playlist is stored and `on_playable` (may be empty) is called
+  // once, on the publishing thread. Finish() then stores the final playlists
+  // over the EVENT ones. Call before Start().
+  void EnableLivePlaylists(std::filesystem::path scratch_dir, std::function<void()> on_playable);
 
   // Starts publishing completed files in the background. Call at most once.
   void Start();
@@ -73,6 +86,15 @@ class OutputPublisher {
   };
 
   void Loop();
+  // One look at `dir_`: stores what is complete, then the live playlists.
+  // False once a store has failed (on_error_ called) or a stop was asked.
+  bool PublishCompleted();
+  // Stores the EVENT playlists that list more than last time, and the master
+  // once all of them list something. False on a failed store.
+  bool PublishLive(const std::vector<std::string>& names);
+  // Stores `path` as `name` without remembering a stamp: Finish() stores the
+  // final file of that name whatever happens. False (error kept) on failure.
+  bool PublishUntracked(const std::string& name, const std::filesystem::path& path);
   // Stores `name` and remembers its stamp; false (and the error kept) on failure.
   bool Publish(const std::string& name);
   static bool StampOf(const std::filesystem::path& path, Stamp* stamp);
@@ -81,6 +103,10 @@ class OutputPublisher {
   const StoreFn store_;
   const std::chrono::milliseconds poll_interval_;
   const std::function<void(const absl::Status&)> on_error_;
+  std::filesystem::path live_dir_;  // empty: no live playlists
+  std::function<void()> on_playable_;
+  std::map<std::string, size_t> live_segments_;  // per media playlist, as stored
+  bool master_live_ = false;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -6,8 +6,11 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "transcode/live_playlists.h"
 #include "transcode/testing/test_media.h"
 
 namespace streamgrid {
@@ -52,6 +55,14 @@ TEST(CompletedWhileEncodingTest, NeverManifestsPlaylistsOrTemporaryFiles) {
                                       "chunk-0-x.m4s", "chunk-00001.m4s", "init-.m4s",
                                       "chunk-0-00000.m4s", "chunk-a-00002.m4s"}),
               IsEmpty());
+}
+
+TEST(CompletedWhileEncodingTest, ASegmentAPlaylistListsIsCompleteEvenIfLast) {
+  EXPECT_THAT(CompletedWhileEncoding({"chunk-0-00001.m4s", "chunk-0-00002.m4s", "init-0.m4s"},
+                                     {"chunk-0-00001.m4s", "chunk-0-00002.m4s"}),
+              ElementsAre("chunk-0-00001.m4s", "chunk-0-00002.m4s", "init-0.m4s"));
+  // Listed but not there (yet): nothing to store.
+  EXPECT_THAT(CompletedWhileEncoding({"init-0.m4s"}, {"chunk-0-00001.m4s"}), IsEmpty());
 }
 
 // Records what it is asked to store, with the bytes at that moment.
@@ -191,6 +202,91 @@ TEST_F(OutputPublisherTest, AMissingDirectoryIsWaitedFor) {
   ASSERT_TRUE(testing::WriteTestFile(out / "chunk-2-00002.m4s", "b").ok());
   ASSERT_TRUE(WaitFor([&] { return store_.calls().size() == 1; }));
   EXPECT_THAT(store_.calls(), UnorderedElementsAre("chunk-2-00001.m4s"));
+}
+
+std::string MediaPlaylist(int representation, int segments, bool ended) {
+  std::string text =
+      absl::StrCat("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:4\n",
+                   "#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-MAP:URI=\"init-", representation, ".m4s\"\n");
+  for (int k = 1; k <= segments; ++k) {
+    absl::StrAppend(&text, "#EXTINF:4.000000,\n",
+                    "#EXT-X-PROGRAM-DATE-TIME:2026-12-05T05:39:29.000+0000\n",
+                    absl::StrFormat("chunk-%d-%05d.m4s\n", representation, k));
+  }
+  if (ended) text += "#EXT-X-ENDLIST\n";
+  return text;
+}
+
+TEST_F(OutputPublisherTest, LivePlaylistsNameOnlyStoredSegmentsAndTheMasterComesLast) {
+  fs::path out = dir_.path() / "out";
+  fs::create_directories(out);
+  // Every playlist stored must name only what was stored before it.
+  std::vector<std::string> violations;
+  std::atomic<int> playable = 0;
+  auto store = [&](const std::string& name, const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::map<std::string, std::string> before = store_.stored();
+    auto check = [&](const std::string& named) {
+      if (!before.contains(named)) violations.push_back(name + " names " + named);
+    };
+    if (name.starts_with("media_")) {
+      for (const std::string& segment : PlaylistSegments(text)) check(segment);
+      check(name == "media_0.m3u8" ? "init-0.m4s" : "init-1.m4s");
+    }
+    if (name == "master.m3u8") {
+      for (const std::string& uri : MasterPlaylistUris(text)) check(uri);
+    }
+    return store_.Store(name, path);
+  };
+  auto write = [&](const std::string& name, std::string_view bytes) {
+    ASSERT_TRUE(testing::WriteTestFile(out / name, bytes).ok());
+  };
+  OutputPublisher publisher(out, store, milliseconds(5), nullptr);
+  publisher.EnableLivePlaylists(dir_.path() / "live", [&] { ++playable; });
+  publisher.Start();
+
+  write("init-0.m4s", "init0");
+  write("init-1.m4s", "init1");
+  write("chunk-0-00001.m4s", "a1");
+  write("media_0.m3u8", MediaPlaylist(0, 1, false));
+  write("master.m3u8",
+        "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",URI=\"media_1.m3u8\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\"\nmedia_0.m3u8\n");
+  // The video stream lists a segment; the audio one nothing yet: no master.
+  ASSERT_TRUE(WaitFor([&] { return store_.stored().contains("media_0.m3u8"); }));
+  EXPECT_FALSE(store_.stored().contains("master.m3u8"));
+  EXPECT_EQ(playable, 0);
+  std::string live0 = store_.stored()["media_0.m3u8"];
+  EXPECT_NE(live0.find("#EXT-X-PLAYLIST-TYPE:EVENT"), std::string::npos);
+  EXPECT_EQ(live0.find("#EXT-X-ENDLIST"), std::string::npos);
+  EXPECT_THAT(PlaylistSegments(live0), ElementsAre("chunk-0-00001.m4s"));
+
+  write("chunk-1-00001.m4s", "b1");
+  write("media_1.m3u8", MediaPlaylist(1, 1, false));
+  ASSERT_TRUE(WaitFor([&] { return playable == 1; }));
+  EXPECT_TRUE(store_.stored().contains("master.m3u8"));
+
+  write("chunk-0-00002.m4s", "a2");
+  write("media_0.m3u8", MediaPlaylist(0, 2, false));
+  ASSERT_TRUE(
+      WaitFor([&] { return PlaylistSegments(store_.stored()["media_0.m3u8"]).size() == 2; }));
+
+  // ffmpeg has exited: the final (VOD) playlists replace the EVENT ones; the
+  // master, unchanged, is not stored twice.
+  write("media_0.m3u8", MediaPlaylist(0, 2, true));
+  write("media_1.m3u8", MediaPlaylist(1, 1, true));
+  ASSERT_TRUE(
+      publisher
+          .Finish({"chunk-0-00001.m4s", "chunk-0-00002.m4s", "chunk-1-00001.m4s", "init-0.m4s",
+                   "init-1.m4s", "media_0.m3u8", "media_1.m3u8", "master.m3u8"})
+          .ok());
+  EXPECT_THAT(violations, IsEmpty());
+  EXPECT_EQ(store_.stored()["media_0.m3u8"], MediaPlaylist(0, 2, true));
+  EXPECT_EQ(store_.stored()["media_1.m3u8"], MediaPlaylist(1, 1, true));
+  std::vector<std::string> calls = store_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "master.m3u8"), 1);
+  EXPECT_EQ(playable, 1);
 }
 
 }  // namespace
