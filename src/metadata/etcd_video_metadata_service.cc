@@ -115,6 +115,9 @@ std::string Encode(const VideoRecord& record) {
       {"created_at_ms", record.created_at_ms},
       {"updated_at_ms", record.updated_at_ms},
   };
+  // Only when set, so records written before the field existed, and most
+  // records, encode as they always did.
+  if (record.playable) json["playable"] = true;
   // Replace rather than throw on invalid UTF-8: a mangled title beats a lost
   // record. Object keys dump sorted, so equal records encode to equal bytes.
   return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -146,6 +149,7 @@ absl::StatusOr<VideoRecord> Decode(std::string_view id, std::string_view value) 
     record.error = json.at("error").get<std::string>();
     record.created_at_ms = json.at("created_at_ms").get<int64_t>();
     record.updated_at_ms = json.at("updated_at_ms").get<int64_t>();
+    record.playable = json.value("playable", false);
   } catch (const nlohmann::json::exception& e) {
     return absl::InternalError(
         absl::StrCat("corrupt record of video ", ToAbsl(id), ": ", e.what()));

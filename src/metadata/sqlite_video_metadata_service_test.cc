@@ -124,6 +124,20 @@ TEST_F(SqliteVideoMetadataServiceTest, ReopenKeepsData) {
   EXPECT_EQ(*got, record);
 }
 
+TEST_F(SqliteVideoMetadataServiceTest, AVersion1DatabaseGainsPlayableAndKeepsItsRecords) {
+  VideoRecord record = MakeTestRecord(1000);
+  ASSERT_TRUE(service_->Create(record).ok());
+  service_.reset();
+  // What a build before the playable column left behind.
+  RawExec(db_file_, "ALTER TABLE videos DROP COLUMN playable; PRAGMA user_version = 1");
+  Reopen();
+  EXPECT_EQ(RawQueryText(db_file_, "PRAGMA user_version"), "2");
+  auto got = service_->Get(record.id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, record);
+  EXPECT_FALSE(got->playable);
+}
+
 TEST_F(SqliteVideoMetadataServiceTest, NewerSchemaIsRefused) {
   service_.reset();
   RawExec(db_file_, "PRAGMA user_version = 99");

@@ -38,6 +38,10 @@ struct VideoRecord {
   std::string error;  // why it failed; empty unless status == kFailed
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
+  // While processing: HLS playlists listing the segments stored so far and the
+  // master playlist are in the content service, so the video can be watched
+  // from the start while the rest is encoded.
+  bool playable = false;
   bool operator==(const VideoRecord&) const = default;
 };
 

@@ -93,6 +93,23 @@ TEST_P(VideoMetadataServiceConformanceTest, CreateGetRoundTripsEveryField) {
   EXPECT_EQ(*got, record);
 }
 
+TEST_P(VideoMetadataServiceConformanceTest, PlayableRoundTripsThroughCreateAndUpdate) {
+  VideoRecord record = MakeTestRecord(1000);
+  ASSERT_TRUE(service().Create(record).ok());
+  EXPECT_FALSE(service().Get(record.id)->playable);
+  auto updated = service().Update(record.id, [](VideoRecord& r) { r.playable = true; });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->playable);
+  EXPECT_TRUE(service().Get(record.id)->playable);
+  ASSERT_TRUE(service().Update(record.id, [](VideoRecord& r) { r.playable = false; }).ok());
+  EXPECT_FALSE(service().Get(record.id)->playable);
+
+  VideoRecord created = MakeTestRecord(2000);
+  created.playable = true;
+  ASSERT_TRUE(service().Create(created).ok());
+  EXPECT_EQ(*service().Get(created.id), created);
+}
+
 TEST_P(VideoMetadataServiceConformanceTest, DuplicateCreateIsAlreadyExistsAndKeepsOriginal) {
   VideoRecord record = MakeTestRecord(1000, "first");
   ASSERT_TRUE(service().Create(record).ok());

@@ -106,6 +106,9 @@ class Job {
  private:
   absl::Status FetchSource(const fs::path& source);
   void ReportProgress(int percent);
+  // Records that the live playlists and the master are stored (on the
+  // publishing thread).
+  void MarkPlayable();
   absl::Status UploadWithRetries(const std::string& name, const fs::path& path);
   // Runs `step` until it succeeds, fails with an error other than UNAVAILABLE
   // or DEADLINE_EXCEEDED, or 6 tries are spent (about 15 s of back-off), cut
@@ -125,7 +128,8 @@ class Job {
   const std::string& id_;
   CancelToken& cancel_;
 
-  bool record_gone_ = false;
+  std::atomic<bool> record_gone_ = false;
+  const Clock::time_point started_ = Clock::now();
   std::vector<std::string> uploaded_;
   int last_percent_ = 0;
   Clock::time_point last_report_{};
@@ -169,6 +173,15 @@ JobOutcome Job::Run() {
   }
   if (record->status != VideoStatus::kProcessing) return JobOutcome::kSkipped;
   last_percent_ = record->progress;
+  if (record->playable) {
+    // Left by an interrupted run, whose playlists may be gone: this run
+    // publishes its own and says so again.
+    absl::StatusOr<VideoRecord> reset =
+        metadata_.Update(id_, [](VideoRecord& r) { r.playable = false; });
+    if (!reset.ok()) {
+      spdlog::warn("transcode {}: cannot clear playable: {}", id_, reset.status().ToString());
+    }
+  }
   if (params_.on_started) params_.on_started();
 
   std::error_code ec;
@@ -202,6 +215,9 @@ JobOutcome Job::Run() {
         store_failed = true;
         encode_cancel.Cancel();
       });
+  if (params_.live_playlists) {
+    publisher.EnableLivePlaylists(params_.job_dir / "live", [this] { MarkPlayable(); });
+  }
   publisher.Start();
   const MediaInfo* probed = params_.media_info ? &*params_.media_info : nullptr;
   const Clock::time_point encode_start = Clock::now();
@@ -239,6 +255,7 @@ JobOutcome Job::Run() {
       r.duration_seconds = result->source.duration_seconds;
       r.renditions = result->renditions;
       r.error.clear();
+      r.playable = false;  // ready says it all
     });
   });
   if (absl::IsNotFound(updated.status())) {
@@ -260,6 +277,22 @@ absl::Status Job::FetchSource(const fs::path& source) {
     spdlog::warn("transcode {}: {}; reading the stored original instead", id_, moved.ToString());
   }
   return Download(content_, id_, kOriginalName, source, cancel_);
+}
+
+void Job::MarkPlayable() {
+  const auto since_start = std::chrono::duration<double>(Clock::now() - started_).count();
+  absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [](VideoRecord& r) {
+    if (r.status == VideoStatus::kProcessing) r.playable = true;
+  });
+  if (absl::IsNotFound(updated.status())) {
+    record_gone_ = true;
+    cancel_.Cancel();
+  } else if (!updated.ok()) {
+    // Players still get the video once it is ready; nothing is lost.
+    spdlog::warn("transcode {}: cannot mark it playable: {}", id_, updated.status().ToString());
+  } else {
+    spdlog::info("transcode {}: playable {:.1f} s after the job started", id_, since_start);
+  }
 }
 
 void Job::ReportProgress(int percent) {
@@ -337,6 +370,7 @@ JobOutcome Job::Failed(const absl::Status& status, const std::string& user_messa
   absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [&message](VideoRecord& r) {
     r.status = VideoStatus::kFailed;
     r.error = message;
+    r.playable = false;
   });
   if (absl::IsNotFound(updated.status())) return JobOutcome::kRecordGone;
   if (!updated.ok()) {

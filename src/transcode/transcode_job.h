@@ -43,7 +43,11 @@ struct TranscodeJobParams {
   std::optional<MediaInfo> media_info;
   // How often to look for segments ffmpeg has finished, to store them while it
   // encodes the rest.
-  std::chrono::milliseconds publish_interval{250};
+  std::chrono::milliseconds publish_interval{100};
+  // Makes the video playable while it is encoded (EVENT HLS playlists of the
+  // stored segments, then the master; the record's `playable` set): see
+  // OutputPublisher::EnableLivePlaylists().
+  bool live_playlists = true;
   // True when the job was cancelled because another server may now run it (may
   // be empty: never). Such a job leaves what it stored, which may already be the
   // other server's; any other interrupted job removes it.

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "metadata/sqlite_video_metadata_service.h"
 #include "transcode/ladder.h"
+#include "transcode/live_playlists.h"
 #include "transcode/probe.h"
 #include "transcode/testing/test_media.h"
 
@@ -220,6 +221,17 @@ class TranscodeWorkerPoolTest : public ::testing::Test {
       for (const ContentInfo& file : *files) names.push_back(file.name);
     }
     return names;
+  }
+
+  std::string ReadContent(const std::string& id, const std::string& name) {
+    auto reader = content_->OpenReader(id, name);
+    EXPECT_TRUE(reader.ok()) << name << ": " << reader.status();
+    if (!reader.ok()) return "";
+    std::string text(1 << 16, '\0');
+    auto n = (*reader)->Read(text);
+    EXPECT_TRUE(n.ok());
+    text.resize(n.ok() ? *n : 0);
+    return text;
   }
 
   std::vector<std::string> WorkDirEntries() {
@@ -515,19 +527,32 @@ TEST_F(TranscodeWorkerPoolTest, SegmentsAreStoredWhileFfmpegStillRuns) {
   pool.Start();
   pool.Enqueue(id);
 
-  // ffmpeg has not exited as far as the job knows, yet the segments it had
-  // finished are stored; the last ones (possibly still growing), manifests,
-  // playlists and thumbnail wait for the end.
-  ASSERT_TRUE(WaitFor([&] {
-    std::vector<std::string> files = Files(id);
-    return std::find(files.begin(), files.end(), "chunk-0-00002.m4s") != files.end();
-  }));
+  // ffmpeg has not exited as far as the job knows, yet the segments it has
+  // finished are stored, with EVENT playlists naming only those and the
+  // master playlist: the video plays from the start. The DASH manifest and
+  // the thumbnail wait for the end.
+  ASSERT_TRUE(WaitFor([&] { return Record(id).playable; }));
   std::vector<std::string> early = Files(id);
   EXPECT_THAT(early, Contains("init-0.m4s"));
   EXPECT_THAT(early, Contains("chunk-0-00001.m4s"));
+  EXPECT_THAT(early, Contains("master.m3u8"));
+  EXPECT_THAT(early, Contains("media_0.m3u8"));
+  auto stored = [&](const std::string& name) {
+    std::vector<std::string> files = Files(id);
+    return std::find(files.begin(), files.end(), name) != files.end();
+  };
   for (const std::string& name : early) {
-    EXPECT_TRUE(name == "original" || IsSegment(name)) << name;
-    EXPECT_FALSE(name.ends_with("-00003.m4s")) << name;
+    EXPECT_TRUE(name == "original" || IsSegment(name) || name.ends_with(".m3u8")) << name;
+    if (!name.starts_with("media_")) continue;
+    std::string playlist = ReadContent(id, name);
+    EXPECT_THAT(playlist, HasSubstr("#EXT-X-PLAYLIST-TYPE:EVENT"));
+    EXPECT_THAT(playlist, ::testing::Not(HasSubstr("#EXT-X-ENDLIST")));
+    for (const std::string& segment : PlaylistSegments(playlist)) {
+      EXPECT_TRUE(stored(segment)) << name << " names " << segment;
+    }
+  }
+  for (const std::string& uri : MasterPlaylistUris(ReadContent(id, "master.m3u8"))) {
+    EXPECT_TRUE(stored(uri)) << uri;
   }
   EXPECT_EQ(Record(id).status, VideoStatus::kProcessing);
 
@@ -535,7 +560,10 @@ TEST_F(TranscodeWorkerPoolTest, SegmentsAreStoredWhileFfmpegStillRuns) {
   ASSERT_TRUE(WaitFor([&] { return Finished(id); }));
   VideoRecord record = Record(id);
   EXPECT_EQ(record.status, VideoStatus::kReady) << record.error;
+  EXPECT_FALSE(record.playable);  // ready says it all
   EXPECT_NEAR(record.duration_seconds, 9.0, 0.2);
+  EXPECT_THAT(ReadContent(id, "media_0.m3u8"), HasSubstr("#EXT-X-PLAYLIST-TYPE:VOD"));
+  EXPECT_THAT(ReadContent(id, "media_0.m3u8"), HasSubstr("#EXT-X-ENDLIST"));
   std::vector<std::string> files = Files(id);
   EXPECT_THAT(files, Contains("chunk-0-00003.m4s"));
   EXPECT_THAT(files, Contains("manifest.mpd"));

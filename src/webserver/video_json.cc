@@ -32,10 +32,15 @@ nlohmann::json VideoToJson(const VideoRecord& video) {
       {"created_at", Rfc3339(video.created_at_ms)},
       {"updated_at", Rfc3339(video.updated_at_ms)},
   };
-  if (video.status == VideoStatus::kReady) {
-    std::string base = "/content/" + video.id + "/";
+  // Playable while processing: HLS only (its playlists grow as segments are
+  // stored); the DASH manifest and the thumbnail come when it is ready.
+  const bool ready = video.status == VideoStatus::kReady;
+  const bool playable = ready || (video.status == VideoStatus::kProcessing && video.playable);
+  j["playable"] = playable;
+  std::string base = "/content/" + video.id + "/";
+  if (playable) j["hls_url"] = base + "master.m3u8";
+  if (ready) {
     j["dash_url"] = base + "manifest.mpd";
-    j["hls_url"] = base + "master.m3u8";
     j["thumbnail_url"] = base + "thumbnail.jpg";
   }
   return j;

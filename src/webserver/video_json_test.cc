@@ -43,6 +43,28 @@ TEST(VideoJsonTest, FailedVideoCarriesItsErrorAndNoUrls) {
   EXPECT_FALSE(j.contains("dash_url"));
 }
 
+TEST(VideoJsonTest, ProcessingVideoIsPlayableThroughHlsOnceItsPlaylistsAreStored) {
+  VideoRecord v = Sample();
+  v.status = VideoStatus::kProcessing;
+  v.progress = 30;
+  nlohmann::json not_yet = VideoToJson(v);
+  EXPECT_EQ(not_yet["playable"], false);
+  EXPECT_FALSE(not_yet.contains("hls_url"));
+
+  v.playable = true;
+  nlohmann::json j = VideoToJson(v);
+  EXPECT_EQ(j["playable"], true);
+  EXPECT_EQ(j["hls_url"], "/content/01jc0000000000000000000000/master.m3u8");
+  // The DASH manifest and the thumbnail are written at the end.
+  EXPECT_FALSE(j.contains("dash_url"));
+  EXPECT_FALSE(j.contains("thumbnail_url"));
+
+  EXPECT_EQ(VideoToJson(Sample())["playable"], true);
+  v.status = VideoStatus::kFailed;
+  EXPECT_EQ(VideoToJson(v)["playable"], false);
+  EXPECT_FALSE(VideoToJson(v).contains("hls_url"));
+}
+
 TEST(VideoJsonTest, InvalidUtf8InTitlesDoesNotThrow) {
   VideoRecord v = Sample();
   v.title = "bad\xff\xfe.mp4";

@@ -1,11 +1,15 @@
 // StreamGrid player page.
 //
-// Waits for the video to finish processing (polling GET /api/videos/<id>), then
+// Waits for the video to be playable (polling GET /api/videos/<id>), then
 // plays it with the best engine the browser has:
 //   dash.js  (/content/<id>/manifest.mpd) where Media Source Extensions exist,
 //   native   (/content/<id>/master.m3u8) where <video> plays HLS itself (iOS),
 //   hls.js   (master.m3u8) as the last resort.
 // `?engine=dash|hls|native` forces one. Tests read window.streamgridPlayer.
+// A video still processing but already `playable` has growing HLS playlists
+// (EVENT: only stored segments, more as the encode goes on): it plays through
+// hls.js (or native HLS) from the start, and carries on into the final (VOD)
+// playlists, same URLs, when processing ends.
 (function () {
   'use strict';
 
@@ -36,6 +40,7 @@
     info: null, // the last JSON the API returned
     dash: null, // the dash.js MediaPlayer, when engine === 'dash'
     hls: null, // the Hls instance, when engine === 'hls'
+    startedWhileProcessing: false, // playback began before the video was ready
   };
   window.streamgridPlayer = state;
 
@@ -168,7 +173,12 @@
     switch (info.status) {
       case 'processing': {
         const percent = Math.round(Number(info.progress) || 0);
-        showStatus('processing', 'Processing… ' + percent + '%', percent);
+        if (info.playable && !state.engine) {
+          state.startedWhileProcessing = true;
+          startPlayback(true);
+        } else if (!state.engine) {
+          showStatus('processing', 'Processing… ' + percent + '%', percent);
+        }
         schedulePoll(POLL_INTERVAL_MS);
         break;
       }
@@ -176,7 +186,10 @@
         showStatus('failed', 'Processing this video failed.', undefined, info.error || 'No reason was given.');
         break;
       case 'ready':
-        startPlayback();
+        // Already playing the growing playlists: the engine reads the final
+        // ones by itself; only the poster is new.
+        if (state.engine) video.poster = info.thumbnail_url || contentUrl('thumbnail.jpg');
+        else startPlayback(false);
         break;
       default:
         showStatus('failed', 'Unexpected video status: ' + String(info.status));
@@ -195,9 +208,16 @@
   const hlsjsAvailable = () => typeof window.Hls !== 'undefined' && window.Hls.isSupported();
   const nativeHls = () => video.canPlayType('application/vnd.apple.mpegurl') !== '';
 
-  function chooseEngine() {
+  // live: only HLS can play a video still being encoded (there is no DASH
+  // manifest until the end).
+  function chooseEngine(live) {
     const forced = new URLSearchParams(window.location.search).get('engine');
-    if (forced && ENGINES.includes(forced)) return forced;
+    if (forced && ENGINES.includes(forced) && !(live && forced === 'dash')) return forced;
+    if (live) {
+      if (hlsjsAvailable()) return 'hls';
+      if (nativeHls()) return 'native';
+      return null;
+    }
     if (dashAvailable() && hasMediaSource() &&
         (typeof window.dashjs.supportsMediaSource !== 'function' || window.dashjs.supportsMediaSource())) {
       return 'dash';
@@ -207,8 +227,8 @@
     return null;
   }
 
-  function startPlayback() {
-    const engine = chooseEngine();
+  function startPlayback(live) {
+    const engine = chooseEngine(live);
     if (!engine) {
       state.engine = null;
       reportError('This browser cannot play adaptive video (no Media Source Extensions or HLS support).');
@@ -216,12 +236,12 @@
     }
     state.engine = engine;
     page.setAttribute('data-engine', engine);
-    video.poster = state.info.thumbnail_url || contentUrl('thumbnail.jpg');
+    if (!live) video.poster = state.info.thumbnail_url || contentUrl('thumbnail.jpg');
     showStatus('ready', 'Ready');
     deleteButton.hidden = false;
     try {
       if (engine === 'dash') startDash();
-      else if (engine === 'hls') startHlsJs();
+      else if (engine === 'hls') startHlsJs(live);
       else startNative();
     } catch (err) {
       reportError('Could not start the ' + engine + ' player: ' + (err && err.message ? err.message : err));
@@ -262,11 +282,16 @@
     player.initialize(video, state.info.dash_url || contentUrl('manifest.mpd'), false);
   }
 
-  function startHlsJs() {
+  function startHlsJs(live) {
     if (!hlsjsAvailable()) throw new Error('hls.js did not load or this browser lacks Media Source Extensions');
     const Hls = window.Hls;
     // The worker comes from our own origin: the page's CSP allows no blob: workers.
-    const hls = new Hls({ capLevelToPlayerSize: false, workerPath: '/static/vendor/hls.worker.js' });
+    const config = { capLevelToPlayerSize: false, workerPath: '/static/vendor/hls.worker.js' };
+    // A growing (EVENT) playlist looks live to hls.js, which would start near
+    // its end: this is a video on demand that is not all there yet, so start
+    // at the beginning.
+    if (live) config.startPosition = 0;
+    const hls = new Hls(config);
     state.hls = hls;
     let mediaRecoveries = 0;
     hls.on(Hls.Events.ERROR, (_event, data) => {
