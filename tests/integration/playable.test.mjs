@@ -1,0 +1,163 @@
+// A video is playable while it is still being encoded (issue 10's moonshot),
+// over a real cluster (three storage nodes, two replicas of every file): once
+// the first segment of every stream is stored, HLS EVENT playlists listing only
+// stored segments and the master playlist are served and the API says
+// `playable`; the playlists grow as the encode goes on; every file any of them
+// names is there whenever it is read; when the job ends, the VOD playlists
+// (with #EXT-X-ENDLIST) and the DASH manifest replace them.
+//
+// ffmpeg is the real one behind a wrapper first on the web server's PATH: it
+// reads its input at real-time speed (-re), so the encode of a 16 s source
+// takes about 16 s and the playlists grow while the test watches, and after the
+// encode it holds on (bounded) until the test writes a "release" file, so the
+// video is still `processing` whatever the machine's speed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { access, chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, getVideo, run,
+  waitFor, writeFile, hlsUris,
+} from '../lib/streamgrid.mjs';
+
+let scratch;
+let binDir;
+const nodes = [];
+let web;
+
+before(async () => {
+  scratch = await tempDir();
+  binDir = path.join(scratch, 'bin');
+  await mkdir(binDir);
+  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
+  assert.ok(realFfmpeg.startsWith('/'), `ffmpeg found at ${realFfmpeg}`);
+  const wrapper = path.join(binDir, 'ffmpeg');
+  await writeFile(wrapper, [
+    '#!/bin/sh',
+    'case "$*" in *manifest.mpd*)',
+    // -re before the first input: read it at its own frame rate.
+    `  '${realFfmpeg}' -re "$@"; rc=$?`,
+    `  touch '${binDir}/encoded'`,
+    // At most three minutes, then it lets go whatever the test does.
+    `  i=0; while [ ! -e '${binDir}/release' ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done`,
+    '  exit $rc ;;',
+    'esac',
+    `exec '${realFfmpeg}' "$@"`,
+    '',
+  ].join('\n'));
+  await chmod(wrapper, 0o755);
+  for (let i = 0; i < 3; i++) {
+    nodes.push(await startStorage({ dataDir: path.join(scratch, `node${i}`) }));
+  }
+  web = await startWeb({
+    dataDir: path.join(scratch, 'web'),
+    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
+      '--replication-factor', '2'],
+    env: { PATH: `${binDir}:${process.env.PATH}` },
+  });
+});
+
+after(async () => {
+  await web?.stop();
+  for (const node of nodes) await node.stop();
+});
+
+async function get(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(30000) });
+  const body = await res.text();
+  return { status: res.status, body };
+}
+
+async function exists(file) {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The #EXT-X-MAP URI of a media playlist, if any. */
+function mapUri(playlist) {
+  const m = playlist.match(/#EXT-X-MAP:URI="([^"]+)"/);
+  return m ? m[1] : null;
+}
+
+test('a processing video plays from stored segments: EVENT playlists grow, then VOD', async () => {
+  // 16 s at 4 s a segment: four segments per stream.
+  const file = await makeTestVideo(path.join(scratch, 'long.mp4'),
+    { width: 320, height: 180, seconds: 16 });
+  const res = await uploadFile(web.url, file);
+  assert.equal(res.status, 202, res.text);
+  const id = res.json.id;
+  const base = `${web.url}/content/${id}/`;
+
+  // Nothing playable is announced before the master playlist is served.
+  const playable = await waitFor(async () => {
+    const video = await getVideo(web.url, id);
+    assert.notEqual(video.status, 'failed', video.error);
+    if (!video.playable) return null;
+    return video;
+  }, { timeoutMs: 120000, intervalMs: 100, what: 'the video to be playable' })
+    .catch((e) => { throw new Error(`${e.message}\n${web.log()}`); });
+  assert.equal(playable.status, 'processing');
+  assert.equal(playable.hls_url, `/content/${id}/master.m3u8`);
+  assert.equal(playable.dash_url, undefined, 'no DASH manifest until the end');
+
+  // Until ffmpeg is done (and as long as it is held after that), read every
+  // playlist again and again: each names only files that are there.
+  const counts = new Map(); // media playlist -> segment counts seen, in order
+  let checks = 0;
+  let done = false;
+  while (!done) {
+    done = await exists(path.join(binDir, 'encoded'));
+    const master = await get(base + 'master.m3u8');
+    assert.equal(master.status, 200, 'the master stays served once playable');
+    const playlists = hlsUris(master.body).filter((u) => u.endsWith('.m3u8'));
+    assert.ok(playlists.length >= 2, `video and audio playlists: ${master.body}`);
+    for (const name of playlists) {
+      const playlist = await get(base + name);
+      assert.equal(playlist.status, 200, `${name} is stored before the master names it`);
+      assert.match(playlist.body, /#EXT-X-PLAYLIST-TYPE:EVENT/, name);
+      assert.doesNotMatch(playlist.body, /#EXT-X-ENDLIST/, `${name} does not end while processing`);
+      const segments = hlsUris(playlist.body).filter((u) => u.endsWith('.m4s'));
+      assert.ok(segments.length >= 1, `${name} lists a segment`);
+      for (const segment of [mapUri(playlist.body), ...segments]) {
+        const r = await fetch(base + segment, { method: 'HEAD' });
+        assert.equal(r.status, 200, `${name} names ${segment}, which must be stored`);
+        checks++;
+      }
+      const seen = counts.get(name) || [];
+      if (seen[seen.length - 1] !== segments.length) counts.set(name, [...seen, segments.length]);
+    }
+  }
+  const video = await getVideo(web.url, id);
+  assert.equal(video.status, 'processing', 'held after the encode: still processing');
+  assert.ok(checks > 0);
+  // The playlists grew while the test watched (read at real-time speed, the
+  // source takes about 16 s to encode) and ended up listing every segment.
+  const grew = [...counts.values()].some((seen) => seen.length >= 2);
+  assert.ok(grew, `playlists grew: ${JSON.stringify([...counts])}`);
+  for (const [name, seen] of counts) {
+    assert.ok(seen.every((n, i) => i === 0 || n > seen[i - 1]), `${name} only grows: ${seen}`);
+  }
+  for (const name of ['manifest.mpd', 'thumbnail.jpg']) {
+    const r = await get(base + name);
+    assert.equal(r.status, 404, `${name} is stored only at the end`);
+  }
+
+  await writeFile(path.join(binDir, 'release'), 'go');
+  const ready = await waitForStatus(web.url, id, 'ready');
+  assert.equal(ready.playable, true);
+  assert.ok(ready.dash_url, 'DASH once ready');
+  // The final playlists replace the EVENT ones (the web server's cache may
+  // serve the old one for its 2 s TTL).
+  await waitFor(async () => {
+    const playlist = await get(base + 'media_0.m3u8');
+    return /#EXT-X-PLAYLIST-TYPE:VOD/.test(playlist.body) && /#EXT-X-ENDLIST/.test(playlist.body);
+  }, { timeoutMs: 60000, intervalMs: 200, what: 'the VOD playlist' });
+  const out = await run('ffmpeg', ['-v', 'error', '-nostats', '-i', base + 'master.m3u8',
+    '-map', '0:v:0', '-f', 'null', '-progress', 'pipe:1', '-'], { timeoutMs: 120000 });
+  const seconds = Math.max(...[...out.matchAll(/out_time_us=(\d+)/g)].map((m) => Number(m[1]))) / 1e6;
+  assert.ok(seconds > 15, `master.m3u8 decodes ${seconds} s`);
+});
