@@ -79,7 +79,7 @@ TEST(LadderCommandTest, EncodesEveryRungFromOneDecode) {
 
   EXPECT_EQ(ValueOf(args, "-f"), "dash");
   EXPECT_EQ(ValueOf(args, "-adaptation_sets"), "id=0,streams=v id=1,streams=a");
-  EXPECT_EQ(ValueOf(args, "-seg_duration"), "4");
+  EXPECT_EQ(ValueOf(args, "-seg_duration"), "2");
   EXPECT_EQ(ValueOf(args, "-use_template"), "1");
   EXPECT_EQ(ValueOf(args, "-use_timeline"), "1");
   EXPECT_EQ(ValueOf(args, "-hls_playlist"), "1");

@@ -84,7 +84,7 @@ function mapUri(playlist) {
 }
 
 test('a processing video plays from stored segments: EVENT playlists grow, then VOD', async () => {
-  // 16 s at 4 s a segment: four segments per stream.
+  // 16 s at 2 s a segment: eight segments per stream.
   const file = await makeTestVideo(path.join(scratch, 'long.mp4'),
     { width: 320, height: 180, seconds: 16 });
   const res = await uploadFile(web.url, file);

@@ -78,7 +78,7 @@ after(async () => {
 });
 
 test('segments reach the storage nodes while ffmpeg runs; manifests last; one ffmpeg pass', async () => {
-  // 12 s at 4 s a segment: three segments per stream.
+  // 12 s at 2 s a segment: six segments per stream.
   const file = await makeTestVideo(path.join(scratch, 'long.mp4'),
     { width: 320, height: 180, seconds: 12 });
   const res = await uploadFile(web.url, file);
