@@ -1,6 +1,7 @@
 #include "transcode/output_publisher.h"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <fstream>
 #include <optional>
@@ -48,6 +49,42 @@ std::optional<SegmentName> ParseSegmentName(std::string_view name) {
   // Numbering starts at 1; 0 would be taken for an init segment.
   if (ec != std::errc() || parsed.number == 0) return std::nullopt;
   return parsed;
+}
+
+// Stores run this many at a time: in cluster mode each is a round trip to R
+// nodes and an fsync on each, so one after another they add up (a dozen
+// files when ffmpeg closes its first segments, as many again at the end).
+constexpr size_t kParallelStores = 4;
+
+// Runs `tasks` on up to kParallelStores threads (the caller's among them),
+// starting no new one after one has returned false. True if all returned true.
+bool RunParallel(const std::vector<std::function<bool()>>& tasks) {
+  if (tasks.empty()) return true;
+  if (tasks.size() == 1) return tasks.front()();
+  std::atomic<size_t> next = 0;
+  std::atomic<bool> ok = true;
+  auto worker = [&] {
+    while (ok) {
+      const size_t i = next++;
+      if (i >= tasks.size()) return;
+      if (!tasks[i]()) ok = false;
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < std::min(kParallelStores, tasks.size()); ++i) threads.emplace_back(worker);
+  worker();
+  for (std::thread& thread : threads) thread.join();
+  return ok;
+}
+
+// Files of one stage may be stored together; a later stage may name files of
+// an earlier one, so it waits for all of them: segments and anything else,
+// then media playlists, then the master playlist, then the DASH manifest.
+int Stage(std::string_view name) {
+  if (name == "manifest.mpd") return 3;
+  if (name == "master.m3u8") return 2;
+  if (name.ends_with(".m3u8")) return 1;
+  return 0;
 }
 
 bool IsMediaPlaylistName(std::string_view name) {
@@ -185,21 +222,29 @@ bool OutputPublisher::PublishCompleted() {
       for (std::string& segment : PlaylistSegments(*text)) listed.insert(std::move(segment));
     }
   }
+  std::vector<std::function<bool()>> stores;
   for (const std::string& name : CompletedWhileEncoding(names, listed)) {
     {
       std::lock_guard lock(mu_);
-      if (stopping_) return false;
       if (published_.contains(name)) continue;
     }
-    if (!Publish(name)) {
-      absl::Status error;
+    stores.push_back([this, name] {
       {
         std::lock_guard lock(mu_);
-        error = error_;
+        if (stopping_) return false;
       }
-      if (on_error_) on_error_(error);
-      return false;
+      return Publish(name);
+    });
+  }
+  if (!RunParallel(stores)) {
+    absl::Status error;
+    {
+      std::lock_guard lock(mu_);
+      if (error_.ok()) return false;  // stopping, not failing
+      error = error_;
     }
+    if (on_error_) on_error_(error);
+    return false;
   }
   if (!live_dir_.empty() && !PublishLive(names)) {
     absl::Status error;
@@ -232,6 +277,8 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
   };
   std::error_code ec;
   fs::create_directories(live_dir_, ec);
+  std::vector<std::function<bool()>> stores;
+  std::vector<std::pair<std::string, size_t>> written;
   for (const std::string& name : names) {
     if (!IsMediaPlaylistName(name)) continue;
     std::optional<std::string> text = ReadSmallFile(dir_ / name);
@@ -239,10 +286,6 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
     size_t count = 0;
     std::optional<std::string> live = LiveMediaPlaylist(*text, stored, &count);
     if (!live || count <= live_segments_[name]) continue;
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return true;
-    }
     const fs::path path = live_dir_ / name;
     {
       std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -250,9 +293,21 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
       out.close();
       if (!out) continue;  // scratch space trouble: the final playlists still come
     }
-    if (!PublishUntracked(name, path)) return false;
-    live_segments_[name] = count;
+    written.emplace_back(name, count);
+    stores.push_back([this, name, path] {
+      {
+        std::lock_guard lock(mu_);
+        if (stopping_) return true;  // not an error; nothing more is stored
+      }
+      return PublishUntracked(name, path);
+    });
   }
+  if (!RunParallel(stores)) return false;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return true;
+  }
+  for (const auto& [name, count] : written) live_segments_[name] = count;
   if (master_live_) return true;
   std::optional<std::string> master = ReadSmallFile(dir_ / "master.m3u8");
   if (!master) return true;
@@ -272,18 +327,28 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
 
 absl::Status OutputPublisher::Finish(const std::vector<std::string>& files) {
   if (absl::Status background = Stop(); !background.ok()) return background;
-  for (const std::string& name : files) {
-    std::optional<Stamp> before;
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = published_.find(name); it != published_.end()) before = it->second;
+  // Consecutive names of one stage are stored together; the next stage
+  // starts once they all are.
+  for (size_t begin = 0; begin < files.size();) {
+    size_t end = begin;
+    while (end < files.size() && Stage(files[end]) == Stage(files[begin])) ++end;
+    std::vector<std::function<bool()>> stores;
+    for (size_t i = begin; i < end; ++i) {
+      const std::string& name = files[i];
+      std::optional<Stamp> before;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = published_.find(name); it != published_.end()) before = it->second;
+      }
+      Stamp now;
+      if (before && StampOf(dir_ / name, &now) && now == *before) continue;
+      stores.push_back([this, name] { return Publish(name); });
     }
-    Stamp now;
-    if (before && StampOf(dir_ / name, &now) && now == *before) continue;
-    if (!Publish(name)) {
+    if (!RunParallel(stores)) {
       std::lock_guard lock(mu_);
       return error_;
     }
+    begin = end;
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,8 @@
 #pragma once
 
 // Stores the files of a running ladder encode while ffmpeg is still writing the
-// rest, so that distributing the renditions overlaps with encoding them.
+// rest, so that distributing the renditions overlaps with encoding them. Up to
+// four stores run at once (each is a round trip to the storage nodes).
 // Internal to src/transcode.
 
 #include <chrono>
@@ -64,14 +65,17 @@ class OutputPublisher {
   // Starts publishing completed files in the background. Call at most once.
   void Start();
 
-  // Stops the background thread after the store under way, if any, and joins
+  // Stops the background thread after the stores under way, if any, and joins
   // it; returns the first store error. Callable more than once.
   absl::Status Stop();
 
   // After ffmpeg has exited and the outputs are final: stops the background
   // thread, then stores, in the order given, every name of `files` (in `dir`)
-  // not yet stored or changed (size or modification time) since it was. Stops at
-  // the first error and returns it (or an earlier background error).
+  // not yet stored or changed (size or modification time) since it was. Names
+  // of one stage (segments and other files, media playlists, the master, the
+  // DASH manifest) next to each other in `files` are stored a few at a time;
+  // a later stage starts once the earlier one is stored. Stops at the first
+  // error and returns it (or an earlier background error).
   absl::Status Finish(const std::vector<std::string>& files);
 
   // Every name a store was started for (stored, failed or half written), in

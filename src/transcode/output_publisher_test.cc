@@ -1,7 +1,9 @@
 #include "transcode/output_publisher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -147,9 +149,46 @@ TEST_F(OutputPublisherTest, AFileChangedAfterItWasStoredIsStoredAgain) {
   // Rewritten with a different size: no stamp can match.
   Write("init-0.m4s", "init, rewritten at the end");
   ASSERT_TRUE(publisher.Finish({"chunk-0-00001.m4s", "init-0.m4s"}).ok());
-  EXPECT_THAT(store_.calls(), ElementsAre("init-0.m4s", "chunk-0-00001.m4s", "init-0.m4s"));
+  // The two at the end are stored together, in either order.
+  std::vector<std::string> calls = store_.calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0], "init-0.m4s");
+  EXPECT_THAT(std::vector<std::string>(calls.begin() + 1, calls.end()),
+              UnorderedElementsAre("chunk-0-00001.m4s", "init-0.m4s"));
   EXPECT_EQ(store_.stored()["init-0.m4s"], "init, rewritten at the end");
   EXPECT_THAT(publisher.attempted(), ElementsAre("init-0.m4s", "chunk-0-00001.m4s"));
+}
+
+TEST_F(OutputPublisherTest, FinishStoresAStageTogetherAndTheNextAfterIt) {
+  // Each store of a segment waits until four are under way at once: stored
+  // one after another, they would never get there (and time out).
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_flight = 0, most = 0;
+  std::vector<std::string> order;
+  auto store = [&](const std::string& name, const fs::path& path) {
+    std::unique_lock lock(mu);
+    order.push_back(name);
+    if (name.ends_with(".m4s")) {
+      ++in_flight;
+      most = std::max(most, in_flight);
+      cv.notify_all();
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return most >= 4; });
+      --in_flight;
+    }
+    return absl::OkStatus();
+  };
+  OutputPublisher publisher(dir_.path(), store, milliseconds(5), nullptr);
+  std::vector<std::string> files;
+  for (int k = 1; k <= 6; ++k) files.push_back(absl::StrFormat("chunk-0-%05d.m4s", k));
+  files.insert(files.end(), {"media_0.m3u8", "master.m3u8", "manifest.mpd"});
+  for (const std::string& name : files) Write(name, name);
+  ASSERT_TRUE(publisher.Finish(files).ok());
+  EXPECT_EQ(most, 4);
+  ASSERT_EQ(order.size(), files.size());
+  // The playlists and the manifest only after every segment, in stage order.
+  EXPECT_THAT(std::vector<std::string>(order.end() - 3, order.end()),
+              ElementsAre("media_0.m3u8", "master.m3u8", "manifest.mpd"));
 }
 
 TEST_F(OutputPublisherTest, AFailedStoreIsReportedOnceAndStopsPublishing) {
@@ -221,6 +260,7 @@ TEST_F(OutputPublisherTest, LivePlaylistsNameOnlyStoredSegmentsAndTheMasterComes
   fs::path out = dir_.path() / "out";
   fs::create_directories(out);
   // Every playlist stored must name only what was stored before it.
+  std::mutex violations_mu;
   std::vector<std::string> violations;
   std::atomic<int> playable = 0;
   auto store = [&](const std::string& name, const fs::path& path) {
@@ -228,6 +268,7 @@ TEST_F(OutputPublisherTest, LivePlaylistsNameOnlyStoredSegmentsAndTheMasterComes
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::map<std::string, std::string> before = store_.stored();
     auto check = [&](const std::string& named) {
+      std::lock_guard lock(violations_mu);
       if (!before.contains(named)) violations.push_back(name + " names " + named);
     };
     if (name.starts_with("media_")) {
