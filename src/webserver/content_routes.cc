@@ -32,9 +32,13 @@ class ContentBodySource : public http::BodySource {
 };
 
 // Segments never change once written (a new encode gets new names), so caches may
-// keep them for good; manifests and thumbnails get a short lifetime.
+// keep them for good; manifests and thumbnails get a short lifetime. HLS
+// playlists grow while a video is encoded (EVENT playlists, see
+// docs/transcode-pipeline.md): a player reloads them every target duration
+// (2 s), so a browser may keep one only for half of that.
 std::string CacheControlFor(const std::string& name) {
   if (absl::EndsWith(name, ".m4s")) return "public, max-age=31536000, immutable";
+  if (absl::EndsWith(name, ".m3u8")) return "public, max-age=1";
   return "public, max-age=60";
 }
 

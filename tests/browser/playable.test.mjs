@@ -91,6 +91,8 @@ async function waitInPage(page, fn, arg, what) {
 
 test('a processing but playable video plays from the start, then on into the final playlists',
   { timeout: 600_000 }, async (t) => {
+    const t0 = Date.now();
+    const mark = (what) => t.diagnostic(`${what} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const file = await makeTestVideo(path.join(tmp, 'clip.mp4'),
       { width: 640, height: 360, seconds: 12, audio: true });
     const upload = await uploadFile(web.url, file);
@@ -98,6 +100,7 @@ test('a processing but playable video plays from the start, then on into the fin
     const id = upload.json.id;
     await waitFor(async () => (await getVideo(web.url, id))?.playable === true,
       { timeoutMs: TIMEOUT_MS, intervalMs: 100, what: 'the video to be playable' });
+    mark('playable');
 
     const page = await context.newPage();
     t.after(() => page.close().catch(() => {}));
@@ -124,6 +127,7 @@ test('a processing but playable video plays from the start, then on into the fin
     });
     await waitInPage(page, () => document.getElementById('video').currentTime > 2, null,
       'playing past 2 s');
+    mark('played past 2 s');
     let s = await playerState(page);
     assert.equal(s.engine, 'hls', 'a video still encoding plays through hls.js');
     assert.equal(s.startedWhileProcessing, true);
@@ -134,9 +138,11 @@ test('a processing but playable video plays from the start, then on into the fin
 
     fs.writeFileSync(path.join(binDir, 'release'), 'go');
     await waitForStatus(web.url, id, 'ready', TIMEOUT_MS);
+    mark('ready');
     // Same URLs: hls.js reloads the playlists, finds them ended (VOD) and plays
     // to the end of the video.
     await waitInPage(page, () => document.getElementById('video').ended, null, 'the end');
+    mark('ended');
     s = await playerState(page);
     assert.ok(s.currentTime > 11, `played to the end: ${JSON.stringify(s)}`);
     assert.ok(Math.abs(s.duration - 12) < 0.6, `duration ${s.duration}`);

@@ -173,10 +173,11 @@
     switch (info.status) {
       case 'processing': {
         const percent = Math.round(Number(info.progress) || 0);
-        if (info.playable && !state.engine) {
+        if (info.playable && !state.startedWhileProcessing) {
+          // Once: should it fail, the next try is with the final files.
           state.startedWhileProcessing = true;
           startPlayback(true);
-        } else if (!state.engine) {
+        } else if (!state.startedWhileProcessing) {
           showStatus('processing', 'Processing… ' + percent + '%', percent);
         }
         schedulePoll(POLL_INTERVAL_MS);
@@ -187,9 +188,13 @@
         break;
       case 'ready':
         // Already playing the growing playlists: the engine reads the final
-        // ones by itself; only the poster is new.
-        if (state.engine) video.poster = info.thumbnail_url || contentUrl('thumbnail.jpg');
-        else startPlayback(false);
+        // ones by itself; only the poster is new. If that player gave up, the
+        // final files get a fresh one.
+        if (state.engine && (state.engine !== 'hls' || state.hls)) {
+          video.poster = info.thumbnail_url || contentUrl('thumbnail.jpg');
+        } else {
+          startPlayback(false);
+        }
         break;
       default:
         showStatus('failed', 'Unexpected video status: ' + String(info.status));
