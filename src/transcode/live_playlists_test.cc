@@ -68,16 +68,16 @@ TEST(LiveMediaPlaylistTest, StopsAtTheFirstSegmentNotStored) {
 TEST(LiveMediaPlaylistTest, NothingWithoutTheInitSegmentOrAnySegment) {
   EXPECT_FALSE(LiveMediaPlaylist(kWhileEncoding, StoredSet({"chunk-1-00001.m4s"})).has_value());
   EXPECT_FALSE(LiveMediaPlaylist(kWhileEncoding, StoredSet({"init-1.m4s"})).has_value());
-  EXPECT_FALSE(LiveMediaPlaylist("not a playlist\nchunk-1-00001.m4s\n",
-                                 StoredSet({"chunk-1-00001.m4s"}))
-                   .has_value());
+  EXPECT_FALSE(
+      LiveMediaPlaylist("not a playlist\nchunk-1-00001.m4s\n", StoredSet({"chunk-1-00001.m4s"}))
+          .has_value());
 }
 
 TEST(LiveMediaPlaylistTest, NeverEndsTheListAndRefusesNamesThatAreNotContentNames) {
   std::string ended = std::string(kWhileEncoding) + "#EXT-X-ENDLIST\n";
   std::optional<std::string> live = LiveMediaPlaylist(
-      ended, StoredSet({"init-1.m4s", "chunk-1-00001.m4s", "chunk-1-00002.m4s",
-                        "chunk-1-00003.m4s"}));
+      ended,
+      StoredSet({"init-1.m4s", "chunk-1-00001.m4s", "chunk-1-00002.m4s", "chunk-1-00003.m4s"}));
   ASSERT_TRUE(live.has_value());
   EXPECT_EQ(live->find("ENDLIST"), std::string::npos);
   EXPECT_EQ(live->find("PROGRAM-DATE-TIME"), std::string::npos);
@@ -88,25 +88,25 @@ TEST(LiveMediaPlaylistTest, NeverEndsTheListAndRefusesNamesThatAreNotContentName
 }
 
 TEST(LiveMediaPlaylistTest, CrlfLineEndsAreRead) {
-  std::optional<std::string> live =
-      LiveMediaPlaylist("#EXTM3U\r\n#EXT-X-MAP:URI=\"init-0.m4s\"\r\n#EXTINF:4,\r\nchunk-0-00001.m4s\r\n",
-                        StoredSet({"init-0.m4s", "chunk-0-00001.m4s"}));
+  std::optional<std::string> live = LiveMediaPlaylist(
+      "#EXTM3U\r\n#EXT-X-MAP:URI=\"init-0.m4s\"\r\n#EXTINF:4,\r\nchunk-0-00001.m4s\r\n",
+      StoredSet({"init-0.m4s", "chunk-0-00001.m4s"}));
   ASSERT_TRUE(live.has_value());
   EXPECT_THAT(PlaylistSegments(*live), ElementsAre("chunk-0-00001.m4s"));
   EXPECT_EQ(live->find('\r'), std::string::npos);
 }
 
 TEST(MasterPlaylistUrisTest, VariantsAndMediaRenditions) {
-  EXPECT_THAT(
-      MasterPlaylistUris("#EXTM3U\n#EXT-X-VERSION:7\n"
-                         "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"audio_2\",DEFAULT=YES,"
-                         "URI=\"media_2.m3u8\"\n"
-                         "#EXT-X-STREAM-INF:BANDWIDTH=2433672,RESOLUTION=1280x720,"
-                         "CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"group_A1\"\n"
-                         "media_0.m3u8\n\n"
-                         "#EXT-X-STREAM-INF:BANDWIDTH=403046,RESOLUTION=640x360\n"
-                         "media_1.m3u8\n"),
-      ElementsAre("media_2.m3u8", "media_0.m3u8", "media_1.m3u8"));
+  EXPECT_THAT(MasterPlaylistUris(
+                  "#EXTM3U\n#EXT-X-VERSION:7\n"
+                  "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"audio_2\",DEFAULT=YES,"
+                  "URI=\"media_2.m3u8\"\n"
+                  "#EXT-X-STREAM-INF:BANDWIDTH=2433672,RESOLUTION=1280x720,"
+                  "CODECS=\"avc1.64001f,mp4a.40.2\",AUDIO=\"group_A1\"\n"
+                  "media_0.m3u8\n\n"
+                  "#EXT-X-STREAM-INF:BANDWIDTH=403046,RESOLUTION=640x360\n"
+                  "media_1.m3u8\n"),
+              ElementsAre("media_2.m3u8", "media_0.m3u8", "media_1.m3u8"));
   EXPECT_THAT(MasterPlaylistUris("#EXTM3U\n"), IsEmpty());
 }
 
