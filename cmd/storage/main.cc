@@ -149,9 +149,12 @@ int main(int argc, char** argv) {
   // Token and TLS files are read before anything starts: a mistake is a
   // start-up error with the reason.
   streamgrid::auth::TokenCheck token_check;
+  // What this node shows other nodes when it pulls copies from them.
+  streamgrid::auth::ClientSecurity peer_security;
   if (!flags.cluster_token_file.empty()) {
     auto token = streamgrid::auth::ReadTokenFile(flags.cluster_token_file);
     if (!token.ok()) Fail("--cluster-token-file: " + std::string(token.status().message()));
+    peer_security.token = *token;
     token_check = streamgrid::auth::TokenCheck(*std::move(token), "cluster token");
   }
   auto tls = streamgrid::auth::LoadServerTls(flags.tls_cert, flags.tls_key, flags.tls_ca, "--tls-");
@@ -182,12 +185,27 @@ int main(int argc, char** argv) {
   Scrubber scrubber(**engine,
                     {.bytes_per_second = flags.scrub_bytes_per_second, .interval = scrub_interval});
 
+  // Node-to-node copies (Pull): over TLS the node calls its peers with its
+  // own certificate and trusts --tls-ca; without a CA it cannot check them,
+  // so it does not pull (callers relay the copies instead).
+  std::unique_ptr<streamgrid::storage::NodePuller> puller;
+  if (!tls->enabled || !tls->client_ca_pem.empty()) {
+    if (tls->enabled) {
+      peer_security.tls = {.enabled = true,
+                           .ca_pem = tls->client_ca_pem,
+                           .cert_pem = tls->cert_pem,
+                           .key_pem = tls->key_pem};
+    }
+    puller = std::make_unique<streamgrid::storage::NodePuller>(
+        **engine, streamgrid::storage::NodePullerOptions{.security = peer_security});
+  }
   auto server = StorageServer::Start(
       **engine, {.listen_address = flags.listen,
                  .service = {.node_id = flags.node_id,
                              .stream_idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
                              .scrubber = &scrubber,
-                             .auth = token_check},
+                             .auth = token_check,
+                             .puller = puller.get()},
                  .max_threads = flags.max_threads,
                  .tls = *tls});
   if (!server.ok()) Fail(server.status().ToString());

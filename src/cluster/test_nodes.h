@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ring/placement.h"
+#include "storage/node_puller.h"
 #include "storage/storage_client.h"
 #include "storage/storage_engine.h"
 #include "storage/storage_service.h"
@@ -48,6 +49,11 @@ class TestNodes {
     auto engine = storage::StorageEngine::Open(dir_.path() / absl::StrCat("node", i), options);
     if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
     engines_.push_back(*std::move(engine));
+    // Each node pulls copies from the others (the Pull RPC) as a real one does.
+    pullers_.push_back(std::make_unique<storage::NodePuller>(
+        *engines_.back(),
+        storage::NodePullerOptions{.security = {.token = cluster_token_},
+                                   .call_timeout = std::chrono::seconds(5)}));
     servers_.emplace_back();
     ports_.push_back(0);
     placeholders_.push_back(-1);
@@ -73,7 +79,8 @@ class TestNodes {
            .service = {.node_id = absl::StrCat("node", i),
                        .auth = cluster_token_.empty()
                                    ? auth::TokenCheck()
-                                   : auth::TokenCheck(cluster_token_, "cluster token")}});
+                                   : auth::TokenCheck(cluster_token_, "cluster token"),
+                       .puller = pullers_[i].get()}});
       if (server.ok()) {
         servers_[i] = *std::move(server);
         ports_[i] = servers_[i]->port();
@@ -170,6 +177,7 @@ class TestNodes {
   const std::string cluster_token_;
   storage::testing::TempDir dir_;
   std::vector<std::unique_ptr<storage::StorageEngine>> engines_;
+  std::vector<std::unique_ptr<storage::NodePuller>> pullers_;
   std::vector<std::unique_ptr<storage::StorageServer>> servers_;
   std::vector<int> ports_;
   std::vector<int> placeholders_;  // fds holding stopped nodes' ports, or -1

@@ -314,6 +314,29 @@ void PartitionCopier::DeleteStrays(const std::string& key, const std::vector<std
   }
 }
 
+bool PartitionCopier::Pulls(const std::string& destination) {
+  // A throttled copy is relayed: the relay paces every chunk.
+  if (!node_to_node_ || throttle_.limited()) return false;
+  std::lock_guard lock(pull_mu_);
+  return !relay_only_.contains(destination);
+}
+
+absl::StatusOr<uint64_t> PartitionCopier::Settle(const StoredFile& want,
+                                                 const std::vector<std::string>& holders,
+                                                 const ClusterNode& destination,
+                                                 const StoredFile& stored) {
+  // A video deleted while its file was in flight must not come back here:
+  // if no holder has the file any more, remove the copy.
+  for (const std::string& h : holders) {
+    std::optional<ClusterNode> n = cluster_.Node(h);
+    if (n && !absl::IsNotFound(n->client->Stat(want.video_id, want.name).status())) {
+      return stored.size;
+    }
+  }
+  destination.client->Delete(want.video_id, want.name).IgnoreError();
+  return absl::NotFoundError("deleted while copying");
+}
+
 absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
                                                    const std::vector<std::string>& holders,
                                                    const ClusterNode& destination,
@@ -324,7 +347,46 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
   for (const std::string& holder : holders) {
     std::optional<ClusterNode> node = cluster_.Node(holder);
     if (!node) continue;
-    auto get = node->client->OpenGet(want.video_id, want.name);
+    if (Pulls(destination.id)) {
+      // Node to node: the destination reads from the holder itself, so the
+      // bytes cross the network once instead of through this process.
+      absl::StatusOr<storage::PullResult> pulled =
+          destination.client->Pull({.video_id = want.video_id,
+                                    .name = want.name,
+                                    .source_address = node->address,
+                                    .size = want.size,
+                                    .sha256 = want.sha256},
+                                   [&] { return !sleep(std::chrono::milliseconds(0)); });
+      if (pulled.ok() && pulled->source_error.ok()) {
+        return Settle(want, holders, destination, pulled->file);
+      }
+      if (pulled.ok()) {
+        const absl::Status& error = pulled->source_error;
+        if (absl::IsNotFound(error)) continue;  // deleted, or quarantined since the listing
+        missing = false;
+        if (!absl::IsDataLoss(error)) all_damaged = false;
+        if (Cluster::IsNodeFailure(error) && !absl::IsDataLoss(error)) {
+          cluster_.MarkFailure(holder, std::string(error.message()));
+        }
+        errors.push_back(std::string(error.message()));  // it names the holder
+        continue;
+      }
+      if (absl::IsCancelled(pulled.status()) && !sleep(std::chrono::milliseconds(0))) {
+        return absl::CancelledError("stopping");
+      }
+      if (!absl::IsUnimplemented(pulled.status())) {
+        destination_failed = true;
+        return absl::UnavailableError(NodeError(destination.id, pulled.status()));
+      }
+      // A node that cannot call others (e.g. TLS without a CA): relay.
+      spdlog::info("node {} does not pull copies ({}); relaying them", destination.id,
+                   std::string(pulled.status().message()));
+      std::lock_guard lock(pull_mu_);
+      relay_only_.insert(destination.id);
+    }
+    // The destination checks the SHA-256 before it commits: no pass here.
+    auto get = node->client->OpenGet(want.video_id, want.name, /*offset=*/0, /*length=*/0,
+                                     /*verify=*/false);
     if (!get.ok()) {
       if (absl::IsNotFound(get.status())) continue;  // deleted, or quarantined since the listing
       missing = false;
@@ -380,21 +442,7 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
       destination_failed = true;
       return absl::UnavailableError(NodeError(destination.id, stored.status()));
     }
-    // A video deleted while its file was in flight must not come back here:
-    // if no holder has the file any more, remove the copy.
-    bool still_there = false;
-    for (const std::string& h : holders) {
-      std::optional<ClusterNode> n = cluster_.Node(h);
-      if (n && !absl::IsNotFound(n->client->Stat(want.video_id, want.name).status())) {
-        still_there = true;
-        break;
-      }
-    }
-    if (!still_there) {
-      destination.client->Delete(want.video_id, want.name).IgnoreError();
-      return absl::NotFoundError("deleted while copying");
-    }
-    return stored->size;
+    return Settle(want, holders, destination, *stored);
   }
   if (missing) return absl::NotFoundError("deleted before copying");
   const std::string what =

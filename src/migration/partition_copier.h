@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +88,11 @@ class PartitionCopier {
   static constexpr std::chrono::minutes kDefaultStrayGrace{10};
   void set_stray_grace(std::chrono::milliseconds grace) { stray_grace_ = grace; }
 
+  // Whether destinations pull copies straight from a holder (the Pull RPC)
+  // rather than through this process; on by default. Throttled copies, and
+  // copies to a node that answers UNIMPLEMENTED, are relayed anyway.
+  void set_node_to_node(bool on) { node_to_node_ = on; }
+
   // Files copied at once at most. Default: kDefaultParallelism.
   static constexpr int kDefaultParallelism = 8;
   void set_parallelism(int files) { parallelism_ = std::max(1, files); }
@@ -132,6 +139,15 @@ class PartitionCopier {
                                     const ClusterNode& destination, const SleepFn& sleep,
                                     bool& destination_failed);
 
+  // Whether copies to `destination` go node to node (see set_node_to_node).
+  bool Pulls(const std::string& destination);
+  // After `stored` was committed on `destination`: its size, or NOT_FOUND
+  // (and the copy removed) when no holder has the file any more.
+  absl::StatusOr<uint64_t> Settle(const storage::StoredFile& want,
+                                  const std::vector<std::string>& holders,
+                                  const ClusterNode& destination,
+                                  const storage::StoredFile& stored);
+
   // Deletes `key` from the `surplus` nodes that listed it (in `held`), when
   // old enough.
   void DeleteStrays(const std::string& key, const std::vector<std::string>& surplus,
@@ -142,6 +158,9 @@ class PartitionCopier {
   Throttle& throttle_;
   std::chrono::milliseconds stray_grace_ = kDefaultStrayGrace;
   int parallelism_ = kDefaultParallelism;
+  bool node_to_node_ = true;
+  std::mutex pull_mu_;
+  std::set<std::string> relay_only_;  // guarded by pull_mu_: answered UNIMPLEMENTED
   // When each node the failure detector has down was last health-checked.
   std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;
 };

@@ -77,6 +77,33 @@ TEST(PartitionCopierTest, CopiesFromAnyLiveSourceWhenOneIsDead) {
   EXPECT_EQ(Sha(nodes, 2, video, "a"), Sha(nodes, 1, video, "a"));
 }
 
+// The same copies relayed through the copier (as for throttled copies and
+// nodes that do not pull) as pulled node to node (the default).
+TEST(PartitionCopierTest, CopiesTheSameWhetherPulledOrRelayed) {
+  for (bool node_to_node : {true, false}) {
+    TestNodes nodes(3);
+    Fixture f(nodes);
+    f.copier.set_node_to_node(node_to_node);
+    const std::string video = NewVideoId();
+    const std::string data = Pattern(3 * (1 << 20) + 5, 3);
+    Put(nodes, 0, video, "big", data);
+    Put(nodes, 1, video, "big", data);
+    Put(nodes, 0, video, "small", Pattern(10, 4));
+    auto outcome = f.Copy({{.partition = PartitionOf(video, "big"),
+                            .sources = {nodes.id(0), nodes.id(1)},
+                            .destinations = {nodes.id(2)}},
+                           {.partition = PartitionOf(video, "small"),
+                            .sources = {nodes.id(0)},
+                            .destinations = {nodes.id(2)}}});
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+    EXPECT_EQ(outcome->files_copied, 2u) << node_to_node;
+    EXPECT_EQ(outcome->bytes_copied, data.size() + 10) << node_to_node;
+    EXPECT_EQ(Sha(nodes, 2, video, "big"), Sha(nodes, 0, video, "big"));
+    EXPECT_EQ(Sha(nodes, 2, video, "small"), Sha(nodes, 0, video, "small"));
+  }
+}
+
 TEST(PartitionCopierTest, NamesThePartitionsWhoseSourcesAreAllDead) {
   TestNodes nodes(3);
   Fixture f(nodes);

@@ -15,6 +15,9 @@ class Throttle {
   // `bytes_per_second` 0 means no limit.
   explicit Throttle(uint64_t bytes_per_second) : rate_(bytes_per_second) {}
 
+  // Whether a rate is set (Acquire may wait).
+  bool limited() const { return rate_ != 0; }
+
   // Waits, by calling `sleep` (which returns false to give up early), until
   // `bytes` more may pass; false if `sleep` gave up.
   bool Acquire(uint64_t bytes, const std::function<bool(std::chrono::nanoseconds)>& sleep);

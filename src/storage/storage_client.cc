@@ -1,6 +1,9 @@
 #include "storage/storage_client.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -12,6 +15,9 @@ namespace streamgrid::storage {
 namespace {
 
 constexpr size_t kMaxChunkBytes = size_t{1} << 20;
+
+// How often a waiting Pull asks whether its caller is stopping.
+constexpr auto kCancelPollInterval = std::chrono::milliseconds(50);
 
 std::chrono::system_clock::time_point DeadlineAfter(std::chrono::milliseconds timeout) {
   return std::chrono::system_clock::now() + timeout;
@@ -90,8 +96,9 @@ absl::StatusOr<StoredFile> StorageClient::PutBytes(std::string_view video_id, st
 }
 
 absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> StorageClient::OpenGet(
-    std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length) {
-  std::unique_ptr<GetStream> stream(new GetStream(offset, length));
+    std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length,
+    bool verify) {
+  std::unique_ptr<GetStream> stream(new GetStream(offset, length, verify));
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
   v1::GetRequest request;
   request.set_video_id(std::string(video_id));
@@ -114,6 +121,53 @@ absl::StatusOr<StoredFile> StorageClient::Get(std::string_view video_id, std::st
     if (chunk->empty()) return (*stream)->file();
     if (absl::Status s = sink(*chunk); !s.ok()) return s;
   }
+}
+
+absl::StatusOr<PullResult> StorageClient::Pull(const PullSpec& spec,
+                                               const std::function<bool()>& cancelled) {
+  grpc::ClientContext context;
+  // The node moves the whole file within the call: a transfer's deadline.
+  context.set_deadline(DeadlineAfter(options_.transfer_timeout));
+  v1::PullRequest request;
+  request.set_video_id(spec.video_id);
+  request.set_name(spec.name);
+  request.set_source_address(spec.source_address);
+  request.set_size(spec.size);
+  request.set_sha256(spec.sha256);
+  v1::PullResponse response;
+  // Asynchronous, so that a caller stopping can cancel a long copy: the
+  // node sees the cancellation between chunks and stores nothing.
+  std::mutex mu;
+  std::condition_variable done_cv;
+  std::optional<grpc::Status> done;
+  stub_->async()->Pull(&context, &request, &response, [&](grpc::Status status) {
+    std::lock_guard lock(mu);
+    done = std::move(status);
+    done_cv.notify_all();
+  });
+  {
+    std::unique_lock lock(mu);
+    bool cancel_sent = false;
+    while (!done_cv.wait_for(lock, kCancelPollInterval, [&] { return done.has_value(); })) {
+      if (!cancel_sent && cancelled && cancelled()) {
+        context.TryCancel();  // the callback still comes, with CANCELLED
+        cancel_sent = true;
+      }
+    }
+  }
+  const grpc::Status status = *done;
+  if (!status.ok()) return ToAbslStatus(status);
+  PullResult result;
+  if (response.has_source_error()) {
+    result.source_error = absl::Status(static_cast<absl::StatusCode>(response.source_error().code()),
+                                       response.source_error().message());
+    // A node must not answer "OK" as an error: take it as unknown.
+    if (result.source_error.ok()) result.source_error = absl::UnknownError("source failed");
+    return result;
+  }
+  if (!response.has_file()) return absl::InternalError("the node answered a Pull without a file");
+  result.file = FromProto(response.file());
+  return result;
 }
 
 absl::StatusOr<StoredFile> StorageClient::Stat(std::string_view video_id, std::string_view name) {
@@ -334,8 +388,8 @@ void StorageClient::PutStream::Interrupt() {
 // ---------------------------------------------------------------------------
 // GetStream
 
-StorageClient::GetStream::GetStream(uint64_t offset, uint64_t length)
-    : offset_(offset), length_(length) {}
+StorageClient::GetStream::GetStream(uint64_t offset, uint64_t length, bool verify)
+    : offset_(offset), length_(length), verify_(verify) {}
 
 StorageClient::GetStream::~GetStream() {
   if (finished_ || !reader_) return;
@@ -350,7 +404,7 @@ absl::Status StorageClient::GetStream::Open() {
   }
   if (!response_.has_file()) return absl::InternalError("node sent data before the file info");
   file_ = FromProto(response_.file());
-  if (offset_ == 0 && (length_ == 0 || length_ >= file_.size)) hasher_.emplace();
+  if (verify_ && offset_ == 0 && (length_ == 0 || length_ >= file_.size)) hasher_.emplace();
   first_unread_ = true;
   return absl::OkStatus();
 }

@@ -52,6 +52,23 @@ struct PutOptions {
   bool sha256_at_commit = false;
 };
 
+// A file to copy from one node to another with Pull: the version listed on
+// the source node.
+struct PullSpec {
+  std::string video_id;
+  std::string name;
+  std::string source_address;  // HOST:PORT of a node holding the file
+  uint64_t size = 0;
+  std::string sha256;  // hex
+};
+
+// What a Pull did: the stored copy, or (not OK) why the source could not give
+// the file, in which case nothing was stored.
+struct PullResult {
+  StoredFile file;
+  absl::Status source_error;
+};
+
 // A node's answer to Health.
 struct NodeHealth {
   std::string node_id;
@@ -116,10 +133,22 @@ class StorageClient {
                                       std::string_view data);
 
   // Opens `length` bytes (0: to the end) from `offset` of `video_id/name`.
-  // NOT_FOUND and OUT_OF_RANGE (offset past the end) are reported here.
+  // NOT_FOUND and OUT_OF_RANGE (offset past the end) are reported here. With
+  // `verify`, a read of the whole file is checked against its SHA-256 at the
+  // end (DATA_LOSS); a caller whose receiver checks it anyway (a copy to a
+  // node) can spare that pass.
   absl::StatusOr<std::unique_ptr<GetStream>> OpenGet(std::string_view video_id,
                                                      std::string_view name, uint64_t offset = 0,
-                                                     uint64_t length = 0);
+                                                     uint64_t length = 0, bool verify = true);
+
+  // Asks this node to copy `spec`'s file from the node at its source_address
+  // (node to node, see Pull in proto/storage.proto), within the transfer
+  // deadline. The result's source_error says why the source could not give
+  // it (nothing stored); an error status is this node's (UNIMPLEMENTED: it
+  // does not pull, relay the copy instead). Once `cancelled` returns true
+  // (polled while waiting) the call is cancelled: CANCELLED, nothing stored.
+  absl::StatusOr<PullResult> Pull(const PullSpec& spec,
+                                  const std::function<bool()>& cancelled = nullptr);
 
   // Streams the range into `sink` and returns the whole file's info. A
   // download of the whole file is checked against its SHA-256 (DATA_LOSS).
@@ -233,12 +262,13 @@ class StorageClient::GetStream {
 
  private:
   friend class StorageClient;
-  GetStream(uint64_t offset, uint64_t length);
+  GetStream(uint64_t offset, uint64_t length, bool verify);
   absl::Status Open();
   absl::Status Finish();
 
   const uint64_t offset_;
   const uint64_t length_;
+  const bool verify_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReader<v1::GetResponse>> reader_;
   v1::GetResponse response_;

@@ -214,6 +214,33 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   return grpc::Status::OK;
 }
 
+grpc::Status StorageServiceImpl::Pull(grpc::ServerContext* context, const v1::PullRequest* request,
+                                      v1::PullResponse* response) {
+  if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;
+  if (options_.puller == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "this node does not copy from other nodes; relay the copy");
+  }
+  absl::StatusOr<PullResult> pulled =
+      options_.puller->Pull({.video_id = request->video_id(),
+                             .name = request->name(),
+                             .source_address = request->source_address(),
+                             .size = request->size(),
+                             .sha256 = request->sha256()},
+                            [context] { return context->IsCancelled(); });
+  if (!pulled.ok()) return ToGrpcStatus(pulled.status());
+  if (!pulled->source_error.ok()) {
+    response->mutable_source_error()->set_code(static_cast<int>(pulled->source_error.code()));
+    response->mutable_source_error()->set_message(
+        absl::StrCat("node ", request->source_address(), ": ", pulled->source_error.message()));
+    return grpc::Status::OK;
+  }
+  spdlog::debug("pulled {}/{} ({} bytes) from {}", pulled->file.video_id, pulled->file.name,
+                pulled->file.size, request->source_address());
+  ToProto(pulled->file, response->mutable_file());
+  return grpc::Status::OK;
+}
+
 grpc::Status StorageServiceImpl::Stat(grpc::ServerContext* context, const v1::StatRequest* request,
                                       v1::StatResponse* response) {
   if (grpc::Status denied = options_.auth.Check(*context); !denied.ok()) return denied;

@@ -14,6 +14,7 @@
 #include "proto/storage.grpc.pb.h"
 #include "storage/call_watchdog.h"
 #include "storage/hint_store.h"
+#include "storage/node_puller.h"
 #include "storage/scrubber.h"
 #include "storage/storage_engine.h"
 
@@ -37,6 +38,9 @@ struct StorageServiceOptions {
   // The cluster token every call must carry (none by default); each handler
   // checks it before anything else.
   auth::TokenCheck auth;
+  // Serves Pull (copies from other nodes) when set (must outlive the
+  // service); Pull is UNIMPLEMENTED otherwise.
+  NodePuller* puller = nullptr;
 };
 
 // streamgrid.storage.v1.StorageService over a StorageEngine (see
@@ -87,6 +91,8 @@ class StorageServiceImpl final : public v1::StorageService::Service {
   grpc::Status ListQuarantined(grpc::ServerContext* context,
                                const v1::ListQuarantinedRequest* request,
                                v1::ListQuarantinedResponse* response) override;
+  grpc::Status Pull(grpc::ServerContext* context, const v1::PullRequest* request,
+                    v1::PullResponse* response) override;
 
   // Random, new for each service (each process start); reported by Health.
   const std::string& instance_id() const { return instance_id_; }

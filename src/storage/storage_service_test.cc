@@ -549,7 +549,7 @@ TEST(StorageServiceAuthTest, EveryMethodRequiresTheClusterToken) {
   auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   const auto& service = *google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
       v1::StorageService::service_full_name());
-  ASSERT_EQ(service.method_count(), 10);
+  ASSERT_EQ(service.method_count(), 11);
 
   auth::testing::ExpectEveryMethodRequiresToken(channel, service, "cluster-secret");
   // Nothing was stored by the refused calls.

@@ -1,0 +1,60 @@
+#pragma once
+
+// Node-to-node copies: the storage node's side of the Pull RPC (see
+// proto/storage.proto). A migration or a repair asks the node that must hold
+// a file to fetch it from a node that has it, so the bytes cross the network
+// once instead of being relayed through the web server. The copy is stored
+// exactly as a Put would store it: checked against the expected size and
+// SHA-256 before it is committed, durable before the answer.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "auth/grpc_auth.h"
+#include "storage/storage_client.h"
+#include "storage/storage_engine.h"
+
+namespace streamgrid::storage {
+
+struct NodePullerOptions {
+  // Token and TLS of the calls this node makes to other nodes.
+  auth::ClientSecurity security;
+  // Deadline of the whole read from a source node (and of its other calls:
+  // call_timeout).
+  std::chrono::milliseconds transfer_timeout = std::chrono::minutes(10);
+  std::chrono::milliseconds call_timeout = std::chrono::seconds(10);
+};
+
+// Copies files from other nodes into one engine. Thread-safe.
+class NodePuller {
+ public:
+  // Channels to this many source addresses at most are kept for reuse.
+  static constexpr size_t kMaxCachedClients = 64;
+
+  // `engine` must outlive the puller.
+  NodePuller(StorageEngine& engine, NodePullerOptions options);
+
+  // Reads `spec`'s file from its source node and stores it here. Returns the
+  // stored file, or a result whose source_error (not OK, nothing stored) says
+  // why the source could not give that version: its own error (NOT_FOUND,
+  // DATA_LOSS, ...), UNAVAILABLE when it does not answer, ABORTED when it
+  // holds another version. An error status is this node's: INVALID_ARGUMENT
+  // (bad spec), RESOURCE_EXHAUSTED, DATA_LOSS (the bytes did not match), or
+  // CANCELLED once `cancelled` returns true (polled between chunks).
+  absl::StatusOr<PullResult> Pull(const PullSpec& spec, const std::function<bool()>& cancelled);
+
+ private:
+  std::shared_ptr<StorageClient> ClientFor(const std::string& address);
+
+  StorageEngine& engine_;
+  const NodePullerOptions options_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<StorageClient>> clients_;  // guarded by mu_
+};
+
+}  // namespace streamgrid::storage
