@@ -4,7 +4,26 @@
 import { readdir, stat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { adminBinary } from './stacks.mjs';
-import { log, ratio, runChecked, runTimed } from './util.mjs';
+import { cpuMsOfTree, log, ratio, runChecked, runTimed } from './util.mjs';
+
+// Milliseconds since the epoch of a web server log line's timestamp
+// ("[2026-12-05 06:25:01.538] ..."; only differences between lines are used).
+function stampMs(line) {
+  const m = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\]/.exec(line);
+  return m ? Date.parse(`${m[1]}T${m[2]}Z`) : NaN;
+}
+
+// The phases of the last migration from the web server's log (info level):
+// copy (started -> every moved file copied: drain wait, listings, copies,
+// progress records) and cleanup (flip -> done: drain wait, surplus deletes).
+export function migrationPhases(text) {
+  const lines = text.split('\n');
+  const last = (re) => { for (let i = lines.length - 1; i >= 0; i--) if (re.test(lines[i])) return stampMs(lines[i]); return NaN; };
+  const started = last(/migration started:/);
+  const copied = last(/migration: every moved file is copied/);
+  const done = last(/migration done:/);
+  return { copyMs: copied - started, cleanupMs: done - copied };
+}
 
 async function treeBytes(dir) {
   let bytes = 0;
@@ -29,8 +48,14 @@ async function treeBytes(dir) {
 export async function benchMigration(stack, dir) {
   const node = await stack.addNode();
   log(`migration: streamgrid-admin add ${node.address}`);
+  const pids = () => [stack.web.process.pid, ...stack.nodes.map((n) => n.process.pid)];
+  const cpuBefore = await cpuMsOfTree(pids());
   const add = await runTimed(adminBinary, stack.adminArgs('add', [node.address]), { timeoutMs: 900000 });
   if (add.code !== 0) throw new Error(`streamgrid-admin add: exit ${add.code}\n${add.stderr}${add.stdout}`);
+  // CPU of the web server and every node during the add: unlike its time,
+  // it hardly depends on what else runs on the machine.
+  const cpuMs = (await cpuMsOfTree(pids())) - cpuBefore;
+  const phases = migrationPhases(stack.web.log());
   const content = path.join(node.dataDir, 'data', 'content');
   const moved = await treeBytes(content);
   const copy = path.join(dir, 'cp-copy');
@@ -41,8 +66,9 @@ export async function benchMigration(stack, dir) {
   await rm(copy, { recursive: true, force: true });
   const refMs = cp.ms + sync.ms;
   const result = { files: moved.files, bytes: moved.bytes, addMs: add.ms, cpMs: cp.ms, syncMs: sync.ms,
-    refMs, throughputRatio: ratio(refMs, add.ms), output: add.stdout.trim().slice(-500) };
-  log(`  moved ${moved.files} files, ${(moved.bytes / 1e6).toFixed(1)} MB in ${(add.ms / 1000).toFixed(2)} s; ` +
-    `cp -r + sync ${(refMs / 1000).toFixed(2)} s`);
+    refMs, throughputRatio: ratio(refMs, add.ms), cpuMs, ...phases, output: add.stdout.trim().slice(-500) };
+  log(`  moved ${moved.files} files, ${(moved.bytes / 1e6).toFixed(1)} MB in ${(add.ms / 1000).toFixed(2)} s ` +
+    `(copy phase ${(phases.copyMs / 1000).toFixed(2)} s, cleanup ${(phases.cleanupMs / 1000).toFixed(2)} s, ` +
+    `CPU of web + nodes ${(cpuMs / 1000).toFixed(2)} s); cp -r + sync ${(refMs / 1000).toFixed(2)} s`);
   return result;
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -9,6 +10,10 @@
 
 namespace streamgrid {
 namespace {
+
+// The first pause of a migrator waiting for drain reports; it doubles up to
+// the poll interval.
+constexpr std::chrono::milliseconds kFirstDrainPoll{5};
 
 std::string ToJson(const RegisteredServer& server) {
   return nlohmann::json{{"server_id", server.server_id},
@@ -136,7 +141,9 @@ void EtcdMigrationCoordinator::Report() {
                                .state_revision = revision,
                                .drained_revision = drained}));
     std::unique_lock lock(mu_);
-    wake_.wait_for(lock, options_.poll_interval, [&] { return stopping_ || needs_reload_; });
+    wake_.wait_for(lock, options_.poll_interval,
+                   [&] { return stopping_ || needs_reload_ || report_now_; });
+    report_now_ = false;
   }
 }
 
@@ -168,6 +175,16 @@ absl::Status EtcdMigrationCoordinator::AwaitWritesDrained(uint64_t revision,
                                                           std::chrono::milliseconds timeout,
                                                           const std::function<bool()>& stopping) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // This server's own report need not wait for its next tick: a migration
+  // step usually waits for the state it just published.
+  {
+    std::lock_guard lock(mu_);
+    report_now_ = true;
+  }
+  wake_.notify_all();
+  // Short looks first (the usual wait is for one report, a few ms), then
+  // every poll_interval.
+  auto pause = std::min<std::chrono::milliseconds>(kFirstDrainPoll, options_.poll_interval);
   std::string waiting_for;
   while (true) {
     absl::StatusOr<std::vector<RegisteredServer>> servers = Servers();
@@ -192,7 +209,8 @@ absl::Status EtcdMigrationCoordinator::AwaitWritesDrained(uint64_t revision,
           absl::StrCat("web servers have not finished the writes begun before cluster state ",
                        revision, ": waiting for ", waiting_for));
     }
-    std::this_thread::sleep_for(options_.poll_interval);
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::milliseconds>(pause * 2, options_.poll_interval);
   }
 }
 

@@ -118,6 +118,7 @@ class EtcdMigrationCoordinator final : public MigrationCoordinator {
   std::condition_variable wake_;
   bool stopping_ = false;      // guarded by mu_
   bool needs_reload_ = false;  // guarded by mu_: the registration changed
+  bool report_now_ = false;    // guarded by mu_: a migrator waits for reports
   uint64_t losses_ = 0;        // guarded by mu_: registrations lost so far
   std::thread reporter_;
   std::atomic<int64_t> runner_lease_{0};  // the lease the runner key was put under by us
