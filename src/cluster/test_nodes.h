@@ -90,6 +90,15 @@ class TestNodes {
     }
     throw std::runtime_error("cannot restart storage node");
   }
+  // Node `i`'s calls to other nodes (its pulls) carry `token` from now on
+  // instead of the cluster token, e.g. a wrong one; restarts the node.
+  void SetPullToken(int i, std::string token) {
+    Stop(i);
+    pullers_[i] = std::make_unique<storage::NodePuller>(
+        *engines_[i], storage::NodePullerOptions{.security = {.token = std::move(token)},
+                                                 .call_timeout = std::chrono::seconds(5)});
+    Start(i);
+  }
   void Stop(int i) {
     servers_[i].reset();
     ReservePort(i);

@@ -342,12 +342,16 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
                                                    const ClusterNode& destination,
                                                    const SleepFn& sleep, bool& destination_failed) {
   std::vector<std::string> errors;
-  bool missing = true;
-  bool all_damaged = true;
-  for (const std::string& holder : holders) {
-    std::optional<ClusterNode> node = cluster_.Node(holder);
-    if (!node) continue;
-    if (Pulls(destination.id)) {
+  // Set when pulls failed in a way a relay may not (the destination cannot
+  // reach or is refused by the holders): a relay that works then makes
+  // this destination a relay-only one.
+  bool pull_failed = false;
+  if (Pulls(destination.id)) {
+    bool relay = false;
+    bool pull_missing = true;
+    for (const std::string& holder : holders) {
+      std::optional<ClusterNode> node = cluster_.Node(holder);
+      if (!node) continue;
       // Node to node: the destination reads from the holder itself, so the
       // bytes cross the network once instead of through this process.
       absl::StatusOr<storage::PullResult> pulled =
@@ -363,12 +367,9 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
       if (pulled.ok()) {
         const absl::Status& error = pulled->source_error;
         if (absl::IsNotFound(error)) continue;  // deleted, or quarantined since the listing
-        missing = false;
-        if (!absl::IsDataLoss(error)) all_damaged = false;
-        if (Cluster::IsNodeFailure(error) && !absl::IsDataLoss(error)) {
-          cluster_.MarkFailure(holder, std::string(error.message()));
-        }
+        pull_missing = false;
         errors.push_back(std::string(error.message()));  // it names the holder
+        if (!absl::IsDataLoss(error)) relay = true;
         continue;
       }
       if (absl::IsCancelled(pulled.status()) && !sleep(std::chrono::milliseconds(0))) {
@@ -383,7 +384,22 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
                    std::string(pulled.status().message()));
       std::lock_guard lock(pull_mu_);
       relay_only_.insert(destination.id);
+      relay = true;
+      break;
     }
+    if (!relay) {
+      if (pull_missing) return absl::NotFoundError("deleted before copying");
+      return absl::DataLossError(absl::StrCat("copy of ", want.video_id, "/", want.name, ": ",
+                                              absl::StrJoin(errors, "; ")));
+    }
+    pull_failed = Pulls(destination.id);
+    errors.clear();
+  }
+  bool missing = true;
+  bool all_damaged = true;
+  for (const std::string& holder : holders) {
+    std::optional<ClusterNode> node = cluster_.Node(holder);
+    if (!node) continue;
     // The destination checks the SHA-256 before it commits: no pass here.
     auto get = node->client->OpenGet(want.video_id, want.name, /*offset=*/0, /*length=*/0,
                                      /*verify=*/false);
@@ -441,6 +457,14 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
     if (!stored.ok()) {
       destination_failed = true;
       return absl::UnavailableError(NodeError(destination.id, stored.status()));
+    }
+    if (pull_failed) {
+      spdlog::warn(
+          "node {} could not pull {}/{} from its holders but a relay could; relaying its "
+          "copies from now on",
+          destination.id, want.video_id, want.name);
+      std::lock_guard lock(pull_mu_);
+      relay_only_.insert(destination.id);
     }
     return Settle(want, holders, destination, *stored);
   }

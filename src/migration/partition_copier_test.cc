@@ -104,6 +104,34 @@ TEST(PartitionCopierTest, CopiesTheSameWhetherPulledOrRelayed) {
   }
 }
 
+// A destination whose pulls the holders refuse (here: a wrong token) still
+// gets its copies, relayed, and is relayed to from then on.
+TEST(PartitionCopierTest, RelaysToADestinationWhosePullsFail) {
+  TestNodes nodes(3, "cluster-secret");
+  nodes.SetPullToken(2, "wrong-secret");
+  ClusterOptions options;
+  options.client.call_timeout = std::chrono::seconds(5);
+  options.client.security.token = "cluster-secret";
+  Cluster cluster(ClusterState{.current = *Placement::Create(nodes.RingNodes(), nodes.size())},
+                  options);
+  Throttle throttle(0);
+  PartitionCopier copier(cluster, throttle);
+  const std::string video = NewVideoId();
+  storage::StorageClient client(nodes.address(0), {.security = {.token = "cluster-secret"}});
+  std::vector<PartitionCopy> partitions;
+  for (const std::string name : {"a", "b"}) {
+    ASSERT_TRUE(client.PutBytes(video, name, Pattern(70000, name[0])).ok());
+    partitions.push_back({.partition = PartitionOf(video, name),
+                          .sources = {nodes.id(0)},
+                          .destinations = {nodes.id(2)}});
+  }
+  auto outcome = copier.Copy(partitions, [](std::chrono::milliseconds) { return true; });
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+  EXPECT_EQ(outcome->files_copied, 2u);
+  EXPECT_THAT(nodes.NamesOn(2, video), ::testing::ElementsAre("a", "b"));
+}
+
 TEST(PartitionCopierTest, NamesThePartitionsWhoseSourcesAreAllDead) {
   TestNodes nodes(3);
   Fixture f(nodes);
