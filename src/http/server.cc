@@ -7,10 +7,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -72,14 +72,15 @@ void CopyHeaders(Fields& from, bhttp::response<Body>& to) {
 }  // namespace
 
 // One client connection: reads requests in a loop and writes responses, all on
-// the connection's strand (so the stream's timer never races its operations).
+// its io_context's single thread (so the stream's timer never races its
+// operations).
 class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::Connection> {
  public:
   Connection(HttpServer& server, tcp::socket socket)
       : server_(server), stream_(std::move(socket)) {}
   ~Connection() { server_.MarkBusy(this); }
 
-  // On the connection's strand: closes it if it is (still) waiting for a
+  // On the connection's thread: closes it if it is (still) waiting for a
   // request header; returns whether it did.
   bool EvictIfIdle() {
     if (!waiting_header_) return false;
@@ -380,7 +381,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
 
   HttpServer& server_;
   bool linger_ = false;          // a request body was left unread: Linger() before closing
-  bool waiting_header_ = false;  // on the strand: between requests, evictable
+  bool waiting_header_ = false;  // on the connection's thread: between requests, evictable
   bool evicted_ = false;
   bool in_idle_ = false;                       // guarded by server_.idle_mu_
   std::list<Connection*>::iterator idle_pos_;  // guarded by server_.idle_mu_
@@ -416,7 +417,7 @@ bool HttpServer::EvictLongestIdle() {
   }
   if (!victim) return false;
   ++evicting_;
-  // Its stream belongs to its strand; it may have received a request
+  // Its stream belongs to its thread; it may have received a request
   // meanwhile, in which case it stays.
   boost::asio::post(victim->executor(), [this, victim] {
     if (victim->EvictIfIdle()) {
@@ -428,8 +429,28 @@ bool HttpServer::EvictLongestIdle() {
   return true;
 }
 
+namespace {
+
+int EventLoopThreads(int requested) {
+  return requested > 0 ? requested
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::vector<std::unique_ptr<boost::asio::io_context>> MakeContexts(int count) {
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+  // Concurrency hint 1: each context is run by exactly one thread.
+  for (int i = 0; i < count; ++i) contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+  return contexts;
+}
+
+}  // namespace
+
 HttpServer::HttpServer(ServerOptions options, const Router& router)
-    : options_(std::move(options)), router_(router), guard_(options_.write_guard), acceptor_(io_) {}
+    : options_(std::move(options)),
+      router_(router),
+      guard_(options_.write_guard),
+      io_(MakeContexts(EventLoopThreads(options_.threads))),
+      acceptor_(*io_.front()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -450,10 +471,14 @@ absl::Status HttpServer::Start() {
   // Closed to make room when accept finds no descriptor left (see
   // RecoverFromDescriptorShortage).
   spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  boost::asio::co_spawn(io_, AcceptLoop(), boost::asio::detached);
-  int threads =
-      options_.threads > 0 ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  boost::asio::co_spawn(*io_.front(), AcceptLoop(), boost::asio::detached);
+  for (auto& io : io_) {
+    threads_.emplace_back([&context = *io] {
+      // Idle connections hold no work; run until Stop().
+      auto guard = boost::asio::make_work_guard(context);
+      context.run();
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -462,9 +487,13 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
   // their descriptors come out of the reserve the limit leaves.
   constexpr int kMaxOvershoot = 16;
   for (;;) {
-    // Each connection gets its own strand: its coroutine and its stream's
-    // timeout timer then never run at the same time on two threads.
-    tcp::socket socket(boost::asio::make_strand(io_));
+    // Connections are dealt to the event-loop threads in turn. A strand per
+    // connection on one shared io_context cost a mutex and an allocated
+    // executor per completion, and all threads shared one epoll set and one
+    // queue: the cost per request grew with the number of connections.
+    boost::asio::io_context& home = *io_[next_io_];
+    next_io_ = (next_io_ + 1) % io_.size();
+    tcp::socket socket(home);
     boost::system::error_code ec;
     co_await acceptor_.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
@@ -474,7 +503,7 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     }
     if (ec) {
       spdlog::warn("accept failed: {}", ec.message());
-      boost::asio::steady_timer timer(io_, std::chrono::milliseconds(50));
+      boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(50));
       co_await timer.async_wait(redirect_error(use_awaitable, ec));
       continue;
     }
@@ -522,7 +551,7 @@ boost::asio::awaitable<void> HttpServer::RecoverFromDescriptorShortage() {
   }
   boost::system::error_code ec;
   if (EvictLongestIdle()) {
-    boost::asio::steady_timer timer(io_, std::chrono::milliseconds(5));
+    boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(5));
     co_await timer.async_wait(redirect_error(use_awaitable, ec));
     co_return;
   }
@@ -538,14 +567,14 @@ boost::asio::awaitable<void> HttpServer::RecoverFromDescriptorShortage() {
     if (fd >= 0) co_return;
   }
   // Not even that: back off rather than spin.
-  boost::asio::steady_timer timer(io_, std::chrono::milliseconds(50));
+  boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(50));
   co_await timer.async_wait(redirect_error(use_awaitable, ec));
 }
 
 void HttpServer::Stop() {
   if (stopped_) return;
   stopped_ = true;
-  io_.stop();
+  for (auto& io : io_) io->stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -40,9 +40,11 @@ struct ServerOptions {
   WriteGuardOptions write_guard;
 };
 
-// An HTTP/1.1 server on Boost.Beast: one coroutine per connection on a pool of
-// event-loop threads, keep-alive, timeouts at every stage so a slow or silent
-// client cannot hold resources, request and response bodies streamed in chunks.
+// An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive,
+// timeouts at every stage so a slow or silent client cannot hold resources,
+// request and response bodies streamed in chunks. Each event-loop thread runs
+// its own io_context (its own epoll set, like one nginx worker); a connection
+// lives on one of them for its whole life, handed out in turn by the acceptor.
 class HttpServer {
  public:
   HttpServer(ServerOptions options, const Router& router);
@@ -87,7 +89,11 @@ class HttpServer {
   ServerOptions options_;
   const Router& router_;
   const WriteGuard guard_;
-  boost::asio::io_context io_;
+  // One per event-loop thread (options_.threads of them, at least one); the
+  // first also runs the acceptor. A connection's coroutine and its stream's
+  // timers run on one thread, so they need no strand.
+  std::vector<std::unique_ptr<boost::asio::io_context>> io_;
+  size_t next_io_ = 0;  // the context the next connection goes to; acceptor only
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<int> connections_{0};
