@@ -1,11 +1,51 @@
 #include "content/caching_video_content_service.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace streamgrid {
+
+CachedFile::~CachedFile() {
+  if (map_ != nullptr) ::munmap(map_, map_size_);
+  if (fd_ >= 0) {
+    ::close(fd_);
+    --*memfds_;
+  }
+}
+
+char* CachedFile::Allocate(uint64_t size, bool use_memfd,
+                           std::shared_ptr<std::atomic<int>> memfds) {
+  if (use_memfd && size > 0) {
+    // Every failure here (descriptors or memory exhausted) falls back to the
+    // heap: the memfd is an optimisation for sending, not a requirement.
+    int fd = ::memfd_create("streamgrid-cache", MFD_CLOEXEC);
+    if (fd >= 0) {
+      void* map = MAP_FAILED;
+      if (::ftruncate(fd, static_cast<off_t>(size)) == 0) {
+        map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      }
+      if (map != MAP_FAILED) {
+        fd_ = fd;
+        map_ = map;
+        map_size_ = size;
+        memfds_ = std::move(memfds);
+        ++*memfds_;
+        data = std::string_view(static_cast<const char*>(map), size);
+        return static_cast<char*>(map);
+      }
+      ::close(fd);
+    }
+  }
+  heap_.resize(static_cast<size_t>(size));
+  data = heap_;
+  return heap_.data();
+}
+
 namespace {
 
 // Serves a byte range of a cached file.
@@ -192,7 +232,9 @@ void CachingVideoContentService::InvalidateVideo(std::string_view video_id) {
 
 ContentCacheStats CachingVideoContentService::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  ContentCacheStats stats = stats_;
+  stats.memfd_files = static_cast<uint64_t>(memfds_->load());
+  return stats;
 }
 
 absl::StatusOr<std::shared_ptr<const CachedFile>> CachingVideoContentService::ReadAll(
@@ -201,13 +243,17 @@ absl::StatusOr<std::shared_ptr<const CachedFile>> CachingVideoContentService::Re
   file->info = reader.info();
   const uint64_t size = file->info.size;
   // Sized once from the file's info, and never grown past it: a file that
-  // turns out longer than it said is an error, not a bigger allocation.
-  file->data.resize(static_cast<size_t>(size));
+  // turns out longer than it said is an error, not a bigger allocation. Only
+  // files large enough for sendfile to matter take a descriptor, and only up
+  // to the budget (a check then an increment: a few over it under a race).
+  const bool use_memfd = options_.memfd_min_bytes > 0 && size >= options_.memfd_min_bytes &&
+                         memfds_->load() < options_.memfd_max_files;
+  char* bytes = file->Allocate(size, use_memfd, memfds_);
   uint64_t got = 0;
   while (got < size) {
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(size - got, options_.fill_chunk_bytes));
-    absl::StatusOr<size_t> n = reader.Read(std::span(file->data.data() + got, want));
+    absl::StatusOr<size_t> n = reader.Read(std::span(bytes + got, want));
     if (!n.ok()) return n.status();
     if (*n == 0) {
       return absl::DataLossError(

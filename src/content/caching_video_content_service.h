@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -40,6 +41,13 @@ struct ContentCacheOptions {
   std::chrono::milliseconds serve_stale_for{std::chrono::seconds(10)};
   // Bytes read from the wrapped service per call while filling an entry.
   size_t fill_chunk_bytes = 256 * 1024;
+  // Files of at least this size are held in an in-memory file (memfd) rather
+  // than on the heap, so that responses can send them with sendfile(2)
+  // instead of copying them into the socket; 0 disables that.
+  uint64_t memfd_min_bytes = 16 * 1024;
+  // At most this many cached files hold such a descriptor at once (each is
+  // one open file of the process); files beyond it go on the heap.
+  int memfd_max_files = 2048;
   // The clock (tests replace it).
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
@@ -57,14 +65,39 @@ struct ContentCacheStats {
   uint64_t evictions = 0;      // entries dropped to make room
   uint64_t invalidations = 0;  // entries dropped because this process wrote or deleted them
   uint64_t uncacheable = 0;    // fetches of files too large (or never cached, like `original`)
+  uint64_t memfd_files = 0;    // entries (or evicted files still being sent) held in a memfd now
 };
 
 // A whole file held in memory. Immutable once published; shared by the cache
 // and every response still sending it (so an evicted file stays alive until
-// the last of them is done).
-struct CachedFile {
+// the last of them is done). Its bytes are either on the heap or in an
+// anonymous in-memory file (memfd) mapped here, whose descriptor fd() lets a
+// response hand the pages to the socket with sendfile.
+class CachedFile {
+ public:
+  CachedFile() = default;
+  ~CachedFile();
+  CachedFile(const CachedFile&) = delete;
+  CachedFile& operator=(const CachedFile&) = delete;
+
   ContentInfo info;
-  std::string data;  // exactly info.size bytes
+  std::string_view data;  // exactly info.size bytes, valid as long as this object
+
+  // A descriptor whose bytes from offset 0 are `data`, or -1 (held on the heap).
+  int fd() const { return fd_; }
+
+ private:
+  friend class CachingVideoContentService;
+  // Makes room for `size` bytes (`data` then views them, zeroed): in a memfd
+  // when `use_memfd` (counted in `memfds` while it lives) and that works, else
+  // on the heap. Returns where the bytes go.
+  char* Allocate(uint64_t size, bool use_memfd, std::shared_ptr<std::atomic<int>> memfds);
+
+  std::string heap_;
+  int fd_ = -1;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  std::shared_ptr<std::atomic<int>> memfds_;  // set while fd_ is open
 };
 
 // A VideoContentService decorator that keeps whole small files in memory, LRU
@@ -178,6 +211,8 @@ class CachingVideoContentService : public VideoContentService {
   std::map<std::string, Entry> entries_;  // by "video_id/name": a video's files are adjacent
   std::list<std::string> lru_;
   std::map<std::string, std::shared_ptr<Flight>> flights_;
+  // Cached files holding a memfd now (shared with them: they may outlive this).
+  const std::shared_ptr<std::atomic<int>> memfds_ = std::make_shared<std::atomic<int>>(0);
   ContentCacheStats stats_;  // bytes and entries kept current; the counters grow
 };
 

@@ -77,6 +77,13 @@ struct Response {
   // with other responses): written in one go, without a copy.
   std::shared_ptr<const void> shared_owner;
   std::string_view shared_bytes;
+  // Optional, with `shared_owner`: the same bytes are also at
+  // [shared_fd_offset, shared_fd_offset + shared_bytes.size()) of the file
+  // descriptor `shared_fd`, which the owner keeps open. The server then sends
+  // them with sendfile(2) (the kernel passes the pages to the socket without
+  // copying them) and falls back to `shared_bytes` if that fails. -1: none.
+  int shared_fd = -1;
+  uint64_t shared_fd_offset = 0;
 
   static Response Text(Status status, std::string body,
                        std::string_view content_type = "text/plain; charset=utf-8");

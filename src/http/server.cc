@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -15,6 +17,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <ctime>
 #include <exception>
 #include <limits>
@@ -304,17 +307,19 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
         res.keep_alive(keep_alive);
         co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
       } else if (response.shared_owner) {
+        // The hot path (a cached file): the header is serialised here into a
+        // buffer the connection reuses (Beast's serializer walked a chain of
+        // buffer views per field, and cost more than the rest of the request).
+        SerializeHeader(response, keep_alive, response.shared_bytes.size());
+        if (response.shared_fd >= 0 && !response.shared_bytes.empty()) {
+          co_return co_await SendFromDescriptor(response);
+        }
         // Header and body leave in one gathered write; the bytes stay where
         // they are (the owner is held until the write is done).
-        bhttp::response<bhttp::buffer_body> res{response.status, 11};
-        CopyHeaders(response.headers, res);
-        res.content_length(response.shared_bytes.size());
-        res.keep_alive(keep_alive);
-        res.body().data = const_cast<char*>(response.shared_bytes.data());
-        res.body().size = response.shared_bytes.size();
-        res.body().more = false;
-        co_await bhttp::async_write(stream_, res, redirect_error(use_awaitable, ec));
-        if (ec == bhttp::error::need_buffer) ec = {};
+        const std::array<boost::asio::const_buffer, 2> buffers{
+            boost::asio::buffer(header_),
+            boost::asio::buffer(response.shared_bytes.data(), response.shared_bytes.size())};
+        co_await boost::asio::async_write(stream_, buffers, redirect_error(use_awaitable, ec));
       } else {
         bhttp::response<bhttp::string_body> res{response.status, 11, std::move(response.body)};
         CopyHeaders(response.headers, res);
@@ -333,6 +338,98 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
       co_return !ec;
     }
     co_return co_await WriteStreamed(response, keep_alive);
+  }
+
+  // Puts the status line and `response`'s header fields, with Content-Length
+  // `length` (and "Connection: close" unless `keep_alive`), into header_.
+  void SerializeHeader(Response& response, bool keep_alive, uint64_t length) {
+    response.headers.set(Field::content_length, std::to_string(length));
+    if (!keep_alive) response.headers.set(Field::connection, "close");
+    header_.clear();
+    const std::string_view reason = bhttp::obsolete_reason(response.status);
+    absl::StrAppend(&header_, "HTTP/1.1 ", static_cast<unsigned>(response.status), " ",
+                    absl::string_view(reason.data(), reason.size()), "\r\n");
+    for (const auto& field : response.headers) {
+      const std::string_view name = field.name_string();
+      const std::string_view value = field.value();
+      header_.append(name).append(": ").append(value).append("\r\n");
+    }
+    header_.append("\r\n");
+  }
+
+  // Sends header_ then the body from response.shared_fd with sendfile(2):
+  // the kernel hands the file's pages to the socket instead of copying the
+  // bytes from memory. The header goes with MSG_MORE so that it shares the
+  // body's first packet. Returns false if the connection broke.
+  boost::asio::awaitable<bool> SendFromDescriptor(const Response& response) {
+    tcp::socket& socket = stream_.socket();
+    const int sock = socket.native_handle();
+    beast::error_code ec;
+    if (!non_blocking_) {
+      // Asio made it non-blocking for its own operations already; say so
+      // explicitly, since sendfile below must never block the event loop.
+      socket.native_non_blocking(true, ec);
+      if (ec) co_return false;
+      non_blocking_ = true;
+    }
+    size_t header_sent = 0;
+    const ssize_t h = ::send(sock, header_.data(), header_.size(), MSG_MORE | MSG_NOSIGNAL);
+    if (h > 0) header_sent = static_cast<size_t>(h);
+    if (h < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return false;
+    if (header_sent < header_.size()) {
+      co_await boost::asio::async_write(
+          stream_, boost::asio::buffer(header_.data() + header_sent, header_.size() - header_sent),
+          redirect_error(use_awaitable, ec));
+      if (ec) co_return false;
+    }
+    const uint64_t length = response.shared_bytes.size();
+    off_t offset = static_cast<off_t>(response.shared_fd_offset);
+    uint64_t sent = 0;
+    while (sent < length) {
+      const ssize_t n =
+          ::sendfile(sock, response.shared_fd, &offset, static_cast<size_t>(length - sent));
+      if (n > 0) {
+        sent += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!co_await WaitWritable()) co_return false;
+        continue;
+      }
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)) co_return false;
+      // The descriptor cannot be sent from (or ended early): the same bytes
+      // are in memory, so the rest goes from there.
+      stream_.expires_after(server_.options_.io_timeout);
+      co_await boost::asio::async_write(
+          stream_, boost::asio::buffer(response.shared_bytes.data() + sent, length - sent),
+          redirect_error(use_awaitable, ec));
+      co_return !ec;
+    }
+    co_return true;
+  }
+
+  // Waits until the socket takes more bytes, at most io_timeout; false when
+  // it did not in time or broke.
+  boost::asio::awaitable<bool> WaitWritable() {
+    tcp::socket& socket = stream_.socket();
+    auto timer = std::make_shared<boost::asio::steady_timer>(socket.get_executor(),
+                                                             server_.options_.io_timeout);
+    auto timed_out = std::make_shared<bool>(false);
+    // The handler may run after this frame is gone (fired just as the wait
+    // ended): it holds what it touches, and the connection.
+    timer->async_wait([self = shared_from_this(), timer, timed_out](beast::error_code e) {
+      if (e || *timed_out) return;
+      *timed_out = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+    beast::error_code ec;
+    co_await socket.async_wait(tcp::socket::wait_write, redirect_error(use_awaitable, ec));
+    const bool expired = *timed_out;
+    *timed_out = true;  // a late timer handler does nothing now
+    timer->cancel();
+    co_return !ec && !expired;
   }
 
   boost::asio::awaitable<bool> WriteStreamed(Response& response, bool keep_alive) {
@@ -387,6 +484,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   std::list<Connection*>::iterator idle_pos_;  // guarded by server_.idle_mu_
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::string header_;         // the response header being sent; reused
+  bool non_blocking_ = false;  // the socket was set non-blocking for sendfile
 };
 
 void HttpServer::MarkIdle(Connection* connection) {

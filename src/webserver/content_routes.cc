@@ -74,8 +74,9 @@ Response ServeCached(http::Request& request, const std::string& name,
                      std::shared_ptr<const CachedFile> file) {
   std::optional<std::string_view> media_type = http::MediaMimeTypeForName(name);
   const std::string_view bytes = file->data;
+  const int fd = file->fd();
   Response response =
-      ServeRangedMemory(request, DescribeFile(name, file->info, media_type), file, bytes);
+      ServeRangedMemory(request, DescribeFile(name, file->info, media_type), file, bytes, fd);
   MarkDownload(media_type, response);
   return response;
 }

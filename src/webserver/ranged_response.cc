@@ -130,7 +130,7 @@ http::asio::awaitable<Response> ServeRanged(const http::Request& request,
 }
 
 Response ServeRangedMemory(const http::Request& request, const FileDescription& file,
-                           std::shared_ptr<const void> owner, std::string_view bytes) {
+                           std::shared_ptr<const void> owner, std::string_view bytes, int fd) {
   Response response;
   uint64_t offset = 0;
   uint64_t length = 0;
@@ -138,6 +138,8 @@ Response ServeRangedMemory(const http::Request& request, const FileDescription& 
   response.stream_length = 0;
   response.shared_bytes = bytes.substr(static_cast<size_t>(offset), static_cast<size_t>(length));
   response.shared_owner = std::move(owner);
+  response.shared_fd = fd;
+  response.shared_fd_offset = offset;
   return response;
 }
 

@@ -34,9 +34,12 @@ http::asio::awaitable<http::Response> ServeRanged(const http::Request& request,
 
 // ServeRanged for a file held in memory: `bytes` is the whole file (its size
 // is `file.size`), kept alive by `owner`; the answer's body shares it rather
-// than copying it. Does no I/O, so it runs on the event loop.
+// than copying it. Does no I/O, so it runs on the event loop. `fd`, when not
+// -1, is a descriptor (kept open by `owner`) whose bytes from offset 0 are the
+// same file: the server may then send the body from it with sendfile.
 http::Response ServeRangedMemory(const http::Request& request, const FileDescription& file,
-                                 std::shared_ptr<const void> owner, std::string_view bytes);
+                                 std::shared_ptr<const void> owner, std::string_view bytes,
+                                 int fd = -1);
 
 // A BodySource that reads a file descriptor it owns from `offset`, running each
 // read on `pool`.
