@@ -103,10 +103,12 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       stream_.expires_after(first ? server_.options_.header_timeout
                                   : server_.options_.idle_timeout);
-      first = false;
       beast::error_code ec;
+      // Evicted before it ran (the acceptor registers it as idle at once).
+      if (evicted_) break;
       waiting_header_ = true;
-      server_.MarkIdle(this);
+      if (!first) server_.MarkIdle(this);
+      first = false;
       co_await bhttp::async_read_header(stream_, buffer_, parser,
                                         redirect_error(use_awaitable, ec));
       waiting_header_ = false;
@@ -477,8 +479,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   friend class HttpServer;  // the idle-list fields below
 
   HttpServer& server_;
-  bool linger_ = false;          // a request body was left unread: Linger() before closing
-  bool waiting_header_ = false;  // on the connection's thread: between requests, evictable
+  bool linger_ = false;  // a request body was left unread: Linger() before closing
+  // On the connection's thread: between requests (from its accept on),
+  // evictable.
+  bool waiting_header_ = true;
   bool evicted_ = false;
   bool in_idle_ = false;                       // guarded by server_.idle_mu_
   std::list<Connection*>::iterator idle_pos_;  // guarded by server_.idle_mu_
@@ -620,6 +624,10 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     ++connections_;
     auto executor = socket.get_executor();
     auto connection = std::make_shared<Connection>(*this, std::move(socket));
+    // Waiting for its first header from now on, so evictable at once: its
+    // coroutine starts later on its own thread, and the next client must be
+    // able to take its place even before that (or it would be refused).
+    MarkIdle(connection.get());
     boost::asio::co_spawn(
         executor, [connection]() { return connection->Run(); },
         [this, connection](std::exception_ptr e) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -61,6 +62,28 @@ class HttpServerTest : public ::testing::Test {
       r.stream_length = 3 << 20;
       co_return r;
     });
+    // A shared in-memory body of 6 MiB (more than a loopback socket takes at
+    // once, so sendfile meets a full socket), also held in a memfd.
+    shared_ = std::make_shared<SharedBody>(6 << 20);
+    auto serve_shared = [this](Request& request, int fd) -> asio::awaitable<Response> {
+      // ?from=N: the body starts at offset N of the file.
+      size_t from = request.query.empty() ? 0 : std::stoul(request.query.substr(5));
+      Response r;
+      r.shared_owner = shared_;
+      r.shared_bytes = std::string_view(shared_->bytes).substr(from);
+      r.shared_fd = fd;
+      r.shared_fd_offset = from;
+      co_return r;
+    };
+    router_.Add(Verb::get, "/shared/memfd", [this, serve_shared](Request& request) {
+      return serve_shared(request, shared_->memfd);
+    });
+    router_.Add(Verb::get, "/shared/memory",
+                [serve_shared](Request& request) { return serve_shared(request, -1); });
+    // A descriptor sendfile refuses (a pipe): the body must still arrive, from memory.
+    router_.Add(Verb::get, "/shared/unsendable", [this, serve_shared](Request& request) {
+      return serve_shared(request, shared_->pipe[0]);
+    });
     router_.Add(Verb::get, "/throws", [](Request&) -> asio::awaitable<Response> {
       throw std::runtime_error("boom");
       co_return Response::Text(Status::ok, "unreachable");
@@ -105,7 +128,28 @@ class HttpServerTest : public ::testing::Test {
     return reply;
   }
 
+  // A body held both in memory and in a memfd, and a pipe to stand for a
+  // descriptor sendfile cannot read.
+  struct SharedBody {
+    explicit SharedBody(size_t size) {
+      bytes.resize(size);
+      for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>('A' + (i * 7 + i / 4096) % 26);
+      memfd = ::memfd_create("server-test", MFD_CLOEXEC);
+      EXPECT_EQ(::write(memfd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+      EXPECT_EQ(::pipe(pipe), 0);
+    }
+    ~SharedBody() {
+      ::close(memfd);
+      ::close(pipe[0]);
+      ::close(pipe[1]);
+    }
+    std::string bytes;
+    int memfd = -1;
+    int pipe[2] = {-1, -1};
+  };
+
   Router router_;
+  std::shared_ptr<SharedBody> shared_;
   std::unique_ptr<HttpServer> server_;
 };
 
@@ -114,6 +158,35 @@ TEST_F(HttpServerTest, ServesAndAddsCors) {
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK"));
   EXPECT_THAT(reply, HasSubstr("Access-Control-Allow-Origin: *"));
   EXPECT_THAT(reply, HasSubstr("\r\n\r\nhello"));
+}
+
+TEST_F(HttpServerTest, SharedBodiesArriveWholeFromMemoryOrDescriptor) {
+  for (const char* path : {"/shared/memfd", "/shared/memory", "/shared/unsendable"}) {
+    for (size_t from : {size_t{0}, size_t{123457}}) {
+      SCOPED_TRACE(absl::StrCat(path, " from ", from));
+      // Two requests on one connection: the second header must follow the
+      // first body exactly, with the right length.
+      std::string request =
+          absl::StrCat("GET ", path, "?from=", from, " HTTP/1.1\r\nHost: x\r\n\r\n");
+      std::string reply =
+          Exchange(absl::StrCat(request, "GET ", path, "?from=", from,
+                                " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+      const std::string body = shared_->bytes.substr(from);
+      const std::string length = absl::StrCat("Content-Length: ", body.size(), "\r\n");
+      size_t first_end = reply.find("\r\n\r\n");
+      ASSERT_NE(first_end, std::string::npos);
+      EXPECT_THAT(reply.substr(0, first_end + 2), StartsWith("HTTP/1.1 200 OK\r\n"));
+      EXPECT_THAT(reply.substr(0, first_end + 2), HasSubstr(length));
+      ASSERT_GE(reply.size(), first_end + 4 + body.size());
+      EXPECT_TRUE(reply.compare(first_end + 4, body.size(), body) == 0);
+      std::string second = reply.substr(first_end + 4 + body.size());
+      size_t second_end = second.find("\r\n\r\n");
+      ASSERT_NE(second_end, std::string::npos);
+      EXPECT_THAT(second, StartsWith("HTTP/1.1 200 OK\r\n"));
+      EXPECT_THAT(second.substr(0, second_end + 2), HasSubstr("Connection: close\r\n"));
+      EXPECT_EQ(second.substr(second_end + 4), body);
+    }
+  }
 }
 
 TEST_F(HttpServerTest, RefusesCrossOriginWritesOfAnyMethodBeforeRouting) {
