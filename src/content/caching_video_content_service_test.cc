@@ -1,6 +1,7 @@
 #include "content/caching_video_content_service.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -190,6 +191,46 @@ TEST_F(CachingVideoContentServiceTest, FetchFillsThenLookupHitsWithoutIo) {
   EXPECT_EQ(stats.hits, 1u);
   EXPECT_EQ(stats.misses, 1u);
   EXPECT_EQ(stats.fills, 1u);
+}
+
+TEST_F(CachingVideoContentServiceTest, LargeEnoughFilesLiveInAMemfdWithinTheBudget) {
+  const std::string big1 = TestBytes(5000, 2);
+  const std::string big2 = TestBytes(6000, 3);
+  Write("chunk-0-00001.m4s", big1);
+  Write("chunk-0-00002.m4s", big2);
+  Write("manifest.mpd", "<MPD/>");
+  ContentCacheOptions options;
+  options.memfd_min_bytes = 4096;
+  options.memfd_max_files = 1;
+  auto cache = MakeCache(options);
+  std::shared_ptr<const CachedFile> first = cache->Fetch(kVid1, "chunk-0-00001.m4s")->file;
+  std::shared_ptr<const CachedFile> second = cache->Fetch(kVid1, "chunk-0-00002.m4s")->file;
+  std::shared_ptr<const CachedFile> small = cache->Fetch(kVid1, "manifest.mpd")->file;
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ASSERT_NE(small, nullptr);
+  // The first fits the budget of one descriptor: its bytes are readable
+  // through it (what sendfile sends) and through `data` alike.
+  ASSERT_GE(first->fd(), 0);
+  std::string through_fd(big1.size(), '\0');
+  EXPECT_EQ(::pread(first->fd(), through_fd.data(), through_fd.size(), 0),
+            static_cast<ssize_t>(big1.size()));
+  EXPECT_EQ(through_fd, big1);
+  EXPECT_EQ(first->data, big1);
+  // Over the budget, and too small: on the heap, same bytes.
+  EXPECT_EQ(second->fd(), -1);
+  EXPECT_EQ(second->data, big2);
+  EXPECT_EQ(small->fd(), -1);
+  EXPECT_EQ(small->data, "<MPD/>");
+  EXPECT_EQ(cache->stats().memfd_files, 1u);
+
+  // Dropped from the cache, the file stays valid while a response holds it;
+  // its descriptor is released with the last holder.
+  cache->InvalidateVideo(kVid1);
+  EXPECT_EQ(cache->stats().memfd_files, 1u);
+  EXPECT_EQ(first->data, big1);
+  first.reset();
+  EXPECT_EQ(cache->stats().memfd_files, 0u);
 }
 
 TEST_F(CachingVideoContentServiceTest, MissingFileIsNotFoundAndNotCached) {
