@@ -14,12 +14,13 @@ const MAX_CACHED = 4096;  // init segments and playlists fit; media segments do 
 let web;
 let id;
 let files;
+let src;
 
 before(async () => {
   const scratch = await tempDir();
   web = await startWeb({ args: ['--content-cache-bytes', String(8 << 20),
     '--content-cache-max-file-bytes', String(MAX_CACHED)] });
-  const src = path.join(scratch, 'src.mp4');
+  src = path.join(scratch, 'src.mp4');
   await makeTestVideo(src, { width: 320, height: 180, seconds: 4 });
   const up = await uploadFile(web.url, src);
   assert.equal(up.status, 202, up.text);
@@ -97,6 +98,44 @@ test('ranges, 304 and HEAD behave the same from the cache and from the store', a
     assert.equal(head.status, 200, name);
     assert.equal(head.headers.get('content-length'), String(want.length), name);
     assert.equal(head.headers.get('etag'), etag, name);
+  }
+});
+
+test('with the default cache, segments sent from memory files (sendfile) arrive as stored, whole and ranged, many at once', async () => {
+  // Default options: files of 16 KiB and more are cached in a memfd and sent
+  // with sendfile, smaller ones from the heap.
+  const other = await startWeb();
+  try {
+    const up = await uploadFile(other.url, src);
+    assert.equal(up.status, 202, up.text);
+    const vid = up.json.id;
+    await waitForStatus(other.url, vid, 'ready');
+    const names = await playerFiles(other.url, vid);
+    const stored = async (name) => readFile(path.join(other.dataDir, 'content', vid, name));
+    const big = [];
+    for (const name of names) if ((await stored(name)).length >= 16 * 1024) big.push(name);
+    assert.ok(big.some((n) => n.endsWith('.m4s')), `no segment of 16 KiB or more among ${names}`);
+    for (const name of names) {
+      const want = await stored(name);
+      const u = `${other.url}/content/${vid}/${name}`;
+      // The first fills the cache; then 32 at once share the cached copy.
+      const all = await Promise.all(Array.from({ length: 33 }, () => fetch(u)
+        .then(async (r) => ({ status: r.status, body: Buffer.from(await r.arrayBuffer()) }))));
+      for (const r of all) {
+        assert.equal(r.status, 200, name);
+        assert.deepEqual(r.body, want, name);
+      }
+      // Ranges start inside the memory file, past its first pages too.
+      const from = Math.min(want.length - 1, 5000 + (want.length >> 1));
+      for (const [range, begin, end] of [[`bytes=${from}-`, from, want.length],
+        ['bytes=1-4096', 1, Math.min(4097, want.length)], ['bytes=-100', Math.max(0, want.length - 100), want.length]]) {
+        const r = await fetch(u, { headers: { Range: range } });
+        assert.equal(r.status, 206, `${name} ${range}`);
+        assert.deepEqual(Buffer.from(await r.arrayBuffer()), want.subarray(begin, end), `${name} ${range}`);
+      }
+    }
+  } finally {
+    await other.stop();
   }
 });
 
