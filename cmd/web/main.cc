@@ -71,6 +71,7 @@ struct Flags {
   web::RepairFlags repair;                // --repair-after, --anti-entropy-interval, ...
   uint64_t content_cache_bytes = uint64_t{256} << 20;          // --content-cache-bytes
   uint64_t content_cache_max_file_bytes = uint64_t{16} << 20;  // --content-cache-max-file-bytes
+  uint64_t content_cache_sendfile_min_bytes = 16 * 1024;  // --content-cache-sendfile-min-bytes
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -140,6 +141,9 @@ int main(int argc, char** argv) {
   cli.add_option("--content-cache-bytes", flags.content_cache_bytes,
                  "bytes of hot segments, manifests and thumbnails kept in memory and served "
                  "from there (LRU; 0 disables the cache)");
+  cli.add_option("--content-cache-sendfile-min-bytes", flags.content_cache_sendfile_min_bytes,
+                 "cached files of at least this size are kept in memory files and sent with "
+                 "sendfile (0: never)");
   cli.add_option("--content-cache-max-file-bytes", flags.content_cache_max_file_bytes,
                  "files larger than this are never cached (streamed from the store instead)");
   cli.add_option("--max-concurrent-uploads", flags.max_concurrent_uploads,
@@ -297,7 +301,8 @@ int main(int argc, char** argv) {
   if (flags.content_cache_bytes > 0) {
     content_cache = std::make_unique<CachingVideoContentService>(
         *content, ContentCacheOptions{.capacity_bytes = flags.content_cache_bytes,
-                                      .max_file_bytes = flags.content_cache_max_file_bytes});
+                                      .max_file_bytes = flags.content_cache_max_file_bytes,
+                                      .memfd_min_bytes = flags.content_cache_sendfile_min_bytes});
     content = content_cache.get();
   }
 
