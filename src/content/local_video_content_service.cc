@@ -197,6 +197,11 @@ class LocalContentReader : public ContentReader {
 
   const ContentInfo& info() const override { return info_; }
 
+  int SendableFd(uint64_t* position) const override {
+    *position = pos_;
+    return fd_.get();
+  }
+
  private:
   const fs::path path_;
   ScopedFd fd_;

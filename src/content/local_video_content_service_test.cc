@@ -1,6 +1,7 @@
 #include "content/local_video_content_service.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -174,6 +175,27 @@ TEST_F(LocalVideoContentServiceTest, OpenReaderKeepsItsFileAcrossReplaceAndDelet
     }
   }
   EXPECT_TRUE(read == old_data);
+}
+
+TEST_F(LocalVideoContentServiceTest, ReaderOffersItsDescriptorAtTheNextByte) {
+  const std::string id = NewVideoId();
+  const std::string data = TestBytes(10'000, 2);
+  ASSERT_TRUE(WriteContent(*service_, id, "f", data).ok());
+  auto reader = service_->OpenReader(id, "f", 1000, 5000);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  uint64_t position = 0;
+  const int fd = (*reader)->SendableFd(&position);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(position, 1000u);
+  char buffer[100];
+  ASSERT_EQ(*(*reader)->Read(buffer), sizeof(buffer));
+  EXPECT_EQ(std::string(buffer, sizeof(buffer)), data.substr(1000, 100));
+  // After a read, the descriptor's next byte is the reader's next byte.
+  EXPECT_EQ((*reader)->SendableFd(&position), fd);
+  EXPECT_EQ(position, 1100u);
+  std::string through_fd(200, '\0');
+  ASSERT_EQ(::pread(fd, through_fd.data(), through_fd.size(), static_cast<off_t>(position)), 200);
+  EXPECT_EQ(through_fd, data.substr(1100, 200));
 }
 
 TEST_F(LocalVideoContentServiceTest, ExternalChangeInPlaceChangesETag) {

@@ -49,6 +49,12 @@ class ContentReader {
   virtual absl::StatusOr<size_t> Read(std::span<char> buffer) = 0;
   // The whole file's info (not just the range).
   virtual const ContentInfo& info() const = 0;
+  // Optional: a descriptor the rest of the range can be read from directly.
+  // Its bytes from `*position` on are what Read() would return next (as many
+  // as remain of the range); it belongs to the reader and stays open as long
+  // as the reader. Lets a server send them with sendfile(2) instead of
+  // reading them. -1 (the default): none (remote readers, memory).
+  virtual int SendableFd(uint64_t* position) const { return -1; }
 };
 
 // Where video files (the original upload, manifests, segments, thumbnails) live,

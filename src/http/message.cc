@@ -29,6 +29,10 @@ bool Request::WantsJson() const {
   return accept.find("application/json") != std::string::npos;
 }
 
+asio::awaitable<absl::StatusOr<size_t>> BodySource::SendTo(int /*socket*/, uint64_t /*max*/) {
+  co_return absl::UnimplementedError("this body can only be read");
+}
+
 Response Response::Text(Status status, std::string body, std::string_view content_type) {
   Response r;
   r.status = status;

@@ -63,6 +63,13 @@ class BodySource {
   // are sent can only abort the connection, so sources report problems they can
   // foresee (missing file, bad range) before being handed to a Response.
   virtual asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) = 0;
+  // Optional: sends up to `max` of the next bytes of the body straight to
+  // the non-blocking socket `socket` (e.g. with sendfile from a file), and
+  // returns how many went; 0 means the socket is full (wait until it is
+  // writable, then call again). UNIMPLEMENTED (the default) when this source
+  // cannot; the server then uses Read(). A source is used one way or the
+  // other, never both.
+  virtual asio::awaitable<absl::StatusOr<size_t>> SendTo(int socket, uint64_t max);
 };
 
 struct Response {

@@ -364,16 +364,9 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // bytes from memory. The header goes with MSG_MORE so that it shares the
   // body's first packet. Returns false if the connection broke.
   boost::asio::awaitable<bool> SendFromDescriptor(const Response& response) {
-    tcp::socket& socket = stream_.socket();
-    const int sock = socket.native_handle();
+    const int sock = stream_.socket().native_handle();
     beast::error_code ec;
-    if (!non_blocking_) {
-      // Asio made it non-blocking for its own operations already; say so
-      // explicitly, since sendfile below must never block the event loop.
-      socket.native_non_blocking(true, ec);
-      if (ec) co_return false;
-      non_blocking_ = true;
-    }
+    if (!MakeNonBlocking()) co_return false;
     size_t header_sent = 0;
     const ssize_t h = ::send(sock, header_.data(), header_.size(), MSG_MORE | MSG_NOSIGNAL);
     if (h > 0) header_sent = static_cast<size_t>(h);
@@ -411,6 +404,17 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     co_return true;
   }
 
+  // Asio made the socket non-blocking for its own operations already; says so
+  // explicitly before the socket is handed to sendfile, which must never block
+  // an event loop (or a pool thread) on a full socket.
+  bool MakeNonBlocking() {
+    if (non_blocking_) return true;
+    beast::error_code ec;
+    stream_.socket().native_non_blocking(true, ec);
+    non_blocking_ = !ec;
+    return non_blocking_;
+  }
+
   // Waits until the socket takes more bytes, at most io_timeout; false when
   // it did not in time or broke.
   boost::asio::awaitable<bool> WaitWritable() {
@@ -445,9 +449,33 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     beast::error_code ec;
     co_await bhttp::async_write_header(stream_, serializer, redirect_error(use_awaitable, ec));
     if (ec) co_return false;
+    uint64_t remaining = response.stream_length;
+    // A source that can send itself (a local file, with sendfile) does, with
+    // no copy through our memory; the framing needs nothing more, since the
+    // length was announced.
+    if (remaining > 0 && MakeNonBlocking()) {
+      const int sock = stream_.socket().native_handle();
+      bool direct = true;
+      while (remaining > 0) {
+        absl::StatusOr<size_t> n = co_await response.stream->SendTo(sock, remaining);
+        if (!n.ok()) {
+          if (absl::IsUnimplemented(n.status()) && remaining == response.stream_length) {
+            direct = false;
+            break;
+          }
+          spdlog::warn("response body ended {} bytes early: {}", remaining, n.status().ToString());
+          co_return false;
+        }
+        if (*n == 0) {
+          if (!co_await WaitWritable()) co_return false;
+          continue;
+        }
+        remaining -= std::min<uint64_t>(*n, remaining);
+      }
+      if (direct) co_return true;
+    }
     std::vector<char> chunk(
         std::min<uint64_t>(kResponseChunk, std::max<uint64_t>(response.stream_length, 1)));
-    uint64_t remaining = response.stream_length;
     while (remaining > 0) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(remaining, chunk.size()));
       absl::StatusOr<size_t> n = co_await response.stream->Read(std::span(chunk.data(), want));

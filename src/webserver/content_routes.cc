@@ -1,7 +1,12 @@
+#include <sys/sendfile.h>
+
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/names.h"
 #include "content/caching_video_content_service.h"
 #include "http/mime.h"
@@ -26,9 +31,41 @@ class ContentBodySource : public http::BodySource {
     co_return co_await http::Offload(pool_, [this, buffer] { return reader_->Read(buffer); });
   }
 
+  // A local file goes to the socket with sendfile, on the blocking pool (a
+  // page-cache miss blocks on the disk, which an event loop must not).
+  http::asio::awaitable<absl::StatusOr<size_t>> SendTo(int socket, uint64_t max) override {
+    if (fd_ == kUnknown) fd_ = reader_->SendableFd(&position_);
+    if (fd_ < 0) co_return absl::UnimplementedError("not a local file");
+    // Bounded so that one call holds a pool thread for a bounded time.
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(max, kMaxSendBytes));
+    absl::StatusOr<size_t> sent = co_await http::Offload(
+        pool_, [this, socket, want] { return SendFileChunk(socket, fd_, position_, want); });
+    if (sent.ok()) position_ += *sent;
+    co_return sent;
+  }
+
  private:
+  static constexpr int kUnknown = -2;
+  static constexpr uint64_t kMaxSendBytes = 8 << 20;
+
+  // One sendfile of up to `want` bytes at `position`: how many went, 0 if
+  // the socket is full.
+  static absl::StatusOr<size_t> SendFileChunk(int socket, int fd, uint64_t position, size_t want) {
+    for (;;) {
+      off_t offset = static_cast<off_t>(position);
+      const ssize_t n = ::sendfile(socket, fd, &offset, want);
+      if (n > 0) return static_cast<size_t>(n);
+      if (n == 0) return absl::DataLossError("the file ended before its announced length");
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+      return absl::UnavailableError(absl::StrCat("sendfile: ", std::strerror(errno)));
+    }
+  }
+
   std::unique_ptr<ContentReader> reader_;
   boost::asio::thread_pool& pool_;
+  int fd_ = kUnknown;  // the reader's descriptor once asked; -1: it has none
+  uint64_t position_ = 0;
 };
 
 // Segments never change once written (a new encode gets new names), so caches may
