@@ -37,6 +37,10 @@ export async function benchIngest(stack, source, dir, { rounds, adminHeaders }) 
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? ['ours', 'nginx', 'floor'] : ['floor', 'nginx', 'ours'];
       for (const who of order) {
+        // Every measurement starts with no dirty pages: the bench's previous
+        // steps (a 2 GiB upload, the other side's file) would otherwise be
+        // written back during it and slow whichever side comes next.
+        await runTimed('sync', []);
         if (who === 'ours') {
           const up = await curlUpload(stack.url, source);
           runs.ours.push(up.ms);

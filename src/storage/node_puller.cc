@@ -1,7 +1,11 @@
 #include "storage/node_puller.h"
 
+#include <cstdint>
+#include <string_view>
 #include <utility>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "storage/sha256.h"
 
@@ -12,6 +16,30 @@ PullResult SourceFailed(absl::Status error) {
   PullResult result;
   result.source_error = std::move(error);
   return result;
+}
+
+// True for HOST:PORT with a DNS name, an IPv4 address or a bracketed IPv6
+// address. gRPC reads a channel target as a URI, so anything else (a scheme
+// such as unix: or a path) could make this node connect where the cluster
+// never put a node.
+bool IsHostPort(std::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view host = address.substr(0, colon);
+  std::string_view port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !absl::c_all_of(port, absl::ascii_isdigit)) return false;
+  uint32_t port_number = 0;
+  for (char c : port) port_number = port_number * 10 + static_cast<uint32_t>(c - '0');
+  if (port_number == 0 || port_number > 65535) return false;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    return !host.empty() && absl::c_all_of(host, [](char c) {
+      return absl::ascii_isxdigit(c) || c == ':' || c == '.';
+    });
+  }
+  return !host.empty() && host.size() <= 253 && host.front() != '-' &&
+         absl::c_all_of(host,
+                        [](char c) { return absl::ascii_isalnum(c) || c == '.' || c == '-'; });
 }
 
 }  // namespace
@@ -38,7 +66,9 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
                                             const std::function<bool()>& cancelled) {
   std::optional<std::string> sha256 = NormalizeSha256Hex(spec.sha256);
   if (!sha256) return absl::InvalidArgumentError("sha256 is not 64 hex digits");
-  if (spec.source_address.empty()) return absl::InvalidArgumentError("no source address");
+  if (!IsHostPort(spec.source_address)) {
+    return absl::InvalidArgumentError("source_address must be HOST:PORT of a storage node");
+  }
   // Names are checked here, before anything is asked of the source.
   absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> upload =
       engine_.StartUpload(spec.video_id, spec.name, spec.size);
