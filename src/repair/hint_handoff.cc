@@ -19,6 +19,20 @@ using storage::StoredFile;
 // is gone or is another version, so there is nothing to hand back.
 bool IsStale(const absl::Status& status) { return absl::IsNotFound(status); }
 
+// The SHA-256 of the stand-in's copy of the hinted file when every owner holds
+// that same version (so the copy is surplus), else nothing.
+std::optional<std::string> VersionAllOwnersHold(const ClusterNode& stand_in,
+                                                const std::vector<ClusterNode>& owners,
+                                                const Hint& hint) {
+  absl::StatusOr<StoredFile> mine = stand_in.client->Stat(hint.video_id, hint.name);
+  if (!mine.ok()) return std::nullopt;
+  for (const ClusterNode& owner : owners) {
+    absl::StatusOr<StoredFile> theirs = owner.client->Stat(hint.video_id, hint.name);
+    if (!theirs.ok() || theirs->sha256 != mine->sha256) return std::nullopt;
+  }
+  return mine->sha256;
+}
+
 // Makes sure `dst` holds the version of the file `hint` names, copying it
 // from `src` (streamed a chunk at a time; the receiving node checks the
 // SHA-256 before it commits). OK when `dst` has it, or has a newer version;
@@ -205,10 +219,16 @@ void HintHandoff::HandBack(const ClusterNode& stand_in, const Hint& hint,
       return;
     }
   }
-  // The stand-in keeps its copy when it owns the key itself now, or when the
-  // copy is not the hinted version (stale: nothing of the hint's to remove).
+  // The stand-in keeps its copy when it owns the key itself now. Otherwise it
+  // removes the hinted version, or whatever version it holds once every owner
+  // holds that too: a file rewritten while owners were down (playlists
+  // growing during an encode) can leave the stand-in with a version its hint
+  // does not name (stale), or one an owner got directly (no copy made).
   std::optional<std::string> delete_sha256;
-  if (!stale && !is_owner(stand_in.id)) delete_sha256 = hint.sha256;
+  if (!is_owner(stand_in.id)) {
+    delete_sha256 = VersionAllOwnersHold(stand_in, owners, hint);
+    if (!delete_sha256 && !stale) delete_sha256 = hint.sha256;
+  }
   absl::StatusOr<bool> dropped =
       stand_in.client->DropHint(hint.video_id, hint.name, hint.intended_node, delete_sha256);
   if (!dropped.ok()) {

@@ -140,6 +140,33 @@ TEST_F(HintHandoffTest, AStaleHintIsDroppedAndTheNewerCopyKept) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(HintHandoffTest, AnotherVersionOnTheStandInGoesOnceEveryOwnerHoldsIt) {
+  std::map<std::string, std::string> hinted = WriteWhileNode2IsDown(1);
+  const std::string name = hinted.begin()->first;
+  const int stand_in = Owners(name).contains("node0") ? 1 : 0;
+  const int other_owner = 1 - stand_in;
+  // A later version reached the stand-in and, once node2 was back, both
+  // owners: the stand-in's copy of it is surplus.
+  storage::StorageClient client(nodes_.address(stand_in));
+  ASSERT_TRUE(client.PutBytes(video_, name, "another version").ok());
+  nodes_.Start(2);
+  for (int owner : {other_owner, 2}) {
+    ASSERT_TRUE(storage::StorageClient(nodes_.address(owner))
+                    .PutBytes(video_, name, "another version")
+                    .ok());
+  }
+  HintHandoff handoff(cluster_, stats_);
+  HintHandoffPass pass = handoff.RunOnce();
+  EXPECT_EQ(pass.kept, 0u);
+  EXPECT_EQ(HintCount(nodes_, stand_in), 0u);
+  EXPECT_EQ(client.Stat(video_, name).status().code(), absl::StatusCode::kNotFound);
+  for (int owner : {other_owner, 2}) {
+    auto stat = storage::StorageClient(nodes_.address(owner)).Stat(video_, name);
+    ASSERT_TRUE(stat.ok()) << stat.status();
+    EXPECT_EQ(stat->sha256, storage::Sha256::HexOf("another version"));
+  }
+}
+
 TEST_F(HintHandoffTest, TheLoopRunsAndStopsPromptly) {
   std::map<std::string, std::string> hinted = WriteWhileNode2IsDown(2);
   nodes_.Start(2);
