@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "http/send_file.h"
 
 namespace streamgrid::http {
 namespace {
@@ -378,21 +378,20 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
       if (ec) co_return false;
     }
     const uint64_t length = response.shared_bytes.size();
-    off_t offset = static_cast<off_t>(response.shared_fd_offset);
     uint64_t sent = 0;
     while (sent < length) {
-      const ssize_t n =
-          ::sendfile(sock, response.shared_fd, &offset, static_cast<size_t>(length - sent));
-      if (n > 0) {
-        sent += static_cast<uint64_t>(n);
+      const absl::StatusOr<size_t> n =
+          SendFileOnce(sock, response.shared_fd, response.shared_fd_offset + sent,
+                       static_cast<size_t>(length - sent));
+      if (n.ok() && *n > 0) {
+        sent += *n;
         continue;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (n.ok()) {
         if (!co_await WaitWritable()) co_return false;
         continue;
       }
-      if (n < 0 && (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)) co_return false;
+      if (absl::IsUnavailable(n.status())) co_return false;
       // The descriptor cannot be sent from (or ended early): the same bytes
       // are in memory, so the rest goes from there.
       stream_.expires_after(server_.options_.io_timeout);

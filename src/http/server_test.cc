@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "http/send_file.h"
 
 namespace streamgrid::http {
 namespace {
@@ -164,12 +164,10 @@ class HttpServerTest : public ::testing::Test {
       co_return absl::InternalError("read although it can send itself");
     }
     asio::awaitable<absl::StatusOr<size_t>> SendTo(int socket, uint64_t max) override {
-      off_t offset = static_cast<off_t>(sent_);
-      ssize_t n = ::sendfile(socket, body_->memfd, &offset, static_cast<size_t>(max));
-      if (n < 0 && errno == EAGAIN) co_return size_t{0};
-      if (n <= 0) co_return absl::UnavailableError("sendfile failed");
-      sent_ += static_cast<uint64_t>(n);
-      co_return static_cast<size_t>(n);
+      absl::StatusOr<size_t> n =
+          SendFileOnce(socket, body_->memfd, sent_, static_cast<size_t>(max));
+      if (n.ok()) sent_ += *n;
+      co_return n;
     }
 
    private:

@@ -1,8 +1,4 @@
-#include <sys/sendfile.h>
-
 #include <boost/asio/post.hpp>
-#include <cerrno>
-#include <cstring>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -11,6 +7,7 @@
 #include "content/caching_video_content_service.h"
 #include "http/mime.h"
 #include "http/offload.h"
+#include "http/send_file.h"
 #include "http/url.h"
 #include "webserver/ranged_response.h"
 #include "webserver/routes.h"
@@ -39,7 +36,7 @@ class ContentBodySource : public http::BodySource {
     // Bounded so that one call holds a pool thread for a bounded time.
     const size_t want = static_cast<size_t>(std::min<uint64_t>(max, kMaxSendBytes));
     absl::StatusOr<size_t> sent = co_await http::Offload(
-        pool_, [this, socket, want] { return SendFileChunk(socket, fd_, position_, want); });
+        pool_, [this, socket, want] { return http::SendFileOnce(socket, fd_, position_, want); });
     if (sent.ok()) position_ += *sent;
     co_return sent;
   }
@@ -47,20 +44,6 @@ class ContentBodySource : public http::BodySource {
  private:
   static constexpr int kUnknown = -2;
   static constexpr uint64_t kMaxSendBytes = 8 << 20;
-
-  // One sendfile of up to `want` bytes at `position`: how many went, 0 if
-  // the socket is full.
-  static absl::StatusOr<size_t> SendFileChunk(int socket, int fd, uint64_t position, size_t want) {
-    for (;;) {
-      off_t offset = static_cast<off_t>(position);
-      const ssize_t n = ::sendfile(socket, fd, &offset, want);
-      if (n > 0) return static_cast<size_t>(n);
-      if (n == 0) return absl::DataLossError("the file ended before its announced length");
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
-      return absl::UnavailableError(absl::StrCat("sendfile: ", std::strerror(errno)));
-    }
-  }
 
   std::unique_ptr<ContentReader> reader_;
   boost::asio::thread_pool& pool_;
