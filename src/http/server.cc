@@ -616,6 +616,7 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
   // Connections over the limit admitted while evictions are still under way;
   // their descriptors come out of the reserve the limit leaves.
   constexpr int kMaxOvershoot = 16;
+  constexpr auto kMaxEvictionWait = std::chrono::seconds(5);
   for (;;) {
     // Connections are dealt to the event-loop threads in turn. A strand per
     // connection on one shared io_context cost a mutex and an allocated
@@ -636,6 +637,17 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
       boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(50));
       co_await timer.async_wait(redirect_error(use_awaitable, ec));
       continue;
+    }
+    // Evictions finish on the victims' threads, which under load can lag
+    // behind this loop by more than the overshoot: a new client then waits
+    // for them (the backlog holds the others) instead of being closed. Only
+    // evictions stuck for kMaxEvictionWait refuse it.
+    const auto wait_until = std::chrono::steady_clock::now() + kMaxEvictionWait;
+    while (connections_.load() >= options_.max_connections + kMaxOvershoot &&
+           evicting_.load() > 0 && std::chrono::steady_clock::now() < wait_until) {
+      boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(2));
+      co_await timer.async_wait(redirect_error(use_awaitable, ec));
+      if (!acceptor_.is_open()) co_return;
     }
     const int open = connections_.load();
     // Idle connections are cheap to drop and a new client may be the one that

@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
+#include <latch>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "http/send_file.h"
@@ -364,6 +367,52 @@ TEST_F(HttpServerTest, AtTheLimitIdleConnectionsMakeRoom) {
   EXPECT_THAT(ReadAll(busy), HasSubstr("\r\n\r\n4"));
   ::close(busy);
   for (int fd : idle) ::close(fd);
+}
+
+TEST_F(HttpServerTest, ANewClientWaitsForEvictionsThatLagInsteadOfBeingClosed) {
+  server_.reset();
+  // A handler that blocks its event-loop thread until released: evictions of
+  // the connections on that thread cannot finish meanwhile, as when a loaded
+  // machine does not schedule the thread.
+  std::promise<void> entered;
+  std::latch release(1);
+  router_.Add(Verb::get, "/block", [&](Request&) -> asio::awaitable<Response> {
+    entered.set_value();
+    release.wait();
+    co_return Response::Text(Status::ok, "released");
+  });
+  server_ = std::make_unique<HttpServer>(
+      ServerOptions{.port = 0, .threads = 2, .max_connections = 4}, router_);
+  ASSERT_TRUE(server_->Start().ok());
+  // Connections are dealt to the threads in turn: the first to thread 0 (the
+  // acceptor's), the second to thread 1, which the blocked request holds.
+  int first = Connect();
+  int blocker = Connect();
+  const std::string block = "GET /block HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(blocker, block.data(), block.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(block.size()));
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  // Idle clients past the limit and its overshoot: half of their evictions
+  // are stuck behind the blocked thread.
+  std::vector<int> idle;
+  for (int i = 0; i < 40; ++i) idle.push_back(Connect());
+  for (int i = 0; i < 3000 && server_->connections() < 4 + 16; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(server_->connections(), 4 + 16) << "the overshoot was never reached";
+  // A new client arrives while evictions lag; they finish once the thread
+  // runs again, and the client is then served, not closed.
+  int late = Connect();
+  const std::string hello = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(late, hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  release.count_down();
+  EXPECT_THAT(ReadAll(late), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(ReadAll(blocker), HasSubstr("released"));
+  for (int fd : idle) ::close(fd);
+  ::close(first);
+  ::close(late);
+  ::close(blocker);
 }
 
 // Runs a server in a child process whose descriptors are nearly used up
