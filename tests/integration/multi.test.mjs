@@ -39,6 +39,17 @@ function readyCount(log, id) {
   return linesAbout(log, id).filter((line) => /\bready\b/.test(line)).length;
 }
 
+/**
+ * Waits until the logs of `servers` say that the job of video `id` finished
+ * ready: a server updates the record before it logs the outcome, and its
+ * output reaches this process later still, so a video seen ready may not be
+ * in the logs yet.
+ */
+async function waitForReadyLine(servers, id) {
+  await waitFor(() => servers.some((s) => readyCount(s.fullLog(), id) > 0),
+    { timeoutMs: 30000, what: `the log line saying ${id} is ready` });
+}
+
 /** Whether `log` says that this server started transcoding video `id`. */
 function startedIn(log, id) {
   return linesAbout(log, id).some((line) => /\bstarted\b/.test(line));
@@ -244,6 +255,7 @@ test('jobs spread over both servers', async () => {
   const ids = await Promise.all([0, 1, 2, 3, 4, 5].map((i) =>
     upload(i % 2 ? B : A, i % 3 ? smallVideo : otherVideo)));
   for (const id of ids) await waitForStatus(A.url, id, 'ready', 150000);
+  for (const id of ids) await waitForReadyLine([A, B], id);
 
   const ranOn = { A: 0, B: 0 };
   for (const id of ids) {
@@ -291,6 +303,7 @@ test('a job whose server dies mid-transcode completes on the other', async () =>
   assert.equal(readyCount(A.fullLog(), id), 0, 'A finished the job before it was killed');
   const killedAt = Date.now();
   const video = await waitForStatus(B.url, id, 'ready', 120000);
+  await waitForReadyLine([B], id);
   console.log(`B finished the job ${Date.now() - killedAt} ms after A was killed:\n` +
     linesAbout(B.fullLog(), id).join('\n'));
   assert.equal(video.progress, 100);
