@@ -73,6 +73,7 @@ export class ChaosCluster {
     this.etcd = null;
     this.nodes = [];   // { name, node (startStorage's), member, up }
     this.webs = {};    // name -> { server, up, dataDir }
+    this.damageSeen = [];  // { t, key, node, by }: see scanForDamage
     this.flags = { web: null, storage: null };
     this.adminToken = path.join(scratch, 'admin-token');
     this.clusterToken = path.join(scratch, 'cluster-token');
@@ -112,10 +113,36 @@ export class ChaosCluster {
     const node = await startStorage({
       dataDir: path.join(this.scratch, name), nodeId: name, etcd: this.etcd.endpoints.join(','),
       args: ['--cluster-token-file', this.clusterToken, ...this.flags.storage.args],
+      onOutput: (line) => this.scanForDamage('node', name, line),
     });
     const entry = { name, node, member, up: true };
     this.nodes.push(entry);
     return entry;
+  }
+
+  /**
+   * Notes in this.damageSeen each copy a process says it found damaged:
+   * { t, key, node (our name), by }. A node logs what its reads and scrubs
+   * quarantine ("<key> found damaged by read|scrub: ..."); a web server logs
+   * the damage its verified reads meet ("damaged copy of <key> on <node>")
+   * and what its repair loop learns ("repair: <key> reported damaged on node
+   * <node>", "repair: <key> quarantined on node <node> (found by <how>").
+   */
+  scanForDamage(kind, source, line) {
+    let m;
+    const note = (key, node, by) => this.damageSeen.push({ t: Date.now(), key, node, by });
+    const named = (id) => (this.nodeByName(id) || this.nodeByAddress(id))?.name ?? id;
+    if (kind === 'node') {
+      if ((m = /(\S+\/\S+) found damaged by ([^:]+):/.exec(line))) note(m[1], source, `${m[2]} (node)`);
+      return;
+    }
+    if ((m = /damaged copy of (\S+) on (\S+?): /.exec(line))) {
+      note(m[1], named(m[2]), `verified read (web ${source})`);
+    } else if ((m = /repair: (\S+) reported damaged on node (\S+) /.exec(line))) {
+      note(m[1], named(m[2]), `verified read (web ${source})`);
+    } else if ((m = /repair: (\S+) quarantined on node (\S+) \(found by ([^,]+),/.exec(line))) {
+      note(m[1], named(m[2]), `${m[3]} (node)`);
+    }
   }
 
   nodeByName(name) { return this.nodes.find((n) => n.name === name); }
@@ -134,6 +161,7 @@ export class ChaosCluster {
         '--job-lease-ttl', '3', '--job-rescan-interval-ms', '500',
         '--content-cache-bytes', String(this.contentCacheBytes),
         ...this.flags.web.args],
+      onOutput: (line) => this.scanForDamage('web', name, line),
     });
     this.webs[name] = { server, up: true, dataDir };
     return server;

@@ -137,11 +137,18 @@ export async function writeReport(run, list, file) {
       '| --- | --- | --- | --- | --- | --- | --- |');
     for (const c of run.corruptions) {
       lines.push(`| +${seconds(c.t - run.t0)} | ${c.node} | ${md(c.key)} | ${md(c.what)} | ` +
-        `${c.detectedAt ? `after ${seconds(c.detectedAt - c.t)}` : 'no'} | ${c.repaired ? 'yes' : 'no'}` +
+        `${c.detectedAt ? `after ${seconds(c.detectedAt - c.t)}${c.detectedBy ? ` (${md(c.detectedBy)})` : ''}` : 'no'} | ${c.repaired ? 'yes' : 'no'}` +
         `${c.repairedAt ? ` (good again on ${c.node} after ${seconds(c.repairedAt - c.t)})` : ''} | ${c.served ? '**yes**' : 'no'} |`);
     }
-    lines.push('', 'Detected: the node quarantined the copy (found under its data/quarantine/, file or log). ' +
-      'Repaired: at the end the file had R copies with the right SHA-256 on its owners.');
+    const by = new Map();
+    for (const c of run.corruptions) if (c.detectedAt) by.set(c.detectedBy || '?', (by.get(c.detectedBy || '?') || 0) + 1);
+    lines.push('', 'Detected: by what found the damaged copy first: a node\'s verified read or scrub ' +
+      '("read (node)", "scrub (node)": it quarantined the copy, in its log or as the repair loop saw it), a ' +
+      'web server\'s verified read of it ("verified read (web X)"), the quarantine under the node\'s data/quarantine/ naming it ("quarantine"), or else the cluster ' +
+      'rewriting that copy with the right bytes ("repair": a repair pass that compared the copies; a ' +
+      'deleted file leaves nothing to quarantine). Repaired: at the end the file had R copies with the ' +
+      'right SHA-256 on its owners.');
+    if (by.size) lines.push('', `Detected by: ${[...by].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v} × ${md(k)}`).join(', ')}.`);
   }
   if (run.copies && run.copies.short.length) {
     lines.push('', '### Files short of R good copies at the end', '');
@@ -181,8 +188,10 @@ export async function writeReport(run, list, file) {
     '- Reads cut off because their web server was being killed are counted apart, not as failed.',
     '- Uploads: one every duration/12 (10 s at least) through a web server that is up. Acknowledged = ' +
     '202. Readable = ready at the end and its stored original has the uploaded file\'s SHA-256.',
-    '- Corruptions are made on a running member\'s disk, at most one copy per file. Detected = the node ' +
-    'quarantined it (its data/quarantine/ names the file). Repaired = at the end the file has R copies ' +
+    '- Corruptions are made on a running member\'s disk, at most one copy per file. Detected = a process ' +
+    'logged the damage of that copy (a node\'s read or scrub, a web server\'s verified read or repair loop), ' +
+    'the node quarantined it (its data/quarantine/ names the file), or the cluster rewrote the copy with ' +
+    'the right bytes (repair), whichever came first. Repaired = at the end the file has R copies ' +
     'with the right SHA-256 on its owners. Served = a viewer got wrong bytes of that file after the damage.',
     '- Time to restore R copies: from the kill (or the wipe) until every file the node owned at that ' +
     'moment (less those damaged on purpose) has R good copies on its owners again, on running nodes, ' +

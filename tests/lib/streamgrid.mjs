@@ -38,12 +38,23 @@ export async function tempDir(prefix = 'streamgrid-test-') {
   return mkdtemp(path.join(tmpdir(), prefix));
 }
 
+/** A 'data' listener calling `onLine` with each whole line of a process's output (every line, not only the last 64 KiB). */
+function lineSplitter(onLine) {
+  let rest = '';
+  return (chunk) => {
+    const lines = (rest + chunk.toString()).split('\n');
+    rest = lines.pop();
+    for (const line of lines) onLine(line);
+  };
+}
+
 /**
  * Starts streamgrid-web on an ephemeral port with its own data directory.
  * Resolves once it serves; `stop()` sends SIGTERM and waits for exit (SIGKILL
- * after 10 s). `kill()` sends SIGKILL.
+ * after 10 s). `kill()` sends SIGKILL. `onOutput(line)`, when given, sees
+ * every line it prints.
  */
-export async function startWeb({ dataDir, args = [], env = {}, wrap = [] } = {}) {
+export async function startWeb({ dataDir, args = [], env = {}, wrap = [], onOutput } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-web-'));
   await mkdir(dataDir, { recursive: true });
   const readyFile = path.join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
@@ -63,6 +74,7 @@ export async function startWeb({ dataDir, args = [], env = {}, wrap = [] } = {})
   const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
+  if (onOutput) for (const stream of [child.stdout, child.stderr]) stream.on('data', lineSplitter(onOutput));
   let exited = null;
   const exit = new Promise((resolve) => child.on('exit', (code, signal) => {
     exited = { code, signal };
@@ -117,10 +129,11 @@ export async function startWeb({ dataDir, args = [], env = {}, wrap = [] } = {})
  * `stop()` sends SIGTERM and waits (SIGKILL after 10 s); `kill()` sends SIGKILL;
  * `restart()` starts it again on the same address and data directory (retrying
  * a bounded number of times in case the port is briefly taken). `args` go to
- * the node as they are (e.g. --cluster-token-file, --tls-cert).
+ * the node as they are (e.g. --cluster-token-file, --tls-cert). `onOutput(line)`,
+ * when given, sees every line it prints (across restarts).
  */
 export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, etcd,
-  args: extraArgs = [], wrap = [] } = {}) {
+  args: extraArgs = [], wrap = [], onOutput } = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-storage-'));
   await mkdir(dataDir, { recursive: true });
   const binary = path.join(buildDir, 'cmd/storage/streamgrid-storage');
@@ -141,6 +154,7 @@ export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, et
     const keep = (chunk) => { log = (log + chunk.toString()).slice(-64 * 1024); };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    if (onOutput) for (const stream of [child.stdout, child.stderr]) stream.on('data', lineSplitter(onOutput));
     exited = null;
     exit = new Promise((resolve) => child.on('exit', (code, signal) => {
       exited = { code, signal };
