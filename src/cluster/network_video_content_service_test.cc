@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cluster/cluster.h"
+#include "cluster/test_cluster_options.h"
 #include "cluster/test_nodes.h"
 #include "common/ids.h"
 #include "content/video_content_service_conformance.h"
@@ -27,16 +28,9 @@ using storage::testing::TempDir;
 using ::testing::IsEmpty;
 using testing::TestNodes;
 
-ClusterOptions FastOptions() {
-  ClusterOptions options;
-  options.client.call_timeout = std::chrono::seconds(5);
-  options.client.transfer_timeout = std::chrono::seconds(30);
-  // Health marks must not expire while a test runs, however loaded the machine:
-  // the tests assert them. A marked node is only tried last, never skipped.
-  options.min_backoff = std::chrono::minutes(10);
-  options.max_backoff = std::chrono::minutes(10);
-  return options;
-}
+// Health marks must not expire while a test runs, however loaded the machine:
+// the tests assert them. A marked node is only tried last, never skipped.
+ClusterOptions FastOptions() { return testing::FastClusterOptions(std::chrono::minutes(10)); }
 
 class ClusterHarness : public ContentServiceHarness {
  public:

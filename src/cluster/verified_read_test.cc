@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "cluster/cluster.h"
 #include "cluster/network_video_content_service.h"
+#include "cluster/test_cluster_options.h"
 #include "cluster/test_nodes.h"
 #include "common/ids.h"
 #include "content/video_content_service_conformance.h"
@@ -32,12 +33,7 @@ namespace v1 = storage::v1;
 using ::testing::HasSubstr;
 using testing::TestNodes;
 
-ClusterOptions FastOptions() {
-  ClusterOptions options;
-  options.client.call_timeout = std::chrono::seconds(5);
-  options.client.transfer_timeout = std::chrono::seconds(30);
-  return options;
-}
+ClusterOptions FastOptions() { return testing::FastClusterOptions(); }
 
 // Flips one byte of `path` at `offset` and puts its modification time back,
 // as bit rot would leave it.

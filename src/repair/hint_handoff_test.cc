@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "cluster/cluster.h"
 #include "cluster/network_video_content_service.h"
+#include "cluster/test_cluster_options.h"
 #include "cluster/test_nodes.h"
 #include "common/ids.h"
 #include "content/video_content_service_conformance.h"
@@ -21,14 +22,8 @@ namespace {
 using ::testing::IsEmpty;
 using testing::TestNodes;
 
-ClusterOptions FastOptions() {
-  ClusterOptions options;
-  options.client.call_timeout = std::chrono::seconds(5);
-  options.client.transfer_timeout = std::chrono::seconds(30);
-  options.min_backoff = std::chrono::milliseconds(10);
-  options.max_backoff = std::chrono::milliseconds(10);
-  return options;
-}
+// Failed nodes are retried at once.
+ClusterOptions FastOptions() { return testing::FastClusterOptions(std::chrono::milliseconds(10)); }
 
 size_t HintCount(TestNodes& nodes, int i) {
   storage::StorageClient client(nodes.address(i));
