@@ -14,46 +14,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
+import { installHeldFfmpeg } from '../lib/held_ffmpeg.mjs';
 import {
-  getVideo, makeTestVideo, run, startWeb, uploadFile, waitFor, waitForStatus,
+  getVideo, makeTestVideo, startWeb, uploadFile, waitFor, waitForStatus,
 } from '../lib/streamgrid.mjs';
 
-const CHROMIUM = process.env.STREAMGRID_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 const TIMEOUT_MS = 120_000; // generous: a loaded 2-core machine
 
 let tmp;
-let binDir;
+let ffmpeg;  // the held ffmpeg (tests/lib/held_ffmpeg.mjs)
 let web;
 let context;
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'streamgrid-playable-'));
-  binDir = path.join(tmp, 'bin');
-  fs.mkdirSync(binDir);
-  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
-  fs.writeFileSync(path.join(binDir, 'ffmpeg'), [
-    '#!/bin/sh',
-    'case "$*" in *manifest.mpd*)',
-    `  '${realFfmpeg}' -re "$@"; rc=$?`,
-    `  i=0; while [ ! -e '${binDir}/release' ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done`,
-    '  exit $rc ;;',
-    'esac',
-    `exec '${realFfmpeg}' "$@"`,
-    '',
-  ].join('\n'), { mode: 0o755 });
-  web = await startWeb({ env: { PATH: `${binDir}:${process.env.PATH}` } });
-  context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1280, height: 800 },
-  });
+  ffmpeg = await installHeldFfmpeg(path.join(tmp, 'bin'), { realtime: true });
+  web = await startWeb({ env: ffmpeg.env });
+  context = await launchChromium(path.join(tmp, 'chromium-profile'));
 });
 
 after(async () => {
@@ -62,24 +40,6 @@ after(async () => {
   if (web?.dataDir) fs.rmSync(web.dataDir, { recursive: true, force: true });
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-async function playerState(page) {
-  return page.evaluate(() => {
-    const v = document.getElementById('video');
-    const p = window.streamgridPlayer || {};
-    return {
-      engine: p.engine,
-      errors: p.errors ? [...p.errors] : null,
-      startedWhileProcessing: p.startedWhileProcessing,
-      currentTime: v.currentTime,
-      firstPlayed: v.played.length > 0 ? v.played.start(0) : null,
-      ended: v.ended,
-      duration: v.duration,
-      readyState: v.readyState,
-      state: document.getElementById('player-frame')?.getAttribute('data-state'),
-    };
-  });
-}
 
 async function waitInPage(page, fn, arg, what) {
   try {
@@ -104,14 +64,7 @@ test('a processing but playable video plays from the start, then on into the fin
 
     const page = await context.newPage();
     t.after(() => page.close().catch(() => {}));
-    const problems = [];
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('response', (res) => {
-      const url = new URL(res.url());
-      if (res.status() >= 400 && /^\/(static|content|api)\//.test(url.pathname)) {
-        problems.push(`HTTP ${res.status()} for ${url.pathname}`);
-      }
-    });
+    const problems = trackProblems(page, { consoleErrors: false, failedRequests: false });
     await page.goto(`${web.url}/videos/${id}`);
     await waitInPage(page, () => window.streamgridPlayer && window.streamgridPlayer.engine &&
       document.getElementById('video').readyState >= 2, null, 'a first frame');
@@ -136,7 +89,7 @@ test('a processing but playable video plays from the start, then on into the fin
     assert.deepEqual(s.errors, []);
     assert.equal((await getVideo(web.url, id)).status, 'processing', 'watched while processing');
 
-    fs.writeFileSync(path.join(binDir, 'release'), 'go');
+    await ffmpeg.release();
     await waitForStatus(web.url, id, 'ready', TIMEOUT_MS);
     mark('ready');
     // Same URLs: hls.js reloads the playlists, finds them ended (VOD) and plays

@@ -9,20 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
 import { makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
 
-const CHROMIUM = process.env.STREAMGRID_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy CI machine
 const PLAY_TIMEOUT_MS = 30_000;
 
@@ -50,12 +39,7 @@ describe('web player', { timeout: 600_000 }, () => {
     assert.ok(upload.json && upload.json.id, 'upload JSON has an id');
     video = await waitForStatus(web.url, upload.json.id, 'ready', READY_TIMEOUT_MS);
 
-    context = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 800 },
-    });
+    context = await launchChromium(path.join(tmp, 'chromium-profile'));
     // Every Content-Security-Policy violation in any document a tab showed.
     await context.exposeBinding('__sgCspViolation', ({ page }, text) => {
       if (!violations.has(page)) violations.set(page, []);
@@ -90,43 +74,11 @@ describe('web player', { timeout: 600_000 }, () => {
   // errors and failed requests for our own assets.
   async function openPage(t, pathAndQuery) {
     const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`);
-    });
-    page.on('response', (res) => {
-      const url = new URL(res.url());
-      if (res.status() >= 400 && /^\/(static|content|api)\//.test(url.pathname)) {
-        problems.push(`HTTP ${res.status()} for ${url.pathname}`);
-      }
-    });
-    page.on('requestfailed', (req) => {
-      const failure = req.failure()?.errorText || 'failed';
-      // Aborted requests are normal: players cancel downloads when switching.
-      if (!/ERR_ABORTED/.test(failure)) problems.push(`request ${req.url()}: ${failure}`);
-    });
+    const problems = trackProblems(page);
     t.after(() => page.close().catch(() => {}));
     const response = await page.goto(web.url + pathAndQuery);
     assertStrictCsp(response);
     return { page, problems };
-  }
-
-  async function playerState(page) {
-    return page.evaluate(() => {
-      const v = document.getElementById('video');
-      const p = window.streamgridPlayer || {};
-      return {
-        engine: p.engine,
-        errors: p.errors ? [...p.errors] : null,
-        currentTime: v.currentTime,
-        ended: v.ended,
-        paused: v.paused,
-        videoHeight: v.videoHeight,
-        status: document.getElementById('status-text')?.textContent,
-        state: document.getElementById('player-frame')?.getAttribute('data-state'),
-      };
-    });
   }
 
   // Mutes and plays (the autoplay flag makes play() allowed without a gesture),

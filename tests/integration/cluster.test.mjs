@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
-  run, waitFor,
+  run, waitFor, filesOn,
 } from '../lib/streamgrid.mjs';
 
 let scratch;
@@ -23,17 +23,6 @@ const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 function webArgs(addresses, replicationFactor = 2) {
   return ['--content', `cluster:${addresses.join(',')}`,
     '--replication-factor', String(replicationFactor)];
-}
-
-/** The names of `id`'s files stored on `node`, read from its data directory. */
-async function filesOn(node, id) {
-  try {
-    const names = await readdir(path.join(node.dataDir, 'data', 'content', id));
-    return names.filter((n) => !n.startsWith('.'));
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
 }
 
 /** Video ids that have a directory on `node`. */

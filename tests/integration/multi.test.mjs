@@ -8,11 +8,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, getVideo, tempDir,
-  playerFiles, buildDir, waitFor,
+  playerFiles, buildDir, waitFor, filesOn,
 } from '../lib/streamgrid.mjs';
 import { startEtcdCluster } from '../lib/etcd.mjs';
 
@@ -96,17 +95,6 @@ async function listNodes(server) {
   const res = await cli('--json', 'list', server.admin);
   assert.equal(res.code, 0, res.stderr);
   return JSON.parse(res.stdout);
-}
-
-/** The names of `id`'s files stored on `node`, read from its data directory. */
-async function filesOn(node, id) {
-  try {
-    const names = await readdir(path.join(node.dataDir, 'data', 'content', id));
-    return names.filter((n) => !n.startsWith('.'));
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
 }
 
 async function upload(server, file) {

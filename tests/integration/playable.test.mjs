@@ -13,68 +13,30 @@
 // video is still `processing` whatever the machine's speed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, getVideo, run,
-  waitFor, writeFile, hlsUris,
+  makeTestVideo, uploadFile, waitForStatus, tempDir, getVideo, run, waitFor, hlsUris,
 } from '../lib/streamgrid.mjs';
+import { startHeldFfmpegCluster } from '../lib/held_ffmpeg.mjs';
 
 let scratch;
-let binDir;
-const nodes = [];
+let harness;  // the cluster and its held ffmpeg (tests/lib/held_ffmpeg.mjs)
 let web;
 
 before(async () => {
   scratch = await tempDir();
-  binDir = path.join(scratch, 'bin');
-  await mkdir(binDir);
-  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
-  assert.ok(realFfmpeg.startsWith('/'), `ffmpeg found at ${realFfmpeg}`);
-  const wrapper = path.join(binDir, 'ffmpeg');
-  await writeFile(wrapper, [
-    '#!/bin/sh',
-    'case "$*" in *manifest.mpd*)',
-    // -re before the first input: read it at its own frame rate.
-    `  '${realFfmpeg}' -re "$@"; rc=$?`,
-    `  touch '${binDir}/encoded'`,
-    // At most three minutes, then it lets go whatever the test does.
-    `  i=0; while [ ! -e '${binDir}/release' ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done`,
-    '  exit $rc ;;',
-    'esac',
-    `exec '${realFfmpeg}' "$@"`,
-    '',
-  ].join('\n'));
-  await chmod(wrapper, 0o755);
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startStorage({ dataDir: path.join(scratch, `node${i}`) }));
-  }
-  web = await startWeb({
-    dataDir: path.join(scratch, 'web'),
-    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
-      '--replication-factor', '2'],
-    env: { PATH: `${binDir}:${process.env.PATH}` },
-  });
+  harness = await startHeldFfmpegCluster(scratch, { realtime: true });
+  web = harness.web;
 });
 
 after(async () => {
-  await web?.stop();
-  for (const node of nodes) await node.stop();
+  await harness?.stop();
 });
 
 async function get(url) {
   const res = await fetch(url, { signal: AbortSignal.timeout(30000) });
   const body = await res.text();
   return { status: res.status, body };
-}
-
-async function exists(file) {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The #EXT-X-MAP URI of a media playlist, if any. */
@@ -110,7 +72,7 @@ test('a processing video plays from stored segments: EVENT playlists grow, then 
   let checks = 0;
   let done = false;
   while (!done) {
-    done = await exists(path.join(binDir, 'encoded'));
+    done = await harness.encoded();
     const master = await get(base + 'master.m3u8');
     assert.equal(master.status, 200, 'the master stays served once playable');
     const playlists = hlsUris(master.body).filter((u) => u.endsWith('.m3u8'));
@@ -146,7 +108,7 @@ test('a processing video plays from stored segments: EVENT playlists grow, then 
     assert.equal(r.status, 404, `${name} is stored only at the end`);
   }
 
-  await writeFile(path.join(binDir, 'release'), 'go');
+  await harness.release();
   const ready = await waitForStatus(web.url, id, 'ready');
   assert.equal(ready.playable, true);
   assert.ok(ready.dash_url, 'DASH once ready');

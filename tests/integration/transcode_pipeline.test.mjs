@@ -9,72 +9,29 @@
 // have been stored during the encode.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
-  getVideo, run, waitFor, writeFile, readFile,
+  makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles, getVideo, run, waitFor,
+  filesOn,
 } from '../lib/streamgrid.mjs';
+import { startHeldFfmpegCluster } from '../lib/held_ffmpeg.mjs';
 
 let scratch;
-let binDir;
+let harness;  // the cluster and its held ffmpeg (tests/lib/held_ffmpeg.mjs)
 let nodes = [];
 let web;
 
-/** The names of `id`'s files stored on `node`, read from its data directory. */
-async function filesOn(node, id) {
-  try {
-    const names = await readdir(path.join(node.dataDir, 'data', 'content', id));
-    return names.filter((n) => !n.startsWith('.'));
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
-}
-
 /** ffmpeg runs the wrapper has seen, one line of arguments each. */
-async function ffmpegRuns() {
-  try {
-    return (await readFile(path.join(binDir, 'runs.log'), 'utf8')).split('\n').filter(Boolean);
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
-}
+const ffmpegRuns = () => harness.runs();
 
 before(async () => {
   scratch = await tempDir();
-  binDir = path.join(scratch, 'bin');
-  await mkdir(binDir);
-  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
-  assert.ok(realFfmpeg.startsWith('/'), `ffmpeg found at ${realFfmpeg}`);
-  const wrapper = path.join(binDir, 'ffmpeg');
-  await writeFile(wrapper, [
-    '#!/bin/sh',
-    `echo "$*" >> '${binDir}/runs.log'`,
-    `'${realFfmpeg}' "$@"; rc=$?`,
-    'case "$*" in *manifest.mpd*)',
-    // At most three minutes, then it lets go whatever the test does.
-    `  i=0; while [ ! -e '${binDir}/release' ] && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done ;;`,
-    'esac',
-    'exit $rc',
-    '',
-  ].join('\n'));
-  await chmod(wrapper, 0o755);
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startStorage({ dataDir: path.join(scratch, `node${i}`) }));
-  }
-  web = await startWeb({
-    dataDir: path.join(scratch, 'web'),
-    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
-      '--replication-factor', '2'],
-    env: { PATH: `${binDir}:${process.env.PATH}` },
-  });
+  harness = await startHeldFfmpegCluster(scratch);
+  ({ nodes, web } = harness);
 });
 
 after(async () => {
-  await web?.stop();
-  for (const node of nodes) await node.stop();
+  await harness?.stop();
 });
 
 test('segments reach the storage nodes while ffmpeg runs; manifests last; one ffmpeg pass', async () => {
@@ -111,7 +68,7 @@ test('segments reach the storage nodes while ffmpeg runs; manifests last; one ff
     .filter((names) => names.includes('chunk-0-00001.m4s')).length;
   assert.equal(copies, 2, 'chunk-0-00001.m4s has two copies');
 
-  await writeFile(path.join(binDir, 'release'), 'go');
+  await harness.release();
   const ready = await waitForStatus(web.url, id, 'ready');
   assert.ok(Math.abs(ready.duration - 12) < 0.5, `duration ${ready.duration}`);
 

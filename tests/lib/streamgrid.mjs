@@ -2,7 +2,7 @@
 // StreamGrid processes on ephemeral ports, makes test videos with ffmpeg and
 // talks to the HTTP API. Every wait polls a condition with a deadline.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -340,6 +340,17 @@ export async function playerFiles(url, id) {
     }
   }
   return [...names];
+}
+
+/** The names of `id`'s files stored on `node` (startStorage's), read from its data directory. */
+export async function filesOn(node, id) {
+  try {
+    const names = await readdir(path.join(node.dataDir, 'data', 'content', id));
+    return names.filter((n) => !n.startsWith('.'));
+  } catch (e) {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  }
 }
 
 export { writeFile, readFile, rm, stat };
