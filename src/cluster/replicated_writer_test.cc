@@ -11,10 +11,12 @@
 
 #include "cluster/cluster.h"
 #include "cluster/network_video_content_service.h"
+#include "cluster/test_cluster_options.h"
 #include "cluster/test_nodes.h"
 #include "common/ids.h"
 #include "gtest/gtest.h"
 #include "storage/env.h"
+#include "storage/testing/forwarding_env.h"
 
 namespace streamgrid {
 namespace {
@@ -22,16 +24,15 @@ namespace {
 namespace fs = std::filesystem;
 using storage::Env;
 using storage::FileStat;
-using storage::ReadableFile;
 using storage::WritableFile;
 
-// Passes everything to `base`, except that once `hang_after` bytes have been
+// Passes everything to `base` (see ForwardingEnv), except that once `hang_after` bytes have been
 // appended to files, the next Append blocks until Release() (or a minute
 // passed): a node whose disk stopped answering, so that it stops reading its
 // streams and gRPC flow control holds the sender.
-class HangingEnv final : public Env {
+class HangingEnv final : public storage::testing::ForwardingEnv {
  public:
-  HangingEnv(Env* base, uint64_t hang_after) : base_(base), hang_after_(hang_after) {}
+  HangingEnv(Env* base, uint64_t hang_after) : ForwardingEnv(base), hang_after_(hang_after) {}
 
   bool hung() {
     std::lock_guard lock(mu_);
@@ -48,20 +49,6 @@ class HangingEnv final : public Env {
     if (!file.ok()) return file.status();
     return std::unique_ptr<WritableFile>(new File(*this, *std::move(file)));
   }
-  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const fs::path& path) override {
-    return base_->OpenReadable(path);
-  }
-  absl::Status Rename(const fs::path& from, const fs::path& to) override {
-    return base_->Rename(from, to);
-  }
-  absl::Status Unlink(const fs::path& path) override { return base_->Unlink(path); }
-  absl::Status SyncDir(const fs::path& dir) override { return base_->SyncDir(dir); }
-  absl::Status CreateDir(const fs::path& dir) override { return base_->CreateDir(dir); }
-  absl::Status RemoveDir(const fs::path& dir) override { return base_->RemoveDir(dir); }
-  absl::StatusOr<std::vector<std::string>> ListDir(const fs::path& dir) override {
-    return base_->ListDir(dir);
-  }
-  absl::StatusOr<FileStat> Stat(const fs::path& path) override { return base_->Stat(path); }
 
  private:
   class File final : public WritableFile {
@@ -88,7 +75,6 @@ class HangingEnv final : public Env {
     cv_.wait_for(lock, std::chrono::minutes(1), [&] { return released_; });
   }
 
-  Env* const base_;
   const uint64_t hang_after_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -98,12 +84,9 @@ class HangingEnv final : public Env {
 };
 
 ClusterOptions TestOptions() {
-  ClusterOptions options;
-  options.client.call_timeout = std::chrono::seconds(5);
+  ClusterOptions options = testing::FastClusterOptions(std::chrono::minutes(10));
   // Far longer than the test may take: only Cancel() can end the write early.
   options.client.transfer_timeout = std::chrono::minutes(2);
-  options.min_backoff = std::chrono::minutes(10);
-  options.max_backoff = std::chrono::minutes(10);
   return options;
 }
 

@@ -10,14 +10,15 @@
 #include <vector>
 
 #include "storage/env.h"
+#include "storage/testing/forwarding_env.h"
 
 namespace streamgrid::storage::testing {
 
-// Passes every call to `base`, except that after Arm(op, n, err) the n-th
+// Passes every call to `base` (see ForwardingEnv), except that after Arm(op, n, err) the n-th
 // next operation of kind `op` (1 = the very next one) fails with errno `err`
 // (EIO, ENOSPC, ...) without being performed. Each arming fires once.
 // Thread-safe.
-class FaultInjectionEnv final : public Env {
+class FaultInjectionEnv final : public ForwardingEnv {
  public:
   enum class Op {
     kWrite,   // WritableFile::Append
@@ -26,7 +27,7 @@ class FaultInjectionEnv final : public Env {
     kCreate,  // Env::NewWritableFile
   };
 
-  explicit FaultInjectionEnv(Env* base) : base_(base) {}
+  explicit FaultInjectionEnv(Env* base) : ForwardingEnv(base) {}
 
   void Arm(Op op, int n, int err);
   // Drops every pending arming.
@@ -38,25 +39,8 @@ class FaultInjectionEnv final : public Env {
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::filesystem::path& path) override;
-  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(
-      const std::filesystem::path& path) override {
-    return base_->OpenReadable(path);
-  }
   absl::Status Rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
-  absl::Status Unlink(const std::filesystem::path& path) override { return base_->Unlink(path); }
   absl::Status SyncDir(const std::filesystem::path& dir) override;
-  absl::Status CreateDir(const std::filesystem::path& dir) override {
-    return base_->CreateDir(dir);
-  }
-  absl::Status RemoveDir(const std::filesystem::path& dir) override {
-    return base_->RemoveDir(dir);
-  }
-  absl::StatusOr<std::vector<std::string>> ListDir(const std::filesystem::path& dir) override {
-    return base_->ListDir(dir);
-  }
-  absl::StatusOr<FileStat> Stat(const std::filesystem::path& path) override {
-    return base_->Stat(path);
-  }
 
   // The fault for the next operation of kind `op`, if one is due (OK if not).
   absl::Status Check(Op op, const std::filesystem::path& path);
@@ -68,7 +52,6 @@ class FaultInjectionEnv final : public Env {
     int err;
   };
 
-  Env* const base_;
   mutable std::mutex mu_;
   std::vector<Armed> armed_;
   int fired_ = 0;
