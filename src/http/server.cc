@@ -656,6 +656,16 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     const bool admit = open < options_.max_connections + kMaxOvershoot &&
                        (open - evicting_.load() < options_.max_connections || EvictLongestIdle());
     if (!admit) {
+      // Rare and worth knowing (every connection busy, or evictions stuck);
+      // at most one line a second, since a flood would repeat it.
+      static std::atomic<int64_t> last_refusal_log{0};
+      const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      if (last_refusal_log.exchange(second) != second) {
+        spdlog::warn("refused a connection: {} open, {} evictions under way (limit {})", open,
+                     evicting_.load(), options_.max_connections);
+      }
       socket.close(ec);
       continue;
     }
