@@ -7,8 +7,8 @@
 #include "content/caching_video_content_service.h"
 #include "http/mime.h"
 #include "http/offload.h"
-#include "http/send_file.h"
 #include "http/url.h"
+#include "webserver/content_body_source.h"
 #include "webserver/ranged_response.h"
 #include "webserver/routes.h"
 
@@ -17,39 +17,6 @@ namespace {
 
 using http::Response;
 using http::Status;
-
-// Streams a ContentReader, one blocking read per chunk on the blocking pool.
-class ContentBodySource : public http::BodySource {
- public:
-  ContentBodySource(std::unique_ptr<ContentReader> reader, boost::asio::thread_pool& pool)
-      : reader_(std::move(reader)), pool_(pool) {}
-
-  http::asio::awaitable<absl::StatusOr<size_t>> Read(std::span<char> buffer) override {
-    co_return co_await http::Offload(pool_, [this, buffer] { return reader_->Read(buffer); });
-  }
-
-  // A local file goes to the socket with sendfile, on the blocking pool (a
-  // page-cache miss blocks on the disk, which an event loop must not).
-  http::asio::awaitable<absl::StatusOr<size_t>> SendTo(int socket, uint64_t max) override {
-    if (fd_ == kUnknown) fd_ = reader_->SendableFd(&position_);
-    if (fd_ < 0) co_return absl::UnimplementedError("not a local file");
-    // Bounded so that one call holds a pool thread for a bounded time.
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(max, kMaxSendBytes));
-    absl::StatusOr<size_t> sent = co_await http::Offload(
-        pool_, [this, socket, want] { return http::SendFileOnce(socket, fd_, position_, want); });
-    if (sent.ok()) position_ += *sent;
-    co_return sent;
-  }
-
- private:
-  static constexpr int kUnknown = -2;
-  static constexpr uint64_t kMaxSendBytes = 8 << 20;
-
-  std::unique_ptr<ContentReader> reader_;
-  boost::asio::thread_pool& pool_;
-  int fd_ = kUnknown;  // the reader's descriptor once asked; -1: it has none
-  uint64_t position_ = 0;
-};
 
 // Segments never change once written (a new encode gets new names), so caches may
 // keep them for good; manifests and thumbnails get a short lifetime. HLS
