@@ -9,6 +9,7 @@
 //                      [--only serving,ingest,ready,memory,ring,migration]
 //                      [--modes single,cluster] [--ready-lengths 5,10,20]
 //                      [--baseline NAME] [--out FILE] [--no-report] [--keep]
+//                      [--migration-mb N]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,7 @@ import { benchIngest } from './lib/ingest.mjs';
 import { benchReady } from './lib/ready.mjs';
 import { benchMemory } from './lib/memory.mjs';
 import { benchRing } from './lib/ring.mjs';
-import { benchMigration } from './lib/migration.mjs';
+import { benchMigration, preloadOriginals, PRELOAD_WEB_ARGS } from './lib/migration.mjs';
 import { writeScript } from './lib/wrk.mjs';
 import { writeReport } from './report.mjs';
 
@@ -33,6 +34,7 @@ function usage(message) {
   process.stderr.write(`usage: ./dev bench [--quick] [--rounds N] [--ready-rounds N] [--seconds S]
        [--only ${ALL.join(',')}] [--modes single,cluster] [--ready-lengths 5,10,20]
        [--baseline NAME] [--out FILE] [--no-report] [--keep] [--wait-quiet] [--docs]
+       [--migration-mb N]
   --quick          1 round, connections 64 and 1024, 5 s per wrk run, ready for 5 and 10 s sources
   --rounds N       rounds of each A/B comparison (default 3)
   --ready-rounds N rounds of upload -> ready per source length (default 1: each takes minutes)
@@ -46,6 +48,9 @@ function usage(message) {
   --keep           keep the scratch directory (process data and logs)
   --docs           write docs/bench/results.json and docs/BENCHMARKS.md even for a partial run
                    (--quick, --only, --modes), which otherwise writes them to build/bench-report/
+  --migration-mb N run the migration benchmark on a cluster of its own holding N MB of originals
+                   (noisy 1080p uploads, not transcoded); default 600 when ready does not run,
+                   else 0 (it then moves what the cluster holds after ready, as a full run does)
   --wait-quiet     first wait (up to 10 minutes) until the 1-minute load average is below a
                    quarter of the cores, so that the figures are not measured beside other work
 `);
@@ -55,7 +60,8 @@ function usage(message) {
 function parseArgs(argv) {
   const o = { quick: false, rounds: 3, readyRounds: 1, seconds: 10, only: ALL,
     modes: ['single', 'cluster'], readyLengths: [5, 10, 20], baseline: null, out: null,
-    report: true, keep: false, waitQuiet: false, docs: false, levels: [64, 256, 1024] };
+    report: true, keep: false, waitQuiet: false, docs: false, levels: [64, 256, 1024],
+    migrationMb: null };
   const list = (v) => String(v).split(',').map((s) => s.trim()).filter(Boolean);
   const num = (v, name) => {
     const n = Number(v);
@@ -80,11 +86,14 @@ function parseArgs(argv) {
       case '--keep': o.keep = true; break;
       case '--wait-quiet': o.waitQuiet = true; break;
       case '--docs': o.docs = true; break;
+      case '--migration-mb': o.migrationMb = Number(value()); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${a}`);
     }
   }
   for (const b of o.only) if (!ALL.includes(b)) usage(`unknown benchmark ${b}`);
+  if (o.migrationMb === null) o.migrationMb = o.only.includes('ready') ? 0 : 600;
+  if (!Number.isFinite(o.migrationMb) || o.migrationMb < 0) usage('--migration-mb takes a number of MB');
   for (const m of o.modes) if (!['single', 'cluster'].includes(m)) usage(`unknown mode ${m}`);
   if (o.baseline && !/^[\w-]+$/.test(o.baseline)) usage('--baseline takes a name of letters, digits, - and _');
   if (o.quick) {
@@ -179,22 +188,24 @@ async function main() {
   };
 
   if (want('ring')) results.ring = await attempt('ring', () => benchRing(scratch));
-  if (want('ingest') || want('ready')) {
+  if (want('ingest') || want('ready') || (want('migration') && o.migrationMb > 0)) {
     // Generated before any stack starts, so that no timing shares the CPU with it.
     await noisySource(20);
     for (const s of o.readyLengths) await noisySource(s);
   }
   const readyMode = o.modes.includes('cluster') ? 'cluster' : 'single';
+  // A migration of preloaded originals runs on a cluster of its own.
+  const ownMigration = want('migration') && o.migrationMb > 0 && o.modes.includes('cluster');
   for (const mode of o.modes) {
     const needs = ['serving', 'ingest', 'memory'].some(want) || (want('ready') && mode === readyMode) ||
-      (want('migration') && mode === 'cluster');
+      (want('migration') && mode === 'cluster' && !ownMigration);
     if (!needs) continue;
     const dir = path.join(scratch, mode);
     const stack = await attempt(`${mode} start`, () => startStack(mode, dir));
     if (!stack) continue;
     try {
       let paths = null;
-      if (want('serving') || want('memory') || (want('migration') && mode === 'cluster')) {
+      if (want('serving') || want('memory') || (want('migration') && mode === 'cluster' && !ownMigration)) {
         paths = await attempt(`${mode} videos`, () => servingVideos(stack.url));
       }
       if (paths && want('serving')) {
@@ -214,7 +225,7 @@ async function main() {
         results.ready = await attempt('ready', async () => ({ mode,
           ...(await benchReady(stack, path.join(dir, 'ready'), { lengths: o.readyLengths, rounds: o.readyRounds })) }));
       }
-      if (want('migration') && mode === 'cluster') {
+      if (want('migration') && mode === 'cluster' && !ownMigration) {
         results.migration = await attempt('migration', () => benchMigration(stack, dir));
       }
       // Peaks over the whole run of this mode (ingest and migration included).
@@ -237,6 +248,25 @@ async function main() {
       results.cache = results.cache || {};
       results.cache[mode] = { bytes: Number(cache[1]), files: Number(cache[2]), hits: Number(cache[3]),
         misses: Number(cache[4]) };
+    }
+  }
+  if (ownMigration) {
+    const dir = path.join(scratch, 'migration');
+    const stack = await attempt('migration start', () => startStack('cluster', dir, { webArgs: PRELOAD_WEB_ARGS }));
+    if (stack) {
+      try {
+        results.migration = await attempt('migration', async () => {
+          const preloaded = await preloadOriginals(stack, o.migrationMb);
+          return { preloaded, ...(await benchMigration(stack, dir)) };
+        });
+      } finally {
+        await stack.stop();
+      }
+      if (o.keep) {
+        await mkdir(path.join(dir, 'logs'), { recursive: true });
+        await writeFile(path.join(dir, 'logs', 'web.log'), stack.web.log());
+        for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(dir, 'logs', `n${i + 1}.log`), n.log());
+      }
     }
   }
   results.finished = new Date().toISOString();

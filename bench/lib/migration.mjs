@@ -3,8 +3,44 @@
 // a migration's copies are durable) of the same files on the same disk.
 import { readdir, stat, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { getVideo, waitFor } from '../../tests/lib/streamgrid.mjs';
 import { adminBinary } from './stacks.mjs';
+import { curlUpload, noisySource } from './media.mjs';
 import { cpuMsOfTree, log, ratio, runChecked, runTimed } from './util.mjs';
+
+// Web server flags of a stack that only holds originals for the migration:
+// every transcode is stopped at once (a 1 ms limit), so the video fails and
+// keeps its original only, and no ffmpeg competes with the migration.
+export const PRELOAD_WEB_ARGS = ['--transcode-time-factor', '0.000001', '--transcode-time-floor', '0.001'];
+
+/**
+ * Uploads noisy 1080p originals (5, 10, 5, 20 s, again and again) until at
+ * least `mb` MB are stored, each on R nodes; waits until no job runs on them
+ * (on a stack started with PRELOAD_WEB_ARGS they fail at once and keep their
+ * original). Resolves to { videos, bytes }.
+ */
+export async function preloadOriginals(stack, mb) {
+  const lengths = [5, 10, 5, 20];
+  const sources = [];
+  for (const s of lengths) sources.push({ file: await noisySource(s) });
+  for (const source of sources) source.bytes = (await stat(source.file)).size;
+  const ids = [];
+  let bytes = 0;
+  for (let i = 0; bytes < mb * 1e6; i++) {
+    const source = sources[i % sources.length];
+    ids.push((await curlUpload(stack.url, source.file)).id);
+    bytes += source.bytes;
+  }
+  await waitFor(async () => {
+    for (const id of ids) {
+      const status = (await getVideo(stack.url, id))?.status;
+      if (status !== 'failed' && status !== 'ready') return false;
+    }
+    return true;
+  }, { timeoutMs: 600000, intervalMs: 500, what: 'the preloaded videos\' jobs to end' });
+  log(`migration: preloaded ${ids.length} originals, ${(bytes / 1e6).toFixed(1)} MB`);
+  return { videos: ids.length, bytes };
+}
 
 // Milliseconds since the epoch of a web server log line's timestamp
 // ("[2026-12-05 06:25:01.538] ..."; only differences between lines are used).

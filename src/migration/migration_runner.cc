@@ -7,8 +7,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -198,7 +202,7 @@ absl::StatusOr<bool> MigrationRunner::Step(const ClusterState& state) {
         if (absl::Status s = DrainEarlierWrites(state); !s.ok()) return s;
         drained_for_version_ = state.target->version();
       }
-      absl::StatusOr<bool> copied = CopyBatch(state);
+      absl::StatusOr<bool> copied = CopyBatches(state);
       if (!copied.ok()) return copied.status();
       if (*copied) return true;
       if (absl::Status s = Flip(state); !s.ok()) return s;
@@ -235,10 +239,10 @@ absl::Status MigrationRunner::ListPartitions(const ClusterNode& node,
   return absl::InternalError("listing did not end");
 }
 
-absl::StatusOr<bool> MigrationRunner::CopyBatch(const ClusterState& state) {
+absl::StatusOr<bool> MigrationRunner::CopyBatches(const ClusterState& state) {
   const Placement& current = state.current;
   const Placement& target = *state.target;
-  std::vector<PartitionCopy> batch;
+  std::vector<std::vector<PartitionCopy>> batches;
   for (PartitionMove& move : Diff(current, target)) {
     if (state.migrated_partitions.contains(move.partition)) continue;
     PartitionCopy copy{.partition = move.partition, .destinations = std::move(move.gained)};
@@ -248,29 +252,87 @@ absl::StatusOr<bool> MigrationRunner::CopyBatch(const ClusterState& state) {
     for (NodeIndex i : current.ReplicasForPartition(move.partition)) {
       copy.sources.push_back(current.node(i).id);
     }
-    batch.push_back(std::move(copy));
-    if (batch.size() >= options_.batch_partitions) break;
+    if (batches.empty() || batches.back().size() >= options_.batch_partitions) {
+      batches.emplace_back();
+    }
+    batches.back().push_back(std::move(copy));
   }
-  if (batch.empty()) return false;
+  if (batches.empty()) return false;
 
   // Re-replication is repair traffic: it gets the repair bandwidth limit.
   PartitionCopier& copier =
       state.migration && IsReReplication(state.migration->description) ? repair_copier_ : copier_;
-  absl::StatusOr<CopyOutcome> outcome =
-      copier.Copy(batch, [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
-  if (!outcome.ok()) return outcome.status();
-  {
-    std::lock_guard lock(mu_);
-    unrecorded_files_ += outcome->files_copied;
-    unrecorded_bytes_ += outcome->bytes_copied;
+  // Batches overlap: while one batch's last (large) file is copied, the next
+  // ones are listed and copied. Each is recorded when complete, in whatever
+  // order they end; the flip waits for all of them (the next Step).
+  struct Finished {
+    size_t batch;
+    absl::StatusOr<CopyOutcome> outcome;
+  };
+  std::mutex finished_mu;
+  std::condition_variable finished_cv;
+  std::deque<Finished> finished;  // guarded by finished_mu
+  std::vector<std::thread> threads(batches.size());
+  const size_t in_flight = static_cast<size_t>(std::max(1, options_.batches_in_flight));
+  size_t next = 0;
+  size_t running = 0;
+  absl::Status error;  // the first failure: no batch starts after it
+  while (true) {
+    while (error.ok() && running < in_flight && next < batches.size()) {
+      // Checked before each batch, as before each step: another server may
+      // have taken over.
+      if (next > 0 && !coordinator_->TryBecomeRunner()) {
+        error = absl::AbortedError("another server runs the migration now");
+        break;
+      }
+      const size_t b = next++;
+      ++running;
+      threads[b] = std::thread([&, b] {
+        absl::StatusOr<CopyOutcome> outcome = copier.Copy(
+            batches[b], [this](std::chrono::milliseconds wait) { return SleepFor(wait); });
+        {
+          std::lock_guard lock(finished_mu);
+          finished.push_back({b, std::move(outcome)});
+        }
+        finished_cv.notify_all();
+      });
+    }
+    if (running == 0) break;
+    Finished done;
+    {
+      std::unique_lock lock(finished_mu);
+      finished_cv.wait(lock, [&] { return !finished.empty(); });
+      done = std::move(finished.front());
+      finished.pop_front();
+    }
+    --running;
+    threads[done.batch].join();
+    if (!done.outcome.ok()) {
+      if (error.ok()) error = done.outcome.status();
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      unrecorded_files_ += done.outcome->files_copied;
+      unrecorded_bytes_ += done.outcome->bytes_copied;
+    }
+    if (!done.outcome->complete()) {
+      // Retried (a node may come back, or its liveness turn down so that the
+      // copy goes elsewhere), then failed with this message for the operator.
+      if (error.ok()) error = absl::UnavailableError(done.outcome->Describe());
+      continue;
+    }
+    // Recorded even after another batch failed: a restart resumes after it.
+    if (absl::Status s = RecordBatch(state, batches[done.batch]); !s.ok() && error.ok()) {
+      error = s;
+    }
   }
-  if (!outcome->complete()) {
-    // Retried (a node may come back, or its liveness turn down so that the
-    // copy goes elsewhere), then failed with this message for the operator.
-    return absl::UnavailableError(outcome->Describe());
-  }
+  if (!error.ok()) return error;
+  return true;
+}
 
-  // Record the batch; a restart resumes after it.
+absl::Status MigrationRunner::RecordBatch(const ClusterState& state,
+                                          const std::vector<PartitionCopy>& batch) {
   std::lock_guard lock(publish_mu_);
   ClusterState next = *cluster_.state();
   if (!SameMigration(next, state)) return Changed();
@@ -279,7 +341,7 @@ absl::StatusOr<bool> MigrationRunner::CopyBatch(const ClusterState& state) {
   next.migration->error.clear();
   if (absl::Status s = Publish(std::move(next)); !s.ok()) return s;
   spdlog::debug("migration: {} partitions copied", batch.size());
-  return true;
+  return absl::OkStatus();
 }
 
 void MigrationRunner::TakeCounts(MigrationRecord& record) {

@@ -45,6 +45,11 @@ struct MigratorOptions {
   // node and records progress in the cluster state once, so larger steps cost
   // fewer round trips; a restart redoes at most one.
   uint32_t batch_partitions = 256;
+  // Batches copied at once at most: the next batch is listed and its copies
+  // start while earlier ones finish (one large file no longer holds up the
+  // rest), each recorded as soon as all of it is copied. The copier bounds
+  // the copies in flight over all of them.
+  int batches_in_flight = 3;
   // Copy bandwidth over all copies; 0 for no limit.
   uint64_t max_bytes_per_second = 0;
   // Copy bandwidth of the re-replication migrations (IsReReplication: a down
@@ -129,7 +134,12 @@ class MigrationRunner {
   // One step of the migration `state` describes: a batch of partitions copied,
   // the flip, or the cleanup. Returns false when there is nothing left to do.
   absl::StatusOr<bool> Step(const ClusterState& state);
-  absl::StatusOr<bool> CopyBatch(const ClusterState& state);
+  // Copies every partition of the migration not yet recorded, in batches of
+  // batch_partitions, up to batches_in_flight at once, recording each batch
+  // once it is complete. False when nothing was left to copy.
+  absl::StatusOr<bool> CopyBatches(const ClusterState& state);
+  // Records `batch` (all copied) and the counts in the stored state.
+  absl::Status RecordBatch(const ClusterState& state, const std::vector<PartitionCopy>& batch);
   absl::Status Flip(const ClusterState& state);
   absl::Status Cleanup(const ClusterState& state);
   // Records a failed attempt; after the last one the migration stops as failed.

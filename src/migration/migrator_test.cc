@@ -304,6 +304,72 @@ TEST(MigratorTest, ResumesAfterARestartFromPersistedProgress) {
   ExpectExactlyOnOwners(nodes, server.cluster().state()->current, files);
 }
 
+// Batches overlap: a batch whose one large file is still being copied does not
+// hold up the others, which are recorded as each completes.
+TEST(MigratorTest, ABatchWithALargeFileDoesNotHoldUpTheOthers) {
+  TestNodes nodes(3);
+  MigratorOptions options = FastMigrator();
+  options.batch_partitions = 64;
+  options.batches_in_flight = 3;
+  // Throttled so that the large file takes about 24 s while the few small
+  // ones pass in a fraction of that (each may wait behind one of its 512 KiB
+  // chunks: half a second).
+  options.max_bytes_per_second = 1 << 20;
+  Server server(nodes, 2, options);
+  auto files = server.WriteFiles(6, 12);
+  const int added = nodes.Add();
+  const RingNode node{.id = nodes.id(added), .address = nodes.address(added)};
+  // A key in the first batch (the first partitions the new node gains, in the
+  // order they are copied), so that without overlap it would hold up all others.
+  absl::StatusOr<Placement> target = server.cluster().state()->current.WithNodeAdded(node);
+  ASSERT_TRUE(target.ok()) << target.status();
+  std::set<uint32_t> moved;
+  for (const PartitionMove& move : Diff(server.cluster().state()->current, *target)) {
+    if (moved.size() < options.batch_partitions) moved.insert(move.partition);
+  }
+  std::string big_video;
+  for (int i = 0; big_video.empty() && i < 10000; ++i) {
+    std::string video = NewVideoId();
+    if (moved.contains(Placement::PartitionOfKey(video + "/big.mp4"))) big_video = video;
+  }
+  ASSERT_FALSE(big_video.empty());
+  const uint32_t big_partition = Placement::PartitionOfKey(big_video + "/big.mp4");
+  {
+    std::string data = Pattern(24 << 20, 77);
+    auto writer = server.content().OpenWriter(big_video, "big.mp4");
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(data).ok());
+    ASSERT_TRUE((*writer)->Commit().ok());
+    files[big_video + "/big.mp4"] = std::move(data);
+  }
+
+  server.migrator().Start();
+  auto started = server.migrator().AddNode(node);
+  ASSERT_TRUE(started.ok()) << started.status();
+  const size_t total = started->record.partitions_total;
+  // Every partition but those of the large file's batch is recorded while
+  // that file is still on its way.
+  bool others_first = false;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::shared_ptr<const ClusterState> state = server.cluster().state();
+        if (!state->target) return true;  // flipped: all done
+        if (state->migrated_partitions.contains(big_partition)) return true;
+        if (state->migrated_partitions.size() + options.batch_partitions >= total) {
+          others_first = true;
+          return true;
+        }
+        return false;
+      },
+      kLongWait));
+  EXPECT_TRUE(others_first);
+  MigrationProgress done = WaitDone(server.migrator(), started->record.to_version);
+  EXPECT_EQ(done.record.phase, MigrationPhase::kDone) << done.record.error;
+  EXPECT_EQ(done.record.files_copied, nodes.KeysOn(added).size());
+  ExpectExactlyOnOwners(nodes, server.cluster().state()->current, files);
+  for (const auto& [key, data] : files) EXPECT_EQ(server.Read(key).value_or(""), data) << key;
+}
+
 TEST(MigratorTest, ReadsAndWritesKeepWorkingDuringAMigration) {
   TestNodes nodes(3);
   MigratorOptions slow = FastMigrator();

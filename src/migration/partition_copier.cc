@@ -126,10 +126,7 @@ absl::StatusOr<CopyOutcome> PartitionCopier::Copy(const std::vector<PartitionCop
       // A quick health check first (at most once per kDownProbeInterval): a
       // listing of a dead node would only wait for its deadline, and a node
       // back up must not stay skipped because nothing else asked it since.
-      const auto now = std::chrono::steady_clock::now();
-      auto [probed, first] = down_probed_.try_emplace(id, now);
-      const bool probe = first || now - probed->second >= kDownProbeInterval;
-      if (probe) probed->second = now;
+      const bool probe = ShouldProbeDown(id);
       absl::StatusOr<storage::NodeHealth> health =
           probe ? cluster_.ClientFor(node->address, kDownProbeTimeout)->Health()
                 : absl::UnavailableError("down");
@@ -256,9 +253,14 @@ absl::Status PartitionCopier::RunCopies(std::vector<PlannedFile>& files,
       }
       std::optional<ClusterNode> destination = cluster_.Node(task.destination);
       if (!destination) continue;
+      if (!AcquireSlot(sleep)) {
+        cancelled = true;
+        return;
+      }
       bool destination_failed = false;
       absl::StatusOr<uint64_t> copied =
           CopyFile(file.want, file.holders, *destination, sleep, destination_failed);
+      ReleaseSlot();
       if (absl::IsCancelled(copied.status()) && !sleep(std::chrono::milliseconds(0))) {
         cancelled = true;
         return;
@@ -312,6 +314,40 @@ void PartitionCopier::DeleteStrays(const std::string& key, const std::vector<std
                    deleted.ToString());
     }
   }
+}
+
+bool PartitionCopier::ShouldProbeDown(const std::string& id) {
+  std::lock_guard lock(probe_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  auto [probed, first] = down_probed_.try_emplace(id, now);
+  const bool probe = first || now - probed->second >= kDownProbeInterval;
+  if (probe) probed->second = now;
+  return probe;
+}
+
+bool PartitionCopier::AcquireSlot(const SleepFn& sleep) {
+  std::unique_lock lock(slots_mu_);
+  while (slots_taken_ >= parallelism_) {
+    // Slots come back as copies end, and a stopping caller's copies end
+    // within a chunk; the bounded wait only re-asks whether to stop.
+    slot_freed_.wait_for(lock, std::chrono::milliseconds(50));
+    if (slots_taken_ >= parallelism_) {
+      lock.unlock();
+      const bool go_on = sleep(std::chrono::milliseconds(0));
+      lock.lock();
+      if (!go_on) return false;
+    }
+  }
+  ++slots_taken_;
+  return true;
+}
+
+void PartitionCopier::ReleaseSlot() {
+  {
+    std::lock_guard lock(slots_mu_);
+    --slots_taken_;
+  }
+  slot_freed_.notify_one();
 }
 
 bool PartitionCopier::Pulls(const std::string& destination) {

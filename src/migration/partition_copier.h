@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -71,8 +72,9 @@ struct CopyOutcome {
   std::string Describe() const;
 };
 
-// Thread-compatible: one Copy() at a time per copier (which runs several
-// copies at once on threads of its own).
+// Thread-safe: several Copy() calls may run at once (on disjoint partitions,
+// e.g. a migration's consecutive batches), and together they make at most
+// parallelism() copies at a time, on threads of their own.
 class PartitionCopier {
  public:
   // Waits up to the duration, false if the caller is stopping.
@@ -93,9 +95,11 @@ class PartitionCopier {
   // copies to a node that answers UNIMPLEMENTED, are relayed anyway.
   void set_node_to_node(bool on) { node_to_node_ = on; }
 
-  // Files copied at once at most. Default: kDefaultParallelism.
+  // Files copied at once at most, over every Copy() running. Default:
+  // kDefaultParallelism. Set before the first Copy().
   static constexpr int kDefaultParallelism = 8;
   void set_parallelism(int files) { parallelism_ = std::max(1, files); }
+  int parallelism() const { return parallelism_; }
 
   // Makes every destination of `partitions` hold every file of them (see the
   // file comment). CANCELLED when `sleep` returns false (the caller stops);
@@ -141,6 +145,13 @@ class PartitionCopier {
 
   // Whether copies to `destination` go node to node (see set_node_to_node).
   bool Pulls(const std::string& destination);
+  // Takes one of the parallelism_ copy slots shared by every Copy(); false
+  // (no slot taken) when `sleep` says stop. ReleaseSlot() gives it back.
+  bool AcquireSlot(const SleepFn& sleep);
+  void ReleaseSlot();
+  // Whether to health-check `id`, which the failure detector has down, now
+  // (at most once per kDownProbeInterval).
+  bool ShouldProbeDown(const std::string& id);
   // After `stored` was committed on `destination`: its size, or NOT_FOUND
   // (and the copy removed) when no holder has the file any more.
   absl::StatusOr<uint64_t> Settle(const storage::StoredFile& want,
@@ -161,8 +172,12 @@ class PartitionCopier {
   bool node_to_node_ = true;
   std::mutex pull_mu_;
   std::set<std::string> relay_only_;  // guarded by pull_mu_: answered UNIMPLEMENTED
+  std::mutex slots_mu_;
+  std::condition_variable slot_freed_;
+  int slots_taken_ = 0;  // guarded by slots_mu_
+  std::mutex probe_mu_;
   // When each node the failure detector has down was last health-checked.
-  std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;
+  std::map<std::string, std::chrono::steady_clock::time_point> down_probed_;  // probe_mu_
 };
 
 }  // namespace streamgrid

@@ -2,6 +2,8 @@
 
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -101,6 +103,47 @@ TEST(PartitionCopierTest, CopiesTheSameWhetherPulledOrRelayed) {
     EXPECT_EQ(outcome->bytes_copied, data.size() + 10) << node_to_node;
     EXPECT_EQ(Sha(nodes, 2, video, "big"), Sha(nodes, 0, video, "big"));
     EXPECT_EQ(Sha(nodes, 2, video, "small"), Sha(nodes, 0, video, "small"));
+  }
+}
+
+// Several Copy() calls at once (a migration's overlapping batches) share the
+// copier's slots and each completes its own partitions.
+TEST(PartitionCopierTest, ConcurrentCopiesOfDisjointPartitionsAllComplete) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  f.copier.set_parallelism(2);
+  // Four groups of files in distinct partitions, one Copy() per group.
+  std::vector<std::vector<PartitionCopy>> groups(4);
+  std::set<uint32_t> used;
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (int i = 0; i < 24; ++i) {
+    const std::string video = NewVideoId();
+    const std::string name = absl::StrCat("f", i);
+    const uint32_t partition = PartitionOf(video, name);
+    if (!used.insert(partition).second) continue;
+    Put(nodes, 0, video, name, Pattern(2000 + 300 * i, i));
+    groups[i % groups.size()].push_back(
+        {.partition = partition, .sources = {nodes.id(0)}, .destinations = {nodes.id(2)}});
+    keys.emplace_back(video, name);
+  }
+  std::vector<absl::StatusOr<CopyOutcome>> outcomes(groups.size(), CopyOutcome{});
+  {
+    std::vector<std::thread> threads;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      threads.emplace_back([&, g] { outcomes[g] = f.Copy(groups[g]); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  uint64_t copied = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    ASSERT_TRUE(outcomes[g].ok()) << outcomes[g].status();
+    EXPECT_TRUE(outcomes[g]->complete()) << outcomes[g]->Describe();
+    EXPECT_EQ(outcomes[g]->files_copied, groups[g].size());
+    copied += outcomes[g]->files_copied;
+  }
+  EXPECT_EQ(copied, keys.size());
+  for (const auto& [video, name] : keys) {
+    EXPECT_EQ(Sha(nodes, 2, video, name), Sha(nodes, 0, video, name)) << video << "/" << name;
   }
 }
 
