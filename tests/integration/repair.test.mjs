@@ -163,7 +163,13 @@ test('a node down longer than --repair-after is taken out, re-replicated, then p
   const live = [0, 1, 3];
   // Its files get their two copies on the others, from the surviving replicas.
   await waitReplicated(live, 're-replication of the killed node', 240000);
-  const out = (await listNodes()).find((n) => n.address === node.address);
+  // Anti-entropy may have restored the copies before the take-out's own
+  // migration flipped: wait for that too.
+  let out;
+  await waitFor(async () => {
+    out = (await listNodes()).find((n) => n.address === node.address);
+    return out?.state === 'out';
+  }, { timeoutMs: 240000, intervalMs: 500, what: 'the killed node taken out' });
   assert.ok(out, 'the out node is listed');
   assert.equal(out.state, 'out', JSON.stringify(out));
   const onOthers = async () => {
