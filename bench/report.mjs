@@ -307,7 +307,10 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs'),
       summary.push([`Migration: add a 4th node (${f(mg.bytes / 1e6, 1)} MB moved)`, s(mg.addMs, 2), `cp -r + sync ${s(mg.refMs, 2)}`,
         r2(mg.throughputRatio), `≥ ${GOALS.migration}×`, ok]);
       sections.push('## Migration', '',
-        '`streamgrid-admin add` of a fourth storage node to the cluster above (it waits until the migration is over), ' +
+        (mg.preloaded ? `\`streamgrid-admin add\` of a fourth storage node to a cluster of its own preloaded with ` +
+          `${mg.preloaded.videos} originals (${f(mg.preloaded.bytes / 1e6, 1)} MB, \`--migration-mb\`) ` :
+          '`streamgrid-admin add` of a fourth storage node to the cluster above ') +
+        '(it waits until the migration is over), ' +
         'against `cp -r` of the files it received, on the same disk, followed by `sync` (the migration\'s copies are ' +
         'durable when it ends). The ratio is throughput: reference time / ours.', '',
         table(['files', 'MB', 'streamgrid-admin add', 'MB/s', 'cp -r', 'sync', 'MB/s', 'throughput ratio', 'goal', ''],
