@@ -56,6 +56,7 @@ struct Flags {
   int io_timeout_s = 60;
   int max_connections = 0;  // 0: as many as the open-file limit allows
   int max_concurrent_uploads = 8;
+  bool transcode_head_start = true;  // --transcode-head-start
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
   std::string handoff_interval = "10s";  // --handoff-interval
@@ -150,6 +151,9 @@ int main(int argc, char** argv) {
                  "uploads received at once at most; more get 503 with Retry-After (each gets "
                  "its own blocking thread, so reads are never starved)")
       ->check(CLI::Range(1, 1024));
+  cli.add_option("--transcode-head-start", flags.transcode_head_start,
+                 "start encoding an upload on this server's copy while its original is stored "
+                 "(publishing only once it is accepted), when a transcode worker is idle");
   cli.add_option("--admin-listen", flags.admin_listen,
                  "admin gRPC address HOST:PORT for streamgrid-admin (port 0 picks a free one; "
                  "empty: no admin API)");
@@ -331,7 +335,8 @@ int main(int argc, char** argv) {
                   .spool_dir = data_dir / "work" / "uploads",
                   .max_upload_bytes = flags.max_upload_bytes,
                   .media_limits = media_limits,
-                  .max_concurrent_uploads = flags.max_concurrent_uploads},
+                  .max_concurrent_uploads = flags.max_concurrent_uploads,
+                  .transcode_head_start = flags.transcode_head_start},
       .metadata = *metadata,
       .content = *content,
       .transcoder = transcoder,

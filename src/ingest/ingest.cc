@@ -283,7 +283,12 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   if (flush_error != 0) return SpoolError("cannot flush", spool_path_);
   if (close_error != 0) return SpoolError("cannot close", spool_path_);
   VideoContentService& content = ingest_.content_;
+  // The encode need not wait for the copies' fsyncs: it starts on the spool
+  // file now and publishes nothing until Commit() below.
+  std::unique_ptr<EarlyJob> early;
+  if (ingest_.start_early_) early = ingest_.start_early_(id_, spool_path_, media);
   if (absl::Status s = StoreOriginal(); !s.ok()) {
+    early.reset();  // kills the encode, which stored nothing
     content.DeleteVideo(id_).IgnoreError();
     return s;
   }
@@ -295,19 +300,26 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   record.created_at_ms = NowMillis();
   record.updated_at_ms = record.created_at_ms;
   if (absl::Status s = ingest_.metadata_.Create(record); !s.ok()) {
+    early.reset();
     content.DeleteVideo(id_).IgnoreError();
     return s;
   }
-  // The job takes over the spool file (it saves a download of the original).
   failed_ = false;
   finished_ = true;
-  ingest_.enqueue_(id_, spool_path_, media);
+  if (early && early->Commit()) {
+    // The job has its own name for the file.
+    std::error_code ec;
+    fs::remove(spool_path_, ec);
+  } else {
+    // The job takes over the spool file (it saves a download of the original).
+    ingest_.enqueue_(id_, spool_path_, media);
+  }
   const auto done = Clock::now();
   spdlog::info(
       "upload {}: {} bytes received in {} ms; checked in {} ms (flushed {} ms later), stored and "
-      "recorded in {} ms",
+      "recorded in {} ms{}",
       id_, size_, Millis(begun_, finish_started), Millis(finish_started, checked),
-      Millis(checked, flushed), Millis(flushed, done));
+      Millis(checked, flushed), Millis(flushed, done), early ? " (encoding meanwhile)" : "");
   return record;
 }
 

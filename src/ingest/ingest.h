@@ -17,6 +17,7 @@
 #include "common/file_writes.h"
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"
+#include "transcode/early_job.h"
 #include "transcode/media_policy.h"
 #include "transcode/probe.h"
 
@@ -31,6 +32,14 @@ using Clock = std::chrono::steady_clock;
 using EnqueueJob =
     std::function<void(const std::string& video_id, const std::filesystem::path& local_source,
                        const MediaInfo& media)>;
+
+// Starts encoding an upload before it is accepted:
+// TranscodeWorkerPool::StartEarly in the server, a recorder in tests. Gets
+// the spool file (to read, not to take) and the probe's description; returns
+// null when it cannot (e.g. no idle worker).
+using StartEarlyJob = std::function<std::unique_ptr<EarlyJob>(
+    const std::string& video_id, const std::filesystem::path& local_source,
+    const MediaInfo& media)>;
 
 struct IngestOptions {
   // Uploads are spooled here while they arrive; best on the content root's
@@ -153,11 +162,20 @@ class Ingest {
 
   const IngestOptions& options() const { return options_; }
 
+  // Gives uploads a head start: once an upload's body is complete and its
+  // media checked, `start` begins encoding it while the original is made
+  // durable; the job is committed once the record exists (the upload is still
+  // answered only then) and aborted if storing the original or creating the
+  // record fails, so it stores nothing under an id never acknowledged. When
+  // `start` returns null the video is enqueued as before. Call before Begin().
+  void SetEarlyStart(StartEarlyJob start) { start_early_ = std::move(start); }
+
  private:
   friend class Upload;
   VideoMetadataService& metadata_;
   VideoContentService& content_;
   EnqueueJob enqueue_;
+  StartEarlyJob start_early_;
   const IngestOptions options_;
 };
 

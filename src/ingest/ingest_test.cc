@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -47,6 +48,9 @@ class RemoteLikeContent : public VideoContentService {
   // The next writer opened blocks in Append after `bytes` bytes, as with a
   // storage node that stopped reading, until Cancel() (or a minute passed).
   void HangNextWriterAfter(uint64_t bytes) { hang_after_ = bytes; }
+  // Every writer opened from now on fails its first Append: no copy can be
+  // stored at all.
+  void FailEveryWriter() { fail_every_ = true; }
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override {
@@ -54,7 +58,9 @@ class RemoteLikeContent : public VideoContentService {
     if (!inner.ok()) return inner.status();
     std::lock_guard lock(mu_);
     ++counts_.writers;
-    return std::make_unique<Writer>(*this, *std::move(inner), std::exchange(fail_after_, {}),
+    std::optional<uint64_t> fail_after = std::exchange(fail_after_, {});
+    if (fail_every_) fail_after = 0;
+    return std::make_unique<Writer>(*this, *std::move(inner), fail_after,
                                     std::exchange(hang_after_, {}));
   }
   absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
@@ -130,6 +136,7 @@ class RemoteLikeContent : public VideoContentService {
   Counts counts_;
   std::optional<uint64_t> fail_after_;
   std::optional<uint64_t> hang_after_;
+  std::atomic<bool> fail_every_ = false;
 };
 
 testing::LazyMedia& Media() {
@@ -439,6 +446,141 @@ TEST_F(IngestTest, AbandoningAnUploadCancelsAStreamThatHangs) {
   EXPECT_TRUE(remote_->counts().released_by_cancel);
   ExpectNothingLeft(id);
   EXPECT_EQ(remote_->counts().commits, 0);
+}
+
+// What a head start saw: when it began (was the original stored yet? could
+// it read the file?), and whether it was committed or aborted.
+struct EarlyEvents {
+  int started = 0;
+  bool original_stored_at_start = false;
+  std::string read_at_start;
+  bool record_at_commit = false;
+  int committed = 0;
+  int aborted = 0;
+};
+
+class RecordingEarlyJob : public EarlyJob {
+ public:
+  RecordingEarlyJob(EarlyEvents& events, std::function<bool()> record_exists)
+      : events_(events), record_exists_(std::move(record_exists)) {}
+  ~RecordingEarlyJob() override {
+    if (!committed_) ++events_.aborted;
+  }
+  bool Commit() override {
+    committed_ = true;
+    ++events_.committed;
+    events_.record_at_commit = record_exists_();
+    return true;
+  }
+
+ private:
+  EarlyEvents& events_;
+  std::function<bool()> record_exists_;
+  bool committed_ = false;
+};
+
+class IngestEarlyTest : public IngestTest {
+ protected:
+  std::unique_ptr<Ingest> MakeEarlyIngest() {
+    auto ingest = MakeIngest(*remote_, Options());
+    ingest->SetEarlyStart(
+        [this](const std::string& id, const fs::path& source, const MediaInfo& media) {
+          ++events_.started;
+          events_.original_stored_at_start = local_->Stat(id, "original").ok();
+          absl::StatusOr<std::string> bytes = testing::ReadTestFile(source);
+          events_.read_at_start = bytes.ok() ? *bytes : "";
+          EXPECT_EQ(media.width, 320);
+          return std::make_unique<RecordingEarlyJob>(
+              events_, [this, id] { return metadata_->Get(id).ok(); });
+        });
+    return ingest;
+  }
+
+  EarlyEvents events_;
+};
+
+TEST_F(IngestEarlyTest, TheEncodeStartsBeforeTheOriginalIsStoredAndIsCommittedAfterTheRecord) {
+  const std::string bytes = Bytes("clip.mp4");
+  auto ingest = MakeEarlyIngest();
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->Begin();
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  ASSERT_TRUE(Feed(**upload, bytes).ok());
+  absl::StatusOr<VideoRecord> record = (*upload)->Finish("clip.mp4");
+  ASSERT_TRUE(record.ok()) << record.status();
+  upload->reset();
+
+  EXPECT_EQ(events_.started, 1);
+  EXPECT_FALSE(events_.original_stored_at_start);
+  EXPECT_EQ(events_.read_at_start, bytes);
+  EXPECT_EQ(events_.committed, 1);
+  EXPECT_TRUE(events_.record_at_commit);
+  EXPECT_EQ(events_.aborted, 0);
+  // The head start is the job: nothing else queued, and the spool file's
+  // own name is gone (the job has its link).
+  EXPECT_TRUE(queued_.empty());
+  EXPECT_EQ(SpoolFiles(), 0u);
+  EXPECT_TRUE(local_->Stat(record->id, "original").ok());
+}
+
+TEST_F(IngestEarlyTest, AnOriginalThatCannotBeStoredAbortsTheEncode) {
+  const std::string bytes = Bytes("clip.mp4");
+  auto ingest = MakeEarlyIngest();
+  remote_->FailEveryWriter();
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->Begin();
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::string id = (*upload)->id();
+  ASSERT_TRUE(Feed(**upload, bytes).ok());
+  absl::StatusOr<VideoRecord> record = (*upload)->Finish("clip.mp4");
+  EXPECT_FALSE(record.ok());
+  EXPECT_FALSE(IsRefusal(record.status()));
+  upload->reset();
+
+  EXPECT_EQ(events_.started, 1);
+  EXPECT_EQ(events_.committed, 0);
+  EXPECT_EQ(events_.aborted, 1);
+  ExpectNothingLeft(id);
+}
+
+TEST_F(IngestEarlyTest, ARecordThatCannotBeCreatedAbortsTheEncode) {
+  const std::string bytes = Bytes("clip.mp4");
+  auto ingest = MakeEarlyIngest();
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->Begin();
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::string id = (*upload)->id();
+  // Someone else's record under the same id: Create() refuses.
+  VideoRecord squatter;
+  squatter.id = id;
+  squatter.title = "squatter";
+  squatter.status = VideoStatus::kFailed;
+  ASSERT_TRUE(metadata_->Create(squatter).ok());
+  ASSERT_TRUE(Feed(**upload, bytes).ok());
+  EXPECT_FALSE((*upload)->Finish("clip.mp4").ok());
+  upload->reset();
+
+  EXPECT_EQ(events_.started, 1);
+  EXPECT_EQ(events_.committed, 0);
+  EXPECT_EQ(events_.aborted, 1);
+  EXPECT_EQ(local_->Stat(id, "original").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SpoolFiles(), 0u);
+  EXPECT_TRUE(queued_.empty());
+}
+
+// Without an idle worker (start returns null) the video is queued as before.
+TEST_F(IngestEarlyTest, NoHeadStartQueuesTheVideoAsBefore) {
+  const std::string bytes = Bytes("clip.mp4");
+  auto ingest = MakeIngest(*remote_, Options());
+  int asked = 0;
+  ingest->SetEarlyStart([&](const std::string&, const fs::path&, const MediaInfo&) {
+    ++asked;
+    return std::unique_ptr<EarlyJob>();
+  });
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->Begin();
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  ASSERT_TRUE(Feed(**upload, bytes).ok());
+  ASSERT_TRUE((*upload)->Finish("clip.mp4").ok());
+  EXPECT_EQ(asked, 1);
+  ASSERT_EQ(queued_.size(), 1u);
+  EXPECT_TRUE(fs::exists(queued_[0].second));
 }
 
 TEST(IsRefusalTest, OnlyMarkedErrorsAreRefusals) {

@@ -187,9 +187,11 @@ bool OutputPublisher::Publish(const std::string& name) {
   return true;
 }
 
-void OutputPublisher::EnableLivePlaylists(fs::path scratch_dir, std::function<void()> on_playable) {
+void OutputPublisher::EnableLivePlaylists(fs::path scratch_dir, std::function<void()> on_playable,
+                                          StoredSegmentsFn stored_segments) {
   live_dir_ = std::move(scratch_dir);
   on_playable_ = std::move(on_playable);
+  stored_segments_ = std::move(stored_segments);
 }
 
 void OutputPublisher::Loop() {
@@ -285,7 +287,14 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
     if (!text) continue;
     size_t count = 0;
     std::optional<std::string> live = LiveMediaPlaylist(*text, stored, &count);
-    if (!live || count <= live_segments_[name]) continue;
+    if (!live) continue;
+    auto floor = live_segments_.find(name);
+    if (floor == live_segments_.end()) {
+      // Asked once per playlist: what an earlier run left stays until this
+      // run has more to list (a shorter playlist would move players back).
+      floor = live_segments_.emplace(name, stored_segments_ ? stored_segments_(name) : 0).first;
+    }
+    if (count <= floor->second) continue;
     const fs::path path = live_dir_ / name;
     {
       std::ofstream out(path, std::ios::binary | std::ios::trunc);

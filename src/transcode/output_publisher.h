@@ -60,7 +60,15 @@ class OutputPublisher {
   // the master playlist is stored and `on_playable` (may be empty) is called
   // once, on the publishing thread. Finish() then stores the final playlists
   // over the EVENT ones. Call before Start().
-  void EnableLivePlaylists(std::filesystem::path scratch_dir, std::function<void()> on_playable);
+  //
+  // `stored_segments` (may be empty) tells how many segments the copy of a
+  // media playlist already stored (by an earlier, interrupted run of the
+  // job) lists, 0 if none: a live playlist is stored only once it lists more,
+  // so a player watching the video never sees its playlist shrink when
+  // another run takes over.
+  using StoredSegmentsFn = std::function<size_t(const std::string& name)>;
+  void EnableLivePlaylists(std::filesystem::path scratch_dir, std::function<void()> on_playable,
+                           StoredSegmentsFn stored_segments = {});
 
   // Starts publishing completed files in the background. Call at most once.
   void Start();
@@ -109,6 +117,7 @@ class OutputPublisher {
   const std::function<void(const absl::Status&)> on_error_;
   std::filesystem::path live_dir_;  // empty: no live playlists
   std::function<void()> on_playable_;
+  StoredSegmentsFn stored_segments_;
   std::map<std::string, size_t> live_segments_;  // per media playlist, as stored
   bool master_live_ = false;
 

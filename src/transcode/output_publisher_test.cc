@@ -330,5 +330,41 @@ TEST_F(OutputPublisherTest, LivePlaylistsNameOnlyStoredSegmentsAndTheMasterComes
   EXPECT_EQ(playable, 1);
 }
 
+TEST_F(OutputPublisherTest, ALivePlaylistAnEarlierRunStoredLongerIsNotReplacedByAShorterOne) {
+  // Another server's interrupted run stored media_0.m3u8 listing three
+  // segments; this run starts again from the first.
+  fs::path out = dir_.path() / "out";
+  fs::create_directories(out);
+  auto write = [&](const std::string& name, std::string_view bytes) {
+    ASSERT_TRUE(testing::WriteTestFile(out / name, bytes).ok());
+  };
+  std::vector<std::string> asked;
+  OutputPublisher publisher(out, StoreFn(), milliseconds(5), nullptr);
+  publisher.EnableLivePlaylists(dir_.path() / "live", nullptr, [&](const std::string& name) {
+    asked.push_back(name);
+    return name == "media_0.m3u8" ? size_t{3} : size_t{0};
+  });
+  publisher.Start();
+  write("init-0.m4s", "init0");
+  write("chunk-0-00001.m4s", "a1");
+  write("chunk-0-00002.m4s", "a2");
+  write("chunk-0-00003.m4s", "a3");
+  write("media_0.m3u8", MediaPlaylist(0, 3, false));
+  // Three segments stored by this run: still no more than the stored playlist.
+  ASSERT_TRUE(WaitFor([&] { return store_.stored().contains("chunk-0-00003.m4s"); }));
+  write("chunk-0-00004.m4s", "a4");
+  write("media_0.m3u8", MediaPlaylist(0, 4, false));
+  // Four: now it is stored, listing all four.
+  ASSERT_TRUE(WaitFor([&] { return store_.stored().contains("media_0.m3u8"); }));
+  EXPECT_THAT(PlaylistSegments(store_.stored()["media_0.m3u8"]),
+              ElementsAre("chunk-0-00001.m4s", "chunk-0-00002.m4s", "chunk-0-00003.m4s",
+                          "chunk-0-00004.m4s"));
+  std::vector<std::string> calls = store_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "media_0.m3u8"), 1);
+  ASSERT_TRUE(publisher.Stop().ok());
+  // The stored copy is asked about once per playlist.
+  EXPECT_THAT(asked, ElementsAre("media_0.m3u8"));
+}
+
 }  // namespace
 }  // namespace streamgrid

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 #include "transcode/ffmpeg_args.h"
+#include "transcode/live_playlists.h"
 #include "transcode/output_publisher.h"
 
 namespace streamgrid {
@@ -109,6 +110,9 @@ class Job {
   // Records that the live playlists and the master are stored (on the
   // publishing thread).
   void MarkPlayable();
+  // How many segments the stored copy of media playlist `name` lists (0 if
+  // none): an earlier run's live playlist is not replaced by a shorter one.
+  size_t StoredSegments(const std::string& name);
   absl::Status UploadWithRetries(const std::string& name, const fs::path& path);
   // Runs `step` until it succeeds, fails with an error other than UNAVAILABLE
   // or DEADLINE_EXCEEDED, or 6 tries are spent (about 15 s of back-off), cut
@@ -128,6 +132,9 @@ class Job {
   const std::string& id_;
   CancelToken& cancel_;
 
+  // Outputs may be stored and the record written: always, but for a head
+  // start only once its upload is accepted.
+  std::atomic<bool> accepted_ = false;
   std::atomic<bool> record_gone_ = false;
   const Clock::time_point started_ = Clock::now();
   std::vector<std::string> uploaded_;
@@ -163,36 +170,51 @@ auto Job::Retrying(std::string_view what, Step step) -> decltype(step()) {
 }
 
 JobOutcome Job::Run() {
-  absl::StatusOr<VideoRecord> record =
-      Retrying("reading its record", [&] { return metadata_.Get(id_); });
-  if (absl::IsNotFound(record.status())) return JobOutcome::kSkipped;
-  if (!record.ok()) {
-    // The record stays processing; RecoverPending() picks it up on a restart.
-    spdlog::error("transcode {}: cannot read its record: {}", id_, record.status().ToString());
-    return JobOutcome::kSkipped;
-  }
-  if (record->status != VideoStatus::kProcessing) return JobOutcome::kSkipped;
-  last_percent_ = record->progress;
-  if (record->playable) {
-    // Left by an interrupted run, whose playlists may be gone: this run
-    // publishes its own and says so again.
-    absl::StatusOr<VideoRecord> reset =
-        metadata_.Update(id_, [](VideoRecord& r) { r.playable = false; });
-    if (!reset.ok()) {
-      spdlog::warn("transcode {}: cannot clear playable: {}", id_, reset.status().ToString());
+  if (!params_.early_gate) {
+    absl::StatusOr<VideoRecord> record =
+        Retrying("reading its record", [&] { return metadata_.Get(id_); });
+    if (absl::IsNotFound(record.status())) return JobOutcome::kSkipped;
+    if (!record.ok()) {
+      // The record stays processing; RecoverPending() picks it up on a restart.
+      spdlog::error("transcode {}: cannot read its record: {}", id_, record.status().ToString());
+      return JobOutcome::kSkipped;
     }
+    if (record->status != VideoStatus::kProcessing) return JobOutcome::kSkipped;
+    last_percent_ = record->progress;
+    if (record->playable) {
+      // Left by an interrupted run, whose playlists may be gone: this run
+      // publishes its own and says so again.
+      absl::StatusOr<VideoRecord> reset =
+          metadata_.Update(id_, [](VideoRecord& r) { r.playable = false; });
+      if (!reset.ok()) {
+        spdlog::warn("transcode {}: cannot clear playable: {}", id_, reset.status().ToString());
+      }
+    }
+    accepted_ = true;
   }
   if (params_.on_started) params_.on_started();
 
   std::error_code ec;
   fs::create_directories(params_.job_dir, ec);
+  if (ec && params_.early_gate) {
+    // No record to mark: the upload is queued as usual once accepted.
+    spdlog::warn("transcode {}: no head start: cannot create {}: {}", id_, params_.job_dir.string(),
+                 ec.message());
+    return JobOutcome::kSkipped;
+  }
   if (ec) {
     return Failed(absl::InternalError(
                       absl::StrCat("cannot create ", params_.job_dir.string(), ": ", ec.message())),
                   "The server could not process the video (no scratch space).");
   }
   fs::path source = params_.job_dir / "source";
-  if (absl::Status fetched = FetchSource(source); !fetched.ok()) {
+  absl::Status fetched =
+      params_.early_gate ? MoveFile(*params_.local_source, source) : FetchSource(source);
+  if (!fetched.ok() && params_.early_gate) {
+    spdlog::warn("transcode {}: no head start: {}", id_, fetched.ToString());
+    return JobOutcome::kSkipped;
+  }
+  if (!fetched.ok()) {
     return Failed(fetched, absl::IsNotFound(fetched)
                                ? "The uploaded file is missing; please upload the video again."
                                : "The server could not read the uploaded file.");
@@ -216,16 +238,40 @@ JobOutcome Job::Run() {
         encode_cancel.Cancel();
       });
   if (params_.live_playlists) {
-    publisher.EnableLivePlaylists(params_.job_dir / "live", [this] { MarkPlayable(); });
+    publisher.EnableLivePlaylists(
+        params_.job_dir / "live", [this] { MarkPlayable(); },
+        [this](const std::string& name) { return StoredSegments(name); });
   }
-  publisher.Start();
-  const MediaInfo* probed = params_.media_info ? &*params_.media_info : nullptr;
   const Clock::time_point encode_start = Clock::now();
+  // A head start encodes while its upload is being accepted, but stores
+  // nothing until it is: no output may exist under an id that might never be
+  // acknowledged (and then, with no record, nobody would remove it).
+  std::thread gate;
+  if (params_.early_gate) {
+    spdlog::info("transcode {}: head start: encoding while the upload is stored", id_);
+    gate = std::thread([&] {
+      if (params_.early_gate()) {
+        accepted_ = true;
+        spdlog::info("transcode {}: upload accepted {:.1f} s into the encode", id_,
+                     std::chrono::duration<double>(Clock::now() - encode_start).count());
+        publisher.Start();
+      } else {
+        encode_cancel.Cancel();
+      }
+    });
+  } else {
+    publisher.Start();
+  }
+  const MediaInfo* probed = params_.media_info ? &*params_.media_info : nullptr;
   absl::StatusOr<TranscodeResult> result = Transcode(
       source, out_dir, transcode_, [this](int percent) { ReportProgress(percent); }, &encode_cancel,
       probed);
+  // An encode that ends before its upload is accepted waits for the verdict
+  // (bounded by the upload's own deadlines, or Stop()).
+  if (gate.joinable()) gate.join();
   absl::Status published = publisher.Stop();
   uploaded_ = publisher.attempted();
+  if (!accepted_) return JobOutcome::kSkipped;  // nothing was stored
   if (!result.ok()) {
     if (store_failed && !cancel_.cancelled()) {
       return Failed(published, "The server could not store the converted video.");
@@ -279,6 +325,22 @@ absl::Status Job::FetchSource(const fs::path& source) {
   return Download(content_, id_, kOriginalName, source, cancel_);
 }
 
+size_t Job::StoredSegments(const std::string& name) {
+  // A playlist is a few KB; a larger file is not one of ours: treat as none.
+  constexpr size_t kMaxPlaylistBytes = 1 << 20;
+  absl::StatusOr<std::unique_ptr<ContentReader>> reader = content_.OpenReader(id_, name);
+  if (!reader.ok()) return 0;  // none stored (or unreadable: nothing to protect)
+  std::string text;
+  std::vector<char> buffer(64 * 1024);
+  while (text.size() <= kMaxPlaylistBytes) {
+    absl::StatusOr<size_t> n = (*reader)->Read(buffer);
+    if (!n.ok()) return 0;
+    if (*n == 0) return PlaylistSegments(text).size();
+    text.append(buffer.data(), *n);
+  }
+  return 0;
+}
+
 void Job::MarkPlayable() {
   const auto since_start = std::chrono::duration<double>(Clock::now() - started_).count();
   absl::StatusOr<VideoRecord> updated = metadata_.Update(id_, [](VideoRecord& r) {
@@ -296,6 +358,7 @@ void Job::MarkPlayable() {
 }
 
 void Job::ReportProgress(int percent) {
+  if (!accepted_) return;  // no record yet: reported once there is
   Clock::time_point now = Clock::now();
   // Metadata writes may hit a database or the network; once a second is
   // plenty for a progress bar.

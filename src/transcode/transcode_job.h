@@ -52,6 +52,13 @@ struct TranscodeJobParams {
   // be empty: never). Such a job leaves what it stored, which may already be the
   // other server's; any other interrupted job removes it.
   std::function<bool()> claim_lost;
+  // Set for a head start (TranscodeWorkerPool::StartEarly()): the record does
+  // not exist yet. The job starts ffmpeg at once and calls this on a thread of
+  // its own; it blocks until the upload is accepted and the video claimed
+  // (true: the job then stores outputs, reports progress and runs to an outcome
+  // like any job) or never will be (false: ffmpeg is killed, nothing was stored
+  // and the job ends kSkipped).
+  std::function<bool()> early_gate;
 };
 
 // Runs the job described in TranscodeWorkerPool's comment. Cancelling `cancel`

@@ -38,6 +38,39 @@ TranscodeWorkerPoolOptions WithDefaults(TranscodeWorkerPoolOptions options) {
 
 }  // namespace
 
+class TranscodeWorkerPool::EarlyHandle : public EarlyJob {
+ public:
+  explicit EarlyHandle(std::shared_ptr<EarlyState> state) : state_(std::move(state)) {}
+  ~EarlyHandle() override {
+    std::lock_guard lock(state_->mu);
+    if (state_->phase == EarlyState::Phase::kPending) state_->phase = EarlyState::Phase::kAborted;
+    state_->cv.notify_all();
+  }
+  bool Commit() override {
+    std::lock_guard lock(state_->mu);
+    if (state_->phase == EarlyState::Phase::kPending) state_->phase = EarlyState::Phase::kCommitted;
+    state_->cv.notify_all();
+    return state_->phase == EarlyState::Phase::kCommitted;
+  }
+
+ private:
+  std::shared_ptr<EarlyState> state_;
+};
+
+bool TranscodeWorkerPool::AwaitCommit(EarlyState& early, CancelToken& token) {
+  // Woken by Stop() and Cancel() too; the lock orders the wake-up after the
+  // predicate's check, so it is not lost.
+  CancelToken::Registration wake = token.OnCancel([&early] {
+    std::lock_guard lock(early.mu);
+    early.cv.notify_all();
+  });
+  std::unique_lock lock(early.mu);
+  early.cv.wait(lock,
+                [&] { return early.phase != EarlyState::Phase::kPending || token.cancelled(); });
+  if (early.phase == EarlyState::Phase::kPending) early.phase = EarlyState::Phase::kAborted;
+  return early.phase == EarlyState::Phase::kCommitted;
+}
+
 TranscodeWorkerPool::TranscodeWorkerPool(VideoMetadataService& metadata,
                                          VideoContentService& content,
                                          TranscodeWorkerPoolOptions options)
@@ -91,7 +124,16 @@ void TranscodeWorkerPool::Stop() {
   }
   cv_.notify_all();
   rescan_cv_.notify_all();
-  for (const Job& job : dropped) DiscardLocalSource(job.local_source);
+  for (const Job& job : dropped) {
+    DiscardLocalSource(job.local_source);
+    if (job.early) {
+      // Its upload is then queued as usual once accepted (Commit() says so).
+      std::lock_guard early_lock(job.early->mu);
+      if (job.early->phase == EarlyState::Phase::kPending) {
+        job.early->phase = EarlyState::Phase::kAborted;
+      }
+    }
+  }
   for (std::thread& thread : threads) thread.join();
   std::lock_guard lock(mu_);
   started_ = false;
@@ -135,6 +177,45 @@ bool TranscodeWorkerPool::EnqueueNew(std::string video_id,
   }
   DiscardLocalSource(local_source);
   return false;
+}
+
+std::unique_ptr<EarlyJob> TranscodeWorkerPool::StartEarly(const std::string& video_id,
+                                                          const fs::path& local_source,
+                                                          const MediaInfo& media_info) {
+  if (!IsValidVideoId(video_id)) return nullptr;
+  auto idle = [&] {
+    return started_ && !stopping_ && queue_.empty() &&
+           running_.size() < static_cast<size_t>(std::max(1, options_.workers)) &&
+           !active_ids_.contains(video_id);
+  };
+  {
+    std::lock_guard lock(mu_);
+    if (!idle()) return nullptr;
+  }
+  // A second name for the upload's file: the caller still needs its own (to
+  // store the original from it should streaming it have failed), and the job
+  // consumes this one like any local source. A "job-" name, so that Start()
+  // removes it should the server die first.
+  const fs::path linked = options_.work_dir / absl::StrCat(kJobDirPrefix, video_id, ".early");
+  std::error_code ec;
+  fs::create_hard_link(local_source, linked, ec);
+  if (ec) {
+    spdlog::debug("transcode {}: no head start: cannot link {}: {}", video_id,
+                  local_source.string(), ec.message());
+    return nullptr;
+  }
+  auto state = std::make_shared<EarlyState>();
+  {
+    std::lock_guard lock(mu_);
+    if (idle()) {
+      active_ids_.insert(video_id);
+      queue_.push_back(Job{video_id, linked, media_info, state});
+      cv_.notify_one();
+      return std::make_unique<EarlyHandle>(std::move(state));
+    }
+  }
+  fs::remove(linked, ec);
+  return nullptr;
 }
 
 void TranscodeWorkerPool::Cancel(const std::string& video_id) {
@@ -254,18 +335,22 @@ void TranscodeWorkerPool::WorkerLoop() {
     }
 
     // Claimed only now, so that jobs wait in the queue of whichever server is
-    // free first. A lost claim cancels the job: another server may run it.
+    // free first (a head start: once its upload is accepted, see below). A
+    // lost claim cancels the job: another server may run it.
     std::atomic<bool> claim_lost = false;
-    absl::StatusOr<std::unique_ptr<JobClaim>> claim =
-        claims_.TryClaim(job.video_id, [&token, &claim_lost] {
-          claim_lost = true;
-          token.Cancel();
-        });
-    if (!claim.ok() || *claim == nullptr) {
-      // Its original is in the content store for whoever runs it.
-      DiscardLocalSource(job.local_source);
+    std::unique_ptr<JobClaim> claim;
+    auto try_claim = [&]() -> bool {
+      absl::StatusOr<std::unique_ptr<JobClaim>> claimed =
+          claims_.TryClaim(job.video_id, [&token, &claim_lost] {
+            claim_lost = true;
+            token.Cancel();
+          });
+      if (claimed.ok() && *claimed != nullptr) {
+        claim = *std::move(claimed);
+        return true;
+      }
       std::lock_guard lock(mu_);
-      if (claim.ok()) {
+      if (claimed.ok()) {
         spdlog::debug("transcode {}: claimed by another server", job.video_id);
         ++counts_.claimed_elsewhere;
       } else {
@@ -274,11 +359,17 @@ void TranscodeWorkerPool::WorkerLoop() {
         const auto now = std::chrono::steady_clock::now();
         if (counts_.claim_errors == 0 || now - last_claim_warning_ >= kClaimWarningInterval) {
           spdlog::warn("transcode {}: cannot claim it ({}); left for a later scan", job.video_id,
-                       claim.status().ToString());
+                       claimed.status().ToString());
           last_claim_warning_ = now;
         }
         ++counts_.claim_errors;
       }
+      return false;
+    };
+    if (!job.early && !try_claim()) {
+      // Its original is in the content store for whoever runs it.
+      DiscardLocalSource(job.local_source);
+      std::lock_guard lock(mu_);
       running_.erase(job.video_id);
       active_ids_.erase(job.video_id);
       continue;
@@ -291,11 +382,34 @@ void TranscodeWorkerPool::WorkerLoop() {
     params.progress_interval = options_.progress_interval;
     params.on_started = [&] { spdlog::info("transcode {}: started", job.video_id); };
     params.media_info = job.media_info;
-    params.claim_lost = [&] { return claim_lost || (*claim)->lost(); };
+    params.claim_lost = [&] { return claim_lost || (claim && claim->lost()); };
+    // A head start claims the video only once its upload is accepted; until
+    // then no other server can know of it (its record does not exist).
+    bool declined = false;
+    bool gate_called = false;
+    if (job.early) {
+      params.early_gate = [&] {
+        gate_called = true;
+        declined = !AwaitCommit(*job.early, token) || !try_claim();
+        return !declined;
+      };
+    }
     JobOutcome outcome = RunTranscodeJob(metadata_, content_, options_.transcode, params, token);
-    const bool lost = claim_lost || (*claim)->lost();
+    // A head start that ended before it began to encode (no scratch space):
+    // its upload is queued as usual once accepted, or now if it already was.
+    bool requeue = false;
+    if (job.early && !gate_called) {
+      declined = true;
+      std::lock_guard early_lock(job.early->mu);
+      requeue = job.early->phase == EarlyState::Phase::kCommitted;
+      job.early->phase = EarlyState::Phase::kAborted;
+    }
+    const bool lost = claim_lost || (claim && claim->lost());
     if (outcome == JobOutcome::kInterrupted && lost) {
       spdlog::warn("transcode {}: interrupted: its claim was lost (another server may take it)",
+                   job.video_id);
+    } else if (declined) {
+      spdlog::info("transcode {}: head start dropped (upload not accepted, or not claimed)",
                    job.video_id);
     } else if (outcome == JobOutcome::kSkipped) {
       // Common with several servers: finished elsewhere after this one queued it.
@@ -303,10 +417,10 @@ void TranscodeWorkerPool::WorkerLoop() {
     } else {
       spdlog::info("transcode {}: {}", job.video_id, JobOutcomeName(outcome));
     }
-    Count(outcome, lost);
+    if (!declined) Count(outcome, lost);
     // Released only now that the outcome is recorded: whoever claims it next
     // sees the record as this job left it.
-    claim->reset();
+    claim.reset();
 
     std::error_code ec;
     fs::remove_all(params.job_dir, ec);
@@ -314,9 +428,12 @@ void TranscodeWorkerPool::WorkerLoop() {
     // A local source the job did not consume (skipped early) is still ours.
     DiscardLocalSource(job.local_source);
 
-    std::lock_guard lock(mu_);
-    running_.erase(job.video_id);
-    active_ids_.erase(job.video_id);
+    {
+      std::lock_guard lock(mu_);
+      running_.erase(job.video_id);
+      active_ids_.erase(job.video_id);
+    }
+    if (requeue) EnqueueNew(job.video_id, std::nullopt);
   }
 }
 

@@ -19,6 +19,7 @@
 #include "content/video_content_service.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/cancel_token.h"
+#include "transcode/early_job.h"
 #include "transcode/job_claims.h"
 #include "transcode/probe.h"
 #include "transcode/transcoder.h"
@@ -99,6 +100,18 @@ class TranscodeWorkerPool {
                std::optional<std::filesystem::path> local_source = std::nullopt,
                std::optional<MediaInfo> media_info = std::nullopt);
 
+  // A head start for an upload that is not accepted yet: when a worker is idle
+  // (nothing queued, fewer jobs running than workers), starts encoding
+  // `local_source` (hard-linked into the work dir, so the caller keeps its
+  // file) right away, before the record exists and without claiming the
+  // video; the job publishes nothing until the returned handle's Commit()
+  // (see EarlyJob). Null when no worker is idle, the pool is not running,
+  // the id is queued or running already, or the file cannot be linked (another
+  // filesystem): the caller then Enqueue()s the video once it is accepted.
+  std::unique_ptr<EarlyJob> StartEarly(const std::string& video_id,
+                                       const std::filesystem::path& local_source,
+                                       const MediaInfo& media_info);
+
   // Drops the queued job for `video_id`, or kills its running encode; used when
   // the video is being deleted. The record is left alone: the running job sees
   // it vanish and removes whatever it had uploaded.
@@ -128,10 +141,20 @@ class TranscodeWorkerPool {
   JobCounts counts() const;
 
  private:
+  // Shared by an early job and its EarlyJob handle.
+  struct EarlyState {
+    enum class Phase { kPending, kCommitted, kAborted };
+    std::mutex mu;
+    std::condition_variable cv;
+    Phase phase = Phase::kPending;  // guarded by mu
+  };
+  class EarlyHandle;
+
   struct Job {
     std::string video_id;
     std::optional<std::filesystem::path> local_source;
     std::optional<MediaInfo> media_info;
+    std::shared_ptr<EarlyState> early;  // null: an accepted video
   };
 
   void WorkerLoop();
@@ -143,6 +166,9 @@ class TranscodeWorkerPool {
   // `max_pages` pages of the listing (negative: all); how many were queued.
   absl::StatusOr<size_t> EnqueueProcessing(int max_pages);
   void Count(JobOutcome outcome, bool claim_lost);
+  // Waits until `early` is committed (true) or aborted, or `token` is
+  // cancelled (false; marks it aborted so a late Commit() says so).
+  static bool AwaitCommit(EarlyState& early, CancelToken& token);
 
   VideoMetadataService& metadata_;
   VideoContentService& content_;

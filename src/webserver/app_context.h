@@ -21,6 +21,9 @@ struct WebOptions {
   // Uploads received at once at most; more are refused with 503 before their
   // body is read.
   int max_concurrent_uploads = 8;
+  // Encode an accepted-to-be upload while its original is stored
+  // (TranscodeWorkerPool::StartEarly) when a worker is idle.
+  bool transcode_head_start = true;
 };
 
 // What the HTTP handlers share: the service layer, the transcoding workers and

@@ -207,6 +207,12 @@ void AddUploadRoutes(http::Router& router, AppContext& app) {
       ingest::IngestOptions{.spool_dir = app.options.spool_dir,
                             .max_file_bytes = app.options.max_upload_bytes,
                             .media_limits = app.options.media_limits});
+  if (app.options.transcode_head_start) {
+    ingest->SetEarlyStart(
+        [&app](const std::string& id, const std::filesystem::path& source, const MediaInfo& media) {
+          return app.transcoder.StartEarly(id, source, media);
+        });
+  }
   // Multipart framing adds a little to the file's own size.
   http::RouteOptions options{.body_limit = app.options.max_upload_bytes + 64 * 1024};
   router.Add(
