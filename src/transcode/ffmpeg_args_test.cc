@@ -214,13 +214,13 @@ TEST(OutputNamesTest, EveryNameTheMuxerWritesIsAValidContentName) {
   for (const std::string& name : names) EXPECT_TRUE(IsValidContentName(name)) << name;
 }
 
-TEST(UploadOrderTest, ManifestsComeLast) {
+TEST(UploadOrderTest, ManifestsComeLastTheMasterAfterWhatItNames) {
   std::vector<std::string> order =
       UploadOrder({"chunk-0-00001.m4s", "init-0.m4s", "manifest.mpd", "master.m3u8", "media_0.m3u8",
                    "media_1.m3u8", "thumbnail.jpg", "chunk-1-00001.m4s", "init-1.m4s"});
   EXPECT_THAT(order, ::testing::ElementsAre("chunk-0-00001.m4s", "init-0.m4s", "thumbnail.jpg",
                                             "chunk-1-00001.m4s", "init-1.m4s", "media_0.m3u8",
-                                            "media_1.m3u8", "master.m3u8", "manifest.mpd"));
+                                            "media_1.m3u8", "manifest.mpd", "master.m3u8"));
 }
 
 }  // namespace

@@ -80,8 +80,8 @@ class OutputPublisher {
   // After ffmpeg has exited and the outputs are final: stops the background
   // thread, then stores, in the order given, every name of `files` (in `dir`)
   // not yet stored or changed (size or modification time) since it was. Names
-  // of one stage (segments and other files, media playlists, the master, the
-  // DASH manifest) next to each other in `files` are stored a few at a time;
+  // of one stage (segments and other files; media playlists and the DASH
+  // manifest; the master) next to each other in `files` are stored a few at a time;
   // a later stage starts once the earlier one is stored. Stops at the first
   // error and returns it (or an earlier background error).
   absl::Status Finish(const std::vector<std::string>& files);

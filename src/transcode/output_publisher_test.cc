@@ -181,14 +181,16 @@ TEST_F(OutputPublisherTest, FinishStoresAStageTogetherAndTheNextAfterIt) {
   OutputPublisher publisher(dir_.path(), store, milliseconds(5), nullptr);
   std::vector<std::string> files;
   for (int k = 1; k <= 6; ++k) files.push_back(absl::StrFormat("chunk-0-%05d.m4s", k));
-  files.insert(files.end(), {"media_0.m3u8", "master.m3u8", "manifest.mpd"});
+  files.insert(files.end(), {"media_0.m3u8", "manifest.mpd", "master.m3u8"});
   for (const std::string& name : files) Write(name, name);
   ASSERT_TRUE(publisher.Finish(files).ok());
   EXPECT_EQ(most, 4);
   ASSERT_EQ(order.size(), files.size());
-  // The playlists and the manifest only after every segment, in stage order.
-  EXPECT_THAT(std::vector<std::string>(order.end() - 3, order.end()),
-              ElementsAre("media_0.m3u8", "master.m3u8", "manifest.mpd"));
+  // The media playlist and the DASH manifest (together: both name only
+  // segments) only after every segment, the master after them.
+  EXPECT_THAT(std::vector<std::string>(order.end() - 3, order.end() - 1),
+              ::testing::UnorderedElementsAre("media_0.m3u8", "manifest.mpd"));
+  EXPECT_EQ(order.back(), "master.m3u8");
 }
 
 TEST_F(OutputPublisherTest, AFailedStoreIsReportedOnceAndStopsPublishing) {

@@ -85,8 +85,10 @@ absl::Status MoveFile(const fs::path& from, const fs::path& to) {
 }
 
 int UploadRank(std::string_view name) {
-  if (name == kDashManifestName) return 3;
-  if (name == kHlsMasterName) return 2;
+  // The manifest right after the media playlists: OutputPublisher::Finish()
+  // stores the two together (each names only segments), the master after.
+  if (name == kHlsMasterName) return 3;
+  if (name == kDashManifestName) return 2;
   if (name.ends_with(".m3u8")) return 1;
   return 0;
 }

@@ -70,8 +70,8 @@ JobOutcome RunTranscodeJob(VideoMetadataService& metadata, VideoContentService& 
                            CancelToken& cancel);
 
 // `files` in upload order: segments, thumbnail and anything else first, then the
-// HLS media playlists, the HLS master playlist and finally the DASH manifest, so
-// that every file a playlist names is stored before it.
+// HLS media playlists, the DASH manifest and finally the HLS master playlist, so
+// that every file a playlist or manifest names is stored before it.
 std::vector<std::string> UploadOrder(std::vector<std::string> files);
 
 }  // namespace streamgrid
