@@ -41,11 +41,7 @@ TranscodeWorkerPoolOptions WithDefaults(TranscodeWorkerPoolOptions options) {
 class TranscodeWorkerPool::EarlyHandle : public EarlyJob {
  public:
   explicit EarlyHandle(std::shared_ptr<EarlyState> state) : state_(std::move(state)) {}
-  ~EarlyHandle() override {
-    std::lock_guard lock(state_->mu);
-    if (state_->phase == EarlyState::Phase::kPending) state_->phase = EarlyState::Phase::kAborted;
-    state_->cv.notify_all();
-  }
+  ~EarlyHandle() override { Abort(*state_); }
   bool Commit() override {
     std::lock_guard lock(state_->mu);
     if (state_->phase == EarlyState::Phase::kPending) state_->phase = EarlyState::Phase::kCommitted;
@@ -56,6 +52,12 @@ class TranscodeWorkerPool::EarlyHandle : public EarlyJob {
  private:
   std::shared_ptr<EarlyState> state_;
 };
+
+void TranscodeWorkerPool::Abort(EarlyState& early) {
+  std::lock_guard lock(early.mu);
+  if (early.phase == EarlyState::Phase::kPending) early.phase = EarlyState::Phase::kAborted;
+  early.cv.notify_all();
+}
 
 bool TranscodeWorkerPool::AwaitCommit(EarlyState& early, CancelToken& token) {
   // Woken by Stop() and Cancel() too; the lock orders the wake-up after the
@@ -126,13 +128,8 @@ void TranscodeWorkerPool::Stop() {
   rescan_cv_.notify_all();
   for (const Job& job : dropped) {
     DiscardLocalSource(job.local_source);
-    if (job.early) {
-      // Its upload is then queued as usual once accepted (Commit() says so).
-      std::lock_guard early_lock(job.early->mu);
-      if (job.early->phase == EarlyState::Phase::kPending) {
-        job.early->phase = EarlyState::Phase::kAborted;
-      }
-    }
+    // Its upload is then queued as usual once accepted (Commit() says so).
+    if (job.early) Abort(*job.early);
   }
   for (std::thread& thread : threads) thread.join();
   std::lock_guard lock(mu_);
@@ -226,6 +223,8 @@ void TranscodeWorkerPool::Cancel(const std::string& video_id) {
                                [&](const Job& job) { return job.video_id == video_id; });
     if (queued != queue_.end()) {
       dropped_source = std::move(queued->local_source);
+      // Its Commit() must then say so, or the accepted video would run nowhere.
+      if (queued->early) Abort(*queued->early);
       queue_.erase(queued);
       active_ids_.erase(video_id);
     }

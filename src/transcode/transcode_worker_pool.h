@@ -169,6 +169,8 @@ class TranscodeWorkerPool {
   // Waits until `early` is committed (true) or aborted, or `token` is
   // cancelled (false; marks it aborted so a late Commit() says so).
   static bool AwaitCommit(EarlyState& early, CancelToken& token);
+  // A pending head start will not run: its Commit() returns false.
+  static void Abort(EarlyState& early);
 
   VideoMetadataService& metadata_;
   VideoContentService& content_;
