@@ -16,7 +16,7 @@ import { chmod, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
-  getVideo, run, waitFor, writeFile, readFile, rm,
+  getVideo, run, waitFor, writeFile, readFile, rm, filesOn,
 } from '../lib/streamgrid.mjs';
 
 let scratch;
@@ -29,16 +29,6 @@ async function ladderRuns() {
   try {
     return (await readFile(path.join(binDir, 'runs.log'), 'utf8')).split('\n')
       .filter((line) => line.includes('manifest.mpd'));
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
-}
-
-/** The names of `id`'s files on `node`, read from its data directory. */
-async function filesOn(node, id) {
-  try {
-    return await readdir(path.join(node.dataDir, 'data', 'content', id));
   } catch (e) {
     if (e.code === 'ENOENT') return [];
     throw e;
@@ -195,7 +185,6 @@ test('a commit that fails kills the head start and leaves nothing of the video',
     assert.equal(r.status, 404, name);
   }
   for (const node of nodes) {
-    const names = (await filesOn(node, id)).filter((n) => !n.startsWith('.'));
-    assert.deepEqual(names, [], `files of ${id} on ${node.dataDir}`);
+    assert.deepEqual(await filesOn(node, id), [], `files of ${id} on ${node.dataDir}`);
   }
 });
