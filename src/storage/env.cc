@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_writes.h"
 #include "common/strings.h"
+#include "storage/direct_writable_file.h"
 #include "storage/file_util.h"
 
 namespace streamgrid::storage {
@@ -29,40 +30,6 @@ FileStat FromStat(const struct stat& st) {
       .is_directory = S_ISDIR(st.st_mode),
   };
 }
-
-class PosixWritableFile final : public WritableFile {
- public:
-  PosixWritableFile(ScopedFd fd, fs::path path) : fd_(std::move(fd)), path_(std::move(path)) {}
-
-  absl::Status Append(std::span<const char> data) override {
-    if (int err = WriteFully(fd_.get(), data); err != 0) return ErrnoStatus(err, "write", path_);
-    size_ += data.size();
-    writeback_.Wrote(fd_.get(), size_);
-    return absl::OkStatus();
-  }
-
-  absl::Status Sync() override {
-    if (fsync(fd_.get()) != 0) return ErrnoStatus(errno, "fsync", path_);
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<FileStat> Stat() override {
-    struct stat st;
-    if (fstat(fd_.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path_);
-    return FromStat(st);
-  }
-
-  absl::Status Close() override {
-    if (int err = fd_.Close(); err != 0) return ErrnoStatus(err, "close", path_);
-    return absl::OkStatus();
-  }
-
- private:
-  ScopedFd fd_;
-  const fs::path path_;
-  uint64_t size_ = 0;  // bytes appended
-  Writeback writeback_;
-};
 
 class PosixReadableFile final : public ReadableFile {
  public:
@@ -99,7 +66,9 @@ class PosixEnv final : public Env {
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const fs::path& path) override {
     ScopedFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (fd.get() < 0) return ErrnoStatus(errno, "create", path);
-    return std::make_unique<PosixWritableFile>(std::move(fd), path);
+    // Large files bypass the page cache past their first MiBs (see
+    // DirectWritableFile); small ones are written as before.
+    return std::make_unique<DirectWritableFile>(std::move(fd), path);
   }
 
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenReadable(const fs::path& path) override {
