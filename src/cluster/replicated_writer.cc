@@ -18,6 +18,7 @@
 #include "cluster/replica_calls.h"
 #include "common/public_error.h"
 #include "common/strings.h"
+#include "storage/checksum_store.h"
 #include "storage/sha256.h"
 
 namespace streamgrid::cluster_internal {
@@ -75,7 +76,7 @@ class ReplicatedWriter : public ContentWriter {
         return;
       }
       // The bytes are hashed once here for every replica (see Append).
-      const storage::PutOptions put{.sha256_at_commit = true};
+      const storage::PutOptions put{.sha256_at_commit = true, .block_sha256_follow = true};
       auto stream = r.node.client->StartPut(video_id, name, put);
       // The channel may still be backing off from an outage the node is over:
       // the owner is the best place for its copy, so give it one prompt
@@ -99,10 +100,14 @@ class ReplicatedWriter : public ContentWriter {
   absl::Status Append(std::span<const char> data) override {
     if (finished_) return *finished_;
     if (cancelled_) return Cancelled();
-    // One SHA-256 for all replicas, on the calling thread while the other
-    // replicas' sends run.
+    SendBlockDigests();
+    // One SHA-256 of the whole file and one of its blocks for all replicas,
+    // on the first two replicas' threads while the sends run: each node then
+    // hashes the data once (its blocks, checked against ours), not twice.
+    const size_t block_thread = replicas_.size() > 1 ? 1 : 0;
     fan_out_.Run([&](size_t i) {
       if (i == 0) hasher_.Update(data);
+      if (i == block_thread) HashBlocks(data);
       replicas_[i].status = replicas_[i].stream->Append(data);
     });
     // The streams' CANCELLED then says nothing about the nodes' health.
@@ -125,6 +130,11 @@ class ReplicatedWriter : public ContentWriter {
     }
     if (cancelled_) return Cancelled();
     const std::string sha256 = hasher_.FinishHex();
+    if (block_filled_ > 0) {
+      new_blocks_.push_back(block_hasher_.Finish());
+      block_filled_ = 0;
+    }
+    SendBlockDigests();
     fan_out_.Run([&](size_t i) {
       Replica& r = replicas_[i];
       absl::StatusOr<StoredFile> stored = r.stream->Commit(sha256);
@@ -158,6 +168,31 @@ class ReplicatedWriter : public ContentWriter {
   }
 
  private:
+  // Digests of every kChecksumBlockBytes block, as the bytes go by (the
+  // blocks the nodes check and record).
+  void HashBlocks(std::span<const char> data) {
+    while (!data.empty()) {
+      const size_t take =
+          std::min<uint64_t>(data.size(), storage::kChecksumBlockBytes - block_filled_);
+      block_hasher_.Update(data.first(take));
+      block_filled_ += take;
+      data = data.subspan(take);
+      if (block_filled_ == storage::kChecksumBlockBytes) {
+        new_blocks_.push_back(block_hasher_.Finish());
+        block_hasher_.Reset();
+        block_filled_ = 0;
+      }
+    }
+  }
+
+  // Hands the block digests computed so far to every stream (between
+  // parallel steps: a stream is used by one thread at a time).
+  void SendBlockDigests() {
+    if (new_blocks_.empty()) return;
+    for (Replica& r : replicas_) r.stream->AddBlockDigests(new_blocks_);
+    new_blocks_.clear();
+  }
+
   // Replaces each owner whose stream did not start for a node failure (or
   // that is not up) by the next stand-in in `stand_ins` that is up and
   // starts a stream hinted for that owner. Other errors are left for
@@ -173,8 +208,9 @@ class ReplicatedWriter : public ContentWriter {
       while (!placed && next < stand_ins.size()) {
         const ClusterNode& node = stand_ins[next++];
         if (cluster_.Liveness(node.id).liveness != NodeLiveness::kUp) continue;
-        auto stream = node.client->StartPut(video_id_, name_,
-                                            {.hinted_for = owner, .sha256_at_commit = true});
+        auto stream = node.client->StartPut(
+            video_id_, name_,
+            {.hinted_for = owner, .sha256_at_commit = true, .block_sha256_follow = true});
         if (!stream.ok()) {
           if (Cluster::IsNodeFailure(stream.status())) {
             cluster_.MarkFailure(node.id, stream.status().ToString());
@@ -272,9 +308,12 @@ class ReplicatedWriter : public ContentWriter {
   // Cluster::WaitForEarlierWrites) for as long as the writer lives.
   std::shared_ptr<const void> token_;
   FanOut fan_out_;
-  storage::Sha256 hasher_;                // of everything appended
-  std::optional<absl::Status> finished_;  // set once committed or failed
-  std::atomic<bool> cancelled_{false};    // Cancel() was called (any thread)
+  storage::Sha256 hasher_;                           // of everything appended
+  storage::Sha256 block_hasher_;                     // of the current block
+  uint64_t block_filled_ = 0;                        // bytes of the current block hashed
+  std::vector<storage::Sha256::Digest> new_blocks_;  // not yet handed to the streams
+  std::optional<absl::Status> finished_;             // set once committed or failed
+  std::atomic<bool> cancelled_{false};               // Cancel() was called (any thread)
 };
 
 }  // namespace

@@ -50,8 +50,9 @@ Sha256::Digest Sha256::Finish() {
   return digest;
 }
 
-std::string Sha256::FinishHex() {
-  const Digest digest = Finish();
+std::string Sha256::FinishHex() { return Hex(Finish()); }
+
+std::string Sha256::Hex(const Digest& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   hex.reserve(2 * digest.size());

@@ -40,6 +40,9 @@ class Sha256 {
   // The digest of `data` in one call.
   static std::string HexOf(std::string_view data);
 
+  // `digest` as 64 lower-case hex digits.
+  static std::string Hex(const Digest& digest);
+
  private:
   EVP_MD_CTX* ctx_;
 };

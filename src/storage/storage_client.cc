@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPu
   if (options.size) header->set_total_size(*options.size);
   header->set_sha256(options.sha256);
   header->set_hinted_for(options.hinted_for);
+  header->set_block_sha256_follow(options.block_sha256_follow);
   if (!stream->writer_->Write(request)) {
     absl::Status status = stream->Finish();
     return status.ok() ? absl::InternalError("upload ended at its header") : status;
@@ -159,8 +160,9 @@ absl::StatusOr<PullResult> StorageClient::Pull(const PullSpec& spec,
   if (!status.ok()) return ToAbslStatus(status);
   PullResult result;
   if (response.has_source_error()) {
-    result.source_error = absl::Status(static_cast<absl::StatusCode>(response.source_error().code()),
-                                       response.source_error().message());
+    result.source_error =
+        absl::Status(static_cast<absl::StatusCode>(response.source_error().code()),
+                     response.source_error().message());
     // A node must not answer "OK" as an error: take it as unknown.
     if (result.source_error.ok()) result.source_error = absl::UnknownError("source failed");
     return result;
@@ -342,7 +344,15 @@ absl::Status StorageClient::PutStream::SendChunk() {
     return status.ok() ? absl::InternalError("node ended the upload early") : status;
   }
   request_.mutable_chunk()->clear();
+  request_.clear_block_sha256();
   return absl::OkStatus();
+}
+
+void StorageClient::PutStream::AddBlockDigests(std::span<const Sha256::Digest> digests) {
+  std::string* raw = request_.mutable_block_sha256();
+  for (const Sha256::Digest& digest : digests) {
+    raw->append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  }
 }
 
 absl::StatusOr<StoredFile> StorageClient::PutStream::Commit() { return Commit(std::string()); }
@@ -357,6 +367,7 @@ absl::StatusOr<StoredFile> StorageClient::PutStream::Commit(std::string sha256) 
   v1::PutRequest finish;
   if (sha256.empty() && hash_) sha256 = hasher_.FinishHex();
   finish.mutable_finish()->set_sha256(sha256);
+  finish.set_block_sha256(std::move(*request_.mutable_block_sha256()));
   // A failed write shows in the status that Finish() returns.
   writer_->Write(finish, grpc::WriteOptions().set_last_message());
   finished_ = ToAbslStatus(writer_->Finish());

@@ -50,6 +50,11 @@ struct PutOptions {
   // caller passes it to Commit(), e.g. one computed once for several
   // replicas of the same bytes. The node still checks it.
   bool sha256_at_commit = false;
+  // With sha256_at_commit: the caller also computes the SHA-256 of every
+  // kChecksumBlockBytes block and passes them to PutStream::AddBlockDigests()
+  // (every block's before Commit()); the node then hashes the data once (its
+  // blocks, checked against these) instead of twice.
+  bool block_sha256_follow = false;
 };
 
 // A file to copy from one node to another with Pull: the version listed on
@@ -207,6 +212,11 @@ class StorageClient::PutStream {
   // A literal would be sent with its terminating NUL; pass a string_view.
   template <size_t N>
   absl::Status Append(const char (&)[N]) = delete;
+
+  // For a stream started with PutOptions::block_sha256_follow: the digests of
+  // the next blocks of the file, in order; sent with the next chunk or the
+  // commit.
+  void AddBlockDigests(std::span<const Sha256::Digest> digests);
 
   // Sends the rest and the checksum and waits for the node to store the file.
   absl::StatusOr<StoredFile> Commit();

@@ -154,7 +154,8 @@ fs::path StorageEngine::DataPath(std::string_view video_id, std::string_view nam
   return data_dir_ / "content" / video_id / name;
 }
 absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUpload(
-    std::string_view video_id, std::string_view name, std::optional<uint64_t> expected_size) {
+    std::string_view video_id, std::string_view name, std::optional<uint64_t> expected_size,
+    bool sender_block_digests) {
   if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
   if (expected_size) {
     auto usage = Usage();
@@ -175,7 +176,8 @@ absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUploa
   auto file = env_.NewWritableFile(temp);
   if (!file.ok()) return file.status();
   return std::unique_ptr<Upload>(new Upload(*this, std::string(video_id), std::string(name),
-                                            expected_size, temp, *std::move(file)));
+                                            expected_size, sender_block_digests, temp,
+                                            *std::move(file)));
 }
 
 absl::StatusOr<StoredFile> StorageEngine::CommitUpload(Upload& upload, const std::string& sha256) {
@@ -422,12 +424,13 @@ void StorageEngine::Account(std::optional<uint64_t> size_before,
 }
 
 StorageEngine::Upload::Upload(StorageEngine& engine, std::string video_id, std::string name,
-                              std::optional<uint64_t> expected_size, fs::path temp,
-                              std::unique_ptr<WritableFile> file)
+                              std::optional<uint64_t> expected_size, bool sender_block_digests,
+                              fs::path temp, std::unique_ptr<WritableFile> file)
     : engine_(engine),
       video_id_(std::move(video_id)),
       name_(std::move(name)),
       expected_size_(expected_size),
+      sender_block_digests_(sender_block_digests),
       temp_(std::move(temp)),
       file_(std::move(file)) {}
 
@@ -453,7 +456,8 @@ absl::Status StorageEngine::Upload::Append(std::span<const char> data) {
     Abandon();
     return s;
   }
-  hasher_.Update(data);
+  // With the sender's block digests the blocks are the one pass over the data.
+  if (!sender_block_digests_) hasher_.Update(data);
   written_ += data.size();
   // Block checksums, computed as the bytes go by.
   while (!data.empty()) {
@@ -471,6 +475,11 @@ absl::Status StorageEngine::Upload::Append(std::span<const char> data) {
 }
 
 absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(std::string_view expected_sha256) {
+  return Commit(expected_sha256, {});
+}
+
+absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(
+    std::string_view expected_sha256, std::span<const Sha256::Digest> sender_blocks) {
   if (!file_) return absl::FailedPreconditionError("upload is not usable");
   std::optional<std::string> expected = NormalizeSha256Hex(expected_sha256);
   if (!expected) {
@@ -483,16 +492,47 @@ absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(std::string_view expect
     return absl::DataLossError(
         absl::StrCat("received ", written_, " bytes, announced ", *expected_size_));
   }
-  std::string actual = hasher_.FinishHex();
+  if (block_filled_ > 0) blocks_.push_back(block_hasher_.Finish());
+  std::string actual;
+  if (!sender_block_digests_) {
+    actual = hasher_.FinishHex();
+  } else if (absl::Status s = CheckSenderBlocks(sender_blocks); !s.ok()) {
+    Abandon();
+    return s;
+  } else if (blocks_.size() <= 1) {
+    // At most one block: its digest is the whole file's, so the whole-file
+    // digest is checked too.
+    actual = blocks_.empty() ? Sha256::HexOf("") : Sha256::Hex(blocks_[0]);
+  } else {
+    // Every block is the sender's, so is the whole file: its digest is the
+    // sender's (computed over the same bytes it sent).
+    actual = *expected;
+  }
   if (actual != *expected) {
     Abandon();
     return absl::DataLossError(absl::StrCat("checksum mismatch: received data has sha256 ", actual,
                                             ", expected ", *expected));
   }
-  if (block_filled_ > 0) blocks_.push_back(block_hasher_.Finish());
   // One block: its checksum is the whole file's.
   if (blocks_.size() <= 1) blocks_.clear();
   return engine_.CommitUpload(*this, actual);
+}
+
+absl::Status StorageEngine::Upload::CheckSenderBlocks(
+    std::span<const Sha256::Digest> sender_blocks) const {
+  if (sender_blocks.size() != blocks_.size()) {
+    return absl::DataLossError(absl::StrCat("received ", blocks_.size(),
+                                            " blocks of data, the sender sent digests of ",
+                                            sender_blocks.size()));
+  }
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    if (blocks_[i] != sender_blocks[i]) {
+      return absl::DataLossError(absl::StrCat(
+          "checksum mismatch: block ", i, " of the received data has sha256 ",
+          Sha256::Hex(blocks_[i]), ", the sender's is ", Sha256::Hex(sender_blocks[i])));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace streamgrid::storage

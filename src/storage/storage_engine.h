@@ -105,10 +105,12 @@ class StorageEngine {
   // Starts writing `video_id/name`. With `expected_size`, more data than that
   // fails the upload (DATA_LOSS) and a size above the free space is refused up
   // front (RESOURCE_EXHAUSTED). Nothing is visible before Upload::Commit().
+  // With `sender_block_digests`, the upload hashes only the blocks, and its
+  // Commit() must be given the sender's digest of every block (see there).
   // The engine must outlive the upload.
   absl::StatusOr<std::unique_ptr<Upload>> StartUpload(
       std::string_view video_id, std::string_view name,
-      std::optional<uint64_t> expected_size = std::nullopt);
+      std::optional<uint64_t> expected_size = std::nullopt, bool sender_block_digests = false);
 
   // Reads `length` bytes (to the end when nullopt) from `offset`, every byte
   // verified first (see Reader). NOT_FOUND if the file does not exist;
@@ -242,23 +244,38 @@ class StorageEngine::Upload {
   // as it was. Call at most once.
   absl::StatusOr<StoredFile> Commit(std::string_view expected_sha256);
 
+  // Commit() of an upload started with sender_block_digests: the data is not
+  // hashed whole; instead each kChecksumBlockBytes block (the last one may be
+  // shorter) must hash to the sender's digest in `sender_blocks` (one per
+  // block, in order), and `expected_sha256` is then recorded as the whole
+  // file's digest (a file of at most one block is checked against it, as its
+  // block digest is the whole file's). DATA_LOSS on any mismatch or a wrong
+  // number of digests, leaving nothing behind. Without sender_block_digests
+  // `sender_blocks` is ignored and this is Commit().
+  absl::StatusOr<StoredFile> Commit(std::string_view expected_sha256,
+                                    std::span<const Sha256::Digest> sender_blocks);
+
   uint64_t bytes_written() const { return written_; }
 
  private:
   friend class StorageEngine;
   Upload(StorageEngine& engine, std::string video_id, std::string name,
-         std::optional<uint64_t> expected_size, std::filesystem::path temp,
-         std::unique_ptr<WritableFile> file);
+         std::optional<uint64_t> expected_size, bool sender_block_digests,
+         std::filesystem::path temp, std::unique_ptr<WritableFile> file);
   void Abandon();
+  // DATA_LOSS unless `sender_blocks` are exactly the digests of blocks_.
+  absl::Status CheckSenderBlocks(std::span<const Sha256::Digest> sender_blocks) const;
 
   StorageEngine& engine_;
   const std::string video_id_;
   const std::string name_;
   const std::optional<uint64_t> expected_size_;
+  // The whole-file digest is the sender's, checked through its block digests.
+  const bool sender_block_digests_;
   const std::filesystem::path temp_;
   std::unique_ptr<WritableFile> file_;  // null once abandoned or committed
   bool temp_exists_ = true;
-  Sha256 hasher_;
+  Sha256 hasher_;  // unused with sender_block_digests_
   Sha256 block_hasher_;
   uint64_t block_filled_ = 0;
   std::vector<Sha256::Digest> blocks_;

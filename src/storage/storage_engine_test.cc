@@ -269,6 +269,75 @@ TEST_F(StorageEngineTest, ChecksumMismatchStoresNothing) {
   EXPECT_EQ(engine_->Stat(video, "bad").status().code(), absl::StatusCode::kNotFound);
 }
 
+// The digests of `data`'s kChecksumBlockBytes blocks, as a sender computes them.
+std::vector<Sha256::Digest> BlockDigests(const std::string& data) {
+  std::vector<Sha256::Digest> blocks;
+  for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
+    Sha256 hasher;
+    hasher.Update(std::string_view(data).substr(at, kChecksumBlockBytes));
+    blocks.push_back(hasher.Finish());
+  }
+  return blocks;
+}
+
+TEST_F(StorageEngineTest, WithTheSendersBlockDigestsTheWholeFileIsNotHashedAgain) {
+  const std::string video = NewVideoId();
+  for (size_t size : {size_t{0}, size_t{1000}, size_t{kChecksumBlockBytes},
+                      size_t{2 * kChecksumBlockBytes + 12345}}) {
+    SCOPED_TRACE(size);
+    const std::string data = Pattern(size, 11);
+    auto upload = engine_->StartUpload(video, "file", std::nullopt, /*sender_block_digests=*/true);
+    ASSERT_TRUE(upload.ok()) << upload.status();
+    for (size_t at = 0; at < data.size(); at += kChunk) {
+      ASSERT_TRUE((*upload)->Append(std::string_view(data).substr(at, kChunk)).ok());
+    }
+    auto stored = (*upload)->Commit(Sha256::HexOf(data), BlockDigests(data));
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(stored->sha256, Sha256::HexOf(data));
+    EXPECT_EQ(stored->size, size);
+    // Read back through the recorded block checksums, and scrubbed whole.
+    EXPECT_EQ(Read(video, "file").value(), data);
+    auto scrubbed = engine_->ScrubFile(video, "file", [](uint64_t) { return true; });
+    ASSERT_TRUE(scrubbed.ok()) << scrubbed.status();
+    EXPECT_FALSE(scrubbed->damaged);
+  }
+}
+
+TEST_F(StorageEngineTest, AWrongSenderBlockDigestFailsTheUploadAndLeavesNothing) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * kChecksumBlockBytes + 7, 12);
+  const std::string sha = Sha256::HexOf(data);
+  ASSERT_TRUE(Put(video, "kept", "earlier version").ok());
+  auto attempt = [&](const std::string& name, std::string_view payload,
+                     std::vector<Sha256::Digest> blocks, const std::string& expected) {
+    auto upload = engine_->StartUpload(video, name, std::nullopt, true);
+    EXPECT_TRUE(upload.ok()) << upload.status();
+    if (!upload.ok()) return upload.status();
+    EXPECT_TRUE((*upload)->Append(payload).ok());
+    return (*upload)->Commit(expected, blocks).status();
+  };
+  std::vector<Sha256::Digest> wrong = BlockDigests(data);
+  wrong[2][0] ^= 1;
+  std::vector<Sha256::Digest> short_list = BlockDigests(data);
+  short_list.pop_back();
+  // A damaged block in transit: the node's digest of it differs from the sender's.
+  std::string damaged = data;
+  damaged[kChecksumBlockBytes + 5] ^= 0x40;
+  EXPECT_EQ(attempt("new", data, wrong, sha).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(attempt("new", data, short_list, sha).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(attempt("new", data, {}, sha).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(attempt("new", damaged, BlockDigests(data), sha).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(attempt("kept", damaged, BlockDigests(data), sha).code(), absl::StatusCode::kDataLoss);
+  // One block: its digest is the whole file's, so a wrong whole digest shows.
+  const std::string small = "one small block";
+  EXPECT_EQ(attempt("new", small, BlockDigests(small), Sha256::HexOf("other")).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(engine_->Stat(video, "new").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read(video, "kept").value(), "earlier version");
+  EXPECT_EQ(engine_->Usage()->files, 1u);
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+}
+
 TEST_F(StorageEngineTest, SizeOtherThanAnnouncedStoresNothing) {
   const std::string video = NewVideoId();
   EXPECT_EQ(Put(video, "short", "abc", std::nullopt, 4).status().code(),

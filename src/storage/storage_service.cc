@@ -1,11 +1,13 @@
 #include "storage/storage_service.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <random>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -104,10 +106,31 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
       return InvalidArgument("hinted_for is not a valid node id");
     }
   }
+  const bool sender_blocks = header.block_sha256_follow();
   auto upload = engine_.StartUpload(
       header.video_id(), header.name(),
-      header.has_total_size() ? std::optional<uint64_t>(header.total_size()) : std::nullopt);
+      header.has_total_size() ? std::optional<uint64_t>(header.total_size()) : std::nullopt,
+      sender_blocks);
   if (!upload.ok()) return ToGrpcStatus(upload.status());
+  // The sender's block digests (with block_sha256_follow): at most one per
+  // block received so far, plus one, so bounded like the engine's own list.
+  std::vector<Sha256::Digest> block_digests;
+  auto take_block_digests = [&](const std::string& raw) -> grpc::Status {
+    if (raw.empty()) return grpc::Status::OK;
+    if (!sender_blocks) return InvalidArgument("block_sha256 without block_sha256_follow");
+    if (raw.size() % sizeof(Sha256::Digest) != 0) {
+      return InvalidArgument("block_sha256 is not a whole number of 32-byte digests");
+    }
+    const size_t n = raw.size() / sizeof(Sha256::Digest);
+    if (block_digests.size() + n > (*upload)->bytes_written() / kChecksumBlockBytes + 1) {
+      return InvalidArgument("more block digests than blocks of data");
+    }
+    for (size_t i = 0; i < n; ++i) {
+      Sha256::Digest& d = block_digests.emplace_back();
+      std::memcpy(d.data(), raw.data() + i * d.size(), d.size());
+    }
+    return grpc::Status::OK;
+  };
 
   // Each message is handled before the next is read: one chunk in memory, and
   // a client faster than the disk is held back by flow control.
@@ -122,11 +145,13 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
         }
         absl::Status appended = (*upload)->Append(std::span<const char>(chunk));
         if (!appended.ok()) return ToGrpcStatus(appended);
+        if (grpc::Status s = take_block_digests(request.block_sha256()); !s.ok()) return s;
         break;
       }
       case v1::PutRequest::kFinish: {
         auto expected = ExpectedChecksum(header.sha256(), request.finish().sha256());
         if (!expected.ok()) return ToGrpcStatus(expected.status());
+        if (grpc::Status s = take_block_digests(request.block_sha256()); !s.ok()) return s;
         // A file and its hints change together (see DropHint).
         std::unique_lock<std::mutex> key_lock;
         if (hints_) key_lock = std::unique_lock(hints_->KeyLock(header.video_id(), header.name()));
@@ -143,7 +168,7 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
                                                 .sha256 = *expected});
           if (!hinted_ok.ok()) return ToGrpcStatus(hinted_ok);
         }
-        absl::StatusOr<StoredFile> file = (*upload)->Commit(*expected);
+        absl::StatusOr<StoredFile> file = (*upload)->Commit(*expected, block_digests);
         if (!file.ok()) {
           if (hinted) {
             // Nothing new was stored: the hint goes back to what it was.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <string>
 #include <utility>
@@ -239,6 +240,68 @@ TEST_F(StorageServiceTest, MalformedUploadsAreRefusedAndStoreNothing) {
   EXPECT_TRUE(
       RawPut(*stub_, {Header(video, "good", ok_sha), Chunk("ab"), Chunk("c"), Finish(upper)}).ok());
   EXPECT_EQ(client_->Stat(video, "good")->sha256, ok_sha);
+}
+
+// The raw digests of `data`'s blocks, concatenated (PutRequest.block_sha256).
+std::string RawBlockDigests(std::string_view data) {
+  std::string raw;
+  for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
+    Sha256 hasher;
+    hasher.Update(data.substr(at, kChecksumBlockBytes));
+    const Sha256::Digest digest = hasher.Finish();
+    raw.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  }
+  return raw;
+}
+
+TEST_F(StorageServiceTest, SenderBlockDigestsAreCheckedAndAWrongOneStoresNothing) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(2 * kMiB + 500, 4);
+  const std::string sha = Sha256::HexOf(data);
+  const std::string blocks = RawBlockDigests(data);
+  auto upload = [&](const std::string& name, std::string first_digests, std::string last_digests) {
+    v1::PutRequest header = Header(video, name);
+    header.mutable_header()->set_block_sha256_follow(true);
+    v1::PutRequest first = Chunk(data.substr(0, kMiB));
+    first.set_block_sha256(std::move(first_digests));
+    v1::PutRequest second = Chunk(data.substr(kMiB, kMiB));
+    v1::PutRequest third = Chunk(data.substr(2 * kMiB));
+    v1::PutRequest finish = Finish(sha);
+    finish.set_block_sha256(std::move(last_digests));
+    return RawPut(*stub_, {header, first, second, third, finish});
+  };
+  std::string wrong = blocks;
+  wrong[40] ^= 1;  // block 1's digest
+  EXPECT_EQ(upload("wrong", wrong.substr(0, 32), wrong.substr(32)).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(upload("missing", blocks.substr(0, 32), blocks.substr(32, 32)).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(upload("ragged", blocks.substr(0, 31), blocks.substr(31)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Digests ahead of the data they describe.
+  EXPECT_EQ(upload("early", blocks, "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(client_->List(video)->files, IsEmpty());
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+
+  grpc::Status good = upload("good", blocks.substr(0, 32), blocks.substr(32));
+  ASSERT_TRUE(good.ok()) << good.error_message();
+  EXPECT_EQ(client_->Stat(video, "good")->sha256, sha);
+  EXPECT_EQ(GetAll(video, "good").value(), data);
+
+  // Through the client: digests handed to the stream, sent with its chunks.
+  PutOptions options{.sha256_at_commit = true, .block_sha256_follow = true};
+  auto stream = client_->StartPut(video, "client", options);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  std::vector<Sha256::Digest> digests(blocks.size() / 32);
+  std::memcpy(digests.data(), blocks.data(), blocks.size());
+  ASSERT_TRUE((*stream)->Append(std::string_view(data).substr(0, kMiB + 10)).ok());
+  (*stream)->AddBlockDigests(std::span(digests).first(1));
+  ASSERT_TRUE((*stream)->Append(std::string_view(data).substr(kMiB + 10)).ok());
+  (*stream)->AddBlockDigests(std::span(digests).subspan(1));
+  auto stored = (*stream)->Commit(sha);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->sha256, sha);
+  EXPECT_EQ(GetAll(video, "client").value(), data);
 }
 
 TEST_F(StorageServiceTest, BadIdsAndNamesAreInvalidArguments) {
