@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -34,6 +37,24 @@ bool SupportsDirectIo(const fs::path& dir) {
   if (fd >= 0) close(fd);
   fs::remove(probe);
   return fd >= 0;
+}
+
+// Whether the file system under `dir` refuses a direct write at an unaligned
+// offset (ext4, xfs do; tmpfs, which has no blocks to align to, does not).
+bool RefusesUnalignedDirectWrites(const fs::path& dir) {
+  const fs::path probe = dir / "probe";
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0) return true;
+  void* memory = nullptr;
+  bool refused = true;
+  if (posix_memalign(&memory, kDirectIoAlignment, kDirectIoAlignment) == 0) {
+    std::memset(memory, 0, kDirectIoAlignment);
+    refused = pwrite(fd, memory, kDirectIoAlignment, 1000) < 0 && errno == EINVAL;
+    std::free(memory);
+  }
+  close(fd);
+  fs::remove(probe);
+  return refused;
 }
 
 // Appends `data` in pieces of awkward sizes (smaller and larger than the
@@ -104,9 +125,10 @@ TEST(DirectWritableFileTest, OnTmpfsToo) {
 
 TEST(DirectWritableFileTest, FallsBackToBufferedWhenTheKernelRefusesADirectWrite) {
   TempDir dir;
-  // A prefix that ends at an unaligned offset: every file system with direct
-  // I/O refuses the first direct write there (EINVAL), and the file must go
-  // on buffered without losing a byte.
+  // A prefix that ends at an unaligned offset: a file system with blocks
+  // refuses the first direct write there (EINVAL), and the file must go on
+  // buffered without losing a byte.
+  const bool refuses = RefusesUnalignedDirectWrites(dir.path());
   const fs::path path = dir.path() / "data";
   const std::string data = Pattern(300'000, 3);
   DirectWritableFile file(Create(path), path,
@@ -115,7 +137,7 @@ TEST(DirectWritableFileTest, FallsBackToBufferedWhenTheKernelRefusesADirectWrite
   ASSERT_TRUE(file.Sync().ok());
   ASSERT_TRUE(file.Close().ok());
   EXPECT_EQ(ReadAll(path), data);
-  EXPECT_EQ(file.direct_bytes(), 0u);
+  if (refuses) EXPECT_EQ(file.direct_bytes(), 0u);
 }
 
 TEST(DirectWritableFileTest, AnAppendAfterSyncGoesOnBuffered) {

@@ -97,6 +97,30 @@ test('an accepted upload is on two nodes, the same bytes as sent', async () => {
   assert.deepEqual(holders, [sent, sent]);
 });
 
+test('a large upload (past the 8 MiB a node writes through the page cache) is whole on two nodes', async () => {
+  // Lossless noise: about 0.4 MB a frame, well past the 8 MiB a node writes
+  // through the page cache before it bypasses it.
+  const file = await makeTestVideo(path.join(scratch, 'large.mkv'), {
+    width: 640, height: 360, seconds: 2, rate: 25, audio: false,
+    extra: ['-vf', 'noise=alls=60:allf=t', '-qp', '0'],
+  });
+  const bytes = await readFile(file);
+  assert.ok(bytes.length > 12 * 1024 * 1024, `test video has only ${bytes.length} bytes`);
+  const sent = sha(bytes);
+  const res = await uploadFile(web.url, file, { timeoutMs: 240000 });
+  assert.equal(res.status, 202, res.text);
+  accepted.add(res.json.id);
+  const holders = [];
+  for (const node of nodes) {
+    try {
+      holders.push(sha(await readFile(path.join(node.dataDir, 'data', 'content', res.json.id, 'original'))));
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+  }
+  assert.deepEqual(holders, [sent, sent]);
+});
+
 test('a refused upload leaves nothing on any node, though its bytes were streamed', async () => {
   // Index first, data cut: only the end check finds it, after every byte
   // has gone to the nodes.
