@@ -48,6 +48,21 @@ class HeadStartTest : public TranscodeWorkerPoolTest {
     }
     return false;
   }
+  // The file whose creation lets the gated ffmpeg run; removed here, so the
+  // encode waits until the test writes it.
+  fs::path GateRelease() {
+    fs::path release = Media("gated-ffmpeg").parent_path() / "release";
+    fs::remove(release);
+    return release;
+  }
+  // A started pool whose ffmpeg waits for GateRelease() before encoding.
+  std::unique_ptr<TranscodeWorkerPool> StartGatedPool() {
+    TranscodeWorkerPoolOptions options = Options();
+    options.transcode.ffmpeg = Media("gated-ffmpeg").string();
+    auto pool = std::make_unique<TranscodeWorkerPool>(*metadata_, *content_, options);
+    pool->Start();
+    return pool;
+  }
   void Accept(const std::string& id, const fs::path& original) {
     Store(id, "original", original);
     VideoRecord record;
@@ -59,12 +74,9 @@ class HeadStartTest : public TranscodeWorkerPoolTest {
 };
 
 TEST_F(HeadStartTest, EncodesBeforeTheVideoIsAcceptedAndPublishesOnlyAfterCommit) {
-  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-  fs::remove(release);
-  TranscodeWorkerPoolOptions options = Options();
-  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
-  TranscodeWorkerPool pool(*metadata_, *content_, options);
-  pool.Start();
+  const fs::path release = GateRelease();
+  std::unique_ptr<TranscodeWorkerPool> started = StartGatedPool();
+  TranscodeWorkerPool& pool = *started;
   const fs::path spool = Spool("long.mp4");
   const std::string id = NewVideoId();
   std::unique_ptr<EarlyJob> early = pool.StartEarly(id, spool, Probe(spool));
@@ -99,12 +111,9 @@ TEST_F(HeadStartTest, EncodesBeforeTheVideoIsAcceptedAndPublishesOnlyAfterCommit
 }
 
 TEST_F(HeadStartTest, AnAbortedHeadStartIsKilledAndLeavesNothing) {
-  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-  fs::remove(release);
-  TranscodeWorkerPoolOptions options = Options();
-  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
-  TranscodeWorkerPool pool(*metadata_, *content_, options);
-  pool.Start();
+  const fs::path release = GateRelease();
+  std::unique_ptr<TranscodeWorkerPool> started = StartGatedPool();
+  TranscodeWorkerPool& pool = *started;
   const fs::path spool = Spool("long.mp4");
   const std::string id = NewVideoId();
   std::unique_ptr<EarlyJob> early = pool.StartEarly(id, spool, Probe(spool));
