@@ -69,21 +69,34 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
   if (!IsHostPort(spec.source_address)) {
     return absl::InvalidArgumentError("source_address must be HOST:PORT of a storage node");
   }
-  // Names are checked here, before anything is asked of the source.
+  // Names are checked here, before anything is asked of the source. The
+  // upload counts on the source's block digests (one hash pass here instead
+  // of two); a source that does not send them gets a plain upload below.
   absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> upload =
-      engine_.StartUpload(spec.video_id, spec.name, spec.size);
+      engine_.StartUpload(spec.video_id, spec.name, spec.size, /*sender_block_digests=*/true);
   if (!upload.ok()) return upload.status();
 
-  // No whole-file hash on the way in: Commit checks the SHA-256 of what was
-  // written, and the source verified every byte it sent.
+  // No whole-file hash on the way in: the upload checks each block against
+  // the source's digest (or, from a source without digests, hashes the whole
+  // file itself), and the source verified every byte it sent.
   absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> get =
       ClientFor(spec.source_address)
-          ->OpenGet(spec.video_id, spec.name, /*offset=*/0, /*length=*/0, /*verify=*/false);
+          ->OpenGet(spec.video_id, spec.name, /*offset=*/0, /*length=*/0, /*verify=*/false,
+                    /*block_digests=*/true);
   if (!get.ok()) return SourceFailed(get.status());
   const StoredFile& info = (*get)->file();
   if (info.size != spec.size || NormalizeSha256Hex(info.sha256) != sha256) {
     return SourceFailed(absl::AbortedError(absl::StrCat(
         "the source holds another version (", info.size, " bytes, sha256 ", info.sha256, ")")));
+  }
+  const bool digests = (*get)->block_digests_follow();
+  if (!digests) {
+    // An older node: nothing to check the blocks against, so the upload
+    // hashes the whole file too (the first one is abandoned, its temp file
+    // removed, before the new one starts).
+    upload->reset();
+    upload = engine_.StartUpload(spec.video_id, spec.name, spec.size);
+    if (!upload.ok()) return upload.status();
   }
   while (true) {
     if (cancelled && cancelled()) return absl::CancelledError("pull cancelled; nothing stored");
@@ -92,9 +105,13 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
     if (chunk->empty()) break;
     if (absl::Status s = (*upload)->Append(*chunk); !s.ok()) return s;
   }
-  absl::StatusOr<StoredFile> file = (*upload)->Commit(*sha256);
-  // The upload hashes what it was given, so a mismatch is the bytes that
-  // came from the source (damaged there or in transit), not this node.
+  // With digests, every block must match the source's and the source's
+  // whole-file digest (checked equal to the one asked for above) is kept.
+  absl::StatusOr<StoredFile> file =
+      digests ? (*upload)->Commit(*sha256, (*get)->block_digests()) : (*upload)->Commit(*sha256);
+  // The upload hashes what it was given, so a mismatch is the bytes (or
+  // digests) that came from the source (damaged there or in transit), not
+  // this node.
   if (absl::IsDataLoss(file.status())) return SourceFailed(file.status());
   if (!file.ok()) return file.status();
   PullResult result;

@@ -3,13 +3,20 @@
 
 #include "storage/node_puller.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/ids.h"
 #include "gmock/gmock.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "storage/checksum_store.h"
 #include "storage/sha256.h"
 #include "storage/storage_client.h"
 #include "storage/storage_service.h"
@@ -61,6 +68,93 @@ uint64_t FilesOn(Node& node) {
   return usage.ok() ? usage->files : ~uint64_t{0};
 }
 
+// Every regular file under `dir` (data, records, temp files).
+size_t RegularFilesUnder(const std::filesystem::path& dir) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) ++count;
+  }
+  return count;
+}
+
+// The raw SHA-256 of each kChecksumBlockBytes block of `data`.
+std::vector<Sha256::Digest> BlockDigestsOf(std::string_view data) {
+  std::vector<Sha256::Digest> digests;
+  for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
+    Sha256 hasher;
+    hasher.Update(data.substr(at, kChecksumBlockBytes));
+    digests.push_back(hasher.Finish());
+  }
+  return digests;
+}
+
+std::string Raw(const std::vector<Sha256::Digest>& digests) {
+  std::string raw;
+  for (const Sha256::Digest& d : digests)
+    raw.append(reinterpret_cast<const char*>(d.data()), d.size());
+  return raw;
+}
+
+// A source node that answers Get with whatever it is told to: the data, and
+// block digests that may be wrong, malformed or (like a node older than
+// GetRequest.want_block_sha256) absent. Unit-test fake of a misbehaving peer.
+class FakeSource final : public v1::StorageService::Service {
+ public:
+  // Sends `data` as a file whose info announces `announced_sha256` (the
+  // data's own when empty).
+  FakeSource(std::string data, std::optional<std::string> raw_digests,
+             std::string announced_sha256 = "")
+      : data_(std::move(data)),
+        raw_digests_(std::move(raw_digests)),
+        announced_sha256_(announced_sha256.empty() ? Sha256::HexOf(data_)
+                                                   : std::move(announced_sha256)) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0) throw std::runtime_error("fake source did not start");
+    address_ = "127.0.0.1:" + std::to_string(port);
+  }
+  ~FakeSource() override { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  grpc::Status Get(grpc::ServerContext*, const v1::GetRequest* request,
+                   grpc::ServerWriter<v1::GetResponse>* writer) override {
+    asked_for_digests_ = request->want_block_sha256();
+    v1::GetResponse response;
+    v1::FileInfo* info = response.mutable_file();
+    info->set_video_id(request->video_id());
+    info->set_name(request->name());
+    info->set_size(data_.size());
+    info->set_sha256(announced_sha256_);
+    if (raw_digests_) {
+      response.set_block_sha256_follow(true);
+      response.set_block_sha256(*raw_digests_);
+    }
+    constexpr size_t kChunk = 256 * 1024;
+    for (size_t at = 0;; at += kChunk) {
+      response.set_chunk(data_.substr(std::min(at, data_.size()), kChunk));
+      if (!writer->Write(response)) return grpc::Status::CANCELLED;
+      response.clear_file();
+      response.clear_block_sha256_follow();
+      response.clear_block_sha256();
+      if (at + kChunk >= data_.size()) break;
+    }
+    return grpc::Status::OK;
+  }
+
+  const std::string& address() const { return address_; }
+  bool asked_for_digests() const { return asked_for_digests_; }
+
+ private:
+  const std::string data_;
+  const std::optional<std::string> raw_digests_;
+  const std::string announced_sha256_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  std::atomic<bool> asked_for_digests_ = false;
+};
+
 TEST(NodePullerTest, PullsAFileFromAnotherNodeAndStoresItVerified) {
   TempDir dir;
   Node source(dir.path() / "a", kToken);
@@ -87,6 +181,141 @@ TEST(NodePullerTest, PullsAFileFromAnotherNodeAndStoresItVerified) {
   });
   ASSERT_TRUE(file.ok()) << file.status();
   EXPECT_EQ(got, data);
+}
+
+TEST(NodePullerTest, TheSourceSendsTheRecordedDigestOfEveryBlockOfAWholeFile) {
+  TempDir dir;
+  Node source(dir.path() / "a", kToken);
+  const std::string video = NewVideoId();
+  for (size_t size : {size_t{0}, size_t{5000}, size_t{1} << 20, 3 * (size_t{1} << 20) + 17}) {
+    const std::string name = "f" + std::to_string(size);
+    const std::string data = Pattern(size, 3);
+    ASSERT_TRUE(source.client->PutBytes(video, name, data).ok());
+    auto get = source.client->OpenGet(video, name, 0, 0, /*verify=*/true, /*block_digests=*/true);
+    ASSERT_TRUE(get.ok()) << get.status();
+    EXPECT_TRUE((*get)->block_digests_follow());
+    std::string got;
+    while (true) {
+      auto chunk = (*get)->Next();
+      ASSERT_TRUE(chunk.ok()) << chunk.status();
+      if (chunk->empty()) break;
+      got.append(chunk->data(), chunk->size());
+    }
+    EXPECT_EQ(got, data);
+    const auto digests = (*get)->block_digests();
+    EXPECT_EQ(std::vector<Sha256::Digest>(digests.begin(), digests.end()), BlockDigestsOf(data))
+        << size;
+  }
+  // Not asked for, or not the whole file: none.
+  auto plain = source.client->OpenGet(video, "f5000", 0, 0);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE((*plain)->block_digests_follow());
+  auto range = source.client->OpenGet(video, "f5000", 10, 0, true, /*block_digests=*/true);
+  ASSERT_TRUE(range.ok()) << range.status();
+  EXPECT_FALSE((*range)->block_digests_follow());
+}
+
+TEST(NodePullerTest, APullChecksEveryBlockAgainstTheSourcesDigests) {
+  TempDir dir;
+  Node destination(dir.path() / "b", kToken);
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * (1 << 20) + 17, 5);
+  const std::string sha = Sha256::HexOf(data);
+  const size_t files_before = RegularFilesUnder(dir.path() / "b");
+
+  std::vector<Sha256::Digest> wrong = BlockDigestsOf(data);
+  wrong[2][0] ^= 1;
+  std::string right_raw = Raw(BlockDigestsOf(data));
+  std::string damaged = data;
+  damaged[(1 << 20) + 3] ^= 1;
+  struct Case {
+    const char* what;
+    std::string sent;
+    std::string raw;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"a wrong block digest", data, Raw(wrong), "block 2"},
+           Case{"bytes damaged in transit", damaged, right_raw, "block 1"},
+           Case{"a digest missing", data, right_raw.substr(0, 3 * 32), "digests of 3"},
+           Case{"a digest cut short", data, right_raw.substr(0, 40), "malformed block digests"},
+           Case{"a digest too many", data, right_raw + right_raw.substr(0, 32),
+                "malformed block digests"},
+       }) {
+    FakeSource source(c.sent, c.raw, sha);
+    auto pulled = destination.client->Pull({.video_id = video,
+                                            .name = "seg",
+                                            .source_address = source.address(),
+                                            .size = data.size(),
+                                            .sha256 = sha});
+    ASSERT_TRUE(pulled.ok()) << c.what << ": " << pulled.status();
+    EXPECT_TRUE(source.asked_for_digests()) << c.what;
+    EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss)
+        << c.what << ": " << pulled->source_error;
+    EXPECT_THAT(std::string(pulled->source_error.message()), HasSubstr(c.message)) << c.what;
+    EXPECT_EQ(FilesOn(destination), 0u) << c.what;
+    EXPECT_EQ(RegularFilesUnder(dir.path() / "b"), files_before) << c.what;
+  }
+
+  // The right digests: stored, and what is stored reads back whole.
+  FakeSource source(data, right_raw);
+  auto pulled = destination.client->Pull({.video_id = video,
+                                          .name = "seg",
+                                          .source_address = source.address(),
+                                          .size = data.size(),
+                                          .sha256 = sha});
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  ASSERT_TRUE(pulled->source_error.ok()) << pulled->source_error;
+  EXPECT_EQ(pulled->file.sha256, sha);
+  std::string got;
+  ASSERT_TRUE(destination.client
+                  ->Get(video, "seg", 0, 0,
+                        [&](std::span<const char> chunk) {
+                          got.append(chunk.data(), chunk.size());
+                          return absl::OkStatus();
+                        })
+                  .ok());
+  EXPECT_EQ(got, data);
+}
+
+TEST(NodePullerTest, ASourceWithoutDigestsIsHashedWholeAsBefore) {
+  TempDir dir;
+  Node destination(dir.path() / "b", kToken);
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(2 * (1 << 20) + 5, 9);
+  const std::string sha = Sha256::HexOf(data);
+  const size_t files_before = RegularFilesUnder(dir.path() / "b");
+
+  // Bytes damaged in transit from a node that sends no digests (older than
+  // GetRequest.want_block_sha256): the whole-file hash catches them.
+  std::string damaged = data;
+  damaged[1 << 20] ^= 1;
+  {
+    FakeSource source(damaged, std::nullopt, sha);
+    auto pulled = destination.client->Pull({.video_id = video,
+                                            .name = "seg",
+                                            .source_address = source.address(),
+                                            .size = data.size(),
+                                            .sha256 = sha});
+    ASSERT_TRUE(pulled.ok()) << pulled.status();
+    EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss) << pulled->source_error;
+    EXPECT_THAT(std::string(pulled->source_error.message()), HasSubstr("checksum mismatch"));
+    EXPECT_EQ(FilesOn(destination), 0u);
+    EXPECT_EQ(RegularFilesUnder(dir.path() / "b"), files_before);
+  }
+  // The right bytes: stored.
+  FakeSource source(data, std::nullopt);
+  auto pulled = destination.client->Pull({.video_id = video,
+                                          .name = "seg",
+                                          .source_address = source.address(),
+                                          .size = data.size(),
+                                          .sha256 = sha});
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  ASSERT_TRUE(pulled->source_error.ok()) << pulled->source_error;
+  EXPECT_EQ(pulled->file.sha256, sha);
+  auto stat = destination.engine->Stat(video, "seg");
+  ASSERT_TRUE(stat.ok()) << stat.status();
+  EXPECT_EQ(stat->sha256, sha);
 }
 
 TEST(NodePullerTest, WhatTheSourceCannotGiveIsASourceErrorAndStoresNothing) {

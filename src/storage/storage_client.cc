@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "storage/checksum_store.h"
 #include "storage/grpc_convert.h"
 
 namespace streamgrid::storage {
@@ -97,15 +99,17 @@ absl::StatusOr<StoredFile> StorageClient::PutBytes(std::string_view video_id, st
 }
 
 absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> StorageClient::OpenGet(
-    std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length,
-    bool verify) {
+    std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length, bool verify,
+    bool block_digests) {
   std::unique_ptr<GetStream> stream(new GetStream(offset, length, verify));
+  stream->want_digests_ = block_digests;
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
   v1::GetRequest request;
   request.set_video_id(std::string(video_id));
   request.set_name(std::string(name));
   request.set_offset(offset);
   request.set_length(length);
+  request.set_want_block_sha256(block_digests);
   stream->reader_ = stub_->Get(&stream->context_, request);
   if (absl::Status s = stream->Open(); !s.ok()) return s;
   return stream;
@@ -416,7 +420,27 @@ absl::Status StorageClient::GetStream::Open() {
   if (!response_.has_file()) return absl::InternalError("node sent data before the file info");
   file_ = FromProto(response_.file());
   if (verify_ && offset_ == 0 && (length_ == 0 || length_ >= file_.size)) hasher_.emplace();
+  digests_follow_ = want_digests_ && response_.block_sha256_follow();
   first_unread_ = true;
+  return TakeBlockDigests();
+}
+
+absl::Status StorageClient::GetStream::TakeBlockDigests() {
+  if (!digests_follow_) return absl::OkStatus();
+  const std::string& raw = response_.block_sha256();
+  constexpr size_t kDigestBytes = sizeof(Sha256::Digest);
+  // At most one digest per block of the file: a node cannot grow this list
+  // beyond what the file's size allows.
+  const uint64_t blocks = (file_.size + kChecksumBlockBytes - 1) / kChecksumBlockBytes;
+  if (raw.size() % kDigestBytes != 0 ||
+      raw.size() / kDigestBytes > blocks - block_digests_.size()) {
+    return absl::DataLossError(
+        absl::StrCat("node sent malformed block digests for ", file_.video_id, "/", file_.name));
+  }
+  for (size_t at = 0; at < raw.size(); at += kDigestBytes) {
+    Sha256::Digest& digest = block_digests_.emplace_back();
+    std::memcpy(digest.data(), raw.data() + at, kDigestBytes);
+  }
   return absl::OkStatus();
 }
 
@@ -433,6 +457,12 @@ absl::StatusOr<std::span<const char>> StorageClient::GetStream::Next() {
       if (!reader_->Read(&response_)) {
         if (absl::Status s = Finish(); !s.ok()) return s;
         return std::span<const char>();
+      }
+      if (absl::Status s = TakeBlockDigests(); !s.ok()) {
+        context_.TryCancel();
+        finished_ = s;
+        reader_->Finish();
+        return s;
       }
     }
     const std::string& chunk = response_.chunk();

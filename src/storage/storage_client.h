@@ -50,7 +50,8 @@ struct PutOptions {
   // caller passes it to Commit(), e.g. one computed once for several
   // replicas of the same bytes. The node still checks it.
   bool sha256_at_commit = false;
-  // With sha256_at_commit: the caller also computes the SHA-256 of every
+  // With sha256_at_commit or `sha256` (e.g. a copy relayed with the holder's
+  // recorded digests): the caller also has the SHA-256 of every
   // kChecksumBlockBytes block and passes them to PutStream::AddBlockDigests()
   // (every block's before Commit()); the node then hashes the data once (its
   // blocks, checked against these) instead of twice.
@@ -141,10 +142,12 @@ class StorageClient {
   // NOT_FOUND and OUT_OF_RANGE (offset past the end) are reported here. With
   // `verify`, a read of the whole file is checked against its SHA-256 at the
   // end (DATA_LOSS); a caller whose receiver checks it anyway (a copy to a
-  // node) can spare that pass.
+  // node) can spare that pass. With `block_digests`, asks the node for the
+  // recorded digest of every block of a whole file (GetStream::block_digests).
   absl::StatusOr<std::unique_ptr<GetStream>> OpenGet(std::string_view video_id,
                                                      std::string_view name, uint64_t offset = 0,
-                                                     uint64_t length = 0, bool verify = true);
+                                                     uint64_t length = 0, bool verify = true,
+                                                     bool block_digests = false);
 
   // Asks this node to copy `spec`'s file from the node at its source_address
   // (node to node, see Pull in proto/storage.proto), within the transfer
@@ -266,6 +269,15 @@ class StorageClient::GetStream {
   // Fills up to `buffer.size()` bytes; returns 0 at the end of the range.
   absl::StatusOr<size_t> Read(std::span<char> buffer);
 
+  // True when the stream was opened with `block_digests` and the node sends
+  // the recorded SHA-256 of every block of the file (a node that does not
+  // know the request, or a range that is not the whole file, gets none).
+  bool block_digests_follow() const { return digests_follow_; }
+  // The block digests received so far, in order (all of them once Next() or
+  // Read() reached the end). A malformed digest field fails the stream
+  // (DATA_LOSS).
+  std::span<const Sha256::Digest> block_digests() const { return block_digests_; }
+
   // The next chunk as received (or the rest of one Read() left), valid until
   // the next call; empty at the end.
   absl::StatusOr<std::span<const char>> Next();
@@ -275,6 +287,8 @@ class StorageClient::GetStream {
   GetStream(uint64_t offset, uint64_t length, bool verify);
   absl::Status Open();
   absl::Status Finish();
+  // Takes the block digests of response_ (with digests_follow_).
+  absl::Status TakeBlockDigests();
 
   const uint64_t offset_;
   const uint64_t length_;
@@ -288,6 +302,9 @@ class StorageClient::GetStream {
   uint64_t received_ = 0;
   std::optional<Sha256> hasher_;  // set when the whole file is being read
   std::optional<absl::Status> finished_;
+  bool want_digests_ = false;
+  bool digests_follow_ = false;
+  std::vector<Sha256::Digest> block_digests_;  // at most one per block of the file
 };
 
 }  // namespace streamgrid::storage

@@ -296,6 +296,11 @@ class StorageEngine::Reader {
   // The whole file's description (not just the range's).
   const StoredFile& file() const { return file_; }
 
+  // The recorded SHA-256 of each kChecksumBlockBytes block of the whole file,
+  // in order: one (the whole file's) for a file of one block, none for an
+  // empty file. Read() checks every block it hands out against its digest.
+  std::vector<Sha256::Digest> BlockDigests() const;
+
  private:
   friend class StorageEngine;
   Reader(StorageEngine& engine, std::unique_ptr<ReadableFile> data, StoredFile file,

@@ -182,6 +182,16 @@ StorageEngine::Reader::Reader(StorageEngine& engine, std::unique_ptr<ReadableFil
       position_(offset),
       end_(end) {}
 
+std::vector<Sha256::Digest> StorageEngine::Reader::BlockDigests() const {
+  if (!record_.blocks.empty()) return record_.blocks;
+  if (record_.size == 0) return {};
+  // One block: the record holds only the whole file's digest, which is it.
+  Sha256::Digest digest{};
+  const std::string raw = absl::HexStringToBytes(record_.sha256);
+  if (raw.size() == digest.size()) std::memcpy(digest.data(), raw.data(), digest.size());
+  return {digest};
+}
+
 absl::Status StorageEngine::Reader::LoadBlock(uint64_t index) {
   has_block_ = false;
   const uint64_t start = index * kChecksumBlockBytes;

@@ -221,12 +221,32 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   const size_t chunk_bytes = std::clamp<size_t>(options_.get_chunk_bytes, 1, 1 << 20);
   v1::GetResponse response;
   ToProto((*reader)->file(), response.mutable_file());
+  // The recorded block digests, for a copier to check each block against
+  // instead of hashing the whole file a second time (see Pull). Sent with the
+  // chunk where each block starts, so no message grows with the file.
+  std::vector<Sha256::Digest> digests;
+  const bool whole_file = request->offset() == 0 &&
+                          (request->length() == 0 || request->length() >= (*reader)->file().size);
+  if (request->want_block_sha256() && whole_file) {
+    digests = (*reader)->BlockDigests();
+    response.set_block_sha256_follow(true);
+  }
+  size_t next_digest = 0;
+  uint64_t position = 0;
   for (bool first = true;; first = false) {
     std::string* chunk = response.mutable_chunk();
     chunk->resize(chunk_bytes);
     absl::StatusOr<size_t> n = (*reader)->Read(std::span<char>(chunk->data(), chunk->size()));
     if (!n.ok()) return ToGrpcStatus(n.status());
     chunk->resize(*n);
+    position += *n;
+    response.clear_block_sha256();
+    // Read() checked every block of this chunk: their digests may go out.
+    while (next_digest < digests.size() && next_digest * kChecksumBlockBytes < position) {
+      response.mutable_block_sha256()->append(
+          reinterpret_cast<const char*>(digests[next_digest].data()), digests[next_digest].size());
+      ++next_digest;
+    }
     // The first message goes out even for an empty range: it carries the info.
     if (*n == 0 && !first) break;
     if (!writer->Write(response)) {
@@ -234,7 +254,10 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     }
     watch->Touch();
     if (*n == 0) break;
-    if (first) response.clear_file();
+    if (first) {
+      response.clear_file();
+      response.clear_block_sha256_follow();
+    }
   }
   return grpc::Status::OK;
 }
