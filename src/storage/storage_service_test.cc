@@ -304,6 +304,46 @@ TEST_F(StorageServiceTest, SenderBlockDigestsAreCheckedAndAWrongOneStoresNothing
   EXPECT_EQ(GetAll(video, "client").value(), data);
 }
 
+TEST_F(StorageServiceTest, AGetOfTheWholeFileCarriesEachBlocksDigestWithTheChunkWhereItStarts) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(2 * kMiB + 500, 6);
+  ASSERT_TRUE(client_->PutBytes(video, "f", data).ok());
+  const std::string blocks = RawBlockDigests(data);
+  auto read_all = [&](uint64_t offset, bool want) {
+    grpc::ClientContext context;
+    v1::GetRequest request;
+    request.set_video_id(video);
+    request.set_name("f");
+    request.set_offset(offset);
+    request.set_want_block_sha256(want);
+    auto reader = stub_->Get(&context, request);
+    std::vector<v1::GetResponse> responses;
+    for (v1::GetResponse response; reader->Read(&response);) responses.push_back(response);
+    EXPECT_TRUE(reader->Finish().ok());
+    return responses;
+  };
+  // 512 KiB chunks (the default): blocks start in the 1st, 3rd and 5th.
+  std::vector<v1::GetResponse> whole = read_all(0, true);
+  ASSERT_EQ(whole.size(), 5u);
+  std::string sent;
+  uint64_t position = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_EQ(whole[i].block_sha256_follow(), i == 0) << i;
+    const uint64_t blocks_started = (position + whole[i].chunk().size() + kMiB - 1) / kMiB;
+    position += whole[i].chunk().size();
+    sent += whole[i].block_sha256();
+    EXPECT_EQ(sent, blocks.substr(0, 32 * blocks_started)) << i;
+  }
+  EXPECT_EQ(sent, blocks);
+  // Not asked for, or a range: no digests.
+  for (const auto& responses : {read_all(0, false), read_all(kMiB, true)}) {
+    for (const v1::GetResponse& response : responses) {
+      EXPECT_FALSE(response.block_sha256_follow());
+      EXPECT_TRUE(response.block_sha256().empty());
+    }
+  }
+}
+
 TEST_F(StorageServiceTest, BadIdsAndNamesAreInvalidArguments) {
   const std::string video = NewVideoId();
   const auto kInvalid = absl::StatusCode::kInvalidArgument;
