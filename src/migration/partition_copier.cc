@@ -437,8 +437,10 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
     std::optional<ClusterNode> node = cluster_.Node(holder);
     if (!node) continue;
     // The destination checks the SHA-256 before it commits: no pass here.
+    // The holder's block digests are passed on, so the destination checks
+    // each block against them instead of hashing the whole file as well.
     auto get = node->client->OpenGet(want.video_id, want.name, /*offset=*/0, /*length=*/0,
-                                     /*verify=*/false);
+                                     /*verify=*/false, /*block_digests=*/true);
     if (!get.ok()) {
       if (absl::IsNotFound(get.status())) continue;  // deleted, or quarantined since the listing
       missing = false;
@@ -458,13 +460,16 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
       continue;
     }
     // The receiving node checks size and SHA-256 before it commits.
-    auto put = destination.client->StartPut(want.video_id, want.name,
-                                            {.size = info.size, .sha256 = info.sha256});
+    const bool digests = (*get)->block_digests_follow();
+    auto put = destination.client->StartPut(
+        want.video_id, want.name,
+        {.size = info.size, .sha256 = info.sha256, .block_sha256_follow = digests});
     if (!put.ok()) {
       destination_failed = true;
       return absl::UnavailableError(NodeError(destination.id, put.status()));
     }
     absl::Status source_error;
+    size_t digests_passed = 0;
     while (true) {
       absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
       if (!chunk.ok()) {
@@ -481,6 +486,11 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
       if (absl::Status s = (*put)->Append(*chunk); !s.ok()) {
         destination_failed = true;
         return absl::UnavailableError(NodeError(destination.id, s));
+      }
+      // The digests of the blocks this chunk starts (they came with it).
+      if (digests) {
+        (*put)->AddBlockDigests((*get)->block_digests().subspan(digests_passed));
+        digests_passed = (*get)->block_digests().size();
       }
     }
     if (!source_error.ok()) {
