@@ -397,10 +397,20 @@ absl::StatusOr<ContentInfo> LocalVideoContentService::StoreLocalFile(std::string
 absl::Status LocalVideoContentService::DeleteVideo(std::string_view video_id) {
   if (absl::Status s = ValidateVideoId(video_id); !s.ok()) return s;
   const fs::path dir = VideoDir(video_id);
+  // A job being cancelled may still be storing (temp file, then rename) while
+  // the directory is removed: an entry vanishing under remove_all, or one
+  // created after it listed the directory, fails one pass. A few passes end
+  // with the directory gone unless something keeps writing into it.
+  constexpr int kPasses = 5;
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  if (ec) return ErrnoStatus(ec.value(), "remove", dir);
-  return absl::OkStatus();
+  for (int pass = 0; pass < kPasses; ++pass) {
+    ec.clear();
+    fs::remove_all(dir, ec);
+    std::error_code exists_ec;
+    if (!fs::exists(dir, exists_ec) && !exists_ec) return absl::OkStatus();
+  }
+  if (!ec) ec = std::make_error_code(std::errc::directory_not_empty);
+  return ErrnoStatus(ec.value(), "remove", dir);
 }
 
 }  // namespace streamgrid

@@ -73,7 +73,9 @@ http::asio::awaitable<Response> DeleteVideo(AppContext& app, http::Request& requ
     absl::StatusOr<VideoRecord> video = app.metadata.Get(*id);
     if (!video.ok()) return video.status();
     app.transcoder.Cancel(*id);
-    if (absl::Status s = app.content.DeleteVideo(*id); !s.ok()) return s;
+    // NotFound from the content store means its files are gone already; it
+    // must not read as "no such video" while the record still exists.
+    if (absl::Status s = app.content.DeleteVideo(*id); !s.ok() && !absl::IsNotFound(s)) return s;
     return app.metadata.Delete(*id);
   });
   if (absl::IsNotFound(deleted)) co_return NoSuchVideo();
