@@ -617,6 +617,8 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
   // their descriptors come out of the reserve the limit leaves.
   constexpr int kMaxOvershoot = 16;
   constexpr auto kMaxEvictionWait = std::chrono::seconds(5);
+  // Set once the acceptor was seen readable after a descriptor shortage.
+  bool client_waiting = false;
   for (;;) {
     // Connections are dealt to the event-loop threads in turn. A strand per
     // connection on one shared io_context cost a mutex and an allocated
@@ -629,9 +631,22 @@ boost::asio::awaitable<void> HttpServer::AcceptLoop() {
     co_await acceptor_.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec == boost::asio::error::no_descriptors || ec.value() == ENFILE) {
+      // Linux takes the descriptor before it looks at the queue, so accept
+      // fails like this right after the last descriptor went to a client,
+      // with nobody waiting. Making room then would drop an idle connection
+      // (often the one just accepted) for no one: wait for a client first,
+      // and try once more in case a descriptor was freed meanwhile.
+      if (!client_waiting) {
+        co_await acceptor_.async_wait(tcp::acceptor::wait_read, redirect_error(use_awaitable, ec));
+        if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+        client_waiting = true;
+        continue;
+      }
+      client_waiting = false;
       co_await RecoverFromDescriptorShortage();
       continue;
     }
+    client_waiting = false;
     if (ec) {
       spdlog::warn("accept failed: {}", ec.message());
       boost::asio::steady_timer timer(*io_.front(), std::chrono::milliseconds(50));

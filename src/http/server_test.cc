@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <latch>
 #include <thread>
@@ -456,6 +457,30 @@ class DescriptorShortageTest : public HttpServerTest {
     return port;
   }
 
+  // The child's RLIMIT_NOFILE, or 0 if it cannot be read.
+  size_t SoftDescriptorLimit() const {
+    std::ifstream limits("/proc/" + std::to_string(child_) + "/limits");
+    std::string line;
+    while (std::getline(limits, line)) {
+      if (line.starts_with("Max open files")) {
+        return std::stoul(line.substr(std::string_view("Max open files").size()));
+      }
+    }
+    return 0;
+  }
+
+  // How many of the child's descriptors are numbered below `limit` (only
+  // those take the slots RLIMIT_NOFILE leaves).
+  size_t DescriptorsBelow(size_t limit) const {
+    size_t count = 0;
+    std::error_code ec;
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child_) + "/fd", ec)) {
+      if (std::stoul(entry.path().filename().string()) < limit) ++count;
+    }
+    return count;
+  }
+
   pid_t child_ = -1;
 };
 
@@ -468,6 +493,29 @@ TEST_F(DescriptorShortageTest, IdleConnectionsGiveWayWhenDescriptorsRunOut) {
   char c;
   EXPECT_EQ(::recv(idle[0], &c, 1, 0), 0);  // closed to make room
   for (int fd : idle) ::close(fd);
+}
+
+TEST_F(DescriptorShortageTest, TheLastDescriptorTakenDropsNobodyUntilAClientWaits) {
+  const uint16_t port = StartChild(10);
+  // Linux's accept fails for want of a descriptor even with nobody queued.
+  // Fill every descriptor with idle clients: none may be dropped for that.
+  const size_t limit = SoftDescriptorLimit();
+  ASSERT_GT(limit, 0u);
+  const size_t free_slots = limit - DescriptorsBelow(limit);
+  std::vector<int> idle;
+  for (size_t i = 0; i < free_slots; ++i) idle.push_back(ConnectTo(port));
+  bool full = false;
+  for (int i = 0; i < 2000 && !full; ++i) {
+    full = DescriptorsBelow(limit) == limit;
+    if (!full) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(full) << "the clients were never all accepted, or one was dropped";
+  for (int fd : idle) {
+    const std::string hello = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    ::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL);
+    EXPECT_THAT(ReadAll(fd), StartsWith("HTTP/1.1 200"));
+    ::close(fd);
+  }
 }
 
 TEST_F(DescriptorShortageTest, WithEveryConnectionBusyNewOnesAreClosedNotLeftWaiting) {
