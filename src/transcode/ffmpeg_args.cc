@@ -45,7 +45,9 @@ std::vector<std::string> CommonArgs(const std::string& ffmpeg) {
 }
 
 // "[0:v:0]fps=30,split=3[s0][s1][s2];[s0]scale=1280:720,...[v0];..." plus, with
-// a thumbnail, one more branch "[s3]setpts=...,thumbnail=50[thumb]".
+// a thumbnail, one more branch "[s3]setpts=...,thumbnail=50[thumb]" (or, when a
+// rung has the thumbnail's size, "[s2]scale=640:360,split=2[r2][tsrc];..." and
+// the branch starts from "[tsrc]").
 std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& ladder,
                               std::optional<double> thumbnail_at) {
   // Every rung gets exactly the source's display aspect ratio: even rounding
@@ -59,7 +61,22 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
   // encoded, so every rung has the same frame timing and keyframes line up.
   std::string graph = absl::StrCat("[0:v:0]fps=", OutputFrameRate(info));
   size_t n = ladder.size();
-  size_t branches = n + (thumbnail_at ? 1 : 0);
+  // The thumbnail is picked among frames scaled to ThumbnailSize(). When a rung
+  // has exactly that size (the 360-line rung of most sources), its scaled
+  // frames serve both: the thumbnail branch then scales nothing and the main
+  // split has no extra output (about 0.1-0.2 CPU-s less per 5 s of 1080p).
+  int thumb_width = 0, thumb_height = 0;
+  std::optional<size_t> thumb_rung;
+  if (thumbnail_at) {
+    ThumbnailSize(info, &thumb_width, &thumb_height);
+    for (size_t i = 0; i < n; ++i) {
+      if (ladder[i].width == thumb_width && ladder[i].height == thumb_height) {
+        thumb_rung = i;
+        break;
+      }
+    }
+  }
+  size_t branches = n + (thumbnail_at && !thumb_rung ? 1 : 0);
   if (branches > 1) {
     absl::StrAppend(&graph, ",split=", branches);
     for (size_t i = 0; i < branches; ++i) absl::StrAppend(&graph, "[s", i, "]");
@@ -72,8 +89,9 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
       absl::StrAppend(&graph, ",");
     }
     // Exact sizes (not -2) so the stored rendition metadata matches the files.
-    absl::StrAppend(&graph, "scale=", rung.width, ":", rung.height, ",", dar, ",format=yuv420p[v",
-                    i, "]");
+    absl::StrAppend(&graph, "scale=", rung.width, ":", rung.height, ",");
+    if (thumb_rung == i) absl::StrAppend(&graph, "split=2[r", i, "][tsrc];[r", i, "]");
+    absl::StrAppend(&graph, dar, ",format=yuv420p[v", i, "]");
   }
   if (thumbnail_at) {
     // The same pick as BuildThumbnailCommand() makes, from the frames this run
@@ -81,10 +99,11 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
     // frame; the two trims end that branch after them, so the split stops
     // feeding it. ffmpeg reports no progress until every output has written
     // something, so the first frame goes out at once, ahead of the pick.
-    int width, height;
-    ThumbnailSize(info, &width, &height);
-    std::string scale = absl::StrCat("scale=", width, ":", height, ",setsar=1");
-    absl::StrAppend(&graph, ";[s", n, "]setpts=PTS-STARTPTS,split=2[tfirst][tpick];",
+    std::string scale = thumb_rung
+                            ? std::string("setsar=1")
+                            : absl::StrCat("scale=", thumb_width, ":", thumb_height, ",setsar=1");
+    std::string source = thumb_rung ? "[tsrc]" : absl::StrCat("[s", n, "]");
+    absl::StrAppend(&graph, ";", source, "setpts=PTS-STARTPTS,split=2[tfirst][tpick];",
                     "[tfirst]trim=end_frame=1,", scale, "[t0];",
                     "[tpick]trim=start=", absl::StrFormat("%.3f", std::max(0.0, *thumbnail_at)),
                     ",trim=end_frame=", kThumbnailCandidates, ",", scale,

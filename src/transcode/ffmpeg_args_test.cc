@@ -116,15 +116,18 @@ TEST(LadderCommandTest, ThumbnailIsASecondOutputOfTheSameDecode) {
       BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out", /*thumbnail_at=*/6.0);
 
   EXPECT_EQ(CountOf(args, "-i"), 1);
+  // The 360-line rung has the thumbnail's size: its scaled frames feed the
+  // pick too, so the thumbnail branch scales nothing.
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
-            "[0:v:0]fps=30,split=5[s0][s1][s2][s3][s4];"
+            "[0:v:0]fps=30,split=4[s0][s1][s2][s3];"
             "[s0]scale=1280:720,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
             "[s1]scale=854:480,setdar=dar=16/9:max=1000000,format=yuv420p[v1];"
-            "[s2]scale=640:360,setdar=dar=16/9:max=1000000,format=yuv420p[v2];"
+            "[s2]scale=640:360,split=2[r2][tsrc];"
+            "[r2]setdar=dar=16/9:max=1000000,format=yuv420p[v2];"
             "[s3]scale=426:240,setdar=dar=16/9:max=1000000,format=yuv420p[v3];"
-            "[s4]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
-            "[tfirst]trim=end_frame=1,scale=640:360,setsar=1[t0];"
-            "[tpick]trim=start=6.000,trim=end_frame=50,scale=640:360,setsar=1,thumbnail=50[t1];"
+            "[tsrc]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
+            "[tfirst]trim=end_frame=1,setsar=1[t0];"
+            "[tpick]trim=start=6.000,trim=end_frame=50,setsar=1,thumbnail=50[t1];"
             "[t0][t1]concat=n=2:v=1:a=0[thumb]");
   // The DASH output is unchanged; the thumbnail's options follow it.
   auto dash_end = std::find(args.begin(), args.end(), "file:/out/manifest.mpd");
@@ -141,16 +144,36 @@ TEST(LadderCommandTest, ThumbnailIsASecondOutputOfTheSameDecode) {
                                              "-frames:v", "2", "-q:v", "3", "-map_metadata", "-1",
                                              "file:/out/thumbnail-%d.jpg"}));
 
-  // One rung still needs a split for the thumbnail.
+  // A single rung of the thumbnail's size: the split comes after its scale.
   MediaInfo small = Source(320, 180, /*audio=*/false);
   args = BuildLadderCommand("ffmpeg", "/in/source", small, SelectLadder(small), "/out", 0.0);
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
-            "[0:v:0]fps=30,split=2[s0][s1];"
-            "[s0]scale=320:180,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
-            "[s1]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
-            "[tfirst]trim=end_frame=1,scale=320:180,setsar=1[t0];"
-            "[tpick]trim=start=0.000,trim=end_frame=50,scale=320:180,setsar=1,thumbnail=50[t1];"
+            "[0:v:0]fps=30,scale=320:180,split=2[r0][tsrc];"
+            "[r0]setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[tsrc]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
+            "[tfirst]trim=end_frame=1,setsar=1[t0];"
+            "[tpick]trim=start=0.000,trim=end_frame=50,setsar=1,thumbnail=50[t1];"
             "[t0][t1]concat=n=2:v=1:a=0[thumb]");
+}
+
+TEST(LadderCommandTest, ThumbnailBranchScalesWhenNoRungHasItsSize) {
+  // A portrait source: its thumbnail is 360 lines high (202x360), its rungs
+  // are named by their short side (360x640, ...), so none has that size.
+  MediaInfo info = Source(1080, 1920, /*audio=*/false);
+  std::vector<Rung> ladder = SelectLadder(info);
+  int width, height;
+  ThumbnailSize(info, &width, &height);
+  for (const Rung& rung : ladder) {
+    ASSERT_FALSE(rung.width == width && rung.height == height) << rung.name;
+  }
+  std::vector<std::string> args =
+      BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out", 1.0);
+  std::string graph = ValueOf(args, "-filter_complex");
+  EXPECT_THAT(graph, ::testing::HasSubstr(absl::StrCat(",split=", ladder.size() + 1, "[s0]")));
+  EXPECT_THAT(graph, ::testing::HasSubstr(absl::StrCat(
+                         "[s", ladder.size(), "]setpts=PTS-STARTPTS,split=2[tfirst][tpick];",
+                         "[tfirst]trim=end_frame=1,scale=", width, ":", height, ",setsar=1[t0];")));
+  EXPECT_THAT(graph, Not(::testing::HasSubstr("[tsrc]")));
 }
 
 TEST(LadderCommandTest, FrameRateIsConstantRoundedAndCapped) {
