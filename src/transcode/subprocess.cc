@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -47,6 +49,44 @@ int MillisUntil(Clock::time_point now, Clock::time_point when) {
 }
 
 }  // namespace
+
+ChildPriority::ChildPriority(int nice)
+    : base_nice_(::getpriority(PRIO_PROCESS, 0)), low_nice_(std::max(nice, base_nice_)) {}
+
+absl::Status ChildPriority::Restore() {
+  std::lock_guard lock(mu_);
+  restored_ = true;
+  absl::Status status;
+  for (pid_t group : groups_) {
+    // PRIO_PGRP reaches every thread of every process in the group: ffmpeg's
+    // encoder threads were created with the nice value of its main thread.
+    if (::setpriority(PRIO_PGRP, group, base_nice_) == 0) continue;
+    const int err = errno;
+    if (err == ESRCH || !status.ok()) continue;  // ESRCH: it exited meanwhile
+    status = err == EPERM
+                 ? absl::PermissionDeniedError(absl::StrCat("setpriority: ", std::strerror(err)))
+                 : ErrnoStatus(err, "setpriority");
+  }
+  return status;
+}
+
+bool ChildPriority::CanRestore() {
+  // Tried rather than worked out from capabilities and limits: a thread of
+  // our own lowers itself by one and raises itself back.
+  static const bool can = [] {
+    bool ok = false;
+    std::thread([&ok] {
+      const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+      errno = 0;
+      const int nice = ::getpriority(PRIO_PROCESS, tid);
+      if (errno != 0 || nice >= 19) return;
+      if (::setpriority(PRIO_PROCESS, tid, nice + 1) != 0) return;
+      ok = ::setpriority(PRIO_PROCESS, tid, nice) == 0;
+    }).join();
+    return ok;
+  }();
+  return can;
+}
 
 std::string ExitStatus::ToString() const {
   if (signal != 0) return absl::StrCat("killed by signal ", signal, " (", strsignal(signal), ")");
@@ -97,6 +137,16 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
     return ErrnoStatus(err, "pipe2");
   }
   const pid_t parent = ::getpid();
+  // Held until the child is registered, so that a Restore() either comes
+  // first (the child starts at the server's priority) or finds it.
+  std::unique_lock<std::mutex> priority_lock;
+  int child_nice = 0;
+  bool lower = false;
+  if (proc->options_.priority) {
+    priority_lock = std::unique_lock(proc->options_.priority->mu_);
+    lower = !proc->options_.priority->restored_;
+    child_nice = proc->options_.priority->low_nice_;
+  }
   // fork rather than posix_spawn: only a child can ask to be killed when the
   // server dies (PR_SET_PDEATHSIG), and without that an ffmpeg outlives a
   // killed server and races the job its restart resumes. Between fork and
@@ -109,6 +159,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
     // server may ignore SIGPIPE or block signals; the child should not
     // inherit that.
     ::setpgid(0, 0);
+    // Before exec, so every thread the program starts inherits it.
+    if (lower) ::setpriority(PRIO_PROCESS, 0, child_nice);
     struct sigaction default_action {};
     default_action.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
@@ -152,6 +204,8 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   }
   proc->pid_ = pid;
   proc->started_ = Clock::now();
+  if (lower) proc->options_.priority->groups_.push_back(pid);
+  if (priority_lock.owns_lock()) priority_lock.unlock();
   // A pidfd tells us the child exited without reaping it, so the process group
   // can still be signalled safely (its id cannot be reused while the zombie
   // exists). Without one we poll waitid(WNOWAIT).
@@ -241,6 +295,11 @@ void Subprocess::DrainAfterExit() {
 }
 
 void Subprocess::Reap() {
+  // Forgotten before the reap frees the id for reuse by another group.
+  if (options_.priority) {
+    std::lock_guard lock(options_.priority->mu_);
+    std::erase(options_.priority->groups_, pid_);
+  }
   int status = 0;
   pid_t rc;
   do {

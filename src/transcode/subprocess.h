@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,39 @@
 #include "absl/status/statusor.h"
 
 namespace streamgrid {
+
+// A scheduling priority lowered for a while, shared by the children started
+// with it (SubprocessOptions::priority): they run at nice value `nice` (or the
+// server's own, if that is lower still) until Restore() puts those still
+// running, and any started later, back at the server's nice value. Used for a
+// transcode's head start, which must not take the cores from the upload it
+// encodes while that upload is being made durable.
+class ChildPriority {
+ public:
+  explicit ChildPriority(int nice = 19);
+  ChildPriority(const ChildPriority&) = delete;
+  ChildPriority& operator=(const ChildPriority&) = delete;
+
+  // Puts every running child started with this back at the nice value the
+  // server had when this was made (every thread of its process group); later
+  // children start there. Callable any number of times, from any thread.
+  // PERMISSION_DENIED when the kernel refuses (raising a priority needs
+  // CAP_SYS_NICE or an RLIMIT_NICE that allows it): the children stay low.
+  absl::Status Restore();
+
+  // True if this process may put a lowered child back (see Restore()): when
+  // false, lowering one would keep it low for good.
+  static bool CanRestore();
+
+ private:
+  friend class Subprocess;
+
+  const int base_nice_;  // the server's, at construction
+  const int low_nice_;
+  std::mutex mu_;
+  bool restored_ = false;      // guarded by mu_
+  std::vector<pid_t> groups_;  // running children's process groups; mu_
+};
 
 struct SubprocessOptions {
   // Receives each line the child writes to stdout (without the newline), on the
@@ -27,6 +61,9 @@ struct SubprocessOptions {
   std::optional<std::chrono::milliseconds> stall_timeout;
   // Time between SIGTERM and SIGKILL when the child is killed.
   std::chrono::milliseconds kill_grace{3000};
+  // Run the child (and whatever it starts) at this lowered priority until it
+  // is restored; null: at the server's.
+  std::shared_ptr<ChildPriority> priority;
 };
 
 // How a child process ended.

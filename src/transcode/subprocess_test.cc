@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <string>
@@ -20,8 +23,12 @@
 namespace streamgrid {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Each;
 using ::testing::ElementsAre;
+using ::testing::Ge;
 using ::testing::HasSubstr;
+using ::testing::SizeIs;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -274,6 +281,85 @@ TEST(SubprocessTest, DestructorReapsAnUnwaitedChild) {
   }
   // Reaped by us, so not even a zombie remains.
   EXPECT_NE(::kill(pid, 0), 0);
+}
+
+// The fields of /proc/PID/stat after the command name ("S", ppid, pgrp, ...);
+// empty when the process is gone.
+std::vector<std::string> StatFields(const std::filesystem::path& stat_file) {
+  std::ifstream stat(stat_file);
+  std::string text;
+  if (!std::getline(stat, text)) return {};
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) return {};
+  return absl::StrSplit(text.substr(paren + 2), ' ');
+}
+
+// The nice value of every thread of every live process in process group
+// `group` (a child started by Subprocess leads a group of its own).
+std::vector<int> NiceValuesOfGroup(pid_t group) {
+  std::vector<int> nices;
+  std::error_code ec;
+  for (const auto& process : std::filesystem::directory_iterator("/proc", ec)) {
+    int pgrp = 0;
+    std::vector<std::string> fields = StatFields(process.path() / "stat");
+    if (fields.size() < 17 || fields[0] == "Z" || !absl::SimpleAtoi(fields[2], &pgrp) ||
+        pgrp != group) {
+      continue;
+    }
+    for (const auto& thread : std::filesystem::directory_iterator(process.path() / "task", ec)) {
+      std::vector<std::string> thread_fields = StatFields(thread.path() / "stat");
+      int nice = 0;
+      if (thread_fields.size() >= 17 && absl::SimpleAtoi(thread_fields[16], &nice)) {
+        nices.push_back(nice);
+      }
+    }
+  }
+  return nices;
+}
+
+TEST(SubprocessTest, ALoweredChildAndItsOwnChildrenRunLowUntilRestored) {
+  if (!ChildPriority::CanRestore()) {
+    GTEST_SKIP() << "this process may not raise a priority back (no CAP_SYS_NICE, RLIMIT_NICE 0)";
+  }
+  const int server_nice = ::getpriority(PRIO_PROCESS, 0);
+  const int low = std::max(19, server_nice);
+  auto priority = std::make_shared<ChildPriority>(19);
+  SubprocessOptions options;
+  options.priority = priority;
+  auto proc = Subprocess::Start(Sh("sleep 300 & sleep 300"), options);
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  const pid_t group = (*proc)->pid();
+  const auto end = Clock::now() + std::chrono::seconds(30);
+  while (NiceValuesOfGroup(group).size() < 2 && Clock::now() < end) {
+    std::this_thread::sleep_for(milliseconds(10));  // polling a condition
+  }
+  // The shell and its background sleep (and, depending on the shell, a
+  // second process for the last sleep).
+  EXPECT_THAT(NiceValuesOfGroup(group), AllOf(SizeIs(Ge(2u)), Each(low)));
+
+  ASSERT_TRUE(priority->Restore().ok());
+  EXPECT_THAT(NiceValuesOfGroup(group), AllOf(SizeIs(Ge(2u)), Each(server_nice)));
+
+  // Started after the restore: at the server's priority from the start.
+  auto later = Subprocess::Start({"/bin/sleep", "300"}, options);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_THAT(NiceValuesOfGroup((*later)->pid()), ElementsAre(server_nice));
+  (*proc)->Kill();
+  (*later)->Kill();
+  EXPECT_TRUE(absl::IsCancelled((*proc)->Wait().status()));
+  EXPECT_TRUE(absl::IsCancelled((*later)->Wait().status()));
+}
+
+TEST(SubprocessTest, RestoreForgetsChildrenThatEnded) {
+  auto priority = std::make_shared<ChildPriority>(19);
+  SubprocessOptions options;
+  options.priority = priority;
+  auto exit = RunSubprocess({"/bin/true"}, options);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->exit.success());
+  // Its id may already belong to someone else: nothing is reniced, no error.
+  EXPECT_TRUE(priority->Restore().ok());
+  EXPECT_TRUE(priority->Restore().ok());
 }
 
 TEST(SubprocessTest, RunSubprocessCollectsOutput) {

@@ -46,7 +46,14 @@ class TranscodeWorkerPool::EarlyHandle : public EarlyJob {
     std::lock_guard lock(state_->mu);
     if (state_->phase == EarlyState::Phase::kPending) state_->phase = EarlyState::Phase::kCommitted;
     state_->cv.notify_all();
-    return state_->phase == EarlyState::Phase::kCommitted;
+    const bool committed = state_->phase == EarlyState::Phase::kCommitted;
+    if (committed && state_->priority) {
+      // The upload is durable: the encode is now what the uploader waits for.
+      if (absl::Status restored = state_->priority->Restore(); !restored.ok()) {
+        spdlog::warn("transcode: head start stays at low priority: {}", restored.ToString());
+      }
+    }
+    return committed;
   }
 
  private:
@@ -202,6 +209,9 @@ std::unique_ptr<EarlyJob> TranscodeWorkerPool::StartEarly(const std::string& vid
     return nullptr;
   }
   auto state = std::make_shared<EarlyState>();
+  if (options_.head_start_nice > 0 && ChildPriority::CanRestore()) {
+    state->priority = std::make_shared<ChildPriority>(options_.head_start_nice);
+  }
   {
     std::lock_guard lock(mu_);
     if (idle()) {
@@ -393,7 +403,9 @@ void TranscodeWorkerPool::WorkerLoop() {
         return !declined;
       };
     }
-    JobOutcome outcome = RunTranscodeJob(metadata_, content_, options_.transcode, params, token);
+    TranscodeOptions transcode = options_.transcode;
+    if (job.early) transcode.priority = job.early->priority;
+    JobOutcome outcome = RunTranscodeJob(metadata_, content_, transcode, params, token);
     // A head start that ended before it began to encode (no scratch space):
     // its upload is queued as usual once accepted, or now if it already was.
     bool requeue = false;

@@ -43,6 +43,11 @@ struct TranscodeWorkerPoolOptions {
   // here: uploaded through another server, or left by one that died. Zero:
   // never (RecoverPending() at start-up finds what this server left).
   std::chrono::milliseconds rescan_interval{0};
+  // A head start's ffmpeg runs at this nice value until its upload is
+  // accepted (EarlyJob::Commit()), so that the upload's own writes get the
+  // cores first; then at the server's. Zero, or a server that could not raise
+  // it back (no CAP_SYS_NICE, RLIMIT_NICE): at the server's throughout.
+  int head_start_nice = 19;
 };
 
 // Turns uploaded videos into streamable renditions in the background.
@@ -147,6 +152,8 @@ class TranscodeWorkerPool {
     std::mutex mu;
     std::condition_variable cv;
     Phase phase = Phase::kPending;  // guarded by mu
+    // Its ffmpeg's priority, low until committed; null: not lowered.
+    std::shared_ptr<ChildPriority> priority;
   };
   class EarlyHandle;
 

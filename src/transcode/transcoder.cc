@@ -81,6 +81,7 @@ absl::Status RunFfmpeg(const std::vector<std::string>& argv, const TranscodeOpti
     if (!run.deadline || left < *run.deadline) run.deadline = left;
   }
   run.kill_grace = std::chrono::milliseconds(2000);
+  run.priority = options.priority;
   absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
   absl::StatusOr<ExitStatus> exit;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "transcode/cancel_token.h"
 #include "transcode/media_policy.h"
 #include "transcode/probe.h"
+#include "transcode/subprocess.h"
 
 namespace streamgrid {
 
@@ -31,6 +33,9 @@ struct TranscodeOptions {
   std::chrono::milliseconds time_floor{0};
   // Sources beyond these are refused before anything is encoded.
   MediaLimits limits;
+  // The priority to run ffmpeg at (null: the server's): a head start's, low
+  // until its upload is accepted.
+  std::shared_ptr<ChildPriority> priority;
 };
 
 struct TranscodeResult {
