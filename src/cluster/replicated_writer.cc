@@ -105,10 +105,13 @@ class ReplicatedWriter : public ContentWriter {
     // on the first two replicas' threads while the sends run: each node then
     // hashes the data once (its blocks, checked against ours), not twice.
     const size_t block_thread = replicas_.size() > 1 ? 1 : 0;
+    // One copy of the bytes, referenced by every replica's messages (not a
+    // copy per replica into its own protobuf, and another when serialized).
+    const grpc::Slice shared(data.data(), data.size());
     fan_out_.Run([&](size_t i) {
       if (i == 0) hasher_.Update(data);
       if (i == block_thread) HashBlocks(data);
-      replicas_[i].status = replicas_[i].stream->Append(data);
+      replicas_[i].status = replicas_[i].stream->AppendShared(shared);
     });
     // The streams' CANCELLED then says nothing about the nodes' health.
     if (cancelled_) return Cancelled();

@@ -25,6 +25,52 @@ std::chrono::system_clock::time_point DeadlineAfter(std::chrono::milliseconds ti
   return std::chrono::system_clock::now() + timeout;
 }
 
+// PutRequest field tags (field number << 3 | length-delimited), for the chunk
+// messages we encode by hand: `bytes chunk = 2` and `bytes block_sha256 = 4`.
+constexpr char kChunkTag = (2 << 3) | 2;
+constexpr char kBlockSha256Tag = (4 << 3) | 2;
+
+void AppendVarint(std::string& out, uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+// The wire form of PutRequest{chunk: data, block_sha256: digests}: the
+// field headers are small slices of their own and `data` is referenced, not
+// copied (protobuf would copy it into the message, and gRPC again when
+// serializing it, for every replica).
+grpc::ByteBuffer EncodeChunk(grpc::Slice data, std::string_view digests) {
+  std::string head(1, kChunkTag);
+  AppendVarint(head, data.size());
+  if (digests.empty()) {
+    grpc::Slice slices[] = {grpc::Slice(head), std::move(data)};
+    return grpc::ByteBuffer(slices, 2);
+  }
+  std::string tail(1, kBlockSha256Tag);
+  AppendVarint(tail, digests.size());
+  tail.append(digests);
+  grpc::Slice slices[] = {grpc::Slice(head), std::move(data), grpc::Slice(tail)};
+  return grpc::ByteBuffer(slices, 3);
+}
+
+grpc::ByteBuffer Encode(const v1::PutRequest& request) {
+  grpc::Slice slice(request.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The Put method, called with messages we encode ourselves (the generated
+// stub would take PutRequest objects); built the way the stub builds it.
+const grpc::internal::RpcMethod& PutMethod() {
+  static const std::string name =
+      absl::StrCat("/", v1::StorageService::service_full_name(), "/Put");
+  static const grpc::internal::RpcMethod method(name.c_str(),
+                                                grpc::internal::RpcMethod::CLIENT_STREAMING);
+  return method;
+}
+
 }  // namespace
 
 std::shared_ptr<grpc::Channel> StorageClient::MakeChannel(const std::string& target,
@@ -57,7 +103,8 @@ absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPu
   std::unique_ptr<PutStream> stream(new PutStream(
       chunk_bytes, options.sha256, options.sha256.empty() && !options.sha256_at_commit));
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
-  stream->writer_ = stub_->Put(&stream->context_, &stream->response_);
+  stream->writer_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+      channel_.get(), PutMethod(), &stream->context_, &stream->response_));
   v1::PutRequest request;
   v1::PutHeader* header = request.mutable_header();
   header->set_video_id(std::string(video_id));
@@ -66,7 +113,7 @@ absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPu
   header->set_sha256(options.sha256);
   header->set_hinted_for(options.hinted_for);
   header->set_block_sha256_follow(options.block_sha256_follow);
-  if (!stream->writer_->Write(request)) {
+  if (!stream->writer_->Write(Encode(request))) {
     absl::Status status = stream->Finish();
     return status.ok() ? absl::InternalError("upload ended at its header") : status;
   }
@@ -318,9 +365,7 @@ absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::str
 // PutStream
 
 StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash)
-    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)), hash_(hash) {
-  request_.mutable_chunk()->reserve(chunk_bytes_);
-}
+    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)), hash_(hash) {}
 
 StorageClient::PutStream::~PutStream() { Cancel(); }
 
@@ -330,32 +375,62 @@ absl::Status StorageClient::PutStream::Append(std::span<const char> data) {
   }
   if (hash_) hasher_.Update(data);
   while (!data.empty()) {
-    std::string* chunk = request_.mutable_chunk();
-    const size_t take = std::min(chunk_bytes_ - chunk->size(), data.size());
-    chunk->append(data.data(), take);
+    if (!pending_) pending_ = std::make_unique_for_overwrite<char[]>(chunk_bytes_);
+    const size_t take = std::min(chunk_bytes_ - pending_size_, data.size());
+    std::memcpy(pending_.get() + pending_size_, data.data(), take);
+    pending_size_ += take;
     data = data.subspan(take);
-    if (chunk->size() == chunk_bytes_) {
+    if (pending_size_ == chunk_bytes_) {
       if (absl::Status s = SendChunk(); !s.ok()) return s;
     }
   }
   return absl::OkStatus();
 }
 
+absl::Status StorageClient::PutStream::AppendShared(const grpc::Slice& data) {
+  if (finished_) {
+    return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
+  }
+  std::span<const char> bytes(reinterpret_cast<const char*>(data.begin()), data.size());
+  size_t offset = 0;
+  if (pending_size_ > 0) {
+    // Top up the buffered chunk first (copied), so the bytes stay in order.
+    offset = std::min(chunk_bytes_ - pending_size_, bytes.size());
+    if (absl::Status s = Append(bytes.first(offset)); !s.ok()) return s;
+    if (pending_size_ > 0) return absl::OkStatus();  // all of it went into the buffer
+  }
+  if (hash_) hasher_.Update(bytes.subspan(offset));
+  while (offset < bytes.size()) {
+    const size_t take = std::min(chunk_bytes_, bytes.size() - offset);
+    // sub() references the same bytes (no copy).
+    grpc::Slice part = offset == 0 && take == bytes.size() ? data : data.sub(offset, offset + take);
+    if (absl::Status s = SendSlice(std::move(part)); !s.ok()) return s;
+    offset += take;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status StorageClient::PutStream::SendChunk() {
-  if (!writer_->Write(request_)) {
+  // The buffer itself becomes the message's slice, freed by gRPC once sent.
+  char* buffer = pending_.release();
+  const size_t size = pending_size_;
+  pending_size_ = 0;
+  return SendSlice(grpc::Slice(buffer, size, [](void* p) { delete[] static_cast<char*>(p); }));
+}
+
+absl::Status StorageClient::PutStream::SendSlice(grpc::Slice data) {
+  if (!writer_->Write(EncodeChunk(std::move(data), pending_digests_))) {
     // The node ended the call (an error) or the connection broke: its status says which.
     absl::Status status = Finish();
     return status.ok() ? absl::InternalError("node ended the upload early") : status;
   }
-  request_.mutable_chunk()->clear();
-  request_.clear_block_sha256();
+  pending_digests_.clear();
   return absl::OkStatus();
 }
 
 void StorageClient::PutStream::AddBlockDigests(std::span<const Sha256::Digest> digests) {
-  std::string* raw = request_.mutable_block_sha256();
   for (const Sha256::Digest& digest : digests) {
-    raw->append(reinterpret_cast<const char*>(digest.data()), digest.size());
+    pending_digests_.append(reinterpret_cast<const char*>(digest.data()), digest.size());
   }
 }
 
@@ -365,15 +440,16 @@ absl::StatusOr<StoredFile> StorageClient::PutStream::Commit(std::string sha256) 
   if (finished_) {
     return finished_->ok() ? absl::FailedPreconditionError("upload already committed") : *finished_;
   }
-  if (!request_.chunk().empty()) {
+  if (pending_size_ > 0) {
     if (absl::Status s = SendChunk(); !s.ok()) return s;
   }
   v1::PutRequest finish;
   if (sha256.empty() && hash_) sha256 = hasher_.FinishHex();
   finish.mutable_finish()->set_sha256(sha256);
-  finish.set_block_sha256(std::move(*request_.mutable_block_sha256()));
+  finish.set_block_sha256(std::move(pending_digests_));
+  pending_digests_.clear();
   // A failed write shows in the status that Finish() returns.
-  writer_->Write(finish, grpc::WriteOptions().set_last_message());
+  writer_->Write(Encode(finish), grpc::WriteOptions().set_last_message());
   finished_ = ToAbslStatus(writer_->Finish());
   if (!finished_->ok()) return *finished_;
   return FromProto(response_.file());

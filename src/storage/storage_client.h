@@ -15,6 +15,8 @@
 #include "auth/grpc_auth.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 #include "grpcpp/support/sync_stream.h"
 #include "proto/storage.grpc.pb.h"
 #include "storage/hint_store.h"
@@ -216,6 +218,12 @@ class StorageClient::PutStream {
   template <size_t N>
   absl::Status Append(const char (&)[N]) = delete;
 
+  // Append() of `data`'s bytes without copying them: the slice is referenced
+  // by the messages sent (so one slice can feed several streams, as a
+  // replicated write does, encoded once for every replica). What Append()
+  // buffered goes first.
+  absl::Status AppendShared(const grpc::Slice& data);
+
   // For a stream started with PutOptions::block_sha256_follow: the digests of
   // the next blocks of the file, in order; sent with the next chunk or the
   // commit.
@@ -241,7 +249,10 @@ class StorageClient::PutStream {
   friend class StorageClient;
   PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash = true);
 
+  // Sends what Append() buffered as one chunk.
   absl::Status SendChunk();
+  // Sends `data` as one chunk message, with the pending block digests.
+  absl::Status SendSlice(grpc::Slice data);
   // Ends the call and records (and returns) its status.
   absl::Status Finish();
 
@@ -250,8 +261,13 @@ class StorageClient::PutStream {
   const bool hash_;                    // compute the checksum of what is sent
   grpc::ClientContext context_;
   v1::PutResponse response_;
-  std::unique_ptr<grpc::ClientWriter<v1::PutRequest>> writer_;
-  v1::PutRequest request_;  // the chunk being filled
+  // Messages are v1::PutRequest, encoded by us (see storage_client.cc), so
+  // that a chunk's bytes are not copied into a protobuf and again into the
+  // message sent.
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer_;
+  std::unique_ptr<char[]> pending_;  // the chunk being filled (chunk_bytes_)
+  size_t pending_size_ = 0;
+  std::string pending_digests_;  // raw block digests for the next message
   Sha256 hasher_;
   std::optional<absl::Status> finished_;  // set once the call is over
 };

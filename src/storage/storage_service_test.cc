@@ -304,6 +304,66 @@ TEST_F(StorageServiceTest, SenderBlockDigestsAreCheckedAndAWrongOneStoresNothing
   EXPECT_EQ(GetAll(video, "client").value(), data);
 }
 
+TEST_F(StorageServiceTest, ASharedSliceFeedsSeveralStreamsWithTheirBlockDigests) {
+  const std::string video = NewVideoId();
+  // Chunks are 256 KiB here: the slices are split into chunks, a short tail
+  // goes alone, and bytes that Append() buffered go first.
+  const std::string data = Pattern(3 * kMiB + 700, 8);
+  const std::string sha = Sha256::HexOf(data);
+  const std::string blocks = RawBlockDigests(data);
+  std::vector<Sha256::Digest> digests(blocks.size() / 32);
+  std::memcpy(digests.data(), blocks.data(), blocks.size());
+  const grpc::Slice first(data.data() + 100, kMiB + 33);  // after 100 buffered bytes
+  const grpc::Slice rest(data.data() + 100 + kMiB + 33, data.size() - 100 - kMiB - 33);
+  PutOptions options{.sha256_at_commit = true, .block_sha256_follow = true};
+  std::vector<std::unique_ptr<StorageClient::PutStream>> streams;
+  for (const char* name : {"a", "b"}) {
+    auto stream = client_->StartPut(video, name, options);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    streams.push_back(*std::move(stream));
+  }
+  for (auto& stream : streams) {
+    ASSERT_TRUE(stream->Append(std::string_view(data).substr(0, 100)).ok());
+    ASSERT_TRUE(stream->AppendShared(first).ok());
+    stream->AddBlockDigests(std::span(digests).first(1));
+    ASSERT_TRUE(stream->AppendShared(rest).ok());
+    stream->AddBlockDigests(std::span(digests).subspan(1));
+  }
+  for (auto& stream : streams) {
+    auto stored = stream->Commit(sha);
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    EXPECT_EQ(stored->sha256, sha);
+  }
+  EXPECT_EQ(GetAll(video, "a").value(), data);
+  EXPECT_EQ(GetAll(video, "b").value(), data);
+
+  // A wrong digest sent along a shared slice is still caught.
+  std::vector<Sha256::Digest> wrong = digests;
+  wrong[1][0] ^= 1;
+  auto bad = client_->StartPut(video, "c", options);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  ASSERT_TRUE((*bad)->AppendShared(grpc::Slice(data.data(), data.size())).ok());
+  (*bad)->AddBlockDigests(wrong);
+  EXPECT_TRUE(absl::IsDataLoss((*bad)->Commit(sha).status()));
+  EXPECT_FALSE(client_->Stat(video, "c").ok());
+}
+
+// Without a digest stream: the client hashes what it sends, shared slices too.
+TEST_F(StorageServiceTest, ASharedSliceIsHashedLikeAppendedBytes) {
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(kMiB + 5, 9);
+  auto stream = client_->StartPut(video, "f", {});
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_TRUE((*stream)->AppendShared(grpc::Slice(data.data(), 1000)).ok());
+  ASSERT_TRUE((*stream)->Append(std::string_view(data).substr(1000, 10)).ok());
+  ASSERT_TRUE((*stream)->AppendShared(grpc::Slice(data.data() + 1010, data.size() - 1010)).ok());
+  ASSERT_TRUE((*stream)->AppendShared(grpc::Slice()).ok());
+  auto stored = (*stream)->Commit();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->sha256, Sha256::HexOf(data));
+  EXPECT_EQ(GetAll(video, "f").value(), data);
+}
+
 TEST_F(StorageServiceTest, AGetOfTheWholeFileCarriesEachBlocksDigestWithTheChunkWhereItStarts) {
   const std::string video = NewVideoId();
   const std::string data = Pattern(2 * kMiB + 500, 6);
