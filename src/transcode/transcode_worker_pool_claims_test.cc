@@ -20,6 +20,7 @@
 #include "metadata/sqlite_video_metadata_service.h"
 #include "transcode/etcd_job_claims.h"
 #include "transcode/testing/test_media.h"
+#include "transcode/testing/worker_pool_fixture.h"
 #include "transcode/transcode_worker_pool.h"
 
 namespace streamgrid {
@@ -29,20 +30,11 @@ namespace fs = std::filesystem;
 using etcd::testing::SharedEtcdClusterTest;
 using ::testing::ElementsAre;
 using Clock = std::chrono::steady_clock;
+using pool_testing::WaitFor;
 using std::chrono::milliseconds;
 
 // Long enough that keep-alives do not miss it on a loaded 2-core machine.
 constexpr auto kLeaseTtl = std::chrono::seconds(4);
-
-// Polls `condition` until it holds or `timeout` passes; returns its last value.
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout = milliseconds(30'000)) {
-  const Clock::time_point end = Clock::now() + timeout;
-  while (Clock::now() < end) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(milliseconds(20));  // polling interval, not a fixed wait
-  }
-  return condition();
-}
 
 class TranscodeWorkerPoolClaimsTest : public SharedEtcdClusterTest {
  protected:
@@ -118,37 +110,14 @@ class TranscodeWorkerPoolClaimsTest : public SharedEtcdClusterTest {
     return servers_.back();
   }
 
-  // A video as the web layer leaves it: original stored, record processing.
   std::string NewUpload(const fs::path& original) {
-    std::string id = NewVideoId();
-    auto writer = content_->OpenWriter(id, "original");
-    EXPECT_TRUE(writer.ok()) << writer.status();
-    std::ifstream in(original, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_TRUE((*writer)->Append(bytes).ok());
-    EXPECT_TRUE((*writer)->Commit().ok());
-    VideoRecord record;
-    record.id = id;
-    record.title = original.filename().string();
-    record.status = VideoStatus::kProcessing;
-    EXPECT_TRUE(metadata_->Create(record).ok());
-    return id;
+    return pool_testing::NewUploadIn(*metadata_, *content_, original);
   }
 
-  VideoRecord Record(const std::string& id) {
-    absl::StatusOr<VideoRecord> record = metadata_->Get(id);
-    EXPECT_TRUE(record.ok()) << record.status();
-    return record.ok() ? *record : VideoRecord{};
-  }
+  VideoRecord Record(const std::string& id) { return pool_testing::RecordOf(*metadata_, id); }
 
   std::vector<std::string> Files(const std::string& id) {
-    std::vector<std::string> names;
-    absl::StatusOr<std::vector<ContentInfo>> files = content_->List(id);
-    EXPECT_TRUE(files.ok()) << files.status();
-    if (files.ok()) {
-      for (const ContentInfo& file : *files) names.push_back(file.name);
-    }
-    return names;
+    return pool_testing::FileNames(*content_, id);
   }
 
   // The claim key's value (the holder's server id), "" when unclaimed.

@@ -48,21 +48,6 @@ class HeadStartTest : public TranscodeWorkerPoolTest {
     }
     return false;
   }
-  // The file whose creation lets the gated ffmpeg run; removed here, so the
-  // encode waits until the test writes it.
-  fs::path GateRelease() {
-    fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-    fs::remove(release);
-    return release;
-  }
-  // A started pool whose ffmpeg waits for GateRelease() before encoding.
-  std::unique_ptr<TranscodeWorkerPool> StartGatedPool() {
-    TranscodeWorkerPoolOptions options = Options();
-    options.transcode.ffmpeg = Media("gated-ffmpeg").string();
-    auto pool = std::make_unique<TranscodeWorkerPool>(*metadata_, *content_, options);
-    pool->Start();
-    return pool;
-  }
   void Accept(const std::string& id, const fs::path& original) {
     Store(id, "original", original);
     VideoRecord record;

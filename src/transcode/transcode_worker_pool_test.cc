@@ -302,13 +302,10 @@ class RefusingContent : public VideoContentService {
 bool IsSegment(const std::string& name) { return name.ends_with(".m4s"); }
 
 TEST_F(TranscodeWorkerPoolTest, SegmentsAreStoredWhileFfmpegStillRuns) {
-  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-  fs::remove(release);
+  const fs::path release = GateRelease();
   std::string id = NewUpload(Media("long.mp4"));
-  TranscodeWorkerPoolOptions options = Options();
-  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
-  TranscodeWorkerPool pool(*metadata_, *content_, options);
-  pool.Start();
+  std::unique_ptr<TranscodeWorkerPool> started = StartGatedPool();
+  TranscodeWorkerPool& pool = *started;
   pool.Enqueue(id);
 
   // ffmpeg has not exited as far as the job knows, yet the segments it has
@@ -364,8 +361,7 @@ TEST_F(TranscodeWorkerPoolTest, SegmentsAreStoredWhileFfmpegStillRuns) {
 }
 
 TEST_F(TranscodeWorkerPoolTest, ARunTakingOverKeepsTheLongerLivePlaylistAnEarlierRunStored) {
-  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-  fs::remove(release);
+  const fs::path release = GateRelease();
   std::string id = NewUpload(Media("long.mp4"));
   // Another server's run got further before it died: its EVENT playlist of
   // the first rung lists five segments. Players watching it must not be
@@ -378,10 +374,8 @@ TEST_F(TranscodeWorkerPoolTest, ARunTakingOverKeepsTheLongerLivePlaylistAnEarlie
   const fs::path earlier_file = dir_.path() / "earlier.m3u8";
   ASSERT_TRUE(testing::WriteTestFile(earlier_file, earlier).ok());
   Store(id, "media_0.m3u8", earlier_file);
-  TranscodeWorkerPoolOptions options = Options();
-  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
-  TranscodeWorkerPool pool(*metadata_, *content_, options);
-  pool.Start();
+  std::unique_ptr<TranscodeWorkerPool> started = StartGatedPool();
+  TranscodeWorkerPool& pool = *started;
   pool.Enqueue(id);
 
   // The encode is over (ffmpeg held): every segment of this run is stored
@@ -402,14 +396,11 @@ TEST_F(TranscodeWorkerPoolTest, ARunTakingOverKeepsTheLongerLivePlaylistAnEarlie
 }
 
 TEST_F(TranscodeWorkerPoolTest, StopAfterSegmentsWereStoredLeavesOnlyTheOriginal) {
-  const fs::path release = Media("gated-ffmpeg").parent_path() / "release";
-  fs::remove(release);
+  const fs::path release = GateRelease();
   std::string id = NewUpload(Media("long.mp4"));
-  TranscodeWorkerPoolOptions options = Options();
-  options.transcode.ffmpeg = Media("gated-ffmpeg").string();
   {
-    TranscodeWorkerPool pool(*metadata_, *content_, options);
-    pool.Start();
+    std::unique_ptr<TranscodeWorkerPool> started = StartGatedPool();
+    TranscodeWorkerPool& pool = *started;
     pool.Enqueue(id);
     ASSERT_TRUE(WaitFor([&] {
       std::vector<std::string> files = Files(id);

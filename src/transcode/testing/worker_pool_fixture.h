@@ -41,6 +41,44 @@ inline bool WaitFor(const std::function<bool()>& condition,
   return condition();
 }
 
+// A video as the web layer leaves it: `original` stored, record processing.
+inline std::string NewUploadIn(VideoMetadataService& metadata, VideoContentService& content,
+                               const fs::path& original) {
+  std::string id = NewVideoId();
+  auto writer = content.OpenWriter(id, "original");
+  EXPECT_TRUE(writer.ok()) << writer.status();
+  if (writer.ok()) {
+    std::ifstream in(original, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE((*writer)->Append(bytes).ok());
+    EXPECT_TRUE((*writer)->Commit().ok());
+  }
+  VideoRecord record;
+  record.id = id;
+  record.title = original.filename().string();
+  record.status = VideoStatus::kProcessing;
+  EXPECT_TRUE(metadata.Create(record).ok());
+  return id;
+}
+
+// The names of the files `content` holds for `id`.
+inline std::vector<std::string> FileNames(VideoContentService& content, const std::string& id) {
+  std::vector<std::string> names;
+  absl::StatusOr<std::vector<ContentInfo>> files = content.List(id);
+  EXPECT_TRUE(files.ok()) << files.status();
+  if (files.ok()) {
+    for (const ContentInfo& file : *files) names.push_back(file.name);
+  }
+  return names;
+}
+
+// The record of `id` (an empty one, and a test failure, if it cannot be read).
+inline VideoRecord RecordOf(VideoMetadataService& metadata, const std::string& id) {
+  absl::StatusOr<VideoRecord> record = metadata.Get(id);
+  EXPECT_TRUE(record.ok()) << record.status();
+  return record.ok() ? *record : VideoRecord{};
+}
+
 // Forwards to a real service, remembering progress writes and able to list in
 // pages of one and to make a record vanish just before it would become ready.
 class InstrumentedMetadata : public VideoMetadataService {
@@ -182,6 +220,32 @@ class TranscodeWorkerPoolTest : public ::testing::Test {
     return options;
   }
 
+  // A started pool over the fixture's metadata and `content` (the fixture's
+  // own content service when null).
+  std::unique_ptr<TranscodeWorkerPool> StartPool(TranscodeWorkerPoolOptions options,
+                                                 VideoContentService* content = nullptr) {
+    auto pool = std::make_unique<TranscodeWorkerPool>(
+        *metadata_, content != nullptr ? *content : *content_, std::move(options));
+    pool->Start();
+    return pool;
+  }
+
+  // The file whose creation lets the gated ffmpeg exit; removed here, so that
+  // it waits (its encode done) until the test writes it.
+  fs::path GateRelease() {
+    fs::path release = Media("gated-ffmpeg").parent_path() / "release";
+    fs::remove(release);
+    return release;
+  }
+
+  // A started pool whose ffmpeg, once its encode is done, waits for
+  // GateRelease()'s file before it exits.
+  std::unique_ptr<TranscodeWorkerPool> StartGatedPool(VideoContentService* content = nullptr) {
+    TranscodeWorkerPoolOptions options = Options();
+    options.transcode.ffmpeg = Media("gated-ffmpeg").string();
+    return StartPool(std::move(options), content);
+  }
+
   void Store(const std::string& id, const std::string& name, const fs::path& file) {
     auto writer = content_->OpenWriter(id, name);
     ASSERT_TRUE(writer.ok()) << writer.status();
@@ -191,38 +255,18 @@ class TranscodeWorkerPoolTest : public ::testing::Test {
     ASSERT_TRUE((*writer)->Commit().ok());
   }
 
-  // A video as the web layer leaves it: original stored, record processing.
   std::string NewUpload(const fs::path& original) {
-    std::string id = NewVideoId();
-    Store(id, "original", original);
-    VideoRecord record;
-    record.id = id;
-    record.title = original.filename().string();
-    record.status = VideoStatus::kProcessing;
-    EXPECT_TRUE(metadata_->Create(record).ok());
-    return id;
+    return NewUploadIn(*metadata_, *content_, original);
   }
 
-  VideoRecord Record(const std::string& id) {
-    absl::StatusOr<VideoRecord> record = metadata_->Get(id);
-    EXPECT_TRUE(record.ok()) << record.status();
-    return record.ok() ? *record : VideoRecord{};
-  }
+  VideoRecord Record(const std::string& id) { return RecordOf(*metadata_, id); }
 
   bool Finished(const std::string& id) {
     absl::StatusOr<VideoRecord> record = metadata_->Get(id);
     return !record.ok() || record->status != VideoStatus::kProcessing;
   }
 
-  std::vector<std::string> Files(const std::string& id) {
-    std::vector<std::string> names;
-    absl::StatusOr<std::vector<ContentInfo>> files = content_->List(id);
-    EXPECT_TRUE(files.ok()) << files.status();
-    if (files.ok()) {
-      for (const ContentInfo& file : *files) names.push_back(file.name);
-    }
-    return names;
-  }
+  std::vector<std::string> Files(const std::string& id) { return FileNames(*content_, id); }
 
   std::string ReadContent(const std::string& id, const std::string& name) {
     auto reader = content_->OpenReader(id, name);
