@@ -397,10 +397,13 @@ absl::StatusOr<ContentInfo> LocalVideoContentService::StoreLocalFile(std::string
 absl::Status LocalVideoContentService::DeleteVideo(std::string_view video_id) {
   if (absl::Status s = ValidateVideoId(video_id); !s.ok()) return s;
   const fs::path dir = VideoDir(video_id);
-  // A job being cancelled may still be storing (temp file, then rename) while
-  // the directory is removed: an entry vanishing under remove_all, or one
-  // created after it listed the directory, fails one pass. A few passes end
-  // with the directory gone unless something keeps writing into it.
+  // The web layer cancels the video's transcode and waits for its stores to
+  // end first (TranscodeWorkerPool::Cancel), yet a writer may still be at
+  // work: a job that started right after that cancel (its upload accepted, or
+  // a rescan) and has not yet seen the record vanish (it then removes what it
+  // stored). Its temp file renamed, or an entry created after remove_all
+  // listed the directory, fails one pass; a few passes end with the directory
+  // gone unless something keeps writing into it.
   constexpr int kPasses = 5;
   std::error_code ec;
   for (int pass = 0; pass < kPasses; ++pass) {
@@ -409,8 +412,10 @@ absl::Status LocalVideoContentService::DeleteVideo(std::string_view video_id) {
     std::error_code exists_ec;
     if (!fs::exists(dir, exists_ec) && !exists_ec) return absl::OkStatus();
   }
-  if (!ec) ec = std::make_error_code(std::errc::directory_not_empty);
-  return ErrnoStatus(ec.value(), "remove", dir);
+  // Files remain: never NOT_FOUND (the interface's "no such files" answer is
+  // OK), which a caller could take for "already gone".
+  return absl::UnavailableError(absl::StrCat("remove ", dir.string(), ": still being written (",
+                                             ec ? ec.message() : "not empty", ")"));
 }
 
 }  // namespace streamgrid

@@ -25,7 +25,8 @@ namespace streamgrid {
 //
 // Errors beyond the interface's: RESOURCE_EXHAUSTED when the disk or quota is
 // full, INTERNAL (with the errno text and path) for other I/O failures. A
-// DeleteVideo() that races a writer of the same video may make its Commit() fail.
+// DeleteVideo() that races a writer of the same video may make its Commit() fail;
+// UNAVAILABLE from DeleteVideo() means files kept appearing while it removed them.
 class LocalVideoContentService : public VideoContentService {
  public:
   // A service over `root`, created if missing. Removes temp files that writers

@@ -59,6 +59,9 @@ absl::Status Upload(VideoContentService& content, std::string_view video_id, std
   if (!in) return absl::InternalError(absl::StrCat("cannot open ", path.string()));
   absl::StatusOr<std::unique_ptr<ContentWriter>> writer = content.OpenWriter(video_id, name);
   if (!writer.ok()) return writer.status();
+  // An Append() blocked on a node that stopped reading would hold up a cancel
+  // (the pool's Cancel() waits for the job's stores to end): abandon it.
+  CancelToken::Registration abandon = cancel.OnCancel([raw = writer->get()] { raw->Cancel(); });
   std::vector<char> buffer(kChunkBytes);
   while (in) {
     if (cancel.cancelled()) return Cancelled();
@@ -69,6 +72,10 @@ absl::Status Upload(VideoContentService& content, std::string_view video_id, std
     if (!appended.ok()) return appended;
   }
   if (in.bad()) return absl::InternalError(absl::StrCat("cannot read ", path.string()));
+  // Not the Commit(): abandoned midway, its file could land after the job has
+  // removed what it stored. It is bounded by the writer's own deadline.
+  abandon = CancelToken::Registration();
+  if (cancel.cancelled()) return Cancelled();  // the writer may be abandoned
   return (*writer)->Commit().status();
 }
 

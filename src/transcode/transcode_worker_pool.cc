@@ -225,10 +225,12 @@ std::unique_ptr<EarlyJob> TranscodeWorkerPool::StartEarly(const std::string& vid
   return nullptr;
 }
 
-void TranscodeWorkerPool::Cancel(const std::string& video_id) {
+absl::Status TranscodeWorkerPool::Cancel(const std::string& video_id,
+                                         std::chrono::milliseconds timeout) {
   std::optional<std::filesystem::path> dropped_source;
+  absl::Status stopped = absl::OkStatus();
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     auto queued = std::find_if(queue_.begin(), queue_.end(),
                                [&](const Job& job) { return job.video_id == video_id; });
     if (queued != queue_.end()) {
@@ -238,11 +240,25 @@ void TranscodeWorkerPool::Cancel(const std::string& video_id) {
       queue_.erase(queued);
       active_ids_.erase(video_id);
     }
-    if (auto running = running_.find(video_id); running != running_.end()) {
-      running->second->Cancel();
+    if (auto storing = storing_.find(video_id); storing != storing_.end()) {
+      CancelToken* token = storing->second;
+      token->Cancel();
+      // The job stops storing once its current store returns (the token also
+      // abandons a store blocked on a node) and it has removed what it stored:
+      // until then a file could land after the caller deletes the video's.
+      // Compared by token: a later job of the same id is not this one.
+      const bool ended = storing_cv_.wait_for(lock, timeout, [&] {
+        auto now = storing_.find(video_id);
+        return now == storing_.end() || now->second != token;
+      });
+      if (!ended) {
+        stopped = absl::DeadlineExceededError(absl::StrCat(
+            "transcode job of ", video_id, " still storing after ", timeout.count(), " ms"));
+      }
     }
   }
   DiscardLocalSource(dropped_source);
+  return stopped;
 }
 
 absl::Status TranscodeWorkerPool::RecoverPending() {
@@ -340,6 +356,7 @@ void TranscodeWorkerPool::WorkerLoop() {
       queue_.pop_front();
       // Registered under the same lock as the pop, so Stop() cannot miss it.
       running_[job.video_id] = &token;
+      storing_[job.video_id] = &token;
       number = next_job_number_++;
     }
 
@@ -380,6 +397,8 @@ void TranscodeWorkerPool::WorkerLoop() {
       DiscardLocalSource(job.local_source);
       std::lock_guard lock(mu_);
       running_.erase(job.video_id);
+      storing_.erase(job.video_id);
+      storing_cv_.notify_all();
       active_ids_.erase(job.video_id);
       continue;
     }
@@ -406,6 +425,12 @@ void TranscodeWorkerPool::WorkerLoop() {
     TranscodeOptions transcode = options_.transcode;
     if (job.early) transcode.priority = job.early->priority;
     JobOutcome outcome = RunTranscodeJob(metadata_, content_, transcode, params, token);
+    {
+      // Every store of the job has returned: a Cancel() waiting may go on.
+      std::lock_guard lock(mu_);
+      storing_.erase(job.video_id);
+    }
+    storing_cv_.notify_all();
     // A head start that ended before it began to encode (no scratch space):
     // its upload is queued as usual once accepted, or now if it already was.
     bool requeue = false;

@@ -117,10 +117,16 @@ class TranscodeWorkerPool {
                                        const std::filesystem::path& local_source,
                                        const MediaInfo& media_info);
 
-  // Drops the queued job for `video_id`, or kills its running encode; used when
-  // the video is being deleted. The record is left alone: the running job sees
-  // it vanish and removes whatever it had uploaded.
-  void Cancel(const std::string& video_id);
+  // Drops the queued job for `video_id`, or kills its running encode and waits
+  // (at most `timeout`) until that job has stopped storing: its last store has
+  // ended and it has removed what it stored (within its cleanup budget). Used
+  // before deleting the video's files, so none lands after them. OK once no
+  // job of this pool stores for the video; DEADLINE_EXCEEDED if the job still
+  // runs at `timeout` (it stops at its next store or check, and may then leave
+  // files: the caller should keep the record so that the delete can be
+  // retried). The record is left alone.
+  absl::Status Cancel(const std::string& video_id,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   // Queues every video whose record is "processing" (all pages of the metadata
   // service's list); call once after Start(). Returns the listing's error.
@@ -193,6 +199,10 @@ class TranscodeWorkerPool {
   std::deque<Job> queue_;
   std::set<std::string> active_ids_;             // queued or running
   std::map<std::string, CancelToken*> running_;  // by video id
+  // Running jobs that may still store (their RunTranscodeJob has not
+  // returned), by video id; Cancel() waits on storing_cv_ for its entry to go.
+  std::map<std::string, CancelToken*> storing_;
+  std::condition_variable storing_cv_;
   std::vector<std::thread> threads_;
   uint64_t next_job_number_ = 0;
   JobCounts counts_;

@@ -72,10 +72,15 @@ http::asio::awaitable<Response> DeleteVideo(AppContext& app, http::Request& requ
   absl::Status deleted = co_await http::Offload(app.blocking, [&]() -> absl::Status {
     absl::StatusOr<VideoRecord> video = app.metadata.Get(*id);
     if (!video.ok()) return video.status();
-    app.transcoder.Cancel(*id);
-    // NotFound from the content store means its files are gone already; it
-    // must not read as "no such video" while the record still exists.
-    if (absl::Status s = app.content.DeleteVideo(*id); !s.ok() && !absl::IsNotFound(s)) return s;
+    // A job of this server still storing would leave whatever it stores after
+    // the files go with no record pointing at it. Past the wait the record
+    // stays, so that a retried DELETE finds the video and removes it all.
+    if (absl::Status s = app.transcoder.Cancel(*id); !s.ok()) {
+      return WithPublicMessage(absl::UnavailableError(s.message()),
+                               "the video's conversion is still stopping; try again");
+    }
+    // DeleteVideo answers OK when there are no files: any error here is real.
+    if (absl::Status s = app.content.DeleteVideo(*id); !s.ok()) return s;
     return app.metadata.Delete(*id);
   });
   if (absl::IsNotFound(deleted)) co_return NoSuchVideo();
