@@ -136,13 +136,7 @@ absl::StatusOr<FileStat> DirectWritableFile::Stat() {
   if (absl::Status s = Drain(); !s.ok()) return s;
   struct stat st;
   if (fstat(fd_.get(), &st) != 0) return ErrnoStatus(errno, "fstat", path_);
-  return FileStat{
-      .inode = static_cast<uint64_t>(st.st_ino),
-      .size = static_cast<uint64_t>(st.st_size),
-      .mtime_unix_nanos =
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-      .is_directory = S_ISDIR(st.st_mode),
-  };
+  return FromStat(st);
 }
 
 absl::Status DirectWritableFile::Close() {

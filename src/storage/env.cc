@@ -21,16 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-FileStat FromStat(const struct stat& st) {
-  return FileStat{
-      .inode = static_cast<uint64_t>(st.st_ino),
-      .size = static_cast<uint64_t>(st.st_size),
-      .mtime_unix_nanos =
-          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
-      .is_directory = S_ISDIR(st.st_mode),
-  };
-}
-
 class PosixReadableFile final : public ReadableFile {
  public:
   PosixReadableFile(ScopedFd fd, fs::path path) : fd_(std::move(fd)), path_(std::move(path)) {}
@@ -129,6 +119,16 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+FileStat FromStat(const struct stat& st) {
+  return FileStat{
+      .inode = static_cast<uint64_t>(st.st_ino),
+      .size = static_cast<uint64_t>(st.st_size),
+      .mtime_unix_nanos =
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+      .is_directory = S_ISDIR(st.st_mode),
+  };
+}
 
 Env* Env::Default() {
   static Env* env = new PosixEnv;

@@ -7,6 +7,8 @@
 // through an Env, so tests can substitute one that injects faults
 // (storage/testing/fault_injection_env.h).
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -27,6 +29,9 @@ struct FileStat {
   int64_t mtime_unix_nanos = 0;
   bool is_directory = false;
 };
+
+// The FileStat of what stat(2) or fstat(2) filled in.
+FileStat FromStat(const struct stat& st);
 
 // A file open for appending (created by Env::NewWritableFile).
 class WritableFile {
