@@ -5,34 +5,31 @@
 // once the original is durable, and the job publishes nothing before that. If
 // the commit fails, the encode is killed and nothing of the video is left.
 //
-// Real ffmpeg and ffprobe behind wrappers first on the web server's PATH:
-// ffmpeg notes each run; the ffprobe wrapper, when the test has left an
-// order for it, signals the storage nodes (SIGSTOP) while the upload is being
-// checked, so the commit cannot complete until the test lets it (SIGCONT):
-// what happens meanwhile can only be a head start.
+// Real ffmpeg and ffprobe behind wrappers first on the web server's PATH
+// (tests/lib/held_ffmpeg.mjs, its encode not held): ffmpeg notes each run;
+// the ffprobe wrapper, when the test has left an order for it, signals the
+// storage nodes (SIGSTOP) while the upload is being checked, so the commit
+// cannot complete until the test lets it (SIGCONT): what happens meanwhile can
+// only be a head start.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
-  getVideo, run, waitFor, writeFile, readFile, rm, filesOn,
+  makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles, getVideo, run, waitFor,
+  writeFile, rm, filesOn,
 } from '../lib/streamgrid.mjs';
+import { startHeldFfmpegCluster } from '../lib/held_ffmpeg.mjs';
 
 let scratch;
 let binDir;
 const nodes = [];
 let web;
+let harness;  // the cluster and its ffmpeg/ffprobe wrappers (tests/lib/held_ffmpeg.mjs)
 
 /** ffmpeg ladder runs the wrapper has seen (one line of arguments each). */
 async function ladderRuns() {
-  try {
-    return (await readFile(path.join(binDir, 'runs.log'), 'utf8')).split('\n')
-      .filter((line) => line.includes('manifest.mpd'));
-  } catch (e) {
-    if (e.code === 'ENOENT') return [];
-    throw e;
-  }
+  return (await harness.runs()).filter((line) => line.includes('manifest.mpd'));
 }
 
 /** Entries of the web server's work directory that belong to transcode jobs. */
@@ -68,42 +65,24 @@ function startUpload(file) {
 before(async () => {
   scratch = await tempDir();
   binDir = path.join(scratch, 'bin');
-  await mkdir(binDir);
-  const realFfmpeg = (await run('sh', ['-c', 'command -v ffmpeg'])).trim();
-  const realFfprobe = (await run('sh', ['-c', 'command -v ffprobe'])).trim();
-  assert.ok(realFfmpeg.startsWith('/') && realFfprobe.startsWith('/'));
-  await writeFile(path.join(binDir, 'ffmpeg'), [
-    '#!/bin/sh',
-    `echo "$*" >> '${binDir}/runs.log'`,
-    `exec '${realFfmpeg}' "$@"`,
-    '',
-  ].join('\n'));
   // One order at a time, taken atomically (mv), so only one probe acts on it.
-  await writeFile(path.join(binDir, 'ffprobe'), [
-    '#!/bin/sh',
-    `if mv '${binDir}/on-probe' '${binDir}/on-probe.taken' 2>/dev/null; then`,
-    `  kill -STOP $(cat '${binDir}/on-probe.taken')`,
-    'fi',
-    `exec '${realFfprobe}' "$@"`,
-    '',
-  ].join('\n'));
-  await chmod(path.join(binDir, 'ffmpeg'), 0o755);
-  await chmod(path.join(binDir, 'ffprobe'), 0o755);
-  for (let i = 0; i < 3; i++) {
-    nodes.push(await startStorage({ dataDir: path.join(scratch, `node${i}`) }));
-  }
-  web = await startWeb({
-    dataDir: path.join(scratch, 'web'),
-    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
-      '--replication-factor', '2'],
-    env: { PATH: `${binDir}:${process.env.PATH}` },
+  harness = await startHeldFfmpegCluster(scratch, {
+    hold: false,
+    wrappers: {
+      ffprobe: [
+        `if mv '${binDir}/on-probe' '${binDir}/on-probe.taken' 2>/dev/null; then`,
+        `  kill -STOP $(cat '${binDir}/on-probe.taken')`,
+        'fi',
+      ],
+    },
   });
+  nodes.push(...harness.nodes);
+  web = harness.web;
 });
 
 after(async () => {
   signalNodes('SIGCONT');
-  await web?.stop();
-  for (const node of nodes) await node.stop();
+  await harness?.stop();
 });
 
 test('the encode starts before the upload is answered, which still waits for the original', async () => {
