@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "content/local_video_content_service.h"
+#include "content/testing/forwarding_content_service.h"
 #include "content/video_content_service_conformance.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -62,14 +63,10 @@ class TempDir {
 
 // Counts the calls that reach the wrapped service; OpenReader can be made to
 // block until released, to hold a fill in flight.
-class CountingService : public VideoContentService {
+class CountingService : public testing::ForwardingContentService {
  public:
-  explicit CountingService(VideoContentService& inner) : inner_(inner) {}
+  explicit CountingService(VideoContentService& inner) : ForwardingContentService(inner) {}
 
-  absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
-                                                            std::string_view name) override {
-    return inner_.OpenWriter(video_id, name);
-  }
   absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
       std::string_view video_id, std::string_view name, uint64_t offset,
       std::optional<uint64_t> length) override {
@@ -78,29 +75,17 @@ class CountingService : public VideoContentService {
       entered.Notify();
       g->WaitForNotification();
     }
-    return inner_.OpenReader(video_id, name, offset, length);
+    return ForwardingContentService::OpenReader(video_id, name, offset, length);
   }
   absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
     ++stats;
-    return inner_.Stat(video_id, name);
-  }
-  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
-    return inner_.List(video_id);
-  }
-  absl::Status Delete(std::string_view video_id, std::string_view name) override {
-    return inner_.Delete(video_id, name);
-  }
-  absl::Status DeleteVideo(std::string_view video_id) override {
-    return inner_.DeleteVideo(video_id);
+    return ForwardingContentService::Stat(video_id, name);
   }
 
   std::atomic<int> opens{0};
   std::atomic<int> stats{0};
   std::atomic<Notification*> gate{nullptr};
   Notification entered;
-
- private:
-  VideoContentService& inner_;
 };
 
 // Every read of the conformance suite goes through Fetch first, so the suite's

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <utility>
 
+#include "content/testing/forwarding_content_service.h"
 #include "transcode/testing/worker_pool_fixture.h"
 
 namespace streamgrid {
@@ -19,10 +20,10 @@ using ::testing::ElementsAre;
 // Forwards to a real service, counting the stores that ended, and holds the
 // Commit() of one file name until Release(): a store in flight that cannot be
 // abandoned (a Commit on a node may or may not land once begun).
-class HoldingContent : public VideoContentService {
+class HoldingContent : public testing::ForwardingContentService {
  public:
   HoldingContent(VideoContentService& inner, std::string held)
-      : inner_(inner), held_(std::move(held)) {}
+      : ForwardingContentService(inner), held_(std::move(held)) {}
 
   bool holding() {
     std::lock_guard lock(mu_);
@@ -40,26 +41,10 @@ class HoldingContent : public VideoContentService {
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override {
-    absl::StatusOr<std::unique_ptr<ContentWriter>> inner = inner_.OpenWriter(video_id, name);
+    absl::StatusOr<std::unique_ptr<ContentWriter>> inner =
+        ForwardingContentService::OpenWriter(video_id, name);
     if (!inner.ok()) return inner.status();
     return std::make_unique<Writer>(*this, *std::move(inner), name == held_);
-  }
-  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
-      std::string_view video_id, std::string_view name, uint64_t offset,
-      std::optional<uint64_t> length) override {
-    return inner_.OpenReader(video_id, name, offset, length);
-  }
-  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
-    return inner_.Stat(video_id, name);
-  }
-  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
-    return inner_.List(video_id);
-  }
-  absl::Status Delete(std::string_view video_id, std::string_view name) override {
-    return inner_.Delete(video_id, name);
-  }
-  absl::Status DeleteVideo(std::string_view video_id) override {
-    return inner_.DeleteVideo(video_id);
   }
 
  private:
@@ -88,7 +73,6 @@ class HoldingContent : public VideoContentService {
     const bool held_;
   };
 
-  VideoContentService& inner_;
   const std::string held_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -11,6 +11,7 @@
 
 #include "common/ids.h"
 #include "content/local_video_content_service.h"
+#include "content/testing/forwarding_content_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metadata/sqlite_video_metadata_service.h"
@@ -267,35 +268,17 @@ TEST_F(TranscodeWorkerPoolTest, StartClearsOnlyStaleJobDirectories) {
 }
 
 // Forwards to a real service, refusing to store one name.
-class RefusingContent : public VideoContentService {
+class RefusingContent : public testing::ForwardingContentService {
  public:
   RefusingContent(VideoContentService& inner, std::string refused)
-      : inner_(inner), refused_(std::move(refused)) {}
+      : ForwardingContentService(inner), refused_(std::move(refused)) {}
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override {
     if (name == refused_) return absl::PermissionDeniedError("disk says no");
-    return inner_.OpenWriter(video_id, name);
-  }
-  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
-      std::string_view video_id, std::string_view name, uint64_t offset,
-      std::optional<uint64_t> length) override {
-    return inner_.OpenReader(video_id, name, offset, length);
-  }
-  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
-    return inner_.Stat(video_id, name);
-  }
-  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
-    return inner_.List(video_id);
-  }
-  absl::Status Delete(std::string_view video_id, std::string_view name) override {
-    return inner_.Delete(video_id, name);
-  }
-  absl::Status DeleteVideo(std::string_view video_id) override {
-    return inner_.DeleteVideo(video_id);
+    return ForwardingContentService::OpenWriter(video_id, name);
   }
 
  private:
-  VideoContentService& inner_;
   const std::string refused_;
 };
 
