@@ -81,14 +81,35 @@ class HoldingContent : public testing::ForwardingContentService {
   int stores_ended_ = 0;
 };
 
-constexpr char kHeldSegment[] = "chunk-0-00001.m4s";
+// A pool whose job stores through HoldingContent, holding its first segment.
+class HeldStoreTest : public TranscodeWorkerPoolTest {
+ protected:
+  void TearDown() override {
+    // A test that failed midway must not leave the job held until the pool's
+    // destructor waits for it.
+    if (held_ != nullptr) held_->Release();
+    pool_.reset();
+  }
 
-TEST_F(TranscodeWorkerPoolTest, CancelReturnsOnlyOnceTheStoreInFlightEndedAndNothingLandsAfter) {
-  const std::string id = NewUpload(Media("long.mp4"));
-  HoldingContent content(*content_, kHeldSegment);
-  std::unique_ptr<TranscodeWorkerPool> pool = StartPool(Options(), &content);
-  pool->Enqueue(id);
-  ASSERT_TRUE(WaitFor([&] { return content.holding(); }));
+  // Starts the job of a new upload; returns its id once the job's store of
+  // the first segment is held.
+  std::string StartHeldJob() {
+    held_ = std::make_unique<HoldingContent>(*content_, "chunk-0-00001.m4s");
+    pool_ = StartPool(Options(), held_.get());
+    const std::string id = NewUpload(Media("long.mp4"));
+    pool_->Enqueue(id);
+    EXPECT_TRUE(WaitFor([&] { return held_->holding(); }));
+    return id;
+  }
+
+  std::unique_ptr<HoldingContent> held_;  // outlives pool_
+  std::unique_ptr<TranscodeWorkerPool> pool_;
+};
+
+TEST_F(HeldStoreTest, CancelReturnsOnlyOnceTheStoreInFlightEndedAndNothingLandsAfter) {
+  const std::string id = StartHeldJob();
+  HoldingContent& content = *held_;
+  TranscodeWorkerPool* pool = pool_.get();
 
   struct AtReturn {
     absl::Status status;
@@ -117,12 +138,10 @@ TEST_F(TranscodeWorkerPoolTest, CancelReturnsOnlyOnceTheStoreInFlightEndedAndNot
   EXPECT_EQ(pool->counts().interrupted, 1u);
 }
 
-TEST_F(TranscodeWorkerPoolTest, CancelGivesUpAtItsTimeoutWhileTheStoreIsStillHeld) {
-  const std::string id = NewUpload(Media("long.mp4"));
-  HoldingContent content(*content_, kHeldSegment);
-  std::unique_ptr<TranscodeWorkerPool> pool = StartPool(Options(), &content);
-  pool->Enqueue(id);
-  ASSERT_TRUE(WaitFor([&] { return content.holding(); }));
+TEST_F(HeldStoreTest, CancelGivesUpAtItsTimeoutWhileTheStoreIsStillHeld) {
+  const std::string id = StartHeldJob();
+  HoldingContent& content = *held_;
+  TranscodeWorkerPool* pool = pool_.get();
 
   absl::Status status = pool->Cancel(id, milliseconds(200));
   EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
