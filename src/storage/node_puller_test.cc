@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/ids.h"
@@ -215,18 +216,38 @@ TEST(NodePullerTest, TheSourceSendsTheRecordedDigestOfEveryBlockOfAWholeFile) {
   EXPECT_FALSE((*range)->block_digests_follow());
 }
 
-TEST(NodePullerTest, APullChecksEveryBlockAgainstTheSourcesDigests) {
-  TempDir dir;
-  Node destination(dir.path() / "b", kToken);
-  const std::string video = NewVideoId();
-  const std::string data = Pattern(3 * (1 << 20) + 17, 5);
-  const std::string sha = Sha256::HexOf(data);
-  const size_t files_before = RegularFilesUnder(dir.path() / "b");
+// A destination node pulling one file, `data_` as "seg" of `video_`, from
+// fake sources.
+class NodePullerFakeSourceTest : public ::testing::Test {
+ protected:
+  // Asks the destination to pull `data_` (its size and SHA-256) from `source`.
+  absl::StatusOr<PullResult> PullFrom(const FakeSource& source) {
+    return destination_.client->Pull({.video_id = video_,
+                                      .name = "seg",
+                                      .source_address = source.address(),
+                                      .size = data_.size(),
+                                      .sha256 = sha_});
+  }
 
-  std::vector<Sha256::Digest> wrong = BlockDigestsOf(data);
+  // Nothing stored on the destination: no file, no record, no temp file.
+  void ExpectNothingStored(std::string_view what) {
+    EXPECT_EQ(FilesOn(destination_), 0u) << what;
+    EXPECT_EQ(RegularFilesUnder(dir_.path() / "b"), files_before_) << what;
+  }
+
+  TempDir dir_;
+  Node destination_{dir_.path() / "b", kToken};
+  const size_t files_before_ = RegularFilesUnder(dir_.path() / "b");
+  const std::string video_ = NewVideoId();
+  const std::string data_ = Pattern(3 * (1 << 20) + 17, 5);
+  const std::string sha_ = Sha256::HexOf(data_);
+};
+
+TEST_F(NodePullerFakeSourceTest, APullChecksEveryBlockAgainstTheSourcesDigests) {
+  std::vector<Sha256::Digest> wrong = BlockDigestsOf(data_);
   wrong[2][0] ^= 1;
-  std::string right_raw = Raw(BlockDigestsOf(data));
-  std::string damaged = data;
+  std::string right_raw = Raw(BlockDigestsOf(data_));
+  std::string damaged = data_;
   damaged[(1 << 20) + 3] ^= 1;
   struct Case {
     const char* what;
@@ -235,87 +256,62 @@ TEST(NodePullerTest, APullChecksEveryBlockAgainstTheSourcesDigests) {
     const char* message;
   };
   for (const Case& c : {
-           Case{"a wrong block digest", data, Raw(wrong), "block 2"},
+           Case{"a wrong block digest", data_, Raw(wrong), "block 2"},
            Case{"bytes damaged in transit", damaged, right_raw, "block 1"},
-           Case{"a digest missing", data, right_raw.substr(0, 3 * 32), "digests of 3"},
-           Case{"a digest cut short", data, right_raw.substr(0, 40), "malformed block digests"},
-           Case{"a digest too many", data, right_raw + right_raw.substr(0, 32),
+           Case{"a digest missing", data_, right_raw.substr(0, 3 * 32), "digests of 3"},
+           Case{"a digest cut short", data_, right_raw.substr(0, 40), "malformed block digests"},
+           Case{"a digest too many", data_, right_raw + right_raw.substr(0, 32),
                 "malformed block digests"},
        }) {
-    FakeSource source(c.sent, c.raw, sha);
-    auto pulled = destination.client->Pull({.video_id = video,
-                                            .name = "seg",
-                                            .source_address = source.address(),
-                                            .size = data.size(),
-                                            .sha256 = sha});
+    FakeSource source(c.sent, c.raw, sha_);
+    auto pulled = PullFrom(source);
     ASSERT_TRUE(pulled.ok()) << c.what << ": " << pulled.status();
     EXPECT_TRUE(source.asked_for_digests()) << c.what;
     EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss)
         << c.what << ": " << pulled->source_error;
     EXPECT_THAT(std::string(pulled->source_error.message()), HasSubstr(c.message)) << c.what;
-    EXPECT_EQ(FilesOn(destination), 0u) << c.what;
-    EXPECT_EQ(RegularFilesUnder(dir.path() / "b"), files_before) << c.what;
+    ExpectNothingStored(c.what);
   }
 
   // The right digests: stored, and what is stored reads back whole.
-  FakeSource source(data, right_raw);
-  auto pulled = destination.client->Pull({.video_id = video,
-                                          .name = "seg",
-                                          .source_address = source.address(),
-                                          .size = data.size(),
-                                          .sha256 = sha});
+  FakeSource source(data_, right_raw);
+  auto pulled = PullFrom(source);
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   ASSERT_TRUE(pulled->source_error.ok()) << pulled->source_error;
-  EXPECT_EQ(pulled->file.sha256, sha);
+  EXPECT_EQ(pulled->file.sha256, sha_);
   std::string got;
-  ASSERT_TRUE(destination.client
-                  ->Get(video, "seg", 0, 0,
+  ASSERT_TRUE(destination_.client
+                  ->Get(video_, "seg", 0, 0,
                         [&](std::span<const char> chunk) {
                           got.append(chunk.data(), chunk.size());
                           return absl::OkStatus();
                         })
                   .ok());
-  EXPECT_EQ(got, data);
+  EXPECT_EQ(got, data_);
 }
 
-TEST(NodePullerTest, ASourceWithoutDigestsIsHashedWholeAsBefore) {
-  TempDir dir;
-  Node destination(dir.path() / "b", kToken);
-  const std::string video = NewVideoId();
-  const std::string data = Pattern(2 * (1 << 20) + 5, 9);
-  const std::string sha = Sha256::HexOf(data);
-  const size_t files_before = RegularFilesUnder(dir.path() / "b");
-
+TEST_F(NodePullerFakeSourceTest, ASourceWithoutDigestsIsHashedWholeAsBefore) {
   // Bytes damaged in transit from a node that sends no digests (older than
   // GetRequest.want_block_sha256): the whole-file hash catches them.
-  std::string damaged = data;
+  std::string damaged = data_;
   damaged[1 << 20] ^= 1;
   {
-    FakeSource source(damaged, std::nullopt, sha);
-    auto pulled = destination.client->Pull({.video_id = video,
-                                            .name = "seg",
-                                            .source_address = source.address(),
-                                            .size = data.size(),
-                                            .sha256 = sha});
+    FakeSource source(damaged, std::nullopt, sha_);
+    auto pulled = PullFrom(source);
     ASSERT_TRUE(pulled.ok()) << pulled.status();
     EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss) << pulled->source_error;
     EXPECT_THAT(std::string(pulled->source_error.message()), HasSubstr("checksum mismatch"));
-    EXPECT_EQ(FilesOn(destination), 0u);
-    EXPECT_EQ(RegularFilesUnder(dir.path() / "b"), files_before);
+    ExpectNothingStored("damaged bytes without digests");
   }
   // The right bytes: stored.
-  FakeSource source(data, std::nullopt);
-  auto pulled = destination.client->Pull({.video_id = video,
-                                          .name = "seg",
-                                          .source_address = source.address(),
-                                          .size = data.size(),
-                                          .sha256 = sha});
+  FakeSource source(data_, std::nullopt);
+  auto pulled = PullFrom(source);
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   ASSERT_TRUE(pulled->source_error.ok()) << pulled->source_error;
-  EXPECT_EQ(pulled->file.sha256, sha);
-  auto stat = destination.engine->Stat(video, "seg");
+  EXPECT_EQ(pulled->file.sha256, sha_);
+  auto stat = destination_.engine->Stat(video_, "seg");
   ASSERT_TRUE(stat.ok()) << stat.status();
-  EXPECT_EQ(stat->sha256, sha);
+  EXPECT_EQ(stat->sha256, sha_);
 }
 
 TEST(NodePullerTest, WhatTheSourceCannotGiveIsASourceErrorAndStoresNothing) {
