@@ -252,7 +252,7 @@ async function main() {
   }
   if (ownMigration) {
     const dir = path.join(scratch, 'migration');
-    const stack = await attempt('migration start', () => startStack('cluster', dir, { webArgs: PRELOAD_WEB_ARGS }));
+    const stack = await attempt('migration start', () => startStack('cluster', dir, { webArgs: PRELOAD_WEB_ARGS, nodeLogLevel: 'info' }));
     if (stack) {
       try {
         results.migration = await attempt('migration', async () => {

@@ -58,7 +58,38 @@ export function migrationPhases(text) {
   const started = last(/migration started:/);
   const copied = last(/migration: every moved file is copied/);
   const done = last(/migration done:/);
-  return { copyMs: copied - started, cleanupMs: done - copied };
+  // The runner's own phase timings (the last of each line).
+  const ms = (re) => { for (let i = lines.length - 1; i >= 0; i--) { const m = re.exec(lines[i]); if (m) return Number(m[1]); } return NaN; };
+  return { copyMs: copied - started, cleanupMs: done - copied,
+    drainMs: ms(/migration: earlier writes drained in (\d+) ms/),
+    batchesMs: ms(/migration: batches copied and recorded in (\d+) ms/),
+    flipMs: ms(/migration: flip recorded in (\d+) ms/),
+    cleanupDrainMs: ms(/migration: writes under the old placement drained in (\d+) ms/),
+    deletesMs: ms(/migration: cleanup took (\d+) ms/) };
+}
+
+// Where the node-to-node copies' time went, summed over the nodes' logs (at
+// info level): on the destinations, waiting for the source, storing, commit;
+// on the sources, reading (and verifying) and sending.
+export function pullTimes(logs) {
+  const sum = { pulls: 0, pullMs: 0, waitingMs: 0, storingMs: 0, commitMs: 0, sends: 0, sendMs: 0, readingMs: 0, sendingMs: 0, maxPullMs: 0 };
+  for (const text of logs) {
+    for (const m of text.matchAll(/pulled \S+ from \S+: \d+ bytes in (\d+) ms \(waiting for the source (\d+) ms, storing (\d+) ms, commit (\d+) ms\)/g)) {
+      sum.pulls++;
+      sum.pullMs += Number(m[1]);
+      sum.maxPullMs = Math.max(sum.maxPullMs, Number(m[1]));
+      sum.waitingMs += Number(m[2]);
+      sum.storingMs += Number(m[3]);
+      sum.commitMs += Number(m[4]);
+    }
+    for (const m of text.matchAll(/sent \S+ for a copy: \d+ bytes in (\d+) ms \(reading (\d+) ms, sending (\d+) ms\)/g)) {
+      sum.sends++;
+      sum.sendMs += Number(m[1]);
+      sum.readingMs += Number(m[2]);
+      sum.sendingMs += Number(m[3]);
+    }
+  }
+  return sum;
 }
 
 async function treeBytes(dir) {
@@ -92,6 +123,7 @@ export async function benchMigration(stack, dir) {
   // it hardly depends on what else runs on the machine.
   const cpuMs = (await cpuMsOfTree(pids())) - cpuBefore;
   const phases = migrationPhases(stack.web.log());
+  const pulls = pullTimes(stack.nodes.map((n) => n.log()));
   const content = path.join(node.dataDir, 'data', 'content');
   const moved = await treeBytes(content);
   const copy = path.join(dir, 'cp-copy');
@@ -102,9 +134,16 @@ export async function benchMigration(stack, dir) {
   await rm(copy, { recursive: true, force: true });
   const refMs = cp.ms + sync.ms;
   const result = { files: moved.files, bytes: moved.bytes, addMs: add.ms, cpMs: cp.ms, syncMs: sync.ms,
-    refMs, throughputRatio: ratio(refMs, add.ms), cpuMs, ...phases, output: add.stdout.trim().slice(-500) };
+    refMs, throughputRatio: ratio(refMs, add.ms), cpuMs, ...phases, pulls, output: add.stdout.trim().slice(-500) };
   log(`  moved ${moved.files} files, ${(moved.bytes / 1e6).toFixed(1)} MB in ${(add.ms / 1000).toFixed(2)} s ` +
     `(copy phase ${(phases.copyMs / 1000).toFixed(2)} s, cleanup ${(phases.cleanupMs / 1000).toFixed(2)} s, ` +
     `CPU of web + nodes ${(cpuMs / 1000).toFixed(2)} s); cp -r + sync ${(refMs / 1000).toFixed(2)} s`);
+  log(`  phases: drain ${phases.drainMs} ms, batches ${phases.batchesMs} ms, flip ${phases.flipMs} ms, ` +
+    `cleanup drain ${phases.cleanupDrainMs} ms, deletes ${phases.deletesMs} ms`);
+  if (pulls.pulls) {
+    log(`  ${pulls.pulls} pulls, ${pulls.pullMs} ms in all (longest ${pulls.maxPullMs} ms): waiting for the source ` +
+      `${pulls.waitingMs} ms, storing ${pulls.storingMs} ms, commit ${pulls.commitMs} ms; ${pulls.sends} sends: ` +
+      `reading ${pulls.readingMs} ms, sending ${pulls.sendingMs} ms`);
+  }
   return result;
 }

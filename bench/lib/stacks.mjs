@@ -29,9 +29,10 @@ async function writeToken(file) {
  * `mode`, `url` (HTTP), `admin` (admin gRPC address), `web` (startWeb's
  * server), `nodes` (storage nodes), `pids()` ({ web, storage: [...] }),
  * `addNode()` (one more storage node announced in etcd; cluster only),
- * `adminCli(args)` and `stop()`.
+ * `adminCli(args)` and `stop()`. `webArgs` go to the web server;
+ * `nodeLogLevel` is the storage nodes' --log-level ('warn' unless given).
  */
-export async function startStack(mode, dir, { webArgs = [] } = {}) {
+export async function startStack(mode, dir, { webArgs = [], nodeLogLevel = 'warn' } = {}) {
   await mkdir(dir, { recursive: true });
   const stack = { mode, nodes: [], etcd: null, web: null };
   const adminToken = path.join(dir, 'admin-token');
@@ -50,7 +51,7 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
       for (let i = 1; i <= 3; i++) {
         stack.nodes.push(await startStorage({
           dataDir: path.join(dir, `n${i}`), nodeId: `n${i}`, etcd: stack.etcd.endpoints.join(','),
-          args: ['--cluster-token-file', clusterToken, '--log-level', 'warn'],
+          args: ['--cluster-token-file', clusterToken, '--log-level', nodeLogLevel],
         }));
       }
       stack.web = await startWeb({
@@ -72,7 +73,7 @@ export async function startStack(mode, dir, { webArgs = [] } = {}) {
     const i = stack.nodes.length + 1;
     const node = await startStorage({
       dataDir: path.join(dir, `n${i}`), nodeId: `n${i}`, etcd: stack.etcd.endpoints.join(','),
-      args: ['--cluster-token-file', clusterToken, '--log-level', 'warn'],
+      args: ['--cluster-token-file', clusterToken, '--log-level', nodeLogLevel],
     });
     stack.nodes.push(node);
     return node;

@@ -47,6 +47,13 @@ bool SameMigration(const ClusterState& a, const ClusterState& b) {
          a.migration->phase == b.migration->phase;
 }
 
+// Milliseconds since `start`, for the phase timings in the log.
+int64_t MsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
 absl::Status Changed() {
   return absl::AbortedError("the cluster state changed meanwhile; try again");
 }
@@ -198,19 +205,32 @@ absl::StatusOr<bool> MigrationRunner::Step(const ClusterState& state) {
   switch (state.migration->phase) {
     case MigrationPhase::kCopying: {
       if (!state.target) return absl::InternalError("copying without a target placement");
+      // Each phase's time is logged: what an `add` spends outside the copies.
+      auto start = std::chrono::steady_clock::now();
       if (drained_for_version_ != state.target->version()) {
         if (absl::Status s = DrainEarlierWrites(state); !s.ok()) return s;
         drained_for_version_ = state.target->version();
+        spdlog::info("migration: earlier writes drained in {} ms", MsSince(start));
+        start = std::chrono::steady_clock::now();
       }
       absl::StatusOr<bool> copied = CopyBatches(state);
       if (!copied.ok()) return copied.status();
-      if (*copied) return true;
+      if (*copied) {
+        spdlog::info("migration: batches copied and recorded in {} ms", MsSince(start));
+        return true;
+      }
+      start = std::chrono::steady_clock::now();
       if (absl::Status s = Flip(state); !s.ok()) return s;
+      spdlog::info("migration: flip recorded in {} ms", MsSince(start));
       return true;
     }
     case MigrationPhase::kCleaning: {
+      auto start = std::chrono::steady_clock::now();
       if (absl::Status s = DrainEarlierWrites(state); !s.ok()) return s;
+      spdlog::info("migration: writes under the old placement drained in {} ms", MsSince(start));
+      start = std::chrono::steady_clock::now();
       if (absl::Status s = Cleanup(state); !s.ok()) return s;
+      spdlog::info("migration: cleanup took {} ms", MsSince(start));
       return false;
     }
     default:

@@ -1,5 +1,8 @@
 #include "storage/node_puller.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 #include <utility>
@@ -7,6 +10,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "storage/chunk_prefetcher.h"
 #include "storage/sha256.h"
 
 namespace streamgrid::storage {
@@ -54,8 +58,20 @@ std::shared_ptr<StorageClient> NodePuller::ClientFor(const std::string& address)
   // A cluster has few nodes; a bound keeps a caller naming many addresses
   // from growing the map without end.
   if (clients_.size() >= kMaxCachedClients) clients_.clear();
+  // Channel arguments as StorageClient::MakeChannel's, plus a receive
+  // window of several chunks: with gRPC's default (64 KiB, grown by its
+  // bandwidth-delay estimate, which stays small on a fast link), the
+  // source's sends stalled on window updates while this node was busy.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  if (options_.receive_window_bytes > 0) {
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                static_cast<int>(options_.receive_window_bytes));
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  }
   auto client = std::make_shared<StorageClient>(
-      StorageClient::MakeChannel(address, options_.security),
+      auth::CreateChannel(address, args, options_.security),
       StorageClientOptions{.call_timeout = options_.call_timeout,
                            .transfer_timeout = options_.transfer_timeout});
   clients_.emplace(address, client);
@@ -98,13 +114,37 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
     upload = engine_.StartUpload(spec.video_id, spec.name, spec.size);
     if (!upload.ok()) return upload.status();
   }
+  // Where a pull's time goes (logged below): waiting for the source's next
+  // chunk, storing chunks here, and the commit (fsync and rename).
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::duration waiting{};
+  Clock::duration storing{};
+  // Chunks are received on a thread of their own, up to
+  // receive_ahead_chunks ahead of the one being stored: the source reads and
+  // sends the next ones while this node hashes and writes (one after the
+  // other, each side waited for the other's disk). Destroyed before `get`.
+  StorageClient::GetStream& stream = **get;
+  ChunkPrefetcher ahead(
+      [&stream](std::string& chunk) -> absl::Status {
+        absl::StatusOr<std::span<const char>> next = stream.Next();
+        if (!next.ok()) return next.status();
+        chunk.assign(next->data(), next->size());
+        return absl::OkStatus();
+      },
+      options_.receive_ahead_chunks, [&stream] { stream.Interrupt(); });
   while (true) {
     if (cancelled && cancelled()) return absl::CancelledError("pull cancelled; nothing stored");
-    absl::StatusOr<std::span<const char>> chunk = (*get)->Next();
+    const Clock::time_point asked = Clock::now();
+    absl::StatusOr<std::span<const char>> chunk = ahead.Next();
+    const Clock::time_point received = Clock::now();
+    waiting += received - asked;
     if (!chunk.ok()) return SourceFailed(chunk.status());
     if (chunk->empty()) break;
     if (absl::Status s = (*upload)->Append(*chunk); !s.ok()) return s;
+    storing += Clock::now() - received;
   }
+  const Clock::time_point committing = Clock::now();
   // With digests, every block must match the source's and the source's
   // whole-file digest (checked equal to the one asked for above) is kept.
   absl::StatusOr<StoredFile> file =
@@ -114,6 +154,14 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
   // this node.
   if (absl::IsDataLoss(file.status())) return SourceFailed(file.status());
   if (!file.ok()) return file.status();
+  auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  spdlog::info(
+      "pulled {}/{} from {}: {} bytes in {} ms (waiting for the source {} ms, storing {} ms, "
+      "commit {} ms)",
+      spec.video_id, spec.name, spec.source_address, spec.size, ms(Clock::now() - start),
+      ms(waiting), ms(storing), ms(Clock::now() - committing));
   PullResult result;
   result.file = *std::move(file);
   return result;

@@ -28,6 +28,12 @@ struct NodePullerOptions {
   // call_timeout).
   std::chrono::milliseconds transfer_timeout = std::chrono::minutes(10);
   std::chrono::milliseconds call_timeout = std::chrono::seconds(10);
+  // Chunks (of the source's Get, 512 KiB by default) received ahead of the
+  // one being stored, per pull: the memory that lets the source's reading and
+  // sending overlap this node's hashing and writing.
+  size_t receive_ahead_chunks = 8;
+  // The HTTP/2 receive window of the channels to sources (0: gRPC's default).
+  size_t receive_window_bytes = 8 << 20;
 };
 
 // Copies files from other nodes into one engine. Thread-safe.

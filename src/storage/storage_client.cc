@@ -482,6 +482,11 @@ void StorageClient::PutStream::Interrupt() {
 StorageClient::GetStream::GetStream(uint64_t offset, uint64_t length, bool verify)
     : offset_(offset), length_(length), verify_(verify) {}
 
+void StorageClient::GetStream::Interrupt() {
+  // Thread-safe, as PutStream::Interrupt; the reading thread finishes the call.
+  context_.TryCancel();
+}
+
 StorageClient::GetStream::~GetStream() {
   if (finished_ || !reader_) return;
   context_.TryCancel();

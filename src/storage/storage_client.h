@@ -298,6 +298,10 @@ class StorageClient::GetStream {
   // the next call; empty at the end.
   absl::StatusOr<std::span<const char>> Next();
 
+  // Cancels the call from any thread: a Next() or Read() blocked on it
+  // returns soon, with an error. For a reader on another thread that stops.
+  void Interrupt();
+
  private:
   friend class StorageClient;
   GetStream(uint64_t offset, uint64_t length, bool verify);

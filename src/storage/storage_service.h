@@ -30,6 +30,11 @@ struct StorageServiceOptions {
   std::chrono::milliseconds stream_idle_timeout = std::chrono::seconds(60);
   // Data per Get message (at most 1 MiB).
   size_t get_chunk_bytes = 512 * 1024;
+  // Chunks a Get read for a copy (one asking for the block digests: a Pull
+  // or a relayed copy) reads and verifies ahead of the one being sent, so
+  // that this disk's reads overlap the receiver's writes. Other Gets (small
+  // files, ranges) read as they send.
+  size_t copy_read_ahead_chunks = 4;
   // Files a List call examines at most (see StorageEngine::List), which bounds
   // its time when a partition filter matches few files.
   size_t list_scan_limit = StorageEngine::kDefaultListScanLimit;
