@@ -58,20 +58,10 @@ std::shared_ptr<StorageClient> NodePuller::ClientFor(const std::string& address)
   // A cluster has few nodes; a bound keeps a caller naming many addresses
   // from growing the map without end.
   if (clients_.size() >= kMaxCachedClients) clients_.clear();
-  // Channel arguments as StorageClient::MakeChannel's, plus a receive
-  // window of several chunks: with gRPC's default (64 KiB, grown by its
-  // bandwidth-delay estimate, which stays small on a fast link), the
-  // source's sends stalled on window updates while this node was busy.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  if (options_.receive_window_bytes > 0) {
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
-                static_cast<int>(options_.receive_window_bytes));
-    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  }
+  // A fixed receive window of several chunks, so that the source can send
+  // ahead of this node's reads (see receive_ahead_chunks).
   auto client = std::make_shared<StorageClient>(
-      auth::CreateChannel(address, args, options_.security),
+      StorageClient::MakeChannel(address, options_.security, options_.receive_window_bytes),
       StorageClientOptions{.call_timeout = options_.call_timeout,
                            .transfer_timeout = options_.transfer_timeout});
   clients_.emplace(address, client);

@@ -74,12 +74,21 @@ const grpc::internal::RpcMethod& PutMethod() {
 }  // namespace
 
 std::shared_ptr<grpc::Channel> StorageClient::MakeChannel(const std::string& target,
-                                                          const auth::ClientSecurity& security) {
+                                                          const auth::ClientSecurity& security,
+                                                          size_t receive_window_bytes) {
   grpc::ChannelArguments args;
   // Notice a vanished node during a long, quiet stream (the node accepts pings
   // this often; see StorageServer).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  if (receive_window_bytes > 0) {
+    // gRPC's default window starts at 64 KiB and grows only with its
+    // bandwidth-delay estimate, which stays small on a fast link: a sender of
+    // large messages would wait for window updates message after message.
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+                static_cast<int>(std::min<size_t>(receive_window_bytes, 1 << 30)));
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  }
   return auth::CreateChannel(target, args, security);
 }
 

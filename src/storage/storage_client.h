@@ -118,9 +118,11 @@ class StorageClient {
 
   // A channel to `target` ("host:port") with the keepalive settings the node
   // expects, sending `security`'s token on every call (over TLS if it says
-  // so), for sharing among clients.
+  // so), for sharing among clients. A `receive_window_bytes` above 0 fixes
+  // each stream's HTTP/2 receive window at that size (for bulk reads).
   static std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                                    const auth::ClientSecurity& security = {});
+                                                    const auth::ClientSecurity& security = {},
+                                                    size_t receive_window_bytes = 0);
 
   explicit StorageClient(const std::string& target, StorageClientOptions options = {});
   explicit StorageClient(std::shared_ptr<grpc::Channel> channel, StorageClientOptions options = {});
