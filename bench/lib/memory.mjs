@@ -12,8 +12,8 @@ import { log, memoryOf, sampleMemory, sleep } from './util.mjs';
 /**
  * Starts a multipart POST /upload of `totalBytes` (rounded down to whole
  * copies of `chunk`, by default 1 MiB of random bytes) made of `chunk` again
- * and again; returns { sent(), answer (a promise of { status } or { error }),
- * abort() }.
+ * and again, all but its last chunk, and holds it open until abort(); returns
+ * { sent(), answer (a promise of { status } or { error }), abort() }.
  */
 export function streamedUpload(url, totalBytes, chunk = randomBytes(1 << 20)) {
   totalBytes -= totalBytes % chunk.length;
@@ -38,12 +38,14 @@ export function streamedUpload(url, totalBytes, chunk = randomBytes(1 << 20)) {
       if (req.write(buf)) resolve(); else req.once('drain', resolve);
     });
     await write(head);
-    while (sent < totalBytes && !aborted && !req.destroyed) {
-      const n = Math.min(chunk.length, totalBytes - sent);
-      await write(n === chunk.length ? chunk : chunk.subarray(0, n));
-      sent += n;
+    // The last chunk is held back until abort(): an upload that completed
+    // would become a video whose 2 GiB transcode runs on into the next steps
+    // (ingest now takes 2 GiB within the window). It stays in progress.
+    const held = totalBytes - chunk.length;
+    while (sent < held && !aborted && !req.destroyed) {
+      await write(chunk);
+      sent += chunk.length;
     }
-    if (!aborted && !req.destroyed) req.end(tail);
   })().catch(() => {});
   return { sent: () => sent, answer, abort() { aborted = true; req.destroy(); } };
 }
