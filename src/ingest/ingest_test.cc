@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "content/local_video_content_service.h"
+#include "content/testing/forwarding_content_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "metadata/sqlite_video_metadata_service.h"
@@ -28,9 +29,9 @@ using ::testing::HasSubstr;
 // one: uploads stream their original into it while the body arrives. Counts
 // the bytes its writers were given, and can fail one writer's appends from
 // a given byte on, as a storage node dying midway would.
-class RemoteLikeContent : public VideoContentService {
+class RemoteLikeContent : public streamgrid::testing::ForwardingContentService {
  public:
-  explicit RemoteLikeContent(VideoContentService& inner) : inner_(inner) {}
+  using ForwardingContentService::ForwardingContentService;
 
   struct Counts {
     int writers = 0;
@@ -54,7 +55,7 @@ class RemoteLikeContent : public VideoContentService {
 
   absl::StatusOr<std::unique_ptr<ContentWriter>> OpenWriter(std::string_view video_id,
                                                             std::string_view name) override {
-    auto inner = inner_.OpenWriter(video_id, name);
+    auto inner = ForwardingContentService::OpenWriter(video_id, name);
     if (!inner.ok()) return inner.status();
     std::lock_guard lock(mu_);
     ++counts_.writers;
@@ -62,23 +63,6 @@ class RemoteLikeContent : public VideoContentService {
     if (fail_every_) fail_after = 0;
     return std::make_unique<Writer>(*this, *std::move(inner), fail_after,
                                     std::exchange(hang_after_, {}));
-  }
-  absl::StatusOr<std::unique_ptr<ContentReader>> OpenReader(
-      std::string_view video_id, std::string_view name, uint64_t offset,
-      std::optional<uint64_t> length) override {
-    return inner_.OpenReader(video_id, name, offset, length);
-  }
-  absl::StatusOr<ContentInfo> Stat(std::string_view video_id, std::string_view name) override {
-    return inner_.Stat(video_id, name);
-  }
-  absl::StatusOr<std::vector<ContentInfo>> List(std::string_view video_id) override {
-    return inner_.List(video_id);
-  }
-  absl::Status Delete(std::string_view video_id, std::string_view name) override {
-    return inner_.Delete(video_id, name);
-  }
-  absl::Status DeleteVideo(std::string_view video_id) override {
-    return inner_.DeleteVideo(video_id);
   }
 
  private:
@@ -130,7 +114,6 @@ class RemoteLikeContent : public VideoContentService {
     bool cancelled_ = false;  // guarded by owner_.mu_
   };
 
-  VideoContentService& inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   Counts counts_;
