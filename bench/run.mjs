@@ -37,7 +37,7 @@ function usage(message) {
        [--migration-mb N]
   --quick          1 round, connections 64 and 1024, 5 s per wrk run, ready for 5 and 10 s sources
   --rounds N       rounds of each A/B comparison (default 3)
-  --ready-rounds N rounds of upload -> ready per source length (default 1: each takes minutes)
+  --ready-rounds N rounds of upload -> ready per source length (default 3, the median counts; --quick 1)
   --seconds S      length of each wrk run (default 10)
   --only LIST      run only these benchmarks
   --modes LIST     StreamGrid set-ups to run (default single,cluster; ready runs in cluster when listed)
@@ -58,7 +58,7 @@ function usage(message) {
 }
 
 function parseArgs(argv) {
-  const o = { quick: false, rounds: 3, readyRounds: 1, seconds: 10, only: ALL,
+  const o = { quick: false, rounds: 3, readyRounds: 3, seconds: 10, only: ALL,
     modes: ['single', 'cluster'], readyLengths: [5, 10, 20], baseline: null, out: null,
     report: true, keep: false, waitQuiet: false, docs: false, levels: [64, 256, 1024],
     migrationMb: null };
@@ -103,6 +103,7 @@ function parseArgs(argv) {
     if (!explicit.rounds) o.rounds = 1;
     if (!explicit.seconds) o.seconds = 5;
     if (!explicit.lengths) o.readyLengths = [5, 10];
+    if (!explicit.readyRounds) o.readyRounds = 1;
     o.levels = [64, 1024];
   }
   // Only a full run (or --docs) replaces the committed figures and report, so
