@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/durations.h"
 #include "common/ids.h"
 #include "common/strings.h"
 #include "storage/storage_client.h"
@@ -45,13 +46,6 @@ bool IsRunning(const ClusterState& state) {
 bool SameMigration(const ClusterState& a, const ClusterState& b) {
   return a.migration && b.migration && a.migration->to_version == b.migration->to_version &&
          a.migration->phase == b.migration->phase;
-}
-
-// Milliseconds since `start`, for the phase timings in the log.
-int64_t MsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start)
-      .count();
 }
 
 absl::Status Changed() {

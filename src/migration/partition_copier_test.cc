@@ -1,5 +1,10 @@
 #include "migration/partition_copier.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -104,6 +109,68 @@ TEST(PartitionCopierTest, CopiesTheSameWhetherPulledOrRelayed) {
     EXPECT_EQ(Sha(nodes, 2, video, "big"), Sha(nodes, 0, video, "big"));
     EXPECT_EQ(Sha(nodes, 2, video, "small"), Sha(nodes, 0, video, "small"));
   }
+}
+
+// Flips one bit of node `i`'s copy of video/name in place, keeping its inode,
+// size and mtime (bit rot: only reading the bytes shows it).
+void FlipStoredBit(TestNodes& nodes, int i, const std::string& video, const std::string& name,
+                   uint64_t offset) {
+  const std::filesystem::path path = nodes.DataDir(i) / "content" / video / name;
+  struct stat before;
+  ASSERT_EQ(stat(path.c_str(), &before), 0) << path;
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path;
+  char c = 0;
+  ASSERT_EQ(pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  c ^= 0x10;
+  ASSERT_EQ(pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  close(fd);
+  struct timespec times[2] = {before.st_mtim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+// A holder whose copy is damaged on its disk (the pull's source does not hash
+// what it sends; the destination checks it): the copy comes from the next
+// holder, nothing damaged is stored, and the damaged copy is quarantined.
+// With no good holder left, the copy fails as DATA_LOSS naming the holder.
+TEST(PartitionCopierTest, ADamagedHolderIsQuarantinedAndTheCopyTakenFromAnother) {
+  TestNodes nodes(3);
+  Fixture f(nodes);
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * (1 << 20) + 5, 6);
+  Put(nodes, 0, video, "big", data);
+  Put(nodes, 1, video, "big", data);
+  const std::string sha = Sha(nodes, 1, video, "big");
+  FlipStoredBit(nodes, 0, video, "big", (1 << 20) + 3);
+  // Node 0 is listed first, so it is the first holder tried.
+  auto outcome = f.Copy({{.partition = PartitionOf(video, "big"),
+                          .sources = {nodes.id(0), nodes.id(1)},
+                          .destinations = {nodes.id(2)}}});
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->complete()) << outcome->Describe();
+  EXPECT_EQ(outcome->files_copied, 1u);
+  EXPECT_EQ(Sha(nodes, 2, video, "big"), sha);
+  storage::StorageClient zero(nodes.address(0));
+  EXPECT_TRUE(absl::IsNotFound(zero.Stat(video, "big").status()));
+  auto quarantined = zero.ListQuarantined(0);
+  ASSERT_TRUE(quarantined.ok()) << quarantined.status();
+  ASSERT_EQ(quarantined->copies.size(), 1u);
+  EXPECT_EQ(quarantined->copies[0].name(), "big");
+
+  // The only holder damaged: nothing stored on the destination.
+  const std::string other = NewVideoId();
+  Put(nodes, 0, other, "big", data);
+  FlipStoredBit(nodes, 0, other, "big", 5);
+  auto failed = f.Copy({{.partition = PartitionOf(other, "big"),
+                         .sources = {nodes.id(0)},
+                         .destinations = {nodes.id(2)}}});
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_FALSE(failed->complete());
+  EXPECT_THAT(failed->Describe(), HasSubstr(nodes.address(0))) << failed->Describe();
+  EXPECT_THAT(failed->Describe(), HasSubstr("damaged")) << failed->Describe();
+  storage::StorageClient two(nodes.address(2));
+  EXPECT_TRUE(absl::IsNotFound(two.Stat(other, "big").status()));
+  EXPECT_TRUE(absl::IsNotFound(zero.Stat(other, "big").status()));
 }
 
 // Several Copy() calls at once (a migration's overlapping batches) share the

@@ -55,22 +55,29 @@ void ChunkPrefetcher::Run() {
   ended_ = true;
 }
 
-absl::StatusOr<std::span<const char>> ChunkPrefetcher::Next() {
-  std::unique_lock lock(mu_);
-  // The buffer handed out last is free again; keeping a few avoids an
-  // allocation per chunk.
-  if (!current_.empty() && spare_.size() < max_chunks_) spare_.push_back(std::move(current_));
-  current_.clear();
+absl::Status ChunkPrefetcher::TakeLocked(std::unique_lock<std::mutex>& lock, std::string& chunk) {
+  // The buffer given back is free again; keeping a few avoids an allocation
+  // per chunk.
+  if (chunk.capacity() > 0 && spare_.size() < max_chunks_) spare_.push_back(std::move(chunk));
+  chunk.clear();
   changed_.wait(lock, [&] { return !ready_.empty() || ended_; });
-  if (ready_.empty()) {
-    if (!error_.ok()) return error_;
-    return std::span<const char>();
-  }
-  current_ = std::move(ready_.front());
+  if (ready_.empty()) return error_;
+  chunk = std::move(ready_.front());
   ready_.pop_front();
   lock.unlock();
   changed_.notify_all();  // the producer may wait for room
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::span<const char>> ChunkPrefetcher::Next() {
+  std::unique_lock lock(mu_);
+  if (absl::Status s = TakeLocked(lock, current_); !s.ok()) return s;
   return std::span<const char>(current_.data(), current_.size());
+}
+
+absl::Status ChunkPrefetcher::Take(std::string& chunk) {
+  std::unique_lock lock(mu_);
+  return TakeLocked(lock, chunk);
 }
 
 }  // namespace streamgrid::storage

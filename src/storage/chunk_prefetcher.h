@@ -46,7 +46,16 @@ class ChunkPrefetcher {
   // the producer's error once the chunks before it were taken.
   absl::StatusOr<std::span<const char>> Next();
 
+  // Next() without a copy: the next chunk's buffer is swapped into `chunk`,
+  // whose old buffer is kept for the producer to reuse. `chunk` is empty at
+  // the end; the producer's error as for Next().
+  absl::Status Take(std::string& chunk);
+
  private:
+  // Waits for the next chunk and moves it out; the end leaves `chunk` empty.
+  // Caller holds `lock` (on mu_).
+  absl::Status TakeLocked(std::unique_lock<std::mutex>& lock, std::string& chunk);
+
   void Run();
 
   const Produce produce_;

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -84,6 +85,49 @@ TEST(ChunkPrefetcherTest, TheProducersErrorComesAfterTheChunksBeforeIt) {
   EXPECT_EQ(got, "012");
   EXPECT_EQ(ended.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ended.message(), "block 3 is damaged");
+}
+
+TEST(ChunkPrefetcherTest, TakeHandsOverEachChunksBufferAndReusesTheOnesGivenBack) {
+  int next = 0;
+  std::mutex mu;
+  std::vector<const char*> produced_into;  // the buffer each chunk was produced in
+  int reused = 0;                          // chunks produced into a buffer given back
+  ChunkPrefetcher prefetcher(
+      [&](std::string& chunk) {
+        std::lock_guard lock(mu);
+        if (next == 50) {
+          chunk.clear();
+          return absl::OkStatus();
+        }
+        if (chunk.capacity() >= 4096) ++reused;
+        // Large enough to live on the heap, so a buffer is its data pointer.
+        chunk.assign(4096, static_cast<char>('a' + next % 26));
+        produced_into.push_back(chunk.data());
+        ++next;
+        return absl::OkStatus();
+      },
+      3);
+  std::string chunk;
+  std::vector<const char*> taken;
+  std::string got;
+  while (true) {
+    ASSERT_TRUE(prefetcher.Take(chunk).ok());
+    if (chunk.empty()) break;
+    taken.push_back(chunk.data());
+    got += chunk.front();
+  }
+  std::string want;
+  for (int i = 0; i < 50; ++i) want += static_cast<char>('a' + i % 26);
+  EXPECT_EQ(got, want);
+  std::lock_guard lock(mu);
+  // Each chunk came out in the buffer it was produced in (moved, not copied).
+  EXPECT_EQ(taken, produced_into);
+  // Buffers given back came to the producer again (the producer can run at
+  // most 3 ahead, so from the 5th chunk on it waits for buffers given back).
+  EXPECT_GT(reused, 0);
+  // The end stays the end.
+  ASSERT_TRUE(prefetcher.Take(chunk).ok());
+  EXPECT_TRUE(chunk.empty());
 }
 
 TEST(ChunkPrefetcherTest, AConsumerThatStopsEarlyInterruptsABlockedProducer) {

@@ -10,6 +10,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/durations.h"
 #include "storage/chunk_prefetcher.h"
 #include "storage/sha256.h"
 
@@ -48,6 +49,50 @@ bool IsHostPort(std::string_view address) {
 
 }  // namespace
 
+absl::Status NodePuller::ConfirmDamage(StorageClient& source, const PullSpec& spec,
+                                       std::span<const Sha256::Digest> received,
+                                       std::span<const Sha256::Digest> sent,
+                                       const absl::Status& mismatch) {
+  // The source sent its stored bytes unverified: the first block whose bytes
+  // do not hash to the digest it has stored is read again, verified there,
+  // which quarantines the copy if it is damaged on the source's disk.
+  size_t block = 0;
+  while (block < received.size() && block < sent.size() && received[block] == sent[block]) {
+    ++block;
+  }
+  const std::string what =
+      absl::StrCat("node ", spec.source_address, " sent ", spec.video_id, "/", spec.name,
+                   " with block ", block, " not matching its stored digest");
+  if (block >= received.size() || block >= sent.size()) {
+    // Not a damaged block (a digest missing or too many): nothing to re-read.
+    return absl::DataLossError(
+        absl::StrCat(mismatch.message(), " (from node ", spec.source_address, "; nothing stored)"));
+  }
+  absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> again =
+      source.OpenGet(spec.video_id, spec.name, block * kChecksumBlockBytes, /*length=*/1,
+                     /*verify=*/false);
+  absl::Status reread = again.status();
+  while (reread.ok()) {
+    absl::StatusOr<std::span<const char>> next = (*again)->Next();
+    if (!next.ok()) reread = next.status();
+    if (!next.ok() || next->empty()) break;
+  }
+  if (absl::IsDataLoss(reread)) {
+    spdlog::error("{}: its copy is damaged, and it quarantined it: {}", what, reread.ToString());
+    return absl::DataLossError(
+        absl::StrCat(what, ": its copy is damaged (", reread.message(), "); nothing stored"));
+  }
+  if (reread.ok()) {
+    spdlog::error("{}: the block reads back intact there, so it was damaged on the way", what);
+    return absl::DataLossError(absl::StrCat(what,
+                                            ": damaged on the way (it reads back intact "
+                                            "there); nothing stored"));
+  }
+  spdlog::error("{}: reading that block again failed: {}", what, reread.ToString());
+  return absl::DataLossError(
+      absl::StrCat(what, " (reading it again failed: ", reread.message(), "); nothing stored"));
+}
+
 NodePuller::NodePuller(StorageEngine& engine, NodePullerOptions options)
     : engine_(engine), options_(std::move(options)) {}
 
@@ -83,12 +128,14 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
   if (!upload.ok()) return upload.status();
 
   // No whole-file hash on the way in: the upload checks each block against
-  // the source's digest (or, from a source without digests, hashes the whole
-  // file itself), and the source verified every byte it sent.
+  // the digest the source has stored (or, from a source without digests,
+  // hashes the whole file itself), so the source need not hash what it sends
+  // (receiver_verifies_blocks); a damaged block is caught here, and the
+  // source quarantines it when asked for that block again (ConfirmDamage).
+  std::shared_ptr<StorageClient> source = ClientFor(spec.source_address);
   absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> get =
-      ClientFor(spec.source_address)
-          ->OpenGet(spec.video_id, spec.name, /*offset=*/0, /*length=*/0, /*verify=*/false,
-                    /*block_digests=*/true);
+      source->OpenGet(spec.video_id, spec.name, /*offset=*/0, /*length=*/0, /*verify=*/false,
+                      /*block_digests=*/true, /*receiver_verifies_blocks=*/true);
   if (!get.ok()) return SourceFailed(get.status());
   const StoredFile& info = (*get)->file();
   if (info.size != spec.size || NormalizeSha256Hex(info.sha256) != sha256) {
@@ -116,22 +163,19 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
   // other, each side waited for the other's disk). Destroyed before `get`.
   StorageClient::GetStream& stream = **get;
   ChunkPrefetcher ahead(
-      [&stream](std::string& chunk) -> absl::Status {
-        absl::StatusOr<std::span<const char>> next = stream.Next();
-        if (!next.ok()) return next.status();
-        chunk.assign(next->data(), next->size());
-        return absl::OkStatus();
-      },
+      // The received message's buffer is taken as it is (no copy).
+      [&stream](std::string& chunk) { return stream.NextInto(chunk); },
       options_.receive_ahead_chunks, [&stream] { stream.Interrupt(); });
+  std::string chunk;
   while (true) {
     if (cancelled && cancelled()) return absl::CancelledError("pull cancelled; nothing stored");
     const Clock::time_point asked = Clock::now();
-    absl::StatusOr<std::span<const char>> chunk = ahead.Next();
+    absl::Status next = ahead.Take(chunk);
     const Clock::time_point received = Clock::now();
     waiting += received - asked;
-    if (!chunk.ok()) return SourceFailed(chunk.status());
-    if (chunk->empty()) break;
-    if (absl::Status s = (*upload)->Append(*chunk); !s.ok()) return s;
+    if (!next.ok()) return SourceFailed(next);
+    if (chunk.empty()) break;
+    if (absl::Status s = (*upload)->Append(chunk); !s.ok()) return s;
     storing += Clock::now() - received;
   }
   const Clock::time_point committing = Clock::now();
@@ -142,16 +186,17 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
   // The upload hashes what it was given, so a mismatch is the bytes (or
   // digests) that came from the source (damaged there or in transit), not
   // this node.
-  if (absl::IsDataLoss(file.status())) return SourceFailed(file.status());
+  if (absl::IsDataLoss(file.status())) {
+    if (!digests) return SourceFailed(file.status());
+    return SourceFailed(ConfirmDamage(*source, spec, (*upload)->block_digests(),
+                                      (*get)->block_digests(), file.status()));
+  }
   if (!file.ok()) return file.status();
-  auto ms = [](Clock::duration d) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-  };
   spdlog::info(
       "pulled {}/{} from {}: {} bytes in {} ms (waiting for the source {} ms, storing {} ms, "
       "commit {} ms)",
-      spec.video_id, spec.name, spec.source_address, spec.size, ms(Clock::now() - start),
-      ms(waiting), ms(storing), ms(Clock::now() - committing));
+      spec.video_id, spec.name, spec.source_address, spec.size, WholeMs(Clock::now() - start),
+      WholeMs(waiting), WholeMs(storing), WholeMs(Clock::now() - committing));
   PullResult result;
   result.file = *std::move(file);
   return result;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -56,6 +57,15 @@ class NodePuller {
 
  private:
   std::shared_ptr<StorageClient> ClientFor(const std::string& address);
+  // After a pull's `mismatch` (DATA_LOSS) with a source that did not verify
+  // what it sent: reads the first block whose `received` digest differs from
+  // the `sent` one again from `source`, verified there (which quarantines a
+  // damaged copy), and returns the DATA_LOSS to answer with, saying whether
+  // the source's copy is damaged or the bytes were damaged on the way.
+  static absl::Status ConfirmDamage(StorageClient& source, const PullSpec& spec,
+                                    std::span<const Sha256::Digest> received,
+                                    std::span<const Sha256::Digest> sent,
+                                    const absl::Status& mismatch);
 
   StorageEngine& engine_;
   const NodePullerOptions options_;

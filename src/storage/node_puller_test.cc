@@ -3,6 +3,10 @@
 
 #include "storage/node_puller.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -121,7 +125,9 @@ class FakeSource final : public v1::StorageService::Service {
 
   grpc::Status Get(grpc::ServerContext*, const v1::GetRequest* request,
                    grpc::ServerWriter<v1::GetResponse>* writer) override {
-    asked_for_digests_ = request->want_block_sha256();
+    // Any Get of the pull (a re-read of a damaged block asks for none).
+    if (request->want_block_sha256()) asked_for_digests_ = true;
+    if (request->receiver_verifies_blocks()) told_receiver_verifies_ = true;
     v1::GetResponse response;
     v1::FileInfo* info = response.mutable_file();
     info->set_video_id(request->video_id());
@@ -132,20 +138,26 @@ class FakeSource final : public v1::StorageService::Service {
       response.set_block_sha256_follow(true);
       response.set_block_sha256(*raw_digests_);
     }
+    // The range asked for (a whole file, or a block read again).
+    const size_t begin = std::min<size_t>(request->offset(), data_.size());
+    const size_t end = request->length() == 0
+                           ? data_.size()
+                           : std::min<size_t>(data_.size(), begin + request->length());
     constexpr size_t kChunk = 256 * 1024;
-    for (size_t at = 0;; at += kChunk) {
-      response.set_chunk(data_.substr(std::min(at, data_.size()), kChunk));
+    for (size_t at = begin;; at += kChunk) {
+      response.set_chunk(data_.substr(at, std::min(kChunk, end - at)));
       if (!writer->Write(response)) return grpc::Status::CANCELLED;
       response.clear_file();
       response.clear_block_sha256_follow();
       response.clear_block_sha256();
-      if (at + kChunk >= data_.size()) break;
+      if (at + kChunk >= end) break;
     }
     return grpc::Status::OK;
   }
 
   const std::string& address() const { return address_; }
   bool asked_for_digests() const { return asked_for_digests_; }
+  bool told_receiver_verifies() const { return told_receiver_verifies_; }
 
  private:
   const std::string data_;
@@ -154,7 +166,35 @@ class FakeSource final : public v1::StorageService::Service {
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   std::atomic<bool> asked_for_digests_ = false;
+  std::atomic<bool> told_receiver_verifies_ = false;
 };
+
+// Flips one bit of `video/name`'s data file on `node`'s disk in place (same
+// inode, size and mtime), as bit rot would.
+void FlipStoredBit(Node& node, const std::string& video, const std::string& name, uint64_t offset) {
+  const std::filesystem::path path = node.engine->data_dir() / "content" / video / name;
+  struct stat before;
+  ASSERT_EQ(stat(path.c_str(), &before), 0) << path;
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path;
+  char c = 0;
+  ASSERT_EQ(pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  c ^= 0x10;
+  ASSERT_EQ(pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  close(fd);
+  struct timespec times[2] = {before.st_mtim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+}
+
+// Reads the whole of a Get stream; the status that ended it.
+absl::Status ReadAll(StorageClient::GetStream& stream, std::string& got) {
+  while (true) {
+    auto chunk = stream.Next();
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->empty()) return absl::OkStatus();
+    got.append(chunk->data(), chunk->size());
+  }
+}
 
 TEST(NodePullerTest, PullsAFileFromAnotherNodeAndStoresItVerified) {
   TempDir dir;
@@ -216,6 +256,79 @@ TEST(NodePullerTest, TheSourceSendsTheRecordedDigestOfEveryBlockOfAWholeFile) {
   EXPECT_FALSE((*range)->block_digests_follow());
 }
 
+TEST(NodePullerTest, TheSourceSkipsItsOwnHashOnlyWhenTheReceiverVerifiesTheBlocks) {
+  TempDir dir;
+  Node source(dir.path() / "a", kToken);
+  const std::string video = NewVideoId();
+  const std::string data = Pattern(3 * (1 << 20) + 17, 9);
+  ASSERT_TRUE(source.client->PutBytes(video, "seg", data).ok());
+  FlipStoredBit(source, video, "seg", (1 << 20) + 100);
+
+  // A receiver that checks the blocks gets the stored bytes (damaged as they
+  // are) with the digests the source has stored, which do not match them.
+  auto copy = source.client->OpenGet(video, "seg", 0, 0, /*verify=*/false,
+                                     /*block_digests=*/true, /*receiver_verifies_blocks=*/true);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  std::string got;
+  ASSERT_TRUE(ReadAll(**copy, got).ok());
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_NE(got, data);
+  const auto sent = (*copy)->block_digests();
+  EXPECT_EQ(std::vector<Sha256::Digest>(sent.begin(), sent.end()), BlockDigestsOf(data));
+  EXPECT_NE(BlockDigestsOf(got)[1], BlockDigestsOf(data)[1]);
+  EXPECT_EQ(source.engine->quarantine().List(0, 0).copies.size(), 0u);
+
+  // Every other read verifies: a copier's read that does not say it checks
+  // the blocks, and a client's.
+  auto checked = source.client->OpenGet(video, "seg", 0, 0, /*verify=*/false,
+                                        /*block_digests=*/true);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  got.clear();
+  absl::Status ended = ReadAll(**checked, got);
+  EXPECT_EQ(ended.code(), absl::StatusCode::kDataLoss) << ended;
+  EXPECT_EQ(got, data.substr(0, 1 << 20));  // the block before the damage only
+  EXPECT_EQ(source.engine->quarantine().List(0, 0).copies.size(), 1u);
+  EXPECT_TRUE(absl::IsNotFound(source.engine->Stat(video, "seg").status()));
+}
+
+TEST(NodePullerTest, ADamagedSourceCopyIsCaughtAtTheDestinationAndQuarantinedAtTheSource) {
+  for (size_t size : {size_t{5000}, 3 * (size_t{1} << 20) + 17}) {
+    TempDir dir;
+    Node source(dir.path() / "a", kToken);
+    Node destination(dir.path() / "b", kToken);
+    const size_t files_before = RegularFilesUnder(dir.path() / "b");
+    const std::string video = NewVideoId();
+    const std::string data = Pattern(size, 4);
+    auto put = source.client->PutBytes(video, "seg", data);
+    ASSERT_TRUE(put.ok()) << put.status();
+    const uint64_t damaged_at = size > (2u << 20) ? (2u << 20) + 7 : 10;
+    FlipStoredBit(source, video, "seg", damaged_at);
+
+    auto pulled = destination.client->Pull({.video_id = video,
+                                            .name = "seg",
+                                            .source_address = source.address,
+                                            .size = put->size,
+                                            .sha256 = put->sha256});
+    ASSERT_TRUE(pulled.ok()) << size << ": " << pulled.status();
+    EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss)
+        << size << ": " << pulled->source_error;
+    const std::string message(pulled->source_error.message());
+    EXPECT_THAT(message, HasSubstr(source.address)) << size;
+    EXPECT_THAT(message, HasSubstr("block " + std::to_string(damaged_at / (1 << 20)))) << size;
+    EXPECT_THAT(message, HasSubstr("its copy is damaged")) << size;
+    // Nothing on the destination, not even a temp file.
+    EXPECT_EQ(FilesOn(destination), 0u) << size;
+    EXPECT_EQ(RegularFilesUnder(dir.path() / "b"), files_before) << size;
+    // The source's copy is out of service, as a scrub would have left it.
+    const auto quarantined = source.engine->quarantine().List(0, 0).copies;
+    ASSERT_EQ(quarantined.size(), 1u) << size;
+    EXPECT_EQ(quarantined[0].video_id, video);
+    EXPECT_EQ(quarantined[0].name, "seg");
+    EXPECT_EQ(quarantined[0].damage, Damage::kCorrupt);
+    EXPECT_TRUE(absl::IsNotFound(source.engine->Stat(video, "seg").status())) << size;
+  }
+}
+
 // A destination node pulling one file, `data_` as "seg" of `video_`, from
 // fake sources.
 class NodePullerFakeSourceTest : public ::testing::Test {
@@ -257,7 +370,8 @@ TEST_F(NodePullerFakeSourceTest, APullChecksEveryBlockAgainstTheSourcesDigests) 
   };
   for (const Case& c : {
            Case{"a wrong block digest", data_, Raw(wrong), "block 2"},
-           Case{"bytes damaged in transit", damaged, right_raw, "block 1"},
+           Case{"bytes damaged in transit", damaged, right_raw,
+                "block 1 not matching its stored digest: damaged on the way"},
            Case{"a digest missing", data_, right_raw.substr(0, 3 * 32), "digests of 3"},
            Case{"a digest cut short", data_, right_raw.substr(0, 40), "malformed block digests"},
            Case{"a digest too many", data_, right_raw + right_raw.substr(0, 32),
@@ -267,6 +381,7 @@ TEST_F(NodePullerFakeSourceTest, APullChecksEveryBlockAgainstTheSourcesDigests) 
     auto pulled = PullFrom(source);
     ASSERT_TRUE(pulled.ok()) << c.what << ": " << pulled.status();
     EXPECT_TRUE(source.asked_for_digests()) << c.what;
+    EXPECT_TRUE(source.told_receiver_verifies()) << c.what;
     EXPECT_EQ(pulled->source_error.code(), absl::StatusCode::kDataLoss)
         << c.what << ": " << pulled->source_error;
     EXPECT_THAT(std::string(pulled->source_error.message()), HasSubstr(c.message)) << c.what;

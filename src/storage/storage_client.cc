@@ -156,7 +156,7 @@ absl::StatusOr<StoredFile> StorageClient::PutBytes(std::string_view video_id, st
 
 absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> StorageClient::OpenGet(
     std::string_view video_id, std::string_view name, uint64_t offset, uint64_t length, bool verify,
-    bool block_digests) {
+    bool block_digests, bool receiver_verifies_blocks) {
   std::unique_ptr<GetStream> stream(new GetStream(offset, length, verify));
   stream->want_digests_ = block_digests;
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
@@ -166,6 +166,7 @@ absl::StatusOr<std::unique_ptr<StorageClient::GetStream>> StorageClient::OpenGet
   request.set_offset(offset);
   request.set_length(length);
   request.set_want_block_sha256(block_digests);
+  request.set_receiver_verifies_blocks(block_digests && receiver_verifies_blocks);
   stream->reader_ = stub_->Get(&stream->context_, request);
   if (absl::Status s = stream->Open(); !s.ok()) return s;
   return stream;
@@ -560,6 +561,19 @@ absl::StatusOr<std::span<const char>> StorageClient::GetStream::Next() {
     if (hasher_) hasher_->Update(chunk);
     if (!chunk.empty()) return std::span<const char>(chunk);
   }
+}
+
+absl::Status StorageClient::GetStream::NextInto(std::string& chunk) {
+  const bool whole_message = pending_.empty();
+  absl::StatusOr<std::span<const char>> next = Next();
+  if (!next.ok()) return next.status();
+  if (whole_message && !next->empty()) {
+    // Next() handed out the whole of response_'s chunk: take it as it is.
+    chunk.swap(*response_.mutable_chunk());
+  } else {
+    chunk.assign(next->data(), next->size());
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> StorageClient::GetStream::Read(std::span<char> buffer) {

@@ -151,7 +151,8 @@ class StorageClient {
   absl::StatusOr<std::unique_ptr<GetStream>> OpenGet(std::string_view video_id,
                                                      std::string_view name, uint64_t offset = 0,
                                                      uint64_t length = 0, bool verify = true,
-                                                     bool block_digests = false);
+                                                     bool block_digests = false,
+                                                     bool receiver_verifies_blocks = false);
 
   // Asks this node to copy `spec`'s file from the node at its source_address
   // (node to node, see Pull in proto/storage.proto), within the transfer
@@ -299,6 +300,10 @@ class StorageClient::GetStream {
   // The next chunk as received (or the rest of one Read() left), valid until
   // the next call; empty at the end.
   absl::StatusOr<std::span<const char>> Next();
+
+  // Next() without a copy: the chunk's bytes are swapped into `chunk` (its
+  // old buffer is kept for the next message); empty at the end.
+  absl::Status NextInto(std::string& chunk);
 
   // Cancels the call from any thread: a Next() or Read() blocked on it
   // returns soon, with an error. For a reader on another thread that stops.

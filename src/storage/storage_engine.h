@@ -257,6 +257,11 @@ class StorageEngine::Upload {
 
   uint64_t bytes_written() const { return written_; }
 
+  // The SHA-256 of each complete block received so far (and, after Commit(),
+  // of the last one): for a caller that wants to know which block differed
+  // from the sender's after a DATA_LOSS.
+  std::span<const Sha256::Digest> block_digests() const { return blocks_; }
+
  private:
   friend class StorageEngine;
   Upload(StorageEngine& engine, std::string video_id, std::string name,
@@ -301,8 +306,18 @@ class StorageEngine::Reader {
   // empty file. Read() checks every block it hands out against its digest.
   std::vector<Sha256::Digest> BlockDigests() const;
 
+  // From now on, Read() hands out the stored bytes without hashing them: for
+  // a receiver that checks every block against BlockDigests() itself (a node
+  // pulling a copy). A file shorter than its record is still caught (and
+  // quarantined); damaged bytes are the receiver's to catch, and a verified
+  // read of that block (any other reader) then quarantines the copy.
+  void SkipBlockVerification() { verify_blocks_ = false; }
+
  private:
   friend class StorageEngine;
+  // Read() without verification: straight from the file into `buffer`.
+  absl::StatusOr<size_t> ReadUnverified(std::span<char> buffer);
+
   Reader(StorageEngine& engine, std::unique_ptr<ReadableFile> data, StoredFile file,
          ChecksumRecord record, uint64_t inode, uint64_t offset, uint64_t end,
          const char* found_by);
@@ -320,6 +335,7 @@ class StorageEngine::Reader {
   std::vector<char> block_;
   uint64_t block_start_ = 0;
   bool has_block_ = false;
+  bool verify_blocks_ = true;
   absl::Status failed_;
 };
 

@@ -12,6 +12,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "common/durations.h"
 #include "common/names.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -229,9 +230,16 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   std::vector<Sha256::Digest> digests;
   const bool whole_file = request->offset() == 0 &&
                           (request->length() == 0 || request->length() >= (*reader)->file().size);
-  if (request->want_block_sha256() && whole_file) {
+  // A copy's read: the whole file with its digests (a pull or a relayed copy).
+  const bool copy_read = request->want_block_sha256() && whole_file;
+  if (copy_read) {
     digests = (*reader)->BlockDigests();
     response.set_block_sha256_follow(true);
+    // The receiver checks each block against these stored digests, so a
+    // second SHA-256 pass here would only repeat its work: a damaged block
+    // still fails there (nothing stored), and its verified re-read of that
+    // block quarantines the copy here. Client reads are always verified.
+    if (request->receiver_verifies_blocks()) (*reader)->SkipBlockVerification();
   }
   size_t next_digest = 0;
   uint64_t position = 0;
@@ -244,7 +252,7 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   // of the one being sent. Destroyed before the reader.
   StorageEngine::Reader& file_reader = **reader;
   std::optional<ChunkPrefetcher> ahead;
-  if (request->want_block_sha256() && whole_file) {
+  if (copy_read) {
     ahead.emplace(
         [&file_reader, chunk_bytes](std::string& chunk) -> absl::Status {
           chunk.resize(chunk_bytes);
@@ -260,9 +268,10 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     const Clock::time_point read_start = Clock::now();
     absl::StatusOr<size_t> n;
     if (ahead) {
-      absl::StatusOr<std::span<const char>> next = ahead->Next();
-      if (next.ok()) chunk->assign(next->data(), next->size());
-      n = next.ok() ? absl::StatusOr<size_t>(next->size()) : next.status();
+      // The prefetched buffer itself goes into the message (the one sent
+      // last goes back to the prefetcher for reuse): no copy.
+      absl::Status next = ahead->Take(*chunk);
+      n = next.ok() ? absl::StatusOr<size_t>(chunk->size()) : next;
     } else {
       chunk->resize(chunk_bytes);
       n = file_reader.Read(std::span<char>(chunk->data(), chunk->size()));
@@ -272,7 +281,8 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     if (!n.ok()) return ToGrpcStatus(n.status());
     position += *n;
     response.clear_block_sha256();
-    // Read() checked every block of this chunk: their digests may go out.
+    // Read() checked every block of this chunk (unless the receiver does):
+    // their digests may go out.
     while (next_digest < digests.size() && next_digest * kChecksumBlockBytes < position) {
       response.mutable_block_sha256()->append(
           reinterpret_cast<const char*>(digests[next_digest].data()), digests[next_digest].size());
@@ -291,13 +301,10 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     }
   }
   if (request->want_block_sha256()) {
-    auto ms = [](Clock::duration d) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    };
     const Clock::duration total = Clock::now() - start;
     spdlog::info("sent {}/{} for a copy: {} bytes in {} ms (reading {} ms, sending {} ms)",
-                 request->video_id(), request->name(), position, ms(total), ms(reading),
-                 ms(total - reading));
+                 request->video_id(), request->name(), position, WholeMs(total), WholeMs(reading),
+                 WholeMs(total - reading));
   }
   return grpc::Status::OK;
 }
