@@ -117,11 +117,18 @@ export async function benchMigration(stack, dir) {
   log(`migration: streamgrid-admin add ${node.address}`);
   const pids = () => [stack.web.process.pid, ...stack.nodes.map((n) => n.process.pid)];
   const cpuBefore = await cpuMsOfTree(pids());
+  // The new node's share (it receives, checks and stores every byte; the
+  // others read and send), for the per-byte work of each side.
+  const destinationBefore = await cpuMsOfTree([node.process.pid]);
+  const webBefore = await cpuMsOfTree([stack.web.process.pid]);
   const add = await runTimed(adminBinary, stack.adminArgs('add', [node.address]), { timeoutMs: 900000 });
   if (add.code !== 0) throw new Error(`streamgrid-admin add: exit ${add.code}\n${add.stderr}${add.stdout}`);
   // CPU of the web server and every node during the add: unlike its time,
   // it hardly depends on what else runs on the machine.
   const cpuMs = (await cpuMsOfTree(pids())) - cpuBefore;
+  const destinationCpuMs = (await cpuMsOfTree([node.process.pid])) - destinationBefore;
+  const webCpuMs = (await cpuMsOfTree([stack.web.process.pid])) - webBefore;
+  const sourcesCpuMs = cpuMs - destinationCpuMs - webCpuMs;
   const phases = migrationPhases(stack.web.log());
   const pulls = pullTimes(stack.nodes.map((n) => n.log()));
   const content = path.join(node.dataDir, 'data', 'content');
@@ -134,10 +141,13 @@ export async function benchMigration(stack, dir) {
   await rm(copy, { recursive: true, force: true });
   const refMs = cp.ms + sync.ms;
   const result = { files: moved.files, bytes: moved.bytes, addMs: add.ms, cpMs: cp.ms, syncMs: sync.ms,
-    refMs, throughputRatio: ratio(refMs, add.ms), cpuMs, ...phases, pulls, output: add.stdout.trim().slice(-500) };
+    refMs, throughputRatio: ratio(refMs, add.ms), cpuMs, destinationCpuMs, sourcesCpuMs, webCpuMs, ...phases, pulls, output: add.stdout.trim().slice(-500) };
   log(`  moved ${moved.files} files, ${(moved.bytes / 1e6).toFixed(1)} MB in ${(add.ms / 1000).toFixed(2)} s ` +
     `(copy phase ${(phases.copyMs / 1000).toFixed(2)} s, cleanup ${(phases.cleanupMs / 1000).toFixed(2)} s, ` +
     `CPU of web + nodes ${(cpuMs / 1000).toFixed(2)} s); cp -r + sync ${(refMs / 1000).toFixed(2)} s`);
+  const perMb = (ms) => (moved.bytes > 0 ? (ms / (moved.bytes / 1e6)).toFixed(2) : '-');
+  log(`  CPU per MB moved: ${perMb(cpuMs)} ms (new node ${perMb(destinationCpuMs)}, the other nodes ` +
+    `${perMb(sourcesCpuMs)}, web server ${perMb(webCpuMs)})`);
   log(`  phases: drain ${phases.drainMs} ms, batches ${phases.batchesMs} ms, flip ${phases.flipMs} ms, ` +
     `cleanup drain ${phases.cleanupDrainMs} ms, deletes ${phases.deletesMs} ms`);
   if (pulls.pulls) {
