@@ -1,9 +1,15 @@
 #include "transcode/probe.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string_view>
@@ -15,6 +21,8 @@
 #include "absl/strings/str_format.h"
 #include "common/strings.h"
 #include "nlohmann/json.hpp"
+#include "probe/probe_helper_pool.h"
+#include "spdlog/spdlog.h"
 #include "transcode/cancel_token.h"
 #include "transcode/ffmpeg_progress.h"
 #include "transcode/media_policy.h"
@@ -382,13 +390,74 @@ absl::StatusOr<ExitStatus> WaitCancellable(Subprocess& proc, CancelToken* cancel
   return proc.Wait();
 }
 
+absl::Status ProbeTookTooLong(const ProbeOptions& options) {
+  return absl::DeadlineExceededError(absl::StrCat("Analysing the video took longer than ",
+                                                  options.timeout.count() / 1000,
+                                                  " s; the file may be damaged."));
+}
+
+constexpr char kAbsurdDescription[] =
+    "The file describes itself at absurd length (thousands of streams or tags); it is "
+    "refused.";
+
+std::atomic<probe::ProbeHelperPool*> g_default_helper{nullptr};
+
+// Describes `file` with a streamgrid-probe helper, which gets an open
+// descriptor (never the path) and answers as ffprobe would: its reply goes
+// through the same parsing and error mapping. nullopt when no helper can be
+// had (the caller then runs ffprobe).
+std::optional<absl::StatusOr<MediaInfo>> ProbeWithHelper(probe::ProbeHelperPool& helper,
+                                                         const std::filesystem::path& file,
+                                                         const ProbeOptions& options) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
+  }
+  probe::ProbeRequest request{.format_whitelist = std::string(kAllowedInputFormats)};
+  CancelToken* cancel = options.cancel;
+  absl::StatusOr<probe::ProbeReply> reply =
+      helper.Probe(fd, request, std::chrono::steady_clock::now() + options.timeout,
+                   [cancel] { return cancel != nullptr && cancel->cancelled(); });
+  ::close(fd);
+  if (!reply.ok()) {
+    const absl::Status& s = reply.status();
+    if (absl::IsDeadlineExceeded(s)) return ProbeTookTooLong(options);
+    if (absl::IsCancelled(s)) return absl::CancelledError("the probe was cancelled");
+    if (absl::IsAborted(s)) {
+      // FFmpeg's libraries died on this file: the same ones ffprobe uses.
+      spdlog::warn("probe of {}: {}", file.string(), s.ToString());
+      return absl::DataLossError(
+          "The video file could not be read: analysing it failed, which usually means it is "
+          "damaged.");
+    }
+    spdlog::warn("probe helper unavailable, running ffprobe: {}", s.ToString());
+    return std::nullopt;
+  }
+  switch (reply->kind) {
+    case probe::FrameKind::kDescribed:
+      return ParseProbeJson(reply->text);
+    case probe::FrameKind::kTooLarge:
+      return absl::OutOfRangeError(kAbsurdDescription);
+    default:
+      return ProbeFailure(file, reply->text);
+  }
+}
+
 }  // namespace
+
+void SetDefaultProbeHelper(probe::ProbeHelperPool* helper) { g_default_helper.store(helper); }
 
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options) {
   absl::StatusOr<uint64_t> size = FileSize(file);
   if (!size.ok()) return size.status();
   if (*size == 0) return absl::DataLossError("The file is empty.");
+  if (probe::ProbeHelperPool* helper =
+          options.helper != nullptr ? options.helper : g_default_helper.load()) {
+    if (auto result = ProbeWithHelper(*helper, file, options)) return *std::move(result);
+  }
 
   std::string json;
   bool truncated = false;
@@ -414,18 +483,10 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
   if (!proc.ok()) return proc.status();
   absl::StatusOr<ExitStatus> exit = WaitCancellable(**proc, options.cancel);
-  if (absl::IsDeadlineExceeded(exit.status())) {
-    return absl::DeadlineExceededError(absl::StrCat("Analysing the video took longer than ",
-                                                    options.timeout.count() / 1000,
-                                                    " s; the file may be damaged."));
-  }
+  if (absl::IsDeadlineExceeded(exit.status())) return ProbeTookTooLong(options);
   if (!exit.ok()) return exit.status();
   if (!exit->success()) return ProbeFailure(file, (*proc)->stderr_tail());
-  if (truncated) {
-    return absl::OutOfRangeError(
-        "The file describes itself at absurd length (thousands of streams or tags); it is "
-        "refused.");
-  }
+  if (truncated) return absl::OutOfRangeError(kAbsurdDescription);
   return ParseProbeJson(json);
 }
 

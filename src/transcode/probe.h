@@ -26,12 +26,25 @@ struct MediaInfo {
 };
 
 class CancelToken;
+namespace probe {
+class ProbeHelperPool;
+}
 
 struct ProbeOptions {
   std::string ffprobe = "ffprobe";  // program, looked up on PATH
   std::chrono::milliseconds timeout{60'000};
   CancelToken* cancel = nullptr;  // when set and cancelled, ffprobe is killed
+  // Long-lived streamgrid-probe helpers to describe the file with instead of
+  // an ffprobe run (same answers and errors, no process start). When null,
+  // the one SetDefaultProbeHelper() installed, if any; ffprobe otherwise,
+  // and also when no helper can be started.
+  probe::ProbeHelperPool* helper = nullptr;
 };
+
+// Makes `helper` (may be null; must outlive every ProbeMedia() call) the
+// one ProbeMedia() uses when its options name none. The web server installs
+// its helpers at start.
+void SetDefaultProbeHelper(probe::ProbeHelperPool* helper);
 
 // Describes `file` with ffprobe, which may only read it as one of the container
 // formats in media_policy.h. Errors carry messages fit for the uploader:
