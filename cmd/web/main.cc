@@ -30,6 +30,7 @@
 #include "metadata/sqlite_video_metadata_service.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
+#include "probe_setup.h"
 #include "repair/hint_handoff.h"
 #include "repair/repair_stats.h"
 #include "repair_setup.h"
@@ -189,6 +190,8 @@ int main(int argc, char** argv) {
   web::AddAuthFlags(cli, auth_flags);
   web::HealthFlags health_flags;
   web::AddHealthFlags(cli, health_flags);
+  web::ProbeFlags probe_flags;
+  web::AddProbeFlags(cli, probe_flags);
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   http::WriteGuardOptions write_guard;
@@ -310,6 +313,8 @@ int main(int argc, char** argv) {
     content = content_cache.get();
   }
 
+  // Before anything that probes: destroyed after it.
+  web::ProbeHelpers probe_helpers(probe_flags);
   MediaLimits media_limits;
   TranscodeOptions transcode_options;
   if (absl::Status s = web::ApplyMediaFlags(flags.media, &media_limits, &transcode_options);
