@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdarg>
@@ -171,6 +172,38 @@ struct ProbeState {
   }
 };
 
+// As ffprobe -read_intervals START% -show_packets: seek to the start (any
+// keyframe at or before it), then every packet to the end; a read error ends
+// the list as the end of the file does.
+ProbeOutcome ListPackets(AVFormatContext* format, const ProbeRequest& request,
+                         const std::string& log) {
+  int err = avformat_seek_file(format, -1, -INT64_MAX, request.packets_from_us, INT64_MAX, 0);
+  if (err < 0) {
+    return {FrameKind::kFailed, absl::StrCat(log, "Could not seek: ", ErrorText(err), "\n")};
+  }
+  AVPacket* packet = av_packet_alloc();
+  if (packet == nullptr) return {FrameKind::kFailed, "out of memory\n"};
+  int64_t packets = 0;
+  double max_end = 0;
+  int64_t max_byte_end = 0;
+  while (av_read_frame(format, packet) >= 0) {
+    ++packets;
+    const AVRational tb = format->streams[packet->stream_index]->time_base;
+    const int64_t at = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+    if (at != AV_NOPTS_VALUE) {
+      const double duration = packet->duration > 0 ? packet->duration * av_q2d(tb) : 0;
+      max_end = std::max(max_end, at * av_q2d(tb) + duration);
+    }
+    if (packet->pos >= 0 && packet->size >= 0) {
+      max_byte_end = std::max(max_byte_end, packet->pos + packet->size);
+    }
+    av_packet_unref(packet);
+  }
+  av_packet_free(&packet);
+  json reach = {{"packets", packets}, {"max_end", max_end}, {"max_byte_end", max_byte_end}};
+  return {FrameKind::kPackets, reach.dump()};
+}
+
 ProbeOutcome Describe(int fd, const ProbeRequest& request, std::string& log) {
   auto failed = [&log](int err) {
     return ProbeOutcome{FrameKind::kFailed, absl::StrCat(log, ErrorText(err), "\n")};
@@ -215,6 +248,8 @@ ProbeOutcome Describe(int fd, const ProbeRequest& request, std::string& log) {
   if (state.format->nb_streams > static_cast<unsigned>(request.max_streams)) {
     return {FrameKind::kTooLarge, absl::StrCat(state.format->nb_streams, " streams")};
   }
+
+  if (request.packets_from_us >= 0) return ListPackets(state.format, request, log);
 
   json streams = json::array();
   for (unsigned i = 0; i < state.format->nb_streams; ++i) {

@@ -255,6 +255,7 @@ absl::StatusOr<ProbeReply> ProbeHelperPool::Probe(int fd, const ProbeRequest& re
       case FrameKind::kDescribed:
       case FrameKind::kFailed:
       case FrameKind::kTooLarge:
+      case FrameKind::kPackets:
         return ProbeReply{frame->kind, std::move(frame->payload)};
       default:
         return absl::InternalError(

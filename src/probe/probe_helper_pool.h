@@ -36,8 +36,9 @@ struct ProbeHelperOptions {
 
 // What a helper answered.
 struct ProbeReply {
-  FrameKind kind;  // kDescribed (text = ffprobe-shaped JSON), kFailed (text =
-                   // FFmpeg's error lines) or kTooLarge (text = why)
+  FrameKind kind;  // kDescribed (text = ffprobe-shaped JSON), kPackets (text
+                   // = the packets' reach, JSON), kFailed (text = FFmpeg's
+                   // error lines) or kTooLarge (text = why)
   std::string text;
 };
 

@@ -200,6 +200,45 @@ TEST_F(ProbeHelperTest, AnswersAsFfprobeDoes) {
   EXPECT_EQ(pool->helpers_started(), 1);
 }
 
+// The end check's packet listing (containers whose framing does not settle
+// the end) judges every file as the ffprobe run does: whole files pass, cut
+// ones (described as the whole was, with the index intact or not) fail.
+TEST_F(ProbeHelperTest, EndCheckAnswersAsFfprobeDoes) {
+  std::unique_ptr<ProbeHelperPool> pool = MakePool();
+  ASSERT_NE(pool, nullptr);
+  ProbeOptions with_helper;
+  with_helper.helper = pool.get();
+  for (const char* name : {"c.ts", "segment.ts", "c.avi", "vfr.mkv", "av.mp4", "silent.mkv"}) {
+    const fs::path whole = Path(name);
+    absl::StatusOr<MediaInfo> info = ProbeMedia(whole);
+    ASSERT_TRUE(info.ok()) << name << ": " << info.status();
+    absl::StatusOr<std::string> bytes = streamgrid::testing::ReadTestFile(whole);
+    ASSERT_TRUE(bytes.ok());
+    for (double keep : {1.0, 0.9, 0.5}) {
+      const fs::path file = media_->dir() / absl::StrCat("end-", keep, "-", name);
+      ASSERT_TRUE(streamgrid::testing::WriteTestFile(
+                      file, bytes->substr(0, static_cast<size_t>(bytes->size() * keep)))
+                      .ok());
+      const absl::Status ffprobe = VerifyMediaEnd(file, *info);
+      const absl::Status helper = VerifyMediaEnd(file, *info, with_helper);
+      EXPECT_EQ(helper.code(), ffprobe.code())
+          << file.filename() << ": helper " << helper << ", ffprobe " << ffprobe;
+      EXPECT_EQ(helper.message(), ffprobe.message()) << file.filename();
+      if (keep == 1.0) EXPECT_TRUE(helper.ok()) << file.filename() << ": " << helper;
+      // Half of a 1 s file can still reach within the slack of its end.
+      if (keep == 0.5 && info->duration_seconds >= 2) EXPECT_FALSE(helper.ok()) << file.filename();
+    }
+  }
+  // A playlist is refused by the listing too.
+  MediaInfo fake;
+  fake.duration_seconds = 2;
+  fake.width = 320;
+  fake.height = 180;
+  absl::Status playlist = VerifyMediaEnd(Path("playlist.txt"), fake, with_helper);
+  EXPECT_EQ(playlist.code(), absl::StatusCode::kInvalidArgument) << playlist;
+  EXPECT_THAT(playlist.message(), HasSubstr("HLS playlist"));
+}
+
 TEST_F(ProbeHelperTest, RefusesPlaylistsWithoutReadingWhatTheyName) {
   std::unique_ptr<ProbeHelperPool> pool = MakePool();
   ASSERT_NE(pool, nullptr);

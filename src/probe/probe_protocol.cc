@@ -48,6 +48,7 @@ std::string EncodeRequest(const ProbeRequest& request) {
             {"probesize", request.probesize},
             {"analyzeduration_us", request.analyzeduration_us},
             {"max_streams", request.max_streams}};
+  if (request.packets_from_us >= 0) j["packets_from_us"] = request.packets_from_us;
   if (request.test_stall_ms > 0) j["test_stall_ms"] = request.test_stall_ms;
   if (request.test_crash) j["test_crash"] = true;
   return j.dump();
@@ -74,6 +75,7 @@ absl::StatusOr<ProbeRequest> DecodeRequest(std::string_view payload) {
   request.analyzeduration_us = std::max<int64_t>(0, integer("analyzeduration_us", 0));
   request.max_streams =
       static_cast<int>(std::clamp<int64_t>(integer("max_streams", 10'000), 1, 1'000'000));
+  request.packets_from_us = std::max<int64_t>(-1, integer("packets_from_us", -1));
   request.test_stall_ms = std::max<int64_t>(0, integer("test_stall_ms", 0));
   auto crash = j.find("test_crash");
   request.test_crash = crash != j.end() && crash->is_boolean() && crash->get<bool>();

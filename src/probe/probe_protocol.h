@@ -28,6 +28,10 @@ struct ProbeRequest {
   int64_t analyzeduration_us = 0;
   // More streams than this is refused as absurd (kTooLarge).
   int max_streams = 10'000;
+  // When >= 0: instead of describing the file, list its packets from this
+  // time (microseconds; as ffprobe -read_intervals START% -show_packets,
+  // which only demuxes) and answer kPackets.
+  int64_t packets_from_us = -1;
   // Only honoured by a helper started with --test-hooks: sleep this long
   // before probing, or crash (abort) instead of answering.
   int64_t test_stall_ms = 0;
@@ -41,6 +45,9 @@ enum class FrameKind : uint32_t {
   kFailed = 3,      // payload: FFmpeg's error log lines, the last the reason
   kTooLarge = 4,    // payload: why (too many streams, description too long)
   kBadRequest = 5,  // payload: why (no descriptor, unreadable request)
+  kPackets = 6,     // payload: JSON {"packets", "max_end", "max_byte_end"}: how
+                    // many packets, how far they reach (latest pts, else dts,
+                    // + duration, seconds) and the furthest pos + size
 };
 
 // The largest payload either side accepts: a description is a few kilobytes,

@@ -490,6 +490,77 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   return ParseProbeJson(json);
 }
 
+namespace {
+
+// Whether the packets listed from near the end (`listed`: the listing
+// itself succeeded) reach the end of the file's duration, inside the file.
+absl::Status JudgeTail(bool listed, const PacketTail& tail, uint64_t file_size,
+                       const MediaInfo& info) {
+  // The last packet starts one frame before the end: allow a little more
+  // than a frame of slack, as for any rounding of the container's duration.
+  const double slack = std::max(0.5, info.frame_rate > 0 ? 2.0 / info.frame_rate : 0.5);
+  if (!listed || tail.packets == 0 || tail.max_byte_end > file_size ||
+      tail.max_end - info.start_time < info.duration_seconds - slack) {
+    return absl::DataLossError(kCutShort);
+  }
+  return absl::OkStatus();
+}
+
+// VerifyMediaEnd's packet listing by a probe helper: the same listing as the
+// ffprobe run (from `from` seconds, rounded to the millisecond as its
+// -read_intervals is), judged the same way. nullopt when no helper can be
+// had (the caller then runs ffprobe).
+std::optional<absl::Status> VerifyEndWithHelper(probe::ProbeHelperPool& helper,
+                                                const std::filesystem::path& file,
+                                                uint64_t file_size, const MediaInfo& info,
+                                                double from, const ProbeOptions& options) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
+  }
+  probe::ProbeRequest request{.format_whitelist = std::string(kAllowedInputFormats),
+                              .max_streams = 1'000'000,  // the probe has judged them
+                              .packets_from_us = std::llround(from * 1000) * 1000};
+  CancelToken* cancel = options.cancel;
+  absl::StatusOr<probe::ProbeReply> reply =
+      helper.Probe(fd, request, std::chrono::steady_clock::now() + options.timeout,
+                   [cancel] { return cancel != nullptr && cancel->cancelled(); });
+  ::close(fd);
+  if (!reply.ok()) {
+    const absl::Status& s = reply.status();
+    if (absl::IsDeadlineExceeded(s)) {
+      return absl::DeadlineExceededError("Checking the end of the video took too long.");
+    }
+    if (absl::IsCancelled(s)) return absl::CancelledError("the end check was cancelled");
+    if (absl::IsAborted(s)) {
+      spdlog::warn("end check of {}: {}", file.string(), s.ToString());
+      return absl::DataLossError(kCutShort);
+    }
+    spdlog::warn("probe helper unavailable, running ffprobe: {}", s.ToString());
+    return std::nullopt;
+  }
+  if (reply->kind == probe::FrameKind::kFailed) {
+    if (std::optional<std::string> demuxer = RefusedDemuxer(reply->text)) {
+      return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
+    }
+    return absl::DataLossError(kCutShort);
+  }
+  if (reply->kind != probe::FrameKind::kPackets) {
+    return absl::InternalError("the probe helper did not list the packets");
+  }
+  json reach = json::parse(reply->text, nullptr, /*allow_exceptions=*/false);
+  if (!reach.is_object()) return absl::InternalError("the probe helper's packet list is not JSON");
+  PacketTail tail;
+  tail.packets = reach.value("packets", 0);
+  tail.max_end = reach.value("max_end", 0.0);
+  tail.max_byte_end = reach.value("max_byte_end", uint64_t{0});
+  return JudgeTail(/*listed=*/true, tail, file_size, info);
+}
+
+}  // namespace
+
 absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& info,
                             const ProbeOptions& options) {
   absl::StatusOr<uint64_t> size = FileSize(file);
@@ -503,6 +574,12 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
   // decoding them: a demuxer reads an index entry past the cut as a packet
   // outside the file, and a cut between packets ends the list early.
   const double from = info.start_time + std::max(0.0, info.duration_seconds - 1.5);
+  if (probe::ProbeHelperPool* helper =
+          options.helper != nullptr ? options.helper : g_default_helper.load()) {
+    if (auto result = VerifyEndWithHelper(*helper, file, file_size, info, from, options)) {
+      return *std::move(result);
+    }
+  }
   std::vector<std::string> argv = {options.ffprobe, "-v", "error"};
   for (std::string& option : InputSafetyOptions(info.format_name)) {
     argv.push_back(std::move(option));
@@ -525,14 +602,7 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
   if (std::optional<std::string> demuxer = RefusedDemuxer((*proc)->stderr_tail())) {
     return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
   }
-  // The last packet starts one frame before the end: allow a little more
-  // than a frame of slack, as for any rounding of the container's duration.
-  const double slack = std::max(0.5, info.frame_rate > 0 ? 2.0 / info.frame_rate : 0.5);
-  if (!exit->success() || tail.packets == 0 || tail.max_byte_end > file_size ||
-      tail.max_end - info.start_time < info.duration_seconds - slack) {
-    return absl::DataLossError(kCutShort);
-  }
-  return absl::OkStatus();
+  return JudgeTail(exit->success(), tail, file_size, info);
 }
 
 }  // namespace streamgrid
