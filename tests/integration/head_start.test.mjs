@@ -6,9 +6,10 @@
 // the commit fails, the encode is killed and nothing of the video is left.
 //
 // Real ffmpeg and ffprobe behind wrappers first on the web server's PATH
-// (tests/lib/held_ffmpeg.mjs, its encode not held): ffmpeg notes each run;
-// the ffprobe wrapper, when the test has left an order for it, signals the
-// storage nodes (SIGSTOP) while the upload is being checked, so the commit
+// (tests/lib/held_ffmpeg.mjs, its encode not held; the server runs ffprobe
+// for its uploads here, not its probe helper: --probe-helper none): ffmpeg
+// notes each run; the ffprobe wrapper, when the test has left an order for
+// it, signals the storage nodes (SIGSTOP) while the upload is being checked, so the commit
 // cannot complete until the test lets it (SIGCONT): what happens meanwhile can
 // only be a head start.
 import { test, before, after } from 'node:test';

@@ -97,7 +97,10 @@ export async function startHeldFfmpegCluster(scratch, options = {}) {
     web = await startWeb({
       dataDir: path.join(scratch, 'web'),
       args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
-        '--replication-factor', '2'],
+        '--replication-factor', '2',
+        // An ffprobe wrapper acts on the upload's probe only if the server
+        // runs ffprobe for it rather than its probe helper.
+        ...(options.wrappers?.ffprobe ? ['--probe-helper', 'none'] : [])],
       env: ffmpeg.env,
     });
   } catch (e) {
