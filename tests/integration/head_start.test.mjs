@@ -9,9 +9,9 @@
 // (tests/lib/held_ffmpeg.mjs, its encode not held; the server runs ffprobe
 // for its uploads here, not its probe helper: --probe-helper none): ffmpeg
 // notes each run; the ffprobe wrapper, when the test has left an order for
-// it, signals the storage nodes (SIGSTOP) while the upload is being checked, so the commit
-// cannot complete until the test lets it (SIGCONT): what happens meanwhile can
-// only be a head start.
+// it, signals the storage nodes (SIGSTOP) while the upload is being checked,
+// so the commit cannot complete until the test lets it (SIGCONT): what
+// happens meanwhile can only be a head start.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
