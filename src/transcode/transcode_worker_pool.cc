@@ -125,7 +125,7 @@ void TranscodeWorkerPool::Stop() {
     std::lock_guard lock(mu_);
     if (!started_) return;
     stopping_ = true;
-    for (auto& [id, token] : running_) token->Cancel();
+    for (auto& [id, running] : running_) running.token->Cancel();
     // Their records stay processing: RecoverPending() finds them again.
     dropped.swap(queue_);
     for (const Job& job : dropped) active_ids_.erase(job.video_id);
@@ -240,16 +240,17 @@ absl::Status TranscodeWorkerPool::Cancel(const std::string& video_id,
       queue_.erase(queued);
       active_ids_.erase(video_id);
     }
-    if (auto storing = storing_.find(video_id); storing != storing_.end()) {
-      CancelToken* token = storing->second;
+    if (auto running = running_.find(video_id);
+        running != running_.end() && running->second.storing) {
+      CancelToken* token = running->second.token;
       token->Cancel();
       // The job stops storing once its current store returns (the token also
       // abandons a store blocked on a node) and it has removed what it stored:
       // until then a file could land after the caller deletes the video's.
       // Compared by token: a later job of the same id is not this one.
       const bool ended = storing_cv_.wait_for(lock, timeout, [&] {
-        auto now = storing_.find(video_id);
-        return now == storing_.end() || now->second != token;
+        auto now = running_.find(video_id);
+        return now == running_.end() || now->second.token != token || !now->second.storing;
       });
       if (!ended) {
         stopped = absl::DeadlineExceededError(absl::StrCat(
@@ -355,8 +356,7 @@ void TranscodeWorkerPool::WorkerLoop() {
       job = std::move(queue_.front());
       queue_.pop_front();
       // Registered under the same lock as the pop, so Stop() cannot miss it.
-      running_[job.video_id] = &token;
-      storing_[job.video_id] = &token;
+      running_[job.video_id] = RunningJob{.token = &token};
       number = next_job_number_++;
     }
 
@@ -397,7 +397,6 @@ void TranscodeWorkerPool::WorkerLoop() {
       DiscardLocalSource(job.local_source);
       std::lock_guard lock(mu_);
       running_.erase(job.video_id);
-      storing_.erase(job.video_id);
       storing_cv_.notify_all();
       active_ids_.erase(job.video_id);
       continue;
@@ -428,7 +427,7 @@ void TranscodeWorkerPool::WorkerLoop() {
     {
       // Every store of the job has returned: a Cancel() waiting may go on.
       std::lock_guard lock(mu_);
-      storing_.erase(job.video_id);
+      running_.at(job.video_id).storing = false;
     }
     storing_cv_.notify_all();
     // A head start that ended before it began to encode (no scratch space):

@@ -197,11 +197,14 @@ class TranscodeWorkerPool {
   bool started_ = false;
   bool stopping_ = false;
   std::deque<Job> queue_;
-  std::set<std::string> active_ids_;             // queued or running
-  std::map<std::string, CancelToken*> running_;  // by video id
-  // Running jobs that may still store (their RunTranscodeJob has not
-  // returned), by video id; Cancel() waits on storing_cv_ for its entry to go.
-  std::map<std::string, CancelToken*> storing_;
+  std::set<std::string> active_ids_;  // queued or running
+  struct RunningJob {
+    CancelToken* token;
+    // The job may still store (its RunTranscodeJob has not returned);
+    // Cancel() waits on storing_cv_ for this to clear or the entry to go.
+    bool storing = true;
+  };
+  std::map<std::string, RunningJob> running_;  // by video id
   std::condition_variable storing_cv_;
   std::vector<std::thread> threads_;
   uint64_t next_job_number_ = 0;
