@@ -124,8 +124,10 @@ absl::Status ProbeHelperPool::StartHere(Slot& slot) {
     const int null_fd = ::open("/dev/null", O_RDWR);
     // The helper's end becomes descriptor 3 (dup2 clears close-on-exec);
     // its log goes into its replies, so 0-2 are /dev/null.
-    if (null_fd < 0 || ::dup2(socks[1], 3) < 0 || ::dup2(null_fd, 0) < 0 ||
-        ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0) {
+    // (dup2 onto itself keeps the flag: clear it by hand then.)
+    const int moved = socks[1] == 3 ? ::fcntl(3, F_SETFD, 0) : ::dup2(socks[1], 3);
+    if (null_fd < 0 || moved < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 ||
+        ::dup2(null_fd, 2) < 0) {
       const int err = errno;
       [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
       ::_exit(127);
