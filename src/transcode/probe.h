@@ -46,7 +46,8 @@ struct ProbeOptions {
 // its helpers at start.
 void SetDefaultProbeHelper(probe::ProbeHelperPool* helper);
 
-// Describes `file` with ffprobe, which may only read it as one of the container
+// Describes `file` with ffprobe (or a probe helper, which answers as ffprobe
+// does: ProbeOptions::helper), which may only read it as one of the container
 // formats in media_policy.h. Errors carry messages fit for the uploader:
 // INVALID_ARGUMENT when the file is not a video (not a media file, no video
 // stream, a still image, or a format that is not allowed: a playlist, a
