@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/test_util.h"
+#include "storage/testing/bit_rot.h"
 
 namespace streamgrid {
 namespace {
@@ -115,18 +116,7 @@ TEST(PartitionCopierTest, CopiesTheSameWhetherPulledOrRelayed) {
 // size and mtime (bit rot: only reading the bytes shows it).
 void FlipStoredBit(TestNodes& nodes, int i, const std::string& video, const std::string& name,
                    uint64_t offset) {
-  const std::filesystem::path path = nodes.DataDir(i) / "content" / video / name;
-  struct stat before;
-  ASSERT_EQ(stat(path.c_str(), &before), 0) << path;
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << path;
-  char c = 0;
-  ASSERT_EQ(pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  c ^= 0x10;
-  ASSERT_EQ(pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  close(fd);
-  struct timespec times[2] = {before.st_mtim, before.st_mtim};
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+  storage::testing::FlipBitKeepingMtime(nodes.DataDir(i) / "content" / video / name, offset);
 }
 
 // A holder whose copy is damaged on its disk (the pull's source does not hash

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "migration/migrator.h"
 #include "storage/test_util.h"
+#include "storage/testing/bit_rot.h"
 
 namespace streamgrid::repair {
 namespace {
@@ -200,17 +201,7 @@ TEST(RepairLoopTest, RepairsReportedDamagePromptly) {
 // Flips a byte of node `i`'s copy of `key` in place, its mtime put back.
 void Corrupt(TestNodes& nodes, int i, const std::string& key) {
   auto [video, name] = Split(key);
-  const std::filesystem::path path = nodes.DataDir(i) / "content" / video / name;
-  const auto mtime = std::filesystem::last_write_time(path);
-  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-  ASSERT_TRUE(file) << path;
-  file.seekg(7);
-  char c = 0;
-  file.get(c);
-  file.seekp(7);
-  file.put(static_cast<char>(c ^ 0x10));
-  file.close();
-  std::filesystem::last_write_time(path, mtime);
+  storage::testing::FlipBitKeepingMtime(nodes.DataDir(i) / "content" / video / name, 7);
 }
 
 // Whether node `i` holds `data` as `key`, read through its verified Get.

@@ -19,6 +19,7 @@
 #include "storage/sha256.h"
 #include "storage/storage_engine.h"
 #include "storage/test_util.h"
+#include "storage/testing/bit_rot.h"
 #include "storage/testing/fault_injection_env.h"
 
 namespace streamgrid::storage {
@@ -27,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using testing::FaultInjectionEnv;
+using testing::FlipBitKeepingMtime;
 using ::testing::IsEmpty;
 using testing::Pattern;
 using testing::TempDir;
@@ -45,20 +47,6 @@ struct timespec MtimeOf(const fs::path& path) {
 void RestoreMtime(const fs::path& path, struct timespec mtime) {
   struct timespec times[2] = {mtime, mtime};
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
-}
-
-// Flips one bit in place (same inode and size) and puts the mtime back, as
-// bit rot would leave it.
-void FlipBit(const fs::path& path, uint64_t offset) {
-  const struct timespec mtime = MtimeOf(path);
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  char c;
-  ASSERT_EQ(pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  c ^= 0x10;
-  ASSERT_EQ(pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  close(fd);
-  RestoreMtime(path, mtime);
 }
 
 void TruncateKeepMtime(const fs::path& path, uint64_t size) {
@@ -129,7 +117,7 @@ TEST_F(IntegrityTest, BitFlipWithMtimeRestoredIsCaughtBeforeTheBadBlockIsSent) {
   const std::string video = NewVideoId();
   const std::string data = Pattern(3 * kBlock + kBlock / 2, 1);
   ASSERT_TRUE(Put(video, "big.mp4", data).ok());
-  FlipBit(DataPath(video, "big.mp4"), 2 * kBlock + 77);
+  FlipBitKeepingMtime(DataPath(video, "big.mp4"), 2 * kBlock + 77);
 
   // A range inside an intact block is served: it is verified, and good.
   std::string got;
@@ -159,7 +147,7 @@ TEST_F(IntegrityTest, WholeReadStopsAtTheBadBlockHavingSentOnlyVerifiedBytes) {
   const std::string video = NewVideoId();
   const std::string data = Pattern(3 * kBlock, 2);
   ASSERT_TRUE(Put(video, "big.mp4", data).ok());
-  FlipBit(DataPath(video, "big.mp4"), kBlock + 5);
+  FlipBitKeepingMtime(DataPath(video, "big.mp4"), kBlock + 5);
   std::string got;
   EXPECT_EQ(Read(video, "big.mp4", &got).code(), absl::StatusCode::kDataLoss);
   // Block 0 went out (verified); nothing of block 1.
@@ -172,8 +160,8 @@ TEST_F(IntegrityTest, SmallFileBitFlipFailsWholeAndRangeReads) {
   const std::string data = Pattern(5000, 3);
   ASSERT_TRUE(Put(video, "seg", data).ok());
   ASSERT_TRUE(Put(video, "seg2", data).ok());
-  FlipBit(DataPath(video, "seg"), 4000);
-  FlipBit(DataPath(video, "seg2"), 10);
+  FlipBitKeepingMtime(DataPath(video, "seg"), 4000);
+  FlipBitKeepingMtime(DataPath(video, "seg2"), 10);
   std::string got;
   EXPECT_EQ(Read(video, "seg", &got, 0, 100).code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(got, IsEmpty());
@@ -209,7 +197,7 @@ std::vector<DamageCase> DamageCases() {
          RestoreMtime(data, mtime);
        }},
       {"bit-flip", Damage::kCorrupt,
-       [](const fs::path& data, const fs::path&) { FlipBit(data, 3); }},
+       [](const fs::path& data, const fs::path&) { FlipBitKeepingMtime(data, 3); }},
   };
 }
 
@@ -260,7 +248,7 @@ TEST_F(IntegrityTest, QuarantineLogSurvivesRestartsWithIncreasingSequence) {
   EXPECT_EQ(Quarantined()[0].seq, 1u);
   EXPECT_EQ(Quarantined()[0].damage, Damage::kMissing);
   EXPECT_EQ(engine_->quarantine().added_since_open(), 0u);
-  FlipBit(DataPath(video, "b"), 0);
+  FlipBitKeepingMtime(DataPath(video, "b"), 0);
   EXPECT_FALSE(ReadAll(video, "b").ok());
   ASSERT_EQ(Quarantined().size(), 2u);
   EXPECT_EQ(Quarantined()[1].seq, 2u);

@@ -26,6 +26,7 @@
 #include "storage/storage_client.h"
 #include "storage/storage_service.h"
 #include "storage/test_util.h"
+#include "storage/testing/bit_rot.h"
 
 namespace streamgrid::storage {
 namespace {
@@ -172,18 +173,7 @@ class FakeSource final : public v1::StorageService::Service {
 // Flips one bit of `video/name`'s data file on `node`'s disk in place (same
 // inode, size and mtime), as bit rot would.
 void FlipStoredBit(Node& node, const std::string& video, const std::string& name, uint64_t offset) {
-  const std::filesystem::path path = node.engine->data_dir() / "content" / video / name;
-  struct stat before;
-  ASSERT_EQ(stat(path.c_str(), &before), 0) << path;
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << path;
-  char c = 0;
-  ASSERT_EQ(pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  c ^= 0x10;
-  ASSERT_EQ(pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  close(fd);
-  struct timespec times[2] = {before.st_mtim, before.st_mtim};
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0) << path;
+  testing::FlipBitKeepingMtime(node.engine->data_dir() / "content" / video / name, offset);
 }
 
 // Reads the whole of a Get stream; the status that ended it.

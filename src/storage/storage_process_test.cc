@@ -18,6 +18,7 @@
 #include "storage/sha256.h"
 #include "storage/storage_client.h"
 #include "storage/test_util.h"
+#include "storage/testing/bit_rot.h"
 
 #ifndef STREAMGRID_STORAGE_BINARY
 #error "STREAMGRID_STORAGE_BINARY must name the streamgrid-storage executable"
@@ -174,19 +175,6 @@ TEST_F(StorageProcessTest, AcknowledgedFilesSurviveKill9) {
   EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
 }
 
-// Flips one bit of a file in place and puts its mtime back, as bit rot would.
-void FlipBitKeepMtime(const fs::path& path, uint64_t offset) {
-  const auto mtime = fs::last_write_time(path);
-  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-  file.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  file.get(c);
-  file.seekp(static_cast<std::streamoff>(offset));
-  file.put(static_cast<char>(c ^ 0x01));
-  file.close();
-  fs::last_write_time(path, mtime);
-}
-
 TEST_F(StorageProcessTest, CorruptCopiesAreRefusedQuarantinedAndFoundByTheScrubber) {
   // First without the scrubber, so that the read is what finds the damage.
   NodeProcess quiet(DataDir(), dir_.path() / "ready.json", {"--scrub-bytes-per-second", "0"});
@@ -206,7 +194,7 @@ TEST_F(StorageProcessTest, CorruptCopiesAreRefusedQuarantinedAndFoundByTheScrubb
     EXPECT_THAT(first_instance, MatchesRegex("[0-9a-f]{32}"));
     EXPECT_EQ(health->integrity.scrub().bytes_per_second(), 0u);
 
-    FlipBitKeepMtime(DataDir() / "content" / video / "read.mp4", 2 * 1024 * 1024 + 5);
+    testing::FlipBitKeepingMtime(DataDir() / "content" / video / "read.mp4", 2 * 1024 * 1024 + 5);
     // A Range read of the bad block gets DATA_LOSS and not one byte.
     std::string got;
     auto sink = [&](std::span<const char> chunk) {
@@ -238,7 +226,7 @@ TEST_F(StorageProcessTest, CorruptCopiesAreRefusedQuarantinedAndFoundByTheScrubb
   ASSERT_TRUE(quiet.Terminate(std::chrono::seconds(20)));
 
   // Rot while the node is down; the scrubber of the next run finds it.
-  FlipBitKeepMtime(DataDir() / "content" / video / "scrub.m4s", 1000);
+  testing::FlipBitKeepingMtime(DataDir() / "content" / video / "scrub.m4s", 1000);
   NodeProcess scrubbing(DataDir(), dir_.path() / "ready.json",
                         {"--scrub-bytes-per-second", "100000000", "--scrub-interval", "200ms"});
   ASSERT_NO_FATAL_FAILURE(scrubbing.Start());

@@ -402,6 +402,29 @@ constexpr char kAbsurdDescription[] =
 
 std::atomic<probe::ProbeHelperPool*> g_default_helper{nullptr};
 
+// Has `helper` answer `request` about `file`, handed over as an open
+// descriptor, within the options' timeout and cancellation. Besides the
+// pool's errors, NOT_FOUND or INTERNAL when the file cannot be opened (it
+// was there a moment before: the callers then fall back to ffprobe, which
+// reports it).
+absl::StatusOr<probe::ProbeReply> AskHelper(probe::ProbeHelperPool& helper,
+                                            const std::filesystem::path& file,
+                                            const probe::ProbeRequest& request,
+                                            const ProbeOptions& options) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
+  }
+  CancelToken* cancel = options.cancel;
+  absl::StatusOr<probe::ProbeReply> reply =
+      helper.Probe(fd, request, std::chrono::steady_clock::now() + options.timeout,
+                   [cancel] { return cancel != nullptr && cancel->cancelled(); });
+  ::close(fd);
+  return reply;
+}
+
 // Describes `file` with a streamgrid-probe helper, which gets an open
 // descriptor (never the path) and answers as ffprobe would: its reply goes
 // through the same parsing and error mapping. nullopt when no helper can be
@@ -409,18 +432,8 @@ std::atomic<probe::ProbeHelperPool*> g_default_helper{nullptr};
 std::optional<absl::StatusOr<MediaInfo>> ProbeWithHelper(probe::ProbeHelperPool& helper,
                                                          const std::filesystem::path& file,
                                                          const ProbeOptions& options) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
-    return absl::InternalError(
-        absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
-  }
   probe::ProbeRequest request{.format_whitelist = std::string(kAllowedInputFormats)};
-  CancelToken* cancel = options.cancel;
-  absl::StatusOr<probe::ProbeReply> reply =
-      helper.Probe(fd, request, std::chrono::steady_clock::now() + options.timeout,
-                   [cancel] { return cancel != nullptr && cancel->cancelled(); });
-  ::close(fd);
+  absl::StatusOr<probe::ProbeReply> reply = AskHelper(helper, file, request, options);
   if (!reply.ok()) {
     const absl::Status& s = reply.status();
     if (absl::IsDeadlineExceeded(s)) return ProbeTookTooLong(options);
@@ -514,20 +527,10 @@ std::optional<absl::Status> VerifyEndWithHelper(probe::ProbeHelperPool& helper,
                                                 const std::filesystem::path& file,
                                                 uint64_t file_size, const MediaInfo& info,
                                                 double from, const ProbeOptions& options) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no such file: ", file.string()));
-    return absl::InternalError(
-        absl::StrCat("cannot open ", file.string(), ": ", std::strerror(errno)));
-  }
   probe::ProbeRequest request{.format_whitelist = std::string(kAllowedInputFormats),
                               .max_streams = 1'000'000,  // the probe has judged them
                               .packets_from_us = std::llround(from * 1000) * 1000};
-  CancelToken* cancel = options.cancel;
-  absl::StatusOr<probe::ProbeReply> reply =
-      helper.Probe(fd, request, std::chrono::steady_clock::now() + options.timeout,
-                   [cancel] { return cancel != nullptr && cancel->cancelled(); });
-  ::close(fd);
+  absl::StatusOr<probe::ProbeReply> reply = AskHelper(helper, file, request, options);
   if (!reply.ok()) {
     const absl::Status& s = reply.status();
     if (absl::IsDeadlineExceeded(s)) {
