@@ -14,13 +14,16 @@ import { cpuMsOfTree, log, ratio, runChecked, runTimed } from './util.mjs';
 export const PRELOAD_WEB_ARGS = ['--transcode-time-factor', '0.000001', '--transcode-time-floor', '0.001'];
 
 /**
- * Uploads noisy 1080p originals (5, 10, 5, 20 s, again and again) until at
- * least `mb` MB are stored, each on R nodes; waits until no job runs on them
+ * Uploads the noisy 5 s 1080p original (about 70 MB) again and again until
+ * at least `mb` MB are stored, each on R nodes: many files of one size, so
+ * that the share a new node takes varies little between runs (with five
+ * originals of 70-281 MB, one run moved a single 70 MB file, where an
+ * `add`'s fixed costs are most of the time); waits until no job runs on them
  * (on a stack started with PRELOAD_WEB_ARGS they fail at once and keep their
  * original). Resolves to { videos, bytes }.
  */
 export async function preloadOriginals(stack, mb) {
-  const lengths = [5, 10, 5, 20];
+  const lengths = [5];
   const sources = [];
   for (const s of lengths) sources.push({ file: await noisySource(s) });
   for (const source of sources) source.bytes = (await stat(source.file)).size;
