@@ -73,7 +73,7 @@ struct Flags {
   web::RepairFlags repair;                // --repair-after, --anti-entropy-interval, ...
   uint64_t content_cache_bytes = uint64_t{256} << 20;          // --content-cache-bytes
   uint64_t content_cache_max_file_bytes = uint64_t{16} << 20;  // --content-cache-max-file-bytes
-  uint64_t content_cache_sendfile_min_bytes = 16 * 1024;  // --content-cache-sendfile-min-bytes
+  uint64_t content_cache_sendfile_min_bytes = 16 * 1024;       // --content-cache-sendfile-min-bytes
 };
 
 [[noreturn]] void Fail(std::string_view what) {

@@ -5,15 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, playerFiles,
-  buildDir, waitFor,
+  waitFor, runAdmin,
 } from '../lib/streamgrid.mjs';
 
-const admin = path.join(buildDir, 'cmd/admin/streamgrid-admin');
 let scratch;
 let webDir;
 let web;
@@ -23,13 +21,7 @@ const videos = []; // { id, files: Map<name, sha256> }
 const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 
 /** Runs streamgrid-admin; resolves to { code, stdout, stderr } whatever the exit code. */
-function cli(...args) {
-  return new Promise((resolve) => {
-    execFile(admin, args, { timeout: 300000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args) => runAdmin(args);
 
 function webArgs() {
   return ['--content', `cluster:${nodes.slice(0, 3).map((n) => n.address).join(',')}`,

@@ -10,15 +10,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, buildDir,
-  playerFiles, run,
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir,
+  playerFiles, run, runAdmin,
 } from '../lib/streamgrid.mjs';
 
-const admin = path.join(buildDir, 'cmd/admin/streamgrid-admin');
 const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 
 let scratch;
@@ -27,13 +25,7 @@ let web;
 let video;
 const expected = new Map(); // name → sha256 of the stored file
 
-function cli(...args) {
-  return new Promise((resolve) => {
-    execFile(admin, args, { timeout: 300000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args) => runAdmin(args);
 
 const dataFile = (node, name) => path.join(node.dataDir, 'data', 'content', video.id, name);
 

@@ -7,15 +7,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, getVideo, tempDir,
-  playerFiles, buildDir, waitFor, filesOn,
+  playerFiles, waitFor, filesOn, runAdmin,
 } from '../lib/streamgrid.mjs';
 import { startEtcdCluster } from '../lib/etcd.mjs';
 
-const adminBinary = path.join(buildDir, 'cmd/admin/streamgrid-admin');
 let scratch;
 let etcd;
 const nodes = []; // storage nodes, by index; nodes[3] joins in the first test
@@ -83,13 +81,7 @@ async function startServer(name) {
 }
 
 /** Runs streamgrid-admin; resolves to { code, stdout, stderr } whatever the exit code. */
-function cli(...args) {
-  return new Promise((resolve) => {
-    execFile(adminBinary, args, { timeout: 300000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args) => runAdmin(args);
 
 async function listNodes(server) {
   const res = await cli('--json', 'list', server.admin);

@@ -8,14 +8,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor, buildDir,
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor, runAdmin,
 } from '../lib/streamgrid.mjs';
 
-const admin = path.join(buildDir, 'cmd/admin/streamgrid-admin');
 const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 
 let scratch;
@@ -24,13 +22,7 @@ let web;
 const expected = new Map(); // "id/name" → sha256 of the stored file
 
 /** Runs streamgrid-admin; resolves to { code, stdout, stderr }. */
-function cli(...args) {
-  return new Promise((resolve) => {
-    execFile(admin, args, { timeout: 300000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (...args) => runAdmin(args);
 
 function contentDir(node) {
   return path.join(node.dataDir, 'data', 'content');

@@ -218,6 +218,18 @@ export async function run(program, args, { timeoutMs = 120000 } = {}) {
 }
 
 /**
+ * Runs streamgrid-admin with `args` (its flags included) to its end; never
+ * rejects: resolves to { code, stdout, stderr } (code 0 on success), so that
+ * tests can check refusals as well.
+ */
+export function runAdmin(args, { timeoutMs = 300000 } = {}) {
+  return new Promise((resolve) => {
+    execFile(path.join(buildDir, 'cmd/admin/streamgrid-admin'), args, { timeout: timeoutMs },
+      (error, stdout, stderr) => resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+/**
  * Generates a test video with ffmpeg's lavfi sources (H.264 in MP4).
  * Options: width, height, seconds, audio (default true), rate (default 30),
  * extra output args.
