@@ -10,12 +10,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir,
-  playerFiles, run, runAdmin,
+  playerFiles, runAdmin,
 } from '../lib/streamgrid.mjs';
+import { flipBits } from '../lib/disk_damage.mjs';
 
 const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 
@@ -38,23 +39,6 @@ async function namesOn(node) {
     if (e.code === 'ENOENT') return [];
     throw e;
   }
-}
-
-/** Flips one bit of `file` in place and puts its mtime back (to the nanosecond). */
-async function flipBit(file, offset) {
-  const { mtimeNs } = await stat(file, { bigint: true });
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, offset);
-    byte[0] ^= 0x10;
-    await handle.write(byte, 0, 1, offset);
-  } finally {
-    await handle.close();
-  }
-  const stamp = `@${mtimeNs / 1000000000n}.${String(mtimeNs % 1000000000n).padStart(9, '0')}`;
-  await run('touch', ['-c', '-m', '-d', stamp, file]);
-  assert.equal((await stat(file, { bigint: true })).mtimeNs, mtimeNs, 'mtime put back');
 }
 
 before(async () => {
@@ -88,7 +72,7 @@ after(async () => {
 test('a migration pulling from a node with damaged copies stores only intact ones and takes the damaged out of service', async (t) => {
   for (const name of expected.keys()) {
     const { size } = await stat(dataFile(nodes[0], name));
-    if (size > 0) await flipBit(dataFile(nodes[0], name), Math.floor(size / 2));
+    if (size > 0) await flipBits(dataFile(nodes[0], name), Math.floor(size / 2));
   }
   nodes.push(await startStorage({ dataDir: path.join(scratch, 'node2') }));
   const added = await cli('add', web.admin, nodes[2].address);

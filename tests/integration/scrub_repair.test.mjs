@@ -10,12 +10,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, rm, stat, truncate, unlink } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor,
-  playerFiles, run, runAdmin,
+  playerFiles, runAdmin,
 } from '../lib/streamgrid.mjs';
+import { flipBits, truncateKeepingMtime } from '../lib/disk_damage.mjs';
 
 const sha = (buffer) => createHash('sha256').update(buffer).digest('hex');
 
@@ -57,44 +58,6 @@ async function filesOn(node) {
  * already (a read got there first): then there is nothing to put back, and
  * nothing may be created in its place (`touch -c`).
  */
-async function restoreMtime(file, ns) {
-  const stamp = `@${ns / 1000000000n}.${String(ns % 1000000000n).padStart(9, '0')}`;
-  await run('touch', ['-c', '-m', '-d', stamp, file]);
-  let now;
-  try {
-    now = await stat(file, { bigint: true });
-  } catch (e) {
-    if (e.code === 'ENOENT') return;
-    throw e;
-  }
-  assert.equal(now.mtimeNs, ns, 'mtime put back');
-}
-
-async function flipBit(file, offset) {
-  const { mtimeNs } = await stat(file, { bigint: true });
-  const handle = await open(file, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, offset);
-    byte[0] ^= 0x10;
-    await handle.write(byte, 0, 1, offset);
-  } finally {
-    await handle.close();
-  }
-  await restoreMtime(file, mtimeNs);
-}
-
-async function truncateKeepingMtime(file, size) {
-  const { mtimeNs } = await stat(file, { bigint: true });
-  try {
-    await truncate(file, size);
-  } catch (e) {
-    if (e.code === 'ENOENT') return;  // quarantined in between: found already
-    throw e;
-  }
-  await restoreMtime(file, mtimeNs);
-}
-
 async function fetchBytes(name, range) {
   const res = await fetch(`${web.url}/content/${video.id}/${name}`,
     range ? { headers: { Range: `bytes=${range[0]}-${range[1]}` } } : {});
@@ -200,7 +163,7 @@ test('copies damaged on disk are found by the scrubber and restored from the oth
   };
   const stopReading = keepReading();
   try {
-    await flipBit(dataFile(node, damage[0]), Math.floor(sizes.get(damage[0]) / 2));
+    await flipBits(dataFile(node, damage[0]), Math.floor(sizes.get(damage[0]) / 2));
     await truncateKeepingMtime(dataFile(node, damage[1]), Math.floor(sizes.get(damage[1]) / 2));
     await truncateKeepingMtime(dataFile(node, damage[2]), 0);
     await unlink(dataFile(node, damage[3]));
