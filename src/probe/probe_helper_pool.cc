@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "common/spawn.h"
 
 namespace streamgrid::probe {
 namespace {
@@ -97,72 +96,19 @@ absl::Status ProbeHelperPool::StartHere(Slot& slot) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socks) != 0) {
     return Errno(errno, "cannot create the probe helper's socket");
   }
-  // Reports an exec failure; closed by a successful exec.
-  int exec_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    const int err = errno;
-    ::close(socks[0]);
-    ::close(socks[1]);
-    return Errno(err, "cannot start the probe helper");
-  }
-  const std::string program = options_.program.string();
-  std::vector<const char*> argv = {program.c_str(), "--fd=3"};
+  std::vector<std::string> argv = {options_.program.string(), "--fd=3"};
   if (options_.test_hooks) argv.push_back("--test-hooks");
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // Between fork and exec, system calls only (async-signal-safe).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the server died already
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    sigset_t empty_mask;
-    sigemptyset(&empty_mask);
-    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    const int null_fd = ::open("/dev/null", O_RDWR);
-    // The helper's end becomes descriptor 3 (dup2 clears close-on-exec);
-    // its log goes into its replies, so 0-2 are /dev/null.
-    // (dup2 onto itself keeps the flag: clear it by hand then.)
-    const int moved = socks[1] == 3 ? ::fcntl(3, F_SETFD, 0) : ::dup2(socks[1], 3);
-    if (null_fd < 0 || moved < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 ||
-        ::dup2(null_fd, 2) < 0) {
-      const int err = errno;
-      [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
-      ::_exit(127);
-    }
-    // Nothing else the server holds may reach the helper, except the report
-    // pipe, which exec closes.
-    for (int fd = 4; fd < exec_pipe[1]; ++fd) ::close(fd);
-    ::syscall(SYS_close_range, exec_pipe[1] + 1, ~0U, 0);
-    ::execv(argv[0], const_cast<char* const*>(argv.data()));
-    const int err = errno;
-    [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
-    ::_exit(127);
-  }
-  const int fork_error = errno;
-  ::close(exec_pipe[1]);
+  // The helper's end becomes descriptor 3; its log goes into its replies, so
+  // 0-2 are /dev/null. It dies with the spawner thread, i.e. with the server.
+  SpawnOptions spawn;
+  spawn.fds = {-1, -1, -1, socks[1]};
+  absl::StatusOr<pid_t> spawned = SpawnChild(argv, spawn);
   ::close(socks[1]);
-  if (pid < 0) {
-    ::close(exec_pipe[0]);
+  if (!spawned.ok()) {
     ::close(socks[0]);
-    return Errno(fork_error, "cannot start the probe helper");
+    return absl::UnavailableError(absl::StrCat("probe helper: ", spawned.status().message()));
   }
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_pipe[0], &exec_error, sizeof(exec_error));
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_pipe[0]);
-  if (got > 0) {
-    ::close(socks[0]);
-    int wstatus;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
-    return absl::UnavailableError(
-        absl::StrCat("cannot run the probe helper '", program, "': ", std::strerror(exec_error)));
-  }
+  const pid_t pid = *spawned;
   slot.pid = pid;
   slot.sock = socks[0];
   slot.requests = 0;

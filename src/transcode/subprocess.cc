@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,9 +17,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/spawn.h"
 #include "common/strings.h"
-
-extern char** environ;
 
 namespace streamgrid {
 namespace {
@@ -123,85 +121,27 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   ::fcntl(proc->stdout_fd_, F_SETFL, O_NONBLOCK);
   ::fcntl(proc->stderr_fd_, F_SETFL, O_NONBLOCK);
 
-  std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-
-  // The child reports a failed exec through this pipe (closed by a good exec).
-  int exec_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    int err = errno;
-    CloseFd(out_write);
-    CloseFd(err_write);
-    return ErrnoStatus(err, "pipe2");
-  }
-  const pid_t parent = ::getpid();
   // Held until the child is registered, so that a Restore() either comes
   // first (the child starts at the server's priority) or finds it.
   std::unique_lock<std::mutex> priority_lock;
-  int child_nice = 0;
   bool lower = false;
+  SpawnOptions spawn;
+  spawn.fds = {-1, out_write, err_write};  // stdin from /dev/null
+  spawn.search_path = true;
+  // A process group of its own lets Kill() reach grandchildren too.
+  spawn.new_process_group = true;
   if (proc->options_.priority) {
     priority_lock = std::unique_lock(proc->options_.priority->mu_);
     lower = !proc->options_.priority->restored_;
-    child_nice = proc->options_.priority->low_nice_;
+    if (lower) spawn.nice = proc->options_.priority->low_nice_;
   }
-  // fork rather than posix_spawn: only a child can ask to be killed when the
-  // server dies (PR_SET_PDEATHSIG), and without that an ffmpeg outlives a
-  // killed server and races the job its restart resumes. Between fork and
-  // exec the child makes system calls only (async-signal-safe).
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);  // the server died already
-    // A process group of its own lets Kill() reach grandchildren too. The
-    // server may ignore SIGPIPE or block signals; the child should not
-    // inherit that.
-    ::setpgid(0, 0);
-    // Before exec, so every thread the program starts inherits it.
-    if (lower) ::setpriority(PRIO_PROCESS, 0, child_nice);
-    struct sigaction default_action {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    sigset_t empty_mask;
-    sigemptyset(&empty_mask);
-    ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    const int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(out_write, 1) < 0 ||
-        ::dup2(err_write, 2) < 0) {
-      const int err = errno;
-      [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
-      ::_exit(127);
-    }
-    // dup2 cleared close-on-exec on 0, 1 and 2 only; anything someone else
-    // leaked without O_CLOEXEC goes too, except the report pipe, which exec
-    // closes itself.
-    for (int fd = 3; fd < exec_pipe[1]; ++fd) ::close(fd);
-    ::syscall(SYS_close_range, exec_pipe[1] + 1, ~0U, 0);
-    ::execvp(args[0], args.data());
-    const int err = errno;
-    [[maybe_unused]] ssize_t n = ::write(exec_pipe[1], &err, sizeof(err));
-    ::_exit(127);
-  }
-  const int fork_error = errno;
-  ::close(exec_pipe[1]);
+  // The child dies with this thread (see SpawnChild): without that an ffmpeg
+  // outlives a killed server and races the job its restart resumes.
+  absl::StatusOr<pid_t> spawned = SpawnChild(argv, spawn);
   CloseFd(out_write);
   CloseFd(err_write);
-  if (pid < 0) {
-    ::close(exec_pipe[0]);
-    return ErrnoStatus(fork_error, absl::StrCat("cannot run '", argv[0], "'"));
-  }
-  int exec_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(exec_pipe[0], &exec_error, sizeof(exec_error));
-  } while (got < 0 && errno == EINTR);
-  ::close(exec_pipe[0]);
-  if (got == static_cast<ssize_t>(sizeof(exec_error))) {
-    ::waitpid(pid, nullptr, 0);
-    return ErrnoStatus(exec_error, absl::StrCat("cannot run '", argv[0], "'"));
-  }
+  if (!spawned.ok()) return spawned.status();
+  const pid_t pid = *spawned;
   proc->pid_ = pid;
   proc->started_ = Clock::now();
   if (lower) proc->options_.priority->groups_.push_back(pid);

@@ -5,8 +5,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/spawn.h"
 #include "common/strings.h"
 
 extern char** environ;
@@ -54,47 +53,16 @@ std::vector<std::string> CleanEnvironment() {
   return env;
 }
 
-namespace {
-
-std::vector<char*> CStringArray(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  pointers.reserve(strings.size() + 1);
-  for (std::string& s : strings) pointers.push_back(s.data());
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
-}  // namespace
-
 absl::StatusOr<pid_t> ForkExec(const std::string& binary, std::vector<std::string> argv,
                                std::vector<std::string> env, int stdin_fd, int stdout_fd,
                                int stderr_fd) {
-  // Everything the child touches is built before fork(): after it, only
-  // async-signal-safe calls are allowed.
-  std::vector<char*> argv_ptrs = CStringArray(argv);
-  std::vector<char*> env_ptrs = CStringArray(env);
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return ErrnoStatus(errno, "fork");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);  // the parent died before prctl
-    if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
-      ::_exit(126);
-    }
-    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-      for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-    }
-    struct sigaction default_action = {};
-    default_action.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &default_action, nullptr);
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(binary.c_str(), argv_ptrs.data(), env_ptrs.data());
-    ::_exit(127);
-  }
-  return pid;
+  // SpawnChild runs argv[0]; the binary's path stands in for it.
+  if (argv.empty()) argv.emplace_back();
+  argv[0] = binary;
+  SpawnOptions options;
+  options.fds = {stdin_fd, stdout_fd, stderr_fd};
+  options.env = std::move(env);
+  return SpawnChild(argv, options);
 }
 
 std::string DescribeWaitStatus(int status) {

@@ -58,9 +58,10 @@ std::string FindOnPath(const std::string& name);
 // stray etcdctl settings would change what the harness's commands do.
 std::vector<std::string> CleanEnvironment();
 
-// Forks and execs `binary` with stdin/stdout/stderr on the given descriptors,
-// every other descriptor closed, default signal handling, and SIGKILL when the
-// calling thread dies, so a crashed test leaves no etcd behind.
+// Runs `binary` (as argv[0]) with stdin/stdout/stderr on the given
+// descriptors, as SpawnChild does: every other descriptor closed, default
+// signal handling, and SIGKILL when the calling thread dies, so a crashed test
+// leaves no etcd behind. A failed exec is an error here.
 absl::StatusOr<pid_t> ForkExec(const std::string& binary, std::vector<std::string> argv,
                                std::vector<std::string> env, int stdin_fd, int stdout_fd,
                                int stderr_fd);
