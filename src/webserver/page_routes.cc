@@ -62,6 +62,15 @@ absl::StatusOr<std::string> ReadTemplate(const std::filesystem::path& path) {
   return text.str();
 }
 
+// A video's length as a player shows it: "0:07", "12:34", "1:02:03"; "" while
+// unknown. (web/static/index.js formats the cards it builds the same way.)
+std::string ClockTime(double seconds) {
+  if (!(seconds >= 0.5)) return "";  // also NaN
+  const auto total = static_cast<int64_t>(seconds + 0.5);
+  const int64_t h = total / 3600, m = total / 60 % 60, s = total % 60;
+  return h > 0 ? absl::StrFormat("%d:%02d:%02d", h, m, s) : absl::StrFormat("%d:%02d", m, s);
+}
+
 std::string VideoCard(const VideoRecord& video) {
   std::string id = HtmlEscape(video.id);
   std::string status(VideoStatusName(video.status));
@@ -79,10 +88,15 @@ std::string VideoCard(const VideoRecord& video) {
       thumb = "<span class=\"thumb-placeholder\">Failed</span>";
       break;
   }
+  // The length shows once it is known (the upload's check finds it).
+  const std::string clock = ClockTime(video.duration_seconds);
+  const std::string duration =
+      clock.empty() ? "" : absl::StrCat("<span class=\"duration\">", clock, "</span>");
   return absl::StrCat("<li class=\"video-card\" data-id=\"", id, "\" data-status=\"", status,
                       "\"><a class=\"thumb\" href=\"/videos/", id, "\">", thumb,
                       "</a><a class=\"title\" href=\"/videos/", id, "\">", HtmlEscape(video.title),
-                      "</a><span class=\"status status-", status, "\">", status, "</span></li>");
+                      "</a><span class=\"status status-", status, "\">", status, "</span>",
+                      duration, "</li>");
 }
 
 http::asio::awaitable<Response> IndexPage(AppContext& app, const Templates& templates,

@@ -2,7 +2,8 @@
 // playwright-core. Run with `node --test tests/browser/` (ctest does, with
 // STREAMGRID_BUILD_DIR set); needs `npm ci` in web/ (./dev does it).
 //
-// Screenshots of the pages land in os.tmpdir() (paths are printed as diagnostics).
+// Screenshots of the pages land in <build>/test-artifacts/ (paths are printed as
+// diagnostics), for a person to look at.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,12 +11,22 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
-import { makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
+import { buildDir, makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
 
 const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy CI machine
 const PLAY_TIMEOUT_MS = 30_000;
 
-const shotPath = (name) => path.join(os.tmpdir(), `streamgrid-browser-${name}.png`);
+const artifacts = path.join(buildDir, 'test-artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+const shotPath = (name) => path.join(artifacts, `browser-${name}.png`);
+
+// A length as the pages show it: "0:06", "1:02:03".
+function clockTime(seconds) {
+  const total = Math.round(seconds);
+  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
+  return `${h > 0 ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
+}
 
 describe('web player', { timeout: 600_000 }, () => {
   let web;
@@ -217,6 +228,76 @@ describe('web player', { timeout: 600_000 }, () => {
     });
   }
 
+  test('keyboard shortcuts play, pause, seek, mute and go full screen', async (t) => {
+    const { page, problems } = await openPage(t, `/videos/${video.id}`);
+    await play(page);
+    await waitForTime(page, 0.2);
+    // Keys go to the page, not to a control.
+    await page.evaluate(() => document.activeElement?.blur());
+    const videoState = () => page.evaluate(() => {
+      const v = document.getElementById('video');
+      return { paused: v.paused, time: v.currentTime, muted: v.muted, volume: v.volume,
+        fullscreen: document.fullscreenElement?.id || null };
+    });
+    const until = (what, test) => page.waitForFunction(test, null, { timeout: 10_000, polling: 50 })
+      .catch(async (err) => {
+        throw new Error(`${what}: ${JSON.stringify(await videoState())}`, { cause: err });
+      });
+
+    await page.keyboard.press('Space');
+    await until('space pauses', () => document.getElementById('video').paused);
+    await page.evaluate(() => { document.getElementById('video').currentTime = 0; });
+    await until('rewound', () => document.getElementById('video').currentTime === 0);
+    await page.keyboard.press('ArrowRight');
+    await until('right arrow seeks 5 s ahead',
+      () => Math.abs(document.getElementById('video').currentTime - 5) < 0.01);
+    await page.keyboard.press('ArrowLeft');
+    await until('left arrow seeks 5 s back', () => document.getElementById('video').currentTime === 0);
+    await page.keyboard.press('5');
+    await until('5 jumps to half way', () => {
+      const v = document.getElementById('video');
+      return Math.abs(v.currentTime - v.duration / 2) < 0.01;
+    });
+    assert.equal((await videoState()).muted, true, 'muted by play()');
+    await page.keyboard.press('m');
+    await until('m unmutes', () => !document.getElementById('video').muted);
+    await page.keyboard.press('ArrowDown');
+    await until('down arrow lowers the volume', () => document.getElementById('video').volume < 0.95);
+    await page.keyboard.press('k');
+    await until('k plays', () => !document.getElementById('video').paused);
+    await page.keyboard.press('f');
+    await until('f goes full screen', () => document.fullscreenElement?.id === 'player-frame');
+    await page.keyboard.press('f');
+    await until('f leaves full screen', () => document.fullscreenElement === null);
+
+    // Typing into a control is left alone.
+    await page.keyboard.press('Space'); // pause, so that a stray toggle would show
+    await until('paused again', () => document.getElementById('video').paused);
+    await page.focus('#quality');
+    await page.keyboard.press('k');
+    assert.equal((await videoState()).paused, true, 'k in the quality menu does not play');
+    assert.deepEqual((await playerState(page)).errors, []);
+    assert.deepEqual(problems, []);
+  });
+
+  test('the pages fit a phone\'s width', async (t) => {
+    for (const [name, where] of [['home', '/'], ['player', `/videos/${video.id}`]]) {
+      const { page, problems } = await openPage(t, where);
+      await page.setViewportSize({ width: 390, height: 844 });
+      if (name === 'player') await play(page);
+      const widths = await page.evaluate(() => ({
+        page: document.documentElement.scrollWidth,
+        viewport: window.innerWidth,
+        video: document.getElementById('video')?.getBoundingClientRect().width ?? null,
+      }));
+      assert.ok(widths.page <= widths.viewport, `${name}: no sideways scrolling: ${JSON.stringify(widths)}`);
+      if (name === 'player') assert.ok(widths.video >= 380, `the video spans the width: ${widths.video}`);
+      await page.screenshot({ path: shotPath(`${name}-phone`), fullPage: true });
+      t.diagnostic(`screenshot: ${shotPath(`${name}-phone`)}`);
+      assert.deepEqual(problems, []);
+    }
+  });
+
   test('home page lists the video with its thumbnail, and has the upload form', async (t) => {
     const { page, problems } = await openPage(t, '/');
     const card = page.locator(`.video-card[data-id="${video.id}"]`);
@@ -225,6 +306,8 @@ describe('web player', { timeout: 600_000 }, () => {
     assert.equal((await card.locator('a.title').textContent()).trim(), title);
     assert.equal(await card.locator('a.title').getAttribute('href'), `/videos/${video.id}`);
     assert.equal((await card.locator('.status').textContent()).trim(), 'ready');
+    assert.ok(video.duration > 5, `the API's duration: ${video.duration}`);
+    assert.equal((await card.locator('.duration').textContent()).trim(), clockTime(video.duration));
     const img = card.locator('a.thumb img');
     await img.scrollIntoViewIfNeeded();
     await page.waitForFunction(

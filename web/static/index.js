@@ -45,6 +45,8 @@
     }
     card.append(thumb, el('a', { class: 'title', href }, info.title || info.id));
     card.append(el('span', { class: 'status status-' + info.status }, info.status));
+    const clock = window.StreamGrid.clockTime(info.duration);
+    if (clock) card.append(el('span', { class: 'duration' }, clock));
     quietThumb(card);
     return card;
   }

@@ -95,15 +95,6 @@
     return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
   }
 
-  function formatDuration(seconds) {
-    const total = Math.round(Number(seconds) || 0);
-    if (total <= 0) return '';
-    const h = Math.floor(total / 3600);
-    const m = Math.floor((total % 3600) / 60);
-    const s = String(total % 60).padStart(2, '0');
-    return h > 0 ? h + ':' + String(m).padStart(2, '0') + ':' + s : m + ':' + s;
-  }
-
   function formatDate(value) {
     if (value === undefined || value === null || value === '') return '';
     let date;
@@ -119,7 +110,7 @@
 
   function renderDetails(info) {
     const parts = [];
-    const duration = formatDuration(info.duration);
+    const duration = window.StreamGrid.clockTime(info.duration);
     if (duration) parts.push(duration);
     const created = formatDate(info.created_at);
     if (created) parts.push('Uploaded ' + created);
@@ -422,6 +413,82 @@
       actionError.hidden = false;
       deleteButton.disabled = false;
     }
+  });
+
+  // ---- keyboard shortcuts ----------------------------------------------------------------
+  // Space or k: play / pause; left / right (or j / l): back / ahead 5 s (10 s);
+  // up / down: volume; m: mute; f: full screen; 0-9: jump to 0 %-90 %.
+  // Keys typed into a control (or with a modifier) are left alone.
+
+  const SEEK_STEP_S = 5;
+  const LONG_SEEK_STEP_S = 10;
+  const VOLUME_STEP = 0.1;
+
+  function typingInto(target) {
+    if (!(target instanceof Element) || target === video) return false;
+    return target.isContentEditable || !!target.closest('input, select, textarea, button, summary');
+  }
+
+  function seekBy(seconds) {
+    if (!(video.readyState > 0)) return;
+    const end = Number.isFinite(video.duration) ? video.duration : Infinity;
+    video.currentTime = Math.max(0, Math.min(end, video.currentTime + seconds));
+  }
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) {
+      document.exitFullscreen().catch(() => {});
+    } else if (frame.requestFullscreen) {
+      frame.requestFullscreen().catch(() => {});
+    } else if (video.webkitEnterFullscreen) {
+      video.webkitEnterFullscreen(); // iOS: only the <video> itself can go full screen
+    }
+  }
+
+  document.addEventListener('keydown', (e) => {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typingInto(e.target)) return;
+    const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    switch (key) {
+      case ' ':
+      case 'k':
+        if (video.paused || video.ended) video.play().catch(() => {});
+        else video.pause();
+        break;
+      case 'ArrowLeft':
+        seekBy(-SEEK_STEP_S);
+        break;
+      case 'ArrowRight':
+        seekBy(SEEK_STEP_S);
+        break;
+      case 'j':
+        seekBy(-LONG_SEEK_STEP_S);
+        break;
+      case 'l':
+        seekBy(LONG_SEEK_STEP_S);
+        break;
+      case 'ArrowUp':
+        video.volume = Math.min(1, video.volume + VOLUME_STEP);
+        video.muted = false;
+        break;
+      case 'ArrowDown':
+        video.volume = Math.max(0, video.volume - VOLUME_STEP);
+        break;
+      case 'm':
+        video.muted = !video.muted;
+        break;
+      case 'f':
+        toggleFullscreen();
+        break;
+      default:
+        if (/^[0-9]$/.test(key) && Number.isFinite(video.duration) && video.readyState > 0) {
+          video.currentTime = (video.duration * Number(key)) / 10;
+          break;
+        }
+        return; // not ours: let the browser have it
+    }
+    // Ours: no page scroll on space or the arrows, no second toggle by the
+    // focused <video>'s own controls.
+    e.preventDefault();
   });
 
   // ---- start -----------------------------------------------------------------------------
