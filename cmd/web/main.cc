@@ -28,6 +28,7 @@
 #include "limits_setup.h"
 #include "metadata/etcd_video_metadata_service.h"
 #include "metadata/sqlite_video_metadata_service.h"
+#include "metrics_setup.h"
 #include "migration/etcd_migration_coordinator.h"
 #include "migration/migrator.h"
 #include "probe_setup.h"
@@ -58,6 +59,7 @@ struct Flags {
   int max_connections = 0;  // 0: as many as the open-file limit allows
   int max_concurrent_uploads = 8;
   bool transcode_head_start = true;  // --transcode-head-start
+  bool access_log = true;            // --access-log
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
   std::string handoff_interval = "10s";  // --handoff-interval
@@ -152,6 +154,9 @@ int main(int argc, char** argv) {
                  "uploads received at once at most; more get 503 with Retry-After (each gets "
                  "its own blocking thread, so reads are never starved)")
       ->check(CLI::Range(1, 1024));
+  cli.add_option("--access-log", flags.access_log,
+                 "log one line per HTTP request: client, request, status, body bytes, time "
+                 "and request id (true or false)");
   cli.add_option("--transcode-head-start", flags.transcode_head_start,
                  "start encoding an upload on this server's copy while its original is stored "
                  "(publishing only once it is accepted), when a transcode worker is idle");
@@ -347,6 +352,12 @@ int main(int argc, char** argv) {
       .transcoder = transcoder,
       .blocking = blocking,
   };
+  // Served at GET /metrics; more components are watched as they start.
+  web::WebMetrics web_metrics;
+  app.metrics_text = [&web_metrics] { return web_metrics.Text(); };
+  web_metrics.WatchUploads(app.uploads_in_progress);
+  web_metrics.WatchTranscoder(transcoder);
+  if (content_cache) web_metrics.WatchCache(*content_cache);
   http::Router router;
   if (absl::Status s = webserver::AddAllRoutes(router, app); !s.ok()) Fail(s.ToString());
 
@@ -365,6 +376,8 @@ int main(int argc, char** argv) {
                         .repair_bytes_per_second = flags.repair.repair_bytes_per_second},
         coordinator.get());
     migrator->Start();
+    web_metrics.WatchMigration(*migrator);
+    web_metrics.WatchRepair(repair_stats);
   }
   // Hands stand-ins' copies back to their owners (idempotent, so every web
   // server runs it).
@@ -428,8 +441,10 @@ int main(int argc, char** argv) {
                              .idle_timeout = std::chrono::seconds(flags.idle_timeout_s),
                              .io_timeout = std::chrono::seconds(flags.io_timeout_s),
                              .max_connections = max_connections,
-                             .write_guard = std::move(write_guard)},
+                             .write_guard = std::move(write_guard),
+                             .observers = web_metrics.Observers(flags.access_log)},
                             router);
+    web_metrics.WatchServer(server);
     if (absl::Status s = server.Start(); !s.ok()) Fail(s.ToString());
     std::string url = "http://" + host + ":" + std::to_string(server.port());
     spdlog::info("StreamGrid serving at {}", url);

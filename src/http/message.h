@@ -46,6 +46,10 @@ struct Request {
   std::vector<std::string> params;
   std::optional<uint64_t> content_length;  // when the client declared one
   BodyReader* body = nullptr;              // never null while a handler runs
+  // Names this request in logs and in the response's X-Request-Id: the
+  // client's X-Request-Id when it is a safe token (see IsSafeRequestId), else
+  // one the server made, unique within the process.
+  std::string id;
 
   // The header's value, or empty when absent.
   std::string_view Header(Field name) const;

@@ -37,7 +37,7 @@ bool MatchSegments(const Route& route, const std::vector<std::string_view>& path
 }  // namespace
 
 void Router::Add(Verb method, std::string_view pattern, Handler handler, RouteOptions options) {
-  Route route{method, {}, std::move(handler), options};
+  Route route{method, std::string(pattern), {}, std::move(handler), options};
   for (std::string_view segment : SplitPath(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));
 }

@@ -20,6 +20,8 @@ struct RouteOptions {
 
 struct Route {
   Verb method;
+  std::string pattern;  // as given to Add(), e.g. "/content/{}/{*}"
+
   std::vector<std::string> segments;  // literal segments, "{}" or a final "{*}"
   Handler handler;
   RouteOptions options;

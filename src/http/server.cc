@@ -21,8 +21,10 @@
 #include <exception>
 #include <limits>
 #include <optional>
+#include <random>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "http/send_file.h"
 
@@ -72,7 +74,39 @@ void CopyHeaders(Fields& from, bhttp::response<Body>& to) {
   static_cast<Fields&>(to.base()) = std::move(from);
 }
 
+// A request id unique within the process: a random prefix drawn at start-up
+// (so that ids from different processes, or a restarted one, differ) and a
+// counter.
+std::string MakeRequestId() {
+  static const std::string prefix = [] {
+    std::random_device random;
+    return absl::StrCat(absl::Hex(random(), absl::kZeroPad8), "-");
+  }();
+  static std::atomic<uint64_t> next{1};
+  return absl::StrCat(prefix, absl::Hex(next.fetch_add(1, std::memory_order_relaxed)));
+}
+
+// The length of the body `response` will carry on the wire.
+uint64_t BodyBytes(const Response& response, bool head) {
+  if (head || response.status == Status::no_content || response.status == Status::not_modified) {
+    return 0;
+  }
+  if (response.stream) return response.stream_length;
+  return response.shared_owner ? response.shared_bytes.size() : response.body.size();
+}
+
 }  // namespace
+
+bool IsSafeRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (const char c : id) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != ':') {
+      return false;
+    }
+  }
+  return true;
+}
 
 // One client connection: reads requests in a loop and writes responses, all on
 // its io_context's single thread (so the stream's timer never races its
@@ -192,6 +226,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // Serves one request whose header has been read. Returns whether the
   // connection may be reused.
   boost::asio::awaitable<bool> Handle(bhttp::request_parser<bhttp::buffer_body>& parser) {
+    const auto started = std::chrono::steady_clock::now();
     auto& msg = parser.get();
     Request request;
     request.method = msg.method();
@@ -206,6 +241,12 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     // The parser needs no field to read the body (its framing is parsed
     // already), so the request takes the fields over instead of copying each.
     request.headers = std::move(static_cast<Fields&>(msg.base()));
+    if (const auto given = request.headers.find("X-Request-Id");
+        given != request.headers.end() && IsSafeRequestId(given->value())) {
+      request.id = std::string(given->value());
+    } else {
+      request.id = MakeRequestId();
+    }
 
     Response response;
     Router::Match match;
@@ -254,7 +295,31 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     if (server_.options_.cors) {
       server_.guard_.AddCorsHeaders(request.method, request.headers, response.headers);
     }
-    co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
+    response.headers.set("X-Request-Id", request.id);
+    if (server_.options_.observers.empty()) {
+      co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
+    }
+    const unsigned status = static_cast<unsigned>(response.status);
+    const uint64_t body_bytes = BodyBytes(response, head);
+    const bool written = co_await Write(std::move(response), head, keep_alive);
+    if (peer_.empty()) {
+      beast::error_code ec;
+      const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+      peer_ = ec ? "-" : remote.address().to_string();
+    }
+    const RequestRecord record{
+        .method = request.method,
+        .route = match.route != nullptr ? std::string_view(match.route->pattern) : "",
+        .target = request.target,
+        .request_id = request.id,
+        .peer = peer_,
+        .status = status,
+        .body_bytes = body_bytes,
+        .completed = written,
+        .elapsed = std::chrono::steady_clock::now() - started,
+    };
+    for (RequestObserver* observer : server_.options_.observers) observer->OnRequest(record);
+    co_return written&& keep_alive;
   }
 
   // After answering a request whose body was left unread (an upload refused
@@ -517,6 +582,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   beast::flat_buffer buffer_;
   std::string header_;         // the response header being sent; reused
   bool non_blocking_ = false;  // the socket was set non-blocking for sendfile
+  std::string peer_;           // the client's address, once an observer wanted it
 };
 
 void HttpServer::MarkIdle(Connection* connection) {

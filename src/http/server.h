@@ -18,6 +18,38 @@
 
 namespace streamgrid::http {
 
+// What the server knows of a request once it has answered it.
+struct RequestRecord {
+  Verb method = Verb::unknown;
+  // The pattern of the route that served it (Route::pattern); "" when none
+  // did (404, 405, refused writes, preflights).
+  std::string_view route;
+  std::string_view target;      // as sent (path and query)
+  std::string_view request_id;  // Request::id
+  std::string_view peer;        // the client's address
+  unsigned status = 0;
+  // The response body's length as announced (0 for HEAD, 204 and 304).
+  uint64_t body_bytes = 0;
+  // False when the connection broke before the whole response was written.
+  bool completed = false;
+  // From the request's header being read to the response's last byte.
+  std::chrono::steady_clock::duration elapsed{};
+};
+
+// Told of every request the server answered (metrics, the access log). Called
+// on the event-loop threads, concurrently, so it must be thread-safe, quick
+// and must not block.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  virtual void OnRequest(const RequestRecord& record) = 0;
+};
+
+// Whether `id` may be taken as a request's id from a client: 1 to 64
+// characters, letters, digits and "-_.:" only (so it is safe in logs and
+// headers as it is).
+bool IsSafeRequestId(std::string_view id);
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   uint16_t port = 0;  // 0 picks a free port; see HttpServer::port()
@@ -38,6 +70,8 @@ struct ServerOptions {
   // Who may send writes (methods other than GET, HEAD, OPTIONS): checked for
   // every write before routing, so no route can forget it.
   WriteGuardOptions write_guard;
+  // Told of each answered request, in order; each must outlive the server.
+  std::vector<RequestObserver*> observers;
 };
 
 // An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive,

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <future>
 #include <latch>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -41,6 +43,51 @@ class PatternSource : public BodySource {
   uint64_t left_;
   uint64_t produced_ = 0;
 };
+
+// Keeps a copy of every record the server reports.
+class RecordingObserver : public RequestObserver {
+ public:
+  struct Copy {
+    std::string route, target, id;
+    unsigned status;
+    uint64_t bytes;
+    bool completed;
+  };
+  void OnRequest(const RequestRecord& r) override {
+    std::lock_guard lock(mu_);
+    copies_.push_back({std::string(r.route), std::string(r.target), std::string(r.request_id),
+                       r.status, r.body_bytes, r.completed});
+  }
+  // The record of the request for `target`, waiting up to 10 s for it (the
+  // server reports a request after its answer is out).
+  std::optional<Copy> Of(std::string_view target) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    do {
+      {
+        std::lock_guard lock(mu_);
+        for (const Copy& c : copies_) {
+          if (c.target == target) return c;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    } while (std::chrono::steady_clock::now() < deadline);
+    return std::nullopt;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Copy> copies_;
+};
+
+// The value of the response header `name` in `reply`, or "".
+std::string HeaderOf(const std::string& reply, std::string_view name) {
+  const std::string prefix =
+      absl::StrCat("\r\n", absl::string_view(name.data(), name.size()), ": ");
+  const size_t at = reply.find(prefix);
+  if (at == std::string::npos) return "";
+  const size_t from = at + prefix.size();
+  return reply.substr(from, reply.find("\r\n", from) - from);
+}
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -100,9 +147,10 @@ class HttpServerTest : public ::testing::Test {
       throw std::runtime_error("boom");
       co_return Response::Text(Status::ok, "unreachable");
     });
-    server_ = std::make_unique<HttpServer>(
-        ServerOptions{.port = 0, .threads = 2, .header_timeout = std::chrono::milliseconds(300)},
-        router_);
+    ServerOptions options{
+        .port = 0, .threads = 2, .header_timeout = std::chrono::milliseconds(300)};
+    options.observers = {&observer_};
+    server_ = std::make_unique<HttpServer>(options, router_);
     ASSERT_TRUE(server_->Start().ok());
   }
 
@@ -180,9 +228,55 @@ class HttpServerTest : public ::testing::Test {
   };
 
   Router router_;
+  RecordingObserver observer_;
   std::shared_ptr<SharedBody> shared_;
   std::unique_ptr<HttpServer> server_;
 };
+
+TEST_F(HttpServerTest, EachAnswerCarriesARequestIdAndIsReported) {
+  std::string reply = Exchange("GET /hello?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string id = HeaderOf(reply, "X-Request-Id");
+  EXPECT_TRUE(IsSafeRequestId(id)) << reply;
+  std::optional<RecordingObserver::Copy> seen = observer_.Of("/hello?x=1");
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->route, "/hello");
+  EXPECT_EQ(seen->status, 200u);
+  EXPECT_EQ(seen->bytes, 5u);
+  EXPECT_TRUE(seen->completed);
+  EXPECT_EQ(seen->id, id);
+
+  // Ids differ from request to request.
+  reply = Exchange("GET /hello?x=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(HeaderOf(reply, "X-Request-Id"), id);
+
+  // A path no route has is reported without a route.
+  reply = Exchange("GET /nowhere/at/all HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  seen = observer_.Of("/nowhere/at/all");
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->route, "");
+  EXPECT_EQ(seen->status, 404u);
+}
+
+TEST_F(HttpServerTest, TakesTheClientsRequestIdOnlyWhenItIsSafe) {
+  std::string reply = Exchange(
+      "GET /hello?given HTTP/1.1\r\nHost: x\r\nX-Request-Id: lb-7f3a.2:9_x\r\n"
+      "Connection: close\r\n\r\n");
+  EXPECT_EQ(HeaderOf(reply, "X-Request-Id"), "lb-7f3a.2:9_x");
+  ASSERT_TRUE(observer_.Of("/hello?given").has_value());
+  EXPECT_EQ(observer_.Of("/hello?given")->id, "lb-7f3a.2:9_x");
+
+  for (const std::string& bad :
+       {std::string("a\"b"), std::string("x/../y"), std::string(65, 'a')}) {
+    reply = Exchange(absl::StrCat("GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-Id: ", bad,
+                                  "\r\nConnection: close\r\n\r\n"));
+    const std::string id = HeaderOf(reply, "X-Request-Id");
+    EXPECT_NE(id, bad);
+    EXPECT_TRUE(IsSafeRequestId(id)) << id;
+  }
+  EXPECT_FALSE(IsSafeRequestId(""));
+  EXPECT_FALSE(IsSafeRequestId("a b"));
+  EXPECT_TRUE(IsSafeRequestId(std::string(64, 'a')));
+}
 
 TEST_F(HttpServerTest, ServesAndAddsCors) {
   std::string reply = Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

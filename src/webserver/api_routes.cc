@@ -113,6 +113,17 @@ void AddApiRoutes(http::Router& router, AppContext& app) {
   router.Add(http::Verb::delete_, "/api/videos/{}",
              [&app](http::Request& r) { return DeleteVideo(app, r); });
   router.Add(http::Verb::get, "/healthz", [&app](http::Request& r) { return Health(app, r); });
+  if (app.metrics_text) {
+    // Prometheus's scrape: read-only counters and gauges, like /healthz.
+    router.Add(http::Verb::get, "/metrics",
+               [&app](http::Request&) -> http::asio::awaitable<Response> {
+                 Response response = Response::Text(Status::ok, app.metrics_text());
+                 response.headers.set(http::Field::content_type,
+                                      "text/plain; version=0.0.4; charset=utf-8");
+                 response.headers.set(http::Field::cache_control, "no-store");
+                 co_return response;
+               });
+  }
 }
 
 }  // namespace streamgrid::webserver

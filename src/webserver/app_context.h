@@ -4,6 +4,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "content/video_content_service.h"
@@ -36,6 +37,9 @@ struct AppContext {
   TranscodeWorkerPool& transcoder;
   boost::asio::thread_pool& blocking;
   std::atomic<int> uploads_in_progress{0};
+  // GET /metrics answers with this (Prometheus text format); no route when
+  // null. Called on an event-loop thread: it must be quick.
+  std::function<std::string()> metrics_text;
 };
 
 }  // namespace streamgrid::webserver

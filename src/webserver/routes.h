@@ -11,7 +11,7 @@ void AddContentRoutes(http::Router& router, AppContext& app);
 // POST /upload: streamed multipart upload, validated by ffprobe, then queued.
 void AddUploadRoutes(http::Router& router, AppContext& app);
 
-// /api/videos (list, get, delete) and /healthz.
+// /api/videos (list, get, delete), /healthz and, with app.metrics_text, /metrics.
 void AddApiRoutes(http::Router& router, AppContext& app);
 
 // Registers every route the web server has. FAILED_PRECONDITION when the page

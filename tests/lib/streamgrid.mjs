@@ -52,9 +52,11 @@ function lineSplitter(onLine) {
  * Starts streamgrid-web on an ephemeral port with its own data directory.
  * Resolves once it serves; `stop()` sends SIGTERM and waits for exit (SIGKILL
  * after 10 s). `kill()` sends SIGKILL. `onOutput(line)`, when given, sees
- * every line it prints.
+ * every line it prints. Its access log is off unless `accessLog`.
  */
-export async function startWeb({ dataDir, args = [], env = {}, wrap = [], onOutput } = {}) {
+export async function startWeb({
+  dataDir, args = [], env = {}, wrap = [], onOutput, accessLog = false,
+} = {}) {
   dataDir = dataDir || (await tempDir('streamgrid-web-'));
   await mkdir(dataDir, { recursive: true });
   const readyFile = path.join(dataDir, `ready-${process.pid}-${Date.now()}.json`);
@@ -68,6 +70,9 @@ export async function startWeb({ dataDir, args = [], env = {}, wrap = [], onOutp
     '--data-dir', dataDir,
     '--web-root', path.join(repoRoot, 'web'),
     '--ready-file', readyFile,
+    // Off unless asked for: tests look for events in the last 64 KiB of the
+    // log, which a line per request would crowd out.
+    '--access-log', String(accessLog),
     ...args,
   ], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
+#include "http/server.h"
+
+namespace streamgrid::metrics {
+
+// Counts the HTTP server's answers into `registry` (which must outlive it):
+//   streamgrid_http_requests_total{route,method,code}
+//   streamgrid_http_request_duration_seconds{route,method} (histogram)
+//   streamgrid_http_response_bytes_total{route}
+// `route` is the matched route's pattern ("/content/{}/{*}"), or "none" when
+// no route matched, so that the number of series stays bounded whatever
+// paths clients ask for. Thread-safe.
+class HttpMetrics : public http::RequestObserver {
+ public:
+  explicit HttpMetrics(prometheus::Registry& registry);
+
+  void OnRequest(const http::RequestRecord& record) override;
+
+ private:
+  struct Series {
+    prometheus::Counter* requests;
+    prometheus::Histogram* duration;
+    prometheus::Counter* bytes;
+  };
+  // The series of (route, method, code), made on first use.
+  const Series& SeriesFor(std::string_view route, http::Verb method, unsigned code);
+
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Counter>& bytes_;
+  std::mutex mu_;
+  absl::flat_hash_map<std::tuple<std::string, int, unsigned>, Series> series_;  // guarded by mu_
+};
+
+}  // namespace streamgrid::metrics

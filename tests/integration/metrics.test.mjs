@@ -1,0 +1,150 @@
+// GET /metrics: Prometheus's text format, counters that move with requests,
+// the transcoding and upload readings; request ids in answers and in the
+// access log. A real streamgrid-web (--single) and a real transcode.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {
+  startWeb, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor, rm,
+} from '../lib/streamgrid.mjs';
+
+let scratch;
+let web;
+
+before(async () => {
+  scratch = await tempDir('streamgrid-metrics-');
+  web = await startWeb({ accessLog: true });
+});
+
+after(async () => {
+  await web?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+/**
+ * Parses Prometheus's text exposition format (version 0.0.4) strictly enough
+ * to catch a malformed line: returns { types: Map<family, type>, samples:
+ * [{ name, labels, value }] }.
+ */
+function parseExposition(text) {
+  const types = new Map();
+  const samples = [];
+  const name = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const label = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\["\\\\n])*"';
+  const sample = new RegExp(`^(${name})(?:\\{((?:${label})(?:,${label})*)?\\})? (\\S+)$`);
+  assert.ok(text.endsWith('\n'), 'ends with a newline');
+  for (const line of text.slice(0, -1).split('\n')) {
+    if (line.startsWith('# HELP ')) {
+      assert.match(line, new RegExp(`^# HELP ${name} `), line);
+      continue;
+    }
+    if (line.startsWith('# TYPE ')) {
+      const m = line.match(new RegExp(`^# TYPE (${name}) (counter|gauge|histogram|summary|untyped)$`));
+      assert.ok(m, `TYPE line: ${line}`);
+      assert.ok(!types.has(m[1]), `one TYPE per family: ${m[1]}`);
+      types.set(m[1], m[2]);
+      continue;
+    }
+    const m = line.match(sample);
+    assert.ok(m, `sample line: ${JSON.stringify(line)}`);
+    const labels = {};
+    for (const [, k, v] of (m[2] || '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[k] = v.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    }
+    const value = Number(m[3] === '+Inf' ? Infinity : m[3]);
+    assert.ok(!Number.isNaN(value), `value of ${line}`);
+    samples.push({ name: m[1], labels, value });
+  }
+  return { types, samples };
+}
+
+async function scrape() {
+  const res = await fetch(`${web.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  return parseExposition(await res.text());
+}
+
+/** The value of the sample `name` with exactly these labels (0 when absent). */
+function valueOf({ samples }, name, labels = {}) {
+  const want = JSON.stringify(Object.entries(labels).sort());
+  const found = samples.find((s) => s.name === name &&
+    JSON.stringify(Object.entries(s.labels).sort()) === want);
+  return found ? found.value : 0;
+}
+
+test('/metrics is Prometheus text and its request counters move with requests', async () => {
+  const first = await scrape();
+  assert.equal(first.types.get('streamgrid_transcode_jobs_queued'), 'gauge');
+  assert.equal(first.types.get('streamgrid_content_cache_files'), 'gauge');
+  const listed = { route: '/api/videos', method: 'GET', code: '200' };
+  const before = valueOf(first, 'streamgrid_http_requests_total', listed);
+  const missing = { route: 'none', method: 'GET', code: '404' };
+  const missingBefore = valueOf(first, 'streamgrid_http_requests_total', missing);
+
+  for (let i = 0; i < 3; i++) assert.equal((await fetch(`${web.url}/api/videos`)).status, 200);
+  // Every path nobody serves lands in one series, whatever it is.
+  for (const p of ['/no/such/page', '/another-one', '/x?y=z']) {
+    assert.equal((await fetch(`${web.url}${p}`)).status, 404);
+  }
+  // A request is counted once its answer is out: wait for the counts.
+  const after = await waitFor(async () => {
+    const m = await scrape();
+    return valueOf(m, 'streamgrid_http_requests_total', listed) >= before + 3 &&
+      valueOf(m, 'streamgrid_http_requests_total', missing) >= missingBefore + 3 && m;
+  }, { what: 'the request counters to count the requests' });
+  assert.equal(after.types.get('streamgrid_http_requests_total'), 'counter');
+  assert.equal(after.types.get('streamgrid_http_request_duration_seconds'), 'histogram');
+  assert.equal(valueOf(after, 'streamgrid_http_requests_total', listed), before + 3);
+  assert.equal(valueOf(after, 'streamgrid_http_requests_total', missing), missingBefore + 3);
+  assert.ok(!after.samples.some((s) => s.labels.route === '/no/such/page'), 'no series per path');
+  const latency = { route: '/api/videos', method: 'GET' };
+  assert.ok(valueOf(after, 'streamgrid_http_request_duration_seconds_count', latency) >= 3);
+  assert.equal(
+    valueOf(after, 'streamgrid_http_request_duration_seconds_bucket', { ...latency, le: '+Inf' }),
+    valueOf(after, 'streamgrid_http_request_duration_seconds_count', latency));
+  assert.ok(valueOf(after, 'streamgrid_http_response_bytes_total', { route: '/api/videos' }) > 0);
+  assert.ok(valueOf(after, 'streamgrid_http_connections') >= 0);
+});
+
+test('an upload and its transcode show in the metrics', async () => {
+  const before = await scrape();
+  const ready = valueOf(before, 'streamgrid_transcode_jobs_total', { outcome: 'ready' });
+  const file = await makeTestVideo(path.join(scratch, 'clip.mp4'), { seconds: 2 });
+  const upload = await uploadFile(web.url, file);
+  assert.equal(upload.status, 202, JSON.stringify(upload.json));
+  await waitForStatus(web.url, upload.json.id, 'ready');
+  const after = await waitFor(async () => {
+    const m = await scrape();
+    return valueOf(m, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }) >= ready + 1 && m;
+  }, { what: 'the finished job to be counted' });
+  assert.equal(valueOf(after, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }), ready + 1);
+  assert.equal(valueOf(after, 'streamgrid_transcode_jobs_running'), 0);
+  assert.equal(valueOf(after, 'streamgrid_uploads_in_progress'), 0);
+  assert.ok(valueOf(after, 'streamgrid_http_requests_total',
+    { route: '/upload', method: 'POST', code: '202' }) >= 1, 'the upload counted');
+
+  // Served segments fill the content cache, and a second read is a hit.
+  const url = `${web.url}/content/${upload.json.id}/manifest.mpd`;
+  for (let i = 0; i < 2; i++) assert.equal((await fetch(url)).status, 200);
+  const cached = await scrape();
+  assert.ok(valueOf(cached, 'streamgrid_content_cache_events_total', { kind: 'hit' }) >= 1);
+  assert.ok(valueOf(cached, 'streamgrid_content_cache_files') >= 1);
+});
+
+test('answers carry a request id, also written in the access log', async () => {
+  const res = await fetch(`${web.url}/api/videos?probe=rid`);
+  const id = res.headers.get('x-request-id');
+  assert.match(id, /^[A-Za-z0-9._:-]{1,64}$/);
+  await waitFor(() => web.log().includes(`rid=${id}`), { what: 'the access log line' });
+  const line = web.log().split('\n').find((l) => l.includes(`rid=${id}`));
+  assert.match(line, /access 127\.0\.0\.1 "GET \/api\/videos\?probe=rid" 200 \d+ [\d.]+ms rid=/);
+
+  // A load balancer's id is kept, so one request can be followed through both logs.
+  const given = await fetch(`${web.url}/healthz`, { headers: { 'X-Request-Id': 'lb-42.a' } });
+  assert.equal(given.headers.get('x-request-id'), 'lb-42.a');
+  await waitFor(() => web.log().includes('rid=lb-42.a'), { what: 'the given id in the log' });
+  // One that could forge log fields is replaced.
+  const forged = await fetch(`${web.url}/healthz`, { headers: { 'X-Request-Id': 'a" 500 rid=x' } });
+  assert.notEqual(forged.headers.get('x-request-id'), 'a" 500 rid=x');
+});
