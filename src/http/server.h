@@ -21,8 +21,9 @@ namespace streamgrid::http {
 // What the server knows of a request once it has answered it.
 struct RequestRecord {
   Verb method = Verb::unknown;
-  // The pattern of the route that served it (Route::pattern); "" when none
-  // did (404, 405, refused writes, preflights).
+  // The pattern of the route that served it: Route::pattern itself, so its
+  // address is the same for every request of that route while the router
+  // lives. "" when no route served it (404, 405, refused writes, preflights).
   std::string_view route;
   std::string_view target;      // as sent (path and query)
   std::string_view request_id;  // Request::id

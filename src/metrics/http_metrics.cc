@@ -33,7 +33,8 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
 const HttpMetrics::Series& HttpMetrics::SeriesFor(std::string_view route, http::Verb method,
                                                   unsigned code) {
   std::lock_guard lock(mu_);
-  auto key = std::make_tuple(std::string(route), static_cast<int>(method), code);
+  const auto key =
+      std::make_tuple(route.empty() ? nullptr : route.data(), static_cast<int>(method), code);
   auto it = series_.find(key);
   if (it != series_.end()) return it->second;
   const std::string route_label = route.empty() ? "none" : std::string(route);
@@ -46,7 +47,7 @@ const HttpMetrics::Series& HttpMetrics::SeriesFor(std::string_view route, http::
           &duration_.Add({{"route", route_label}, {"method", method_label}}, DurationBuckets()),
       .bytes = &bytes_.Add({{"route", route_label}}),
   };
-  return series_.emplace(std::move(key), series).first->second;
+  return series_.emplace(key, series).first->second;
 }
 
 void HttpMetrics::OnRequest(const http::RequestRecord& record) {

@@ -33,14 +33,16 @@ class HttpMetrics : public http::RequestObserver {
     prometheus::Histogram* duration;
     prometheus::Counter* bytes;
   };
-  // The series of (route, method, code), made on first use.
+  // The series of (route, method, code), made on first use. Looked up by the
+  // route pattern's address (stable: see RequestRecord::route), so that the
+  // hot path allocates nothing.
   const Series& SeriesFor(std::string_view route, http::Verb method, unsigned code);
 
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Counter>& bytes_;
   std::mutex mu_;
-  absl::flat_hash_map<std::tuple<std::string, int, unsigned>, Series> series_;  // guarded by mu_
+  absl::flat_hash_map<std::tuple<const char*, int, unsigned>, Series> series_;  // guarded by mu_
 };
 
 }  // namespace streamgrid::metrics
