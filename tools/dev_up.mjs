@@ -71,9 +71,10 @@ function now() {
 /**
  * The ports of ./dev up. Without a base, the classic ones: web 8080, admin
  * 8081, etcd member i client 2379/22379/32379 (peer one more), storage node N
- * 9100+N. With base B: web B, admin B+1, etcd member i client B+2i and peer
- * B+2i+1 (B+2..B+7), storage node N B+10+N (B+11..B+109); `./dev web N` takes
- * B+120+2N and the one after (B+124..B+139).
+ * 9100+N and its metrics 9200+N. With base B: web B, admin B+1, etcd member i
+ * client B+2i and peer B+2i+1 (B+2..B+7), storage node N B+10+N (B+11..B+109);
+ * `./dev web N` takes B+120+2N and the one after (B+124..B+139); node N's
+ * metrics B+140+N (B+141..B+239).
  */
 function devPorts(baseText = process.env.STREAMGRID_DEV_PORT_BASE) {
   if (baseText === undefined || baseText === '') {
@@ -84,11 +85,12 @@ function devPorts(baseText = process.env.STREAMGRID_DEV_PORT_BASE) {
       etcdClient: (i) => Number(`${prefix(i)}2379`),
       etcdPeer: (i) => Number(`${prefix(i)}2380`),
       node: (n) => 9100 + n,
+      nodeMetrics: (n) => 9200 + n,
     };
   }
   const base = Number(baseText);
-  if (!Number.isInteger(base) || base < 1024 || base > 65535 - 140) {
-    die(`STREAMGRID_DEV_PORT_BASE must be an integer from 1024 to ${65535 - 140}, not "${baseText}"`);
+  if (!Number.isInteger(base) || base < 1024 || base > 65535 - 240) {
+    die(`STREAMGRID_DEV_PORT_BASE must be an integer from 1024 to ${65535 - 240}, not "${baseText}"`);
   }
   return {
     web: base,
@@ -96,6 +98,7 @@ function devPorts(baseText = process.env.STREAMGRID_DEV_PORT_BASE) {
     etcdClient: (i) => base + 2 * i,
     etcdPeer: (i) => base + 2 * i + 1,
     node: (n) => base + 10 + n,
+    nodeMetrics: (n) => base + 140 + n,
   };
 }
 
@@ -107,7 +110,7 @@ function storageCommand(n, extraFlags, readyFile) {
   const address = `127.0.0.1:${ports.node(n)}`;
   const args = ['--listen', address, '--data-dir', path.join(stateDir, `node${n}`, 'data'),
     '--node-id', address, '--cluster-token-file', path.join(stateDir, 'cluster-token'),
-    '--etcd', etcdEndpoints];
+    '--etcd', etcdEndpoints, '--metrics-listen', `127.0.0.1:${ports.nodeMetrics(n)}`];
   if (readyFile) args.push('--ready-file', readyFile);
   return { address, argv: [storageBinary, ...args, ...extraFlags] };
 }
@@ -409,7 +412,8 @@ async function up(args) {
         await sup.waitFor(`storage node ${n} did not start`, async () =>
           readJson(path.join(stateDir, `node${n}`, 'ready.json')), nodes, 60000);
       }
-      log(`storage nodes up at ${addresses.join(' ')}`);
+      log(`storage nodes up at ${addresses.join(' ')}; their metrics at ` +
+        [1, 2, 3].map((n) => `http://127.0.0.1:${ports.nodeMetrics(n)}/metrics`).join(' '));
       webArgs.push('--metadata', `etcd:${etcdEndpoints}`,
         '--content', `cluster:${addresses.join(',')}`, '--replication-factor', '2',
         '--cluster-token-file', path.join(stateDir, 'cluster-token'));
@@ -421,7 +425,7 @@ async function up(args) {
       log(`StreamGrid (single process, local content) at http://127.0.0.1:${ports.web}  (Ctrl-C stops it)`);
     } else {
       log(`StreamGrid (3 etcd members, 3 storage nodes, 2 replicas) at http://127.0.0.1:${ports.web}` +
-        '  (Ctrl-C stops it all)');
+        `, metrics at http://127.0.0.1:${ports.web}/metrics  (Ctrl-C stops it all)`);
       log(`admin: ./dev admin list ${admin}; kill a storage node and ./dev node N starts it again ` +
         `(N=1..3; on its data, or wipe ${stateDir}/nodeN/data first); ` +
         `another node: ./dev node 4, then ./dev admin add ${admin} 127.0.0.1:${ports.node(4)}`);

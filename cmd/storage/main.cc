@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -17,6 +18,7 @@
 #include "common/termination_signals.h"
 #include "etcd/etcd_client.h"
 #include "etcd/etcd_flags.h"
+#include "node_metrics.h"
 #include "spdlog/spdlog.h"
 #include "storage/node_announcement.h"
 #include "storage/scrubber.h"
@@ -40,7 +42,7 @@ struct Flags {
   std::string advertise;  // the address announced; default: the one bound
   int announce_ttl_s = 10;
   streamgrid::etcd::EtcdSecurityFlags etcd_security;  // --etcd-user, --etcd-tls-ca, ...
-  std::string cluster_token_file;  // empty: calls need no token
+  std::string cluster_token_file;                     // empty: calls need no token
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
@@ -49,6 +51,7 @@ struct Flags {
   // The scrubber (see storage/scrubber.h).
   uint64_t scrub_bytes_per_second = 10 << 20;
   std::string scrub_interval = "24h";
+  std::string metrics_listen;  // --metrics-listen; empty: no metrics
 };
 
 [[noreturn]] void Fail(const std::string& what) {
@@ -122,6 +125,9 @@ int main(int argc, char** argv) {
   cli.add_option("--announce-ttl", flags.announce_ttl_s,
                  "seconds the announcement outlives a node that died")
       ->check(CLI::Range(2, 3600));
+  cli.add_option("--metrics-listen", flags.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks a free "
+                 "one; empty: none). Unauthenticated: keep it on a private address");
   cli.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error");
   streamgrid::etcd::AddEtcdSecurityFlags(cli, flags.etcd_security);
   cli.add_option("--cluster-token-file", flags.cluster_token_file,
@@ -199,6 +205,12 @@ int main(int argc, char** argv) {
     puller = std::make_unique<streamgrid::storage::NodePuller>(
         **engine, streamgrid::storage::NodePullerOptions{.security = peer_security});
   }
+  std::unique_ptr<NodeMetrics> node_metrics;
+  if (!flags.metrics_listen.empty()) {
+    auto started = NodeMetrics::Start(flags.metrics_listen, **engine, scrubber);
+    if (!started.ok()) Fail("--metrics-listen: " + std::string(started.status().message()));
+    node_metrics = *std::move(started);
+  }
   auto server = StorageServer::Start(
       **engine, {.listen_address = flags.listen,
                  .service = {.node_id = flags.node_id,
@@ -207,13 +219,22 @@ int main(int argc, char** argv) {
                              .auth = token_check,
                              .puller = puller.get()},
                  .max_threads = flags.max_threads,
-                 .tls = *tls});
+                 .tls = *tls,
+                 .interceptors = [&node_metrics] {
+                   return node_metrics ? node_metrics->grpc().Interceptors()
+                                       : decltype(node_metrics->grpc().Interceptors()){};
+                 }});
   if (!server.ok()) Fail(server.status().ToString());
   scrubber.Start();
 
   const std::string address = ReachableHost(host) + ":" + std::to_string((*server)->port());
   if (!flags.ready_file.empty()) {
-    absl::Status written = streamgrid::WriteReadyFile(flags.ready_file, {{"grpc", address}});
+    std::map<std::string, std::string> ready = {{"grpc", address}};
+    if (node_metrics) {
+      ready["metrics"] = ReachableHost(ListenHost(flags.metrics_listen)) + ":" +
+                         std::to_string(node_metrics->port());
+    }
+    absl::Status written = streamgrid::WriteReadyFile(flags.ready_file, ready);
     if (!written.ok()) Fail("ready file: " + written.ToString());
   }
 
@@ -241,6 +262,7 @@ int main(int argc, char** argv) {
   scrubber.Stop();
   (*server)->Shutdown(std::chrono::seconds(flags.shutdown_grace_s));
   server->reset();
+  node_metrics.reset();
   engine->reset();
   spdlog::info("stopped");
   return 0;

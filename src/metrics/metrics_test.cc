@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "metrics/exposition.h"
 #include "metrics/gauges.h"
+#include "metrics/grpc_server_metrics.h"
 #include "metrics/http_metrics.h"
 
 namespace streamgrid::metrics {
@@ -92,6 +93,26 @@ TEST(ExpositionTest, JoinsSeveralCollectables) {
   const std::string text = MetricsText({&registry, &gauges});
   EXPECT_THAT(text, HasSubstr("route=\"/metrics\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("streamgrid_test_queue 7\n"));
+}
+
+TEST(GrpcServerMetricsTest, CountsCallsByShortMethodNameAndCode) {
+  prometheus::Registry registry;
+  GrpcServerMetrics metrics(registry);
+  metrics.Record("/streamgrid.storage.Storage/Put", grpc::StatusCode::OK, 0.002);
+  metrics.Record("/streamgrid.storage.Storage/Put", grpc::StatusCode::OK, 0.2);
+  metrics.Record("/streamgrid.storage.Storage/Put", grpc::StatusCode::DATA_LOSS, 0.001);
+  metrics.Record("/streamgrid.storage.Storage/Stat", grpc::StatusCode::NOT_FOUND, 0.001);
+  EXPECT_EQ(metrics.Interceptors().size(), 1u);
+  const std::string text = MetricsText({&registry});
+  EXPECT_THAT(text,
+              HasSubstr("streamgrid_grpc_server_calls_total{code=\"OK\",method=\"Put\"} 2\n"));
+  EXPECT_THAT(
+      text, HasSubstr("streamgrid_grpc_server_calls_total{code=\"DATA_LOSS\",method=\"Put\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("streamgrid_grpc_server_calls_total{code=\"NOT_FOUND\",method=\"Stat\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("streamgrid_grpc_server_call_duration_seconds_count{method=\"Put\"} 3\n"));
 }
 
 }  // namespace

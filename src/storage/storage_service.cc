@@ -531,6 +531,7 @@ absl::StatusOr<std::unique_ptr<StorageServer>> StorageServer::Start(StorageEngin
   // Accept client keepalive pings (StorageClient sends one every 30 s on a
   // quiet stream) instead of counting them as abuse after the default 5 min.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  if (options.interceptors) builder.experimental().SetInterceptorCreators(options.interceptors());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +12,7 @@
 #include "auth/grpc_auth.h"
 #include "auth/tls.h"
 #include "grpcpp/server.h"
+#include "grpcpp/support/server_interceptor.h"
 #include "proto/storage.grpc.pb.h"
 #include "storage/call_watchdog.h"
 #include "storage/hint_store.h"
@@ -128,6 +130,10 @@ struct StorageServerOptions {
   std::chrono::milliseconds keepalive_timeout = std::chrono::seconds(10);
   // TLS of the listener (plaintext unless enabled).
   auth::ServerTls tls;
+  // When set, called once: interceptors for every call (metrics).
+  std::function<
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>()>
+      interceptors;
 };
 
 // A gRPC server serving one StorageServiceImpl.

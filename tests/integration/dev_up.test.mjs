@@ -31,7 +31,9 @@ function portFree(port) {
 async function freePortBase() {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20000 + 20 * Math.floor(Math.random() * 500);
-    const checks = await Promise.all(Array.from({ length: 15 }, (_, i) => portFree(base + i)));
+    // Web, admin, etcd and nodes B..B+14; the nodes' metrics B+141..B+143.
+    const ports = [...Array.from({ length: 15 }, (_, i) => base + i), base + 141, base + 142, base + 143];
+    const checks = await Promise.all(ports.map(portFree));
     if (checks.every(Boolean)) return base;
   }
   throw new Error('no free port range found');
@@ -200,6 +202,11 @@ test('./dev up survives a killed storage node and etcd member, restarts the node
     assert.equal(uploaded.status, 202, uploaded.text);
     const id = uploaded.json.id;
     await waitForStatus(up.url, id, 'ready');
+    // The web server's metrics and each node's (on its own port).
+    assert.ok(await httpOk(`${up.url}/metrics`), 'web metrics');
+    for (const n of [1, 2, 3]) {
+      assert.ok(await httpOk(`http://127.0.0.1:${up.base + 140 + n}/metrics`), `node ${n}'s metrics`);
+    }
     const listsVideo = async () => {
       const res = await fetch(`${up.url}/api/videos`, { signal: AbortSignal.timeout(5000) });
       if (!res.ok) return false;

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  startWeb, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor, rm,
+  startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, tempDir, waitFor, rm,
 } from '../lib/streamgrid.mjs';
 
 let scratch;
@@ -51,17 +51,23 @@ function parseExposition(text) {
     for (const [, k, v] of (m[2] || '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
       labels[k] = v.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
     }
-    const value = Number(m[3] === '+Inf' ? Infinity : m[3]);
-    assert.ok(!Number.isNaN(value), `value of ${line}`);
+    // Go's float syntax, as Prometheus reads it: NaN and ±Inf in any case.
+    const special = { nan: NaN, '+inf': Infinity, inf: Infinity, '-inf': -Infinity };
+    const word = m[3].toLowerCase();
+    const value = word in special ? special[word] : Number(m[3]);
+    assert.ok(word === 'nan' || !Number.isNaN(value), `value of ${line}`);
     samples.push({ name: m[1], labels, value });
   }
   return { types, samples };
 }
 
-async function scrape() {
-  const res = await fetch(`${web.url}/metrics`);
+async function scrape(url = `${web.url}/metrics`) {
+  const res = await fetch(url);
   assert.equal(res.status, 200);
-  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  // The web server names the format's version; prometheus-cpp's own server
+  // (the storage nodes') says text/plain, which Prometheus takes as the same.
+  const type = res.headers.get('content-type');
+  assert.match(type, url.startsWith(web.url) ? /^text\/plain; version=0\.0\.4/ : /^text\/plain/);
   return parseExposition(await res.text());
 }
 
@@ -147,4 +153,39 @@ test('answers carry a request id, also written in the access log', async () => {
   // One that could forge log fields is replaced.
   const forged = await fetch(`${web.url}/healthz`, { headers: { 'X-Request-Id': 'a" 500 rid=x' } });
   assert.notEqual(forged.headers.get('x-request-id'), 'a" 500 rid=x');
+});
+
+test('a storage node serves its own metrics on --metrics-listen', async () => {
+  const dataDir = path.join(scratch, 'node');
+  const node = await startStorage({ dataDir, args: ['--metrics-listen', '127.0.0.1:0'] });
+  let clusterWeb;
+  try {
+    assert.match(node.metrics, /^127\.0\.0\.1:\d+$/);
+    const url = `http://${node.metrics}/metrics`;
+    const idle = await scrape(url);
+    assert.equal(idle.types.get('streamgrid_node_files'), 'gauge');
+    assert.equal(valueOf(idle, 'streamgrid_node_files'), 0);
+    assert.ok(valueOf(idle, 'streamgrid_node_disk_total_bytes') > 0);
+    assert.equal(idle.types.get('streamgrid_node_quarantined_total'), 'counter');
+
+    // A web server storing on it (R=1): its calls and files show.
+    clusterWeb = await startWeb({
+      dataDir: path.join(scratch, 'cluster-web'),
+      args: ['--content', `cluster:${node.address}`, '--replication-factor', '1'],
+    });
+    const file = await makeTestVideo(path.join(scratch, 'node-clip.mp4'), { seconds: 2 });
+    const upload = await uploadFile(clusterWeb.url, file);
+    assert.equal(upload.status, 202, JSON.stringify(upload.json));
+    await waitForStatus(clusterWeb.url, upload.json.id, 'ready');
+    const busy = await waitFor(async () => {
+      const m = await scrape(url);
+      return valueOf(m, 'streamgrid_grpc_server_calls_total', { method: 'Put', code: 'OK' }) > 0 && m;
+    }, { what: 'the node to count its Put calls' });
+    assert.ok(valueOf(busy, 'streamgrid_node_files') >= 3, 'original, manifest and segments');
+    assert.ok(valueOf(busy, 'streamgrid_node_bytes_stored') > 0);
+    assert.ok(valueOf(busy, 'streamgrid_grpc_server_call_duration_seconds_count', { method: 'Put' }) > 0);
+  } finally {
+    await clusterWeb?.stop();
+    await node.stop();
+  }
 });

@@ -178,6 +178,7 @@ export async function startStorage({ dataDir, listen = '127.0.0.1:0', nodeId, et
       }, { timeoutMs: 30000, what: 'streamgrid-storage to start' });
       await rm(readyFile, { force: true });
       node.address = ready.grpc;
+      node.metrics = ready.metrics;  // HOST:PORT, with --metrics-listen
     } catch (e) {
       child.kill('SIGKILL');
       await exit;
