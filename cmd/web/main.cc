@@ -60,6 +60,7 @@ struct Flags {
   int max_concurrent_uploads = 8;
   bool transcode_head_start = true;  // --transcode-head-start
   bool access_log = true;            // --access-log
+  int transcode_store_nice = TranscodeWorkerPoolOptions{}.publish_nice;
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
   std::string handoff_interval = "10s";  // --handoff-interval
@@ -160,6 +161,11 @@ int main(int argc, char** argv) {
   cli.add_option("--transcode-head-start", flags.transcode_head_start,
                  "start encoding an upload on this server's copy while its original is stored "
                  "(publishing only once it is accepted), when a transcode worker is idle");
+  cli.add_option("--transcode-store-nice", flags.transcode_store_nice,
+                 "nice value of the threads storing a transcode's outputs while its ffmpeg runs "
+                 "(only ever lowered; 0: the server's), so that ffmpeg gets the cores first")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   cli.add_option("--admin-listen", flags.admin_listen,
                  "admin gRPC address HOST:PORT for streamgrid-admin (port 0 picks a free one; "
                  "empty: no admin API)");
@@ -334,7 +340,8 @@ int main(int argc, char** argv) {
        .server_id = flags.server_id,
        .lease_ttl = std::chrono::seconds(flags.job_lease_ttl_s),
        .rescan_interval = std::chrono::milliseconds(flags.job_rescan_interval_ms),
-       .transcode = transcode_options});
+       .transcode = transcode_options,
+       .publish_nice = flags.transcode_store_nice});
   if (!transcoding.ok()) Fail("transcoding: " + transcoding.status().ToString());
   TranscodeWorkerPool& transcoder = *transcoding->pool;
   // Uploads hold at most one blocking thread each: with their own share on

@@ -28,6 +28,7 @@ struct TranscodingFlags {
   std::chrono::seconds lease_ttl{10};
   std::chrono::milliseconds rescan_interval{2000};
   TranscodeOptions transcode;  // limits and time limit (ApplyMediaFlags)
+  int publish_nice = TranscodeWorkerPoolOptions{}.publish_nice;  // --transcode-store-nice
 };
 
 // The flags capping what one upload may cost (see README, "Accepted media").

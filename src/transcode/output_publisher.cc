@@ -1,7 +1,13 @@
 #include "transcode/output_publisher.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <optional>
@@ -55,6 +61,21 @@ std::optional<SegmentName> ParseSegmentName(std::string_view name) {
 // nodes and an fsync on each, so one after another they add up (a dozen
 // files when ffmpeg closes its first segments, as many again at the end).
 constexpr size_t kParallelStores = 4;
+
+// Names the calling thread (for top -H, perf, /proc) and lowers its nice value
+// to `nice` if that is lower priority than its own. Threads it creates
+// afterwards inherit both. Best effort: a failure leaves it as it was.
+void LowerThisThread(int nice) {
+  ::pthread_setname_np(::pthread_self(), "sg-publish");
+  if (nice <= 0) return;
+  const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  if (errno != 0 || current >= nice) return;
+  // Lowering needs no privilege; with PRIO_PROCESS and a thread id it touches
+  // this thread only (Linux), not the server's other threads or ffmpeg.
+  ::setpriority(PRIO_PROCESS, tid, nice);
+}
 
 // Runs `tasks` on up to kParallelStores threads (the caller's among them),
 // starting no new one after one has returned false. True if all returned true.
@@ -196,7 +217,12 @@ void OutputPublisher::EnableLivePlaylists(fs::path scratch_dir, std::function<vo
   stored_segments_ = std::move(stored_segments);
 }
 
+void OutputPublisher::SetBackgroundNice(int nice) { background_nice_ = nice; }
+
 void OutputPublisher::Loop() {
+  // Before any store: RunParallel()'s threads are created from this one and
+  // inherit its nice value.
+  LowerThisThread(background_nice_);
   while (true) {
     {
       std::unique_lock lock(mu_);

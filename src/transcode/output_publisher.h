@@ -70,6 +70,13 @@ class OutputPublisher {
   void EnableLivePlaylists(std::filesystem::path scratch_dir, std::function<void()> on_playable,
                            StoredSegmentsFn stored_segments = {});
 
+  // The background thread, and the stores it runs, lower their own nice value
+  // to `nice` (per thread; never raised, 0 or less leaves them at the
+  // caller's): ffmpeg then gets the cores first and the stores, which have
+  // slack until it exits, run in what it leaves idle. Finish() runs on the
+  // caller's thread at the caller's priority. Call before Start().
+  void SetBackgroundNice(int nice);
+
   // Starts publishing completed files in the background. Call at most once.
   void Start();
 
@@ -115,6 +122,7 @@ class OutputPublisher {
   const StoreFn store_;
   const std::chrono::milliseconds poll_interval_;
   const std::function<void(const absl::Status&)> on_error_;
+  int background_nice_ = 0;
   std::filesystem::path live_dir_;  // empty: no live playlists
   std::function<void()> on_playable_;
   StoredSegmentsFn stored_segments_;

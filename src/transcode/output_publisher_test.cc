@@ -1,5 +1,9 @@
 #include "transcode/output_publisher.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -366,6 +370,64 @@ TEST_F(OutputPublisherTest, ALivePlaylistAnEarlierRunStoredLongerIsNotReplacedBy
   ASSERT_TRUE(publisher.Stop().ok());
   // The stored copy is asked about once per playlist.
   EXPECT_THAT(asked, ElementsAre("media_0.m3u8"));
+}
+
+// The nice value of the calling thread.
+int ThisThreadNice() {
+  return ::getpriority(PRIO_PROCESS, static_cast<pid_t>(::syscall(SYS_gettid)));
+}
+
+TEST_F(OutputPublisherTest, BackgroundStoresRunAtTheLoweredPriorityFinishAtTheCallers) {
+  const int caller_nice = ThisThreadNice();
+  const int low = std::min(caller_nice + 5, 19);
+  std::mutex mu;
+  std::map<std::string, int> nice_of;  // per stored name, the storing thread's nice value
+  auto store = [&](const std::string& name, const fs::path& path) {
+    std::lock_guard lock(mu);
+    nice_of[name] = ThisThreadNice();
+    return absl::OkStatus();
+  };
+  auto stored = [&](const std::string& name) {
+    std::lock_guard lock(mu);
+    return nice_of.contains(name);
+  };
+  OutputPublisher publisher(dir_.path(), store, milliseconds(5), nullptr);
+  publisher.SetBackgroundNice(low);
+  // Five complete files in one look: stored by the loop's thread and the
+  // threads it starts for them.
+  for (int i = 1; i <= 5; ++i) Write(absl::StrFormat("chunk-0-%05d.m4s", i), "segment");
+  Write("init-0.m4s", "init");
+  publisher.Start();
+  ASSERT_TRUE(WaitFor([&] { return stored("chunk-0-00004.m4s") && stored("init-0.m4s"); }));
+  Write("master.m3u8", "#EXTM3U\n");
+  ASSERT_TRUE(publisher.Finish({"chunk-0-00005.m4s", "master.m3u8"}).ok());
+  std::lock_guard lock(mu);
+  EXPECT_EQ(nice_of.size(), 7u);
+  for (const auto& [name, nice] : nice_of) {
+    // After ffmpeg: on the caller's thread, at its priority (the way to ready).
+    const bool at_finish = name == "chunk-0-00005.m4s" || name == "master.m3u8";
+    EXPECT_EQ(nice, at_finish ? caller_nice : low) << name;
+  }
+  EXPECT_EQ(ThisThreadNice(), caller_nice);  // the caller's own thread untouched
+}
+
+TEST_F(OutputPublisherTest, WithoutABackgroundNiceStoresRunAtTheCallersPriority) {
+  const int caller_nice = ThisThreadNice();
+  std::atomic<int> seen = -100;
+  OutputPublisher publisher(
+      dir_.path(),
+      [&](const std::string&, const fs::path&) {
+        seen = ThisThreadNice();
+        return absl::OkStatus();
+      },
+      milliseconds(5), nullptr);
+  Write("init-0.m4s", "init");
+  Write("chunk-0-00001.m4s", "one");
+  Write("chunk-0-00002.m4s", "two");
+  publisher.Start();
+  ASSERT_TRUE(WaitFor([&] { return seen != -100; }));
+  EXPECT_EQ(seen, caller_nice);
+  ASSERT_TRUE(publisher.Stop().ok());
 }
 
 }  // namespace

@@ -246,6 +246,7 @@ JobOutcome Job::Run() {
         store_failed = true;
         encode_cancel.Cancel();
       });
+  publisher.SetBackgroundNice(params_.publish_nice);
   if (params_.live_playlists) {
     publisher.EnableLivePlaylists(
         params_.job_dir / "live", [this] { MarkPlayable(); },

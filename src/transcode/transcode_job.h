@@ -44,6 +44,9 @@ struct TranscodeJobParams {
   // How often to look for segments ffmpeg has finished, to store them while it
   // encodes the rest.
   std::chrono::milliseconds publish_interval{100};
+  // The nice value the stores made while ffmpeg runs drop to (see
+  // OutputPublisher::SetBackgroundNice()); 0: the server's.
+  int publish_nice = 0;
   // Makes the video playable while it is encoded (EVENT HLS playlists of the
   // stored segments, then the master; the record's `playable` set): see
   // OutputPublisher::EnableLivePlaylists().

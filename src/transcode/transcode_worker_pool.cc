@@ -407,6 +407,7 @@ void TranscodeWorkerPool::WorkerLoop() {
     params.local_source = job.local_source;
     params.job_dir = options_.work_dir / absl::StrCat(kJobDirPrefix, job.video_id, "-", number);
     params.progress_interval = options_.progress_interval;
+    params.publish_nice = options_.publish_nice;
     params.on_started = [&] { spdlog::info("transcode {}: started", job.video_id); };
     params.media_info = job.media_info;
     params.claim_lost = [&] { return claim_lost || (claim && claim->lost()); };

@@ -48,6 +48,12 @@ struct TranscodeWorkerPoolOptions {
   // cores first; then at the server's. Zero, or a server that could not raise
   // it back (no CAP_SYS_NICE, RLIMIT_NICE): at the server's throughout.
   int head_start_nice = 19;
+  // The stores a job makes while its ffmpeg runs (segments, live playlists)
+  // run on threads at this nice value: ffmpeg, whose time is the time to
+  // ready, gets the cores first; the stores have slack until it exits (those
+  // after it, on the way to ready, run at the server's priority). 0: at the
+  // server's.
+  int publish_nice = 10;
 };
 
 // Turns uploaded videos into streamable renditions in the background.
