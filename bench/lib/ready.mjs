@@ -3,14 +3,34 @@
 // of exactly the ladder StreamGrid runs, as bench/ladder_command prints it),
 // for sources of several lengths.
 import { mkdir, rm, stat } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { buildDir } from '../../tests/lib/streamgrid.mjs';
 import { startNginx } from './nginx.mjs';
 import { curlPut, noisySource, nodeUpload } from './media.mjs';
-import { getVideo, waitFor } from '../../tests/lib/streamgrid.mjs';
+import { waitFor } from '../../tests/lib/streamgrid.mjs';
 import { log, median, ratio, runChecked, sleep } from './util.mjs';
 
 const ladderCommand = path.join(buildDir, 'bench/ladder_command');
+
+/**
+ * GET `url` over `agent` (kept-alive connections); { status, body } within
+ * 10 s. The poll below runs on the same two cores as the server and ffmpeg:
+ * node:http costs it a fraction of the CPU fetch() does per request (a
+ * client on another machine would cost the server's cores nothing).
+ */
+function get(url, agent) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, timeout: 10000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in 10 s`)));
+    req.on('error', reject);
+  });
+}
 
 /**
  * Polls (every 100 ms) until the video is ready; also notes when it first
@@ -20,19 +40,27 @@ const ladderCommand = path.join(buildDir, 'bench/ladder_command');
  */
 async function untilReady(url, id, t0) {
   let playableMs = null;
-  const readyMs = await waitFor(async () => {
-    if (playableMs == null) {
-      const res = await fetch(`${url}/content/${id}/master.m3u8`, { signal: AbortSignal.timeout(10000) });
-      await res.arrayBuffer();
-      if (res.ok) playableMs = performance.now() - t0;
-    }
-    const video = await getVideo(url, id);
-    if (video?.status === 'failed') {
-      throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
-    }
-    return video?.status === 'ready' ? performance.now() - t0 : null;
-  }, { timeoutMs: 1200000, intervalMs: 100, what: `video ${id} to be ready` });
-  return { readyMs, playableMs: playableMs ?? readyMs };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const readyMs = await waitFor(async () => {
+      if (playableMs == null) {
+        const res = await get(`${url}/content/${id}/master.m3u8`, agent);
+        if (res.status === 200) playableMs = performance.now() - t0;
+      }
+      const res = await get(`${url}/api/videos/${id}`, agent);
+      if (res.status !== 200 && res.status !== 404) {
+        throw new Error(`GET /api/videos/${id}: ${res.status} ${res.body}`);
+      }
+      const video = res.status === 200 ? JSON.parse(res.body) : null;
+      if (video?.status === 'failed') {
+        throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
+      }
+      return video?.status === 'ready' ? performance.now() - t0 : null;
+    }, { timeoutMs: 1200000, intervalMs: 100, what: `video ${id} to be ready` });
+    return { readyMs, playableMs: playableMs ?? readyMs };
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** One plain ffmpeg run of StreamGrid's ladder for `source` into `outDir`; ms. */
