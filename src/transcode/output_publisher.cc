@@ -220,9 +220,10 @@ void OutputPublisher::EnableLivePlaylists(fs::path scratch_dir, std::function<vo
 void OutputPublisher::SetBackgroundNice(int nice) { background_nice_ = nice; }
 
 void OutputPublisher::Loop() {
-  // Before any store: RunParallel()'s threads are created from this one and
-  // inherit its nice value.
-  LowerThisThread(background_nice_);
+  // RunParallel()'s threads are created from this one and inherit its nice
+  // value. Without live playlists nothing waits for the stores before ffmpeg
+  // exits; with them, the first playable does (PublishLive() lowers it then).
+  LowerThisThread(live_dir_.empty() ? background_nice_ : 0);
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -359,6 +360,8 @@ bool OutputPublisher::PublishLive(const std::vector<std::string>& names) {
   if (!Publish("master.m3u8")) return false;
   master_live_ = true;
   if (on_playable_) on_playable_();
+  // Playable: from here the stores have slack until ffmpeg exits.
+  LowerThisThread(background_nice_);
   return true;
 }
 

@@ -73,7 +73,9 @@ class OutputPublisher {
   // The background thread, and the stores it runs, lower their own nice value
   // to `nice` (per thread; never raised, 0 or less leaves them at the
   // caller's): ffmpeg then gets the cores first and the stores, which have
-  // slack until it exits, run in what it leaves idle. Finish() runs on the
+  // slack until it exits, run in what it leaves idle. With live playlists,
+  // only once the video is playable (the master stored): the way to the
+  // first playable stays at the caller's priority. Finish() runs on the
   // caller's thread at the caller's priority. Call before Start().
   void SetBackgroundNice(int nice);
 

@@ -430,5 +430,50 @@ TEST_F(OutputPublisherTest, WithoutABackgroundNiceStoresRunAtTheCallersPriority)
   ASSERT_TRUE(publisher.Stop().ok());
 }
 
+TEST_F(OutputPublisherTest, WithLivePlaylistsStoresAreLoweredOnlyOnceTheVideoIsPlayable) {
+  const int caller_nice = ThisThreadNice();
+  const int low = std::min(caller_nice + 5, 19);
+  fs::path out = dir_.path() / "out";
+  fs::create_directories(out);
+  std::mutex mu;
+  std::map<std::string, int> nice_of;  // per name, the nice value of its last store
+  auto store = [&](const std::string& name, const fs::path& path) {
+    {
+      std::lock_guard lock(mu);
+      nice_of[name] = ThisThreadNice();
+    }
+    return store_.Store(name, path);
+  };
+  auto nice = [&](const std::string& name) {
+    std::lock_guard lock(mu);
+    auto it = nice_of.find(name);
+    return it == nice_of.end() ? -100 : it->second;
+  };
+  auto write = [&](const std::string& name, std::string_view bytes) {
+    ASSERT_TRUE(testing::WriteTestFile(out / name, bytes).ok());
+  };
+  std::atomic<int> playable = 0;
+  OutputPublisher publisher(out, store, milliseconds(5), nullptr);
+  publisher.SetBackgroundNice(low);
+  publisher.EnableLivePlaylists(dir_.path() / "live", [&] { ++playable; });
+  publisher.Start();
+  write("init-0.m4s", "init0");
+  write("chunk-0-00001.m4s", "a1");
+  write("media_0.m3u8", MediaPlaylist(0, 1, false));
+  write("master.m3u8", "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nmedia_0.m3u8\n");
+  ASSERT_TRUE(WaitFor([&] { return playable == 1; }));
+  // On the way to the first playable: the caller's priority.
+  EXPECT_EQ(nice("chunk-0-00001.m4s"), caller_nice);
+  EXPECT_EQ(nice("master.m3u8"), caller_nice);
+  // Playable: what follows while ffmpeg runs has slack.
+  write("chunk-0-00002.m4s", "a2");
+  write("media_0.m3u8", MediaPlaylist(0, 2, false));
+  ASSERT_TRUE(
+      WaitFor([&] { return PlaylistSegments(store_.stored()["media_0.m3u8"]).size() == 2; }));
+  EXPECT_EQ(nice("chunk-0-00002.m4s"), low);
+  EXPECT_EQ(nice("media_0.m3u8"), low);
+  ASSERT_TRUE(publisher.Stop().ok());
+}
+
 }  // namespace
 }  // namespace streamgrid
