@@ -236,7 +236,7 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs'),
       try { png = `![upload to ready](bench/${await plotReady(res.ready, pngDir, work)})`; } catch (e) { png = plotError(e); }
       const argv = res.ready.points.at(-1)?.argv;
       sections.push(`## Upload -> ready (${res.ready.mode})`, '',
-        'From the first byte of `POST /upload` until `GET /api/videos/<id>` says `ready` (polled every 100 ms), against ' +
+        'From the first byte of `POST /upload` until `GET /api/videos/<id>` says `ready` (polled every 100 ms, every 500 ms while it is playable and below 90 % progress), against ' +
         'nginx\'s `PUT` of the same file plus one plain ffmpeg run of exactly the ladder StreamGrid runs for it ' +
         '(`bench/ladder_command` prints the transcoder\'s own argv).', '',
         table(['source', 'MB', 'ours', 'of which upload answered', 'first playable after the last byte', 'PUT',

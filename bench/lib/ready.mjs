@@ -32,17 +32,27 @@ function get(url, agent) {
   });
 }
 
+// Progress (percent) from which the status is polled every 100 ms again.
+const kNearlyDone = 90;
+
 /**
- * Polls (every 100 ms) until the video is ready; also notes when it first
- * became playable: its HLS master playlist answers 200 (a server that
- * publishes the lowest rung first may do so before the status says ready).
- * Returns { readyMs, playableMs } from `t0`.
+ * Polls until the video is ready; also notes when it first became playable:
+ * its HLS master playlist answers 200 (a server that publishes the lowest
+ * rung first may do so before the status says ready). Every 100 ms until it
+ * is playable and again once its progress reaches kNearlyDone %; every 500 ms
+ * in between, when it can be neither (each status read costs the server and
+ * etcd CPU on the two cores ffmpeg needs; a slower poll can only see `ready`
+ * later, never earlier). Returns { readyMs, playableMs } from `t0`.
  */
 async function untilReady(url, id, t0) {
   let playableMs = null;
+  let progress = 0;
+  let tick = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
     const readyMs = await waitFor(async () => {
+      const slow = playableMs != null && progress < kNearlyDone;
+      if (slow && tick++ % 5 !== 0) return null;
       if (playableMs == null) {
         const res = await get(`${url}/content/${id}/master.m3u8`, agent);
         if (res.status === 200) playableMs = performance.now() - t0;
@@ -52,6 +62,7 @@ async function untilReady(url, id, t0) {
         throw new Error(`GET /api/videos/${id}: ${res.status} ${res.body}`);
       }
       const video = res.status === 200 ? JSON.parse(res.body) : null;
+      progress = video?.progress ?? progress;
       if (video?.status === 'failed') {
         throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
       }
