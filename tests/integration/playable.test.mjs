@@ -13,6 +13,7 @@
 // video is still `processing` whatever the machine's speed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   makeTestVideo, uploadFile, waitForStatus, tempDir, getVideo, run, waitFor, hlsUris,
@@ -45,6 +46,32 @@ function mapUri(playlist) {
   return m ? m[1] : null;
 }
 
+/** The threads of process `pid`: [{ comm, nice }] (none if it is gone). */
+async function threadsOf(pid) {
+  const threads = [];
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => []);
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    threads.push({ comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), nice: Number(fields[16]) });
+  }
+  return threads;
+}
+
+/** Every live descendant of process `pid`. */
+async function descendantsOf(pid) {
+  const found = [];
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => []);
+  for (const tid of tids) {
+    const children = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+    for (const child of children.split(' ').filter(Boolean).map(Number)) {
+      found.push(child, ...await descendantsOf(child));
+    }
+  }
+  return found;
+}
+
 test('a processing video plays from stored segments: EVENT playlists grow, then VOD', async () => {
   // 16 s at 2 s a segment: eight segments per stream.
   const file = await makeTestVideo(path.join(scratch, 'long.mp4'),
@@ -71,8 +98,23 @@ test('a processing video plays from stored segments: EVENT playlists grow, then 
   const counts = new Map(); // media playlist -> segment counts seen, in order
   let checks = 0;
   let done = false;
+  // Once playable, the stores made while ffmpeg runs drop below it
+  // (--transcode-store-nice, default 10); ffmpeg keeps the server's priority.
+  const webPid = web.process.pid;
+  const serverNice = (await threadsOf(webPid)).find((t) => t.comm === 'streamgrid-web').nice;
+  let lowered = false;
+  const ffmpegNices = new Set();
   while (!done) {
     done = await harness.encoded();
+    if (!done) {
+      const publishers = (await threadsOf(webPid)).filter((t) => t.comm === 'sg-publish');
+      if (publishers.some((t) => t.nice === Math.max(serverNice, 10))) lowered = true;
+      for (const child of await descendantsOf(webPid)) {
+        const comm = await readFile(`/proc/${child}/comm`, 'utf8').catch(() => '');
+        if (comm.trim() !== 'ffmpeg') continue;
+        for (const t of await threadsOf(child)) ffmpegNices.add(t.nice);
+      }
+    }
     const master = await get(base + 'master.m3u8');
     assert.equal(master.status, 200, 'the master stays served once playable');
     const playlists = hlsUris(master.body).filter((u) => u.endsWith('.m3u8'));
@@ -93,6 +135,9 @@ test('a processing video plays from stored segments: EVENT playlists grow, then 
       if (seen[seen.length - 1] !== segments.length) counts.set(name, [...seen, segments.length]);
     }
   }
+  assert.ok(lowered, 'a store thread (sg-publish) ran at nice 10 while ffmpeg encoded');
+  assert.ok(ffmpegNices.size > 0, 'ffmpeg seen while it encoded');
+  assert.deepEqual([...ffmpegNices], [serverNice], 'ffmpeg at the server\'s priority');
   const video = await getVideo(web.url, id);
   assert.equal(video.status, 'processing', 'held after the encode: still processing');
   assert.ok(checks > 0);
