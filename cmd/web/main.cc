@@ -64,6 +64,7 @@ struct Flags {
   std::string admin_listen = "127.0.0.1:8081";
   uint64_t migration_bytes_per_second = 0;
   std::string handoff_interval = "10s";  // --handoff-interval
+  std::string upload_expiry = "24h";     // --upload-expiry
   std::string ready_file;
   std::string log_level = "info";
   std::string server_id;  // default: DefaultServerId()
@@ -101,6 +102,15 @@ std::string Option(const std::string& flag, std::string_view type, std::string_v
     Fail(std::string(name) + " must be " + std::string(type) + ":PATH here, got '" + flag + "'");
   }
   return flag.substr(type.size() + 1);
+}
+
+// --upload-expiry as a duration; exits on a malformed or non-positive one.
+std::chrono::milliseconds UploadExpiry(const std::string& text) {
+  absl::Duration expiry;
+  if (!absl::ParseDuration(text, &expiry) || expiry <= absl::ZeroDuration()) {
+    Fail("--upload-expiry: expected a positive duration such as 24h or 90s");
+  }
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(expiry));
 }
 
 }  // namespace
@@ -166,6 +176,9 @@ int main(int argc, char** argv) {
                  "(only ever lowered; 0: the server's), so that ffmpeg gets the cores first")
       ->capture_default_str()
       ->check(CLI::Range(0, 19));
+  cli.add_option("--upload-expiry", flags.upload_expiry,
+                 "resumable uploads (/api/uploads) left untouched this long are deleted, e.g. "
+                 "24h or 30m");
   cli.add_option("--admin-listen", flags.admin_listen,
                  "admin gRPC address HOST:PORT for streamgrid-admin (port 0 picks a free one; "
                  "empty: no admin API)");
@@ -353,7 +366,9 @@ int main(int argc, char** argv) {
                   .max_upload_bytes = flags.max_upload_bytes,
                   .media_limits = media_limits,
                   .max_concurrent_uploads = flags.max_concurrent_uploads,
-                  .transcode_head_start = flags.transcode_head_start},
+                  .transcode_head_start = flags.transcode_head_start,
+                  .upload_expiry = UploadExpiry(flags.upload_expiry),
+                  .write_guard = write_guard},
       .metadata = *metadata,
       .content = *content,
       .transcoder = transcoder,

@@ -253,6 +253,21 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     absl::Status write_allowed;
     if (request.method == Verb::options && server_.options_.cors) {
       response = server_.guard_.Preflight(request.headers);
+      // A granted OPTIONS also gets what the path's own OPTIONS route says
+      // (e.g. the tus protocol's capabilities); CORS headers stay the guard's.
+      if (response.status == Status::no_content) {
+        if (match = server_.router_.Find(request.method, request.path); match.route) {
+          BodyReaderImpl body(*this, parser, 0, false);
+          request.body = &body;
+          request.params = std::move(match.params);
+          Response own = co_await match.route->handler(request);
+          for (const auto& field : own.headers) {
+            if (response.headers.find(field.name_string()) == response.headers.end()) {
+              response.headers.insert(field.name_string(), field.value());
+            }
+          }
+        }
+      }
     } else if (request.method == Verb::unknown) {
       response = Response::Error(Status::not_implemented, "unsupported method");
     } else if (!IsReadMethod(request.method) &&

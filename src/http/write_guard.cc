@@ -18,9 +18,11 @@ namespace {
 constexpr std::string_view kReadMethods = "GET, HEAD, OPTIONS";
 constexpr std::string_view kReadRequestHeaders =
     "Range, Origin, Accept, Accept-Encoding, Referer, Cache-Control, Content-Type, "
-    "If-None-Match, If-Range";
+    "If-None-Match, If-Range, Authorization, Tus-Resumable";
 constexpr std::string_view kExposedHeaders =
-    "Content-Length, Content-Range, Content-Type, Date, ETag, Location";
+    "Content-Length, Content-Range, Content-Type, Date, ETag, Location, Upload-Offset, "
+    "Upload-Length, Upload-Expires, Upload-Metadata, Tus-Resumable, Tus-Version, Tus-Extension, "
+    "Tus-Max-Size, Stream-Media-Id";
 
 // Only StreamGrid's own scripts, styles and workers run; players need blob:
 // for Media Source Extensions; no plugins, no <base>, no framing (clickjacking
@@ -276,7 +278,7 @@ Response WriteGuard::Preflight(const Fields& headers) const {
     return refused;
   }
   // The origin is trusted: grant the method and headers it asks for.
-  std::string allow_headers = absl::StrCat(ToAbsl(kReadRequestHeaders), ", Authorization");
+  std::string allow_headers(kReadRequestHeaders);
   auto wanted = headers.find(Field::access_control_request_headers);
   if (wanted != headers.end() && IsTokenList(wanted->value(), /*allow_commas=*/true)) {
     absl::StrAppend(&allow_headers, ", ", ToAbsl(wanted->value()));

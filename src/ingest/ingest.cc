@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,6 +62,17 @@ bool IsRefusal(const absl::Status& status) {
   return !status.ok() && status.GetPayload(kRefusalPayload).has_value();
 }
 
+std::string TitleFromFilename(std::string_view filename) {
+  constexpr size_t kMaxTitleBytes = 255;
+  size_t slash = filename.find_last_of("/\\");
+  if (slash != std::string_view::npos) filename.remove_prefix(slash + 1);
+  std::string title(filename.substr(0, kMaxTitleBytes));
+  for (char& c : title) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return title.empty() ? "untitled" : title;
+}
+
 Ingest::Ingest(VideoMetadataService& metadata, VideoContentService& content, EnqueueJob enqueue,
                IngestOptions options)
     : metadata_(metadata),
@@ -75,6 +87,28 @@ absl::StatusOr<std::unique_ptr<Upload>> Ingest::Begin() {
   fs::path spool = options_.spool_dir / (id + ".upload");
   std::unique_ptr<Upload> upload(new Upload(*this, std::move(id), std::move(spool)));
   if (absl::Status s = upload->Open(); !s.ok()) return s;
+  return upload;
+}
+
+absl::StatusOr<std::unique_ptr<Upload>> Ingest::BeginFromFile(const fs::path& file) {
+  std::string id = NewVideoId();
+  fs::path spool = options_.spool_dir / (id + ".upload");
+  std::error_code ec;
+  fs::create_directories(options_.spool_dir, ec);
+  // A link costs nothing and leaves `file` to its owner; only across
+  // filesystems is it a copy.
+  fs::create_hard_link(file, spool, ec);
+  if (ec) {
+    ec.clear();
+    fs::copy_file(file, spool, ec);
+    if (ec) {
+      fs::remove(spool, ec);
+      errno = ec.value();
+      return SpoolError("cannot link", spool);
+    }
+  }
+  std::unique_ptr<Upload> upload(new Upload(*this, std::move(id), std::move(spool)));
+  if (absl::Status s = upload->OpenComplete(); !s.ok()) return s;
   return upload;
 }
 
@@ -117,6 +151,21 @@ absl::Status Upload::Open() {
                    writer.status().ToString());
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Upload::OpenComplete() {
+  fd_ = ::open(spool_path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0) return SpoolError("cannot open", spool_path_);
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return SpoolError("cannot stat", spool_path_);
+  size_ = static_cast<uint64_t>(st.st_size);
+  if (size_ > ingest_.options_.max_file_bytes) {
+    failed_ = true;
+    return Refusal(absl::OutOfRangeError(absl::StrCat("upload is larger than the limit of ",
+                                                      ingest_.options_.max_file_bytes, " bytes")));
+  }
+  // No stream_: Finish() stores the original from the spool file.
   return absl::OkStatus();
 }
 

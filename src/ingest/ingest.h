@@ -66,6 +66,11 @@ struct IngestOptions {
 // incomplete or empty).
 bool IsRefusal(const absl::Status& status);
 
+// A video title from an uploaded file's name: the last path component (some
+// browsers send a whole client path), control characters blanked, at most
+// 255 bytes; "untitled" when nothing is left.
+std::string TitleFromFilename(std::string_view filename);
+
 class Ingest;
 
 // One upload in progress. Not thread-safe: one caller feeds it. Every call
@@ -100,6 +105,8 @@ class Upload {
   friend class Ingest;
   Upload(Ingest& ingest, std::string id, std::filesystem::path spool_path);
   absl::Status Open();
+  // Opens a spool file that already holds the whole upload.
+  absl::Status OpenComplete();
   absl::Status StoreOriginal();
   absl::Status WriteSpool(std::span<const char> data);
 
@@ -159,6 +166,13 @@ class Ingest {
   // Starts an upload with a new video id: creates its spool file and, for
   // remote content, the streamed write of its original.
   absl::StatusOr<std::unique_ptr<Upload>> Begin();
+
+  // Starts an upload with a new video id whose bytes are all in `file`
+  // already (a finished resumable upload): the spool file is a hard link to
+  // it (a copy on another filesystem), so `file` itself is left as it is
+  // whatever happens. The original is stored from the spool file in Finish().
+  // OUT_OF_RANGE refusal when `file` is over max_file_bytes.
+  absl::StatusOr<std::unique_ptr<Upload>> BeginFromFile(const std::filesystem::path& file);
 
   const IngestOptions& options() const { return options_; }
 

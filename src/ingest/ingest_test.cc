@@ -319,6 +319,64 @@ TEST_F(IngestTest, AStreamThatFailsMidwayIsStoredFromTheSpoolFile) {
             1);
 }
 
+// A finished resumable upload: the file is handed over whole, for both kinds
+// of content, and is left where it was whatever happens.
+TEST_F(IngestTest, AFinishedFileIsIngestedAndLeftToItsOwner) {
+  const std::string bytes = Bytes("clip.mp4");
+  const fs::path file = dir_.path() / "tus" / "upload.part";
+  fs::create_directories(file.parent_path());
+  ASSERT_TRUE(testing::WriteTestFile(file, bytes).ok());
+  for (VideoContentService* content : {static_cast<VideoContentService*>(local_.get()),
+                                       static_cast<VideoContentService*>(remote_.get())}) {
+    queued_.clear();
+    auto ingest = MakeIngest(*content, Options());
+    absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->BeginFromFile(file);
+    ASSERT_TRUE(upload.ok()) << upload.status();
+    EXPECT_EQ((*upload)->size(), bytes.size());
+    absl::StatusOr<VideoRecord> record = (*upload)->Finish("clip.mp4");
+    ASSERT_TRUE(record.ok()) << record.status();
+    upload->reset();
+    EXPECT_EQ(metadata_->Get(record->id)->title, "clip.mp4");
+    absl::StatusOr<std::string> original =
+        testing::ReadTestFile(local_->root() / record->id / "original");
+    ASSERT_TRUE(original.ok()) << original.status();
+    EXPECT_EQ(*original, bytes);
+    ASSERT_EQ(queued_.size(), 1u);
+    EXPECT_EQ(queued_[0].first, record->id);
+    EXPECT_EQ(*testing::ReadTestFile(file), bytes);
+  }
+}
+
+TEST_F(IngestTest, ARefusedFinishedFileLeavesNothingButTheFile) {
+  const fs::path file = dir_.path() / "tus" / "upload.part";
+  fs::create_directories(file.parent_path());
+  ASSERT_TRUE(testing::WriteTestFile(file, "#EXTM3U\n#EXTINF:1,\n/etc/passwd\n").ok());
+  auto ingest = MakeIngest(*local_, Options());
+  absl::StatusOr<std::unique_ptr<Upload>> upload = ingest->BeginFromFile(file);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  const std::string id = (*upload)->id();
+  absl::StatusOr<VideoRecord> record = (*upload)->Finish("x.mp4");
+  EXPECT_TRUE(IsRefusal(record.status())) << record.status();
+  upload->reset();
+  ExpectNothingLeft(id);
+  EXPECT_TRUE(fs::exists(file));
+
+  IngestOptions small = Options();
+  small.max_file_bytes = 4;
+  auto limited = MakeIngest(*local_, small);
+  absl::StatusOr<std::unique_ptr<Upload>> too_big = limited->BeginFromFile(file);
+  EXPECT_TRUE(IsRefusal(too_big.status())) << too_big.status();
+  EXPECT_EQ(too_big.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(SpoolFiles(), 0u);
+}
+
+TEST(TitleFromFilenameTest, LastComponentOneLine) {
+  EXPECT_EQ(TitleFromFilename("C:\\Users\\me\\clip.mp4"), "clip.mp4");
+  EXPECT_EQ(TitleFromFilename("/home/me/a\nb.mp4"), "a b.mp4");
+  EXPECT_EQ(TitleFromFilename(""), "untitled");
+  EXPECT_EQ(TitleFromFilename(std::string(300, 'x')).size(), 255u);
+}
+
 TEST_F(IngestTest, NotAVideoIsRefusedAndLeavesNothing) {
   for (VideoContentService* content : {static_cast<VideoContentService*>(local_.get()),
                                        static_cast<VideoContentService*>(remote_.get())}) {

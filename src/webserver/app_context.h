@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 
 #include "content/video_content_service.h"
+#include "http/write_guard.h"
 #include "metadata/video_metadata_service.h"
 #include "transcode/media_policy.h"
 #include "transcode/transcode_worker_pool.h"
@@ -25,6 +27,11 @@ struct WebOptions {
   // Encode an accepted-to-be upload while its original is stored
   // (TranscodeWorkerPool::StartEarly) when a worker is idle.
   bool transcode_head_start = true;
+  // Resumable uploads left untouched this long are deleted.
+  std::chrono::milliseconds upload_expiry = std::chrono::hours(24);
+  // The HTTP server's write rules, for the reads that must follow them too
+  // (HEAD of a resumable upload).
+  http::WriteGuardOptions write_guard;
 };
 
 // What the HTTP handlers share: the service layer, the transcoding workers and

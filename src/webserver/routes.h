@@ -1,6 +1,9 @@
 #pragma once
 
+#include <memory>
+
 #include "http/router.h"
+#include "ingest/ingest.h"
 #include "webserver/app_context.h"
 
 namespace streamgrid::webserver {
@@ -10,6 +13,12 @@ void AddContentRoutes(http::Router& router, AppContext& app);
 
 // POST /upload: streamed multipart upload, validated by ffprobe, then queued.
 void AddUploadRoutes(http::Router& router, AppContext& app);
+
+// /api/uploads: resumable uploads (tus 1.0 core, creation, termination,
+// expiration) whose finished files go through `ingest` like POST /upload's.
+// Partial uploads live in options.spool_dir/tus and expire after
+// options.upload_expiry.
+void AddTusRoutes(http::Router& router, AppContext& app, std::shared_ptr<ingest::Ingest> ingest);
 
 // /api/videos (list, get, delete), /healthz and, with app.metrics_text, /metrics.
 void AddApiRoutes(http::Router& router, AppContext& app);

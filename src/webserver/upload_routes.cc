@@ -11,6 +11,7 @@
 #include "http/offload.h"
 #include "ingest/ingest.h"
 #include "webserver/routes.h"
+#include "webserver/upload_common.h"
 #include "webserver/video_json.h"
 
 namespace streamgrid::webserver {
@@ -24,68 +25,13 @@ using http::Status;
 // rather than per network read.
 constexpr size_t kBodyChunk = 256 * 1024;
 constexpr size_t kWriteBatch = 1024 * 1024;
-constexpr size_t kMaxTitleBytes = 255;
-
-// The title is the uploaded file's own name: browsers send just the name, but
-// some send a whole client path, which is no one's business here.
-std::string TitleFromFilename(std::string_view filename) {
-  size_t slash = filename.find_last_of("/\\");
-  if (slash != std::string_view::npos) filename.remove_prefix(slash + 1);
-  std::string title(filename.substr(0, kMaxTitleBytes));
-  for (char& c : title) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  }
-  return title.empty() ? "untitled" : title;
-}
-
-// How a rejected media file is reported: not a video at all, or not in an
-// accepted format (a playlist, an image, ...), is 415; one beyond a limit
-// (duration, picture size, streams) 413, like a file over the size limit; a
-// damaged one 422; anything else is the server's problem.
-Response ProbeError(const absl::Status& status) {
-  if (absl::IsInvalidArgument(status)) {
-    return Response::Error(Status::unsupported_media_type, status.message());
-  }
-  if (absl::IsOutOfRange(status)) {
-    return Response::Error(Status::payload_too_large, status.message());
-  }
-  if (absl::IsDataLoss(status))
-    return Response::Error(Status::unprocessable_entity, status.message());
-  return http::ErrorFromStatus(status);
-}
-
-// One of the --max-concurrent-uploads places, held for an upload's lifetime.
-class UploadSlot {
- public:
-  explicit UploadSlot(AppContext& app) : app_(app) {
-    held_ = ++app_.uploads_in_progress <= app_.options.max_concurrent_uploads;
-    if (!held_) --app_.uploads_in_progress;
-  }
-  ~UploadSlot() {
-    if (held_) --app_.uploads_in_progress;
-  }
-  UploadSlot(const UploadSlot&) = delete;
-  UploadSlot& operator=(const UploadSlot&) = delete;
-  bool held() const { return held_; }
-
- private:
-  AppContext& app_;
-  bool held_ = false;
-};
 
 http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& ingest,
                                              http::Request& request) {
   // Before anything is read or stored: uploads hold a spool file and a
   // blocking thread each, and too many at once would starve reads.
   UploadSlot slot(app);
-  if (!slot.held()) {
-    Response busy = Response::Error(
-        Status::service_unavailable,
-        absl::StrCat("too many uploads in progress (at most ", app.options.max_concurrent_uploads,
-                     " at once); try again shortly"));
-    busy.headers.set(http::Field::retry_after, "5");
-    co_return busy;
-  }
+  if (!slot.held()) co_return UploadsBusy(app);
 
   absl::StatusOr<std::string> boundary =
       http::MultipartBoundary(request.Header(http::Field::content_type));
@@ -170,7 +116,7 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
   }
 
   // Everything below blocks (fsync, ffprobe, commits, metadata): one trip to the pool.
-  const std::string title = TitleFromFilename(*filename);
+  const std::string title = ingest::TitleFromFilename(*filename);
   absl::StatusOr<VideoRecord> record =
       co_await http::Offload(app.blocking, [&] { return upload->Finish(title); });
   const std::string id = upload->id();
@@ -197,6 +143,36 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
 
 }  // namespace
 
+Response ProbeError(const absl::Status& status) {
+  if (absl::IsInvalidArgument(status)) {
+    return Response::Error(Status::unsupported_media_type, status.message());
+  }
+  if (absl::IsOutOfRange(status)) {
+    return Response::Error(Status::payload_too_large, status.message());
+  }
+  if (absl::IsDataLoss(status))
+    return Response::Error(Status::unprocessable_entity, status.message());
+  return http::ErrorFromStatus(status);
+}
+
+UploadSlot::UploadSlot(AppContext& app) : app_(app) {
+  held_ = ++app_.uploads_in_progress <= app_.options.max_concurrent_uploads;
+  if (!held_) --app_.uploads_in_progress;
+}
+
+UploadSlot::~UploadSlot() {
+  if (held_) --app_.uploads_in_progress;
+}
+
+Response UploadsBusy(const AppContext& app) {
+  Response busy = Response::Error(
+      Status::service_unavailable,
+      absl::StrCat("too many uploads in progress (at most ", app.options.max_concurrent_uploads,
+                   " at once); try again shortly"));
+  busy.headers.set(http::Field::retry_after, "5");
+  return busy;
+}
+
 void AddUploadRoutes(http::Router& router, AppContext& app) {
   auto ingest = std::make_shared<ingest::Ingest>(
       app.metadata, app.content,
@@ -219,6 +195,7 @@ void AddUploadRoutes(http::Router& router, AppContext& app) {
       http::Verb::post, "/upload",
       [&app, ingest](http::Request& request) { return HandleUpload(app, *ingest, request); },
       options);
+  AddTusRoutes(router, app, ingest);
 }
 
 }  // namespace streamgrid::webserver
