@@ -96,10 +96,9 @@ fs::path TusStore::InfoPath(const std::string& id) const {
 
 absl::Status TusStore::Open() {
   std::error_code ec;
-  fs::create_directories(options_.dir, ec);
-  if (ec)
-    return absl::InternalError(
-        absl::StrCat("cannot create ", options_.dir.string(), ": ", ec.message()));
+  // Made by the first Create(): a server that never sees a resumable upload
+  // leaves no trace of them.
+  if (!fs::exists(options_.dir, ec)) return absl::OkStatus();
   const int64_t expiry = options_.expiry.count();
   std::vector<fs::path> strays;
   std::map<std::string, Entry> found;
@@ -208,10 +207,17 @@ absl::StatusOr<TusUploadInfo> TusStore::Create(uint64_t length, std::string file
   }
   const fs::path data = DataPath(info.id);
   absl::Status status = absl::OkStatus();
-  int fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) {
+  std::error_code ec;
+  if (fs::create_directories(options_.dir, ec); ec) {
+    status = absl::InternalError(
+        absl::StrCat("cannot create ", options_.dir.string(), ": ", ec.message()));
+  }
+  int fd = -1;
+  if (status.ok() &&
+      (fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0) {
     status = FileError("cannot create", data);
-  } else {
+  }
+  if (fd >= 0) {
     ::close(fd);
     status = WriteInfo(info);  // its directory fsync covers the bytes file's entry too
   }

@@ -58,6 +58,7 @@ class TusStoreTest : public ::testing::Test {
 TEST_F(TusStoreTest, CreateWriteInPiecesAndRead) {
   TusStore store(Options());
   ASSERT_TRUE(store.Open().ok());
+  EXPECT_FALSE(fs::exists(root_ / "tus")) << "made only when needed";
   auto created = store.Create(10, "clip.mp4", "clip.mp4");
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(created->offset, 0u);
