@@ -143,6 +143,13 @@ class HttpServerTest : public ::testing::Test {
       r.stream_length = shared_->bytes.size();
       co_return r;
     });
+    router_.Add(Verb::options, "/caps", [](Request&) -> asio::awaitable<Response> {
+      Response r;
+      r.status = Status::no_content;
+      r.headers.set("X-Capabilities", "a,b");
+      r.headers.set(Field::access_control_allow_origin, "https://not.chosen.here");
+      co_return r;
+    });
     router_.Add(Verb::get, "/throws", [](Request&) -> asio::awaitable<Response> {
       throw std::runtime_error("boom");
       co_return Response::Text(Status::ok, "unreachable");
@@ -414,6 +421,20 @@ TEST_F(HttpServerTest, ErrorsAreClear) {
       Exchange("OPTIONS /anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_THAT(preflight, StartsWith("HTTP/1.1 204"));
   EXPECT_THAT(preflight, HasSubstr("Access-Control-Allow-Headers: Range"));
+}
+
+TEST_F(HttpServerTest, AGrantedOptionsGetsTheRoutesOwnHeadersButTheGuardsCors) {
+  std::string reply = Exchange("OPTIONS /caps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 204"));
+  EXPECT_THAT(reply, HasSubstr("X-Capabilities: a,b"));
+  EXPECT_THAT(reply, HasSubstr("Access-Control-Allow-Origin: *"));
+  EXPECT_THAT(reply, ::testing::Not(HasSubstr("not.chosen.here")));
+  // A refused write preflight stays refused, without the route's headers.
+  std::string refused = Exchange(
+      "OPTIONS /caps HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+      "Access-Control-Request-Method: PATCH\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(refused, StartsWith("HTTP/1.1 403"));
+  EXPECT_THAT(refused, ::testing::Not(HasSubstr("X-Capabilities")));
 }
 
 TEST_F(HttpServerTest, SilentClientsAreDisconnected) {
