@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/strings.h"
 #include "http/offload.h"
 #include "http/write_guard.h"
@@ -170,9 +171,14 @@ http::asio::awaitable<Response> Head(Tus& tus, http::Request& request) {
   Response r = Empty(Status::ok);
   r.headers.set("Upload-Offset", std::to_string(info->offset));
   r.headers.set("Upload-Length", std::to_string(info->length));
-  std::string metadata = absl::StrCat("filename ", absl::Base64Escape(info->filename));
-  if (!info->title.empty()) absl::StrAppend(&metadata, ",title ", absl::Base64Escape(info->title));
-  r.headers.set("Upload-Metadata", metadata);
+  std::vector<std::string> metadata;
+  if (!info->filename.empty()) {
+    metadata.push_back(absl::StrCat("filename ", absl::Base64Escape(info->filename)));
+  }
+  if (!info->title.empty()) {
+    metadata.push_back(absl::StrCat("title ", absl::Base64Escape(info->title)));
+  }
+  if (!metadata.empty()) r.headers.set("Upload-Metadata", absl::StrJoin(metadata, ","));
   SetExpires(r, *info);
   if (!info->video_id.empty()) r.headers.set(ingest::kMediaIdHeader, info->video_id);
   co_return r;

@@ -122,6 +122,8 @@ async function interruptRestartResume(start) {
   assert.equal(state.length, video.length);
   assert.equal(state.headers.get('cache-control'), 'no-store');
   assert.equal(state.headers.get('tus-resumable'), '1.0.0');
+  assert.ok(state.headers.get('upload-metadata').startsWith(`filename ${b64('C:\\clips\\holiday.mp4')}`),
+    'HEAD gives the metadata back');
 
   // Half of the file, then the connection goes away mid-PATCH.
   const half = Math.floor(video.length / 2);
