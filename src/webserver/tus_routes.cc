@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,6 +100,11 @@ std::optional<std::string> UploadId(const http::Request& request) {
 }
 
 Response NoSuchUpload() { return Error(Status::not_found, "no such upload (it may have expired)"); }
+
+int64_t MillisBetween(std::chrono::steady_clock::time_point from,
+                      std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
 
 void SetExpires(Response& r, const TusUploadInfo& info) {
   r.headers.set("Upload-Expires", ingest::HttpDateFromUnixMillis(info.expires_at_ms));
@@ -279,6 +285,7 @@ http::asio::awaitable<Response> Patch(Tus& tus, http::Request& request) {
   std::string pending;
   pending.reserve(kWriteBatch + kBodyChunk);
   std::vector<char> chunk(kBodyChunk);
+  const auto begun_at = std::chrono::steady_clock::now();
   absl::Status failure;
   bool overflow = false;
   for (;;) {
@@ -306,8 +313,12 @@ http::asio::awaitable<Response> Patch(Tus& tus, http::Request& request) {
     co_return ErrorFor(failure);
   }
   // A dropped connection keeps what arrived: durable now, and the offset.
+  const auto received_at = std::chrono::steady_clock::now();
   absl::StatusOr<uint64_t> synced =
       co_await http::Offload(tus.app.blocking, [&] { return write.Sync(); });
+  spdlog::info("tus: upload {}: {} bytes received in {} ms, synced in {} ms", info.id,
+               write.written() - *offset, MillisBetween(begun_at, received_at),
+               MillisBetween(received_at, std::chrono::steady_clock::now()));
   if (!failure.ok()) {
     spdlog::info("tus: upload {} interrupted at {} of {} bytes: {}", info.id,
                  synced.ok() ? *synced : info.offset, info.length, failure.ToString());
