@@ -301,26 +301,38 @@ test('expiry, and the origin and token rules of writes', async () => {
   const tokenFile = path.join(scratch, 'token');
   await writeFile(tokenFile, `${TOKEN}\n`);
   await chmod(tokenFile, 0o600);
-  const web = await startWeb({ args: ['--upload-expiry', '2s', '--api-token-file', tokenFile,
+  const web = await startWeb({ args: ['--upload-expiry', '3s', '--api-token-file', tokenFile,
     '--allowed-origins', ALLOWED] });
   cleanups.push(() => web.stop());
   const auth = { Authorization: `Bearer ${TOKEN}` };
 
-  // Every method but OPTIONS needs the token...
-  assert.equal((await fetch(`${web.url}/api/uploads`, { method: 'OPTIONS' })).status, 204);
-  let res = await tus(web.url, 'POST', '/api/uploads', { headers: { 'Upload-Length': '10' } });
-  assert.equal(res.status, 401, res.text);
+  // An allowed origin's PATCH (first: the upload expires 3 s after it) gets
+  // the tus headers exposed.
   const location = await create(web.url, 10, { headers: auth });
+  let res = await patch(web.url, location, 0, 'abc', { ...auth, Origin: ALLOWED });
+  assert.equal(res.status, 204, res.text);
+  assert.equal(res.headers.get('access-control-allow-origin'), ALLOWED);
+  assert.match(res.headers.get('access-control-expose-headers'), /Upload-Offset/);
+  assert.match(res.headers.get('access-control-expose-headers'), /Stream-Media-Id/);
+  const expires = Date.parse(res.headers.get('upload-expires'));
+  assert.ok(expires > Date.now() - 1000 && expires < Date.now() + 60000, 'Upload-Expires ~3 s on');
+
+  // Every method but OPTIONS needs the token (checked before the upload is
+  // looked up)...
+  assert.equal((await fetch(`${web.url}/api/uploads`, { method: 'OPTIONS' })).status, 204);
+  res = await tus(web.url, 'POST', '/api/uploads', { headers: { 'Upload-Length': '10' } });
+  assert.equal(res.status, 401, res.text);
   assert.equal((await head(web.url, location)).status, 401);
-  assert.equal((await patch(web.url, location, 0, 'abc')).status, 401);
+  assert.equal((await patch(web.url, location, 3, 'def')).status, 401);
   assert.equal((await tus(web.url, 'DELETE', location)).status, 401);
   // ...and a page of a foreign origin is refused even with it.
   const evil = { ...auth, Origin: 'https://evil.example' };
   assert.equal((await head(web.url, location, evil)).status, 403);
-  assert.equal((await patch(web.url, location, 0, 'abc', evil)).status, 403);
+  assert.equal((await patch(web.url, location, 3, 'def', evil)).status, 403);
+  assert.equal((await tus(web.url, 'POST', '/api/uploads',
+    { headers: { ...evil, 'Upload-Length': '10' } })).status, 403);
 
-  // An allowed origin: its preflight grants the tus headers, the answers
-  // expose them.
+  // An allowed origin's preflight grants the tus headers.
   const preflight = await fetch(`${web.url}${location}`, { method: 'OPTIONS', headers: {
     Origin: ALLOWED, 'Access-Control-Request-Method': 'PATCH',
     'Access-Control-Request-Headers': 'tus-resumable,upload-offset,content-type,authorization' } });
@@ -328,16 +340,8 @@ test('expiry, and the origin and token rules of writes', async () => {
   assert.equal(preflight.headers.get('access-control-allow-origin'), ALLOWED);
   assert.match(preflight.headers.get('access-control-allow-headers'), /upload-offset/i);
   assert.equal(preflight.headers.get('tus-version'), '1.0.0');
-  res = await patch(web.url, location, 0, 'abc', { ...auth, Origin: ALLOWED });
-  assert.equal(res.status, 204, res.text);
-  assert.equal(res.headers.get('access-control-allow-origin'), ALLOWED);
-  assert.match(res.headers.get('access-control-expose-headers'), /Upload-Offset/);
-  assert.match(res.headers.get('access-control-expose-headers'), /Stream-Media-Id/);
-  const expires = Date.parse(res.headers.get('upload-expires'));
-  assert.ok(expires > Date.now() - 1000 && expires < Date.now() + 60000, 'Upload-Expires ~2 s on');
 
   // Left alone, it expires: answered 404 and its files deleted.
-  assert.ok((await tusFiles(web)).length > 0);
   await waitFor(async () => (await head(web.url, location, auth)).status === 404,
     { timeoutMs: 60000, what: 'the upload to expire' });
   await waitFor(async () => (await tusFiles(web)).length === 0,
