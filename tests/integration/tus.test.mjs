@@ -347,3 +347,23 @@ test('expiry, and the origin and token rules of writes', async () => {
   await waitFor(async () => (await tusFiles(web)).length === 0,
     { timeoutMs: 60000, what: 'the expired upload\'s files to be deleted' });
 });
+
+test('a server killed mid-PATCH resumes at what its disk holds', async () => {
+  const dataDir = path.join(scratch, 'killed-web');
+  let web = await startWeb({ dataDir });
+  cleanups.push(() => web.stop());
+  const location = await create(web.url, video.length, { filename: 'killed.mp4' });
+  const third = Math.floor(video.length / 3);
+  const cut = await partialPatch(web.url, location, 0, video.length, video.subarray(0, third));
+  await web.kill();  // no fsync, no answer: whatever write() reached the file
+  await cut.done;
+  web = await startWeb({ dataDir });
+  const state = await head(web.url, location);
+  assert.equal(state.status, 200);
+  assert.ok(state.offset >= 0 && state.offset <= third, `offset ${state.offset} of ${third} sent`);
+  const done = await patch(web.url, location, state.offset, video.subarray(state.offset));
+  assert.equal(done.status, 204, done.text);
+  const id = done.headers.get('stream-media-id');
+  const original = Buffer.from(await (await fetch(`${web.url}/content/${id}/original`)).arrayBuffer());
+  assert.equal(sha(original), videoSha, 'the stored original is the source');
+});
