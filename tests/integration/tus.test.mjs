@@ -367,3 +367,41 @@ test('a server killed mid-PATCH resumes at what its disk holds', async () => {
   const original = Buffer.from(await (await fetch(`${web.url}/content/${id}/original`)).arrayBuffer());
   assert.equal(sha(original), videoSha, 'the stored original is the source');
 });
+
+test('cluster: a final PATCH that cannot store the original keeps the bytes for a retry', async () => {
+  const nodes = [];
+  for (let i = 0; i < 2; i++) {
+    const node = await startStorage({ dataDir: path.join(scratch, `retry-node${i}`) });
+    nodes.push(node);
+    cleanups.push(() => node.stop());
+  }
+  const web = await startWeb({
+    dataDir: path.join(scratch, 'retry-web'),
+    args: ['--content', `cluster:${nodes.map((n) => n.address).join(',')}`,
+      '--replication-factor', '2'],
+  });
+  cleanups.push(() => web.stop());
+  const location = await create(web.url, video.length, { filename: 'retry.mp4' });
+  const half = Math.floor(video.length / 2);
+  assert.equal((await patch(web.url, location, 0, video.subarray(0, half))).status, 204);
+
+  // With one of two nodes down, R=2 copies cannot be made: a 5xx, and the
+  // upload stays complete on this server.
+  await nodes[1].stop();
+  const refused = await patch(web.url, location, half, video.subarray(half));
+  assert.ok(refused.status >= 500, `${refused.status} ${refused.text}`);
+  const state = await head(web.url, location);
+  assert.equal(state.status, 200);
+  assert.equal(state.offset, video.length);
+  assert.equal(state.headers.get('stream-media-id'), null);
+
+  // Once the node is back, the empty final PATCH finishes it.
+  await nodes[1].restart();
+  const done = await waitFor(async () => {
+    const res = await patch(web.url, location, video.length, new Uint8Array(0));
+    return res.status === 204 ? res : null;
+  }, { timeoutMs: 120000, intervalMs: 500, what: 'the retried final PATCH to be accepted' });
+  const id = done.headers.get('stream-media-id');
+  const original = Buffer.from(await (await fetch(`${web.url}/content/${id}/original`)).arrayBuffer());
+  assert.equal(sha(original), videoSha, 'the stored original is the source');
+});
