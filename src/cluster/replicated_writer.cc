@@ -18,6 +18,7 @@
 #include "cluster/replica_calls.h"
 #include "common/public_error.h"
 #include "common/strings.h"
+#include "storage/block_checksum.h"
 #include "storage/checksum_store.h"
 #include "storage/sha256.h"
 
@@ -76,7 +77,9 @@ class ReplicatedWriter : public ContentWriter {
         return;
       }
       // The bytes are hashed once here for every replica (see Append).
-      const storage::PutOptions put{.sha256_at_commit = true, .block_sha256_follow = true};
+      const storage::PutOptions put{.sha256_at_commit = true,
+                                    .block_sha256_follow = true,
+                                    .block_algorithm = storage::kDefaultBlockAlgorithm};
       auto stream = r.node.client->StartPut(video_id, name, put);
       // The channel may still be backing off from an outage the node is over:
       // the owner is the best place for its copy, so give it one prompt
@@ -101,9 +104,10 @@ class ReplicatedWriter : public ContentWriter {
     if (finished_) return *finished_;
     if (cancelled_) return Cancelled();
     SendBlockDigests();
-    // One SHA-256 of the whole file and one of its blocks for all replicas,
-    // on the first two replicas' threads while the sends run: each node then
-    // hashes the data once (its blocks, checked against ours), not twice.
+    // One SHA-256 of the whole file (its identity) and one XXH3-128 of each
+    // block for all replicas, on the first two replicas' threads while the
+    // sends run: each node then hashes only its blocks (checked against
+    // ours, with the fast block checksum), not the whole file.
     const size_t block_thread = replicas_.size() > 1 ? 1 : 0;
     // One copy of the bytes, referenced by every replica's messages (not a
     // copy per replica into its own protobuf, and another when serialized).
@@ -182,7 +186,6 @@ class ReplicatedWriter : public ContentWriter {
       data = data.subspan(take);
       if (block_filled_ == storage::kChecksumBlockBytes) {
         new_blocks_.push_back(block_hasher_.Finish());
-        block_hasher_.Reset();
         block_filled_ = 0;
       }
     }
@@ -211,9 +214,11 @@ class ReplicatedWriter : public ContentWriter {
       while (!placed && next < stand_ins.size()) {
         const ClusterNode& node = stand_ins[next++];
         if (cluster_.Liveness(node.id).liveness != NodeLiveness::kUp) continue;
-        auto stream = node.client->StartPut(
-            video_id_, name_,
-            {.hinted_for = owner, .sha256_at_commit = true, .block_sha256_follow = true});
+        auto stream = node.client->StartPut(video_id_, name_,
+                                            {.hinted_for = owner,
+                                             .sha256_at_commit = true,
+                                             .block_sha256_follow = true,
+                                             .block_algorithm = storage::kDefaultBlockAlgorithm});
         if (!stream.ok()) {
           if (Cluster::IsNodeFailure(stream.status())) {
             cluster_.MarkFailure(node.id, stream.status().ToString());
@@ -311,12 +316,13 @@ class ReplicatedWriter : public ContentWriter {
   // Cluster::WaitForEarlierWrites) for as long as the writer lives.
   std::shared_ptr<const void> token_;
   FanOut fan_out_;
-  storage::Sha256 hasher_;                           // of everything appended
-  storage::Sha256 block_hasher_;                     // of the current block
-  uint64_t block_filled_ = 0;                        // bytes of the current block hashed
-  std::vector<storage::Sha256::Digest> new_blocks_;  // not yet handed to the streams
-  std::optional<absl::Status> finished_;             // set once committed or failed
-  std::atomic<bool> cancelled_{false};               // Cancel() was called (any thread)
+  storage::Sha256 hasher_;  // of everything appended
+  // Of the current block; the nodes record the file with this algorithm.
+  storage::BlockHasher block_hasher_{storage::kDefaultBlockAlgorithm};
+  uint64_t block_filled_ = 0;                     // bytes of the current block hashed
+  std::vector<storage::BlockDigest> new_blocks_;  // not yet handed to the streams
+  std::optional<absl::Status> finished_;          // set once committed or failed
+  std::atomic<bool> cancelled_{false};            // Cancel() was called (any thread)
 };
 
 }  // namespace

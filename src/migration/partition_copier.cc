@@ -459,11 +459,14 @@ absl::StatusOr<uint64_t> PartitionCopier::CopyFile(const StoredFile& want,
       all_damaged = false;
       continue;
     }
-    // The receiving node checks size and SHA-256 before it commits.
+    // The receiving node checks size and SHA-256 before it commits; the copy
+    // keeps the holder's block algorithm and digests.
     const bool digests = (*get)->block_digests_follow();
-    auto put = destination.client->StartPut(
-        want.video_id, want.name,
-        {.size = info.size, .sha256 = info.sha256, .block_sha256_follow = digests});
+    auto put = destination.client->StartPut(want.video_id, want.name,
+                                            {.size = info.size,
+                                             .sha256 = info.sha256,
+                                             .block_sha256_follow = digests,
+                                             .block_algorithm = (*get)->block_algorithm()});
     if (!put.ok()) {
       destination_failed = true;
       return absl::UnavailableError(NodeError(destination.id, put.status()));

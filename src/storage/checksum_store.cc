@@ -18,22 +18,32 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A record holds 64 hex digits per MiB of data: this bounds files to 64 GiB
-// and the memory a record takes to a few MiB.
+// A record holds at most 64 hex digits per MiB of data: this bounds files to
+// 64 GiB and the memory a record takes to a few MiB.
 constexpr uint64_t kMaxBlocks = 64 * 1024;
 constexpr size_t kMaxRecordBytes = 200 + 64 * kMaxBlocks;
 
-// "v2 <sha256> <mtime_ns> <etag> <size> <block count> <block digests in hex, concatenated or ->".
+// SHA-256 blocks (every record before XXH3-128) keep the v2 format, so that
+// such records read back byte for byte as before:
+//   "v2 <sha256> <mtime_ns> <etag> <size> <block count> <block digests in hex, concatenated or ->"
+// Other algorithms name theirs:
+//   "v3 <sha256> <mtime_ns> <etag> <size> <algorithm> <block count> <digests or ->"
 std::string Format(const ChecksumRecord& record) {
+  const size_t digest_bytes = DigestBytes(record.block_algorithm);
   std::string blocks;
   if (record.blocks.empty()) blocks.push_back('-');
-  blocks.reserve(record.blocks.size() * 64);
-  for (const Sha256::Digest& digest : record.blocks) {
+  blocks.reserve(record.blocks.size() * digest_bytes * 2);
+  for (const BlockDigest& digest : record.blocks) {
     absl::StrAppend(&blocks, absl::BytesToHexString(absl::string_view(
-                                 reinterpret_cast<const char*>(digest.data()), digest.size())));
+                                 reinterpret_cast<const char*>(digest.data()), digest_bytes)));
   }
-  return absl::StrCat("v2 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, " ",
-                      record.size, " ", record.blocks.size(), " ", blocks, "\n");
+  if (record.block_algorithm == BlockAlgorithm::kSha256) {
+    return absl::StrCat("v2 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, " ",
+                        record.size, " ", record.blocks.size(), " ", blocks, "\n");
+  }
+  return absl::StrCat("v3 ", record.sha256, " ", record.mtime_unix_nanos, " ", record.etag, " ",
+                      record.size, " ", ToAbsl(BlockAlgorithmName(record.block_algorithm)), " ",
+                      record.blocks.size(), " ", blocks, "\n");
 }
 
 std::optional<ChecksumRecord> Parse(std::string_view text) {
@@ -41,7 +51,9 @@ std::optional<ChecksumRecord> Parse(std::string_view text) {
       absl::StrSplit(ToAbsl(text), absl::ByAnyChar(" \n"), absl::SkipEmpty());
   if (fields.empty()) return std::nullopt;
   const bool legacy = fields[0] == "v1";
-  if (!(legacy && fields.size() == 4) && !(fields[0] == "v2" && fields.size() == 7)) {
+  const bool v3 = fields[0] == "v3";
+  if (!(legacy && fields.size() == 4) && !(fields[0] == "v2" && fields.size() == 7) &&
+      !(v3 && fields.size() == 8)) {
     return std::nullopt;
   }
   std::optional<std::string> sha = NormalizeSha256Hex({fields[1].data(), fields[1].size()});
@@ -51,6 +63,15 @@ std::optional<ChecksumRecord> Parse(std::string_view text) {
   record.etag = std::string(fields[3]);
   record.legacy = legacy;
   if (legacy) return record;
+  if (v3) {
+    // v3 exists for algorithms other than SHA-256 (see Format).
+    std::optional<BlockAlgorithm> algorithm =
+        ParseBlockAlgorithm({fields[5].data(), fields[5].size()});
+    if (!algorithm || *algorithm == BlockAlgorithm::kSha256) return std::nullopt;
+    record.block_algorithm = *algorithm;
+    fields.erase(fields.begin() + 5);
+  }
+  const size_t digest_bytes = DigestBytes(record.block_algorithm);
   uint64_t count = 0;
   if (!absl::SimpleAtoi(fields[4], &record.size) || !absl::SimpleAtoi(fields[5], &count) ||
       count > kMaxBlocks) {
@@ -60,17 +81,23 @@ std::optional<ChecksumRecord> Parse(std::string_view text) {
   if (count == 0) {
     if (hex != "-") return std::nullopt;
   } else {
-    if (hex.size() != count * 64) return std::nullopt;
+    if (hex.size() != count * digest_bytes * 2) return std::nullopt;
     if (!std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) return std::nullopt;
     const std::string bytes = absl::HexStringToBytes(hex);
     record.blocks.resize(count);
     for (uint64_t i = 0; i < count; ++i) {
-      std::copy_n(bytes.data() + i * 32, 32, reinterpret_cast<char*>(record.blocks[i].data()));
+      std::copy_n(bytes.data() + i * digest_bytes, digest_bytes,
+                  reinterpret_cast<char*>(record.blocks[i].data()));
     }
   }
-  // The block count must be the one the size implies.
+  // The block count must be the one the size implies (SHA-256 records leave
+  // out a single block's digest: it is the whole file's).
   const uint64_t expected_blocks = (record.size + kChecksumBlockBytes - 1) / kChecksumBlockBytes;
-  if (expected_blocks > 1 ? count != expected_blocks : count != 0) return std::nullopt;
+  if (record.block_algorithm == BlockAlgorithm::kSha256 && expected_blocks <= 1) {
+    if (count != 0) return std::nullopt;
+  } else if (count != expected_blocks) {
+    return std::nullopt;
+  }
   return record;
 }
 

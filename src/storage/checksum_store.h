@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "storage/block_checksum.h"
 #include "storage/env.h"
 #include "storage/sha256.h"
 
@@ -29,10 +30,14 @@ struct ChecksumRecord {
   std::string etag;
   // The data's size.
   uint64_t size = 0;
-  // SHA-256 of each kChecksumBlockBytes block, in order, when the file has
-  // more than one block; empty otherwise (the single block's checksum is
-  // `sha256`).
-  std::vector<Sha256::Digest> blocks;
+  // The algorithm of `blocks`. A record without one (formats v1 and v2, all
+  // records made before XXH3-128) has SHA-256 blocks.
+  BlockAlgorithm block_algorithm = BlockAlgorithm::kSha256;
+  // The digest of each kChecksumBlockBytes block, in order. With SHA-256:
+  // present when the file has more than one block, empty otherwise (the
+  // single block's checksum is `sha256`). With XXH3-128: one per block
+  // always (none for an empty file).
+  std::vector<BlockDigest> blocks;
   // Read from a record of the first format (no size, no blocks): only
   // `sha256`, `mtime_unix_nanos` and `etag` are set.
   bool legacy = false;

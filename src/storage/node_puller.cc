@@ -50,8 +50,8 @@ bool IsHostPort(std::string_view address) {
 }  // namespace
 
 absl::Status NodePuller::ConfirmDamage(StorageClient& source, const PullSpec& spec,
-                                       std::span<const Sha256::Digest> received,
-                                       std::span<const Sha256::Digest> sent,
+                                       std::span<const BlockDigest> received,
+                                       std::span<const BlockDigest> sent,
                                        const absl::Status& mismatch) {
   // The source sent its stored bytes unverified: the first block whose bytes
   // do not hash to the digest it has stored is read again, verified there,
@@ -149,6 +149,14 @@ absl::StatusOr<PullResult> NodePuller::Pull(const PullSpec& spec,
     // removed, before the new one starts).
     upload->reset();
     upload = engine_.StartUpload(spec.video_id, spec.name, spec.size);
+    if (!upload.ok()) return upload.status();
+  } else if ((*get)->block_algorithm() != (*upload)->block_algorithm()) {
+    // The copy keeps the source's block algorithm (a file stored with
+    // SHA-256 blocks stays so): its digests are what the blocks are checked
+    // against and then recorded.
+    upload->reset();
+    upload = engine_.StartUpload(spec.video_id, spec.name, spec.size,
+                                 /*sender_block_digests=*/true, (*get)->block_algorithm());
     if (!upload.ok()) return upload.status();
   }
   // Where a pull's time goes (logged below): waiting for the source's next

@@ -63,8 +63,8 @@ class NodePuller {
   // damaged copy), and returns the DATA_LOSS to answer with, saying whether
   // the source's copy is damaged or the bytes were damaged on the way.
   static absl::Status ConfirmDamage(StorageClient& source, const PullSpec& spec,
-                                    std::span<const Sha256::Digest> received,
-                                    std::span<const Sha256::Digest> sent,
+                                    std::span<const BlockDigest> received,
+                                    std::span<const BlockDigest> sent,
                                     const absl::Status& mismatch);
 
   StorageEngine& engine_;

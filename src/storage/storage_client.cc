@@ -109,8 +109,9 @@ void StorageClient::SetCallDeadline(grpc::ClientContext& context) const {
 absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPut(
     std::string_view video_id, std::string_view name, const PutOptions& options) {
   const size_t chunk_bytes = std::clamp<size_t>(options_.put_chunk_bytes, 1, kMaxChunkBytes);
-  std::unique_ptr<PutStream> stream(new PutStream(
-      chunk_bytes, options.sha256, options.sha256.empty() && !options.sha256_at_commit));
+  std::unique_ptr<PutStream> stream(
+      new PutStream(chunk_bytes, options.sha256,
+                    options.sha256.empty() && !options.sha256_at_commit, options.block_algorithm));
   stream->context_.set_deadline(DeadlineAfter(options_.transfer_timeout));
   stream->writer_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
       channel_.get(), PutMethod(), &stream->context_, &stream->response_));
@@ -122,6 +123,9 @@ absl::StatusOr<std::unique_ptr<StorageClient::PutStream>> StorageClient::StartPu
   header->set_sha256(options.sha256);
   header->set_hinted_for(options.hinted_for);
   header->set_block_sha256_follow(options.block_sha256_follow);
+  if (options.block_sha256_follow && options.block_algorithm != BlockAlgorithm::kSha256) {
+    header->set_block_algorithm(v1::BLOCK_CHECKSUM_XXH3_128);
+  }
   if (!stream->writer_->Write(Encode(request))) {
     absl::Status status = stream->Finish();
     return status.ok() ? absl::InternalError("upload ended at its header") : status;
@@ -374,8 +378,12 @@ absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::str
 // ---------------------------------------------------------------------------
 // PutStream
 
-StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash)
-    : chunk_bytes_(chunk_bytes), expected_sha256_(std::move(expected_sha256)), hash_(hash) {}
+StorageClient::PutStream::PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash,
+                                    BlockAlgorithm block_algorithm)
+    : chunk_bytes_(chunk_bytes),
+      expected_sha256_(std::move(expected_sha256)),
+      hash_(hash),
+      digest_bytes_(DigestBytes(block_algorithm)) {}
 
 StorageClient::PutStream::~PutStream() { Cancel(); }
 
@@ -438,9 +446,9 @@ absl::Status StorageClient::PutStream::SendSlice(grpc::Slice data) {
   return absl::OkStatus();
 }
 
-void StorageClient::PutStream::AddBlockDigests(std::span<const Sha256::Digest> digests) {
-  for (const Sha256::Digest& digest : digests) {
-    pending_digests_.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+void StorageClient::PutStream::AddBlockDigests(std::span<const BlockDigest> digests) {
+  for (const BlockDigest& digest : digests) {
+    pending_digests_.append(reinterpret_cast<const char*>(digest.data()), digest_bytes_);
   }
 }
 
@@ -512,6 +520,20 @@ absl::Status StorageClient::GetStream::Open() {
   file_ = FromProto(response_.file());
   if (verify_ && offset_ == 0 && (length_ == 0 || length_ >= file_.size)) hasher_.emplace();
   digests_follow_ = want_digests_ && response_.block_sha256_follow();
+  if (digests_follow_) {
+    switch (response_.block_algorithm()) {
+      case v1::BLOCK_CHECKSUM_SHA256:
+        block_algorithm_ = BlockAlgorithm::kSha256;
+        break;
+      case v1::BLOCK_CHECKSUM_XXH3_128:
+        block_algorithm_ = BlockAlgorithm::kXxh3_128;
+        break;
+      default:
+        return absl::DataLossError(absl::StrCat("node sent block digests of an unknown algorithm (",
+                                                static_cast<int>(response_.block_algorithm()),
+                                                ") for ", file_.video_id, "/", file_.name));
+    }
+  }
   first_unread_ = true;
   return TakeBlockDigests();
 }
@@ -519,18 +541,18 @@ absl::Status StorageClient::GetStream::Open() {
 absl::Status StorageClient::GetStream::TakeBlockDigests() {
   if (!digests_follow_) return absl::OkStatus();
   const std::string& raw = response_.block_sha256();
-  constexpr size_t kDigestBytes = sizeof(Sha256::Digest);
+  const size_t digest_bytes = DigestBytes(block_algorithm_);
   // At most one digest per block of the file: a node cannot grow this list
   // beyond what the file's size allows.
   const uint64_t blocks = (file_.size + kChecksumBlockBytes - 1) / kChecksumBlockBytes;
-  if (raw.size() % kDigestBytes != 0 ||
-      raw.size() / kDigestBytes > blocks - block_digests_.size()) {
+  if (raw.size() % digest_bytes != 0 ||
+      raw.size() / digest_bytes > blocks - block_digests_.size()) {
     return absl::DataLossError(
         absl::StrCat("node sent malformed block digests for ", file_.video_id, "/", file_.name));
   }
-  for (size_t at = 0; at < raw.size(); at += kDigestBytes) {
-    Sha256::Digest& digest = block_digests_.emplace_back();
-    std::memcpy(digest.data(), raw.data() + at, kDigestBytes);
+  for (size_t at = 0; at < raw.size(); at += digest_bytes) {
+    BlockDigest& digest = block_digests_.emplace_back();
+    std::memcpy(digest.data(), raw.data() + at, digest_bytes);
   }
   return absl::OkStatus();
 }

@@ -19,6 +19,7 @@
 #include "grpcpp/support/slice.h"
 #include "grpcpp/support/sync_stream.h"
 #include "proto/storage.grpc.pb.h"
+#include "storage/block_checksum.h"
 #include "storage/hint_store.h"
 #include "storage/sha256.h"
 #include "storage/stored_file.h"
@@ -58,6 +59,10 @@ struct PutOptions {
   // (every block's before Commit()); the node then hashes the data once (its
   // blocks, checked against these) instead of twice.
   bool block_sha256_follow = false;
+  // With block_sha256_follow: the algorithm of the digests passed to
+  // AddBlockDigests(); the node records the file with it. A relayed copy
+  // keeps its holder's (GetStream::block_algorithm()).
+  BlockAlgorithm block_algorithm = BlockAlgorithm::kSha256;
 };
 
 // A file to copy from one node to another with Pull: the version listed on
@@ -230,7 +235,8 @@ class StorageClient::PutStream {
   // For a stream started with PutOptions::block_sha256_follow: the digests of
   // the next blocks of the file, in order; sent with the next chunk or the
   // commit.
-  void AddBlockDigests(std::span<const Sha256::Digest> digests);
+  // Each digest is of PutOptions::block_algorithm.
+  void AddBlockDigests(std::span<const BlockDigest> digests);
 
   // Sends the rest and the checksum and waits for the node to store the file.
   absl::StatusOr<StoredFile> Commit();
@@ -250,7 +256,8 @@ class StorageClient::PutStream {
 
  private:
   friend class StorageClient;
-  PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash = true);
+  PutStream(size_t chunk_bytes, std::string expected_sha256, bool hash = true,
+            BlockAlgorithm block_algorithm = BlockAlgorithm::kSha256);
 
   // Sends what Append() buffered as one chunk.
   absl::Status SendChunk();
@@ -262,6 +269,7 @@ class StorageClient::PutStream {
   const size_t chunk_bytes_;
   const std::string expected_sha256_;  // empty: send the computed one
   const bool hash_;                    // compute the checksum of what is sent
+  const size_t digest_bytes_;          // of each block digest sent
   grpc::ClientContext context_;
   v1::PutResponse response_;
   // Messages are v1::PutRequest, encoded by us (see storage_client.cc), so
@@ -295,7 +303,10 @@ class StorageClient::GetStream {
   // The block digests received so far, in order (all of them once Next() or
   // Read() reached the end). A malformed digest field fails the stream
   // (DATA_LOSS).
-  std::span<const Sha256::Digest> block_digests() const { return block_digests_; }
+  std::span<const BlockDigest> block_digests() const { return block_digests_; }
+  // The algorithm of block_digests(), the one the node recorded the file with
+  // (SHA-256 from a node that does not say).
+  BlockAlgorithm block_algorithm() const { return block_algorithm_; }
 
   // The next chunk as received (or the rest of one Read() left), valid until
   // the next call; empty at the end.
@@ -331,7 +342,8 @@ class StorageClient::GetStream {
   std::optional<absl::Status> finished_;
   bool want_digests_ = false;
   bool digests_follow_ = false;
-  std::vector<Sha256::Digest> block_digests_;  // at most one per block of the file
+  BlockAlgorithm block_algorithm_ = BlockAlgorithm::kSha256;
+  std::vector<BlockDigest> block_digests_;  // at most one per block of the file
 };
 
 }  // namespace streamgrid::storage

@@ -155,7 +155,7 @@ fs::path StorageEngine::DataPath(std::string_view video_id, std::string_view nam
 }
 absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUpload(
     std::string_view video_id, std::string_view name, std::optional<uint64_t> expected_size,
-    bool sender_block_digests) {
+    bool sender_block_digests, BlockAlgorithm block_algorithm) {
   if (absl::Status s = Validate(video_id, name); !s.ok()) return s;
   if (expected_size) {
     auto usage = Usage();
@@ -176,8 +176,8 @@ absl::StatusOr<std::unique_ptr<StorageEngine::Upload>> StorageEngine::StartUploa
   auto file = env_.NewWritableFile(temp);
   if (!file.ok()) return file.status();
   return std::unique_ptr<Upload>(new Upload(*this, std::string(video_id), std::string(name),
-                                            expected_size, sender_block_digests, temp,
-                                            *std::move(file)));
+                                            expected_size, sender_block_digests, block_algorithm,
+                                            temp, *std::move(file)));
 }
 
 absl::StatusOr<StoredFile> StorageEngine::CommitUpload(Upload& upload, const std::string& sha256) {
@@ -200,6 +200,7 @@ absl::StatusOr<StoredFile> StorageEngine::CommitUpload(Upload& upload, const std
                         .mtime_unix_nanos = stat->mtime_unix_nanos,
                         .etag = EtagOf(*stat),
                         .size = stat->size,
+                        .block_algorithm = upload.block_algorithm(),
                         .blocks = std::move(upload.blocks_)};
 
   std::unique_lock lock(LockFor(video_id));
@@ -425,14 +426,16 @@ void StorageEngine::Account(std::optional<uint64_t> size_before,
 
 StorageEngine::Upload::Upload(StorageEngine& engine, std::string video_id, std::string name,
                               std::optional<uint64_t> expected_size, bool sender_block_digests,
-                              fs::path temp, std::unique_ptr<WritableFile> file)
+                              BlockAlgorithm block_algorithm, fs::path temp,
+                              std::unique_ptr<WritableFile> file)
     : engine_(engine),
       video_id_(std::move(video_id)),
       name_(std::move(name)),
       expected_size_(expected_size),
       sender_block_digests_(sender_block_digests),
       temp_(std::move(temp)),
-      file_(std::move(file)) {}
+      file_(std::move(file)),
+      block_hasher_(block_algorithm) {}
 
 StorageEngine::Upload::~Upload() { Abandon(); }
 
@@ -467,7 +470,6 @@ absl::Status StorageEngine::Upload::Append(std::span<const char> data) {
     data = data.subspan(take);
     if (block_filled_ == kChecksumBlockBytes) {
       blocks_.push_back(block_hasher_.Finish());
-      block_hasher_.Reset();
       block_filled_ = 0;
     }
   }
@@ -479,7 +481,7 @@ absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(std::string_view expect
 }
 
 absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(
-    std::string_view expected_sha256, std::span<const Sha256::Digest> sender_blocks) {
+    std::string_view expected_sha256, std::span<const BlockDigest> sender_blocks) {
   if (!file_) return absl::FailedPreconditionError("upload is not usable");
   std::optional<std::string> expected = NormalizeSha256Hex(expected_sha256);
   if (!expected) {
@@ -493,16 +495,20 @@ absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(
         absl::StrCat("received ", written_, " bytes, announced ", *expected_size_));
   }
   if (block_filled_ > 0) blocks_.push_back(block_hasher_.Finish());
+  const bool sha256_blocks = block_algorithm() == BlockAlgorithm::kSha256;
   std::string actual;
   if (!sender_block_digests_) {
     actual = hasher_.FinishHex();
   } else if (absl::Status s = CheckSenderBlocks(sender_blocks); !s.ok()) {
     Abandon();
     return s;
-  } else if (blocks_.size() <= 1) {
+  } else if (sha256_blocks && blocks_.size() <= 1) {
     // At most one block: its digest is the whole file's, so the whole-file
     // digest is checked too.
     actual = blocks_.empty() ? Sha256::HexOf("") : Sha256::Hex(blocks_[0]);
+  } else if (blocks_.empty()) {
+    // An empty file: no block vouches for the sender's digest.
+    actual = Sha256::HexOf("");
   } else {
     // Every block is the sender's, so is the whole file: its digest is the
     // sender's (computed over the same bytes it sent).
@@ -513,13 +519,14 @@ absl::StatusOr<StoredFile> StorageEngine::Upload::Commit(
     return absl::DataLossError(absl::StrCat("checksum mismatch: received data has sha256 ", actual,
                                             ", expected ", *expected));
   }
-  // One block: its checksum is the whole file's.
-  if (blocks_.size() <= 1) blocks_.clear();
+  // One SHA-256 block: its checksum is the whole file's. Other algorithms
+  // record every block.
+  if (sha256_blocks && blocks_.size() <= 1) blocks_.clear();
   return engine_.CommitUpload(*this, actual);
 }
 
 absl::Status StorageEngine::Upload::CheckSenderBlocks(
-    std::span<const Sha256::Digest> sender_blocks) const {
+    std::span<const BlockDigest> sender_blocks) const {
   if (sender_blocks.size() != blocks_.size()) {
     return absl::DataLossError(absl::StrCat("received ", blocks_.size(),
                                             " blocks of data, the sender sent digests of ",
@@ -527,9 +534,11 @@ absl::Status StorageEngine::Upload::CheckSenderBlocks(
   }
   for (size_t i = 0; i < blocks_.size(); ++i) {
     if (blocks_[i] != sender_blocks[i]) {
-      return absl::DataLossError(absl::StrCat(
-          "checksum mismatch: block ", i, " of the received data has sha256 ",
-          Sha256::Hex(blocks_[i]), ", the sender's is ", Sha256::Hex(sender_blocks[i])));
+      return absl::DataLossError(
+          absl::StrCat("checksum mismatch: block ", i, " of the received data has ",
+                       ToAbsl(BlockAlgorithmName(block_algorithm())), " ",
+                       BlockDigestHex(block_algorithm(), blocks_[i]), ", the sender's is ",
+                       BlockDigestHex(block_algorithm(), sender_blocks[i])));
     }
   }
   return absl::OkStatus();

@@ -107,10 +107,12 @@ class StorageEngine {
   // front (RESOURCE_EXHAUSTED). Nothing is visible before Upload::Commit().
   // With `sender_block_digests`, the upload hashes only the blocks, and its
   // Commit() must be given the sender's digest of every block (see there).
-  // The engine must outlive the upload.
+  // The file's blocks are checksummed (and recorded) with `block_algorithm`:
+  // the sender's, when it sends digests. The engine must outlive the upload.
   absl::StatusOr<std::unique_ptr<Upload>> StartUpload(
       std::string_view video_id, std::string_view name,
-      std::optional<uint64_t> expected_size = std::nullopt, bool sender_block_digests = false);
+      std::optional<uint64_t> expected_size = std::nullopt, bool sender_block_digests = false,
+      BlockAlgorithm block_algorithm = kDefaultBlockAlgorithm);
 
   // Reads `length` bytes (to the end when nullopt) from `offset`, every byte
   // verified first (see Reader). NOT_FOUND if the file does not exist;
@@ -247,29 +249,32 @@ class StorageEngine::Upload {
   // Commit() of an upload started with sender_block_digests: the data is not
   // hashed whole; instead each kChecksumBlockBytes block (the last one may be
   // shorter) must hash to the sender's digest in `sender_blocks` (one per
-  // block, in order), and `expected_sha256` is then recorded as the whole
-  // file's digest (a file of at most one block is checked against it, as its
-  // block digest is the whole file's). DATA_LOSS on any mismatch or a wrong
-  // number of digests, leaving nothing behind. Without sender_block_digests
-  // `sender_blocks` is ignored and this is Commit().
+  // block, in order, of the upload's block algorithm), and `expected_sha256`
+  // is then recorded as the whole file's digest (vouched for by every block
+  // matching; with SHA-256 blocks a file of at most one block is checked
+  // against it, as its block digest is the whole file's). DATA_LOSS on any
+  // mismatch or a wrong number of digests, leaving nothing behind. Without
+  // sender_block_digests `sender_blocks` is ignored and this is Commit().
   absl::StatusOr<StoredFile> Commit(std::string_view expected_sha256,
-                                    std::span<const Sha256::Digest> sender_blocks);
+                                    std::span<const BlockDigest> sender_blocks);
 
   uint64_t bytes_written() const { return written_; }
 
-  // The SHA-256 of each complete block received so far (and, after Commit(),
-  // of the last one): for a caller that wants to know which block differed
-  // from the sender's after a DATA_LOSS.
-  std::span<const Sha256::Digest> block_digests() const { return blocks_; }
+  // The digest (of block_algorithm()) of each complete block received so far
+  // (and, after Commit(), of the last one): for a caller that wants to know
+  // which block differed from the sender's after a DATA_LOSS.
+  std::span<const BlockDigest> block_digests() const { return blocks_; }
+  BlockAlgorithm block_algorithm() const { return block_hasher_.algorithm(); }
 
  private:
   friend class StorageEngine;
   Upload(StorageEngine& engine, std::string video_id, std::string name,
          std::optional<uint64_t> expected_size, bool sender_block_digests,
-         std::filesystem::path temp, std::unique_ptr<WritableFile> file);
+         BlockAlgorithm block_algorithm, std::filesystem::path temp,
+         std::unique_ptr<WritableFile> file);
   void Abandon();
   // DATA_LOSS unless `sender_blocks` are exactly the digests of blocks_.
-  absl::Status CheckSenderBlocks(std::span<const Sha256::Digest> sender_blocks) const;
+  absl::Status CheckSenderBlocks(std::span<const BlockDigest> sender_blocks) const;
 
   StorageEngine& engine_;
   const std::string video_id_;
@@ -281,9 +286,9 @@ class StorageEngine::Upload {
   std::unique_ptr<WritableFile> file_;  // null once abandoned or committed
   bool temp_exists_ = true;
   Sha256 hasher_;  // unused with sender_block_digests_
-  Sha256 block_hasher_;
+  BlockHasher block_hasher_;
   uint64_t block_filled_ = 0;
-  std::vector<Sha256::Digest> blocks_;
+  std::vector<BlockDigest> blocks_;
   uint64_t written_ = 0;
 };
 
@@ -301,10 +306,12 @@ class StorageEngine::Reader {
   // The whole file's description (not just the range's).
   const StoredFile& file() const { return file_; }
 
-  // The recorded SHA-256 of each kChecksumBlockBytes block of the whole file,
-  // in order: one (the whole file's) for a file of one block, none for an
-  // empty file. Read() checks every block it hands out against its digest.
-  std::vector<Sha256::Digest> BlockDigests() const;
+  // The recorded digest of each kChecksumBlockBytes block of the whole file,
+  // in order, of block_algorithm(): one for a file of one block (with SHA-256
+  // blocks, the whole file's), none for an empty file. Read() checks every
+  // block it hands out against its digest.
+  std::vector<BlockDigest> BlockDigests() const;
+  BlockAlgorithm block_algorithm() const { return record_.block_algorithm; }
 
   // From now on, Read() hands out the stored bytes without hashing them: for
   // a receiver that checks every block against BlockDigests() itself (a node

@@ -182,11 +182,12 @@ StorageEngine::Reader::Reader(StorageEngine& engine, std::unique_ptr<ReadableFil
       position_(offset),
       end_(end) {}
 
-std::vector<Sha256::Digest> StorageEngine::Reader::BlockDigests() const {
+std::vector<BlockDigest> StorageEngine::Reader::BlockDigests() const {
   if (!record_.blocks.empty()) return record_.blocks;
   if (record_.size == 0) return {};
-  // One block: the record holds only the whole file's digest, which is it.
-  Sha256::Digest digest{};
+  // One SHA-256 block: the record holds only the whole file's digest, which
+  // is it. (Other algorithms record every block: see ChecksumRecord.)
+  BlockDigest digest{};
   const std::string raw = absl::HexStringToBytes(record_.sha256);
   if (raw.size() == digest.size()) std::memcpy(digest.data(), raw.data(), digest.size());
   return {digest};
@@ -205,12 +206,11 @@ absl::Status StorageEngine::Reader::LoadBlock(uint64_t index) {
     damage = Damage::kWrongSize;
     detail = absl::StrCat("it ends at byte ", start + *n, ", ", record_.size, " recorded");
   } else {
-    Sha256 hasher;
-    hasher.Update(std::span<const char>(block_.data(), block_.size()));
-    const Sha256::Digest digest = hasher.Finish();
-    // With one block, the record's whole-file checksum is that block's.
+    const BlockDigest digest = BlockHasher::Of(record_.block_algorithm,
+                                               std::span<const char>(block_.data(), block_.size()));
+    // With one SHA-256 block, the record's whole-file checksum is that block's.
     const bool good =
-        record_.blocks.empty()
+        record_.blocks.empty() && record_.block_algorithm == BlockAlgorithm::kSha256
             ? absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest.data()),
                                                        digest.size())) == record_.sha256
             : digest == record_.blocks[index];

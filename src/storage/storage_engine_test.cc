@@ -269,7 +269,8 @@ TEST_F(StorageEngineTest, ChecksumMismatchStoresNothing) {
   EXPECT_EQ(engine_->Stat(video, "bad").status().code(), absl::StatusCode::kNotFound);
 }
 
-// The digests of `data`'s kChecksumBlockBytes blocks, as a sender computes them.
+// The SHA-256 digests of `data`'s kChecksumBlockBytes blocks, as a sender
+// before XXH3-128 computes them (block_checksum_test.cc covers both).
 std::vector<Sha256::Digest> BlockDigests(const std::string& data) {
   std::vector<Sha256::Digest> blocks;
   for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
@@ -286,7 +287,9 @@ TEST_F(StorageEngineTest, WithTheSendersBlockDigestsTheWholeFileIsNotHashedAgain
                       size_t{2 * kChecksumBlockBytes + 12345}}) {
     SCOPED_TRACE(size);
     const std::string data = Pattern(size, 11);
-    auto upload = engine_->StartUpload(video, "file", std::nullopt, /*sender_block_digests=*/true);
+    // SHA-256 block digests, as a sender before XXH3-128 sends them.
+    auto upload = engine_->StartUpload(video, "file", std::nullopt, /*sender_block_digests=*/true,
+                                       BlockAlgorithm::kSha256);
     ASSERT_TRUE(upload.ok()) << upload.status();
     for (size_t at = 0; at < data.size(); at += kChunk) {
       ASSERT_TRUE((*upload)->Append(std::string_view(data).substr(at, kChunk)).ok());
@@ -310,7 +313,7 @@ TEST_F(StorageEngineTest, AWrongSenderBlockDigestFailsTheUploadAndLeavesNothing)
   ASSERT_TRUE(Put(video, "kept", "earlier version").ok());
   auto attempt = [&](const std::string& name, std::string_view payload,
                      std::vector<Sha256::Digest> blocks, const std::string& expected) {
-    auto upload = engine_->StartUpload(video, name, std::nullopt, true);
+    auto upload = engine_->StartUpload(video, name, std::nullopt, true, BlockAlgorithm::kSha256);
     EXPECT_TRUE(upload.ok()) << upload.status();
     if (!upload.ok()) return upload.status();
     EXPECT_TRUE((*upload)->Append(payload).ok());

@@ -14,10 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/durations.h"
 #include "common/names.h"
+#include "common/strings.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "spdlog/spdlog.h"
+#include "storage/block_checksum.h"
 #include "storage/chunk_prefetcher.h"
 #include "storage/grpc_convert.h"
 #include "storage/sha256.h"
@@ -110,27 +112,46 @@ grpc::Status StorageServiceImpl::Put(grpc::ServerContext* context,
     }
   }
   const bool sender_blocks = header.block_sha256_follow();
+  // The sender's block algorithm (SHA-256 from a sender that does not say);
+  // without sender digests the node picks its own (the default).
+  BlockAlgorithm algorithm = kDefaultBlockAlgorithm;
+  if (sender_blocks) {
+    switch (header.block_algorithm()) {
+      case v1::BLOCK_CHECKSUM_SHA256:
+        algorithm = BlockAlgorithm::kSha256;
+        break;
+      case v1::BLOCK_CHECKSUM_XXH3_128:
+        algorithm = BlockAlgorithm::kXxh3_128;
+        break;
+      default:
+        return InvalidArgument(
+            absl::StrCat("unknown block_algorithm ", static_cast<int>(header.block_algorithm())));
+    }
+  }
+  const size_t digest_bytes = DigestBytes(algorithm);
   auto upload = engine_.StartUpload(
       header.video_id(), header.name(),
       header.has_total_size() ? std::optional<uint64_t>(header.total_size()) : std::nullopt,
-      sender_blocks);
+      sender_blocks, algorithm);
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   // The sender's block digests (with block_sha256_follow): at most one per
   // block received so far, plus one, so bounded like the engine's own list.
-  std::vector<Sha256::Digest> block_digests;
+  std::vector<BlockDigest> block_digests;
   auto take_block_digests = [&](const std::string& raw) -> grpc::Status {
     if (raw.empty()) return grpc::Status::OK;
     if (!sender_blocks) return InvalidArgument("block_sha256 without block_sha256_follow");
-    if (raw.size() % sizeof(Sha256::Digest) != 0) {
-      return InvalidArgument("block_sha256 is not a whole number of 32-byte digests");
+    if (raw.size() % digest_bytes != 0) {
+      return InvalidArgument(absl::StrCat("block_sha256 is not a whole number of ", digest_bytes,
+                                          "-byte ", ToAbsl(BlockAlgorithmName(algorithm)),
+                                          " digests"));
     }
-    const size_t n = raw.size() / sizeof(Sha256::Digest);
+    const size_t n = raw.size() / digest_bytes;
     if (block_digests.size() + n > (*upload)->bytes_written() / kChecksumBlockBytes + 1) {
       return InvalidArgument("more block digests than blocks of data");
     }
     for (size_t i = 0; i < n; ++i) {
-      Sha256::Digest& d = block_digests.emplace_back();
-      std::memcpy(d.data(), raw.data() + i * d.size(), d.size());
+      BlockDigest& d = block_digests.emplace_back();
+      std::memcpy(d.data(), raw.data() + i * digest_bytes, digest_bytes);
     }
     return grpc::Status::OK;
   };
@@ -227,7 +248,8 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   // The recorded block digests, for a copier to check each block against
   // instead of hashing the whole file a second time (see Pull). Sent with the
   // chunk where each block starts, so no message grows with the file.
-  std::vector<Sha256::Digest> digests;
+  std::vector<BlockDigest> digests;
+  const size_t digest_bytes = DigestBytes((*reader)->block_algorithm());
   const bool whole_file = request->offset() == 0 &&
                           (request->length() == 0 || request->length() >= (*reader)->file().size);
   // A copy's read: the whole file with its digests (a pull or a relayed copy).
@@ -235,6 +257,9 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
   if (copy_read) {
     digests = (*reader)->BlockDigests();
     response.set_block_sha256_follow(true);
+    response.set_block_algorithm((*reader)->block_algorithm() == BlockAlgorithm::kSha256
+                                     ? v1::BLOCK_CHECKSUM_SHA256
+                                     : v1::BLOCK_CHECKSUM_XXH3_128);
     // The receiver checks each block against these stored digests, so a
     // second SHA-256 pass here would only repeat its work: a damaged block
     // still fails there (nothing stored), and its verified re-read of that
@@ -285,7 +310,7 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     // their digests may go out.
     while (next_digest < digests.size() && next_digest * kChecksumBlockBytes < position) {
       response.mutable_block_sha256()->append(
-          reinterpret_cast<const char*>(digests[next_digest].data()), digests[next_digest].size());
+          reinterpret_cast<const char*>(digests[next_digest].data()), digest_bytes);
       ++next_digest;
     }
     // The first message goes out even for an empty range: it carries the info.
@@ -298,6 +323,7 @@ grpc::Status StorageServiceImpl::Get(grpc::ServerContext* context, const v1::Get
     if (first) {
       response.clear_file();
       response.clear_block_sha256_follow();
+      response.clear_block_algorithm();
     }
   }
   if (request->want_block_sha256()) {
