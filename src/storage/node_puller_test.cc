@@ -83,20 +83,20 @@ size_t RegularFilesUnder(const std::filesystem::path& dir) {
   return count;
 }
 
-// The raw SHA-256 of each kChecksumBlockBytes block of `data`.
-std::vector<Sha256::Digest> BlockDigestsOf(std::string_view data) {
-  std::vector<Sha256::Digest> digests;
+// The raw digest of each kChecksumBlockBytes block of `data` (SHA-256, as
+// a node before XXH3-128 sends them, unless told otherwise).
+std::vector<BlockDigest> BlockDigestsOf(std::string_view data,
+                                        BlockAlgorithm algorithm = BlockAlgorithm::kSha256) {
+  std::vector<BlockDigest> digests;
   for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
-    Sha256 hasher;
-    hasher.Update(data.substr(at, kChecksumBlockBytes));
-    digests.push_back(hasher.Finish());
+    digests.push_back(BlockHasher::Of(algorithm, data.substr(at, kChecksumBlockBytes)));
   }
   return digests;
 }
 
-std::string Raw(const std::vector<Sha256::Digest>& digests) {
+std::string Raw(const std::vector<BlockDigest>& digests) {
   std::string raw;
-  for (const Sha256::Digest& d : digests)
+  for (const BlockDigest& d : digests)
     raw.append(reinterpret_cast<const char*>(d.data()), d.size());
   return raw;
 }
@@ -234,7 +234,10 @@ TEST(NodePullerTest, TheSourceSendsTheRecordedDigestOfEveryBlockOfAWholeFile) {
     }
     EXPECT_EQ(got, data);
     const auto digests = (*get)->block_digests();
-    EXPECT_EQ(std::vector<Sha256::Digest>(digests.begin(), digests.end()), BlockDigestsOf(data))
+    // The node hashed these files itself: XXH3-128 blocks.
+    EXPECT_EQ((*get)->block_algorithm(), BlockAlgorithm::kXxh3_128);
+    EXPECT_EQ(std::vector<BlockDigest>(digests.begin(), digests.end()),
+              BlockDigestsOf(data, BlockAlgorithm::kXxh3_128))
         << size;
   }
   // Not asked for, or not the whole file: none.
@@ -244,6 +247,56 @@ TEST(NodePullerTest, TheSourceSendsTheRecordedDigestOfEveryBlockOfAWholeFile) {
   auto range = source.client->OpenGet(video, "f5000", 10, 0, true, /*block_digests=*/true);
   ASSERT_TRUE(range.ok()) << range.status();
   EXPECT_FALSE((*range)->block_digests_follow());
+}
+
+// A file stored with SHA-256 blocks (by a sender before XXH3-128) and one with
+// XXH3-128 blocks: each copy keeps its source's algorithm and digests, and
+// damage to either copy is caught by a verified read.
+TEST(NodePullerTest, APullKeepsTheSourcesBlockAlgorithm) {
+  TempDir dir;
+  Node source(dir.path() / "a", kToken);
+  Node destination(dir.path() / "b", kToken);
+  const std::string video = NewVideoId();
+  for (BlockAlgorithm algorithm : {BlockAlgorithm::kSha256, BlockAlgorithm::kXxh3_128}) {
+    for (size_t size : {size_t{4000}, 2 * (size_t{1} << 20) + 5}) {
+      const std::string name = std::string(BlockAlgorithmName(algorithm)) + std::to_string(size);
+      SCOPED_TRACE(name);
+      const std::string data = Pattern(size, 13);
+      auto put = source.client->StartPut(
+          video, name,
+          {.sha256_at_commit = true, .block_sha256_follow = true, .block_algorithm = algorithm});
+      ASSERT_TRUE(put.ok()) << put.status();
+      ASSERT_TRUE((*put)->Append(data).ok());
+      (*put)->AddBlockDigests(BlockDigestsOf(data, algorithm));
+      ASSERT_TRUE((*put)->Commit(Sha256::HexOf(data)).ok());
+
+      auto pulled = destination.client->Pull({.video_id = video,
+                                              .name = name,
+                                              .source_address = source.address,
+                                              .size = data.size(),
+                                              .sha256 = Sha256::HexOf(data)});
+      ASSERT_TRUE(pulled.ok()) << pulled.status();
+      ASSERT_TRUE(pulled->source_error.ok()) << pulled->source_error;
+
+      auto get = destination.client->OpenGet(video, name, 0, 0, true, /*block_digests=*/true);
+      ASSERT_TRUE(get.ok()) << get.status();
+      std::string got;
+      ASSERT_TRUE(ReadAll(**get, got).ok());
+      EXPECT_EQ(got, data);
+      EXPECT_EQ((*get)->block_algorithm(), algorithm);
+      const auto digests = (*get)->block_digests();
+      EXPECT_EQ(std::vector<BlockDigest>(digests.begin(), digests.end()),
+                BlockDigestsOf(data, algorithm));
+
+      FlipStoredBit(destination, video, name, size - 3);
+      // A one-block file fails as the read opens, a larger one at the bad block.
+      auto damaged = destination.client->OpenGet(video, name, 0, 0);
+      got.clear();
+      const absl::Status read = damaged.ok() ? ReadAll(**damaged, got) : damaged.status();
+      EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss) << read;
+    }
+  }
+  EXPECT_EQ(destination.engine->quarantine().List(0, 0).copies.size(), 4u);
 }
 
 TEST(NodePullerTest, TheSourceSkipsItsOwnHashOnlyWhenTheReceiverVerifiesTheBlocks) {
@@ -264,8 +317,9 @@ TEST(NodePullerTest, TheSourceSkipsItsOwnHashOnlyWhenTheReceiverVerifiesTheBlock
   ASSERT_EQ(got.size(), data.size());
   EXPECT_NE(got, data);
   const auto sent = (*copy)->block_digests();
-  EXPECT_EQ(std::vector<Sha256::Digest>(sent.begin(), sent.end()), BlockDigestsOf(data));
-  EXPECT_NE(BlockDigestsOf(got)[1], BlockDigestsOf(data)[1]);
+  constexpr BlockAlgorithm kXxh3 = BlockAlgorithm::kXxh3_128;
+  EXPECT_EQ(std::vector<BlockDigest>(sent.begin(), sent.end()), BlockDigestsOf(data, kXxh3));
+  EXPECT_NE(BlockDigestsOf(got, kXxh3)[1], BlockDigestsOf(data, kXxh3)[1]);
   EXPECT_EQ(source.engine->quarantine().List(0, 0).copies.size(), 0u);
 
   // Every other read verifies: a copier's read that does not say it checks
@@ -347,7 +401,7 @@ class NodePullerFakeSourceTest : public ::testing::Test {
 };
 
 TEST_F(NodePullerFakeSourceTest, APullChecksEveryBlockAgainstTheSourcesDigests) {
-  std::vector<Sha256::Digest> wrong = BlockDigestsOf(data_);
+  std::vector<BlockDigest> wrong = BlockDigestsOf(data_);
   wrong[2][0] ^= 1;
   std::string right_raw = Raw(BlockDigestsOf(data_));
   std::string damaged = data_;

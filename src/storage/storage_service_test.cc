@@ -243,13 +243,12 @@ TEST_F(StorageServiceTest, MalformedUploadsAreRefusedAndStoreNothing) {
 }
 
 // The raw digests of `data`'s blocks, concatenated (PutRequest.block_sha256).
-std::string RawBlockDigests(std::string_view data) {
+std::string RawBlockDigests(std::string_view data,
+                            BlockAlgorithm algorithm = BlockAlgorithm::kSha256) {
   std::string raw;
   for (size_t at = 0; at < data.size(); at += kChecksumBlockBytes) {
-    Sha256 hasher;
-    hasher.Update(data.substr(at, kChecksumBlockBytes));
-    const Sha256::Digest digest = hasher.Finish();
-    raw.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+    const BlockDigest digest = BlockHasher::Of(algorithm, data.substr(at, kChecksumBlockBytes));
+    raw.append(reinterpret_cast<const char*>(digest.data()), DigestBytes(algorithm));
   }
   return raw;
 }
@@ -348,6 +347,74 @@ TEST_F(StorageServiceTest, ASharedSliceFeedsSeveralStreamsWithTheirBlockDigests)
   EXPECT_FALSE(client_->Stat(video, "c").ok());
 }
 
+// A sender of XXH3-128 block digests (the web server): 16 bytes a block, a
+// file of one block has one too, and the file keeps that algorithm; a sender
+// of SHA-256 digests (older) keeps SHA-256 blocks.
+TEST_F(StorageServiceTest, XxhBlockDigestsAreCheckedAndKeptAsTheFilesAlgorithm) {
+  const std::string video = NewVideoId();
+  for (size_t size : {size_t{0}, size_t{700}, 2 * kMiB + 9}) {
+    SCOPED_TRACE(size);
+    const std::string data = Pattern(size, 10);
+    for (BlockAlgorithm algorithm : {BlockAlgorithm::kXxh3_128, BlockAlgorithm::kSha256}) {
+      const std::string name = std::string(BlockAlgorithmName(algorithm)) + std::to_string(size);
+      const std::string raw = RawBlockDigests(data, algorithm);
+      std::vector<BlockDigest> digests(raw.size() / DigestBytes(algorithm));
+      for (size_t i = 0; i < digests.size(); ++i) {
+        std::memcpy(digests[i].data(), raw.data() + i * DigestBytes(algorithm),
+                    DigestBytes(algorithm));
+      }
+      PutOptions options{
+          .sha256_at_commit = true, .block_sha256_follow = true, .block_algorithm = algorithm};
+      auto stream = client_->StartPut(video, name, options);
+      ASSERT_TRUE(stream.ok()) << stream.status();
+      ASSERT_TRUE((*stream)->Append(data).ok());
+      (*stream)->AddBlockDigests(digests);
+      auto stored = (*stream)->Commit(Sha256::HexOf(data));
+      ASSERT_TRUE(stored.ok()) << stored.status();
+      EXPECT_EQ(stored->sha256, Sha256::HexOf(data));
+
+      auto get = client_->OpenGet(video, name, 0, 0, true, /*block_digests=*/true);
+      ASSERT_TRUE(get.ok()) << get.status();
+      std::string got;
+      for (auto chunk = (*get)->Next(); chunk.ok() && !chunk->empty(); chunk = (*get)->Next()) {
+        got.append(chunk->data(), chunk->size());
+      }
+      EXPECT_EQ(got, data);
+      EXPECT_EQ((*get)->block_algorithm(), algorithm);
+      const auto sent = (*get)->block_digests();
+      EXPECT_EQ(std::vector<BlockDigest>(sent.begin(), sent.end()), digests);
+    }
+  }
+
+  // A wrong XXH3 digest, a ragged one and an unknown algorithm store nothing.
+  const std::string data = Pattern(kMiB + 10, 11);
+  const std::string xxh = RawBlockDigests(data, BlockAlgorithm::kXxh3_128);
+  auto upload = [&](const std::string& name, int algorithm, std::string digests) {
+    v1::PutRequest header = Header(video, name);
+    header.mutable_header()->set_block_sha256_follow(true);
+    header.mutable_header()->set_block_algorithm(static_cast<v1::BlockChecksum>(algorithm));
+    v1::PutRequest finish = Finish(Sha256::HexOf(data));
+    finish.set_block_sha256(std::move(digests));
+    return RawPut(*stub_, {header, Chunk(data.substr(0, kMiB)), Chunk(data.substr(kMiB)), finish});
+  };
+  std::string wrong = xxh;
+  wrong[20] ^= 1;
+  EXPECT_EQ(upload("wrong", v1::BLOCK_CHECKSUM_XXH3_128, wrong).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(upload("ragged", v1::BLOCK_CHECKSUM_XXH3_128, xxh + "x").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(upload("unknown", 7, xxh).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // SHA-256 digests announced as XXH3 do not fit (two 32-byte digests are
+  // four 16-byte ones, more than there are blocks).
+  EXPECT_NE(upload("mislabelled", v1::BLOCK_CHECKSUM_XXH3_128, RawBlockDigests(data)).error_code(),
+            grpc::StatusCode::OK);
+  EXPECT_TRUE(upload("good", v1::BLOCK_CHECKSUM_XXH3_128, xxh).ok());
+  for (const char* name : {"wrong", "ragged", "unknown", "mislabelled"}) {
+    EXPECT_FALSE(client_->Stat(video, name).ok()) << name;
+  }
+  EXPECT_THAT(TempFiles(DataDir()), IsEmpty());
+}
+
 // Without a digest stream: the client hashes what it sends, shared slices too.
 TEST_F(StorageServiceTest, ASharedSliceIsHashedLikeAppendedBytes) {
   const std::string video = NewVideoId();
@@ -368,7 +435,8 @@ TEST_F(StorageServiceTest, AGetOfTheWholeFileCarriesEachBlocksDigestWithTheChunk
   const std::string video = NewVideoId();
   const std::string data = Pattern(2 * kMiB + 500, 6);
   ASSERT_TRUE(client_->PutBytes(video, "f", data).ok());
-  const std::string blocks = RawBlockDigests(data);
+  // The node hashed the file itself: it has XXH3-128 blocks (16 bytes each).
+  const std::string blocks = RawBlockDigests(data, BlockAlgorithm::kXxh3_128);
   auto read_all = [&](uint64_t offset, bool want) {
     grpc::ClientContext context;
     v1::GetRequest request;
@@ -389,10 +457,13 @@ TEST_F(StorageServiceTest, AGetOfTheWholeFileCarriesEachBlocksDigestWithTheChunk
   uint64_t position = 0;
   for (size_t i = 0; i < whole.size(); ++i) {
     EXPECT_EQ(whole[i].block_sha256_follow(), i == 0) << i;
+    EXPECT_EQ(whole[i].block_algorithm(),
+              i == 0 ? v1::BLOCK_CHECKSUM_XXH3_128 : v1::BLOCK_CHECKSUM_SHA256)
+        << i;
     const uint64_t blocks_started = (position + whole[i].chunk().size() + kMiB - 1) / kMiB;
     position += whole[i].chunk().size();
     sent += whole[i].block_sha256();
-    EXPECT_EQ(sent, blocks.substr(0, 32 * blocks_started)) << i;
+    EXPECT_EQ(sent, blocks.substr(0, 16 * blocks_started)) << i;
   }
   EXPECT_EQ(sent, blocks);
   // Not asked for, or a range: no digests.
