@@ -206,6 +206,32 @@ test('copies damaged on disk are found by the scrubber and restored from the oth
   assert.ok(Number(repair.anti_entropy_passes ?? 0) === 0, `no anti-entropy pass: ${status.stdout}`);
 });
 
+// Block checksums (docs/integrity.md): every copy written through the web
+// server, and every copy the repair restored (a pull keeps its source's
+// algorithm), is recorded with XXH3-128 blocks (one per MiB, a one-block
+// file too) beside the whole file's SHA-256, which is the data's.
+test('every copy, restored ones included, has XXH3-128 block checksums and its SHA-256', async () => {
+  let records = 0;
+  for (const node of nodes) {
+    for (const [name, digest] of await filesOn(node)) {
+      const record = (await readFile(
+        path.join(node.dataDir, 'data', 'checksums', video.id, name), 'utf8')).trim().split(' ');
+      // v3 <sha256> <mtime_ns> <etag> <size> xxh3-128 <block count> <digests>
+      assert.equal(record.length, 8, `record of ${name}: ${record.join(' ')}`);
+      assert.equal(record[0], 'v3', name);
+      assert.equal(record[1], digest, `whole-file SHA-256 of ${name}`);
+      assert.equal(record[5], 'xxh3-128', name);
+      const size = Number(record[4]);
+      const blocks = Math.ceil(size / (1 << 20));
+      assert.equal(Number(record[6]), blocks, `blocks of ${name} (${size} bytes)`);
+      assert.equal(record[7], blocks === 0 ? '-' : record[7], name);
+      if (blocks > 0) assert.match(record[7], new RegExp(`^[0-9a-f]{${32 * blocks}}$`), name);
+      records++;
+    }
+  }
+  assert.equal(records, 2 * expected.size, 'two recorded copies of every file');
+});
+
 /** The node's quarantined count in `streamgrid-admin --json list` (0 until known). */
 async function quarantinedOn(node) {
   const listed = await cli('--json', 'list', web.admin);
