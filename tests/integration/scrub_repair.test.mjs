@@ -206,6 +206,16 @@ test('copies damaged on disk are found by the scrubber and restored from the oth
   assert.ok(Number(repair.anti_entropy_passes ?? 0) === 0, `no anti-entropy pass: ${status.stdout}`);
 });
 
+/** The node's quarantined count in `streamgrid-admin --json list` (0 until known). */
+async function quarantinedOn(node) {
+  const listed = await cli('--json', 'list', web.admin);
+  assert.equal(listed.code, 0, listed.stderr);
+  const json = JSON.parse(listed.stdout);
+  const entry = (json.nodes ?? json).find((n) => n.address === node.address);
+  assert.ok(entry, `node ${node.address} listed: ${listed.stdout}`);
+  return Number(entry.quarantined ?? 0);
+}
+
 // Block checksums (docs/integrity.md): every copy written through the web
 // server, and every copy the repair restored (a pull keeps its source's
 // algorithm), is recorded with XXH3-128 blocks (one per MiB, a one-block
@@ -231,13 +241,3 @@ test('every copy, restored ones included, has XXH3-128 block checksums and its S
   }
   assert.equal(records, 2 * expected.size, 'two recorded copies of every file');
 });
-
-/** The node's quarantined count in `streamgrid-admin --json list` (0 until known). */
-async function quarantinedOn(node) {
-  const listed = await cli('--json', 'list', web.admin);
-  assert.equal(listed.code, 0, listed.stderr);
-  const json = JSON.parse(listed.stdout);
-  const entry = (json.nodes ?? json).find((n) => n.address === node.address);
-  assert.ok(entry, `node ${node.address} listed: ${listed.stdout}`);
-  return Number(entry.quarantined ?? 0);
-}
