@@ -257,30 +257,6 @@ async function chaos(run, rng, log) {
       run.quarantineCounts.set(node.id, seen);
     }
   };
-  // A corruption counts as detected by whatever found it first: a process
-  // saying so in its log (a node's read or scrub, a web server's verified
-  // read or repair loop, see ChaosCluster.scanForDamage), the node's
-  // quarantine naming it, or else the cluster rewriting that copy with the
-  // right bytes (a repair pass that compared copies, e.g. of a deleted file,
-  // which leaves nothing to quarantine).
-  const noteDetection = async (c, n) => {
-    const seen = cluster.damageSeen.find((d) => d.key === c.key && d.node === c.node && d.t >= c.t);
-    let by = null;
-    if (seen) {
-      c.detectedAt = seen.t;
-      by = seen.by;
-    } else if (await cluster.quarantined(n, c.videoId, c.name)) {
-      c.detectedAt = Date.now();
-      by = 'quarantine';
-    } else if (c.repairedAt) {
-      c.detectedAt = c.repairedAt;
-      by = 'repair';
-    }
-    if (by) {
-      c.detectedBy = by;
-      log(`corruption ${c.kind} of ${c.key} on ${c.node} detected (${by})`);
-    }
-  };
   let watching = true;
   let rounds = 0;
   const watch = (async () => {
@@ -296,13 +272,13 @@ async function chaos(run, rng, log) {
         }
         for (const c of run.corruptions) {
           const n = cluster.nodeByName(c.node);
-          if (!c.detectedAt) await noteDetection(c, n);
+          if (!c.detectedAt) await noteDetection(cluster, c, n, log);
           if (!c.repairedAt && n.up) {
             const got = await readFile(c.file).then(sha256, () => null);
             if (got === c.sha256) {
               c.repairedAt = Date.now();
               log(`corruption ${c.kind} of ${c.key} on ${c.node} good again on that node`);
-              if (!c.detectedAt) await noteDetection(c, n);
+              if (!c.detectedAt) await noteDetection(cluster, c, n, log);
             }
           }
         }
@@ -508,6 +484,31 @@ async function chaos(run, rng, log) {
   return 0;
 }
 
+// A corruption counts as detected by whatever found it first: a process
+// saying so in its log (a node's read or scrub, a web server's verified
+// read or repair loop, see ChaosCluster.scanForDamage), the node's
+// quarantine naming it, or else the cluster rewriting that copy with the
+// right bytes (a repair pass that compared copies, e.g. of a deleted file,
+// which leaves nothing to quarantine).
+async function noteDetection(cluster, c, n, log) {
+  const seen = cluster.damageSeen.find((d) => d.key === c.key && d.node === c.node && d.t >= c.t);
+  let by = null;
+  if (seen) {
+    c.detectedAt = seen.t;
+    by = seen.by;
+  } else if (await cluster.quarantined(n, c.videoId, c.name)) {
+    c.detectedAt = Date.now();
+    by = 'quarantine';
+  } else if (c.repairedAt) {
+    c.detectedAt = c.repairedAt;
+    by = 'repair';
+  }
+  if (by) {
+    c.detectedBy = by;
+    log(`corruption ${c.kind} of ${c.key} on ${c.node} detected (${by})`);
+  }
+}
+
 /**
  * Every file of every ready video with its good SHA-256: the verified
  * references, the originals, and any other name found on a node's disk (its
@@ -581,7 +582,7 @@ async function finalChecks(run, videos, reference, originals, log) {
   for (const c of run.corruptions) {
     c.repaired = !!run.copies && !short.has(c.key) && run.copies.files > 0;
     c.served = run.stats.corruptions.some((s) => s.key === c.key && s.t >= c.t);
-    if (!c.detectedAt) await noteDetection(c, cluster.nodeByName(c.node));
+    if (!c.detectedAt) await noteDetection(cluster, c, cluster.nodeByName(c.node), log);
   }
   // What the cluster says of itself (fields other branches add show when present).
   run.nodeList = await cluster.adminJson('list');
