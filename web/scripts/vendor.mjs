@@ -35,6 +35,10 @@ const files = [
   ['hls.js', 'dist/hls.worker.js', 'hls.worker.js', true],
   ['hls.js', 'dist/hls.worker.js.map', 'hls.worker.js.map', false],
   ['hls.js', 'LICENSE', 'hls.js.LICENSE.txt', true],
+  // The home page's resumable uploads (tus 1.0, /api/uploads).
+  ['tus-js-client', 'dist/tus.min.js', 'tus.min.js', true],
+  ['tus-js-client', 'dist/tus.min.js.map', 'tus.min.js.map', false],
+  ['tus-js-client', 'LICENSE', 'tus-js-client.LICENSE.txt', true],
 ];
 
 mkdirSync(vendorDir, { recursive: true });
@@ -64,5 +68,6 @@ for (const [pkg, from, to, required] of files) {
 
 if (failed) process.exit(1);
 console.log(
-  `vendor: dash.js ${version('dashjs')} and hls.js ${version('hls.js')} copied to static/vendor/`,
+  `vendor: dash.js ${version('dashjs')}, hls.js ${version('hls.js')} and tus-js-client ` +
+    `${version('tus-js-client')} copied to static/vendor/`,
 );
