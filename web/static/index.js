@@ -125,7 +125,7 @@
       // One request at a time per card, all cards in parallel.
       await Promise.all(cards.map(refresh));
     }
-    if (processingCards().length > 0) timer = setTimeout(tick, POLL_INTERVAL_MS);
+    if (processingCards().length > 0 && !timer) timer = setTimeout(tick, POLL_INTERVAL_MS);
   }
 
   document.addEventListener('visibilitychange', () => {
@@ -136,4 +136,18 @@
   });
 
   if (processingCards().length > 0) timer = setTimeout(tick, POLL_INTERVAL_MS);
+
+  // Called by upload.js once an upload became a video: its card goes first in
+  // the grid (the newest video is first on the server's page too) and is kept
+  // up to date like the others until it is ready.
+  window.StreamGrid = window.StreamGrid || {};
+  window.StreamGrid.trackVideo = function trackVideo(id, title) {
+    if (Array.from(grid.querySelectorAll('.video-card[data-id]')).some((c) => c.getAttribute('data-id') === id)) {
+      return;
+    }
+    const empty = grid.querySelector('li.empty');
+    if (empty) empty.remove();
+    grid.prepend(buildCard({ id, title, status: 'processing' }));
+    if (!timer) timer = setTimeout(tick, POLL_INTERVAL_MS);
+  };
 })();
