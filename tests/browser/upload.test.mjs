@@ -39,7 +39,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
     // About 10 MB: enough chunks of the test's 256 KiB to stop in the middle.
     clips['large.mp4'] = await makeTestVideo(path.join(tmp, 'large.mp4'), {
       width: 640, height: 360, seconds: 10, audio: true,
-      extra: ['-b:v', '8M', '-maxrate', '8M', '-bufsize', '4M'],
+      extra: ['-b:v', '12M', '-maxrate', '12M', '-bufsize', '4M'],
     });
     context = await launchChromium(path.join(tmp, 'chromium-profile'));
   }, { timeout: 300_000 });
