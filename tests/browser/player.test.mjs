@@ -376,10 +376,20 @@ describe('web player', { timeout: 600_000 }, () => {
       });
     });
     assertStrictCsp(await page.goto(web.url + '/'));
+    // Choosing the file starts the (tus) upload; its row shows the bytes sent,
+    // then the processing, then a Watch link.
     await page.setInputFiles('#upload-file', clip);
+    const row = page.locator('.upload-item').filter({ hasText: 'second.mp4' });
+    await page.waitForFunction(
+      () => /Processing|Ready/.test(document.querySelector('.upload-item .upload-status')?.textContent || ''),
+      null,
+      { timeout: 60_000, polling: 50 },
+    );
+    const watch = row.locator('a.upload-watch');
+    await watch.waitFor({ state: 'visible', timeout: READY_TIMEOUT_MS });
     await Promise.all([
       page.waitForURL(/\/videos\/[^/?#]+$/, { timeout: 60_000 }),
-      page.click('#upload-submit'),
+      watch.click(),
     ]);
     const id = new URL(page.url()).pathname.split('/').pop();
     assert.ok(id, 'navigated to the new video');
@@ -417,8 +427,7 @@ describe('web player', { timeout: 600_000 }, () => {
     page.on('pageerror', (err) => pageErrors.push(err.message));
 
     assertStrictCsp(await page.goto(secured.url + '/'));
-    await page.setInputFiles('#upload-file', videoPath);
-    await page.click('#upload-submit');
+    await page.setInputFiles('#upload-file', videoPath); // starts the upload
     // Refused with 401: the page asks. A wrong token is refused and asked for again.
     const dialog = page.locator('#token-dialog');
     await dialog.waitFor({ state: 'visible', timeout: 30_000 });
@@ -434,9 +443,12 @@ describe('web player', { timeout: 600_000 }, () => {
       { timeout: 30_000 },
     );
     await page.fill('#token-input', token);
+    await page.click('#token-save');
+    const watch = page.locator('.upload-item a.upload-watch');
+    await watch.waitFor({ state: 'visible', timeout: READY_TIMEOUT_MS });
     await Promise.all([
       page.waitForURL(/\/videos\/[^/?#]+$/, { timeout: 60_000 }),
-      page.click('#token-save'),
+      watch.click(),
     ]);
     const id = new URL(page.url()).pathname.split('/').pop();
     assert.equal((await fetch(`${secured.url}/api/videos/${id}`)).status, 200, 'uploaded');
