@@ -38,7 +38,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
     }
     // About 10 MB: enough chunks of the test's 256 KiB to stop in the middle.
     clips['large.mp4'] = await makeTestVideo(path.join(tmp, 'large.mp4'), {
-      width: 640, height: 360, seconds: 10, audio: true,
+      width: 640, height: 360, seconds: 16, audio: true,
       extra: ['-b:v', '12M', '-maxrate', '12M', '-bufsize', '4M'],
     });
     context = await launchChromium(path.join(tmp, 'chromium-profile'));
@@ -165,6 +165,17 @@ describe('upload panel', { timeout: 900_000 }, () => {
     for (const name of ['first.mp4', 'second.mp4']) await waitForRow(page, name, 'ready', READY_TIMEOUT_MS);
     await page.screenshot({ path: shotPath('ready'), fullPage: true });
     t.diagnostic(`screenshot: ${shotPath('ready')}`);
+    // The rows fit a phone's width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const widths = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      viewport: window.innerWidth,
+      row: document.querySelector('.upload-item').getBoundingClientRect().right,
+    }));
+    assert.ok(widths.page <= widths.viewport && widths.row <= widths.viewport, JSON.stringify(widths));
+    await page.screenshot({ path: shotPath('ready-phone'), fullPage: true });
+    t.diagnostic(`screenshot: ${shotPath('ready-phone')}`);
+    await page.setViewportSize({ width: 1280, height: 800 });
 
     const size = (name) => fs.statSync(clips[name]).size;
     let percentSeen = false;
