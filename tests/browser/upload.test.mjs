@@ -309,6 +309,32 @@ describe('upload panel', { timeout: 900_000 }, () => {
     t.diagnostic(`screenshot: ${shotPath('resume-ready')}`);
   });
 
+  test('Cancel stops the upload and deletes it on the server', async (t) => {
+    const { page } = await openHome(t, { chunkSize: 256 * 1024 });
+    // Hold the second PATCH, so that the upload is surely in the middle.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await page.route('**/api/uploads/**', async (route) => {
+      const req = route.request();
+      if (req.method() === 'PATCH' && Number(req.headers()['upload-offset']) > 0) {
+        release(req.url());
+        return; // never answered; the abort drops it
+      }
+      return route.continue();
+    });
+    const deleted = page.waitForResponse((res) => res.request().method() === 'DELETE', { timeout: 30_000 });
+    await page.setInputFiles('#upload-file', clips['large.mp4']);
+    const uploadUrl = await held;
+    await rowFor(page, 'large.mp4').locator('.upload-cancel').click();
+    assert.equal((await deleted).status(), 204, 'the partial upload is deleted');
+    await waitForRow(page, 'large.mp4', 'cancelled', 10_000);
+    assert.equal(await rowFor(page, 'large.mp4').locator('.upload-cancel').isVisible(), false);
+    const head = await fetch(uploadUrl, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } });
+    assert.equal(head.status, 404, 'the server no longer has it');
+    assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length), 0,
+      'and the page forgot it');
+  });
+
   test('a file that is not a video: the row shows the server\'s refusal in words', async (t) => {
     const text = path.join(tmp, 'notes.txt');
     fs.writeFileSync(text, 'These are notes, not a video.\n'.repeat(200));
