@@ -56,7 +56,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
   // options the page should use (window.streamgridUploadOptions).
   async function openHome(t, uploadOptions) {
     const page = await context.newPage();
-    const problems = trackProblems(page, { consoleErrors: false });
+    const problems = trackProblems(page);
     t.after(() => page.close().catch(() => {}));
     page.on('dialog', (d) => d.accept()); // a "leave the page?" question on reload
     await page.addInitScript((options) => {
@@ -249,7 +249,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
     t.diagnostic(`large test video: ${size} bytes`);
     assert.ok(size > 4_000_000, `big enough to stop in the middle: ${size}`);
     const chunk = 256 * 1024;
-    const { page } = await openHome(t, { chunkSize: chunk });
+    const { page, problems } = await openHome(t, { chunkSize: chunk });
 
     // Count the PATCH bodies; hold the first PATCH past 40 % so that the reload
     // surely comes in the middle (the held request never reaches the server).
@@ -307,6 +307,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
     assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(source), 'the stored original is the file');
     await page.screenshot({ path: shotPath('resume-ready'), fullPage: true });
     t.diagnostic(`screenshot: ${shotPath('resume-ready')}`);
+    assert.deepEqual(problems, []);
   });
 
   test('Cancel stops the upload and deletes it on the server', async (t) => {
