@@ -229,11 +229,18 @@ void HintHandoff::HandBack(const ClusterNode& stand_in, const Hint& hint,
     delete_sha256 = VersionAllOwnersHold(stand_in, owners, hint);
     if (!delete_sha256 && !stale) delete_sha256 = hint.sha256;
   }
-  absl::StatusOr<bool> dropped =
-      stand_in.client->DropHint(hint.video_id, hint.name, hint.intended_node, delete_sha256);
+  // Only the hint as listed: a hinted rewrite since then recorded a hint of
+  // its newer version, which the owner still lacks and the next pass hands
+  // back.
+  absl::StatusOr<storage::StorageClient::DropHintResult> dropped = stand_in.client->DropHint(
+      hint.video_id, hint.name, hint.intended_node, delete_sha256, hint.sha256);
   if (!dropped.ok()) {
     spdlog::warn("hinted handoff: cannot drop the hint of {}/{} on {}: {}", hint.video_id,
                  hint.name, stand_in.id, dropped.status().ToString());
+    ++pass.kept;
+    return;
+  }
+  if (dropped->hint_kept) {
     ++pass.kept;
     return;
   }

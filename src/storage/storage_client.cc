@@ -356,9 +356,9 @@ absl::StatusOr<HintPage> StorageClient::ListHints(std::string_view intended_node
   return page;
 }
 
-absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::string_view name,
-                                             std::string_view intended_node,
-                                             std::optional<std::string> delete_sha256) {
+absl::StatusOr<StorageClient::DropHintResult> StorageClient::DropHint(
+    std::string_view video_id, std::string_view name, std::string_view intended_node,
+    std::optional<std::string> delete_sha256, std::optional<std::string> only_if_sha256) {
   grpc::ClientContext context;
   SetCallDeadline(context);
   v1::DropHintRequest request;
@@ -369,10 +369,11 @@ absl::StatusOr<bool> StorageClient::DropHint(std::string_view video_id, std::str
     request.set_delete_file(true);
     request.set_sha256(*delete_sha256);
   }
+  if (only_if_sha256) request.set_hint_sha256(*only_if_sha256);
   v1::DropHintResponse response;
   grpc::Status status = stub_->DropHint(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
-  return response.file_deleted();
+  return DropHintResult{.hint_kept = response.hint_kept(), .file_deleted = response.file_deleted()};
 }
 
 // ---------------------------------------------------------------------------

@@ -194,13 +194,21 @@ class StorageClient {
   // `intended_node` when it is not empty. Page until the token is empty.
   absl::StatusOr<HintPage> ListHints(std::string_view intended_node = "",
                                      std::string_view page_token = "", uint32_t page_size = 0);
+  // What DropHint() did.
+  struct DropHintResult {
+    // The hint stays: it names another version than `only_if_sha256`.
+    bool hint_kept = false;
+    // The node's copy was removed.
+    bool file_deleted = false;
+  };
   // Drops the node's hint of `video_id/name` for `intended_node` (OK if there
-  // is none); with `delete_sha256` set, also removes the node's copy if it
-  // still has that SHA-256 and no other hint needs it. Returns whether the
-  // copy was removed.
-  absl::StatusOr<bool> DropHint(std::string_view video_id, std::string_view name,
-                                std::string_view intended_node,
-                                std::optional<std::string> delete_sha256 = std::nullopt);
+  // is none), but with `only_if_sha256` set only if the hint still names
+  // that version; with `delete_sha256` set, also removes the node's copy if
+  // it still has that SHA-256 and no other hint needs it.
+  absl::StatusOr<DropHintResult> DropHint(std::string_view video_id, std::string_view name,
+                                          std::string_view intended_node,
+                                          std::optional<std::string> delete_sha256 = std::nullopt,
+                                          std::optional<std::string> only_if_sha256 = std::nullopt);
 
  private:
   void SetCallDeadline(grpc::ClientContext& context) const;

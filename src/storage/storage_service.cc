@@ -486,11 +486,22 @@ grpc::Status StorageServiceImpl::DropHint(grpc::ServerContext* context,
     sha256 = NormalizeSha256Hex(request->sha256());
     if (!sha256) return InvalidArgument("delete_file needs the sha256 (64 hex digits) to delete");
   }
+  std::optional<std::string> hint_sha256;
+  if (!request->hint_sha256().empty()) {
+    hint_sha256 = NormalizeSha256Hex(request->hint_sha256());
+    if (!hint_sha256) return InvalidArgument("hint_sha256 is not a SHA-256 (64 hex digits)");
+  }
   // Under the file's lock, so that no hinted Put of the same file can record
   // a new hint and commit between the check and the delete below.
   std::lock_guard key_lock(hints_->KeyLock(request->video_id(), request->name()));
-  if (!hints_->Find(request->video_id(), request->name(), request->intended_node())) {
-    return grpc::Status::OK;  // dropped already (by another web server, say)
+  std::optional<Hint> hint =
+      hints_->Find(request->video_id(), request->name(), request->intended_node());
+  if (!hint) return grpc::Status::OK;  // dropped already (by another web server, say)
+  // The caller handed back the version it listed; a rewrite since then left
+  // a hint of the newer version, which its owner still lacks.
+  if (hint_sha256 && hint->sha256 != *hint_sha256) {
+    response->set_hint_kept(true);
+    return grpc::Status::OK;
   }
   if (absl::Status s =
           hints_->Remove(request->video_id(), request->name(), request->intended_node());

@@ -702,29 +702,29 @@ TEST_F(StorageServiceTest, DropHintDeletesOnlyTheHintedVersion) {
   // a: the copy is the hinted version: removed with the hint.
   auto dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v1));
   ASSERT_TRUE(dropped.ok()) << dropped.status();
-  EXPECT_TRUE(*dropped);
+  EXPECT_TRUE(dropped->file_deleted);
   EXPECT_EQ(client_->Stat(video, "a").status().code(), absl::StatusCode::kNotFound);
   // Again: no hint any more, nothing happens.
   dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v1));
   ASSERT_TRUE(dropped.ok());
-  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(dropped->file_deleted);
 
   // b: replaced by a newer version meanwhile: kept.
   ASSERT_TRUE(client_->PutBytes(video, "b", "version two").ok());
   dropped = client_->DropHint(video, "b", "n1", Sha256::HexOf(v1));
   ASSERT_TRUE(dropped.ok());
-  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(dropped->file_deleted);
   EXPECT_TRUE(client_->Stat(video, "b").ok());
 
   // c: still needed by the hint for n2.
   dropped = client_->DropHint(video, "c", "n1", Sha256::HexOf(v1));
   ASSERT_TRUE(dropped.ok());
-  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(dropped->file_deleted);
   EXPECT_TRUE(client_->Stat(video, "c").ok());
   // Without delete: only the hint goes.
   dropped = client_->DropHint(video, "c", "n2");
   ASSERT_TRUE(dropped.ok());
-  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(dropped->file_deleted);
   EXPECT_TRUE(client_->Stat(video, "c").ok());
   auto hints = client_->ListHints();
   ASSERT_TRUE(hints.ok());
@@ -734,6 +734,38 @@ TEST_F(StorageServiceTest, DropHintDeletesOnlyTheHintedVersion) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client_->DropHint(video, "c", "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(client_->DropHint(video, "c", "n1", "abc").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StorageServiceTest, DropHintKeepsAHintOfANewerVersion) {
+  const std::string video = NewVideoId();
+  const std::string v1 = "version one";
+  const std::string v2 = "version two";
+  ASSERT_TRUE(client_->Put(video, "a", SourceOf(v1, 4), {.hinted_for = "n1"}).ok());
+  // Rewritten while the owner is still down: the hint now names v2.
+  ASSERT_TRUE(client_->Put(video, "a", SourceOf(v2, 4), {.hinted_for = "n1"}).ok());
+
+  // A hand-back of v1 (listed before the rewrite) leaves the hint and the copy.
+  auto dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v1), Sha256::HexOf(v1));
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_TRUE(dropped->hint_kept);
+  EXPECT_FALSE(dropped->file_deleted);
+  auto hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  ASSERT_EQ(hints->hints.size(), 1u);
+  EXPECT_EQ(hints->hints[0].sha256, Sha256::HexOf(v2));
+  EXPECT_TRUE(client_->Stat(video, "a").ok());
+
+  // A hand-back of v2 drops it, with the copy.
+  dropped = client_->DropHint(video, "a", "n1", Sha256::HexOf(v2), Sha256::HexOf(v2));
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_FALSE(dropped->hint_kept);
+  EXPECT_TRUE(dropped->file_deleted);
+  hints = client_->ListHints();
+  ASSERT_TRUE(hints.ok());
+  EXPECT_THAT(hints->hints, IsEmpty());
+
+  EXPECT_EQ(client_->DropHint(video, "a", "n1", std::nullopt, "xyz").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
