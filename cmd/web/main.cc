@@ -274,6 +274,10 @@ int main(int argc, char** argv) {
     metadata = *std::move(opened);
   }
 
+  // Served at GET /metrics; components are watched as they start. Made
+  // before them (and so destroyed after): the channels to the nodes and the
+  // transcode workers report to it.
+  web::WebMetrics web_metrics;
   // What the self-repair loops do, for the admin API's Status; every loop
   // adds to this one.
   repair::RepairStats repair_stats;
@@ -304,6 +308,9 @@ int main(int argc, char** argv) {
     ClusterOptions cluster_options;
     cluster_options.client.security = web_auth->cluster;
     cluster_options.down_after = health_settings->node_down_after;
+    cluster_options.node_interceptor = [&web_metrics](const std::string& node_id) {
+      return web_metrics.NodeInterceptor(node_id);
+    };
     auto opened = OpenClusterContent(std::move(state_store),
                                      flags.content == "cluster" ? "" : flags.content.substr(8),
                                      flags.replication_factor, std::move(cluster_options));
@@ -354,7 +361,10 @@ int main(int argc, char** argv) {
        .lease_ttl = std::chrono::seconds(flags.job_lease_ttl_s),
        .rescan_interval = std::chrono::milliseconds(flags.job_rescan_interval_ms),
        .transcode = transcode_options,
-       .publish_nice = flags.transcode_store_nice});
+       .publish_nice = flags.transcode_store_nice,
+       .on_job_done = [&web_metrics](const TranscodeJobTiming& timing) {
+         web_metrics.OnTranscodeJob(timing);
+       }});
   if (!transcoding.ok()) Fail("transcoding: " + transcoding.status().ToString());
   TranscodeWorkerPool& transcoder = *transcoding->pool;
   // Uploads hold at most one blocking thread each: with their own share on
@@ -374,8 +384,6 @@ int main(int argc, char** argv) {
       .transcoder = transcoder,
       .blocking = blocking,
   };
-  // Served at GET /metrics; more components are watched as they start.
-  web::WebMetrics web_metrics;
   app.metrics_text = [&web_metrics] { return web_metrics.Text(); };
   web_metrics.WatchUploads(app.uploads_in_progress);
   web_metrics.WatchTranscoder(transcoder);

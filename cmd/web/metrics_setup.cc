@@ -3,6 +3,56 @@
 #include "metrics/exposition.h"
 
 namespace streamgrid::web {
+namespace {
+
+// A job's run from seconds (a short clip) to an hour (a long 4K source).
+const prometheus::Histogram::BucketBoundaries& JobBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {1,  2.5, 5,   10,  20,   30,
+                                                                  60, 120, 300, 600, 1200, 3600};
+  return buckets;
+}
+
+// The wait for a worker: none when one is idle, jobs' length behind others.
+const prometheus::Histogram::BucketBoundaries& WaitBuckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.01, 0.1, 0.5, 1,   5,   10,
+                                                                  30,   60,  300, 900, 3600};
+  return buckets;
+}
+
+}  // namespace
+
+WebMetrics::WebMetrics()
+    : http_(registry_),
+      node_calls_(registry_),
+      transcode_waited_(prometheus::BuildHistogram()
+                            .Name("streamgrid_transcode_queue_wait_seconds")
+                            .Help("Time transcode jobs waited for a worker of this server.")
+                            .Register(registry_)),
+      transcode_ran_(prometheus::BuildHistogram()
+                         .Name("streamgrid_transcode_job_duration_seconds")
+                         .Help("Time transcode jobs of this server took, by outcome.")
+                         .Register(registry_)),
+      transcode_waited_all_(&transcode_waited_.Add({}, WaitBuckets())) {
+  // The outcomes as streamgrid_transcode_jobs_total names them.
+  for (auto [outcome, name] :
+       {std::pair{JobOutcome::kReady, "ready"}, std::pair{JobOutcome::kFailed, "failed"},
+        std::pair{JobOutcome::kSkipped, "skipped"},
+        std::pair{JobOutcome::kInterrupted, "interrupted"},
+        std::pair{JobOutcome::kRecordGone, "record_deleted"}}) {
+    transcode_ran_by_outcome_[outcome] = &transcode_ran_.Add({{"outcome", name}}, JobBuckets());
+  }
+}
+
+std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface> WebMetrics::NodeInterceptor(
+    const std::string& node_id) {
+  return node_calls_.InterceptorFor(node_id);
+}
+
+void WebMetrics::OnTranscodeJob(const TranscodeJobTiming& timing) {
+  transcode_waited_all_->Observe(timing.waited.count());
+  auto it = transcode_ran_by_outcome_.find(timing.outcome);
+  if (it != transcode_ran_by_outcome_.end()) it->second->Observe(timing.ran.count());
+}
 
 std::vector<http::RequestObserver*> WebMetrics::Observers(bool access_log) {
   std::vector<http::RequestObserver*> observers = {&http_};

@@ -20,6 +20,7 @@ absl::StatusOr<Transcoding> MakeTranscoding(VideoMetadataService& metadata,
   TranscodeWorkerPoolOptions options{
       .workers = flags.workers, .work_dir = flags.work_dir, .transcode = flags.transcode};
   options.publish_nice = flags.publish_nice;
+  options.on_job_done = flags.on_job_done;
   if (etcd != nullptr) {
     absl::StatusOr<std::unique_ptr<EtcdJobClaims>> claims =
         EtcdJobClaims::Create(*etcd, {.server_id = flags.server_id, .lease_ttl = flags.lease_ttl});

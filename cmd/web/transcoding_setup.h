@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,7 @@ struct TranscodingFlags {
   std::chrono::milliseconds rescan_interval{2000};
   TranscodeOptions transcode;  // limits and time limit (ApplyMediaFlags)
   int publish_nice = TranscodeWorkerPoolOptions{}.publish_nice;  // --transcode-store-nice
+  std::function<void(const TranscodeJobTiming&)> on_job_done;    // metrics
 };
 
 // The flags capping what one upload may cost (see README, "Accepted media").

@@ -75,13 +75,16 @@ grpc::Status TokenCheck::Check(
   return grpc::Status::OK;
 }
 
-std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
-                                             const grpc::ChannelArguments& args,
-                                             const ClientSecurity& security) {
+std::shared_ptr<grpc::Channel> CreateChannel(
+    const std::string& target, const grpc::ChannelArguments& args, const ClientSecurity& security,
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+        interceptors) {
   std::shared_ptr<grpc::ChannelCredentials> credentials = ChannelCredentials(security.tls);
-  if (security.token.empty()) return grpc::CreateCustomChannel(target, credentials, args);
-  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
-  interceptors.push_back(std::make_unique<TokenInterceptorFactory>(security.token));
+  if (!security.token.empty()) {
+    interceptors.insert(interceptors.begin(),
+                        std::make_unique<TokenInterceptorFactory>(security.token));
+  }
+  if (interceptors.empty()) return grpc::CreateCustomChannel(target, credentials, args);
   return grpc::experimental::CreateCustomChannelWithInterceptors(target, credentials, args,
                                                                  std::move(interceptors));
 }

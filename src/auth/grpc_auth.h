@@ -11,12 +11,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "auth/tls.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_interceptor.h"
 #include "grpcpp/support/status.h"
 #include "grpcpp/support/string_ref.h"
 
@@ -53,10 +55,12 @@ struct ClientSecurity {
 };
 
 // A channel to `target` with `args` whose every call carries
-// security.token (if set), over TLS if security.tls.enabled, else plaintext.
-std::shared_ptr<grpc::Channel> CreateChannel(const std::string& target,
-                                             const grpc::ChannelArguments& args,
-                                             const ClientSecurity& security);
+// security.token (if set), over TLS if security.tls.enabled, else plaintext,
+// and passes through `interceptors` too (after the token's).
+std::shared_ptr<grpc::Channel> CreateChannel(
+    const std::string& target, const grpc::ChannelArguments& args, const ClientSecurity& security,
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+        interceptors = {});
 
 // Whether `host` (of a HOST:PORT listen address) is a loopback address:
 // localhost, 127.0.0.0/8 or ::1. Anything else, 0.0.0.0 included, is

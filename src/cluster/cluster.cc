@@ -24,8 +24,9 @@ void AppendReplicaIds(const Placement& placement, const std::string& key,
 // A channel like StorageClient::MakeChannel's, but reconnecting to a node that
 // went away within seconds of its return: gRPC's default back-off grows to two
 // minutes, during which every call to a restarted node would still fail.
-std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address,
-                                               const auth::ClientSecurity& security) {
+// With options.node_interceptor, the node's calls pass through its interceptors.
+std::shared_ptr<grpc::Channel> MakeNodeChannel(const ClusterNode& node,
+                                               const ClusterOptions& options) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
@@ -34,7 +35,9 @@ std::shared_ptr<grpc::Channel> MakeNodeChannel(const std::string& address,
   // Not GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC takes it as the timeout of a
   // connection attempt, and a short one can keep a channel failing every
   // attempt after the node is back.
-  return auth::CreateChannel(address, args, security);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (options.node_interceptor) interceptors.push_back(options.node_interceptor(node.id));
+  return auth::CreateChannel(node.address, args, options.client.security, std::move(interceptors));
 }
 
 }  // namespace
@@ -72,7 +75,7 @@ void Cluster::UpdateLocked(ClusterState state) {
         }
       }
       if (!entry.client) {
-        entry.channel = MakeNodeChannel(node.address, options_.client.security);
+        entry.channel = MakeNodeChannel(entry, options_);
         entry.client = std::make_shared<storage::StorageClient>(entry.channel, options_.client);
       }
       next->nodes.emplace(node.id, std::move(entry));

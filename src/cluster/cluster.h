@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,11 @@ struct ClusterOptions {
   // A node failing calls (with no success since) for this long is down;
   // before that it is suspect.
   std::chrono::milliseconds down_after = std::chrono::seconds(10);
+  // When set, the channel to each node also passes through the interceptors
+  // this makes for it, given the node's id (metrics of the calls per node).
+  std::function<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>(
+      const std::string& node_id)>
+      node_interceptor;
 };
 
 // What the failure detector makes of a node (see Cluster::Liveness).

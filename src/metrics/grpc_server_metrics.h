@@ -7,11 +7,10 @@
 #include <prometheus/registry.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "metrics/grpc_call_series.h"
 
 namespace streamgrid::metrics {
 
@@ -37,14 +36,7 @@ class GrpcServerMetrics {
   class Factory;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Histogram>& duration_;
-  std::mutex mu_;
-  // By full method name ("/pkg.Service/Method"): its duration histogram and
-  // its calls by code. Guarded by mu_.
-  struct Method {
-    prometheus::Histogram* duration;
-    absl::flat_hash_map<int, prometheus::Counter*> calls;
-  };
-  absl::flat_hash_map<std::string, Method> methods_;
+  GrpcCallSeries series_;  // keyed by the full method name
 };
 
 }  // namespace streamgrid::metrics

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "metrics/exposition.h"
 #include "metrics/gauges.h"
+#include "metrics/grpc_client_metrics.h"
 #include "metrics/grpc_server_metrics.h"
 #include "metrics/http_metrics.h"
 
@@ -113,6 +114,24 @@ TEST(GrpcServerMetricsTest, CountsCallsByShortMethodNameAndCode) {
       HasSubstr("streamgrid_grpc_server_calls_total{code=\"NOT_FOUND\",method=\"Stat\"} 1\n"));
   EXPECT_THAT(text,
               HasSubstr("streamgrid_grpc_server_call_duration_seconds_count{method=\"Put\"} 3\n"));
+}
+
+TEST(GrpcClientMetricsTest, CountsCallsByNodeMethodAndCode) {
+  prometheus::Registry registry;
+  GrpcClientMetrics metrics(registry);
+  metrics.Record("n1", "/streamgrid.storage.Storage/Get", grpc::StatusCode::OK, 0.002);
+  metrics.Record("n1", "/streamgrid.storage.Storage/Get", grpc::StatusCode::UNAVAILABLE, 2);
+  metrics.Record("n2", "/streamgrid.storage.Storage/Get", grpc::StatusCode::OK, 0.001);
+  EXPECT_NE(metrics.InterceptorFor("n1"), nullptr);
+  const std::string text = MetricsText({&registry});
+  EXPECT_THAT(text, HasSubstr("streamgrid_storage_node_calls_total{code=\"OK\",method=\"Get\","
+                              "node=\"n1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("streamgrid_storage_node_calls_total{code=\"UNAVAILABLE\","
+                              "method=\"Get\",node=\"n1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("streamgrid_storage_node_calls_total{code=\"OK\",method=\"Get\","
+                              "node=\"n2\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("streamgrid_storage_node_call_duration_seconds_count{method=\"Get\","
+                              "node=\"n1\"} 2\n"));
 }
 
 }  // namespace

@@ -424,7 +424,9 @@ void TranscodeWorkerPool::WorkerLoop() {
     }
     TranscodeOptions transcode = options_.transcode;
     if (job.early) transcode.priority = job.early->priority;
+    const auto started = std::chrono::steady_clock::now();
     JobOutcome outcome = RunTranscodeJob(metadata_, content_, transcode, params, token);
+    const auto ran = std::chrono::steady_clock::now() - started;
     {
       // Every store of the job has returned: a Cancel() waiting may go on.
       std::lock_guard lock(mu_);
@@ -453,7 +455,12 @@ void TranscodeWorkerPool::WorkerLoop() {
     } else {
       spdlog::info("transcode {}: {}", job.video_id, JobOutcomeName(outcome));
     }
-    if (!declined) Count(outcome, lost);
+    if (!declined) {
+      Count(outcome, lost);
+      if (options_.on_job_done) {
+        options_.on_job_done({.outcome = outcome, .waited = started - job.queued_at, .ran = ran});
+      }
+    }
     // Released only now that the outcome is recorded: whoever claims it next
     // sees the record as this job left it.
     claim.reset();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,15 @@
 namespace streamgrid {
 
 enum class JobOutcome;  // transcode/transcode_job.h
+
+// How long one job took, for metrics (TranscodeWorkerPoolOptions::on_job_done).
+struct TranscodeJobTiming {
+  JobOutcome outcome;
+  // From Enqueue() (or a head start's EnqueueEarly()) to a worker taking it.
+  std::chrono::duration<double> waited{0};
+  // The job itself: probe if needed, encode, stores, the record's update.
+  std::chrono::duration<double> ran{0};
+};
 
 struct TranscodeWorkerPoolOptions {
   int workers = 1;  // jobs run at once (each ffmpeg uses every core)
@@ -54,6 +64,9 @@ struct TranscodeWorkerPoolOptions {
   // after it, on the way to ready, run at the server's priority). 0: at the
   // server's.
   int publish_nice = 10;
+  // Called on the worker's thread after every job a worker ran (not a head
+  // start whose upload was refused); must be quick. May be empty.
+  std::function<void(const TranscodeJobTiming&)> on_job_done;
 };
 
 // Turns uploaded videos into streamable renditions in the background.
@@ -174,6 +187,7 @@ class TranscodeWorkerPool {
     std::optional<std::filesystem::path> local_source;
     std::optional<MediaInfo> media_info;
     std::shared_ptr<EarlyState> early;  // null: an accepted video
+    std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();
   };
 
   void WorkerLoop();

@@ -20,6 +20,7 @@
 #include "transcode/probe.h"
 #include "transcode/testing/test_media.h"
 #include "transcode/testing/worker_pool_fixture.h"
+#include "transcode/transcode_job.h"
 
 namespace streamgrid {
 namespace {
@@ -98,6 +99,33 @@ TEST_F(TranscodeWorkerPoolTest, FailureMarksTheRecordAndLeavesOnlyTheOriginal) {
   EXPECT_EQ(record.status, VideoStatus::kFailed);
   EXPECT_THAT(record.error, HasSubstr("not a video"));
   EXPECT_THAT(Files(id), ElementsAre("original"));
+}
+
+TEST_F(TranscodeWorkerPoolTest, ReportsEachJobsOutcomeAndTimes) {
+  std::mutex mu;
+  std::vector<TranscodeJobTiming> done;
+  TranscodeWorkerPoolOptions options = Options();
+  options.workers = 1;
+  options.on_job_done = [&](const TranscodeJobTiming& timing) {
+    std::lock_guard lock(mu);
+    done.push_back(timing);
+  };
+  const std::string good = NewUpload(Media("clip.mp4"));
+  const std::string bad = NewUpload(Media("notes.txt"));
+  TranscodeWorkerPool pool(*metadata_, *content_, std::move(options));
+  pool.Enqueue(good);
+  pool.Enqueue(bad);
+  pool.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return done.size() == 2;
+  }));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(done[0].outcome, JobOutcome::kReady);
+  EXPECT_EQ(done[1].outcome, JobOutcome::kFailed);
+  // The second waited at least while the first ran (one worker).
+  EXPECT_GT(done[0].ran.count(), 0);
+  EXPECT_GE(done[1].waited.count(), done[0].ran.count());
 }
 
 TEST_F(TranscodeWorkerPoolTest, MissingOriginalFails) {

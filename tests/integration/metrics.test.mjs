@@ -125,6 +125,13 @@ test('an upload and its transcode show in the metrics', async () => {
     return valueOf(m, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }) >= ready + 1 && m;
   }, { what: 'the finished job to be counted' });
   assert.equal(valueOf(after, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }), ready + 1);
+  // The job's time and its wait for a worker, as histograms.
+  assert.equal(after.types.get('streamgrid_transcode_job_duration_seconds'), 'histogram');
+  assert.equal(valueOf(after, 'streamgrid_transcode_job_duration_seconds_count', { outcome: 'ready' }),
+    valueOf(before, 'streamgrid_transcode_job_duration_seconds_count', { outcome: 'ready' }) + 1);
+  assert.ok(valueOf(after, 'streamgrid_transcode_job_duration_seconds_sum', { outcome: 'ready' }) > 0);
+  assert.equal(valueOf(after, 'streamgrid_transcode_queue_wait_seconds_count'),
+    valueOf(before, 'streamgrid_transcode_queue_wait_seconds_count') + 1);
   assert.equal(valueOf(after, 'streamgrid_transcode_jobs_running'), 0);
   assert.equal(valueOf(after, 'streamgrid_uploads_in_progress'), 0);
   assert.ok(valueOf(after, 'streamgrid_http_requests_total',
@@ -184,6 +191,16 @@ test('a storage node serves its own metrics on --metrics-listen', async () => {
     assert.ok(valueOf(busy, 'streamgrid_node_files') >= 3, 'original, manifest and segments');
     assert.ok(valueOf(busy, 'streamgrid_node_bytes_stored') > 0);
     assert.ok(valueOf(busy, 'streamgrid_grpc_server_call_duration_seconds_count', { method: 'Put' }) > 0);
+
+    // The web server counts its own calls to each node, by node, method and code.
+    const fromWeb = await scrape(`${clusterWeb.url}/metrics`);
+    const puts = fromWeb.samples.filter((x) => x.name === 'streamgrid_storage_node_calls_total' &&
+      x.labels.method === 'Put' && x.labels.code === 'OK');
+    assert.equal(puts.length, 1, 'one node, one series');
+    assert.ok(puts[0].labels.node, 'named by its node id');
+    assert.ok(puts[0].value >= 3, 'original, manifest and segments');
+    assert.ok(valueOf(fromWeb, 'streamgrid_storage_node_call_duration_seconds_count',
+      { node: puts[0].labels.node, method: 'Put' }) >= puts[0].value);
   } finally {
     await clusterWeb?.stop();
     await node.stop();
