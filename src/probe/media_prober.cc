@@ -174,12 +174,18 @@ struct ProbeState {
 
 // As ffprobe -read_intervals START% -show_packets: seek to the start (any
 // keyframe at or before it), then every packet to the end; a read error ends
-// the list as the end of the file does.
+// the list as the end of the file does. From 0 (reading the whole file
+// through, e.g. to measure a length the container does not state) there is
+// no seek: FFmpeg hands back the packets the description read first, then
+// the rest, and a file without an index (a live-written WebM) need not be
+// seekable.
 ProbeOutcome ListPackets(AVFormatContext* format, const ProbeRequest& request,
                          const std::string& log) {
-  int err = avformat_seek_file(format, -1, -INT64_MAX, request.packets_from_us, INT64_MAX, 0);
-  if (err < 0) {
-    return {FrameKind::kFailed, absl::StrCat(log, "Could not seek: ", ErrorText(err), "\n")};
+  if (request.packets_from_us > 0) {
+    int err = avformat_seek_file(format, -1, -INT64_MAX, request.packets_from_us, INT64_MAX, 0);
+    if (err < 0) {
+      return {FrameKind::kFailed, absl::StrCat(log, "Could not seek: ", ErrorText(err), "\n")};
+    }
   }
   AVPacket* packet = av_packet_alloc();
   if (packet == nullptr) return {FrameKind::kFailed, "out of memory\n"};

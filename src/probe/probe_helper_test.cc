@@ -75,6 +75,16 @@ class ProbeHelperTest : public ::testing::Test {
                             "libvpx", "-deadline", "realtime", "-b:v", "200k", "-f", "webm",
                             "-live", "1", "-cluster_time_limit", "1000"});
          }},
+        // Only its header and the start of a cluster: no packet to measure by.
+        {"live-header.webm",
+         [](const fs::path& p) {
+           absl::StatusOr<std::string> bytes = streamgrid::testing::ReadTestFile(Path("live.webm"));
+           if (!bytes.ok()) return bytes.status();
+           const size_t cluster = bytes->find("\x1f\x43\xb6\x75");
+           if (cluster == std::string::npos) return absl::InternalError("no cluster");
+           return WriteTestFile(p, bytes->substr(0, cluster + 12));
+         }},
+        {"live-cut.webm", [](const fs::path& p) { return Truncated(Path("live.webm"), p); }},
         {"anamorphic.mp4",
          [](const fs::path& p) {
            return Lavfi(p, {"-f", "lavfi", "-i", "testsrc2=size=320x240:duration=1,setsar=4/3",
@@ -173,6 +183,7 @@ void ExpectSameInfo(const MediaInfo& a, const MediaInfo& b, const std::string& n
   EXPECT_EQ(a.video_codec, b.video_codec) << name;
   EXPECT_EQ(a.stream_count, b.stream_count) << name;
   EXPECT_DOUBLE_EQ(a.start_time, b.start_time) << name;
+  EXPECT_EQ(a.duration_measured, b.duration_measured) << name;
 }
 
 // Every file, good or bad, gets the answer ffprobe gives: the same
@@ -183,9 +194,10 @@ TEST_F(ProbeHelperTest, AnswersAsFfprobeDoes) {
   ProbeOptions with_helper;
   with_helper.helper = pool.get();
   for (const char* name :
-       {"av.mp4", "silent.mkv", "vfr.mkv", "rotated.mp4", "vp9.webm", "live.webm", "anamorphic.mp4",
-        "c.ts", "c.avi", "still.png", "sound.m4a", "notes.mp4", "truncated.mp4", "truncated.mkv",
-        "junk-after-ftyp.mp4", "playlist.txt", "list.ffconcat"}) {
+       {"av.mp4", "silent.mkv", "vfr.mkv", "rotated.mp4", "vp9.webm", "live.webm", "live-cut.webm",
+        "live-header.webm", "anamorphic.mp4", "c.ts", "c.avi", "still.png", "sound.m4a",
+        "notes.mp4", "truncated.mp4", "truncated.mkv", "junk-after-ftyp.mp4", "playlist.txt",
+        "list.ffconcat"}) {
     absl::StatusOr<MediaInfo> ffprobe = ProbeMedia(Path(name));
     absl::StatusOr<MediaInfo> helper = ProbeMedia(Path(name), with_helper);
     ASSERT_EQ(helper.status().code(), ffprobe.status().code())
@@ -197,6 +209,24 @@ TEST_F(ProbeHelperTest, AnswersAsFfprobeDoes) {
     }
   }
   // All of it in one helper: nothing was restarted.
+  EXPECT_EQ(pool->helpers_started(), 1);
+}
+
+// A live-written WebM states no length: both measure it by reading it
+// through, and agree (the file's 1 s, within a frame).
+TEST_F(ProbeHelperTest, MeasuresALengthTheFileDoesNotState) {
+  std::unique_ptr<ProbeHelperPool> pool = MakePool();
+  ASSERT_NE(pool, nullptr);
+  ProbeOptions with_helper;
+  with_helper.helper = pool.get();
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Path("live.webm"), with_helper);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->duration_measured);
+  EXPECT_NEAR(info->duration_seconds, 1.0, 0.05);
+  EXPECT_TRUE(VerifyMediaEnd(Path("live.webm"), *info, with_helper).ok());
+  absl::StatusOr<MediaInfo> none = ProbeMedia(Path("live-header.webm"), with_helper);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kDataLoss) << none.status();
+  EXPECT_THAT(none.status().message(), HasSubstr("length cannot be determined"));
   EXPECT_EQ(pool->helpers_started(), 1);
 }
 

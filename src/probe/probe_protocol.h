@@ -30,7 +30,8 @@ struct ProbeRequest {
   int max_streams = 10'000;
   // When >= 0: instead of describing the file, list its packets from this
   // time (microseconds; as ffprobe -read_intervals START% -show_packets,
-  // which only demuxes) and answer kPackets.
+  // which only demuxes) and answer kPackets. 0 lists every packet of the
+  // file from its first, without seeking.
   int64_t packets_from_us = -1;
   // Only honoured by a helper started with --test-hooks: sleep this long
   // before probing, or crash (abort) instead of answering.

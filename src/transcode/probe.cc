@@ -336,11 +336,8 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
       (image_container || frames == 1 || !duration || *duration <= 0.1)) {
     return absl::InvalidArgumentError("The file is a still image, not a video.");
   }
-  if (!duration || *duration <= 0) {
-    return absl::DataLossError(
-        "The video's length cannot be determined; the file is probably incomplete or damaged.");
-  }
-  info.duration_seconds = *duration;
+  // No duration (a live-written file): ProbeMedia() measures it.
+  info.duration_seconds = duration && *duration > 0 ? *duration : 0;
 
   int coded_width = static_cast<int>(NumberField(*video, "width").value_or(0));
   int coded_height = static_cast<int>(NumberField(*video, "height").value_or(0));
@@ -365,6 +362,16 @@ absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
   if (!rate || *rate > 1000) rate = ParseRatio(StringField(*video, "r_frame_rate"), '/');
   if (rate && *rate <= 1000) info.frame_rate = *rate;
   return info;
+}
+
+absl::StatusOr<double> DurationFromPackets(int64_t packets, double max_end, double start_time) {
+  const double duration = max_end - start_time;
+  if (packets <= 0 || !std::isfinite(duration) || duration <= 0) {
+    return absl::DataLossError(
+        "The video's length cannot be determined: the file does not state it, and reading it "
+        "through found no timed picture or sound; it is probably incomplete or damaged.");
+  }
+  return duration;
 }
 
 namespace {
@@ -458,17 +465,15 @@ std::optional<absl::StatusOr<MediaInfo>> ProbeWithHelper(probe::ProbeHelperPool&
   }
 }
 
-}  // namespace
+// The helper pool `options` name, else the default one; null when none.
+probe::ProbeHelperPool* HelperFor(const ProbeOptions& options) {
+  return options.helper != nullptr ? options.helper : g_default_helper.load();
+}
 
-void SetDefaultProbeHelper(probe::ProbeHelperPool* helper) { g_default_helper.store(helper); }
-
-absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
-                                     const ProbeOptions& options) {
-  absl::StatusOr<uint64_t> size = FileSize(file);
-  if (!size.ok()) return size.status();
-  if (*size == 0) return absl::DataLossError("The file is empty.");
-  if (probe::ProbeHelperPool* helper =
-          options.helper != nullptr ? options.helper : g_default_helper.load()) {
+// ProbeMedia() but for measuring a duration the container does not state.
+absl::StatusOr<MediaInfo> DescribeMedia(const std::filesystem::path& file,
+                                        const ProbeOptions& options) {
+  if (probe::ProbeHelperPool* helper = HelperFor(options)) {
     if (auto result = ProbeWithHelper(*helper, file, options)) return *std::move(result);
   }
 
@@ -501,6 +506,113 @@ absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
   if (!exit->success()) return ProbeFailure(file, (*proc)->stderr_tail());
   if (truncated) return absl::OutOfRangeError(kAbsurdDescription);
   return ParseProbeJson(json);
+}
+
+absl::Status MeasuringTookTooLong(const ProbeOptions& options) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("Measuring the video's length (the file does not state it) took longer than ",
+                   options.timeout.count() / 1000, " s."));
+}
+
+// Lists every packet of `file` with a probe helper, from the start, as
+// ListPacketsWithFfprobe() does. nullopt when no helper can be had.
+std::optional<absl::StatusOr<PacketTail>> ListPacketsWithHelper(probe::ProbeHelperPool& helper,
+                                                                const std::filesystem::path& file,
+                                                                const ProbeOptions& options) {
+  probe::ProbeRequest request{.format_whitelist = std::string(kAllowedInputFormats),
+                              .max_streams = 1'000'000,  // the probe has judged them
+                              .packets_from_us = 0};
+  absl::StatusOr<probe::ProbeReply> reply = AskHelper(helper, file, request, options);
+  if (!reply.ok()) {
+    const absl::Status& s = reply.status();
+    if (absl::IsDeadlineExceeded(s)) return MeasuringTookTooLong(options);
+    if (absl::IsCancelled(s)) return absl::CancelledError("the probe was cancelled");
+    if (absl::IsAborted(s)) {
+      spdlog::warn("measuring the length of {}: {}", file.string(), s.ToString());
+      return absl::DataLossError(
+          "The video file could not be read through: it is probably damaged.");
+    }
+    spdlog::warn("probe helper unavailable, running ffprobe: {}", s.ToString());
+    return std::nullopt;
+  }
+  if (reply->kind == probe::FrameKind::kFailed) return ProbeFailure(file, reply->text);
+  if (reply->kind != probe::FrameKind::kPackets) {
+    return absl::InternalError("the probe helper did not list the packets");
+  }
+  json reach = json::parse(reply->text, nullptr, /*allow_exceptions=*/false);
+  if (!reach.is_object()) return absl::InternalError("the probe helper's packet list is not JSON");
+  PacketTail tail;
+  tail.packets = reach.value("packets", 0);
+  tail.max_end = reach.value("max_end", 0.0);
+  tail.max_byte_end = reach.value("max_byte_end", uint64_t{0});
+  return tail;
+}
+
+// Lists every packet of `file` (read as `format_name`) with ffprobe, which
+// only demuxes: one line per packet, streamed through, never held.
+absl::StatusOr<PacketTail> ListPacketsWithFfprobe(const std::filesystem::path& file,
+                                                  std::string_view format_name,
+                                                  const ProbeOptions& options) {
+  std::vector<std::string> argv = {options.ffprobe, "-v", "error"};
+  for (std::string& option : InputSafetyOptions(format_name)) argv.push_back(std::move(option));
+  argv.insert(argv.end(), {"-show_entries", "packet=pts_time,dts_time,duration_time,size,pos",
+                           "-of", "compact=p=0", "-i", "file:" + file.string()});
+  SubprocessOptions run;
+  run.deadline = options.timeout;
+  run.kill_grace = std::chrono::milliseconds(1000);
+  PacketTail tail;
+  run.on_stdout_line = [&tail](std::string_view line) { tail.OnLine(line); };
+  absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Start(argv, std::move(run));
+  if (!proc.ok()) return proc.status();
+  absl::StatusOr<ExitStatus> exit = WaitCancellable(**proc, options.cancel);
+  if (absl::IsDeadlineExceeded(exit.status())) return MeasuringTookTooLong(options);
+  if (!exit.ok()) return exit.status();
+  if (std::optional<std::string> demuxer = RefusedDemuxer((*proc)->stderr_tail())) {
+    return absl::InvalidArgumentError(RefusedFormatMessage(*demuxer));
+  }
+  // A read error ends the listing as the end of the file does (the helper's
+  // listing too): what was read is what the transcode will get.
+  return tail;
+}
+
+// Sets info->duration_seconds, which the container does not state, to where
+// the packets of `file` end, found by reading it through without decoding.
+// Bounded by the options' timeout and cancellation, like the probe.
+absl::Status MeasureDuration(const std::filesystem::path& file, const ProbeOptions& options,
+                             MediaInfo* info) {
+  std::optional<absl::StatusOr<PacketTail>> listed;
+  if (probe::ProbeHelperPool* helper = HelperFor(options)) {
+    listed = ListPacketsWithHelper(*helper, file, options);
+  }
+  if (!listed) listed = ListPacketsWithFfprobe(file, info->format_name, options);
+  if (!listed->ok()) return listed->status();
+  absl::StatusOr<double> duration =
+      DurationFromPackets((*listed)->packets, (*listed)->max_end, info->start_time);
+  if (!duration.ok()) return duration.status();
+  info->duration_seconds = *duration;
+  info->duration_measured = true;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void SetDefaultProbeHelper(probe::ProbeHelperPool* helper) { g_default_helper.store(helper); }
+
+absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
+                                     const ProbeOptions& options) {
+  absl::StatusOr<uint64_t> size = FileSize(file);
+  if (!size.ok()) return size.status();
+  if (*size == 0) return absl::DataLossError("The file is empty.");
+  absl::StatusOr<MediaInfo> info = DescribeMedia(file, options);
+  if (!info.ok() || info->duration_seconds > 0) return info;
+  const auto started = std::chrono::steady_clock::now();
+  if (absl::Status s = MeasureDuration(file, options, &*info); !s.ok()) return s;
+  spdlog::info("{} states no duration; reading it through measured {:.3f} s in {} ms",
+               file.filename().string(), info->duration_seconds,
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - started)
+                   .count());
+  return info;
 }
 
 namespace {
@@ -572,13 +684,15 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
   absl::StatusOr<bool> framed = CheckContainerFraming(file, file_size, info.format_name);
   if (!framed.ok()) return framed.status();
   if (*framed) return absl::OkStatus();
+  // The probe has just read every packet to measure the length: nothing
+  // claims more than they hold, and a cut file is simply shorter.
+  if (info.duration_measured) return absl::OkStatus();
 
   // ffprobe lists the packets from about 1.5 s before the end without
   // decoding them: a demuxer reads an index entry past the cut as a packet
   // outside the file, and a cut between packets ends the list early.
   const double from = info.start_time + std::max(0.0, info.duration_seconds - 1.5);
-  if (probe::ProbeHelperPool* helper =
-          options.helper != nullptr ? options.helper : g_default_helper.load()) {
+  if (probe::ProbeHelperPool* helper = HelperFor(options)) {
     if (auto result = VerifyEndWithHelper(*helper, file, file_size, info, from, options)) {
       return *std::move(result);
     }

@@ -23,6 +23,10 @@ struct MediaInfo {
   std::string video_codec;  // e.g. "h264"
   int stream_count = 0;     // streams of every kind
   double start_time = 0;    // the container's first timestamp, seconds (0 when unknown)
+  // The container states no length (a WebM recorded in a browser, any file
+  // written as a live stream): duration_seconds was measured by reading every
+  // packet through, without decoding.
+  bool duration_measured = false;
 };
 
 class CancelToken;
@@ -48,14 +52,17 @@ void SetDefaultProbeHelper(probe::ProbeHelperPool* helper);
 
 // Describes `file` with ffprobe (or a probe helper, which answers as ffprobe
 // does: ProbeOptions::helper), which may only read it as one of the container
-// formats in media_policy.h. Errors carry messages fit for the uploader:
+// formats in media_policy.h. When the container states no duration, the file
+// is read through once more, demuxing only, and its length is where its
+// packets end (MediaInfo::duration_measured); that read has a timeout of its
+// own (options.timeout again). Errors carry messages fit for the uploader:
 // INVALID_ARGUMENT when the file is not a video (not a media file, no video
 // stream, a still image, or a format that is not allowed: a playlist, a
 // manifest, a concat list, an image sequence, ...); OUT_OF_RANGE when ffprobe's
 // description is absurdly large (thousands of streams); DATA_LOSS when it is damaged (empty,
-// truncated, no index, no duration); NOT_FOUND when `file` does not exist; DEADLINE_EXCEEDED when
-// ffprobe takes longer than the timeout; CANCELLED when `options.cancel` fired; other codes when
-// ffprobe cannot be run at all.
+// truncated, no index, no packet with a timestamp to measure its length by); NOT_FOUND when `file`
+// does not exist; DEADLINE_EXCEEDED when ffprobe takes longer than the timeout; CANCELLED when
+// `options.cancel` fired; other codes when ffprobe cannot be run at all.
 absl::StatusOr<MediaInfo> ProbeMedia(const std::filesystem::path& file,
                                      const ProbeOptions& options = {});
 
@@ -75,8 +82,16 @@ absl::Status VerifyMediaEnd(const std::filesystem::path& file, const MediaInfo& 
                             const ProbeOptions& options = {});
 
 // Interprets the output of `ffprobe -of json -show_format -show_streams` with the
-// same rules and errors as ProbeMedia(), including the format allow-list.
-// Exposed for tests.
+// same rules and errors as ProbeMedia(), including the format allow-list,
+// except that a description without a duration is not an error: its
+// duration_seconds is then 0, for ProbeMedia() to measure. Exposed for tests.
 absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view json);
+
+// The length of a file whose container states none, from a demux-only read of
+// all of its packets: `packets` of them, the latest ending at `max_end`
+// seconds (timestamp + duration), the file starting at `start_time`
+// (MediaInfo::start_time). DATA_LOSS, with the uploader's message, when no
+// packet had a timestamp to measure by. Exposed for tests.
+absl::StatusOr<double> DurationFromPackets(int64_t packets, double max_end, double start_time);
 
 }  // namespace streamgrid

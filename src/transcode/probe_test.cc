@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
@@ -161,6 +162,48 @@ class ProbeTest : public ::testing::Test {
            absl::StatusOr<std::string> bytes = ReadTestFile(Path("still.jpg"));
            if (!bytes.ok()) return bytes.status();
            return WriteTestFile(p, *bytes);
+         }},
+        // Written as a live stream, as a browser's MediaRecorder writes: no
+        // duration, no index, a segment of unknown size.
+        {"live.webm",
+         [](const fs::path& p) {
+           return MakeFromLavfi(p, {"-f",
+                                    "lavfi",
+                                    "-i",
+                                    "testsrc2=size=320x240:rate=25:duration=2",
+                                    "-f",
+                                    "lavfi",
+                                    "-i",
+                                    "sine=duration=2",
+                                    "-c:v",
+                                    "libvpx",
+                                    "-deadline",
+                                    "realtime",
+                                    "-b:v",
+                                    "200k",
+                                    "-c:a",
+                                    "libopus",
+                                    "-f",
+                                    "webm",
+                                    "-live",
+                                    "1",
+                                    "-cluster_time_limit",
+                                    "500"});
+         }},
+        {"live.ts",
+         [](const fs::path& p) {
+           return MakeFromLavfi(p, {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
+                                    "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts"});
+         }},
+        // Describes as ffprobe does, but never finishes listing packets.
+        {"slow-ffprobe",
+         [](const fs::path& p) {
+           absl::Status status =
+               WriteTestFile(p,
+                             "#!/bin/sh\ncase \"$*\" in *show_entries*) exec sleep 300;; esac\n"
+                             "exec ffprobe \"$@\"\n");
+           fs::permissions(p, fs::perms::owner_all);
+           return status;
          }},
         {"stuck-ffprobe",
          [](const fs::path& p) {
@@ -332,6 +375,58 @@ TEST_F(ProbeTest, VerifyMediaEndCatchesACutFileByItsPackets) {
       << end << " duration " << cut_info->duration_seconds;
 }
 
+// A file that states no length is read through (demuxing only) and measured.
+TEST_F(ProbeTest, ALiveWrittenWebmIsMeasuredByReadingItThrough) {
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Path("live.webm"));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->duration_measured);
+  EXPECT_NEAR(info->duration_seconds, 2.0, 0.05);  // about a frame
+  EXPECT_EQ(info->video_codec, "vp8");
+  EXPECT_TRUE(info->has_audio);
+  EXPECT_TRUE(VerifyMediaEnd(Path("live.webm"), *info).ok());
+
+  // Cut short, it is a shorter recording: nothing claims more.
+  absl::StatusOr<std::string> bytes = testing::ReadTestFile(Path("live.webm"));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  fs::path cut = media_->dir() / "live-cut.webm";
+  ASSERT_TRUE(testing::WriteTestFile(cut, bytes->substr(0, bytes->size() / 2)).ok());
+  absl::StatusOr<MediaInfo> cut_info = ProbeMedia(cut);
+  ASSERT_TRUE(cut_info.ok()) << cut_info.status();
+  EXPECT_TRUE(cut_info->duration_measured);
+  EXPECT_GT(cut_info->duration_seconds, 0.2);
+  EXPECT_LT(cut_info->duration_seconds, 1.8);
+  EXPECT_TRUE(VerifyMediaEnd(cut, *cut_info).ok());
+
+  // Only its header and the start of a cluster: nothing to measure by.
+  const size_t cluster = bytes->find("\x1f\x43\xb6\x75");
+  ASSERT_NE(cluster, std::string::npos);
+  fs::path header = media_->dir() / "live-header.webm";
+  ASSERT_TRUE(testing::WriteTestFile(header, bytes->substr(0, cluster + 12)).ok());
+  absl::StatusOr<MediaInfo> none = ProbeMedia(header);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kDataLoss) << none.status();
+  EXPECT_THAT(none.status().message(), HasSubstr("length cannot be determined"));
+}
+
+// An MPEG-TS written to a pipe has no index either, but FFmpeg reads its
+// length from the timestamps at its end: nothing to measure.
+TEST_F(ProbeTest, ALiveWrittenMpegTsIsAccepted) {
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Path("live.ts"));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_FALSE(info->duration_measured);
+  EXPECT_NEAR(info->duration_seconds, 2.0, 0.1);
+  EXPECT_TRUE(VerifyMediaEnd(Path("live.ts"), *info).ok());
+}
+
+// Reading through has the probe's deadline (fresh) and cancellation.
+TEST_F(ProbeTest, MeasuringIsBoundedByTheTimeout) {
+  ProbeOptions options;
+  options.ffprobe = Path("slow-ffprobe").string();
+  options.timeout = std::chrono::milliseconds(1500);
+  absl::StatusOr<MediaInfo> info = ProbeMedia(Path("live.webm"), options);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kDeadlineExceeded) << info.status();
+  EXPECT_THAT(info.status().message(), HasSubstr("Measuring the video's length"));
+}
+
 TEST_F(ProbeTest, MissingFileIsNotFound) {
   EXPECT_EQ(ProbeMedia(media_->dir() / "nope.mp4").status().code(), absl::StatusCode::kNotFound);
 }
@@ -396,12 +491,39 @@ TEST(ParseProbeJsonTest, LegacyRotateTag) {
   EXPECT_FALSE(info->has_audio);
 }
 
-TEST(ParseProbeJsonTest, NoDurationIsDataLoss) {
-  absl::StatusOr<MediaInfo> info = ParseProbeJson(R"({
-    "streams": [{"codec_type": "video", "codec_name": "h264", "width": 640, "height": 360}],
-    "format": {"format_name": "matroska,webm", "duration": "0.000000"}
-  })");
-  EXPECT_EQ(info.status().code(), absl::StatusCode::kDataLoss);
+// A live-written file states no length: the description is kept, with the
+// length left at 0 for ProbeMedia() to measure.
+TEST(ParseProbeJsonTest, NoDurationIsLeftToBeMeasured) {
+  for (const char* format : {R"("duration": "0.000000")", R"("duration": "N/A")", R"("x": 1)"}) {
+    absl::StatusOr<MediaInfo> info = ParseProbeJson(absl::StrCat(R"({
+      "streams": [{"codec_type": "video", "codec_name": "vp8", "width": 640, "height": 360}],
+      "format": {"format_name": "matroska,webm", )",
+                                                                 format, "}}"));
+    ASSERT_TRUE(info.ok()) << format << ": " << info.status();
+    EXPECT_EQ(info->duration_seconds, 0) << format;
+    EXPECT_FALSE(info->duration_measured) << format;
+    EXPECT_EQ(info->width, 640) << format;
+  }
+}
+
+// The length is where the last packet ends, counted from the file's start
+// (an Opus track's pre-skip makes that slightly negative).
+TEST(DurationFromPacketsTest, MeasuresFromTheStart) {
+  absl::StatusOr<double> duration = DurationFromPackets(251, 3.014, -0.007);
+  ASSERT_TRUE(duration.ok()) << duration.status();
+  EXPECT_DOUBLE_EQ(*duration, 3.021);
+  duration = DurationFromPackets(90, 4.4, 1.4);  // MPEG-TS starts at 1.4 s
+  ASSERT_TRUE(duration.ok()) << duration.status();
+  EXPECT_DOUBLE_EQ(*duration, 3.0);
+}
+
+TEST(DurationFromPacketsTest, NoTimedPacketsIsDataLoss) {
+  for (auto [packets, max_end, start] :
+       {std::tuple<int64_t, double, double>{0, 0, 0}, {12, 0, 0}, {5, 1.0, 1.4}}) {
+    absl::StatusOr<double> duration = DurationFromPackets(packets, max_end, start);
+    EXPECT_EQ(duration.status().code(), absl::StatusCode::kDataLoss) << packets << " " << max_end;
+    EXPECT_THAT(duration.status().message(), HasSubstr("length cannot be determined"));
+  }
 }
 
 TEST(ParseProbeJsonTest, NoPictureSizeIsDataLoss) {
