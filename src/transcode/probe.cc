@@ -470,7 +470,8 @@ probe::ProbeHelperPool* HelperFor(const ProbeOptions& options) {
   return options.helper != nullptr ? options.helper : g_default_helper.load();
 }
 
-// ProbeMedia() but for measuring a duration the container does not state.
+// ProbeMedia() up to the description: without measuring a duration the
+// container does not state.
 absl::StatusOr<MediaInfo> DescribeMedia(const std::filesystem::path& file,
                                         const ProbeOptions& options) {
   if (probe::ProbeHelperPool* helper = HelperFor(options)) {
