@@ -22,7 +22,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kTypes =
     {"jpeg", "image/jpeg"},
     {"png", "image/png"},
     {"webp", "image/webp"},
-    {"vtt", "text/vtt"},
+    {"vtt", "text/vtt; charset=utf-8"},
     {"html", "text/html; charset=utf-8"},
     {"css", "text/css; charset=utf-8"},
     {"js", "text/javascript; charset=utf-8"},

@@ -19,7 +19,7 @@ TEST(MimeTypeForNameTest, KnownExtensions) {
       {"thumb.jpeg", "image/jpeg"},
       {"poster.png", "image/png"},
       {"poster.webp", "image/webp"},
-      {"subs.vtt", "text/vtt"},
+      {"subs.vtt", "text/vtt; charset=utf-8"},
       {"index.html", "text/html; charset=utf-8"},
       {"app.css", "text/css; charset=utf-8"},
       {"app.js", "text/javascript; charset=utf-8"},
@@ -98,7 +98,7 @@ TEST(MediaMimeTypeForNameTest, OnlyMediaPlaylistAndImageTypes) {
   EXPECT_EQ(MediaMimeTypeForName("init.mp4"), "video/mp4");
   EXPECT_EQ(MediaMimeTypeForName("thumbnail.jpg"), "image/jpeg");
   EXPECT_EQ(MediaMimeTypeForName("a.webp"), "image/webp");
-  EXPECT_EQ(MediaMimeTypeForName("subs.vtt"), "text/vtt");
+  EXPECT_EQ(MediaMimeTypeForName("subs.vtt"), "text/vtt; charset=utf-8");
   for (const char* name : {"x.html", "x.htm", "x.svg", "x.js", "x.mjs", "x.css", "x.json", "x.xml",
                            "x.txt", "original", "x.html.", "x", ".mp4/x", "x.wasm"}) {
     EXPECT_EQ(MediaMimeTypeForName(name), std::nullopt) << name;

@@ -47,9 +47,11 @@ std::vector<std::string> CommonArgs(const std::string& ffmpeg) {
 // "[0:v:0]fps=30,split=3[s0][s1][s2];[s0]scale=1280:720,...[v0];..." plus, with
 // a thumbnail, one more branch "[s3]setpts=...,thumbnail=50[thumb]" (or, when a
 // rung has the thumbnail's size, "[s2]scale=640:360,split=2[r2][tsrc];..." and
-// the branch starts from "[tsrc]").
+// the branch starts from "[tsrc]"), and with a storyboard one more branch
+// "[s4]setpts=...,fps=1/2,scale=160:90,...,tile=10x3...[storyboard]".
 std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& ladder,
-                              std::optional<double> thumbnail_at) {
+                              std::optional<double> thumbnail_at,
+                              const std::optional<StoryboardLayout>& storyboard) {
   // Every rung gets exactly the source's display aspect ratio: even rounding
   // leaves e.g. 854x480 a hair off 16:9, and the dash muxer refuses an
   // adaptation set whose aspect ratios differ. setdar makes up the difference
@@ -76,7 +78,8 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
       }
     }
   }
-  size_t branches = n + (thumbnail_at && !thumb_rung ? 1 : 0);
+  const size_t thumb_branches = thumbnail_at && !thumb_rung ? 1 : 0;
+  size_t branches = n + thumb_branches + (storyboard ? 1 : 0);
   if (branches > 1) {
     absl::StrAppend(&graph, ",split=", branches);
     for (size_t i = 0; i < branches; ++i) absl::StrAppend(&graph, "[s", i, "]");
@@ -110,6 +113,21 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
                     ",thumbnail=", kThumbnailCandidates, "[t1];",
                     "[t0][t1]concat=n=2:v=1:a=0[thumb]");
   }
+  if (storyboard) {
+    // A frame every interval (the fps filter keeps one in so many and drops
+    // the rest before anything is scaled), tiled into one sheet that the tile
+    // filter emits when it is full or the input ends. As for the thumbnail,
+    // a first frame goes out at once (a blank sheet: concat wants one size),
+    // or ffmpeg would report no progress until the end; setpts numbers the
+    // two frames, which would otherwise share a timestamp.
+    const StoryboardLayout& s = *storyboard;
+    absl::StrAppend(&graph, ";[s", n + thumb_branches, "]setpts=PTS-STARTPTS,fps=1/",
+                    s.interval_seconds, ",scale=", s.tile_width, ":", s.tile_height,
+                    ",setsar=1,split=2[sbfirst][sbtiles];",
+                    "[sbfirst]trim=end_frame=1,pad=", s.sheet_width(), ":", s.sheet_height(),
+                    "[sb0];", "[sbtiles]tile=", s.columns, "x", s.rows, "[sb1];",
+                    "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
+  }
   return graph;
 }
 
@@ -119,10 +137,11 @@ std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
                                             const std::filesystem::path& source,
                                             const MediaInfo& info, const std::vector<Rung>& ladder,
                                             const std::filesystem::path& out_dir,
-                                            std::optional<double> thumbnail_at) {
+                                            std::optional<double> thumbnail_at,
+                                            const std::optional<StoryboardLayout>& storyboard) {
   std::vector<std::string> args = CommonArgs(ffmpeg);
   AppendInput(args, source, info);
-  Append(args, {"-filter_complex", LadderFilterGraph(info, ladder, thumbnail_at)});
+  Append(args, {"-filter_complex", LadderFilterGraph(info, ladder, thumbnail_at, storyboard)});
   for (size_t i = 0; i < ladder.size(); ++i) Append(args, {"-map", absl::StrCat("[v", i, "]")});
   if (info.has_audio) Append(args, {"-map", "0:a:0?"});
 
@@ -167,6 +186,13 @@ std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
     Append(args, {"-map", "[thumb]", "-fps_mode", "passthrough", "-frames:v", "2"});
     Append(args, {"-q:v", "3", "-map_metadata", "-1"});
     args.push_back(FileUrl(out_dir / "thumbnail-%d.jpg"));
+  }
+  if (storyboard) {
+    // A third output: the blank sheet, then the sheet (any later, partial
+    // one, should the video run longer than probed, is not written).
+    Append(args, {"-map", "[storyboard]", "-fps_mode", "passthrough", "-frames:v", "2"});
+    Append(args, {"-q:v", "5", "-map_metadata", "-1"});
+    args.push_back(FileUrl(out_dir / "storyboard-%d.jpg"));
   }
   return args;
 }

@@ -8,6 +8,7 @@
 
 #include "transcode/ladder.h"
 #include "transcode/probe.h"
+#include "transcode/storyboard.h"
 
 namespace streamgrid {
 
@@ -21,6 +22,10 @@ inline constexpr std::string_view kThumbnailName = "thumbnail.jpg";
 // What the ladder command writes for a thumbnail (BuildLadderCommand()).
 inline constexpr std::string_view kLadderFirstFrameName = "thumbnail-1.jpg";
 inline constexpr std::string_view kLadderThumbnailName = "thumbnail-2.jpg";
+// What the ladder command writes for a storyboard: a blank sheet at once (so
+// that ffmpeg reports progress from the start), then the sheet itself.
+inline constexpr std::string_view kLadderStoryboardFirstName = "storyboard-1.jpg";
+inline constexpr std::string_view kLadderStoryboardName = "storyboard-2.jpg";
 
 // Seconds between forced keyframes and per segment. A segment is what a
 // video still being encoded becomes playable by (the first one of every
@@ -37,11 +42,14 @@ inline constexpr int kSegmentSeconds = 2;
 // `out_dir/thumbnail-1.jpg`, the first frame, and `out_dir/thumbnail-2.jpg`, the
 // frame BuildThumbnailCommand() would pick from that many seconds into the video
 // (none when the video has no frame there), both sized by ThumbnailSize().
-std::vector<std::string> BuildLadderCommand(const std::string& ffmpeg,
-                                            const std::filesystem::path& source,
-                                            const MediaInfo& info, const std::vector<Rung>& ladder,
-                                            const std::filesystem::path& out_dir,
-                                            std::optional<double> thumbnail_at = std::nullopt);
+// With `storyboard`, it also writes `out_dir/storyboard-1.jpg`, a blank sheet,
+// and `out_dir/storyboard-2.jpg`, the sheet of tiles laid out as `storyboard`
+// says (a frame every interval from the first; blank tiles past the end).
+std::vector<std::string> BuildLadderCommand(
+    const std::string& ffmpeg, const std::filesystem::path& source, const MediaInfo& info,
+    const std::vector<Rung>& ladder, const std::filesystem::path& out_dir,
+    std::optional<double> thumbnail_at = std::nullopt,
+    const std::optional<StoryboardLayout>& storyboard = std::nullopt);
 
 // The argv for an ffmpeg process that writes `out_dir/thumbnail.jpg`: a
 // representative frame from around `seek_seconds`, at most 360 pixels high,

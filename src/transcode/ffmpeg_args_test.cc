@@ -156,6 +156,63 @@ TEST(LadderCommandTest, ThumbnailIsASecondOutputOfTheSameDecode) {
             "[t0][t1]concat=n=2:v=1:a=0[thumb]");
 }
 
+TEST(LadderCommandTest, StoryboardIsATiledBranchAndAThirdOutput) {
+  MediaInfo info = Source(1280, 720, /*audio=*/true);  // 12 s
+  std::vector<Rung> ladder = SelectLadder(info);
+  std::optional<StoryboardLayout> layout = PlanStoryboard(info);
+  ASSERT_TRUE(layout.has_value());
+  std::vector<std::string> thumb_only =
+      BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out", /*thumbnail_at=*/6.0);
+  std::vector<std::string> args = BuildLadderCommand("ffmpeg", "/in/source", info, ladder, "/out",
+                                                     /*thumbnail_at=*/6.0, layout);
+
+  EXPECT_EQ(CountOf(args, "-i"), 1);
+  // One more branch of the main split: a frame a second, 160x90, tiled 10x2;
+  // a blank sheet of that size goes out first.
+  EXPECT_EQ(ValueOf(args, "-filter_complex"),
+            "[0:v:0]fps=30,split=5[s0][s1][s2][s3][s4];"
+            "[s0]scale=1280:720,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[s1]scale=854:480,setdar=dar=16/9:max=1000000,format=yuv420p[v1];"
+            "[s2]scale=640:360,split=2[r2][tsrc];"
+            "[r2]setdar=dar=16/9:max=1000000,format=yuv420p[v2];"
+            "[s3]scale=426:240,setdar=dar=16/9:max=1000000,format=yuv420p[v3];"
+            "[tsrc]setpts=PTS-STARTPTS,split=2[tfirst][tpick];"
+            "[tfirst]trim=end_frame=1,setsar=1[t0];"
+            "[tpick]trim=start=6.000,trim=end_frame=50,setsar=1,thumbnail=50[t1];"
+            "[t0][t1]concat=n=2:v=1:a=0[thumb];"
+            "[s4]setpts=PTS-STARTPTS,fps=1/1,scale=160:90,setsar=1,split=2[sbfirst][sbtiles];"
+            "[sbfirst]trim=end_frame=1,pad=1600:180[sb0];"
+            "[sbtiles]tile=10x2[sb1];"
+            "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
+  // Everything else is as without it; the storyboard's output comes last.
+  auto sheet = std::find(args.begin(), args.end(), "[storyboard]");
+  ASSERT_NE(sheet, args.end());
+  std::vector<std::string> before(args.begin(), sheet - 1);
+  auto without_graph = [](std::vector<std::string> v) {
+    auto it = std::find(v.begin(), v.end(), "-filter_complex");
+    if (it != v.end() && it + 1 != v.end()) *(it + 1) = "GRAPH";
+    return v;
+  };
+  EXPECT_EQ(without_graph(before), without_graph(thumb_only));
+  EXPECT_EQ(std::vector<std::string>(sheet - 1, args.end()),
+            (std::vector<std::string>{"-map", "[storyboard]", "-fps_mode", "passthrough",
+                                      "-frames:v", "2", "-q:v", "5", "-map_metadata", "-1",
+                                      "file:/out/storyboard-%d.jpg"}));
+
+  // Without a thumbnail, one small rung: the split has just the two branches.
+  MediaInfo small = Source(320, 180, /*audio=*/false);
+  small.duration_seconds = 250;  // a tile every 3 s, 84 of them
+  args = BuildLadderCommand("ffmpeg", "/in/source", small, SelectLadder(small), "/out",
+                            std::nullopt, PlanStoryboard(small));
+  EXPECT_EQ(ValueOf(args, "-filter_complex"),
+            "[0:v:0]fps=30,split=2[s0][s1];"
+            "[s0]scale=320:180,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
+            "[s1]setpts=PTS-STARTPTS,fps=1/3,scale=160:90,setsar=1,split=2[sbfirst][sbtiles];"
+            "[sbfirst]trim=end_frame=1,pad=1600:810[sb0];"
+            "[sbtiles]tile=10x9[sb1];"
+            "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
+}
+
 TEST(LadderCommandTest, ThumbnailBranchScalesWhenNoRungHasItsSize) {
   // A portrait source: its thumbnail is 360 lines high (202x360), its rungs
   // are named by their short side (360x640, ...), so none has that size.
@@ -226,8 +283,11 @@ TEST(ThumbnailCommandTest, SizeKeepsAspectAndNeverUpscales) {
 TEST(OutputNamesTest, EveryNameTheMuxerWritesIsAValidContentName) {
   // The dash muxer's names for our templates, for stream indexes up to 5 (five
   // rungs plus audio) and segment numbers up to the 5-digit maximum.
-  std::vector<std::string> names = {std::string(kDashManifestName), std::string(kHlsMasterName),
-                                    std::string(kThumbnailName)};
+  std::vector<std::string> names = {
+      std::string(kDashManifestName),     std::string(kHlsMasterName),
+      std::string(kThumbnailName),        std::string(kLadderStoryboardFirstName),
+      std::string(kLadderStoryboardName), std::string(kStoryboardImageName),
+      std::string(kStoryboardTrackName)};
   for (int n = 0; n <= 5; ++n) {
     names.push_back(absl::StrCat("media_", n, ".m3u8"));
     names.push_back(absl::StrCat("init-", n, ".m4s"));

@@ -15,6 +15,7 @@
 #include "transcode/ffmpeg_progress.h"
 #include "transcode/hls_fixup.h"
 #include "transcode/ladder.h"
+#include "transcode/storyboard.h"
 #include "transcode/subprocess.h"
 
 namespace streamgrid {
@@ -228,12 +229,13 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
     if (progress.OnLine(line) && on_progress) on_progress(progress.percent());
   };
   std::string errors;
-  // The thumbnail comes from the frames this run decodes anyway (the middle is
-  // usually more telling than the often black first frame), not from a second
-  // decode of the source after it.
+  // The thumbnail and the storyboard come from the frames this run decodes
+  // anyway (the middle is usually more telling than the often black first
+  // frame), not from a second decode of the source after it.
+  const std::optional<StoryboardLayout> storyboard = PlanStoryboard(*info);
   absl::Status status =
       RunFfmpeg(BuildLadderCommand(options.ffmpeg, source, *info, ladder, out_dir,
-                                   /*thumbnail_at=*/info->duration_seconds / 2),
+                                   /*thumbnail_at=*/info->duration_seconds / 2, storyboard),
                 options, on_line, cancel, "transcoding", redactions, limit, &errors);
   if (!status.ok()) return status;
   // A file cut short after its index (e.g. an MP4 with the index first) probes
@@ -262,6 +264,20 @@ absl::StatusOr<TranscodeResult> TranscodeInto(const fs::path& source, const fs::
   }
   fs::remove(out_dir / kLadderThumbnailName, ec);
   fs::remove(out_dir / kLadderFirstFrameName, ec);
+  // Likewise the sheet; its track is written here, from the duration actually
+  // encoded. Without a sheet (no frame reached it) the video simply has no
+  // storyboard: players show no preview, as for videos from before them.
+  if (storyboard && NonEmptyFile(out_dir / kLadderStoryboardName)) {
+    fs::rename(out_dir / kLadderStoryboardName, out_dir / kStoryboardImageName, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat("cannot rename the storyboard: ", ec.message()));
+    }
+    status = WriteStoryboardVtt(out_dir / kStoryboardTrackName, *storyboard,
+                                result.source.duration_seconds);
+    if (!status.ok()) return status;
+  }
+  fs::remove(out_dir / kLadderStoryboardName, ec);
+  fs::remove(out_dir / kLadderStoryboardFirstName, ec);
 
   status = FinishPlaylists(out_dir);
   if (!status.ok()) return status;

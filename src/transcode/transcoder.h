@@ -43,15 +43,18 @@ struct TranscodeResult {
   std::vector<Rendition> renditions;  // largest first
   // Every file written to the output directory, sorted: the DASH manifest
   // (manifest.mpd), the HLS master (master.m3u8) and media playlists
-  // (media_N.m3u8), init and media segments (init-N.m4s, chunk-N-NNNNN.m4s) and
-  // thumbnail.jpg. Each satisfies IsValidContentName.
+  // (media_N.m3u8), init and media segments (init-N.m4s, chunk-N-NNNNN.m4s),
+  // thumbnail.jpg and, unless no frame made it into one, the storyboard
+  // (storyboard.jpg and storyboard.vtt, see storyboard.h). Each satisfies
+  // IsValidContentName.
   std::vector<std::string> files;
 };
 
 // Encodes `source` into an adaptive-bitrate ladder in `out_dir` (created; it must
 // not exist or be empty): probes it (unless `probed`, ProbeMedia()'s description
 // of these very bytes, is given), picks the ladder, runs one ffmpeg for DASH +
-// HLS and the thumbnail, and makes the HLS playlists VOD. A second ffmpeg run
+// HLS, the thumbnail and the storyboard sheet, writes the storyboard's WebVTT
+// track, and makes the HLS playlists VOD. A second ffmpeg run
 // makes the thumbnail only when the video has no frame at the middle of the
 // duration its container claims.
 //

@@ -31,6 +31,7 @@ TEST(VideoJsonTest, ReadyVideoHasEveryFieldAndItsUrls) {
   EXPECT_EQ(j["created_at"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["dash_url"], "/content/01jc0000000000000000000000/manifest.mpd");
   EXPECT_EQ(j["hls_url"], "/content/01jc0000000000000000000000/master.m3u8");
+  EXPECT_EQ(j["storyboard_url"], "/content/01jc0000000000000000000000/storyboard.vtt");
 }
 
 TEST(VideoJsonTest, FailedVideoCarriesItsErrorAndNoUrls) {
@@ -41,6 +42,7 @@ TEST(VideoJsonTest, FailedVideoCarriesItsErrorAndNoUrls) {
   EXPECT_EQ(j["status"], "failed");
   EXPECT_EQ(j["error"], "ffmpeg: invalid data");
   EXPECT_FALSE(j.contains("dash_url"));
+  EXPECT_FALSE(j.contains("storyboard_url"));
 }
 
 TEST(VideoJsonTest, ProcessingVideoIsPlayableThroughHlsOnceItsPlaylistsAreStored) {
@@ -58,6 +60,7 @@ TEST(VideoJsonTest, ProcessingVideoIsPlayableThroughHlsOnceItsPlaylistsAreStored
   // The DASH manifest and the thumbnail are written at the end.
   EXPECT_FALSE(j.contains("dash_url"));
   EXPECT_FALSE(j.contains("thumbnail_url"));
+  EXPECT_FALSE(j.contains("storyboard_url"));
 
   EXPECT_EQ(VideoToJson(Sample())["playable"], true);
   v.status = VideoStatus::kFailed;
