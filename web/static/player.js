@@ -39,6 +39,7 @@
     status: null, // the last status the API reported
     info: null, // the last JSON the API returned
     dash: null, // the dash.js MediaPlayer, when engine === 'dash'
+    storyboard: null, // {url, cues} once the seek bar's previews are loaded
     hls: null, // the Hls instance, when engine === 'hls'
     startedWhileProcessing: false, // playback began before the video was ready
   };
@@ -414,6 +415,186 @@
       deleteButton.disabled = false;
     }
   });
+
+  // ---- seek bar and storyboard previews -------------------------------------------------
+  // Our own bar under the video (the native controls stay): where it is
+  // hovered, or dragged on a touch screen, a preview shows that moment's tile
+  // of the storyboard (a sprite sheet; a WebVTT track says which tile covers
+  // which time, "storyboard.jpg#xywh=x,y,w,h") and the time. The track is
+  // fetched once, on the first hover; a video without one (transcoded before
+  // storyboards) shows the time only.
+
+  const seekBar = document.getElementById('seek');
+  const seekPlayed = document.getElementById('seek-played');
+  const seekBuffered = document.getElementById('seek-buffered');
+  const preview = document.getElementById('seek-preview');
+  const previewImage = document.getElementById('seek-preview-image');
+  const previewTime = document.getElementById('seek-preview-time');
+  const MAX_STORYBOARD_BYTES = 1 << 20;
+
+  let storyboardCues = null; // [{start, end, url, x, y, w, h}] once loaded
+  let storyboardLoad = null;
+  let pointer = null; // {x, time} while the pointer is over the bar (or dragging)
+  let dragging = false;
+
+  // "00:01:02.500" or "01:02.500" -> seconds, NaN if malformed.
+  function vttSeconds(text) {
+    const m = /^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$/.exec(text.trim());
+    if (!m) return NaN;
+    return Number(m[1] || 0) * 3600 + Number(m[2]) * 60 + Number(m[3]) + Number(m[4]) / 1000;
+  }
+
+  // The cues of a storyboard track; images only from our own origin.
+  function parseStoryboard(text, base) {
+    if (!/^\uFEFF?WEBVTT/.test(text)) return [];
+    const cues = [];
+    for (const block of text.replace(/\r\n?/g, '\n').split(/\n{2,}/)) {
+      const lines = block.split('\n');
+      const at = lines.findIndex((line) => line.includes('-->'));
+      if (at < 0 || at + 1 >= lines.length) continue;
+      const [from, to] = lines[at].split('-->');
+      const start = vttSeconds(from);
+      const end = vttSeconds((to || '').trim().split(/\s+/)[0] || '');
+      const m = /^(.+)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(lines[at + 1].trim());
+      if (!m || !(end > start)) continue;
+      let url;
+      try {
+        url = new URL(m[1], base);
+      } catch (_) {
+        continue;
+      }
+      if (url.origin !== window.location.origin) continue;
+      cues.push({ start, end, url: url.href, x: +m[2], y: +m[3], w: +m[4], h: +m[5] });
+    }
+    return cues.sort((a, b) => a.start - b.start);
+  }
+
+  function loadStoryboard() {
+    if (storyboardLoad) return storyboardLoad;
+    const src = state.info && state.info.storyboard_url;
+    if (!src) return Promise.resolve([]);
+    const base = new URL(src, window.location.href);
+    storyboardLoad = fetch(base.href)
+      .then((res) => (res.ok ? res.text() : ''))
+      .then((text) => {
+        storyboardCues = text.length <= MAX_STORYBOARD_BYTES ? parseStoryboard(text, base.href) : [];
+        state.storyboard = { url: base.href, cues: storyboardCues.length };
+        // Fetched ahead, so the first tile shows at once.
+        if (storyboardCues.length > 0) new Image().src = storyboardCues[0].url;
+        if (pointer) showPreview(pointer.x, pointer.time);
+        return storyboardCues;
+      })
+      .catch(() => {
+        storyboardCues = [];
+        return storyboardCues;
+      });
+    return storyboardLoad;
+  }
+
+  function seekDuration() {
+    if (Number.isFinite(video.duration) && video.duration > 0) return video.duration;
+    return 0;
+  }
+
+  function cueAt(time) {
+    if (!storyboardCues) return null;
+    for (const cue of storyboardCues) {
+      if (time >= cue.start && time < cue.end) return cue;
+    }
+    const last = storyboardCues[storyboardCues.length - 1];
+    return last && time >= last.end - 1e-3 ? last : null; // the very end
+  }
+
+  function showPreview(x, time) {
+    const cue = cueAt(time);
+    if (cue) {
+      previewImage.style.width = cue.w + 'px';
+      previewImage.style.height = cue.h + 'px';
+      previewImage.style.backgroundImage = 'url("' + cue.url + '")';
+      previewImage.style.backgroundPosition = -cue.x + 'px ' + -cue.y + 'px';
+    }
+    previewImage.hidden = !cue;
+    previewTime.textContent = window.StreamGrid.clockTime(time) || '0:00';
+    preview.setAttribute('data-time', time.toFixed(3));
+    preview.hidden = false;
+    // Centred on the pointer, but never past the bar's ends (no sideways
+    // scrolling on a phone).
+    const half = preview.offsetWidth / 2;
+    const width = seekBar.clientWidth;
+    preview.style.left = Math.max(half, Math.min(width - half, x)) + 'px';
+  }
+
+  function hidePreview() {
+    pointer = null;
+    preview.hidden = true;
+  }
+
+  function pointerAt(e) {
+    const rect = seekBar.getBoundingClientRect();
+    const x = Math.max(0, Math.min(rect.width, e.clientX - rect.left));
+    const fraction = rect.width > 0 ? x / rect.width : 0;
+    return { x, time: fraction * seekDuration() };
+  }
+
+  function renderProgress(time) {
+    const duration = seekDuration();
+    const fraction = duration > 0 ? Math.max(0, Math.min(1, time / duration)) : 0;
+    seekPlayed.style.width = fraction * 100 + '%';
+    seekBar.setAttribute('aria-valuemax', String(Math.round(duration)));
+    seekBar.setAttribute('aria-valuenow', String(Math.round(time)));
+    seekBar.setAttribute('aria-valuetext', window.StreamGrid.clockTime(time) || '0:00');
+  }
+
+  function updateSeekBar() {
+    const duration = seekDuration();
+    seekBar.hidden = !(duration > 0) || !state.engine;
+    if (seekBar.hidden) return;
+    if (!dragging) renderProgress(video.currentTime);
+    let buffered = 0;
+    for (let i = 0; i < video.buffered.length; i++) {
+      if (video.buffered.start(i) <= video.currentTime + 0.5) buffered = Math.max(buffered, video.buffered.end(i));
+    }
+    seekBuffered.style.width = Math.min(1, buffered / duration) * 100 + '%';
+  }
+
+  for (const name of ['timeupdate', 'durationchange', 'loadedmetadata', 'progress', 'seeking', 'emptied']) {
+    video.addEventListener(name, updateSeekBar);
+  }
+
+  seekBar.addEventListener('pointerenter', () => {
+    loadStoryboard();
+  });
+  seekBar.addEventListener('pointermove', (e) => {
+    pointer = pointerAt(e);
+    if (dragging) renderProgress(pointer.time);
+    showPreview(pointer.x, pointer.time);
+  });
+  seekBar.addEventListener('pointerleave', () => {
+    if (!dragging) hidePreview();
+  });
+  seekBar.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0 || !(seekDuration() > 0)) return;
+    e.preventDefault();
+    loadStoryboard();
+    dragging = true;
+    seekBar.setAttribute('data-dragging', '');
+    seekBar.setPointerCapture(e.pointerId);
+    pointer = pointerAt(e);
+    renderProgress(pointer.time);
+    showPreview(pointer.x, pointer.time);
+  });
+  const endDrag = (e, commit) => {
+    if (!dragging) return;
+    dragging = false;
+    seekBar.removeAttribute('data-dragging');
+    const at = pointerAt(e);
+    if (commit && video.readyState > 0) video.currentTime = at.time;
+    // A mouse still over the bar keeps its preview; a finger lifted does not.
+    if (e.pointerType !== 'mouse') hidePreview();
+    updateSeekBar();
+  };
+  seekBar.addEventListener('pointerup', (e) => endDrag(e, true));
+  seekBar.addEventListener('pointercancel', (e) => endDrag(e, false));
 
   // ---- keyboard shortcuts ----------------------------------------------------------------
   // Space or k: play / pause; left / right (or j / l): back / ahead 5 s (10 s);
