@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "transcode/ladder.h"
+#include "transcode/storyboard.h"
 #include "transcode/testing/test_media.h"
 
 namespace streamgrid {
@@ -25,6 +26,7 @@ namespace fs = std::filesystem;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 
 std::string ReadFile(const fs::path& path) {
@@ -271,6 +273,26 @@ class TranscoderTest : public ::testing::Test {
     EXPECT_LE(thumbnail.streams[0].height, 360);
     EXPECT_NEAR(static_cast<double>(thumbnail.streams[0].width) / thumbnail.streams[0].height,
                 static_cast<double>(result.source.width) / result.source.height, 0.05);
+
+    // The storyboard: a sheet of whole tiles and its track, nothing left over
+    // from the ladder run.
+    EXPECT_THAT(result.files, Contains("storyboard.jpg"));
+    EXPECT_THAT(result.files, Contains("storyboard.vtt"));
+    EXPECT_THAT(result.files, Not(Contains("storyboard-1.jpg")));
+    EXPECT_THAT(result.files, Not(Contains("storyboard-2.jpg")));
+    std::optional<StoryboardLayout> layout = PlanStoryboard(result.source);
+    ASSERT_TRUE(layout.has_value());
+    Probed sheet = ProbeOutput(Out() / "storyboard.jpg");
+    ASSERT_EQ(sheet.streams.size(), 1u);
+    EXPECT_EQ(sheet.streams[0].codec, "mjpeg");
+    EXPECT_EQ(sheet.streams[0].width % layout->tile_width, 0);
+    EXPECT_EQ(sheet.streams[0].height % layout->tile_height, 0);
+    std::string vtt = ReadFile(Out() / "storyboard.vtt");
+    EXPECT_THAT(vtt, StartsWith(absl::StrCat("WEBVTT\n\n00:00:00.000 --> ")));
+    EXPECT_THAT(vtt, HasSubstr(absl::StrCat("\nstoryboard.jpg#xywh=0,0,", layout->tile_width, ",",
+                                            layout->tile_height, "\n")));
+    EXPECT_THAT(vtt, HasSubstr(absl::StrCat(" --> ", VttTimestamp(result.source.duration_seconds),
+                                            "\nstoryboard.jpg#xywh=")));
   }
 
   static testing::LazyMedia* sources_;

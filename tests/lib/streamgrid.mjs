@@ -346,10 +346,14 @@ export function hlsUris(playlist) {
   return uris;
 }
 
-/** Every file a player would fetch for a ready video (manifests, playlists, segments, thumbnail). */
+/**
+ * Every file a player would fetch for a ready video (manifests, playlists,
+ * segments, thumbnail, the storyboard's track and sheet).
+ */
 export async function playerFiles(url, id) {
   const base = `${url}/content/${id}/`;
-  const names = new Set(['manifest.mpd', 'master.m3u8', 'thumbnail.jpg']);
+  const names = new Set(['manifest.mpd', 'master.m3u8', 'thumbnail.jpg', 'storyboard.vtt',
+    'storyboard.jpg']);
   for (const f of dashFiles(await (await fetch(base + 'manifest.mpd')).text())) names.add(f);
   for (const playlist of hlsUris(await (await fetch(base + 'master.m3u8')).text())) {
     names.add(playlist);
