@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/strings.h"
 
 namespace streamgrid {
 
@@ -54,8 +55,9 @@ std::string StoryboardVtt(const StoryboardLayout& layout, double duration_second
     const double end = i + 1 == cues ? duration_seconds : static_cast<double>((i + 1) * interval);
     const int64_t x = (i % layout.columns) * layout.tile_width;
     const int64_t y = (i / layout.columns) * layout.tile_height;
-    absl::StrAppend(&vtt, "\n", VttTimestamp(start), " --> ", VttTimestamp(end), "\n", image_name,
-                    "#xywh=", x, ",", y, ",", layout.tile_width, ",", layout.tile_height, "\n");
+    absl::StrAppend(&vtt, "\n", VttTimestamp(start), " --> ", VttTimestamp(end), "\n",
+                    ToAbsl(image_name), "#xywh=", x, ",", y, ",", layout.tile_width, ",",
+                    layout.tile_height, "\n");
   }
   return vtt;
 }
