@@ -57,10 +57,12 @@ TEST_F(TranscodeWorkerPoolTest, TranscodesAnUploadToReady) {
   EXPECT_EQ(record.renditions, expected);
 
   // A 2 s clip in 2 s segments: one video segment; the audio, a little
-  // longer than the video (encoder priming), spills into a second.
+  // longer than the video (encoder priming), spills into a second. The
+  // storyboard's sheet and track are stored beside them.
   EXPECT_THAT(Files(id), ElementsAre("chunk-0-00001.m4s", "chunk-1-00001.m4s", "chunk-1-00002.m4s",
                                      "init-0.m4s", "init-1.m4s", "manifest.mpd", "master.m3u8",
-                                     "media_0.m3u8", "media_1.m3u8", "original", "thumbnail.jpg"));
+                                     "media_0.m3u8", "media_1.m3u8", "original", "storyboard.jpg",
+                                     "storyboard.vtt", "thumbnail.jpg"));
   // What was stored is what ffmpeg wrote: the playlists are already fixed up.
   auto reader = content_->OpenReader(id, "media_0.m3u8");
   ASSERT_TRUE(reader.ok());
