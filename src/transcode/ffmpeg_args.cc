@@ -48,7 +48,7 @@ std::vector<std::string> CommonArgs(const std::string& ffmpeg) {
 // a thumbnail, one more branch "[s3]setpts=...,thumbnail=50[thumb]" (or, when a
 // rung has the thumbnail's size, "[s2]scale=640:360,split=2[r2][tsrc];..." and
 // the branch starts from "[tsrc]"), and with a storyboard one more branch
-// "[s4]setpts=...,fps=1/2,scale=160:90,...,tile=10x3...[storyboard]".
+// "[s4]setpts=...;[sbtiles]fps=1/2,scale=160:90,...,tile=10x3...[storyboard]".
 std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& ladder,
                               std::optional<double> thumbnail_at,
                               const std::optional<StoryboardLayout>& storyboard) {
@@ -117,16 +117,19 @@ std::string LadderFilterGraph(const MediaInfo& info, const std::vector<Rung>& la
     // A frame every interval (the fps filter keeps one in so many and drops
     // the rest before anything is scaled), tiled into one sheet that the tile
     // filter emits when it is full or the input ends. As for the thumbnail,
-    // a first frame goes out at once (a blank sheet: concat wants one size),
-    // or ffmpeg would report no progress until the end; setpts numbers the
-    // two frames, which would otherwise share a timestamp.
+    // a first frame goes out at once (the first frame on a sheet-sized
+    // canvas: concat wants one size), or ffmpeg would report no progress
+    // until the end. It is split off ahead of the fps filter, which holds
+    // its first frame until half an interval later. setpts numbers the two
+    // frames, which would otherwise share a timestamp.
     const StoryboardLayout& s = *storyboard;
-    absl::StrAppend(&graph, ";[s", n + thumb_branches, "]setpts=PTS-STARTPTS,fps=1/",
-                    s.interval_seconds, ",scale=", s.tile_width, ":", s.tile_height,
-                    ",setsar=1,split=2[sbfirst][sbtiles];",
-                    "[sbfirst]trim=end_frame=1,pad=", s.sheet_width(), ":", s.sheet_height(),
-                    "[sb0];", "[sbtiles]tile=", s.columns, "x", s.rows, "[sb1];",
-                    "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
+    const std::string tile_scale =
+        absl::StrCat("scale=", s.tile_width, ":", s.tile_height, ",setsar=1");
+    absl::StrAppend(&graph, ";[s", n + thumb_branches,
+                    "]setpts=PTS-STARTPTS,split=2[sbfirst][sbtiles];", "[sbfirst]trim=end_frame=1,",
+                    tile_scale, ",pad=", s.sheet_width(), ":", s.sheet_height(), "[sb0];",
+                    "[sbtiles]fps=1/", s.interval_seconds, ",", tile_scale, ",tile=", s.columns,
+                    "x", s.rows, "[sb1];", "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
   }
   return graph;
 }

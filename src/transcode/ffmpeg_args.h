@@ -22,8 +22,9 @@ inline constexpr std::string_view kThumbnailName = "thumbnail.jpg";
 // What the ladder command writes for a thumbnail (BuildLadderCommand()).
 inline constexpr std::string_view kLadderFirstFrameName = "thumbnail-1.jpg";
 inline constexpr std::string_view kLadderThumbnailName = "thumbnail-2.jpg";
-// What the ladder command writes for a storyboard: a blank sheet at once (so
-// that ffmpeg reports progress from the start), then the sheet itself.
+// What the ladder command writes for a storyboard: the first frame on a
+// sheet-sized canvas at once (so that ffmpeg reports progress from the
+// start), then the sheet itself.
 inline constexpr std::string_view kLadderStoryboardFirstName = "storyboard-1.jpg";
 inline constexpr std::string_view kLadderStoryboardName = "storyboard-2.jpg";
 
@@ -42,8 +43,8 @@ inline constexpr int kSegmentSeconds = 2;
 // `out_dir/thumbnail-1.jpg`, the first frame, and `out_dir/thumbnail-2.jpg`, the
 // frame BuildThumbnailCommand() would pick from that many seconds into the video
 // (none when the video has no frame there), both sized by ThumbnailSize().
-// With `storyboard`, it also writes `out_dir/storyboard-1.jpg`, a blank sheet,
-// and `out_dir/storyboard-2.jpg`, the sheet of tiles laid out as `storyboard`
+// With `storyboard`, it also writes `out_dir/storyboard-1.jpg`, a throwaway
+// (the first frame on a sheet-sized canvas), and `out_dir/storyboard-2.jpg`, the sheet of tiles laid out as `storyboard`
 // says (a frame every interval from the first; blank tiles past the end).
 std::vector<std::string> BuildLadderCommand(
     const std::string& ffmpeg, const std::filesystem::path& source, const MediaInfo& info,

@@ -168,7 +168,7 @@ TEST(LadderCommandTest, StoryboardIsATiledBranchAndAThirdOutput) {
 
   EXPECT_EQ(CountOf(args, "-i"), 1);
   // One more branch of the main split: a frame a second, 160x90, tiled 10x2;
-  // a blank sheet of that size goes out first.
+  // the first frame on a canvas of that size goes out first.
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
             "[0:v:0]fps=30,split=5[s0][s1][s2][s3][s4];"
             "[s0]scale=1280:720,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
@@ -180,9 +180,9 @@ TEST(LadderCommandTest, StoryboardIsATiledBranchAndAThirdOutput) {
             "[tfirst]trim=end_frame=1,setsar=1[t0];"
             "[tpick]trim=start=6.000,trim=end_frame=50,setsar=1,thumbnail=50[t1];"
             "[t0][t1]concat=n=2:v=1:a=0[thumb];"
-            "[s4]setpts=PTS-STARTPTS,fps=1/1,scale=160:90,setsar=1,split=2[sbfirst][sbtiles];"
-            "[sbfirst]trim=end_frame=1,pad=1600:180[sb0];"
-            "[sbtiles]tile=10x2[sb1];"
+            "[s4]setpts=PTS-STARTPTS,split=2[sbfirst][sbtiles];"
+            "[sbfirst]trim=end_frame=1,scale=160:90,setsar=1,pad=1600:180[sb0];"
+            "[sbtiles]fps=1/1,scale=160:90,setsar=1,tile=10x2[sb1];"
             "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
   // Everything else is as without it; the storyboard's output comes last.
   auto sheet = std::find(args.begin(), args.end(), "[storyboard]");
@@ -207,9 +207,9 @@ TEST(LadderCommandTest, StoryboardIsATiledBranchAndAThirdOutput) {
   EXPECT_EQ(ValueOf(args, "-filter_complex"),
             "[0:v:0]fps=30,split=2[s0][s1];"
             "[s0]scale=320:180,setdar=dar=16/9:max=1000000,format=yuv420p[v0];"
-            "[s1]setpts=PTS-STARTPTS,fps=1/3,scale=160:90,setsar=1,split=2[sbfirst][sbtiles];"
-            "[sbfirst]trim=end_frame=1,pad=1600:810[sb0];"
-            "[sbtiles]tile=10x9[sb1];"
+            "[s1]setpts=PTS-STARTPTS,split=2[sbfirst][sbtiles];"
+            "[sbfirst]trim=end_frame=1,scale=160:90,setsar=1,pad=1600:810[sb0];"
+            "[sbtiles]fps=1/3,scale=160:90,setsar=1,tile=10x9[sb1];"
             "[sb0][sb1]concat=n=2:v=1:a=0,setpts=N/TB[storyboard]");
 }
 
