@@ -228,7 +228,7 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('at a phone\'s width the preview stays on the screen', async (t) => {
+  test('at a phone\'s width the preview stays on the screen, and a finger can scrub', async (t) => {
     const { page, problems } = await openPlayer(t, video.id);
     await page.setViewportSize({ width: 390, height: 844 });
     for (const fraction of [0.995, 0.005]) {
@@ -245,6 +245,35 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
     }
     await page.screenshot({ path: shotPath('storyboard-phone') });
     t.diagnostic(`screenshot: ${shotPath('storyboard-phone')}`);
+
+    // A finger: touching the bar and sliding along shows the preview while it
+    // moves; lifting it seeks there and hides the preview.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 1 });
+    const box = await page.locator('#seek').boundingBox();
+    const y = box.y + box.height / 2;
+    const touch = (type, fraction) => cdp.send('Input.dispatchTouchEvent', {
+      type, touchPoints: type === 'touchEnd' ? [] : [{ x: box.x + box.width * fraction, y }],
+    });
+    await page.mouse.move(5, 5); // the mouse's preview goes away first
+    await page.waitForFunction(() => document.getElementById('seek-preview').hidden, null,
+      { timeout: PAGE_TIMEOUT_MS, polling: 50 });
+    await touch('touchStart', 0.6);
+    await touch('touchMove', 0.7);
+    await touch('touchMove', 0.75);
+    await page.waitForFunction(() => {
+      const p = document.getElementById('seek-preview');
+      return !p.hidden && !document.getElementById('seek-preview-image').hidden &&
+        Number(p.getAttribute('data-time')) > 0.7 * document.getElementById('video').duration;
+    }, null, { timeout: PAGE_TIMEOUT_MS, polling: 50 });
+    await touch('touchEnd');
+    await page.waitForFunction(() => {
+      const v = document.getElementById('video');
+      return document.getElementById('seek-preview').hidden &&
+        Math.abs(v.currentTime - 0.75 * v.duration) < 0.5;
+    }, null, { timeout: PAGE_TIMEOUT_MS, polling: 50 }).catch(async (err) => {
+      throw new Error(`after the touch: ${JSON.stringify(await playerState(page))}`, { cause: err });
+    });
     assert.deepEqual(problems, []);
   });
 
