@@ -19,10 +19,9 @@ using http::Response;
 using http::Status;
 
 // Segments never change once written (a new encode gets new names), so caches may
-// keep them for good, and so may the storyboard (stored once, with the
-// segments, when the video is ready); manifests and thumbnails get a short
-// lifetime. HLS
-// playlists grow while a video is encoded (EVENT playlists, see
+// keep them for good, and so may the storyboard (its sheet and track are
+// stored once, with the last segments); manifests and thumbnails get a short
+// lifetime. HLS playlists grow while a video is encoded (EVENT playlists, see
 // docs/transcode-pipeline.md): a player reloads them every target duration
 // (2 s), so a browser may keep one only for half of that.
 std::string CacheControlFor(const std::string& name) {
