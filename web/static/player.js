@@ -557,44 +557,47 @@
     seekBuffered.style.width = Math.min(1, buffered / duration) * 100 + '%';
   }
 
-  for (const name of ['timeupdate', 'durationchange', 'loadedmetadata', 'progress', 'seeking', 'emptied']) {
-    video.addEventListener(name, updateSeekBar);
-  }
+  // A page without the bar (an older template) plays as before.
+  if (seekBar && seekPlayed && seekBuffered && preview && previewImage && previewTime) {
+    for (const name of ['timeupdate', 'durationchange', 'loadedmetadata', 'progress', 'seeking', 'emptied']) {
+      video.addEventListener(name, updateSeekBar);
+    }
 
-  seekBar.addEventListener('pointerenter', () => {
-    loadStoryboard();
-  });
-  seekBar.addEventListener('pointermove', (e) => {
-    pointer = pointerAt(e);
-    if (dragging) renderProgress(pointer.time);
-    showPreview(pointer.x, pointer.time);
-  });
-  seekBar.addEventListener('pointerleave', () => {
-    if (!dragging) hidePreview();
-  });
-  seekBar.addEventListener('pointerdown', (e) => {
-    if (e.button !== 0 || !(seekDuration() > 0)) return;
-    e.preventDefault();
-    loadStoryboard();
-    dragging = true;
-    seekBar.setAttribute('data-dragging', '');
-    seekBar.setPointerCapture(e.pointerId);
-    pointer = pointerAt(e);
-    renderProgress(pointer.time);
-    showPreview(pointer.x, pointer.time);
-  });
-  const endDrag = (e, commit) => {
-    if (!dragging) return;
-    dragging = false;
-    seekBar.removeAttribute('data-dragging');
-    const at = pointerAt(e);
-    if (commit && video.readyState > 0) video.currentTime = at.time;
-    // A mouse still over the bar keeps its preview; a finger lifted does not.
-    if (e.pointerType !== 'mouse') hidePreview();
-    updateSeekBar();
-  };
-  seekBar.addEventListener('pointerup', (e) => endDrag(e, true));
-  seekBar.addEventListener('pointercancel', (e) => endDrag(e, false));
+    seekBar.addEventListener('pointerenter', () => {
+      loadStoryboard();
+    });
+    seekBar.addEventListener('pointermove', (e) => {
+      pointer = pointerAt(e);
+      if (dragging) renderProgress(pointer.time);
+      showPreview(pointer.x, pointer.time);
+    });
+    seekBar.addEventListener('pointerleave', () => {
+      if (!dragging) hidePreview();
+    });
+    seekBar.addEventListener('pointerdown', (e) => {
+      if (e.button !== 0 || !(seekDuration() > 0)) return;
+      e.preventDefault();
+      loadStoryboard();
+      dragging = true;
+      seekBar.setAttribute('data-dragging', '');
+      seekBar.setPointerCapture(e.pointerId);
+      pointer = pointerAt(e);
+      renderProgress(pointer.time);
+      showPreview(pointer.x, pointer.time);
+    });
+    const endDrag = (e, commit) => {
+      if (!dragging) return;
+      dragging = false;
+      seekBar.removeAttribute('data-dragging');
+      const at = pointerAt(e);
+      if (commit && video.readyState > 0) video.currentTime = at.time;
+      // A mouse still over the bar keeps its preview; a finger lifted does not.
+      if (e.pointerType !== 'mouse') hidePreview();
+      updateSeekBar();
+    };
+    seekBar.addEventListener('pointerup', (e) => endDrag(e, true));
+    seekBar.addEventListener('pointercancel', (e) => endDrag(e, false));
+  }
 
   // ---- keyboard shortcuts ----------------------------------------------------------------
   // Space or k: play / pause; left / right (or j / l): back / ahead 5 s (10 s);
