@@ -111,11 +111,13 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
     const res = await fetch(web.url + video.storyboard_url);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'text/vtt; charset=utf-8');
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     cues = parseVtt(await res.text());
 
     const image = await fetch(`${web.url}/content/${video.id}/storyboard.jpg`);
     assert.equal(image.status, 200);
     assert.equal(image.headers.get('content-type'), 'image/jpeg');
+    assert.equal(image.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     const file = path.join(tmp, 'storyboard.jpg');
     fs.writeFileSync(file, Buffer.from(await image.arrayBuffer()));
     const stream = (await probe(file)).streams[0];
