@@ -110,12 +110,6 @@ bool CachingVideoContentService::IsCacheableName(std::string_view name) {
   return name != "original";
 }
 
-bool CachingVideoContentService::IsImmutableName(std::string_view name) {
-  // Segments and init segments: an encode writes new names rather than
-  // rewriting old ones (see content_routes.cc's Cache-Control).
-  return name.ends_with(".m4s");
-}
-
 std::string CachingVideoContentService::Key(std::string_view video_id, std::string_view name) {
   std::string key;
   key.reserve(video_id.size() + 1 + name.size());
@@ -192,7 +186,7 @@ void CachingVideoContentService::InsertLocked(const std::string& key,
   Entry entry;
   entry.file = std::move(file);
   entry.checked_at = options_.now();
-  entry.immutable = IsImmutableName(std::string_view(key).substr(key.find('/') + 1));
+  entry.immutable = IsImmutableContentName(std::string_view(key).substr(key.find('/') + 1));
   lru_.push_front(key);
   entry.lru_pos = lru_.begin();
   entries_.emplace(key, std::move(entry));

@@ -151,9 +151,9 @@ class CachingVideoContentService : public VideoContentService {
   ContentCacheStats stats() const;
   const ContentCacheOptions& options() const { return options_; }
 
-  // Whether a name may be cached at all, and whether it never changes.
+  // Whether a name may be cached at all (whether it never changes:
+  // IsImmutableContentName()).
   static bool IsCacheableName(std::string_view name);
-  static bool IsImmutableName(std::string_view name);
 
   // VideoContentService: reads answer from the cache when it holds the file
   // (without filling it on a miss); writes and deletes go through and

@@ -147,6 +147,16 @@ class CachingVideoContentServiceTest : public ::testing::Test {
   std::chrono::steady_clock::time_point now_{};
 };
 
+TEST(IsImmutableContentNameTest, SegmentsAndTheStoryboardOnly) {
+  for (const char* name : {"init-0.m4s", "chunk-1-00003.m4s", "storyboard.jpg", "storyboard.vtt"}) {
+    EXPECT_TRUE(IsImmutableContentName(name)) << name;
+  }
+  for (const char* name : {"manifest.mpd", "master.m3u8", "media_0.m3u8", "thumbnail.jpg",
+                           "original", "storyboard.jpg.tmp"}) {
+    EXPECT_FALSE(IsImmutableContentName(name)) << name;
+  }
+}
+
 TEST_F(CachingVideoContentServiceTest, FetchFillsThenLookupHitsWithoutIo) {
   const std::string data = TestBytes(5000, 1);
   Write("chunk-0-00001.m4s", data);

@@ -11,6 +11,10 @@
 
 namespace streamgrid {
 
+bool IsImmutableContentName(std::string_view name) {
+  return name.ends_with(".m4s") || name == "storyboard.jpg" || name == "storyboard.vtt";
+}
+
 absl::StatusOr<ContentInfo> CopyLocalFile(VideoContentService& content, std::string_view video_id,
                                           std::string_view name,
                                           const std::filesystem::path& file) {

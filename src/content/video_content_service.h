@@ -112,6 +112,13 @@ class VideoContentService {
   virtual bool StoresLocalFilesWithoutCopy() const { return false; }
 };
 
+// Whether a video's file `name` never changes once stored: segments and init
+// segments (an encode writes new names rather than rewriting old ones) and
+// the storyboard (sheet and track, stored once with the last segments).
+// Caches may keep such files for good; manifests, playlists and thumbnails
+// may be rewritten.
+bool IsImmutableContentName(std::string_view name);
+
 // The default StoreLocalFile(): streams `file` through `content.OpenWriter()`
 // in chunks and commits. For implementations whose fast path cannot be used.
 absl::StatusOr<ContentInfo> CopyLocalFile(VideoContentService& content, std::string_view video_id,

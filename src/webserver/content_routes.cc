@@ -18,16 +18,13 @@ namespace {
 using http::Response;
 using http::Status;
 
-// Segments never change once written (a new encode gets new names), so caches may
-// keep them for good, and so may the storyboard (its sheet and track are
-// stored once, with the last segments); manifests and thumbnails get a short
-// lifetime. HLS playlists grow while a video is encoded (EVENT playlists, see
-// docs/transcode-pipeline.md): a player reloads them every target duration
-// (2 s), so a browser may keep one only for half of that.
+// Segments and the storyboard never change once written, so caches may keep
+// them for good (IsImmutableContentName); manifests and thumbnails get a
+// short lifetime. HLS playlists grow while a video is encoded (EVENT
+// playlists, see docs/transcode-pipeline.md): a player reloads them every
+// target duration (2 s), so a browser may keep one only for half of that.
 std::string CacheControlFor(const std::string& name) {
-  if (absl::EndsWith(name, ".m4s") || name == "storyboard.jpg" || name == "storyboard.vtt") {
-    return "public, max-age=31536000, immutable";
-  }
+  if (IsImmutableContentName(name)) return "public, max-age=31536000, immutable";
   if (absl::EndsWith(name, ".m3u8")) return "public, max-age=1";
   return "public, max-age=60";
 }
