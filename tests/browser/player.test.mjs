@@ -10,23 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
-import { buildDir, makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
+import {
+  clockTime, launchChromium, play, playerState, screenshotPath, trackProblems, waitForTime,
+} from '../lib/browser.mjs';
+import { makeTestVideo, startWeb, uploadFile, waitForStatus } from '../lib/streamgrid.mjs';
 
 const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy CI machine
 const PLAY_TIMEOUT_MS = 30_000;
-
-const artifacts = path.join(buildDir, 'test-artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-const shotPath = (name) => path.join(artifacts, `browser-${name}.png`);
-
-// A length as the pages show it: "0:06", "1:02:03".
-function clockTime(seconds) {
-  const total = Math.round(seconds);
-  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
-  const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
-  return `${h > 0 ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
-}
 
 describe('web player', { timeout: 600_000 }, () => {
   let web;
@@ -92,48 +82,6 @@ describe('web player', { timeout: 600_000 }, () => {
     return { page, problems };
   }
 
-  // Mutes and plays (the autoplay flag makes play() allowed without a gesture),
-  // once the engine has attached its source and the first frame is there: a
-  // play() issued while the engine is still setting up gets interrupted.
-  async function play(page) {
-    try {
-      await page.waitForFunction(
-        () => window.streamgridPlayer && window.streamgridPlayer.engine &&
-          document.getElementById('video').readyState >= 2,
-        null,
-        { timeout: PLAY_TIMEOUT_MS, polling: 50 },
-      );
-    } catch (err) {
-      throw new Error(`the player never got a first frame: ${JSON.stringify(await playerState(page))}`, {
-        cause: err,
-      });
-    }
-    await page.evaluate(async () => {
-      const v = document.getElementById('video');
-      v.muted = true;
-      try {
-        await v.play();
-      } catch (err) {
-        if (err.name !== 'AbortError') throw err;
-        await v.play(); // interrupted by a (re)load: once more
-      }
-    });
-  }
-
-  async function waitForTime(page, seconds) {
-    try {
-      await page.waitForFunction(
-        (s) => document.getElementById('video').currentTime > s,
-        seconds,
-        { timeout: PLAY_TIMEOUT_MS, polling: 100 },
-      );
-    } catch (err) {
-      throw new Error(`video did not play past ${seconds}s: ${JSON.stringify(await playerState(page))}`, {
-        cause: err,
-      });
-    }
-  }
-
   async function qualityOptions(page) {
     return page.$$eval('#quality option', (options) =>
       options.map((o) => ({ value: o.value, label: o.textContent.trim() })));
@@ -162,8 +110,8 @@ describe('web player', { timeout: 600_000 }, () => {
     assert.equal(await page.locator('#title').textContent(), title, 'title shown (escaped) on the page');
     assert.ok(await page.locator('a[href="/"]').count() > 0, 'link back to the list');
     assert.ok(await page.locator('#delete').isVisible(), 'delete button visible');
-    await page.screenshot({ path: shotPath('player'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('player')}`);
+    await page.screenshot({ path: screenshotPath('player'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('player')}`);
     assert.deepEqual(problems, []);
     assert.deepEqual(await cspViolations(page), []);
   });
@@ -292,8 +240,8 @@ describe('web player', { timeout: 600_000 }, () => {
       }));
       assert.ok(widths.page <= widths.viewport, `${name}: no sideways scrolling: ${JSON.stringify(widths)}`);
       if (name === 'player') assert.ok(widths.video >= 380, `the video spans the width: ${widths.video}`);
-      await page.screenshot({ path: shotPath(`${name}-phone`), fullPage: true });
-      t.diagnostic(`screenshot: ${shotPath(`${name}-phone`)}`);
+      await page.screenshot({ path: screenshotPath(`${name}-phone`), fullPage: true });
+      t.diagnostic(`screenshot: ${screenshotPath(`${name}-phone`)}`);
       assert.deepEqual(problems, []);
     }
   });
@@ -328,8 +276,8 @@ describe('web player', { timeout: 600_000 }, () => {
     assert.equal(await input.getAttribute('accept'), 'video/*');
     assert.equal(await form.locator('[type="submit"]').count(), 1);
 
-    await page.screenshot({ path: shotPath('home'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('home')}`);
+    await page.screenshot({ path: screenshotPath('home'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('home')}`);
     assert.deepEqual(problems, []);
     assert.deepEqual(await cspViolations(page), []);
 
@@ -432,8 +380,8 @@ describe('web player', { timeout: 600_000 }, () => {
     const dialog = page.locator('#token-dialog');
     await dialog.waitFor({ state: 'visible', timeout: 30_000 });
     assert.match(await page.locator('#token-message').textContent(), /needs an API token/);
-    await page.screenshot({ path: shotPath('token') });
-    t.diagnostic(`screenshot: ${shotPath('token')}`);
+    await page.screenshot({ path: screenshotPath('token') });
+    t.diagnostic(`screenshot: ${screenshotPath('token')}`);
     await page.fill('#token-input', 'not-the-token');
     await page.click('#token-save');
     await page.waitForFunction(

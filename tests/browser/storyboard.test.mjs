@@ -11,25 +11,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
+import { clockTime, launchChromium, playerState, screenshotPath, trackProblems } from '../lib/browser.mjs';
 import {
-  buildDir, makeTestVideo, probe, startWeb, uploadFile, waitForStatus,
+  makeTestVideo, probe, startWeb, uploadFile, waitForStatus,
 } from '../lib/streamgrid.mjs';
 
 const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy machine
 const PAGE_TIMEOUT_MS = 30_000;
-
-const artifacts = path.join(buildDir, 'test-artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-const shotPath = (name) => path.join(artifacts, `browser-${name}.png`);
-
-// A length as the pages show it: "0:06", "1:02:03" ("0:00" for under half a second).
-function clockTime(seconds) {
-  const total = Math.round(seconds);
-  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
-  const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
-  return `${h > 0 ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
-}
 
 // "00:00:02.000" -> 2. Hours are optional in WebVTT.
 function vttSeconds(text) {
@@ -203,8 +191,8 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
       img.src = url;
       await img.decode();
     }, `/content/${video.id}/storyboard.jpg`);
-    await page.screenshot({ path: shotPath('storyboard-hover'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('storyboard-hover')}`);
+    await page.screenshot({ path: screenshotPath('storyboard-hover'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('storyboard-hover')}`);
 
     // Another spot, another tile.
     await hover(page, 0.1);
@@ -245,8 +233,8 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
       assert.ok(fit.left >= 0 && fit.right <= fit.viewport, `preview within the screen: ${JSON.stringify(fit)}`);
       assert.ok(fit.page <= fit.viewport, `no sideways scrolling: ${JSON.stringify(fit)}`);
     }
-    await page.screenshot({ path: shotPath('storyboard-phone') });
-    t.diagnostic(`screenshot: ${shotPath('storyboard-phone')}`);
+    await page.screenshot({ path: screenshotPath('storyboard-phone') });
+    t.diagnostic(`screenshot: ${screenshotPath('storyboard-phone')}`);
 
     // A finger: touching the bar and sliding along shows the preview while it
     // moves; lifting it seeks there and hides the preview.

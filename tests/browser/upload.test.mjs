@@ -10,16 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { launchChromium, playerState, trackProblems } from '../lib/browser.mjs';
-import { buildDir, makeTestVideo, startWeb, waitFor } from '../lib/streamgrid.mjs';
+import {
+  launchChromium, play, playerState, screenshotPath, trackProblems, waitForTime,
+} from '../lib/browser.mjs';
+import { makeTestVideo, startWeb, waitFor } from '../lib/streamgrid.mjs';
 
 const READY_TIMEOUT_MS = 180_000; // upload + transcode on a slow, busy CI machine
-const PLAY_TIMEOUT_MS = 30_000;
 const UPLOAD_TIMEOUT_MS = 120_000;
-
-const artifacts = path.join(buildDir, 'test-artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-const shotPath = (name) => path.join(artifacts, `browser-upload-${name}.png`);
 
 const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
 
@@ -111,46 +108,6 @@ describe('upload panel', { timeout: 900_000 }, () => {
     return href.split('/').pop();
   }
 
-  // Mutes and plays once the player has its first frame (as player.test.mjs does).
-  async function play(page) {
-    try {
-      await page.waitForFunction(
-        () => window.streamgridPlayer && window.streamgridPlayer.engine &&
-          document.getElementById('video').readyState >= 2,
-        null,
-        { timeout: PLAY_TIMEOUT_MS, polling: 50 },
-      );
-    } catch (err) {
-      throw new Error(`the player never got a first frame: ${JSON.stringify(await playerState(page))}`, {
-        cause: err,
-      });
-    }
-    await page.evaluate(async () => {
-      const v = document.getElementById('video');
-      v.muted = true;
-      try {
-        await v.play();
-      } catch (err) {
-        if (err.name !== 'AbortError') throw err;
-        await v.play();
-      }
-    });
-  }
-
-  async function waitForTime(page, seconds) {
-    try {
-      await page.waitForFunction(
-        (s) => document.getElementById('video').currentTime > s,
-        seconds,
-        { timeout: PLAY_TIMEOUT_MS, polling: 100 },
-      );
-    } catch (err) {
-      throw new Error(`video did not play past ${seconds}s: ${JSON.stringify(await playerState(page))}`, {
-        cause: err,
-      });
-    }
-  }
-
   test('two files chosen at once: both upload, process, become ready and play', async (t) => {
     const { page, problems } = await openHome(t);
     assert.ok(await page.locator('#drop-hint').isVisible(), 'the drop zone says what it takes');
@@ -159,12 +116,12 @@ describe('upload panel', { timeout: 900_000 }, () => {
     await page.setInputFiles('#upload-file', [clips['first.mp4'], clips['second.mp4']]);
     await rowFor(page, 'first.mp4').waitFor({ timeout: 10_000 });
     await rowFor(page, 'second.mp4').waitFor({ timeout: 10_000 });
-    await page.screenshot({ path: shotPath('in-progress'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('in-progress')}`);
+    await page.screenshot({ path: screenshotPath('upload-in-progress'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-in-progress')}`);
 
     for (const name of ['first.mp4', 'second.mp4']) await waitForRow(page, name, 'ready', READY_TIMEOUT_MS);
-    await page.screenshot({ path: shotPath('ready'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('ready')}`);
+    await page.screenshot({ path: screenshotPath('upload-ready'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-ready')}`);
     // The rows fit a phone's width.
     await page.setViewportSize({ width: 390, height: 844 });
     const widths = await page.evaluate(() => ({
@@ -173,8 +130,8 @@ describe('upload panel', { timeout: 900_000 }, () => {
       row: document.querySelector('.upload-item').getBoundingClientRect().right,
     }));
     assert.ok(widths.page <= widths.viewport && widths.row <= widths.viewport, JSON.stringify(widths));
-    await page.screenshot({ path: shotPath('ready-phone'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('ready-phone')}`);
+    await page.screenshot({ path: screenshotPath('upload-ready-phone'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-ready-phone')}`);
     await page.setViewportSize({ width: 1280, height: 800 });
 
     const size = (name) => fs.statSync(clips[name]).size;
@@ -229,8 +186,8 @@ describe('upload panel', { timeout: 900_000 }, () => {
     // Hovering shows the drop state; the drop starts the upload.
     await page.dispatchEvent('#upload-form', 'dragenter', { dataTransfer });
     assert.equal(await page.locator('#upload-form').evaluate((f) => f.classList.contains('dragging')), true);
-    await page.screenshot({ path: shotPath('drag-hover') });
-    t.diagnostic(`screenshot: ${shotPath('drag-hover')}`);
+    await page.screenshot({ path: screenshotPath('upload-drag-hover') });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-drag-hover')}`);
     await page.dispatchEvent('#upload-form', 'drop', { dataTransfer });
     assert.equal(await page.locator('#upload-form').evaluate((f) => f.classList.contains('dragging')), false);
 
@@ -279,8 +236,8 @@ describe('upload panel', { timeout: 900_000 }, () => {
     const heldAt = await held;
     await page.waitForFunction(() => Number(document.querySelector('.upload-item .upload-bar')?.value) >= 40,
       null, { timeout: UPLOAD_TIMEOUT_MS });
-    await page.screenshot({ path: shotPath('resume-before-reload'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('resume-before-reload')}`);
+    await page.screenshot({ path: screenshotPath('upload-resume-before-reload'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-resume-before-reload')}`);
     assert.equal(sent.before, heldAt, 'every chunk before the held one was sent whole');
     assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length), 1,
       'the upload is remembered for resuming');
@@ -305,8 +262,8 @@ describe('upload panel', { timeout: 900_000 }, () => {
     const res = await fetch(`${web.url}/content/${id}/original`);
     assert.equal(res.status, 200);
     assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(source), 'the stored original is the file');
-    await page.screenshot({ path: shotPath('resume-ready'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('resume-ready')}`);
+    await page.screenshot({ path: screenshotPath('upload-resume-ready'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-resume-ready')}`);
     assert.deepEqual(problems, []);
   });
 
@@ -356,7 +313,7 @@ describe('upload panel', { timeout: 900_000 }, () => {
     assert.ok(message, 'the server said why');
     assert.equal(shown, message, 'the row shows the server\'s words');
     assert.equal(await rowFor(page, 'notes.txt').locator('.upload-watch').isVisible(), false);
-    await page.screenshot({ path: shotPath('refused'), fullPage: true });
-    t.diagnostic(`screenshot: ${shotPath('refused')}`);
+    await page.screenshot({ path: screenshotPath('upload-refused'), fullPage: true });
+    t.diagnostic(`screenshot: ${screenshotPath('upload-refused')}`);
   });
 });

@@ -1,6 +1,9 @@
 // Shared set-up of the browser tests: Debian's Chromium (headless) through
 // playwright-core, and a record of what went wrong in a tab.
+import fs from 'node:fs';
+import path from 'node:path';
 import { chromium } from '../../web/node_modules/playwright-core/index.mjs';
+import { buildDir } from './streamgrid.mjs';
 
 const CHROMIUM = process.env.STREAMGRID_CHROMIUM || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -68,4 +71,65 @@ export function playerState(page) {
       state: document.getElementById('player-frame')?.getAttribute('data-state'),
     };
   });
+}
+
+/** Where screenshot `name` is kept for a person to look at: <build>/test-artifacts/browser-NAME.png. */
+export function screenshotPath(name) {
+  const artifacts = path.join(buildDir, 'test-artifacts');
+  fs.mkdirSync(artifacts, { recursive: true });
+  return path.join(artifacts, `browser-${name}.png`);
+}
+
+/** A length as the pages show it: "0:06", "1:02:03" ("0:00" for under half a second). */
+export function clockTime(seconds) {
+  const total = Math.round(seconds);
+  const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const mm = h > 0 ? String(m).padStart(2, '0') : String(m);
+  return `${h > 0 ? `${h}:` : ''}${mm}:${String(s).padStart(2, '0')}`;
+}
+
+/**
+ * Mutes and plays the watch page's video (the autoplay flag makes play()
+ * allowed without a gesture), once the engine has attached its source and the
+ * first frame is there: a play() issued while the engine is still setting up
+ * gets interrupted.
+ */
+export async function play(page, { timeoutMs = 30_000 } = {}) {
+  try {
+    await page.waitForFunction(
+      () => window.streamgridPlayer && window.streamgridPlayer.engine &&
+        document.getElementById('video').readyState >= 2,
+      null,
+      { timeout: timeoutMs, polling: 50 },
+    );
+  } catch (err) {
+    throw new Error(`the player never got a first frame: ${JSON.stringify(await playerState(page))}`, {
+      cause: err,
+    });
+  }
+  await page.evaluate(async () => {
+    const v = document.getElementById('video');
+    v.muted = true;
+    try {
+      await v.play();
+    } catch (err) {
+      if (err.name !== 'AbortError') throw err;
+      await v.play(); // interrupted by a (re)load: once more
+    }
+  });
+}
+
+/** Waits until the watch page's video has played past `seconds`. */
+export async function waitForTime(page, seconds, { timeoutMs = 30_000 } = {}) {
+  try {
+    await page.waitForFunction(
+      (s) => document.getElementById('video').currentTime > s,
+      seconds,
+      { timeout: timeoutMs, polling: 100 },
+    );
+  } catch (err) {
+    throw new Error(`video did not play past ${seconds}s: ${JSON.stringify(await playerState(page))}`, {
+      cause: err,
+    });
+  }
 }
