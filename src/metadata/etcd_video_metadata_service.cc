@@ -118,6 +118,7 @@ std::string Encode(const VideoRecord& record) {
   // Only when set, so records written before the field existed, and most
   // records, encode as they always did.
   if (record.playable) json["playable"] = true;
+  if (record.storyboard) json["storyboard"] = true;
   // Replace rather than throw on invalid UTF-8: a mangled title beats a lost
   // record. Object keys dump sorted, so equal records encode to equal bytes.
   return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -150,6 +151,7 @@ absl::StatusOr<VideoRecord> Decode(std::string_view id, std::string_view value) 
     record.created_at_ms = json.at("created_at_ms").get<int64_t>();
     record.updated_at_ms = json.at("updated_at_ms").get<int64_t>();
     record.playable = json.value("playable", false);
+    record.storyboard = json.value("storyboard", false);
   } catch (const nlohmann::json::exception& e) {
     return absl::InternalError(
         absl::StrCat("corrupt record of video ", ToAbsl(id), ": ", e.what()));

@@ -45,13 +45,17 @@ constexpr const char* kMigrations[] = {
       ALTER TABLE videos ADD COLUMN playable INTEGER NOT NULL DEFAULT 0;
       PRAGMA user_version = 2;
     )sql",
+    R"sql(
+      ALTER TABLE videos ADD COLUMN storyboard INTEGER NOT NULL DEFAULT 0;
+      PRAGMA user_version = 3;
+    )sql",
 };
 static_assert(std::size(kMigrations) == SqliteVideoMetadataService::kSchemaVersion);
 
 // Column order ReadRecord() expects.
 constexpr const char* kColumns =
     "id, title, status, progress, duration_seconds, renditions, error, created_at_ms, "
-    "updated_at_ms, playable";
+    "updated_at_ms, playable, storyboard";
 
 // Debian's abseil is built with its own absl::string_view (not std::string_view),
 // so std::string_view arguments to absl::StrCat need converting.
@@ -282,6 +286,7 @@ absl::StatusOr<VideoRecord> ReadRecord(const Statement& stmt) {
   record.created_at_ms = stmt.ColumnInt64(7);
   record.updated_at_ms = stmt.ColumnInt64(8);
   record.playable = stmt.ColumnInt64(9) != 0;
+  record.storyboard = stmt.ColumnInt64(10) != 0;
   return record;
 }
 
@@ -293,7 +298,8 @@ void BindMutableFields(Statement& stmt, const VideoRecord& record) {
       .BindText(":renditions", RenditionsToJson(record.renditions))
       .BindText(":error", record.error)
       .BindInt64(":updated_at_ms", record.updated_at_ms)
-      .BindInt64(":playable", record.playable ? 1 : 0);
+      .BindInt64(":playable", record.playable ? 1 : 0)
+      .BindInt64(":storyboard", record.storyboard ? 1 : 0);
 }
 
 // The record with `id` via `db`, or NOT_FOUND.
@@ -351,7 +357,8 @@ absl::Status SqliteVideoMetadataService::Create(const VideoRecord& record) {
   absl::StatusOr<Statement> stmt = Statement::Prepare(
       db_, absl::StrCat("INSERT INTO videos (", kColumns,
                         ") VALUES (:id, :title, :status, :progress, :duration_seconds, "
-                        ":renditions, :error, :created_at_ms, :updated_at_ms, :playable)"));
+                        ":renditions, :error, :created_at_ms, :updated_at_ms, :playable, "
+                        ":storyboard)"));
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(":id", record.id)
       .BindText(":title", record.title)
@@ -432,7 +439,8 @@ absl::StatusOr<VideoRecord> SqliteVideoMetadataService::Update(
       db_,
       "UPDATE videos SET status = :status, progress = :progress, "
       "duration_seconds = :duration_seconds, renditions = :renditions, error = :error, "
-      "updated_at_ms = :updated_at_ms, playable = :playable WHERE id = :id");
+      "updated_at_ms = :updated_at_ms, playable = :playable, storyboard = :storyboard "
+      "WHERE id = :id");
   if (!stmt.ok()) return stmt.status();
   stmt->BindText(":id", next.id);
   BindMutableFields(*stmt, next);

@@ -24,7 +24,7 @@ namespace streamgrid {
 class SqliteVideoMetadataService : public VideoMetadataService {
  public:
   // The schema version this build writes; stored in `PRAGMA user_version`.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating it and its parent directories if needed) the database at
   // `db_file` and brings its schema up to kSchemaVersion. FAILED_PRECONDITION if

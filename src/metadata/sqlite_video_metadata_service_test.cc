@@ -129,13 +129,16 @@ TEST_F(SqliteVideoMetadataServiceTest, AVersion1DatabaseGainsPlayableAndKeepsIts
   ASSERT_TRUE(service_->Create(record).ok());
   service_.reset();
   // What a build before the playable column left behind.
-  RawExec(db_file_, "ALTER TABLE videos DROP COLUMN playable; PRAGMA user_version = 1");
+  RawExec(db_file_,
+          "ALTER TABLE videos DROP COLUMN storyboard; ALTER TABLE videos DROP COLUMN playable; "
+          "PRAGMA user_version = 1");
   Reopen();
-  EXPECT_EQ(RawQueryText(db_file_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQueryText(db_file_, "PRAGMA user_version"), "3");
   auto got = service_->Get(record.id);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, record);
   EXPECT_FALSE(got->playable);
+  EXPECT_FALSE(got->storyboard);
 }
 
 TEST_F(SqliteVideoMetadataServiceTest, NewerSchemaIsRefused) {

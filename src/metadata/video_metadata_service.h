@@ -42,12 +42,15 @@ struct VideoRecord {
   // master playlist are in the content service, so the video can be watched
   // from the start while the rest is encoded.
   bool playable = false;
+  // Ready with seek-bar previews (storyboard.jpg and storyboard.vtt, made
+  // since storyboards were; older videos have none).
+  bool storyboard = false;
   bool operator==(const VideoRecord&) const = default;
 };
 
 struct ListOptions {
-  int page_size = 20;      // clamped to [1, 1000]
-  std::string page_token;  // empty for the first page; else a previous next_page_token
+  int page_size = 20;                 // clamped to [1, 1000]
+  std::string page_token;             // empty for the first page; else a previous next_page_token
   std::optional<VideoStatus> status;  // only videos in this state, when set
 };
 

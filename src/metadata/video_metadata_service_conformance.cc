@@ -110,6 +110,21 @@ TEST_P(VideoMetadataServiceConformanceTest, PlayableRoundTripsThroughCreateAndUp
   EXPECT_EQ(*service().Get(created.id), created);
 }
 
+TEST_P(VideoMetadataServiceConformanceTest, StoryboardRoundTripsThroughCreateAndUpdate) {
+  VideoRecord record = MakeTestRecord(1000);
+  ASSERT_TRUE(service().Create(record).ok());
+  EXPECT_FALSE(service().Get(record.id)->storyboard);
+  auto updated = service().Update(record.id, [](VideoRecord& r) { r.storyboard = true; });
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->storyboard);
+  EXPECT_TRUE(service().Get(record.id)->storyboard);
+
+  VideoRecord created = MakeTestRecord(2000);
+  created.storyboard = true;
+  ASSERT_TRUE(service().Create(created).ok());
+  EXPECT_EQ(*service().Get(created.id), created);
+}
+
 TEST_P(VideoMetadataServiceConformanceTest, DuplicateCreateIsAlreadyExistsAndKeepsOriginal) {
   VideoRecord record = MakeTestRecord(1000, "first");
   ASSERT_TRUE(service().Create(record).ok());

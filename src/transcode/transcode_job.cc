@@ -14,6 +14,7 @@
 #include "transcode/ffmpeg_args.h"
 #include "transcode/live_playlists.h"
 #include "transcode/output_publisher.h"
+#include "transcode/storyboard.h"
 
 namespace streamgrid {
 namespace {
@@ -312,6 +313,8 @@ JobOutcome Job::Run() {
       r.renditions = result->renditions;
       r.error.clear();
       r.playable = false;  // ready says it all
+      r.storyboard = std::find(result->files.begin(), result->files.end(), kStoryboardTrackName) !=
+                     result->files.end();
     });
   });
   if (absl::IsNotFound(updated.status())) {

@@ -42,10 +42,8 @@ nlohmann::json VideoToJson(const VideoRecord& video) {
   if (ready) {
     j["dash_url"] = base + "manifest.mpd";
     j["thumbnail_url"] = base + "thumbnail.jpg";
-    // Seek-bar previews. The record does not say whether the video has one
-    // (videos transcoded before storyboards did not): that URL answers 404
-    // then, and players show no preview.
-    j["storyboard_url"] = base + "storyboard.vtt";
+    // Seek-bar previews, which videos transcoded before storyboards lack.
+    if (video.storyboard) j["storyboard_url"] = base + "storyboard.vtt";
   }
   return j;
 }

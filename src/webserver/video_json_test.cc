@@ -15,6 +15,7 @@ VideoRecord Sample() {
   v.renditions = {{"360p", 640, 360, 800000}, {"240p", 426, 240, 420000}};
   v.created_at_ms = 1700000000123;
   v.updated_at_ms = 1700000005000;
+  v.storyboard = true;
   return v;
 }
 
@@ -32,6 +33,14 @@ TEST(VideoJsonTest, ReadyVideoHasEveryFieldAndItsUrls) {
   EXPECT_EQ(j["dash_url"], "/content/01jc0000000000000000000000/manifest.mpd");
   EXPECT_EQ(j["hls_url"], "/content/01jc0000000000000000000000/master.m3u8");
   EXPECT_EQ(j["storyboard_url"], "/content/01jc0000000000000000000000/storyboard.vtt");
+}
+
+TEST(VideoJsonTest, AVideoTranscodedBeforeStoryboardsHasNoStoryboardUrl) {
+  VideoRecord v = Sample();
+  v.storyboard = false;
+  nlohmann::json j = VideoToJson(v);
+  EXPECT_EQ(j["dash_url"], "/content/01jc0000000000000000000000/manifest.mpd");
+  EXPECT_FALSE(j.contains("storyboard_url"));
 }
 
 TEST(VideoJsonTest, FailedVideoCarriesItsErrorAndNoUrls) {

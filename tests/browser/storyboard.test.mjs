@@ -267,13 +267,13 @@ describe('storyboard previews', { timeout: 600_000 }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('a video without a storyboard (transcoded before them) shows the time only', async (t) => {
+  test('a video whose storyboard files are missing shows the time only', async (t) => {
     const clip = await makeTestVideo(path.join(tmp, 'old.mp4'),
       { width: 320, height: 180, seconds: 3, audio: false });
     const upload = await uploadFile(web.url, clip);
     assert.equal(upload.status, 202, JSON.stringify(upload.json));
     const old = await waitForStatus(web.url, upload.json.id, 'ready', READY_TIMEOUT_MS);
-    // What a video from before storyboards has: neither file.
+    // Lost files (a video from before storyboards has no storyboard_url at all).
     for (const name of ['storyboard.vtt', 'storyboard.jpg']) {
       fs.rmSync(path.join(web.dataDir, 'content', old.id, name));
     }
