@@ -261,6 +261,7 @@ bool Upload::StopStreaming(bool drain) {
 absl::Status Upload::StoreOriginal() {
   VideoContentService& content = ingest_.content_;
   if (!StopStreaming(/*drain=*/true)) stream_.reset();
+  drained_at_ = Clock::now();
   if (stream_) {
     absl::StatusOr<ContentInfo> committed = stream_->Commit();
     stream_.reset();
@@ -289,6 +290,11 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   if (failed_ || finished_) return absl::FailedPreconditionError("the upload is not usable");
   failed_ = true;  // until it succeeds
   const auto finish_started = Clock::now();
+  const bool streaming = streamer_.joinable();
+  if (streaming) {
+    std::lock_guard lock(mu_);
+    behind_at_end_ = size_ - streamed_;
+  }
   if (size_ == 0) return Refusal(absl::DataLossError("the uploaded file is empty"));
   // When the spool file becomes the stored original (--single), one fsync,
   // at the end, makes it durable; it runs while the media is checked (the
@@ -366,9 +372,13 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
   const auto done = Clock::now();
   spdlog::info(
       "upload {}: {} bytes received in {} ms; checked in {} ms (flushed {} ms later), stored and "
-      "recorded in {} ms{}",
+      "recorded in {} ms{}{}",
       id_, size_, Millis(begun_, finish_started), Millis(finish_started, checked),
-      Millis(checked, flushed), Millis(flushed, done), early ? " (encoding meanwhile)" : "");
+      Millis(checked, flushed), Millis(flushed, done), early ? " (encoding meanwhile)" : "",
+      streaming ? absl::StrCat("; the copies were ", behind_at_end_ / 1024,
+                               " KiB behind at the last byte, all sent ",
+                               Millis(finish_started, drained_at_), " ms after it")
+                : "");
   return record;
 }
 

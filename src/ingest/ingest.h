@@ -140,6 +140,10 @@ class Upload {
   bool failed_ = false;
   bool finished_ = false;
   const Clock::time_point begun_ = Clock::now();
+  // For the log line: when StoreOriginal() found every byte streamed, and
+  // how far behind the streamer was when the last byte arrived.
+  Clock::time_point drained_at_{};
+  uint64_t behind_at_end_ = 0;
 };
 
 // The upload path, apart from HTTP: spool -> validate -> store the original
