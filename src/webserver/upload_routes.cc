@@ -8,6 +8,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -162,13 +165,14 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
     if (!parsed.ok()) co_return Response::Error(Status::bad_request, parsed.message());
     if (pending.size() >= kWriteBatch || (*n == 0 && !pending.empty())) {
       // The previous batch must be written first (in order; one at a time).
-      if (auto error = write_error(co_await FinishBatchWrite(*writing))) co_return *error;
+      if (auto error = write_error(co_await FinishBatchWrite(*writing)))
+        co_return std::move(*error);
       writing->batch.swap(pending);
       StartBatchWrite(app.blocking, writing, upload);
     }
     if (*n == 0) break;
   }
-  if (auto error = write_error(co_await FinishBatchWrite(*writing))) co_return *error;
+  if (auto error = write_error(co_await FinishBatchWrite(*writing))) co_return std::move(*error);
   if (!filename) {
     co_return Response::Error(Status::bad_request, "the form has no field named 'file'");
   }
