@@ -40,17 +40,27 @@ void PipelinedHasher::Add(grpc::Slice data) {
     thread_ = std::thread([this] { Loop(); });
   }
   std::unique_lock lock(mu_);
-  changed_.wait(lock,
-                [&] { return queued_bytes_ == 0 || queued_bytes_ + size <= max_queued_bytes_; });
+  auto room = [&] { return queued_bytes_ == 0 || queued_bytes_ + size <= max_queued_bytes_; };
+  if (!room()) {
+    // The thread may be asleep below its wake-up mark (a large slice).
+    waiting_for_room_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, room);
+    waiting_for_room_ = false;
+  }
   queue_.push_back(std::move(data));
   queued_bytes_ += size;
-  changed_.notify_all();
+  // The thread is woken once half the bound is queued, not per slice: each
+  // wake-up of another core costs an interrupt (on this VM, a costly one).
+  if (queued_bytes_ >= WakeBytes()) changed_.notify_all();
 }
 
 std::string PipelinedHasher::FinishHex() {
   if (thread_.joinable()) {
     {
       std::unique_lock lock(mu_);
+      finishing_ = true;
+      changed_.notify_all();
       changed_.wait(lock, [&] { return queued_bytes_ == 0; });
       stop_ = true;
     }
@@ -63,9 +73,14 @@ std::string PipelinedHasher::FinishHex() {
 
 void PipelinedHasher::Loop() {
   std::unique_lock lock(mu_);
+  bool draining = false;  // woken: hash until the queue is empty
   while (true) {
-    changed_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    changed_.wait(lock, [&] {
+      return stop_ || (!queue_.empty() && (draining || finishing_ || waiting_for_room_ ||
+                                           queued_bytes_ >= WakeBytes()));
+    });
     if (stop_) return;
+    draining = true;
     grpc::Slice slice = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
@@ -76,6 +91,7 @@ void PipelinedHasher::Loop() {
     slice = grpc::Slice();
     lock.lock();
     queued_bytes_ -= size;
+    if (queue_.empty()) draining = false;
     changed_.notify_all();
   }
 }

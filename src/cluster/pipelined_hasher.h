@@ -40,6 +40,9 @@ class PipelinedHasher {
 
  private:
   void Loop();
+  // Queued bytes that wake the thread (it then hashes until the queue is
+  // empty).
+  size_t WakeBytes() const { return max_queued_bytes_ / 2; }
 
   const uint64_t inline_bytes_;
   const size_t max_queued_bytes_;
@@ -53,6 +56,8 @@ class PipelinedHasher {
   std::condition_variable changed_;
   std::deque<grpc::Slice> queue_;  // guarded by mu_
   size_t queued_bytes_ = 0;        // guarded by mu_; of queue_ and the slice being hashed
+  bool waiting_for_room_ = false;  // guarded by mu_: Add() waits for the thread
+  bool finishing_ = false;         // guarded by mu_: FinishHex() waits for the rest
   bool stop_ = false;              // guarded by mu_
 };
 
