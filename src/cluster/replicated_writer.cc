@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cluster/fan_out.h"
-#include "cluster/pipelined_hasher.h"
 #include "cluster/replica_calls.h"
 #include "common/public_error.h"
 #include "common/strings.h"
 #include "storage/block_checksum.h"
 #include "storage/checksum_store.h"
+#include "storage/sha256.h"
 
 namespace streamgrid::cluster_internal {
 namespace {
@@ -105,18 +105,15 @@ class ReplicatedWriter : public ContentWriter {
     if (cancelled_) return Cancelled();
     SendBlockDigests();
     // One SHA-256 of the whole file (its identity) and one XXH3-128 of each
-    // block for all replicas: each node then hashes only its blocks (checked
-    // against ours, with the fast block checksum), not the whole file. The
-    // blocks are hashed on the second replica's thread before its send (XXH3
-    // is ~10x faster than SHA-256); the SHA-256 of a large file on the
-    // hasher's own thread, behind the sends, so that no send waits for it.
+    // block for all replicas, on the first two replicas' threads while the
+    // sends run: each node then hashes only its blocks (checked against
+    // ours, with the fast block checksum), not the whole file.
     const size_t block_thread = replicas_.size() > 1 ? 1 : 0;
     // One copy of the bytes, referenced by every replica's messages (not a
-    // copy per replica into its own protobuf, and another when serialized)
-    // and by the hasher's queue.
+    // copy per replica into its own protobuf, and another when serialized).
     const grpc::Slice shared(data.data(), data.size());
     fan_out_.Run([&](size_t i) {
-      if (i == 0) hasher_.Add(shared);
+      if (i == 0) hasher_.Update(data);
       if (i == block_thread) HashBlocks(data);
       replicas_[i].status = replicas_[i].stream->AppendShared(shared);
     });
@@ -319,7 +316,7 @@ class ReplicatedWriter : public ContentWriter {
   // Cluster::WaitForEarlierWrites) for as long as the writer lives.
   std::shared_ptr<const void> token_;
   FanOut fan_out_;
-  PipelinedHasher hasher_;  // SHA-256 of everything appended
+  storage::Sha256 hasher_;  // of everything appended
   // Of the current block; the nodes record the file with this algorithm.
   storage::BlockHasher block_hasher_{storage::kDefaultBlockAlgorithm};
   uint64_t block_filled_ = 0;                     // bytes of the current block hashed
