@@ -1,16 +1,8 @@
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <memory>
-#include <optional>
-#include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -33,53 +25,6 @@ using http::Status;
 // rather than per network read.
 constexpr size_t kBodyChunk = 256 * 1024;
 constexpr size_t kWriteBatch = 1024 * 1024;
-
-// A batch being written to the upload on the blocking pool while the receive
-// loop reads the next one (one write at a time). Shared with the pool's job,
-// which keeps it, and the upload, alive if the handler returns meanwhile.
-struct BatchWrite {
-  explicit BatchWrite(const boost::asio::any_io_executor& executor)
-      : done(executor, boost::asio::steady_timer::time_point::max()) {}
-  std::string batch;
-  std::optional<absl::Status> result;  // set on the handler's executor
-  boost::asio::steady_timer done;      // cancelled once `result` is set
-  bool in_flight = false;              // handler's side only
-};
-
-// Hands `write->batch` to `upload` on `pool`; `write` must not be in flight.
-void StartBatchWrite(boost::asio::thread_pool& pool, const std::shared_ptr<BatchWrite>& write,
-                     std::shared_ptr<ingest::Upload> upload) {
-  write->in_flight = true;
-  boost::asio::post(pool, [write, upload = std::move(upload)]() mutable {
-    absl::Status status = upload->Append(std::span(write->batch.data(), write->batch.size()));
-    // Released here, not on the event loop: if the handler is gone this
-    // destroys the upload, which may block.
-    upload.reset();
-    // The connection's io_context runs one thread, so the result and the
-    // timer are only touched there.
-    boost::asio::any_io_executor executor = write->done.get_executor();
-    boost::asio::dispatch(executor, [write = std::move(write), status = std::move(status)] {
-      write->result = status;
-      write->done.cancel();
-    });
-  });
-}
-
-// Waits for the write in flight, if any; its status (OK when none).
-http::asio::awaitable<absl::Status> FinishBatchWrite(BatchWrite& write) {
-  if (!write.in_flight) co_return absl::OkStatus();
-  while (!write.result) {
-    boost::system::error_code ignored;  // the cancel that says it is done
-    co_await write.done.async_wait(
-        boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
-  }
-  write.in_flight = false;
-  write.done.expires_at(boost::asio::steady_timer::time_point::max());
-  absl::Status status = *std::move(write.result);
-  write.result.reset();
-  write.batch.clear();
-  co_return status;
-}
 
 http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& ingest,
                                              http::Request& request) {
@@ -107,29 +52,19 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
       co_await http::Offload(app.blocking, [&] { return ingest.Begin(); });
   if (!begun.ok()) co_return http::ErrorFromStatus(begun.status());
   // Destroyed off the event loop: abandoning streamed copies may block.
-  // Shared with a batch write in flight (see BatchWrite).
-  std::shared_ptr<ingest::Upload> upload = *std::move(begun);
+  std::unique_ptr<ingest::Upload> upload = *std::move(begun);
   absl::Cleanup release = [&app, &upload] {
     if (upload) {
-      boost::asio::post(app.blocking, [doomed = std::move(upload)] {});
+      boost::asio::post(app.blocking,
+                        [doomed = std::shared_ptr<ingest::Upload>(std::move(upload))] {});
     }
   };
 
   // The parser hands out file bytes as views into the current body chunk; they
-  // are gathered into a batch and handed over once it is full, and the next
-  // batch fills while it is written: memory stays at two batches and a chunk
-  // whatever the upload's size.
+  // are gathered here and handed over once a batch is full, so memory stays at
+  // about a batch and a chunk whatever the upload's size.
   std::string pending;
   pending.reserve(kWriteBatch + kBodyChunk);
-  auto writing = std::make_shared<BatchWrite>(co_await boost::asio::this_coro::executor);
-  writing->batch.reserve(kWriteBatch + kBodyChunk);
-  auto write_error = [&](const absl::Status& written) -> std::optional<Response> {
-    if (written.ok()) return std::nullopt;
-    if (ingest::IsRefusal(written)) {
-      return Response::Error(Status::payload_too_large, written.message());
-    }
-    return http::ErrorFromStatus(written);
-  };
   std::optional<std::string> filename;
   bool in_file = false;
   http::MultipartParser parser(
@@ -164,15 +99,18 @@ http::asio::awaitable<Response> HandleUpload(AppContext& app, ingest::Ingest& in
         *n == 0 ? parser.Finish() : parser.Feed(std::string_view(chunk.data(), *n));
     if (!parsed.ok()) co_return Response::Error(Status::bad_request, parsed.message());
     if (pending.size() >= kWriteBatch || (*n == 0 && !pending.empty())) {
-      // The previous batch must be written first (in order; one at a time).
-      if (auto error = write_error(co_await FinishBatchWrite(*writing)))
-        co_return std::move(*error);
-      writing->batch.swap(pending);
-      StartBatchWrite(app.blocking, writing, upload);
+      absl::Status written = co_await http::Offload(
+          app.blocking, [&] { return upload->Append(std::span(pending.data(), pending.size())); });
+      if (!written.ok()) {
+        if (ingest::IsRefusal(written)) {
+          co_return Response::Error(Status::payload_too_large, written.message());
+        }
+        co_return http::ErrorFromStatus(written);
+      }
+      pending.clear();
     }
     if (*n == 0) break;
   }
-  if (auto error = write_error(co_await FinishBatchWrite(*writing))) co_return std::move(*error);
   if (!filename) {
     co_return Response::Error(Status::bad_request, "the form has no field named 'file'");
   }
