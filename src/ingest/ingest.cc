@@ -260,8 +260,9 @@ bool Upload::StopStreaming(bool drain) {
 
 absl::Status Upload::StoreOriginal() {
   VideoContentService& content = ingest_.content_;
-  if (!StopStreaming(/*drain=*/true)) stream_.reset();
+  streamed_all_ = StopStreaming(/*drain=*/true);
   drained_at_ = Clock::now();
+  if (!streamed_all_) stream_.reset();
   if (stream_) {
     absl::StatusOr<ContentInfo> committed = stream_->Commit();
     stream_.reset();
@@ -370,15 +371,20 @@ absl::StatusOr<VideoRecord> Upload::Finish(std::string_view title) {
     ingest_.enqueue_(id_, spool_path_, media);
   }
   const auto done = Clock::now();
+  std::string copies;  // where the streamed copies were when the body ended
+  if (streaming && streamed_all_) {
+    copies = absl::StrCat("; the copies were ", behind_at_end_ / 1024,
+                          " KiB behind at the last byte, all sent ",
+                          Millis(finish_started, drained_at_), " ms after it");
+  } else if (streaming) {
+    copies = "; streaming the copies failed, stored from the spool file";
+  }
   spdlog::info(
       "upload {}: {} bytes received in {} ms; checked in {} ms (flushed {} ms later), stored and "
       "recorded in {} ms{}{}",
       id_, size_, Millis(begun_, finish_started), Millis(finish_started, checked),
       Millis(checked, flushed), Millis(flushed, done), early ? " (encoding meanwhile)" : "",
-      streaming ? absl::StrCat("; the copies were ", behind_at_end_ / 1024,
-                               " KiB behind at the last byte, all sent ",
-                               Millis(finish_started, drained_at_), " ms after it")
-                : "");
+      copies);
   return record;
 }
 

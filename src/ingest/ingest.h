@@ -140,10 +140,12 @@ class Upload {
   bool failed_ = false;
   bool finished_ = false;
   const Clock::time_point begun_ = Clock::now();
-  // For the log line: when StoreOriginal() found every byte streamed, and
-  // how far behind the streamer was when the last byte arrived.
-  Clock::time_point drained_at_{};
+  // For the log line: how far behind the streamer was when the last byte
+  // arrived, when StoreOriginal() had it stopped, and whether it had sent
+  // every byte by then.
   uint64_t behind_at_end_ = 0;
+  Clock::time_point drained_at_{};
+  bool streamed_all_ = false;
 };
 
 // The upload path, apart from HTTP: spool -> validate -> store the original
