@@ -286,6 +286,21 @@ struct PacketTail {
   }
 };
 
+// The packet listing a probe helper answered (kPackets), as a PacketTail;
+// INTERNAL for any other answer or a malformed one.
+absl::StatusOr<PacketTail> PacketsReplyTail(const probe::ProbeReply& reply) {
+  if (reply.kind != probe::FrameKind::kPackets) {
+    return absl::InternalError("the probe helper did not list the packets");
+  }
+  json reach = json::parse(reply.text, nullptr, /*allow_exceptions=*/false);
+  if (!reach.is_object()) return absl::InternalError("the probe helper's packet list is not JSON");
+  PacketTail tail;
+  tail.packets = reach.value("packets", 0);
+  tail.max_end = reach.value("max_end", 0.0);
+  tail.max_byte_end = reach.value("max_byte_end", uint64_t{0});
+  return tail;
+}
+
 }  // namespace
 
 absl::StatusOr<MediaInfo> ParseProbeJson(std::string_view text) {
@@ -537,16 +552,7 @@ std::optional<absl::StatusOr<PacketTail>> ListPacketsWithHelper(probe::ProbeHelp
     return std::nullopt;
   }
   if (reply->kind == probe::FrameKind::kFailed) return ProbeFailure(file, reply->text);
-  if (reply->kind != probe::FrameKind::kPackets) {
-    return absl::InternalError("the probe helper did not list the packets");
-  }
-  json reach = json::parse(reply->text, nullptr, /*allow_exceptions=*/false);
-  if (!reach.is_object()) return absl::InternalError("the probe helper's packet list is not JSON");
-  PacketTail tail;
-  tail.packets = reach.value("packets", 0);
-  tail.max_end = reach.value("max_end", 0.0);
-  tail.max_byte_end = reach.value("max_byte_end", uint64_t{0});
-  return tail;
+  return PacketsReplyTail(*reply);
 }
 
 // Lists every packet of `file` (read as `format_name`) with ffprobe, which
@@ -663,16 +669,9 @@ std::optional<absl::Status> VerifyEndWithHelper(probe::ProbeHelperPool& helper,
     }
     return absl::DataLossError(kCutShort);
   }
-  if (reply->kind != probe::FrameKind::kPackets) {
-    return absl::InternalError("the probe helper did not list the packets");
-  }
-  json reach = json::parse(reply->text, nullptr, /*allow_exceptions=*/false);
-  if (!reach.is_object()) return absl::InternalError("the probe helper's packet list is not JSON");
-  PacketTail tail;
-  tail.packets = reach.value("packets", 0);
-  tail.max_end = reach.value("max_end", 0.0);
-  tail.max_byte_end = reach.value("max_byte_end", uint64_t{0});
-  return JudgeTail(/*listed=*/true, tail, file_size, info);
+  absl::StatusOr<PacketTail> tail = PacketsReplyTail(*reply);
+  if (!tail.ok()) return tail.status();
+  return JudgeTail(/*listed=*/true, *tail, file_size, info);
 }
 
 }  // namespace
