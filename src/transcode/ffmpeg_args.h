@@ -44,8 +44,8 @@ inline constexpr int kSegmentSeconds = 2;
 // frame BuildThumbnailCommand() would pick from that many seconds into the video
 // (none when the video has no frame there), both sized by ThumbnailSize().
 // With `storyboard`, it also writes `out_dir/storyboard-1.jpg`, a throwaway
-// (the first frame on a sheet-sized canvas), and `out_dir/storyboard-2.jpg`, the sheet of tiles laid out as `storyboard`
-// says (a frame every interval from the first; blank tiles past the end).
+// (the first frame on a sheet-sized canvas), and `out_dir/storyboard-2.jpg`, the sheet of tiles
+// laid out as `storyboard` says (a frame every interval from the first; blank tiles past the end).
 std::vector<std::string> BuildLadderCommand(
     const std::string& ffmpeg, const std::filesystem::path& source, const MediaInfo& info,
     const std::vector<Rung>& ladder, const std::filesystem::path& out_dir,
