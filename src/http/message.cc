@@ -64,6 +64,7 @@ Response Response::Redirect(Status status, std::string_view location) {
 namespace {
 
 constexpr absl::string_view kBodyTooLargeUrl = "type.streamgrid.dev/body-too-large";
+constexpr absl::string_view kClientTimeoutUrl = "type.streamgrid.dev/client-timeout";
 
 // What a client is told about a server-side error it cannot act on beyond
 // retrying; the detail is in the log.
@@ -102,6 +103,16 @@ bool IsBodyTooLarge(const absl::Status& status) {
   return absl::IsResourceExhausted(status) && status.GetPayload(kBodyTooLargeUrl).has_value();
 }
 
+absl::Status ClientTimeoutError(absl::string_view message) {
+  absl::Status status = absl::DeadlineExceededError(message);
+  status.SetPayload(kClientTimeoutUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsClientTimeout(const absl::Status& status) {
+  return absl::IsDeadlineExceeded(status) && status.GetPayload(kClientTimeoutUrl).has_value();
+}
+
 Status HttpStatusFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -127,7 +138,7 @@ Status HttpStatusFor(const absl::Status& status) {
     case absl::StatusCode::kUnavailable:
       return Status::service_unavailable;
     case absl::StatusCode::kDeadlineExceeded:
-      return Status::gateway_timeout;
+      return IsClientTimeout(status) ? Status::request_timeout : Status::gateway_timeout;
     case absl::StatusCode::kDataLoss:
       return Status::unprocessable_entity;
     default:

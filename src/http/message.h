@@ -111,10 +111,16 @@ struct Response {
 absl::Status BodyTooLargeError(absl::string_view message);
 bool IsBodyTooLarge(const absl::Status& status);
 
+// DEADLINE_EXCEEDED marked as "the client stopped sending" (HTTP 408, not the
+// 504 of a dependency that did not answer); a BodyReader's stalled read is one.
+absl::Status ClientTimeoutError(absl::string_view message);
+bool IsClientTimeout(const absl::Status& status);
+
 // The HTTP status for a component's error, e.g. NOT_FOUND → 404,
 // INVALID_ARGUMENT → 400, UNAVAILABLE → 503, RESOURCE_EXHAUSTED → 507 (out of
 // disk space; storage nodes and etcd say so this way) unless marked
-// BodyTooLargeError → 413.
+// BodyTooLargeError → 413, DEADLINE_EXCEEDED → 504 unless marked
+// ClientTimeoutError → 408.
 Status HttpStatusFor(const absl::Status& status);
 
 // An error response for a component's error: its HTTP status and message. For

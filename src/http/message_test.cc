@@ -22,6 +22,18 @@ TEST(HttpStatusForTest, OutOfSpaceIs507AndOnlyTheBodyLimitIs413) {
   EXPECT_EQ(HttpStatusFor(absl::UnavailableError("x")), Status::service_unavailable);
 }
 
+TEST(HttpStatusForTest, AStalledClientIs408AndADependencysTimeout504) {
+  EXPECT_EQ(HttpStatusFor(ClientTimeoutError("client sent no data in time")),
+            Status::request_timeout);
+  EXPECT_TRUE(IsClientTimeout(ClientTimeoutError("x")));
+  EXPECT_FALSE(IsClientTimeout(absl::DeadlineExceededError("x")));
+  EXPECT_EQ(HttpStatusFor(absl::DeadlineExceededError("etcd did not answer")),
+            Status::gateway_timeout);
+  // The client is told why, not the generic "did not answer" of a 5xx.
+  EXPECT_THAT(ErrorFromStatus(ClientTimeoutError("client sent no data in time")).body,
+              HasSubstr("client sent no data in time"));
+}
+
 TEST(ErrorFromStatusTest, ClientErrorsKeepTheirMessage) {
   Response r = ErrorFromStatus(absl::InvalidArgumentError("limit must be 1 to 100"));
   EXPECT_EQ(r.status, Status::bad_request);

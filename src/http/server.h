@@ -103,7 +103,11 @@ class HttpServer {
 
  private:
   class Connection;
+  struct Loop;
   boost::asio::awaitable<void> AcceptLoop();
+  // Every sweep_period_, cancels the operations of `loop`'s connections that
+  // passed their deadline; runs on the loop's thread until it stops.
+  boost::asio::awaitable<void> SweepTimeouts(Loop& loop);
   // Accept failed for want of descriptors (EMFILE/ENFILE): frees one so the
   // acceptor neither spins nor wedges.
   boost::asio::awaitable<void> RecoverFromDescriptorShortage();
@@ -114,7 +118,7 @@ class HttpServer {
   // when none is waiting.
   bool EvictLongestIdle();
 
-  // Declared before io_, so they outlive the connections io_ destroys.
+  // Declared before loops_, so they outlive the connections the loops destroy.
   std::mutex idle_mu_;
   std::list<Connection*> idle_;   // longest waiting first; guarded by idle_mu_
   std::atomic<int> evicting_{0};  // asked to close, not closed yet
@@ -124,11 +128,12 @@ class HttpServer {
   ServerOptions options_;
   const Router& router_;
   const WriteGuard guard_;
+  const std::chrono::milliseconds sweep_period_;
   // One per event-loop thread (options_.threads of them, at least one); the
-  // first also runs the acceptor. A connection's coroutine and its stream's
-  // timers run on one thread, so they need no strand.
-  std::vector<std::unique_ptr<boost::asio::io_context>> io_;
-  size_t next_io_ = 0;  // the context the next connection goes to; acceptor only
+  // first also runs the acceptor. A connection and its timeouts live on one
+  // loop, so they need no strand.
+  std::vector<std::unique_ptr<Loop>> loops_;
+  size_t next_loop_ = 0;  // the loop the next connection goes to; acceptor only
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<int> connections_{0};

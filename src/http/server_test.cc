@@ -448,6 +448,34 @@ TEST_F(HttpServerTest, SilentClientsAreDisconnected) {
               StartsWith("HTTP/1.1 200"));
 }
 
+TEST_F(HttpServerTest, StalledBodiesAndUnreadResponsesTimeOut) {
+  // Each read of a body and each write must make progress within io_timeout;
+  // the event loops' sweep enforces it.
+  server_ = std::make_unique<HttpServer>(ServerOptions{.port = 0,
+                                                       .threads = 2,
+                                                       .io_timeout = std::chrono::milliseconds(300),
+                                                       .observers = {&observer_}},
+                                         router_);
+  ASSERT_TRUE(server_->Start().ok());
+  // A body that stops half-way: the handler's read fails as a timeout, which
+  // the client is told (408), and the connection ends.
+  const std::string stalled =
+      "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
+  EXPECT_THAT(Exchange(stalled), StartsWith("HTTP/1.1 408"));
+  // A client that asks for 6 MiB and never reads: the server gives up once
+  // the socket stays full, and reports the answer as not completed.
+  int fd = Connect();
+  const std::string get = "GET /shared/memory HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(fd, get.data(), get.size(), MSG_NOSIGNAL), static_cast<ssize_t>(get.size()));
+  std::optional<RecordingObserver::Copy> record = observer_.Of("/shared/memory");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_FALSE(record->completed);
+  ::close(fd);
+  // The others are still served.
+  EXPECT_THAT(Exchange("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+}
+
 // Sends a request header announcing a body, then waits for the server's
 // "100 Continue", which proves a handler is running (the connection is busy).
 void StartBusyRequest(int fd) {
