@@ -207,16 +207,22 @@ boost::asio::awaitable<void> HttpServer::Connection::Run() {
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     // Evicted before it ran (the acceptor registers it as idle at once).
     if (evicted_) break;
-    waiting_header_ = true;
-    if (!first) server_.MarkIdle(this);
     const std::chrono::milliseconds timeout =
         first ? server_.options_.header_timeout : server_.options_.idle_timeout;
+    // The common case under load, a request already here, needs no coroutine
+    // frame, and no trip through the idle list (a lock both loops share):
+    // only a connection that waits for its client is idle and evictable. The
+    // first wait is registered by the acceptor.
+    if (TryReadHeader(parser, ec) == ReadStep::kWouldBlock) {
+      if (!first) server_.MarkIdle(this);
+      waiting_header_ = true;
+      ec = co_await ReadHeader(parser, timeout);
+    }
     first = false;
-    // The common case, a request already here, needs no coroutine frame.
-    ReadStep step = TryReadHeader(parser, ec);
-    if (step == ReadStep::kWouldBlock) ec = co_await ReadHeader(parser, timeout);
-    waiting_header_ = false;
-    server_.MarkBusy(this);
+    if (waiting_header_) {
+      waiting_header_ = false;
+      server_.MarkBusy(this);
+    }
     if (ec) {
       if (ec == bhttp::error::header_limit) {
         co_await WriteAndClose(
@@ -380,12 +386,14 @@ boost::asio::awaitable<bool> HttpServer::Connection::Handle(Parser& parser) {
     server_.guard_.AddCorsHeaders(request.method, request.headers, response.headers);
   }
   response.headers.set("X-Request-Id", request.id);
-  if (server_.options_.observers.empty()) {
-    co_return co_await Write(std::move(response), head, keep_alive) && keep_alive;
-  }
+  // A response the socket takes at once is written without a coroutine frame.
+  WriteProgress progress;
+  const WriteState state = StartWrite(response, head, keep_alive, progress);
+  bool written = state == WriteState::kDone;
+  if (state == WriteState::kBlocked) written = co_await FinishWrite(response, head, progress);
+  if (server_.options_.observers.empty()) co_return written && keep_alive;
   const unsigned status = static_cast<unsigned>(response.status);
   const uint64_t body_bytes = BodyBytes(response, head);
-  const bool written = co_await Write(std::move(response), head, keep_alive);
   if (peer_.empty()) {
     beast::error_code ec;
     const tcp::endpoint remote = socket_.remote_endpoint(ec);
@@ -437,39 +445,110 @@ boost::asio::awaitable<void> HttpServer::Connection::WriteAndClose(Response resp
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::Write(Response response, bool head,
-                                                           bool keep_alive) {
+                                                          bool keep_alive) {
+  WriteProgress progress;
+  const WriteState state = StartWrite(response, head, keep_alive, progress);
+  if (state != WriteState::kBlocked) co_return state == WriteState::kDone;
+  co_return co_await FinishWrite(response, head, progress);
+}
+
+HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& response,
+                                                                      bool head, bool keep_alive,
+                                                                      WriteProgress& progress) {
   AddSecurityHeaders(response.headers);
   response.headers.set(Field::server, "StreamGrid");
   response.headers.set(Field::date, HttpDate());
-  if (head || HasNoBody(response.status)) {
-    // A HEAD answer states the length of the body it does not carry (unless
-    // the handler did); 204 and 304 state none.
-    std::optional<uint64_t> length;
-    if (HasNoBody(response.status)) {
-    } else if (response.stream) {
-      length = response.stream_length;
-    } else if (response.headers.find(Field::content_length) == response.headers.end()) {
-      length = response.shared_owner ? response.shared_bytes.size() : response.body.size();
-    }
-    SerializeHeader(response, keep_alive, length);
-    co_return co_await SendAll(header_);
+  std::optional<uint64_t> length;
+  if (HasNoBody(response.status)) {
+    // 204 and 304 state no length.
+  } else if (response.stream) {
+    length = response.stream_length;
+  } else if (!head || response.headers.find(Field::content_length) == response.headers.end()) {
+    // A HEAD answer states the length of the body it does not carry, unless
+    // the handler did.
+    length = response.shared_owner ? response.shared_bytes.size() : response.body.size();
   }
-  if (response.stream) {
-    SerializeHeader(response, keep_alive, response.stream_length);
+  SerializeHeader(response, keep_alive, length);
+  if (response.stream && !head && !HasNoBody(response.status)) return WriteState::kBlocked;
+  return SendNow(response, head, progress);
+}
+
+HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Response& response,
+                                                                   bool head,
+                                                                   WriteProgress& progress) {
+  std::string_view body;
+  int file = -1;
+  uint64_t file_offset = 0;
+  if (!head && !HasNoBody(response.status)) {
+    if (response.shared_owner) {
+      body = std::string_view(response.shared_bytes.data(), response.shared_bytes.size());
+      // The kernel hands the file's pages to the socket (sendfile) instead of
+      // copying the bytes from memory.
+      if (response.shared_fd >= 0 && !progress.from_memory) {
+        file = response.shared_fd;
+        file_offset = response.shared_fd_offset;
+      }
+    } else {
+      body = response.body;
+    }
+  }
+  const uint64_t total = header_.size() + body.size();
+  while (progress.sent < total) {
+    ssize_t n;
+    if (progress.sent < header_.size()) {
+      const std::string_view rest = std::string_view(header_).substr(progress.sent);
+      if (file >= 0) {
+        // With MSG_MORE the header shares the body's first packet.
+        n = ::send(fd_, rest.data(), rest.size(), MSG_MORE | MSG_NOSIGNAL);
+      } else {
+        iovec parts[2] = {{const_cast<char*>(rest.data()), rest.size()},
+                          {const_cast<char*>(body.data()), body.size()}};
+        msghdr message{};
+        message.msg_iov = parts;
+        message.msg_iovlen = body.empty() ? 1 : 2;
+        n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
+      }
+    } else {
+      const uint64_t at = progress.sent - header_.size();
+      if (file >= 0) {
+        const absl::StatusOr<size_t> sent =
+            SendFileOnce(fd_, file, file_offset + at, static_cast<size_t>(body.size() - at));
+        if (sent.ok() && *sent == 0) return WriteState::kBlocked;
+        if (sent.ok()) {
+          progress.sent += *sent;
+          continue;
+        }
+        if (absl::IsUnavailable(sent.status())) return WriteState::kBroken;
+        // The descriptor cannot be sent from (or ended early): the same
+        // bytes are in memory, so the rest goes from there.
+        progress.from_memory = true;
+        file = -1;
+        continue;
+      }
+      n = ::send(fd_, body.data() + at, body.size() - at, MSG_NOSIGNAL);
+    }
+    if (n >= 0) {
+      progress.sent += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? WriteState::kBlocked : WriteState::kBroken;
+  }
+  return WriteState::kDone;
+}
+
+boost::asio::awaitable<bool> HttpServer::Connection::FinishWrite(const Response& response,
+                                                                bool head,
+                                                                WriteProgress& progress) {
+  if (response.stream && !head && !HasNoBody(response.status)) {
     co_return co_await WriteStreamed(response);
   }
-  if (response.shared_owner) {
-    // The hot path (a cached file). The bytes stay where they are: the owner
-    // is held until the write is done.
-    SerializeHeader(response, keep_alive, response.shared_bytes.size());
-    if (response.shared_fd >= 0 && !response.shared_bytes.empty()) {
-      co_return co_await SendFromDescriptor(response);
-    }
-    co_return co_await SendAll(
-        header_, std::string_view(response.shared_bytes.data(), response.shared_bytes.size()));
+  // No co_await inside a switch: GCC 12 miscompiles the resumption.
+  for (;;) {
+    const WriteState state = SendNow(response, head, progress);
+    if (state != WriteState::kBlocked) co_return state == WriteState::kDone;
+    if (!co_await WaitWritable()) co_return false;
   }
-  SerializeHeader(response, keep_alive, response.body.size());
-  co_return co_await SendAll(header_, response.body);
 }
 
 void HttpServer::Connection::SerializeHeader(Response& response, bool keep_alive,
@@ -516,40 +595,6 @@ boost::asio::awaitable<bool> HttpServer::Connection::SendAll(std::string_view fi
   }
 }
 
-// The kernel hands the file's pages to the socket instead of copying the
-// bytes from memory. The header goes with MSG_MORE so that it shares the
-// body's first packet.
-boost::asio::awaitable<bool> HttpServer::Connection::SendFromDescriptor(const Response& response) {
-  const ssize_t h = ::send(fd_, header_.data(), header_.size(), MSG_MORE | MSG_NOSIGNAL);
-  if (h < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return false;
-  const size_t header_sent = h > 0 ? static_cast<size_t>(h) : 0;
-  if (header_sent < header_.size() &&
-      !co_await SendAll(std::string_view(header_).substr(header_sent))) {
-    co_return false;
-  }
-  const uint64_t length = response.shared_bytes.size();
-  uint64_t sent = 0;
-  while (sent < length) {
-    const absl::StatusOr<size_t> n =
-        SendFileOnce(fd_, response.shared_fd, response.shared_fd_offset + sent,
-                     static_cast<size_t>(length - sent));
-    if (n.ok() && *n > 0) {
-      sent += *n;
-      continue;
-    }
-    if (n.ok()) {
-      if (!co_await WaitWritable()) co_return false;
-      continue;
-    }
-    if (absl::IsUnavailable(n.status())) co_return false;
-    // The descriptor cannot be sent from (or ended early): the same bytes
-    // are in memory, so the rest goes from there.
-    co_return co_await SendAll(
-        std::string_view(response.shared_bytes.data() + sent, length - sent));
-  }
-  co_return true;
-}
-
 boost::asio::awaitable<bool> HttpServer::Connection::WaitWritable() {
   beast::error_code ec;
   Arm(server_.options_.io_timeout);
@@ -558,7 +603,7 @@ boost::asio::awaitable<bool> HttpServer::Connection::WaitWritable() {
   co_return !ec;
 }
 
-boost::asio::awaitable<bool> HttpServer::Connection::WriteStreamed(Response& response) {
+boost::asio::awaitable<bool> HttpServer::Connection::WriteStreamed(const Response& response) {
   if (!co_await SendAll(header_)) co_return false;
   uint64_t remaining = response.stream_length;
   // A source that can send itself (a local file, with sendfile) does, with

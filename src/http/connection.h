@@ -87,6 +87,22 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   boost::asio::awaitable<void> WriteAndClose(Response response);
   // Writes `response`; returns false if the connection broke.
   boost::asio::awaitable<bool> Write(Response response, bool head, bool keep_alive);
+  enum class WriteState { kDone, kBroken, kBlocked };
+  struct WriteProgress {
+    uint64_t sent = 0;         // bytes of header_ and then the body sent so far
+    bool from_memory = false;  // the descriptor failed: the rest goes from memory
+  };
+  // Adds the server's fields to `response`, serialises its header into
+  // header_, and sends what the socket takes now; kBlocked when the rest
+  // must wait (FinishWrite), which is always so for a streamed body.
+  WriteState StartWrite(Response& response, bool head, bool keep_alive, WriteProgress& progress);
+  // Sends the rest of header_ and of the body from memory or with
+  // sendfile(2), without waiting; kBlocked when the socket is full.
+  WriteState SendNow(const Response& response, bool head, WriteProgress& progress);
+  // Finishes what StartWrite began, waiting for the socket as needed; false
+  // if the connection broke or stalled past the I/O timeout.
+  boost::asio::awaitable<bool> FinishWrite(const Response& response, bool head,
+                                           WriteProgress& progress);
   // Puts the status line and `response`'s header fields into header_, with
   // Content-Length `length` when given (and "Connection: close" unless
   // `keep_alive`).
@@ -94,9 +110,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // Sends `first` then `second`, gathered; returns false if the connection
   // broke or stalled past the I/O timeout.
   boost::asio::awaitable<bool> SendAll(std::string_view first, std::string_view second = {});
-  // Sends header_ then the body from response.shared_fd with sendfile(2).
-  boost::asio::awaitable<bool> SendFromDescriptor(const Response& response);
-  boost::asio::awaitable<bool> WriteStreamed(Response& response);
+  // Sends a streamed body after header_.
+  boost::asio::awaitable<bool> WriteStreamed(const Response& response);
   // Waits until the socket takes more bytes, at most the I/O timeout.
   boost::asio::awaitable<bool> WaitWritable();
 

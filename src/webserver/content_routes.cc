@@ -1,5 +1,6 @@
 #include <boost/asio/post.hpp>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -68,21 +69,27 @@ Response ServeCached(http::Request& request, const std::string& name,
   return response;
 }
 
-// With the cache: a hit is answered here, on the event loop, without a
-// thread hop or any I/O; a miss costs one read of the content service (which
-// fills the cache, or, for a file it does not keep, is the body itself).
-http::asio::awaitable<Response> ServeThroughCache(AppContext& app,
-                                                  CachingVideoContentService& cache,
-                                                  http::Request& request, const std::string& id,
-                                                  const std::string& name) {
-  if (CachingVideoContentService::Hit hit = cache.LookupOrStale(id, name); hit.file) {
-    if (hit.refresh) {
-      // Revalidated in the background: the viewer gets the cached copy now
-      // rather than waiting for a storage node's answer.
-      boost::asio::post(app.blocking, [&cache, id, name] { cache.Fetch(id, name).IgnoreError(); });
-    }
-    co_return ServeCached(request, name, std::move(hit.file));
+// With the cache, a hit is answered here, on the event loop, without a
+// thread hop or any I/O (and, being no coroutine, without a frame to
+// allocate); nullopt on a miss.
+std::optional<Response> ServeFromCache(AppContext& app, CachingVideoContentService& cache,
+                                       http::Request& request, const std::string& id,
+                                       const std::string& name) {
+  CachingVideoContentService::Hit hit = cache.LookupOrStale(id, name);
+  if (!hit.file) return std::nullopt;
+  if (hit.refresh) {
+    // Revalidated in the background: the viewer gets the cached copy now
+    // rather than waiting for a storage node's answer.
+    boost::asio::post(app.blocking, [&cache, id, name] { cache.Fetch(id, name).IgnoreError(); });
   }
+  return ServeCached(request, name, std::move(hit.file));
+}
+
+// A cache miss costs one read of the content service (which fills the
+// cache, or, for a file it does not keep, is the body itself).
+http::asio::awaitable<Response> ServeCacheMiss(AppContext& app, CachingVideoContentService& cache,
+                                               http::Request& request, const std::string& id,
+                                               const std::string& name) {
   absl::StatusOr<CachingVideoContentService::Fetched> fetched =
       co_await http::Offload(app.blocking, [&] { return cache.Fetch(id, name); });
   if (!fetched.ok()) {
@@ -127,7 +134,10 @@ http::asio::awaitable<Response> ServeContent(AppContext& app, CachingVideoConten
   if (!id || !name) co_return Response::Error(Status::bad_request, "invalid video id or file name");
   // HEAD of an uncached file needs no body: a Stat is cheaper than a read.
   if (cache && (request.method != http::Verb::head || cache->Lookup(*id, *name))) {
-    co_return co_await ServeThroughCache(app, *cache, request, *id, *name);
+    if (std::optional<Response> hit = ServeFromCache(app, *cache, request, *id, *name)) {
+      co_return std::move(*hit);
+    }
+    co_return co_await ServeCacheMiss(app, *cache, request, *id, *name);
   }
 
   absl::StatusOr<ContentInfo> info =
