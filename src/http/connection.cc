@@ -385,13 +385,12 @@ boost::asio::awaitable<bool> HttpServer::Connection::Handle(Parser& parser) {
   if (server_.options_.cors) {
     server_.guard_.AddCorsHeaders(request.method, request.headers, response.headers);
   }
-  response.headers.set("X-Request-Id", request.id);
   // A response the socket takes at once is written without a coroutine frame.
   WriteProgress progress;
-  const WriteState state = StartWrite(response, head, keep_alive, progress);
+  const WriteState state = StartWrite(response, head, keep_alive, request.id, progress);
   bool written = state == WriteState::kDone;
   if (state == WriteState::kBlocked) written = co_await FinishWrite(response, head, progress);
-  if (server_.options_.observers.empty()) co_return written && keep_alive;
+  if (server_.options_.observers.empty()) co_return written&& keep_alive;
   const unsigned status = static_cast<unsigned>(response.status);
   const uint64_t body_bytes = BodyBytes(response, head);
   if (peer_.empty()) {
@@ -445,19 +444,18 @@ boost::asio::awaitable<void> HttpServer::Connection::WriteAndClose(Response resp
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::Write(Response response, bool head,
-                                                          bool keep_alive) {
+                                                           bool keep_alive) {
   WriteProgress progress;
-  const WriteState state = StartWrite(response, head, keep_alive, progress);
+  const WriteState state = StartWrite(response, head, keep_alive, "", progress);
   if (state != WriteState::kBlocked) co_return state == WriteState::kDone;
   co_return co_await FinishWrite(response, head, progress);
 }
 
-HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& response,
-                                                                      bool head, bool keep_alive,
+HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& response, bool head,
+                                                                      bool keep_alive,
+                                                                      std::string_view request_id,
                                                                       WriteProgress& progress) {
   AddSecurityHeaders(response.headers);
-  response.headers.set(Field::server, "StreamGrid");
-  response.headers.set(Field::date, HttpDate());
   std::optional<uint64_t> length;
   if (HasNoBody(response.status)) {
     // 204 and 304 state no length.
@@ -468,7 +466,7 @@ HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& 
     // the handler did.
     length = response.shared_owner ? response.shared_bytes.size() : response.body.size();
   }
-  SerializeHeader(response, keep_alive, length);
+  SerializeHeader(response, keep_alive, length, request_id);
   if (response.stream && !head && !HasNoBody(response.status)) return WriteState::kBlocked;
   return SendNow(response, head, progress);
 }
@@ -538,8 +536,8 @@ HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Respons
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::FinishWrite(const Response& response,
-                                                                bool head,
-                                                                WriteProgress& progress) {
+                                                                 bool head,
+                                                                 WriteProgress& progress) {
   if (response.stream && !head && !HasNoBody(response.status)) {
     co_return co_await WriteStreamed(response);
   }
@@ -551,22 +549,38 @@ boost::asio::awaitable<bool> HttpServer::Connection::FinishWrite(const Response&
   }
 }
 
-void HttpServer::Connection::SerializeHeader(Response& response, bool keep_alive,
-                                             std::optional<uint64_t> length) {
+void HttpServer::Connection::SerializeHeader(const Response& response, bool keep_alive,
+                                             std::optional<uint64_t> length,
+                                             std::string_view request_id) {
   // Serialised here into a buffer the connection reuses: Beast's serializer
   // walked a chain of buffer views per field and cost more than the rest of
-  // the request.
-  if (length) response.headers.set(Field::content_length, std::to_string(*length));
-  if (!keep_alive) response.headers.set(Field::connection, "close");
+  // the request. The fields the server owns are written here too rather than
+  // set in the response's fields first (a lookup, an allocation and an
+  // insertion each); the handler's own of the same names are left out.
   header_.clear();
   const std::string_view reason = bhttp::obsolete_reason(response.status);
   absl::StrAppend(&header_, "HTTP/1.1 ", static_cast<unsigned>(response.status), " ",
                   absl::string_view(reason.data(), reason.size()), "\r\n");
   for (const auto& field : response.headers) {
+    const Field known = field.name();
+    if (known == Field::server || known == Field::date || known == Field::connection ||
+        (known == Field::content_length && length) ||
+        (known == Field::unknown && !request_id.empty() &&
+         beast::iequals(field.name_string(), "X-Request-Id"))) {
+      continue;
+    }
     const std::string_view name = field.name_string();
     const std::string_view value = field.value();
     header_.append(name).append(": ").append(value).append("\r\n");
   }
+  absl::StrAppend(&header_, "Server: StreamGrid\r\nDate: ", HttpDate(), "\r\n");
+  if (length) absl::StrAppend(&header_, "Content-Length: ", *length, "\r\n");
+  if (!request_id.empty()) {
+    absl::StrAppend(&header_,
+                    "X-Request-Id: ", absl::string_view(request_id.data(), request_id.size()),
+                    "\r\n");
+  }
+  if (!keep_alive) header_.append("Connection: close\r\n");
   header_.append("\r\n");
 }
 

@@ -92,10 +92,11 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
     uint64_t sent = 0;         // bytes of header_ and then the body sent so far
     bool from_memory = false;  // the descriptor failed: the rest goes from memory
   };
-  // Adds the server's fields to `response`, serialises its header into
+  // Adds the security fields to `response`, serialises its header into
   // header_, and sends what the socket takes now; kBlocked when the rest
   // must wait (FinishWrite), which is always so for a streamed body.
-  WriteState StartWrite(Response& response, bool head, bool keep_alive, WriteProgress& progress);
+  WriteState StartWrite(Response& response, bool head, bool keep_alive, std::string_view request_id,
+                        WriteProgress& progress);
   // Sends the rest of header_ and of the body from memory or with
   // sendfile(2), without waiting; kBlocked when the socket is full.
   WriteState SendNow(const Response& response, bool head, WriteProgress& progress);
@@ -103,10 +104,11 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // if the connection broke or stalled past the I/O timeout.
   boost::asio::awaitable<bool> FinishWrite(const Response& response, bool head,
                                            WriteProgress& progress);
-  // Puts the status line and `response`'s header fields into header_, with
-  // Content-Length `length` when given (and "Connection: close" unless
-  // `keep_alive`).
-  void SerializeHeader(Response& response, bool keep_alive, std::optional<uint64_t> length);
+  // Puts the status line, `response`'s header fields and the server's own
+  // (Server, Date, Content-Length `length` when given, X-Request-Id when not
+  // empty, "Connection: close" unless `keep_alive`) into header_.
+  void SerializeHeader(const Response& response, bool keep_alive, std::optional<uint64_t> length,
+                       std::string_view request_id);
   // Sends `first` then `second`, gathered; returns false if the connection
   // broke or stalled past the I/O timeout.
   boost::asio::awaitable<bool> SendAll(std::string_view first, std::string_view second = {});

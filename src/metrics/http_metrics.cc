@@ -2,7 +2,11 @@
 
 #include <prometheus/histogram.h>
 
+#include <atomic>
 #include <chrono>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
 
 namespace streamgrid::metrics {
 namespace {
@@ -28,7 +32,11 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
       bytes_(prometheus::BuildCounter()
                  .Name("streamgrid_http_response_bytes_total")
                  .Help("Response body bytes sent, by route.")
-                 .Register(registry)) {}
+                 .Register(registry)),
+      serial_([] {
+        static std::atomic<uint64_t> next{1};
+        return next.fetch_add(1);
+      }()) {}
 
 const HttpMetrics::Series& HttpMetrics::SeriesFor(std::string_view route, http::Verb method,
                                                   unsigned code) {
@@ -51,7 +59,16 @@ const HttpMetrics::Series& HttpMetrics::SeriesFor(std::string_view route, http::
 }
 
 void HttpMetrics::OnRequest(const http::RequestRecord& record) {
-  const Series& series = SeriesFor(record.route, record.method, record.status);
+  // Each event-loop thread remembers the series it has used, so that the
+  // common request takes no lock both threads share. Keyed by this object's
+  // serial number, not its address, which a later instance may reuse.
+  using Key = std::tuple<uint64_t, const char*, int, unsigned>;
+  thread_local absl::flat_hash_map<Key, const Series*> known;
+  const Key key{serial_, record.route.empty() ? nullptr : record.route.data(),
+                static_cast<int>(record.method), record.status};
+  const Series*& cached = known[key];
+  if (cached == nullptr) cached = &SeriesFor(record.route, record.method, record.status);
+  const Series& series = *cached;
   series.requests->Increment();
   series.duration->Observe(std::chrono::duration<double>(record.elapsed).count());
   if (record.body_bytes > 0) series.bytes->Increment(static_cast<double>(record.body_bytes));

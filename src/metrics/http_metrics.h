@@ -9,7 +9,7 @@
 #include <string>
 #include <tuple>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "http/server.h"
 
 namespace streamgrid::metrics {
@@ -41,8 +41,10 @@ class HttpMetrics : public http::RequestObserver {
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Counter>& bytes_;
+  const uint64_t serial_;  // unique per instance in the process
   std::mutex mu_;
-  absl::flat_hash_map<std::tuple<const char*, int, unsigned>, Series> series_;  // guarded by mu_
+  // Guarded by mu_; node-based, so a Series stays where it is as others are added.
+  absl::node_hash_map<std::tuple<const char*, int, unsigned>, Series> series_;
 };
 
 }  // namespace streamgrid::metrics
