@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/read.hpp>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <limits>
@@ -201,7 +202,11 @@ boost::asio::awaitable<void> HttpServer::Connection::Run() {
   fd_ = socket_.native_handle();
   bool first = true;
   while (!ec) {
-    Parser parser;
+    // Per request from the allocator rather than in this frame: memory just
+    // freed by the loop's previous request is still in the cache, while the
+    // frames of a thousand connections are not.
+    const auto parser_owner = std::make_unique<Parser>();
+    Parser& parser = *parser_owner;
     parser.header_limit(server_.options_.header_limit);
     // Body limits are per route and enforced by BodyReaderImpl, not by Beast.
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -257,12 +262,37 @@ HttpServer::Connection::ReadStep HttpServer::Connection::TryReadHeader(Parser& p
         continue;
       }
     }
-    const size_t room =
-        std::clamp<size_t>(buffer_.capacity() - buffer_.size(), 1024, kHeaderReadBytes);
-    const auto space = buffer_.prepare(room);
-    const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
+    // With nothing buffered (the common case: a whole request arrives at
+    // once), the bytes go to the loop's scratch, which stays in the cache,
+    // and only what the header leaves (a body's start, a pipelined request)
+    // is kept in the connection's buffer.
+    const bool scratch = buffer_.size() == 0;
+    char* into;
+    size_t room;
+    if (scratch) {
+      into = loop_.read_scratch.data();
+      room = loop_.read_scratch.size();
+    } else {
+      const auto space = buffer_.prepare(
+          std::clamp<size_t>(buffer_.capacity() - buffer_.size(), 1024, kHeaderReadBytes));
+      into = static_cast<char*>(space.data());
+      room = space.size();
+    }
+    const ssize_t n = ::recv(fd_, into, room, 0);
     if (n > 0) {
-      buffer_.commit(static_cast<size_t>(n));
+      if (!scratch) {
+        buffer_.commit(static_cast<size_t>(n));
+        continue;
+      }
+      const size_t used = parser.put(boost::asio::buffer(into, static_cast<size_t>(n)), ec);
+      if (ec == bhttp::error::need_more) ec = {};
+      const size_t left = static_cast<size_t>(n) - used;
+      if (left > 0) {
+        const auto space = buffer_.prepare(left);
+        std::memcpy(space.data(), into + used, left);
+        buffer_.commit(left);
+      }
+      if (ec || parser.is_header_done()) return ReadStep::kDone;
       continue;
     }
     if (n == 0) {
@@ -467,8 +497,17 @@ HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& 
     length = response.shared_owner ? response.shared_bytes.size() : response.body.size();
   }
   SerializeHeader(response, keep_alive, length, request_id);
-  if (response.stream && !head && !HasNoBody(response.status)) return WriteState::kBlocked;
-  return SendNow(response, head, progress);
+  WriteState state = WriteState::kBlocked;
+  if (!response.stream || head || HasNoBody(response.status)) {
+    state = SendNow(response, head, progress);
+  }
+  if (state == WriteState::kBlocked) {
+    // The rest is sent after a wait, when the loop's scratch may hold another
+    // connection's header: the connection keeps its own copy.
+    header_.assign(header_view_);
+    header_view_ = header_;
+  }
+  return state;
 }
 
 HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Response& response,
@@ -490,11 +529,12 @@ HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Respons
       body = response.body;
     }
   }
-  const uint64_t total = header_.size() + body.size();
+  const std::string_view header = header_view_;
+  const uint64_t total = header.size() + body.size();
   while (progress.sent < total) {
     ssize_t n;
-    if (progress.sent < header_.size()) {
-      const std::string_view rest = std::string_view(header_).substr(progress.sent);
+    if (progress.sent < header.size()) {
+      const std::string_view rest = header.substr(progress.sent);
       if (file >= 0) {
         // With MSG_MORE the header shares the body's first packet.
         n = ::send(fd_, rest.data(), rest.size(), MSG_MORE | MSG_NOSIGNAL);
@@ -507,7 +547,7 @@ HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Respons
         n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
       }
     } else {
-      const uint64_t at = progress.sent - header_.size();
+      const uint64_t at = progress.sent - header.size();
       if (file >= 0) {
         const absl::StatusOr<size_t> sent =
             SendFileOnce(fd_, file, file_offset + at, static_cast<size_t>(body.size() - at));
@@ -557,9 +597,10 @@ void HttpServer::Connection::SerializeHeader(const Response& response, bool keep
   // the request. The fields the server owns are written here too rather than
   // set in the response's fields first (a lookup, an allocation and an
   // insertion each); the handler's own of the same names are left out.
-  header_.clear();
+  std::string& out = loop_.header_scratch;
+  out.clear();
   const std::string_view reason = bhttp::obsolete_reason(response.status);
-  absl::StrAppend(&header_, "HTTP/1.1 ", static_cast<unsigned>(response.status), " ",
+  absl::StrAppend(&out, "HTTP/1.1 ", static_cast<unsigned>(response.status), " ",
                   absl::string_view(reason.data(), reason.size()), "\r\n");
   for (const auto& field : response.headers) {
     const Field known = field.name();
@@ -571,17 +612,17 @@ void HttpServer::Connection::SerializeHeader(const Response& response, bool keep
     }
     const std::string_view name = field.name_string();
     const std::string_view value = field.value();
-    header_.append(name).append(": ").append(value).append("\r\n");
+    out.append(name).append(": ").append(value).append("\r\n");
   }
-  absl::StrAppend(&header_, "Server: StreamGrid\r\nDate: ", HttpDate(), "\r\n");
-  if (length) absl::StrAppend(&header_, "Content-Length: ", *length, "\r\n");
+  absl::StrAppend(&out, "Server: StreamGrid\r\nDate: ", HttpDate(), "\r\n");
+  if (length) absl::StrAppend(&out, "Content-Length: ", *length, "\r\n");
   if (!request_id.empty()) {
-    absl::StrAppend(&header_,
-                    "X-Request-Id: ", absl::string_view(request_id.data(), request_id.size()),
+    absl::StrAppend(&out, "X-Request-Id: ", absl::string_view(request_id.data(), request_id.size()),
                     "\r\n");
   }
-  if (!keep_alive) header_.append("Connection: close\r\n");
-  header_.append("\r\n");
+  if (!keep_alive) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  header_view_ = out;
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::SendAll(std::string_view first,
@@ -618,7 +659,7 @@ boost::asio::awaitable<bool> HttpServer::Connection::WaitWritable() {
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::WriteStreamed(const Response& response) {
-  if (!co_await SendAll(header_)) co_return false;
+  if (!co_await SendAll(header_view_)) co_return false;
   uint64_t remaining = response.stream_length;
   // A source that can send itself (a local file, with sendfile) does, with
   // no copy through our memory; the framing needs nothing more, since the

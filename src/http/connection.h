@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +26,12 @@ struct HttpServer::Loop {
   // Declared before `io`: the connections io's destruction ends unlink
   // themselves from here.
   Connection* first = nullptr;
+  // Scratch the loop's connections use in turn within one step (never across
+  // a wait): a request header is received into read_scratch and a response
+  // header serialised into header_scratch. Shared, they stay in the cache;
+  // a thousand connections' own buffers would not.
+  std::array<char, 16 * 1024> read_scratch;
+  std::string header_scratch;
   boost::asio::io_context io;
 };
 
@@ -145,8 +152,11 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   Socket socket_;
   int fd_ = -1;  // socket_'s descriptor, non-blocking once Run() starts
   boost::beast::flat_buffer buffer_;
-  std::string header_;  // the response header being sent; reused
-  std::string peer_;    // the client's address, once an observer wanted it
+  // The response header being sent: in the loop's scratch until the socket
+  // is found full, then in header_.
+  std::string_view header_view_;
+  std::string header_;
+  std::string peer_;  // the client's address, once an observer wanted it
 };
 
 }  // namespace streamgrid::http
