@@ -140,7 +140,10 @@ std::shared_ptr<const CachedFile> CachingVideoContentService::Lookup(std::string
 CachingVideoContentService::Hit CachingVideoContentService::LookupOrStale(std::string_view video_id,
                                                                           std::string_view name) {
   if (!Enabled()) return {};
-  const std::string key = Key(video_id, name);
+  // Every cached response comes through here: the key is built in a buffer
+  // the thread reuses rather than allocated per request.
+  thread_local std::string key;
+  key.assign(video_id).append("/").append(name);
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) {

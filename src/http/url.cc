@@ -13,6 +13,10 @@ int HexValue(char c) {
 }  // namespace
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_as_space) {
+  // Most path segments (ids, file names) have nothing to decode.
+  if (s.find_first_of(plus_as_space ? "%+" : "%") == std::string_view::npos) {
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
