@@ -144,33 +144,68 @@ CachingVideoContentService::Hit CachingVideoContentService::LookupOrStale(std::s
   // the thread reuses rather than allocated per request.
   thread_local std::string key;
   key.assign(video_id).append("/").append(name);
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) {
-    ++stats_.misses;
-    return {};
-  }
-  Entry& entry = it->second;
   const auto now = options_.now();
-  const auto ttl = entry.immutable ? options_.immutable_ttl : options_.mutable_ttl;
-  const auto age = now - entry.checked_at;
-  if (age >= ttl + options_.serve_stale_for) {
-    ++stats_.misses;
-    return {};
+  FrontShard& front = front_[FrontShardIndex()];
+  {
+    std::lock_guard lock(front.mu);
+    if (auto it = front.slots.find(key); it != front.slots.end()) {
+      const FrontSlot& slot = it->second;
+      if (slot.generation == generation_.load(std::memory_order_acquire) &&
+          now < slot.fresh_until && now - slot.touched_at < kFrontTouchEvery) {
+        if (std::shared_ptr<const CachedFile> file = slot.file.lock()) {
+          ++front.hits;
+          return Hit{.file = std::move(file)};
+        }
+      }
+    }
   }
-  ++stats_.hits;
-  lru_.splice(lru_.begin(), lru_, entry.lru_pos);
-  Hit hit{.file = entry.file};
-  // One refresh per TTL: a revalidation that failed (the store briefly away)
-  // is asked for again, while one in progress is not duplicated.
-  if (age >= ttl && now - entry.refresh_requested >= options_.mutable_ttl) {
-    entry.refresh_requested = now;
-    hit.refresh = true;
+  Hit hit;
+  std::chrono::steady_clock::time_point fresh_until;
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(key);
+    if (it == entries_.end()) {
+      ++stats_.misses;
+      return {};
+    }
+    Entry& entry = it->second;
+    const auto ttl = entry.immutable ? options_.immutable_ttl : options_.mutable_ttl;
+    const auto age = now - entry.checked_at;
+    if (age >= ttl + options_.serve_stale_for) {
+      ++stats_.misses;
+      return {};
+    }
+    ++stats_.hits;
+    lru_.splice(lru_.begin(), lru_, entry.lru_pos);
+    hit.file = entry.file;
+    // One refresh per TTL: a revalidation that failed (the store briefly
+    // away) is asked for again, while one in progress is not duplicated.
+    if (age >= ttl && now - entry.refresh_requested >= options_.mutable_ttl) {
+      entry.refresh_requested = now;
+      hit.refresh = true;
+    }
+    fresh_until = entry.checked_at + ttl;
+    generation = generation_.load(std::memory_order_relaxed);
+  }
+  if (now < fresh_until) {
+    std::lock_guard lock(front.mu);
+    // Bounded: a thread that has seen too many names starts over.
+    if (front.slots.size() >= kFrontSlots) front.slots.clear();
+    front.slots[key] = FrontSlot{
+        .file = hit.file, .fresh_until = fresh_until, .touched_at = now, .generation = generation};
   }
   return hit;
 }
 
+size_t CachingVideoContentService::FrontShardIndex() {
+  static std::atomic<size_t> next{0};
+  thread_local const size_t index = next.fetch_add(1, std::memory_order_relaxed) % kFrontShards;
+  return index;
+}
+
 void CachingVideoContentService::EraseLocked(std::map<std::string, Entry>::iterator it) {
+  generation_.fetch_add(1, std::memory_order_release);
   stats_.bytes -= it->second.file->info.size;
   --stats_.entries;
   lru_.erase(it->second.lru_pos);
@@ -179,6 +214,7 @@ void CachingVideoContentService::EraseLocked(std::map<std::string, Entry>::itera
 
 void CachingVideoContentService::InsertLocked(const std::string& key,
                                               std::shared_ptr<const CachedFile> file) {
+  generation_.fetch_add(1, std::memory_order_release);
   if (auto it = entries_.find(key); it != entries_.end()) EraseLocked(it);
   const uint64_t size = file->info.size;
   if (size > options_.capacity_bytes) return;
@@ -230,6 +266,10 @@ void CachingVideoContentService::InvalidateVideo(std::string_view video_id) {
 ContentCacheStats CachingVideoContentService::stats() const {
   std::lock_guard lock(mu_);
   ContentCacheStats stats = stats_;
+  for (FrontShard& front : front_) {
+    std::lock_guard front_lock(front.mu);
+    stats.hits += front.hits;
+  }
   stats.memfd_files = static_cast<uint64_t>(memfds_->load());
   return stats;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "content/video_content_service.h"
@@ -182,6 +184,31 @@ class CachingVideoContentService : public VideoContentService {
     std::chrono::steady_clock::time_point refresh_requested{};
     std::list<std::string>::iterator lru_pos;  // in lru_, most recent first
   };
+  // A thread's memory of a recent hit, which LookupOrStale() answers from
+  // without the shared lock, the map's string compares and the LRU splice
+  // (with two event loops, each of those moved cache lines between the
+  // cores on every request). It holds no file alive, and counts only while
+  // nothing was inserted or erased since (generation_), the entry is fresh,
+  // and the global LRU heard of the file within kFrontTouchEvery.
+  struct FrontSlot {
+    std::weak_ptr<const CachedFile> file;
+    std::chrono::steady_clock::time_point fresh_until;
+    std::chrono::steady_clock::time_point touched_at;
+    uint64_t generation = 0;
+  };
+  // Used by one thread in the common case (see FrontShardIndex), so its lock
+  // is uncontended and its lines stay in that core's cache.
+  struct alignas(64) FrontShard {
+    mutable std::mutex mu;
+    absl::flat_hash_map<std::string, FrontSlot> slots;  // guarded by mu
+    uint64_t hits = 0;                                  // guarded by mu; part of stats().hits
+  };
+  static constexpr size_t kFrontShards = 8;
+  static constexpr size_t kFrontSlots = 4096;  // per shard
+  static constexpr std::chrono::seconds kFrontTouchEvery{1};
+  // The calling thread's shard: threads take them in turn as they first ask.
+  static size_t FrontShardIndex();
+
   // One fetch of a missing file that others wait on.
   struct Flight {
     bool done = false;
@@ -214,6 +241,10 @@ class CachingVideoContentService : public VideoContentService {
   // Cached files holding a memfd now (shared with them: they may outlive this).
   const std::shared_ptr<std::atomic<int>> memfds_ = std::make_shared<std::atomic<int>>(0);
   ContentCacheStats stats_;  // bytes and entries kept current; the counters grow
+  // Bumped (under mu_) by every insertion and erasure: a front slot of an
+  // older generation is not trusted.
+  std::atomic<uint64_t> generation_{0};
+  mutable std::array<FrontShard, kFrontShards> front_;
 };
 
 }  // namespace streamgrid

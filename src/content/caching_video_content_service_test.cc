@@ -380,6 +380,59 @@ TEST_F(CachingVideoContentServiceTest, StaleEntriesAreServedWhileOneRefreshRuns)
   EXPECT_EQ(cache->LookupOrStale(kVid1, "manifest.mpd").file, nullptr);
 }
 
+TEST_F(CachingVideoContentServiceTest, HitsARepeatingThreadServesItselfKeepTheCachesContract) {
+  // LookupOrStale() answers a thread's repeated hits from that thread's own
+  // memory of them; what it answers must not differ from the shared map's.
+  for (int i = 0; i < 3; ++i) Write("s" + std::to_string(i) + ".m4s", TestBytes(1000, i));
+  Write("manifest.mpd", "v1");
+  ContentCacheOptions options;
+  options.capacity_bytes = 2002;  // two segments and the manifest
+  options.mutable_ttl = 2s;
+  options.serve_stale_for = 10s;
+  auto cache = MakeCache(options);
+  ASSERT_TRUE(cache->Fetch(kVid1, "s0.m4s").ok());
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());
+  // Every hit is counted, whichever thread's memory answered it.
+  const auto first = cache->LookupOrStale(kVid1, "s0.m4s").file;
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "s0.m4s").file, first);
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "s0.m4s").file, first);
+  std::thread([&] { EXPECT_EQ(cache->LookupOrStale(kVid1, "s0.m4s").file, first); }).join();
+  EXPECT_EQ(cache->stats().hits, 4u);
+
+  // A write through the cache is seen at once.
+  ASSERT_TRUE(WriteContent(*cache, kVid1, "s0.m4s", TestBytes(1000, 9)).ok());
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "s0.m4s").file, nullptr);
+  ASSERT_TRUE(cache->Fetch(kVid1, "s0.m4s").ok());
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "s0.m4s").file->data, TestBytes(1000, 9));
+
+  // A mutable file past its TTL is stale, with one refresh asked for, even
+  // when the thread has just been answering it.
+  EXPECT_EQ(cache->LookupOrStale(kVid1, "manifest.mpd").file->data, "v1");
+  EXPECT_FALSE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+  now_ += 3s;
+  EXPECT_TRUE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+  EXPECT_FALSE(cache->LookupOrStale(kVid1, "manifest.mpd").refresh);
+
+  // Recency reaches the LRU within a second of use. s0 is used first, so it
+  // is the least recent; then used again, from the thread's memory, which
+  // tells the LRU at most once a second: a second later it does, so s1, not
+  // s0, makes room for s2.
+  ASSERT_TRUE(cache->Fetch(kVid1, "manifest.mpd").ok());  // fresh again
+  ASSERT_TRUE(cache->Fetch(kVid1, "s1.m4s").ok());
+  EXPECT_NE(cache->LookupOrStale(kVid1, "s0.m4s").file, nullptr);
+  EXPECT_NE(cache->LookupOrStale(kVid1, "s1.m4s").file, nullptr);
+  EXPECT_NE(cache->LookupOrStale(kVid1, "manifest.mpd").file, nullptr);
+  EXPECT_NE(cache->LookupOrStale(kVid1, "s0.m4s").file, nullptr);
+  now_ += 1s;
+  EXPECT_NE(cache->LookupOrStale(kVid1, "s0.m4s").file, nullptr);
+  EXPECT_NE(cache->LookupOrStale(kVid1, "manifest.mpd").file, nullptr);
+  ASSERT_TRUE(cache->Fetch(kVid1, "s2.m4s").ok());
+  EXPECT_NE(cache->Lookup(kVid1, "s0.m4s"), nullptr);
+  EXPECT_EQ(cache->Lookup(kVid1, "s1.m4s"), nullptr);
+  EXPECT_NE(cache->Lookup(kVid1, "s2.m4s"), nullptr);
+}
+
 TEST_F(CachingVideoContentServiceTest, SegmentsDeletedElsewhereGoAfterTheLongTtl) {
   Write("chunk-0-00001.m4s", "seg");
   ContentCacheOptions options;
