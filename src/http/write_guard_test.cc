@@ -212,6 +212,31 @@ TEST(WriteGuardTest, CorsHeadersOfAnswers) {
   EXPECT_EQ(Get(listed, "Vary"), "Accept-Encoding, Origin");
 }
 
+TEST(WriteGuardTest, OnlyTusAnswersExposeTheTusFields) {
+  WriteGuard guard = Guard();
+  // A segment: scripts may read its ETag, Date and ranges, and the list
+  // names no field such an answer never has.
+  Fields segment;
+  guard.AddCorsHeaders(Verb::get, Headers({{"Host", "h:1"}}), segment);
+  const std::string plain = Get(segment, "Access-Control-Expose-Headers");
+  EXPECT_THAT(plain, HasSubstr("ETag"));
+  EXPECT_THAT(plain, HasSubstr("Content-Range"));
+  EXPECT_THAT(plain, ::testing::Not(HasSubstr("Upload-Offset")));
+  // A tus answer, read (HEAD) or written (PATCH from a listed origin),
+  // exposes the protocol's fields, which tus clients in a page need.
+  for (const Verb verb : {Verb::head, Verb::patch}) {
+    Fields tus;
+    tus.set("Tus-Resumable", "1.0.0");
+    tus.set("Upload-Offset", "3");
+    guard.AddCorsHeaders(verb, Headers({{"Host", "h:1"}, {"Origin", "http://localhost:3000"}}),
+                         tus);
+    const std::string exposed = Get(tus, "Access-Control-Expose-Headers");
+    EXPECT_THAT(exposed, HasSubstr("Upload-Offset"));
+    EXPECT_THAT(exposed, HasSubstr("Tus-Resumable"));
+    EXPECT_THAT(exposed, HasSubstr("ETag"));
+  }
+}
+
 TEST(SecurityHeadersTest, NosniffEverywhereCspOnHtml) {
   Fields json;
   json.set(Field::content_type, "application/json");
