@@ -32,9 +32,6 @@ using boost::asio::redirect_error;
 using boost::asio::use_awaitable;
 
 constexpr size_t kResponseChunk = 256 * 1024;
-// The most one recv(2) of a request header takes; the parser's header limit
-// bounds the buffer, this only bounds one read past it.
-constexpr size_t kHeaderReadBytes = 16 * 1024;
 
 // The Date header's value; formatted once per second per thread, since
 // every response carries it.
@@ -83,9 +80,20 @@ bool HasNoBody(Status status) {
   return status == Status::no_content || status == Status::not_modified;
 }
 
+// Whether `response`, answering a HEAD request when `head`, puts a body on the
+// wire at all.
+bool CarriesBody(const Response& response, bool head) {
+  return !head && !HasNoBody(response.status);
+}
+
+// Whether that body comes from a stream rather than from memory or a file.
+bool StreamsBody(const Response& response, bool head) {
+  return response.stream && CarriesBody(response, head);
+}
+
 // The length of the body `response` will carry on the wire.
 uint64_t BodyBytes(const Response& response, bool head) {
-  if (head || HasNoBody(response.status)) return 0;
+  if (!CarriesBody(response, head)) return 0;
   if (response.stream) return response.stream_length;
   return response.shared_owner ? response.shared_bytes.size() : response.body.size();
 }
@@ -497,10 +505,8 @@ HttpServer::Connection::WriteState HttpServer::Connection::StartWrite(Response& 
     length = response.shared_owner ? response.shared_bytes.size() : response.body.size();
   }
   SerializeHeader(response, keep_alive, length, request_id);
-  WriteState state = WriteState::kBlocked;
-  if (!response.stream || head || HasNoBody(response.status)) {
-    state = SendNow(response, head, progress);
-  }
+  const WriteState state =
+      StreamsBody(response, head) ? WriteState::kBlocked : SendNow(response, head, progress);
   if (state == WriteState::kBlocked) {
     // The rest is sent after a wait, when the loop's scratch may hold another
     // connection's header: the connection keeps its own copy.
@@ -516,7 +522,7 @@ HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Respons
   std::string_view body;
   int file = -1;
   uint64_t file_offset = 0;
-  if (!head && !HasNoBody(response.status)) {
+  if (CarriesBody(response, head)) {
     if (response.shared_owner) {
       body = std::string_view(response.shared_bytes.data(), response.shared_bytes.size());
       // The kernel hands the file's pages to the socket (sendfile) instead of
@@ -531,56 +537,69 @@ HttpServer::Connection::WriteState HttpServer::Connection::SendNow(const Respons
   }
   const std::string_view header = header_view_;
   const uint64_t total = header.size() + body.size();
-  while (progress.sent < total) {
-    ssize_t n;
+  while (progress.sent < total && file >= 0) {
     if (progress.sent < header.size()) {
+      // With MSG_MORE the header shares the body's first packet.
       const std::string_view rest = header.substr(progress.sent);
-      if (file >= 0) {
-        // With MSG_MORE the header shares the body's first packet.
-        n = ::send(fd_, rest.data(), rest.size(), MSG_MORE | MSG_NOSIGNAL);
-      } else {
-        iovec parts[2] = {{const_cast<char*>(rest.data()), rest.size()},
-                          {const_cast<char*>(body.data()), body.size()}};
-        msghdr message{};
-        message.msg_iov = parts;
-        message.msg_iovlen = body.empty() ? 1 : 2;
-        n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
-      }
-    } else {
-      const uint64_t at = progress.sent - header.size();
-      if (file >= 0) {
-        const absl::StatusOr<size_t> sent =
-            SendFileOnce(fd_, file, file_offset + at, static_cast<size_t>(body.size() - at));
-        if (sent.ok() && *sent == 0) return WriteState::kBlocked;
-        if (sent.ok()) {
-          progress.sent += *sent;
-          continue;
-        }
-        if (absl::IsUnavailable(sent.status())) return WriteState::kBroken;
-        // The descriptor cannot be sent from (or ended early): the same
-        // bytes are in memory, so the rest goes from there.
-        progress.from_memory = true;
-        file = -1;
+      const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_MORE | MSG_NOSIGNAL);
+      if (n >= 0) {
+        progress.sent += static_cast<uint64_t>(n);
         continue;
       }
-      n = ::send(fd_, body.data() + at, body.size() - at, MSG_NOSIGNAL);
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? WriteState::kBlocked : WriteState::kBroken;
     }
+    const uint64_t at = progress.sent - header.size();
+    const absl::StatusOr<size_t> sent =
+        SendFileOnce(fd_, file, file_offset + at, static_cast<size_t>(body.size() - at));
+    if (sent.ok() && *sent == 0) return WriteState::kBlocked;
+    if (sent.ok()) {
+      progress.sent += *sent;
+      continue;
+    }
+    if (absl::IsUnavailable(sent.status())) return WriteState::kBroken;
+    // The descriptor cannot be sent from (or ended early): the same bytes are
+    // in memory, so the rest goes from there.
+    progress.from_memory = true;
+    file = -1;
+  }
+  if (progress.sent >= total) return WriteState::kDone;
+  const uint64_t of_header = std::min<uint64_t>(progress.sent, header.size());
+  std::string_view first = header.substr(of_header);
+  std::string_view second = body.substr(progress.sent - of_header);
+  const WriteState state = SendViewsNow(first, second);
+  progress.sent = total - first.size() - second.size();
+  return state;
+}
+
+HttpServer::Connection::WriteState HttpServer::Connection::SendViewsNow(std::string_view& first,
+                                                                        std::string_view& second) {
+  for (;;) {
+    iovec parts[2];
+    int count = 0;
+    if (!first.empty()) parts[count++] = {const_cast<char*>(first.data()), first.size()};
+    if (!second.empty()) parts[count++] = {const_cast<char*>(second.data()), second.size()};
+    if (count == 0) return WriteState::kDone;
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
     if (n >= 0) {
-      progress.sent += static_cast<uint64_t>(n);
+      const size_t sent = static_cast<size_t>(n);
+      const size_t from_first = std::min(sent, first.size());
+      first.remove_prefix(from_first);
+      second.remove_prefix(std::min(sent - from_first, second.size()));
       continue;
     }
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK ? WriteState::kBlocked : WriteState::kBroken;
   }
-  return WriteState::kDone;
 }
 
 boost::asio::awaitable<bool> HttpServer::Connection::FinishWrite(const Response& response,
                                                                  bool head,
                                                                  WriteProgress& progress) {
-  if (response.stream && !head && !HasNoBody(response.status)) {
-    co_return co_await WriteStreamed(response);
-  }
+  if (StreamsBody(response, head)) co_return co_await WriteStreamed(response);
   // No co_await inside a switch: GCC 12 miscompiles the resumption.
   for (;;) {
     const WriteState state = SendNow(response, head, progress);
@@ -628,24 +647,8 @@ void HttpServer::Connection::SerializeHeader(const Response& response, bool keep
 boost::asio::awaitable<bool> HttpServer::Connection::SendAll(std::string_view first,
                                                              std::string_view second) {
   for (;;) {
-    iovec parts[2];
-    int count = 0;
-    if (!first.empty()) parts[count++] = {const_cast<char*>(first.data()), first.size()};
-    if (!second.empty()) parts[count++] = {const_cast<char*>(second.data()), second.size()};
-    if (count == 0) co_return true;
-    msghdr message{};
-    message.msg_iov = parts;
-    message.msg_iovlen = count;
-    const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
-    if (n >= 0) {
-      size_t sent = static_cast<size_t>(n);
-      const size_t from_first = std::min(sent, first.size());
-      first.remove_prefix(from_first);
-      second.remove_prefix(std::min(sent - from_first, second.size()));
-      continue;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) co_return false;
+    const WriteState state = SendViewsNow(first, second);
+    if (state != WriteState::kBlocked) co_return state == WriteState::kDone;
     if (!co_await WaitWritable()) co_return false;
   }
 }

@@ -19,6 +19,10 @@
 
 namespace streamgrid::http {
 
+// The most one recv(2) of a request header takes; the parser's header limit
+// bounds the buffered header, this only bounds one read past it.
+inline constexpr size_t kHeaderReadBytes = 16 * 1024;
+
 // One event-loop thread: its io_context, and the connections living on it
 // (touched by that thread only), which the loop's timeout sweep walks.
 struct HttpServer::Loop {
@@ -30,7 +34,7 @@ struct HttpServer::Loop {
   // a wait): a request header is received into read_scratch and a response
   // header serialised into header_scratch. Shared, they stay in the cache;
   // a thousand connections' own buffers would not.
-  std::array<char, 16 * 1024> read_scratch;
+  std::array<char, kHeaderReadBytes> read_scratch;
   std::string header_scratch;
   boost::asio::io_context io;
 };
@@ -116,6 +120,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // empty, "Connection: close" unless `keep_alive`) into header_.
   void SerializeHeader(const Response& response, bool keep_alive, std::optional<uint64_t> length,
                        std::string_view request_id);
+  // Sends `first` then `second`, gathered, as far as the socket takes them
+  // without waiting, removing what was sent from both; kBlocked when the
+  // socket is full.
+  WriteState SendViewsNow(std::string_view& first, std::string_view& second);
   // Sends `first` then `second`, gathered; returns false if the connection
   // broke or stalled past the I/O timeout.
   boost::asio::awaitable<bool> SendAll(std::string_view first, std::string_view second = {});
