@@ -78,6 +78,7 @@ struct Flags {
   uint64_t content_cache_bytes = uint64_t{256} << 20;          // --content-cache-bytes
   uint64_t content_cache_max_file_bytes = uint64_t{16} << 20;  // --content-cache-max-file-bytes
   uint64_t content_cache_sendfile_min_bytes = 16 * 1024;       // --content-cache-sendfile-min-bytes
+  bool content_cache_memfd = false;                            // --content-cache-memfd
 };
 
 [[noreturn]] void Fail(std::string_view what) {
@@ -159,6 +160,9 @@ int main(int argc, char** argv) {
   cli.add_option("--content-cache-sendfile-min-bytes", flags.content_cache_sendfile_min_bytes,
                  "cached files of at least this size are kept in memory files and sent with "
                  "sendfile (0: never)");
+  cli.add_flag("--content-cache-memfd", flags.content_cache_memfd,
+               "keep those files in memfds rather than in unnamed files under --data-dir "
+               "(whose page cache sendfile sends from in larger pieces)");
   cli.add_option("--content-cache-max-file-bytes", flags.content_cache_max_file_bytes,
                  "files larger than this are never cached (streamed from the store instead)");
   cli.add_option("--max-concurrent-uploads", flags.max_concurrent_uploads,
@@ -337,10 +341,16 @@ int main(int argc, char** argv) {
   // goes through the cache, so this server's writes invalidate it.
   std::unique_ptr<CachingVideoContentService> content_cache;
   if (flags.content_cache_bytes > 0) {
+    std::string cache_dir;
+    if (!flags.content_cache_memfd) {
+      cache_dir = (data_dir / "content-cache").string();
+      std::filesystem::create_directories(cache_dir);
+    }
     content_cache = std::make_unique<CachingVideoContentService>(
         *content, ContentCacheOptions{.capacity_bytes = flags.content_cache_bytes,
                                       .max_file_bytes = flags.content_cache_max_file_bytes,
-                                      .memfd_min_bytes = flags.content_cache_sendfile_min_bytes});
+                                      .memfd_min_bytes = flags.content_cache_sendfile_min_bytes,
+                                      .file_dir = cache_dir});
     content = content_cache.get();
   }
 

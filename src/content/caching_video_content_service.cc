@@ -1,10 +1,14 @@
 #include "content/caching_video_content_service.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -46,7 +50,62 @@ char* CachedFile::Allocate(uint64_t size, bool use_memfd,
   return heap_.data();
 }
 
+absl::Status CachedFile::AdoptFile(int fd, uint64_t size,
+                                   std::shared_ptr<std::atomic<int>> memfds) {
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    return absl::InternalError(absl::StrCat("mapping a cache file: ", std::strerror(errno)));
+  }
+  fd_ = fd;
+  map_ = map;
+  map_size_ = size;
+  memfds_ = std::move(memfds);
+  ++*memfds_;
+  data = std::string_view(static_cast<const char*>(map), size);
+  return absl::OkStatus();
+}
+
 namespace {
+
+// An unnamed file of `size` bytes in `dir` with its space reserved (so that
+// filling it cannot run out), or -1 where the directory cannot hold one.
+int OpenSpaceInDir(const std::string& dir, uint64_t size) {
+  const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Copies `size` bytes from `reader` into `fd` from offset 0, in chunks of at
+// most `chunk` bytes. Written with write(2) rather than through a mapping,
+// so that the page cache takes the bytes in folios as large as the chunks.
+absl::Status FillFile(ContentReader& reader, int fd, uint64_t size, size_t chunk) {
+  std::vector<char> buffer(static_cast<size_t>(std::min<uint64_t>(size, chunk)));
+  uint64_t got = 0;
+  while (got < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size - got, buffer.size()));
+    absl::StatusOr<size_t> n = reader.Read(std::span(buffer.data(), want));
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      return absl::DataLossError(
+          absl::StrCat(reader.info().name, " ended after ", got, " of ", size, " bytes"));
+    }
+    for (size_t written = 0; written < *n;) {
+      const ssize_t w =
+          ::pwrite(fd, buffer.data() + written, *n - written, static_cast<off_t>(got + written));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        return absl::InternalError(absl::StrCat("writing a cache file: ", std::strerror(errno)));
+      }
+      written += static_cast<size_t>(w);
+    }
+    got += *n;
+  }
+  return absl::OkStatus();
+}
 
 // Serves a byte range of a cached file.
 class MemoryReader : public ContentReader {
@@ -285,6 +344,17 @@ absl::StatusOr<std::shared_ptr<const CachedFile>> CachingVideoContentService::Re
   // to the budget (a check then an increment: a few over it under a race).
   const bool use_memfd = options_.memfd_min_bytes > 0 && size >= options_.memfd_min_bytes &&
                          memfds_->load() < options_.memfd_max_files;
+  if (use_memfd && !options_.file_dir.empty()) {
+    if (const int fd = OpenSpaceInDir(options_.file_dir, size); fd >= 0) {
+      absl::Status filled = FillFile(reader, fd, size, options_.fill_chunk_bytes);
+      if (filled.ok()) filled = file->AdoptFile(fd, size, memfds_);
+      if (!filled.ok()) {
+        ::close(fd);
+        return filled;
+      }
+      return std::shared_ptr<const CachedFile>(std::move(file));
+    }
+  }
   char* bytes = file->Allocate(size, use_memfd, memfds_);
   uint64_t got = 0;
   while (got < size) {

@@ -50,6 +50,14 @@ struct ContentCacheOptions {
   // At most this many cached files hold such a descriptor at once (each is
   // one open file of the process); files beyond it go on the heap.
   int memfd_max_files = 2048;
+  // When set, a directory on a disk file system: such files are kept in
+  // unnamed files there (O_TMPFILE, gone with the process) instead of
+  // memfds. Their pages are the file system's page cache, which (ext4, XFS)
+  // holds them in large folios, where a memfd has 4 KiB pages: sendfile then
+  // hands the socket a few large fragments instead of one per 4 KiB, which
+  // costs the server and every client less per byte. Falls back to a memfd
+  // where the directory cannot hold one (no O_TMPFILE, no space).
+  std::string file_dir;
   // The clock (tests replace it).
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();
@@ -94,6 +102,10 @@ class CachedFile {
   // when `use_memfd` (counted in `memfds` while it lives) and that works, else
   // on the heap. Returns where the bytes go.
   char* Allocate(uint64_t size, bool use_memfd, std::shared_ptr<std::atomic<int>> memfds);
+  // Takes `fd`, a file holding exactly `size` bytes, as this file's bytes
+  // (mapped read-only; counted in `memfds` while it lives). On failure the
+  // caller still owns `fd`.
+  absl::Status AdoptFile(int fd, uint64_t size, std::shared_ptr<std::atomic<int>> memfds);
 
   std::string heap_;
   int fd_ = -1;

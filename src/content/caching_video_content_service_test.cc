@@ -1,6 +1,7 @@
 #include "content/caching_video_content_service.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -104,11 +105,18 @@ class FillingCache : public CachingVideoContentService {
 
 class CacheHarness : public ContentServiceHarness {
  public:
-  CacheHarness() {
+  // With `in_files`, cached files of 16 KiB or more go to unnamed files in a
+  // directory rather than memfds.
+  explicit CacheHarness(bool in_files = false) {
     auto opened = LocalVideoContentService::Open(dir_.path() / "root");
     if (!opened.ok()) throw std::runtime_error(opened.status().ToString());
     local_ = *std::move(opened);
-    cache_ = std::make_unique<FillingCache>(*local_, ContentCacheOptions{});
+    ContentCacheOptions options;
+    if (in_files) {
+      options.file_dir = (dir_.path() / "cache").string();
+      std::filesystem::create_directories(options.file_dir);
+    }
+    cache_ = std::make_unique<FillingCache>(*local_, options);
   }
   VideoContentService& service() override { return *cache_; }
 
@@ -118,10 +126,13 @@ class CacheHarness : public ContentServiceHarness {
   std::unique_ptr<FillingCache> cache_;
 };
 
-INSTANTIATE_TEST_SUITE_P(CachedLocal, VideoContentServiceConformanceTest,
-                         ::testing::Values(ContentServiceFactory{
-                             "CachedLocal", [] { return std::make_unique<CacheHarness>(); }}),
-                         ContentServiceFactoryName);
+INSTANTIATE_TEST_SUITE_P(
+    CachedLocal, VideoContentServiceConformanceTest,
+    ::testing::Values(
+        ContentServiceFactory{"CachedLocal", [] { return std::make_unique<CacheHarness>(); }},
+        ContentServiceFactory{"CachedLocalInFiles",
+                              [] { return std::make_unique<CacheHarness>(true); }}),
+    ContentServiceFactoryName);
 
 class CachingVideoContentServiceTest : public ::testing::Test {
  protected:
@@ -226,6 +237,52 @@ TEST_F(CachingVideoContentServiceTest, LargeEnoughFilesLiveInAMemfdWithinTheBudg
   EXPECT_EQ(first->data, big1);
   first.reset();
   EXPECT_EQ(cache->stats().memfd_files, 0u);
+}
+
+TEST_F(CachingVideoContentServiceTest, FilesUnderTheDirectoryAreUnnamedAndCountLikeMemfds) {
+  const std::string big1 = TestBytes(5000, 2);
+  const std::string big2 = TestBytes(6000, 3);
+  Write("chunk-0-00001.m4s", big1);
+  Write("chunk-0-00002.m4s", big2);
+  const std::filesystem::path dir = dir_.path() / "cache";
+  std::filesystem::create_directories(dir);
+  ContentCacheOptions options;
+  options.memfd_min_bytes = 4096;
+  options.memfd_max_files = 1;
+  options.file_dir = dir.string();
+  auto cache = MakeCache(options);
+  std::shared_ptr<const CachedFile> first = cache->Fetch(kVid1, "chunk-0-00001.m4s")->file;
+  std::shared_ptr<const CachedFile> second = cache->Fetch(kVid1, "chunk-0-00002.m4s")->file;
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  // A file of the directory's file system, with no name in it (nothing to
+  // clean up after a crash), holding the same bytes as `data`.
+  ASSERT_GE(first->fd(), 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(first->fd(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 0u);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), big1.size());
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  std::string through_fd(big1.size(), '\0');
+  EXPECT_EQ(::pread(first->fd(), through_fd.data(), through_fd.size(), 0),
+            static_cast<ssize_t>(big1.size()));
+  EXPECT_EQ(through_fd, big1);
+  EXPECT_EQ(first->data, big1);
+  // The descriptor budget is the memfds' budget.
+  EXPECT_EQ(second->fd(), -1);
+  EXPECT_EQ(second->data, big2);
+  EXPECT_EQ(cache->stats().memfd_files, 1u);
+  cache->InvalidateVideo(kVid1);
+  first.reset();
+  EXPECT_EQ(cache->stats().memfd_files, 0u);
+
+  // A directory that cannot hold one: a memfd instead, same bytes.
+  options.file_dir = (dir_.path() / "missing").string();
+  auto fallback = MakeCache(options);
+  std::shared_ptr<const CachedFile> again = fallback->Fetch(kVid1, "chunk-0-00001.m4s")->file;
+  ASSERT_NE(again, nullptr);
+  EXPECT_GE(again->fd(), 0);
+  EXPECT_EQ(again->data, big1);
 }
 
 TEST_F(CachingVideoContentServiceTest, MissingFileIsNotFoundAndNotCached) {
