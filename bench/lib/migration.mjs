@@ -1,9 +1,9 @@
 // Migration: `streamgrid-admin add` of a fourth storage node, timed until the
 // migration has finished moving its share, against `cp -r` (plus sync, since
 // a migration's copies are durable) of the same files on the same disk.
-import { readdir, stat, rm } from 'node:fs/promises';
+import { mkdir, readdir, stat, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { getVideo, waitFor } from '../../tests/lib/streamgrid.mjs';
+import { buildDir, getVideo, waitFor } from '../../tests/lib/streamgrid.mjs';
 import { adminBinary } from './stacks.mjs';
 import { curlUpload, noisySource } from './media.mjs';
 import { cpuMsOfTree, log, ratio, runChecked, runTimed } from './util.mjs';
@@ -136,6 +136,17 @@ export async function benchMigration(stack, dir) {
   const pulls = pullTimes(stack.nodes.map((n) => n.log()));
   const content = path.join(node.dataDir, 'data', 'content');
   const moved = await treeBytes(content);
+  if (moved.files === 0) {
+    // Each preloaded file has about even odds of a copy on the new node, so
+    // an add that moved none is not a measurement (one run of ~40 did so,
+    // with no log kept): keep the logs to find out why.
+    const kept = path.join(buildDir, 'bench-report', 'migration-moved-nothing');
+    await mkdir(kept, { recursive: true });
+    await writeFile(path.join(kept, 'web.log'), stack.web.log());
+    for (const [i, n] of stack.nodes.entries()) await writeFile(path.join(kept, `node-${i}.log`), n.log());
+    await writeFile(path.join(kept, 'admin-add.txt'), `${add.stdout}\n${add.stderr}`);
+    throw new Error(`streamgrid-admin add moved no file to the new node (logs in ${kept})`);
+  }
   const copy = path.join(dir, 'cp-copy');
   await rm(copy, { recursive: true, force: true });
   await runChecked('sync', []);
