@@ -34,12 +34,7 @@ char* CachedFile::Allocate(uint64_t size, bool use_memfd,
         map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       }
       if (map != MAP_FAILED) {
-        fd_ = fd;
-        map_ = map;
-        map_size_ = size;
-        memfds_ = std::move(memfds);
-        ++*memfds_;
-        data = std::string_view(static_cast<const char*>(map), size);
+        Hold(fd, map, size, std::move(memfds));
         return static_cast<char*>(map);
       }
       ::close(fd);
@@ -56,13 +51,17 @@ absl::Status CachedFile::AdoptFile(int fd, uint64_t size,
   if (map == MAP_FAILED) {
     return absl::InternalError(absl::StrCat("mapping a cache file: ", std::strerror(errno)));
   }
+  Hold(fd, map, size, std::move(memfds));
+  return absl::OkStatus();
+}
+
+void CachedFile::Hold(int fd, void* map, uint64_t size, std::shared_ptr<std::atomic<int>> memfds) {
   fd_ = fd;
   map_ = map;
   map_size_ = size;
   memfds_ = std::move(memfds);
   ++*memfds_;
   data = std::string_view(static_cast<const char*>(map), size);
-  return absl::OkStatus();
 }
 
 namespace {

@@ -106,6 +106,9 @@ class CachedFile {
   // (mapped read-only; counted in `memfds` while it lives). On failure the
   // caller still owns `fd`.
   absl::Status AdoptFile(int fd, uint64_t size, std::shared_ptr<std::atomic<int>> memfds);
+  // Makes `fd`, mapped at `map` for `size` bytes, this file's bytes (both
+  // released with it), counted in `memfds`.
+  void Hold(int fd, void* map, uint64_t size, std::shared_ptr<std::atomic<int>> memfds);
 
   std::string heap_;
   int fd_ = -1;

@@ -128,10 +128,10 @@ class CacheHarness : public ContentServiceHarness {
 
 INSTANTIATE_TEST_SUITE_P(
     CachedLocal, VideoContentServiceConformanceTest,
-    ::testing::Values(
-        ContentServiceFactory{"CachedLocal", [] { return std::make_unique<CacheHarness>(); }},
-        ContentServiceFactory{"CachedLocalInFiles",
-                              [] { return std::make_unique<CacheHarness>(true); }}),
+    ::testing::Values(ContentServiceFactory{"CachedLocal",
+                                            [] { return std::make_unique<CacheHarness>(); }},
+                      ContentServiceFactory{"CachedLocalInFiles",
+                                            [] { return std::make_unique<CacheHarness>(true); }}),
     ContentServiceFactoryName);
 
 class CachingVideoContentServiceTest : public ::testing::Test {
@@ -199,6 +199,17 @@ TEST_F(CachingVideoContentServiceTest, FetchFillsThenLookupHitsWithoutIo) {
   EXPECT_EQ(stats.fills, 1u);
 }
 
+// `file` holds a descriptor whose bytes (what sendfile sends) and whose
+// `data` (what other readers copy) are both `bytes`.
+void ExpectBytesThroughFdAndData(const CachedFile& file, const std::string& bytes) {
+  ASSERT_GE(file.fd(), 0);
+  std::string through_fd(bytes.size(), '\0');
+  EXPECT_EQ(::pread(file.fd(), through_fd.data(), through_fd.size(), 0),
+            static_cast<ssize_t>(bytes.size()));
+  EXPECT_EQ(through_fd, bytes);
+  EXPECT_EQ(file.data, bytes);
+}
+
 TEST_F(CachingVideoContentServiceTest, LargeEnoughFilesLiveInAMemfdWithinTheBudget) {
   const std::string big1 = TestBytes(5000, 2);
   const std::string big2 = TestBytes(6000, 3);
@@ -217,12 +228,7 @@ TEST_F(CachingVideoContentServiceTest, LargeEnoughFilesLiveInAMemfdWithinTheBudg
   ASSERT_NE(small, nullptr);
   // The first fits the budget of one descriptor: its bytes are readable
   // through it (what sendfile sends) and through `data` alike.
-  ASSERT_GE(first->fd(), 0);
-  std::string through_fd(big1.size(), '\0');
-  EXPECT_EQ(::pread(first->fd(), through_fd.data(), through_fd.size(), 0),
-            static_cast<ssize_t>(big1.size()));
-  EXPECT_EQ(through_fd, big1);
-  EXPECT_EQ(first->data, big1);
+  ExpectBytesThroughFdAndData(*first, big1);
   // Over the budget, and too small: on the heap, same bytes.
   EXPECT_EQ(second->fd(), -1);
   EXPECT_EQ(second->data, big2);
@@ -263,11 +269,7 @@ TEST_F(CachingVideoContentServiceTest, FilesUnderTheDirectoryAreUnnamedAndCountL
   EXPECT_EQ(st.st_nlink, 0u);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), big1.size());
   EXPECT_TRUE(std::filesystem::is_empty(dir));
-  std::string through_fd(big1.size(), '\0');
-  EXPECT_EQ(::pread(first->fd(), through_fd.data(), through_fd.size(), 0),
-            static_cast<ssize_t>(big1.size()));
-  EXPECT_EQ(through_fd, big1);
-  EXPECT_EQ(first->data, big1);
+  ExpectBytesThroughFdAndData(*first, big1);
   // The descriptor budget is the memfds' budget.
   EXPECT_EQ(second->fd(), -1);
   EXPECT_EQ(second->data, big2);
