@@ -158,8 +158,8 @@ int main(int argc, char** argv) {
                  "bytes of hot segments, manifests and thumbnails kept in memory and served "
                  "from there (LRU; 0 disables the cache)");
   cli.add_option("--content-cache-sendfile-min-bytes", flags.content_cache_sendfile_min_bytes,
-                 "cached files of at least this size are kept in memory files and sent with "
-                 "sendfile (0: never)");
+                 "cached files of at least this size are kept in files (unnamed ones under "
+                 "--data-dir, or memfds) and sent with sendfile (0: never)");
   cli.add_flag("--content-cache-memfd", flags.content_cache_memfd,
                "keep those files in memfds rather than in unnamed files under --data-dir "
                "(whose page cache sendfile sends from in larger pieces)");

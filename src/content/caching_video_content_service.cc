@@ -78,6 +78,18 @@ int OpenSpaceInDir(const std::string& dir, uint64_t size) {
   return fd;
 }
 
+// One read of a fill that has `got` of the file's `size` bytes so far: at
+// least one byte, or an error (DataLoss when the file ends early).
+absl::StatusOr<size_t> ReadSome(ContentReader& reader, std::span<char> into, uint64_t got,
+                                uint64_t size) {
+  absl::StatusOr<size_t> n = reader.Read(into);
+  if (n.ok() && *n == 0) {
+    return absl::DataLossError(
+        absl::StrCat(reader.info().name, " ended after ", got, " of ", size, " bytes"));
+  }
+  return n;
+}
+
 // Copies `size` bytes from `reader` into `fd` from offset 0, in chunks of at
 // most `chunk` bytes. Written with write(2) rather than through a mapping,
 // so that the page cache takes the bytes in folios as large as the chunks.
@@ -86,12 +98,8 @@ absl::Status FillFile(ContentReader& reader, int fd, uint64_t size, size_t chunk
   uint64_t got = 0;
   while (got < size) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(size - got, buffer.size()));
-    absl::StatusOr<size_t> n = reader.Read(std::span(buffer.data(), want));
+    absl::StatusOr<size_t> n = ReadSome(reader, std::span(buffer.data(), want), got, size);
     if (!n.ok()) return n.status();
-    if (*n == 0) {
-      return absl::DataLossError(
-          absl::StrCat(reader.info().name, " ended after ", got, " of ", size, " bytes"));
-    }
     for (size_t written = 0; written < *n;) {
       const ssize_t w =
           ::pwrite(fd, buffer.data() + written, *n - written, static_cast<off_t>(got + written));
@@ -340,10 +348,11 @@ absl::StatusOr<std::shared_ptr<const CachedFile>> CachingVideoContentService::Re
   // Sized once from the file's info, and never grown past it: a file that
   // turns out longer than it said is an error, not a bigger allocation. Only
   // files large enough for sendfile to matter take a descriptor, and only up
-  // to the budget (a check then an increment: a few over it under a race).
-  const bool use_memfd = options_.memfd_min_bytes > 0 && size >= options_.memfd_min_bytes &&
-                         memfds_->load() < options_.memfd_max_files;
-  if (use_memfd && !options_.file_dir.empty()) {
+  // to the budget (a check then an increment: a few over it under a race):
+  // an unnamed file in file_dir when there is one and it can, else a memfd.
+  const bool with_fd = options_.memfd_min_bytes > 0 && size >= options_.memfd_min_bytes &&
+                       memfds_->load() < options_.memfd_max_files;
+  if (with_fd && !options_.file_dir.empty()) {
     if (const int fd = OpenSpaceInDir(options_.file_dir, size); fd >= 0) {
       absl::Status filled = FillFile(reader, fd, size, options_.fill_chunk_bytes);
       if (filled.ok()) filled = file->AdoptFile(fd, size, memfds_);
@@ -354,17 +363,13 @@ absl::StatusOr<std::shared_ptr<const CachedFile>> CachingVideoContentService::Re
       return std::shared_ptr<const CachedFile>(std::move(file));
     }
   }
-  char* bytes = file->Allocate(size, use_memfd, memfds_);
+  char* bytes = file->Allocate(size, with_fd, memfds_);
   uint64_t got = 0;
   while (got < size) {
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(size - got, options_.fill_chunk_bytes));
-    absl::StatusOr<size_t> n = reader.Read(std::span(bytes + got, want));
+    absl::StatusOr<size_t> n = ReadSome(reader, std::span(bytes + got, want), got, size);
     if (!n.ok()) return n.status();
-    if (*n == 0) {
-      return absl::DataLossError(
-          absl::StrCat(file->info.name, " ended after ", got, " of ", size, " bytes"));
-    }
     got += *n;
   }
   return std::shared_ptr<const CachedFile>(std::move(file));

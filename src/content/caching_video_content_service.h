@@ -43,9 +43,10 @@ struct ContentCacheOptions {
   std::chrono::milliseconds serve_stale_for{std::chrono::seconds(10)};
   // Bytes read from the wrapped service per call while filling an entry.
   size_t fill_chunk_bytes = 256 * 1024;
-  // Files of at least this size are held in an in-memory file (memfd) rather
-  // than on the heap, so that responses can send them with sendfile(2)
-  // instead of copying them into the socket; 0 disables that.
+  // Files of at least this size are held in a file with a descriptor (an
+  // unnamed file in file_dir, else an in-memory file, memfd) rather than on
+  // the heap, so that responses can send them with sendfile(2) instead of
+  // copying them into the socket; 0 disables that.
   uint64_t memfd_min_bytes = 16 * 1024;
   // At most this many cached files hold such a descriptor at once (each is
   // one open file of the process); files beyond it go on the heap.
@@ -75,14 +76,15 @@ struct ContentCacheStats {
   uint64_t evictions = 0;      // entries dropped to make room
   uint64_t invalidations = 0;  // entries dropped because this process wrote or deleted them
   uint64_t uncacheable = 0;    // fetches of files too large (or never cached, like `original`)
-  uint64_t memfd_files = 0;    // entries (or evicted files still being sent) held in a memfd now
+  uint64_t memfd_files = 0;  // entries (or evicted files still being sent) holding a descriptor now
 };
 
 // A whole file held in memory. Immutable once published; shared by the cache
 // and every response still sending it (so an evicted file stays alive until
-// the last of them is done). Its bytes are either on the heap or in an
-// anonymous in-memory file (memfd) mapped here, whose descriptor fd() lets a
-// response hand the pages to the socket with sendfile.
+// the last of them is done). Its bytes are either on the heap or in a file
+// mapped here (a memfd, or an unnamed file of ContentCacheOptions::file_dir),
+// whose descriptor fd() lets a response hand the pages to the socket with
+// sendfile.
 class CachedFile {
  public:
   CachedFile() = default;

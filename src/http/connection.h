@@ -100,15 +100,15 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   boost::asio::awaitable<bool> Write(Response response, bool head, bool keep_alive);
   enum class WriteState { kDone, kBroken, kBlocked };
   struct WriteProgress {
-    uint64_t sent = 0;         // bytes of header_ and then the body sent so far
+    uint64_t sent = 0;         // bytes of the header and then the body sent so far
     bool from_memory = false;  // the descriptor failed: the rest goes from memory
   };
-  // Adds the security fields to `response`, serialises its header into
-  // header_, and sends what the socket takes now; kBlocked when the rest
+  // Adds the security fields to `response`, serialises its header
+  // (SerializeHeader), and sends what the socket takes now; kBlocked when the rest
   // must wait (FinishWrite), which is always so for a streamed body.
   WriteState StartWrite(Response& response, bool head, bool keep_alive, std::string_view request_id,
                         WriteProgress& progress);
-  // Sends the rest of header_ and of the body from memory or with
+  // Sends the rest of the header and of the body from memory or with
   // sendfile(2), without waiting; kBlocked when the socket is full.
   WriteState SendNow(const Response& response, bool head, WriteProgress& progress);
   // Finishes what StartWrite began, waiting for the socket as needed; false
@@ -117,7 +117,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
                                            WriteProgress& progress);
   // Puts the status line, `response`'s header fields and the server's own
   // (Server, Date, Content-Length `length` when given, X-Request-Id when not
-  // empty, "Connection: close" unless `keep_alive`) into header_.
+  // empty, "Connection: close" unless `keep_alive`) into the loop's
+  // header_scratch, and points header_view_ at it.
   void SerializeHeader(const Response& response, bool keep_alive, std::optional<uint64_t> length,
                        std::string_view request_id);
   // Sends `first` then `second`, gathered, as far as the socket takes them
@@ -127,7 +128,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<HttpServer::C
   // Sends `first` then `second`, gathered; returns false if the connection
   // broke or stalled past the I/O timeout.
   boost::asio::awaitable<bool> SendAll(std::string_view first, std::string_view second = {});
-  // Sends a streamed body after header_.
+  // Sends the header (header_view_), then a streamed body.
   boost::asio::awaitable<bool> WriteStreamed(const Response& response);
   // Waits until the socket takes more bytes, at most the I/O timeout.
   boost::asio::awaitable<bool> WaitWritable();
