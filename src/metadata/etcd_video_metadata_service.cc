@@ -278,6 +278,11 @@ void ConflictBackoff(int attempt) {
 EtcdVideoMetadataService::EtcdVideoMetadataService(etcd::EtcdClient& client, std::string key_prefix)
     : client_(client), prefix_(std::move(key_prefix)) {}
 
+EtcdVideoMetadataService::~EtcdVideoMetadataService() {
+  std::lock_guard lock(watch_mu_);
+  if (watch_) watch_->Stop();
+}
+
 std::string EtcdVideoMetadataService::RecordKey(std::string_view id) const {
   return absl::StrCat(prefix_, "videos/", ToAbsl(id));
 }
@@ -575,6 +580,37 @@ absl::Status EtcdVideoMetadataService::Delete(std::string_view id) {
     // delete of an absent record changes nothing.
   }
   return OutcomeUnknown("delete", id, last_ambiguity);
+}
+
+absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>> EtcdVideoMetadataService::Subscribe(
+    std::string_view id, std::function<void()> changed) {
+  // Subscribed before the watch's first revision is read, so any change
+  // after this returns is both later than that revision and seen here.
+  std::unique_ptr<RecordChangeHub::Subscription> subscription =
+      changes_.Subscribe(std::string(id), std::move(changed));
+  if (absl::Status s = EnsureWatching(); !s.ok()) return s;
+  return subscription;
+}
+
+absl::Status EtcdVideoMetadataService::EnsureWatching() {
+  std::lock_guard lock(watch_mu_);
+  if (watch_) return absl::OkStatus();
+  const std::string records = absl::StrCat(prefix_, "videos/");
+  // A watch from "now" starts whenever its stream is established: changes
+  // made before that, after a subscriber's read, would be missed. So it
+  // starts after a revision read here instead.
+  absl::StatusOr<etcd::RangePage> page =
+      client_.Range(records, etcd::PrefixEnd(records), /*limit=*/1);
+  if (!page.ok()) return StoreError(page.status(), "starting to follow changes");
+  watch_ = etcd::Watcher::Start(
+      client_, etcd::WatchOptions{.prefix = records, .start_revision = page->revision + 1},
+      [this, skip = records.size()](const etcd::WatchBatch& batch) {
+        if (batch.reset) changes_.NotifyAll();
+        for (const etcd::WatchEvent& event : batch.events) {
+          changes_.Notify(std::string_view(event.kv.key).substr(skip));
+        }
+      });
+  return absl::OkStatus();
 }
 
 }  // namespace streamgrid

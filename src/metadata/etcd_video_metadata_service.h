@@ -2,12 +2,15 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "etcd/etcd_client.h"
+#include "etcd/watcher.h"
 #include "metadata/video_metadata_service.h"
 
 namespace streamgrid {
@@ -44,6 +47,8 @@ class EtcdVideoMetadataService : public VideoMetadataService {
   // `key_prefix`. Does not contact etcd.
   explicit EtcdVideoMetadataService(etcd::EtcdClient& client,
                                     std::string key_prefix = "/streamgrid/");
+  // Stops the watch behind Subscribe(), if one was started.
+  ~EtcdVideoMetadataService() override;
 
   EtcdVideoMetadataService(const EtcdVideoMetadataService&) = delete;
   EtcdVideoMetadataService& operator=(const EtcdVideoMetadataService&) = delete;
@@ -83,6 +88,14 @@ class EtcdVideoMetadataService : public VideoMetadataService {
   // still there → the delete is sent again (it is idempotent).
   absl::Status Delete(std::string_view id) override;
 
+  // Follows every web server's changes through one etcd watch on the record
+  // keys, started by the first call (which reads the store's revision first,
+  // and fails with UNAVAILABLE when it cannot) and kept until the service is
+  // destroyed. The watch outlives member failures (etcd::Watcher); when it
+  // had to skip compacted history, every subscriber is called.
+  absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>> Subscribe(
+      std::string_view id, std::function<void()> changed) override;
+
   // The key that holds record `id`, and its status index key (for tests and
   // tools).
   std::string RecordKey(std::string_view id) const;
@@ -100,8 +113,14 @@ class EtcdVideoMetadataService : public VideoMetadataService {
   // its lease.
   absl::Status Confirm(const VideoRecord& record, int64_t mod_revision);
 
+  // Starts watch_ unless it runs.
+  absl::Status EnsureWatching();
+
   etcd::EtcdClient& client_;
   const std::string prefix_;
+  RecordChangeHub changes_;
+  std::mutex watch_mu_;
+  std::unique_ptr<etcd::Watcher> watch_;  // guarded by watch_mu_; stopped before changes_ goes
 };
 
 }  // namespace streamgrid

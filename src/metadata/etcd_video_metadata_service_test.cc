@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -238,10 +240,38 @@ TEST_F(EtcdVideoMetadataServiceTest, UnreachableEtcdIsUnavailable) {
   for (absl::Status status :
        {unreachable.Create(record), unreachable.Get(record.id).status(),
         unreachable.List({}).status(), unreachable.Update(record.id, [](VideoRecord&) {}).status(),
-        unreachable.Delete(record.id)}) {
+        unreachable.Delete(record.id), unreachable.Subscribe(record.id, [] {}).status()}) {
     EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr("metadata store (etcd) unavailable"));
   }
+}
+
+// What lets one web server answer a wait for a video another one transcodes.
+TEST_F(EtcdVideoMetadataServiceTest, SubscribersHearOfAnotherServersWrites) {
+  EtcdVideoMetadataService other(client(), harness_->prefix());
+  const VideoRecord record = MakeTestRecord(1000);
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  auto subscription = service().Subscribe(record.id, [&] {
+    std::lock_guard lock(mu);
+    ++calls;
+    cv.notify_all();
+  });
+  ASSERT_TRUE(subscription.ok()) << subscription.status();
+  auto wait_past = [&](int mark) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] { return calls > mark; });
+  };
+  ASSERT_TRUE(other.Create(record).ok());
+  EXPECT_TRUE(wait_past(0));
+  int mark = 0;
+  {
+    std::lock_guard lock(mu);
+    mark = calls;
+  }
+  ASSERT_TRUE(other.Update(record.id, [](VideoRecord& r) { r.status = VideoStatus::kReady; }).ok());
+  EXPECT_TRUE(wait_past(mark));
 }
 
 // Calls so short that many writes time out after reaching etcd: whatever each

@@ -371,6 +371,9 @@ absl::Status SqliteVideoMetadataService::Create(const VideoRecord& record) {
     }
     return row.status();
   }
+  // Told with mu_ held, so that subscribers hear of one record's changes in
+  // the order they were made.
+  changes_.Notify(record.id);
   return absl::OkStatus();
 }
 
@@ -446,6 +449,7 @@ absl::StatusOr<VideoRecord> SqliteVideoMetadataService::Update(
   BindMutableFields(*stmt, next);
   if (absl::StatusOr<bool> row = stmt->Step(); !row.ok()) return row.status();
   if (absl::Status s = txn.Commit(); !s.ok()) return s;
+  changes_.Notify(next.id);
   return next;
 }
 
@@ -456,7 +460,13 @@ absl::Status SqliteVideoMetadataService::Delete(std::string_view id) {
   stmt->BindText(":id", id);
   if (absl::StatusOr<bool> row = stmt->Step(); !row.ok()) return row.status();
   if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("no video ", Sv(id)));
+  changes_.Notify(id);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>>
+SqliteVideoMetadataService::Subscribe(std::string_view id, std::function<void()> changed) {
+  return changes_.Subscribe(std::string(id), std::move(changed));
 }
 
 }  // namespace streamgrid

@@ -46,10 +46,15 @@ class SqliteVideoMetadataService : public VideoMetadataService {
   absl::StatusOr<VideoRecord> Update(std::string_view id,
                                      const std::function<void(VideoRecord&)>& mutate) override;
   absl::Status Delete(std::string_view id) override;
+  // Follows the changes made through this object only: another process
+  // sharing the file changes records unseen.
+  absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>> Subscribe(
+      std::string_view id, std::function<void()> changed) override;
 
  private:
   explicit SqliteVideoMetadataService(sqlite3* db) : db_(db) {}
 
+  RecordChangeHub changes_;
   std::mutex mu_;
   sqlite3* const db_;  // guarded by mu_
 };

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "metadata/record_change_hub.h"
 
 namespace streamgrid {
 
@@ -86,6 +88,17 @@ class VideoMetadataService {
 
   // Removes the record. NOT_FOUND if there is none.
   virtual absl::Status Delete(std::string_view id) = 0;
+
+  // Calls `changed` whenever the record `id` may have changed (created,
+  // updated or deleted) until the returned subscription is destroyed (see
+  // RecordChangeHub::Subscription). Every change that completes after this
+  // returns is followed by a call; calls may also come for no change. They
+  // come on the service's own threads: `changed` must be quick, must not
+  // block and must not call the service. UNAVAILABLE when changes cannot be
+  // followed now. What a caller does: subscribe, read the record, and read it
+  // again after each call, so nothing falls between the read and the wait.
+  virtual absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>> Subscribe(
+      std::string_view id, std::function<void()> changed) = 0;
 };
 
 }  // namespace streamgrid

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -352,6 +354,73 @@ TEST_P(VideoMetadataServiceConformanceTest, ConcurrentCreatesAndListsAreConsiste
   ListOptions options;
   options.page_size = 1000;
   EXPECT_THAT(service().List(options)->videos, SizeIs(kThreads * kPerThread));
+}
+
+// Counts a subscription's calls; waits for the count to pass a mark.
+class CallCounter {
+ public:
+  std::function<void()> Callback() {
+    return [this] {
+      std::lock_guard lock(mu_);
+      ++calls_;
+      cv_.notify_all();
+    };
+  }
+  int calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  // Whether the count passed `mark` within 20 s (a watch may be slow to
+  // deliver on a loaded machine, never this slow).
+  bool WaitPast(int mark) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return calls_ > mark; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+};
+
+TEST_P(VideoMetadataServiceConformanceTest, SubscribersHearOfEveryChangeToTheirRecord) {
+  VideoRecord record = MakeTestRecord(1000);
+  CallCounter counter;
+  auto subscription = service().Subscribe(record.id, counter.Callback());
+  ASSERT_TRUE(subscription.ok()) << subscription.status();
+
+  int mark = counter.calls();
+  ASSERT_TRUE(service().Create(record).ok());
+  EXPECT_TRUE(counter.WaitPast(mark)) << "no call for the create";
+  for (int progress : {10, 20, 30}) {
+    mark = counter.calls();
+    ASSERT_TRUE(service().Update(record.id, [&](VideoRecord& r) { r.progress = progress; }).ok());
+    EXPECT_TRUE(counter.WaitPast(mark)) << "no call for progress " << progress;
+  }
+  mark = counter.calls();
+  ASSERT_TRUE(service().Delete(record.id).ok());
+  EXPECT_TRUE(counter.WaitPast(mark)) << "no call for the delete";
+}
+
+TEST_P(VideoMetadataServiceConformanceTest, NoCallsOnceTheSubscriptionIsGone) {
+  VideoRecord record = MakeTestRecord(1000);
+  CallCounter gone, kept;
+  auto first = service().Subscribe(record.id, gone.Callback());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = service().Subscribe(record.id, kept.Callback());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(service().Create(record).ok());
+  ASSERT_TRUE(gone.WaitPast(0));
+  ASSERT_TRUE(kept.WaitPast(0));
+
+  first->reset();
+  const int gone_calls = gone.calls();
+  const int mark = kept.calls();
+  ASSERT_TRUE(service().Update(record.id, [](VideoRecord& r) { r.progress = 50; }).ok());
+  // Both subscribers of a record hear of a change together: once the kept
+  // one has, the other would have too.
+  ASSERT_TRUE(kept.WaitPast(mark));
+  EXPECT_EQ(gone.calls(), gone_calls);
 }
 
 }  // namespace

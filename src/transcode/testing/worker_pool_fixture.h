@@ -100,6 +100,10 @@ class InstrumentedMetadata : public VideoMetadataService {
 
   absl::Status Create(const VideoRecord& record) override { return inner_.Create(record); }
   absl::StatusOr<VideoRecord> Get(std::string_view id) override { return inner_.Get(id); }
+  absl::StatusOr<std::unique_ptr<RecordChangeHub::Subscription>> Subscribe(
+      std::string_view id, std::function<void()> changed) override {
+    return inner_.Subscribe(id, std::move(changed));
+  }
   absl::StatusOr<VideoPage> List(const ListOptions& options) override {
     if (repeat_first_page_) {
       // A broken service that never advances.
