@@ -8,67 +8,61 @@ import path from 'node:path';
 import { buildDir } from '../../tests/lib/streamgrid.mjs';
 import { startNginx } from './nginx.mjs';
 import { curlPut, noisySource, nodeUpload } from './media.mjs';
-import { waitFor } from '../../tests/lib/streamgrid.mjs';
 import { log, median, ratio, runChecked, sleep } from './util.mjs';
 
 const ladderCommand = path.join(buildDir, 'bench/ladder_command');
 
 /**
- * GET `url` over `agent` (kept-alive connections); { status, body } within
- * 10 s. The poll below runs on the same two cores as the server and ffmpeg:
- * node:http costs it a fraction of the CPU fetch() does per request (a
- * client on another machine would cost the server's cores nothing).
+ * GET `url` over `agent` (kept-alive connections) with `headers`; { status,
+ * etag, body } within `timeoutMs`. The poll below runs on the same two cores
+ * as the server and ffmpeg: node:http costs it a fraction of the CPU fetch()
+ * does per request (a client on another machine would cost the server's
+ * cores nothing).
  */
-function get(url, agent) {
+function get(url, agent, headers, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent, timeout: 10000 }, (res) => {
+    const req = http.get(url, { agent, headers, timeout: timeoutMs }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () => resolve({ status: res.statusCode, etag: res.headers.etag,
+        body: Buffer.concat(chunks).toString() }));
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in 10 s`)));
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)));
     req.on('error', reject);
   });
 }
 
-// Progress (percent) from which the status is polled every 100 ms again.
-const kNearlyDone = 90;
-
 /**
- * Polls until the video is ready; also notes when it first became playable:
- * its HLS master playlist answers 200 (a server that publishes the lowest
- * rung first may do so before the status says ready). Every 100 ms until it
- * is playable and again once its progress reaches kNearlyDone %; every 500 ms
- * in between, when it can be neither (each status read costs the server and
- * etcd CPU on the two cores ffmpeg needs; a slower poll can only see `ready`
- * later, never earlier). Returns { readyMs, playableMs } from `t0`.
+ * Follows the video's record until it is ready, by long polls (If-None-Match
+ * with the last answer's ETag and "Prefer: wait=30": the server answers as
+ * soon as the record changes, so each change is seen when it is made, for
+ * one request per change). Also notes when it first became playable (the
+ * record says so once the HLS master playlist is stored; a server that
+ * publishes the lowest rung first does so before it is ready). Returns
+ * { readyMs, playableMs } from `t0`.
  */
 async function untilReady(url, id, t0) {
   let playableMs = null;
-  let progress = 0;
-  let tick = 0;
+  let etag = null;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const deadline = performance.now() + 1200000;
   try {
-    const readyMs = await waitFor(async () => {
-      const slow = playableMs != null && progress < kNearlyDone;
-      if (slow && tick++ % 5 !== 0) return null;
-      if (playableMs == null) {
-        const res = await get(`${url}/content/${id}/master.m3u8`, agent);
-        if (res.status === 200) playableMs = performance.now() - t0;
+    while (performance.now() < deadline) {
+      const headers = etag ? { 'If-None-Match': etag, Prefer: 'wait=30' } : {};
+      const res = await get(`${url}/api/videos/${id}`, agent, headers, 60000);
+      if (res.status === 304) continue;
+      if (res.status !== 200) throw new Error(`GET /api/videos/${id}: ${res.status} ${res.body}`);
+      etag = res.etag;
+      const video = JSON.parse(res.body);
+      if (video.status === 'failed') throw new Error(`video ${id} failed: ${video.error}`);
+      if (video.playable && playableMs == null) playableMs = performance.now() - t0;
+      if (video.status === 'ready') {
+        const readyMs = performance.now() - t0;
+        return { readyMs, playableMs: playableMs ?? readyMs };
       }
-      const res = await get(`${url}/api/videos/${id}`, agent);
-      if (res.status !== 200 && res.status !== 404) {
-        throw new Error(`GET /api/videos/${id}: ${res.status} ${res.body}`);
-      }
-      const video = res.status === 200 ? JSON.parse(res.body) : null;
-      progress = video?.progress ?? progress;
-      if (video?.status === 'failed') {
-        throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
-      }
-      return video?.status === 'ready' ? performance.now() - t0 : null;
-    }, { timeoutMs: 1200000, intervalMs: 100, what: `video ${id} to be ready` });
-    return { readyMs, playableMs: playableMs ?? readyMs };
+    }
+    throw new Error(`video ${id} was not ready within 20 minutes`);
   } finally {
     agent.destroy();
   }

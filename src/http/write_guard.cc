@@ -18,7 +18,7 @@ namespace {
 constexpr std::string_view kReadMethods = "GET, HEAD, OPTIONS";
 constexpr std::string_view kReadRequestHeaders =
     "Range, Origin, Accept, Accept-Encoding, Referer, Cache-Control, Content-Type, "
-    "If-None-Match, If-Range, Authorization, Tus-Resumable";
+    "If-None-Match, If-Range, Prefer, Authorization, Tus-Resumable";
 constexpr std::string_view kExposedHeaders =
     "Content-Length, Content-Range, Content-Type, Date, ETag, Location";
 // On a tus answer (every one carries Tus-Resumable), the protocol's fields

@@ -1,10 +1,19 @@
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <charconv>
+#include <chrono>
+#include <memory>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/names.h"
 #include "common/public_error.h"
 #include "http/offload.h"
 #include "http/url.h"
+#include "spdlog/spdlog.h"
+#include "webserver/long_poll.h"
+#include "webserver/ranged_response.h"
 #include "webserver/routes.h"
 #include "webserver/video_json.h"
 
@@ -22,6 +31,10 @@ std::optional<std::string> VideoIdParam(const http::Request& request) {
 }
 
 Response NoSuchVideo() { return Response::Error(Status::not_found, "no such video"); }
+
+// The longest GET /api/videos/<id> waits for a change ("Prefer: wait=N"):
+// well under the 60 s after which common proxies drop a quiet request.
+constexpr std::chrono::seconds kMaxVideoWait{30};
 
 http::asio::awaitable<Response> ListVideos(AppContext& app, http::Request& request) {
   ListOptions options;
@@ -52,16 +65,66 @@ http::asio::awaitable<Response> ListVideos(AppContext& app, http::Request& reque
   co_return Response::Json(Status::ok, DumpJson(body));
 }
 
+// GET /api/videos/<id>, with an ETag. If-None-Match naming the current tag
+// gets 304; with "Prefer: wait=N" too, the answer waits up to N seconds for
+// the record to change (a long poll: a progress bar or a player hears of each
+// change at once, for one request per change rather than a poll per tick).
 http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request) {
   std::optional<std::string> id = VideoIdParam(request);
   if (!id) co_return NoSuchVideo();
-  absl::StatusOr<VideoRecord> video =
-      co_await http::Offload(app.blocking, [&] { return app.metadata.Get(*id); });
-  if (absl::IsNotFound(video.status())) co_return NoSuchVideo();
-  if (!video.ok()) co_return http::ErrorFromStatus(video.status());
-  Response response = Response::Json(Status::ok, DumpJson(VideoToJson(*video)));
-  response.headers.set(http::Field::cache_control, "no-cache");
-  co_return response;
+  const std::string_view if_none_match = request.Header(http::Field::if_none_match);
+  const std::chrono::seconds wait =
+      if_none_match.empty() ? std::chrono::seconds(0)
+                            : PreferredWait(request.Header(http::Field::prefer), kMaxVideoWait);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+
+  // Declared so that the subscription goes first and the timer is unhooked
+  // before it is destroyed, whenever this frame ends.
+  http::asio::any_io_executor loop = co_await http::asio::this_coro::executor;
+  auto wake = std::make_shared<ChangeWake>(loop);
+  boost::asio::steady_timer timer(loop);
+  absl::Cleanup unhook = [&wake] { wake->timer = nullptr; };
+  std::unique_ptr<RecordChangeHub::Subscription> subscription;
+  if (wait > std::chrono::seconds(0)) {
+    // Subscribed before the read below, so no change falls between the two.
+    auto subscribed = co_await http::Offload(
+        app.blocking, [&] { return app.metadata.Subscribe(*id, WakeOnChange(wake)); });
+    if (subscribed.ok()) {
+      subscription = *std::move(subscribed);
+    } else {
+      // Answered at once instead: the client asks again.
+      spdlog::warn("GET /api/videos/{}: cannot wait for changes: {}", *id,
+                   subscribed.status().ToString());
+    }
+  }
+  while (true) {
+    wake->changed = false;
+    absl::StatusOr<VideoRecord> video =
+        co_await http::Offload(app.blocking, [&] { return app.metadata.Get(*id); });
+    if (absl::IsNotFound(video.status())) co_return NoSuchVideo();
+    if (!video.ok()) co_return http::ErrorFromStatus(video.status());
+    std::string body = DumpJson(VideoToJson(*video));
+    std::string etag = BodyEtag(body);
+    const bool unchanged = EtagListMatches(if_none_match, etag);
+    if (!unchanged || subscription == nullptr || std::chrono::steady_clock::now() >= deadline) {
+      Response response;
+      if (unchanged) {
+        response.status = Status::not_modified;
+      } else {
+        response = Response::Json(Status::ok, std::move(body));
+      }
+      response.headers.set(http::Field::etag, etag);
+      response.headers.set(http::Field::cache_control, "no-cache");
+      co_return response;
+    }
+    if (!wake->changed) {
+      timer.expires_at(deadline);
+      wake->timer = &timer;
+      boost::system::error_code ignored;  // cancelled by a change, or the deadline
+      co_await timer.async_wait(boost::asio::redirect_error(http::asio::use_awaitable, ignored));
+      wake->timer = nullptr;
+    }
+  }
 }
 
 http::asio::awaitable<Response> DeleteVideo(AppContext& app, http::Request& request) {

@@ -18,22 +18,6 @@ using http::Field;
 using http::Response;
 using http::Status;
 
-// True when an If-None-Match list names `etag` (weak comparison, as RFC 9110 asks).
-bool EtagListMatches(std::string_view header, std::string_view etag) {
-  if (etag.empty()) return false;
-  auto strip_weak = [](absl::string_view v) {
-    v = absl::StripAsciiWhitespace(v);
-    absl::ConsumePrefix(&v, "W/");
-    return v;
-  };
-  const absl::string_view wanted = strip_weak(absl::string_view(etag.data(), etag.size()));
-  for (absl::string_view candidate :
-       absl::StrSplit(absl::string_view(header.data(), header.size()), ',')) {
-    candidate = absl::StripAsciiWhitespace(candidate);
-    if (candidate == "*" || strip_weak(candidate) == wanted) return true;
-  }
-  return false;
-}
 
 class FdBodySource : public http::BodySource {
  public:
@@ -61,6 +45,22 @@ class FdBodySource : public http::BodySource {
 };
 
 }  // namespace
+
+bool EtagListMatches(std::string_view header, std::string_view etag) {
+  if (etag.empty()) return false;
+  auto strip_weak = [](absl::string_view v) {
+    v = absl::StripAsciiWhitespace(v);
+    absl::ConsumePrefix(&v, "W/");
+    return v;
+  };
+  const absl::string_view wanted = strip_weak(absl::string_view(etag.data(), etag.size()));
+  for (absl::string_view candidate :
+       absl::StrSplit(absl::string_view(header.data(), header.size()), ',')) {
+    candidate = absl::StripAsciiWhitespace(candidate);
+    if (candidate == "*" || strip_weak(candidate) == wanted) return true;
+  }
+  return false;
+}
 
 std::unique_ptr<http::BodySource> MakeFdBodySource(int fd, uint64_t offset,
                                                    boost::asio::thread_pool& pool) {

@@ -20,6 +20,10 @@ struct FileDescription {
   std::string cache_control;
 };
 
+// True when an If-None-Match list names `etag` (weak comparison, as RFC 9110
+// asks); never for an empty `etag`.
+bool EtagListMatches(std::string_view header, std::string_view etag);
+
 // Opens the body for the byte range [offset, offset + length).
 using OpenRange =
     std::function<http::asio::awaitable<absl::StatusOr<std::unique_ptr<http::BodySource>>>(

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import {
   startWeb, startStorage, makeTestVideo, uploadFile, waitForStatus, getVideo, tempDir,
-  playerFiles, waitFor, filesOn, runAdmin,
+  playerFiles, waitFor, filesOn, runAdmin, getVideoWhenChanged,
 } from '../lib/streamgrid.mjs';
 import { startEtcdCluster } from '../lib/etcd.mjs';
 
@@ -227,6 +227,29 @@ test('uploads through either server are listed by both and play', async () => {
     assert.deepEqual(onA, onB, `${id}: both servers give the same record`);
   }
   for (const id of ids) await expectPlayable(id, [A.url, B.url]);
+});
+
+test('a long poll on one server hears of every change, whichever server makes it', async () => {
+  const { A, B } = servers;
+  const id = await upload(A, otherVideo);
+  let answer = await getVideoWhenChanged(B.url, id, null);
+  assert.equal(answer.status, 200);
+  const seen = [answer.video];
+  while (answer.video.status === 'processing') {
+    const next = await getVideoWhenChanged(B.url, id, answer.etag, 30);
+    // The encode changes the record every second or so: a 304 would mean the
+    // wait missed a change and ran to its end.
+    assert.equal(next.status, 200, `answered ${next.status} after ${next.ms} ms`);
+    assert.notEqual(next.etag, answer.etag);
+    seen.push(next.video);
+    answer = next;
+  }
+  assert.equal(answer.video.status, 'ready');
+  assert.ok(seen.length >= 2);
+  for (let i = 1; i < seen.length; i++) {
+    assert.ok(seen[i].progress >= seen[i - 1].progress, `progress ${seen.map((v) => v.progress)}`);
+  }
+  assert.deepEqual(answer.video, await getVideo(A.url, id), 'both servers give the same record');
 });
 
 test('jobs spread over both servers', async () => {

@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   startWeb, makeTestVideo, uploadFile, waitForStatus, tempDir, dashFiles, hlsUris, run, probe,
-  getVideo, waitFor,
+  getVideo, getVideoWhenChanged, waitFor,
 } from '../lib/streamgrid.mjs';
 
 let web;
@@ -201,10 +201,44 @@ test('the list is newest first and pages', async () => {
   }
 });
 
+test("a video's record has an ETag, answers 304 to it, and with Prefer: wait waits for a change", async () => {
+  const v = videos['with-audio.mp4'];
+  const url = `${web.url}/api/videos/${v.id}`;
+  const first = await getVideoWhenChanged(web.url, v.id, null);
+  assert.equal(first.status, 200);
+  assert.match(first.etag, /^"[0-9a-f]{16}"$/);
+  assert.equal(first.video.status, 'ready');
+
+  const same = await fetch(url, { headers: { 'If-None-Match': first.etag } });
+  assert.equal(same.status, 304);
+  assert.equal(same.headers.get('etag'), first.etag);
+  assert.equal(await same.text(), '');
+  assert.equal((await fetch(url)).headers.get('etag'), first.etag, 'the same record, the same tag');
+
+  // Another tag: the record at once, however long the client would wait.
+  const stale = await getVideoWhenChanged(web.url, v.id, '"0000000000000000"', 30);
+  assert.equal(stale.status, 200);
+  assert.deepEqual(stale.video, first.video);
+  // Nothing changes: 304 once the wait is over.
+  const unchanged = await getVideoWhenChanged(web.url, v.id, first.etag, 1);
+  assert.equal(unchanged.status, 304);
+  assert.equal(unchanged.etag, first.etag);
+  // A wait that cannot be read is no wait.
+  const odd = await fetch(url, { headers: { 'If-None-Match': first.etag, Prefer: 'wait=soon' } });
+  assert.equal(odd.status, 304);
+});
+
 test('DELETE removes the record and every file', async () => {
   const v = videos['odd size.mp4'];
+  // A client waiting on the record hears of the delete at once (404), not
+  // when its 30 s are up.
+  const current = await getVideoWhenChanged(web.url, v.id, null);
+  const waiting = getVideoWhenChanged(web.url, v.id, current.etag, 30);
   const res = await fetch(`${web.url}/api/videos/${v.id}`, { method: 'DELETE' });
   assert.equal(res.status, 204);
+  const woken = await waiting;
+  assert.equal(woken.status, 404);
+  assert.ok(woken.ms < 25000, `the wait ended after ${woken.ms} ms`);
   assert.equal(await getVideo(web.url, v.id), null);
   assert.equal((await fetch(`${web.url}/content/${v.id}/manifest.mpd`)).status, 404);
   const left = await readdir(path.join(web.dataDir, 'content')).catch(() => []);

@@ -286,15 +286,60 @@ export async function getVideo(url, id) {
   return res.json();
 }
 
-/** Waits until the video reaches `status`; throws early if it fails instead. */
+/**
+ * GET /api/videos/<id> as a long poll: with `etag` (a previous answer's), the
+ * server answers once the record no longer has that tag, or with 304 after
+ * `waitSeconds`. Resolves to { status, etag, video, ms }: video is the record
+ * on 200, null otherwise (304, 404).
+ */
+export async function getVideoWhenChanged(url, id, etag, waitSeconds = 20) {
+  const headers = etag ? { 'If-None-Match': etag, Prefer: `wait=${waitSeconds}` } : {};
+  const t0 = performance.now();
+  const res = await fetch(`${url}/api/videos/${id}`, {
+    headers, signal: AbortSignal.timeout((waitSeconds + 30) * 1000),
+  });
+  const text = await res.text();
+  if (res.status !== 200 && res.status !== 304 && res.status !== 404) {
+    throw new Error(`GET /api/videos/${id}: ${res.status} ${text}`);
+  }
+  return { status: res.status, etag: res.headers.get('etag'), video: res.status === 200 ? JSON.parse(text) : null,
+    ms: performance.now() - t0 };
+}
+
+/**
+ * Waits until the video reaches `status`, by long polls (each change is seen
+ * at once; a missing record or an error is asked again 250 ms later); throws
+ * early if it fails instead.
+ */
 export async function waitForStatus(url, id, status = 'ready', timeoutMs = 180000) {
-  return waitFor(async () => {
-    const video = await getVideo(url, id);
-    if (video && video.status === 'failed' && status !== 'failed') {
-      throw Object.assign(new Error(`video ${id} failed: ${video.error}`), { fatal: true });
+  const deadline = Date.now() + timeoutMs;
+  let etag = null;
+  let lastError = null;
+  for (;;) {
+    const wait = Math.max(1, Math.min(20, Math.floor((deadline - Date.now()) / 1000)));
+    let answer = null;
+    try {
+      answer = await getVideoWhenChanged(url, id, etag, wait);
+    } catch (e) {
+      lastError = e;
     }
-    return video && video.status === status ? video : null;
-  }, { timeoutMs, intervalMs: 250, what: `video ${id} to be ${status}` });
+    if (answer?.status === 200) {
+      etag = answer.etag;
+      const video = answer.video;
+      if (video.status === status) return video;
+      if (video.status === 'failed') {
+        throw new Error(`video ${id} failed: ${video.error}`);
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for video ${id} to be ${status}` +
+        (lastError ? `: ${lastError.message}` : ''));
+    }
+    if (answer?.status !== 200 && answer?.status !== 304) {
+      etag = null;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /**
