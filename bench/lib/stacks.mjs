@@ -47,7 +47,10 @@ export async function startStack(mode, dir, { webArgs = [], nodeLogLevel = 'warn
     if (mode === 'single') {
       stack.web = await startWeb({ dataDir: path.join(dir, 'web'), args: common });
     } else {
-      stack.etcd = await startEtcdCluster(3);
+      // As ./dev up runs it (etcd's default heartbeats): the tests' quick
+      // elections cost the members twice the idle CPU, on the cores ffmpeg
+      // and the servers share.
+      stack.etcd = await startEtcdCluster(3, { quickElections: false });
       for (let i = 1; i <= 3; i++) {
         stack.nodes.push(await startStorage({
           dataDir: path.join(dir, `n${i}`), nodeId: `n${i}`, etcd: stack.etcd.endpoints.join(','),

@@ -65,6 +65,10 @@ test('a processing but playable video plays from the start, then on into the fin
     const page = await context.newPage();
     t.after(() => page.close().catch(() => {}));
     const problems = trackProblems(page, { consoleErrors: false, failedRequests: false });
+    const apiRequests = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith(`/api/videos/${id}`)) apiRequests.push(request.headers());
+    });
     await page.goto(`${web.url}/videos/${id}`);
     await waitInPage(page, () => window.streamgridPlayer && window.streamgridPlayer.engine &&
       document.getElementById('video').readyState >= 2, null, 'a first frame');
@@ -92,6 +96,15 @@ test('a processing but playable video plays from the start, then on into the fin
     await ffmpeg.release();
     await waitForStatus(web.url, id, 'ready', TIMEOUT_MS);
     mark('ready');
+    // The page follows the record by long polls: after its first read, each
+    // request names the version it has and waits for the next.
+    await waitInPage(page, () => window.streamgridPlayer.status === 'ready', null,
+      'the page to hear that the video is ready');
+    assert.ok(apiRequests.length >= 2, `${apiRequests.length} requests`);
+    for (const headers of apiRequests.slice(1)) {
+      assert.match(headers['if-none-match'] ?? '', /^"[0-9a-f]{16}"$/);
+      assert.equal(headers.prefer, 'wait=25');
+    }
     // Same URLs: hls.js reloads the playlists, finds them ended (VOD) and plays
     // to the end of the video.
     await waitInPage(page, () => document.getElementById('video').ended, null, 'the end');

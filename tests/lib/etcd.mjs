@@ -66,10 +66,12 @@ async function makeCertificates(dir) {
  * --etcd-tls-* flags; the harness itself uses a second, plain listener),
  * `clientCertAuth` (etcd's --client-cert-auth), `rootPassword` (a root user
  * and role are created and authentication enabled; etcdctl then runs as root),
- * `authTokenTtl` (etcd's --auth-token-ttl, seconds).
+ * `authTokenTtl` (etcd's --auth-token-ttl, seconds), `quickElections`
+ * (default true: 50 ms heartbeats and 500 ms elections, so that tests killing
+ * a leader move on quickly; false keeps etcd's defaults).
  */
 export async function startEtcdCluster(size = 3, { tls = false, clientCertAuth = false,
-  rootPassword = null, authTokenTtl = 0 } = {}) {
+  rootPassword = null, authTokenTtl = 0, quickElections = true } = {}) {
   const root = await tempDir('streamgrid-etcd-');
   const certs = tls ? await makeCertificates(root) : null;
   const each = tls ? 3 : 2;
@@ -106,7 +108,9 @@ export async function startEtcdCluster(size = 3, { tls = false, clientCertAuth =
       '--initial-cluster-token', token,
       '--experimental-initial-corrupt-check=true',
       // Quick elections: a killed leader is replaced within a second or two.
-      '--heartbeat-interval', '50', '--election-timeout', '500',
+      // Without them, etcd's defaults (100 ms heartbeats, 1 s elections), as
+      // ./dev up runs it.
+      ...(quickElections ? ['--heartbeat-interval', '50', '--election-timeout', '500'] : []),
       ...security,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     m.log = '';

@@ -1,6 +1,7 @@
 // StreamGrid player page.
 //
-// Waits for the video to be playable (polling GET /api/videos/<id>), then
+// Waits for the video to be playable (long polls of GET /api/videos/<id>: the
+// server answers when the record changes), then
 // plays it with the best engine the browser has:
 //   dash.js  (/content/<id>/manifest.mpd) where Media Source Extensions exist,
 //   native   (/content/<id>/master.m3u8) where <video> plays HLS itself (iOS),
@@ -14,6 +15,8 @@
   'use strict';
 
   const POLL_INTERVAL_MS = 1500;
+  // How long each long poll may wait on the server (it caps this at 30 s).
+  const LONG_POLL_SECONDS = 25;
   const MAX_RETRY_DELAY_MS = 15000;
   const ENGINES = ['dash', 'hls', 'native'];
 
@@ -53,6 +56,8 @@
   let pollTimer = 0;
   let pollFailures = 0;
   let stopped = false;
+  let etag = null; // of the last record the API returned
+  let pollAbort = null; // ends the long poll under way
 
   // ---- status overlay ------------------------------------------------------
 
@@ -127,11 +132,38 @@
     pollTimer = setTimeout(poll, delay);
   }
 
+  function stopPolling() {
+    stopped = true;
+    clearTimeout(pollTimer);
+    if (pollAbort) pollAbort.abort();
+  }
+
+  // The next poll after an answer that brought nothing new: at once when the
+  // server held it (a long poll that ran out), after the usual pause when it
+  // answered straight away (a server or proxy that does not wait), so that
+  // such a server is never asked in a tight loop.
+  function pollAgainAfter(startedAt) {
+    schedulePoll(Date.now() - startedAt >= 1000 ? 0 : POLL_INTERVAL_MS);
+  }
+
   async function poll() {
     pollTimer = 0;
     let info;
+    const startedAt = Date.now();
+    const sentTag = etag;
     try {
-      const res = await fetch(apiUrl, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      const headers = { Accept: 'application/json' };
+      if (etag) {
+        headers['If-None-Match'] = etag;
+        headers.Prefer = 'wait=' + LONG_POLL_SECONDS;
+      }
+      pollAbort = new AbortController();
+      const res = await fetch(apiUrl, { headers, cache: 'no-store', signal: pollAbort.signal });
+      if (res.status === 304) {
+        pollFailures = 0;
+        pollAgainAfter(startedAt);
+        return;
+      }
       if (res.status === 404) {
         showStatus('failed', 'This video does not exist. It may have been deleted.');
         deleteButton.hidden = true;
@@ -139,6 +171,7 @@
       }
       if (!res.ok) throw new Error(await responseError(res));
       info = await res.json();
+      etag = res.headers.get('ETag');
       pollFailures = 0;
     } catch (err) {
       if (stopped) return;
@@ -155,10 +188,17 @@
       return;
     }
     if (stopped) return;
-    handleInfo(info);
+    // A new record: ask for the next change at once (or after the usual pause
+    // from a server that gives no tag to wait on).
+    const unchanged = sentTag !== null && etag === sentTag;
+    handleInfo(info, () => {
+      if (unchanged) pollAgainAfter(startedAt);
+      else schedulePoll(etag ? 0 : POLL_INTERVAL_MS);
+    });
   }
 
-  function handleInfo(info) {
+  // `pollAgain` schedules the next poll while the video is processing.
+  function handleInfo(info, pollAgain) {
     state.info = info;
     state.status = info.status;
     renderDetails(info);
@@ -172,7 +212,7 @@
         } else if (!state.startedWhileProcessing) {
           showStatus('processing', 'Processing… ' + percent + '%', percent);
         }
-        schedulePoll(POLL_INTERVAL_MS);
+        pollAgain();
         break;
       }
       case 'failed':
@@ -406,8 +446,7 @@
         if (given) ({ res } = await remove());
       }
       if (!res.ok && res.status !== 404) throw new Error(await responseError(res));
-      stopped = true;
-      clearTimeout(pollTimer);
+      stopPolling();
       window.location.assign('/');
     } catch (err) {
       actionError.textContent = 'Could not delete the video: ' + (err && err.message ? err.message : err);
@@ -683,10 +722,7 @@
     // Catch up at once when the tab comes back instead of waiting out a long retry delay.
     if (!document.hidden && pollTimer && pollFailures > 0) schedulePoll(0);
   });
-  window.addEventListener('pagehide', () => {
-    stopped = true;
-    clearTimeout(pollTimer);
-  });
+  window.addEventListener('pagehide', stopPolling);
   window.addEventListener('pageshow', (e) => {
     // Back/forward cache: resume polling if we were still waiting for the video.
     if (e.persisted && stopped && state.status !== 'ready') {
