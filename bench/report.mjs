@@ -236,12 +236,16 @@ export async function writeReport(res, { docsDir = path.join(repoRoot, 'docs'),
       try { png = `![upload to ready](bench/${await plotReady(res.ready, pngDir, work)})`; } catch (e) { png = plotError(e); }
       const argv = res.ready.points.at(-1)?.argv;
       sections.push(`## Upload -> ready (${res.ready.mode})`, '',
-        'From the first byte of `POST /upload` until `GET /api/videos/<id>` says `ready` (polled every 100 ms, every 500 ms while it is playable and below 90 % progress), against ' +
+        'From the first byte of `POST /upload` until `GET /api/videos/<id>` says `ready` (followed by long polls: ' +
+        '`If-None-Match` with the last answer\'s ETag and `Prefer: wait=30`, each answered when the record changes), ' +
+        'after one unmeasured run of each side (the first encode on a fresh stack pays for faulting in memory the VM ' +
+        'gave back to its host), against ' +
         'nginx\'s `PUT` of the same file plus one plain ffmpeg run of exactly the ladder StreamGrid runs for it ' +
         '(`bench/ladder_command` prints the transcoder\'s own argv).', '',
         table(['source', 'MB', 'ours', 'of which upload answered', 'first playable after the last byte', 'PUT',
           'plain ffmpeg', 'PUT + ffmpeg', 'ratio', 'goal', ''], rows), '',
-        '"First playable": the first time the video\'s `master.m3u8` answers 200 (polled with the status), counted ' +
+        '"First playable": the first answer whose record says `playable` (set once the HLS master playlist is ' +
+        'stored), counted ' +
         'from the moment the upload\'s last byte was sent (the moonshot of issue 10: within 10 s, whatever the length).',
         '', png, '',
         ...(argv ? ['The plain ffmpeg command of the last source (paths shortened):', '', '```',
