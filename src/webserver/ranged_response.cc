@@ -18,7 +18,6 @@ using http::Field;
 using http::Response;
 using http::Status;
 
-
 class FdBodySource : public http::BodySource {
  public:
   FdBodySource(int fd, uint64_t offset, boost::asio::thread_pool& pool)
