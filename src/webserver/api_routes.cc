@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -35,6 +36,9 @@ Response NoSuchVideo() { return Response::Error(Status::not_found, "no such vide
 // The longest GET /api/videos/<id> waits for a change ("Prefer: wait=N"):
 // well under the 60 s after which common proxies drop a quiet request.
 constexpr std::chrono::seconds kMaxVideoWait{30};
+// How often such a wait reads the record again when changes cannot be
+// followed (the metadata store refused the subscription).
+constexpr std::chrono::seconds kRereadWithoutSubscription{1};
 
 http::asio::awaitable<Response> ListVideos(AppContext& app, http::Request& request) {
   ListOptions options;
@@ -92,9 +96,9 @@ http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request
     if (subscribed.ok()) {
       subscription = *std::move(subscribed);
     } else {
-      // Answered at once instead: the client asks again.
-      spdlog::warn("GET /api/videos/{}: cannot wait for changes: {}", *id,
-                   subscribed.status().ToString());
+      // The wait is kept by reading again every so often instead.
+      spdlog::warn("GET /api/videos/{}: cannot follow changes, reading every {} s: {}", *id,
+                   kRereadWithoutSubscription.count(), subscribed.status().ToString());
     }
   }
   while (true) {
@@ -106,7 +110,8 @@ http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request
     std::string body = DumpJson(VideoToJson(*video));
     std::string etag = BodyEtag(body);
     const bool unchanged = EtagListMatches(if_none_match, etag);
-    if (!unchanged || subscription == nullptr || std::chrono::steady_clock::now() >= deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!unchanged || now >= deadline) {
       Response response;
       if (unchanged) {
         response.status = Status::not_modified;
@@ -118,7 +123,8 @@ http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request
       co_return response;
     }
     if (!wake->changed) {
-      timer.expires_at(deadline);
+      timer.expires_at(subscription ? deadline
+                                    : std::min(deadline, now + kRereadWithoutSubscription));
       wake->timer = &timer;
       boost::system::error_code ignored;  // cancelled by a change, or the deadline
       co_await timer.async_wait(boost::asio::redirect_error(http::asio::use_awaitable, ignored));
