@@ -112,6 +112,13 @@ describe('upload panel', { timeout: 900_000 }, () => {
     const { page, problems } = await openHome(t);
     assert.ok(await page.locator('#drop-hint').isVisible(), 'the drop zone says what it takes');
     assert.equal(await page.locator('#upload-file').evaluate((i) => i.multiple), true, 'picker takes several');
+    const statusReads = new Map(); // video id -> the headers of each GET /api/videos/<id>
+    page.on('request', (request) => {
+      const m = /\/api\/videos\/([^/?#]+)$/.exec(new URL(request.url()).pathname);
+      if (!m || request.method() !== 'GET') return;
+      if (!statusReads.has(m[1])) statusReads.set(m[1], []);
+      statusReads.get(m[1]).push(request.headers());
+    });
 
     await page.setInputFiles('#upload-file', [clips['first.mp4'], clips['second.mp4']]);
     await rowFor(page, 'first.mp4').waitFor({ timeout: 10_000 });
@@ -151,6 +158,17 @@ describe('upload panel', { timeout: 900_000 }, () => {
     // Each video's card is in the grid, and each Watch link opens a page that plays.
     const ids = [await watchedId(page, 'first.mp4'), await watchedId(page, 'second.mp4')];
     assert.notEqual(ids[0], ids[1]);
+    // After its first read, the row follows its video by long polls (two at
+    // most at once: these two).
+    for (const id of ids) {
+      const reads = statusReads.get(id) ?? [];
+      assert.ok(reads.length >= 1, `the row read video ${id}`);
+      t.diagnostic(`video ${id}: ${reads.length} reads`);
+      for (const headers of reads.slice(1)) {
+        assert.match(headers['if-none-match'] ?? '', /^"[0-9a-f]{16}"$/, JSON.stringify(headers));
+        assert.equal(headers.prefer, 'wait=25');
+      }
+    }
     for (const id of ids) {
       await page.locator(`.video-card[data-id="${id}"][data-status="ready"]`).waitFor({ timeout: 30_000 });
     }

@@ -1,10 +1,10 @@
 // StreamGrid home page: keeps the cards of videos that are still processing up to
-// date by polling GET /api/videos/<id>, and swaps in the finished card (with its
-// thumbnail) once a video is ready. Without JavaScript the page is simply static.
+// date (StreamGrid.followVideo, follow.js), and swaps in the finished card (with
+// its thumbnail) once a video is ready. Without JavaScript the page is simply
+// static.
 (function () {
   'use strict';
 
-  const POLL_INTERVAL_MS = 2000;
   const grid = document.querySelector('.video-grid');
   if (!grid || typeof fetch !== 'function') return;
 
@@ -80,62 +80,34 @@
     }
   }
 
-  async function refresh(card) {
-    const id = card.getAttribute('data-id');
-    let res;
-    try {
-      res = await fetch('/api/videos/' + encodeURIComponent(id), {
-        headers: { Accept: 'application/json' },
-        cache: 'no-store',
-      });
-    } catch (_) {
-      return; // offline for a moment: try again next round
-    }
-    if (res.status === 404) {
-      card.remove(); // deleted elsewhere
-      return;
-    }
-    if (!res.ok) return;
-    let info;
-    try {
-      info = await res.json();
-    } catch (_) {
-      return;
-    }
-    if (info.status === 'processing') {
-      const percent = Math.round(Number(info.progress) || 0);
-      const placeholder = card.querySelector('.thumb-placeholder');
-      if (placeholder) placeholder.textContent = 'Processing ' + percent + '%';
-      return;
-    }
-    if (info.status === 'ready' || info.status === 'failed') {
-      const replacement = await freshCard(info);
-      if (card.isConnected) card.replaceWith(replacement);
-      return;
-    }
-    setBadge(card, String(info.status));
+  // Keeps `card` up to date until its video is ready, failed or gone.
+  function follow(card) {
+    window.StreamGrid.followVideo(card.getAttribute('data-id'), {
+      onRecord(info) {
+        if (!card.isConnected) return true;
+        if (info === null) {
+          card.remove(); // deleted elsewhere
+          return true;
+        }
+        if (info.status === 'processing') {
+          const percent = Math.round(Number(info.progress) || 0);
+          const placeholder = card.querySelector('.thumb-placeholder');
+          if (placeholder) placeholder.textContent = 'Processing ' + percent + '%';
+          return false;
+        }
+        if (info.status === 'ready' || info.status === 'failed') {
+          freshCard(info).then((replacement) => {
+            if (card.isConnected) card.replaceWith(replacement);
+          });
+          return true;
+        }
+        setBadge(card, String(info.status));
+        return false;
+      },
+    });
   }
 
-  let timer = 0;
-  async function tick() {
-    timer = 0;
-    const cards = processingCards();
-    if (cards.length === 0) return;
-    if (!document.hidden) {
-      // One request at a time per card, all cards in parallel.
-      await Promise.all(cards.map(refresh));
-    }
-    if (processingCards().length > 0 && !timer) timer = setTimeout(tick, POLL_INTERVAL_MS);
-  }
-
-  document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && timer) {
-      clearTimeout(timer);
-      tick();
-    }
-  });
-
-  if (processingCards().length > 0) timer = setTimeout(tick, POLL_INTERVAL_MS);
+  processingCards().forEach(follow);
 
   // Called by upload.js once an upload became a video: its card goes first in
   // the grid (the newest video is first on the server's page too) and is kept
@@ -147,7 +119,8 @@
     }
     const empty = grid.querySelector('li.empty');
     if (empty) empty.remove();
-    grid.prepend(buildCard({ id, title, status: 'processing' }));
-    if (!timer) timer = setTimeout(tick, POLL_INTERVAL_MS);
+    const card = buildCard({ id, title, status: 'processing' });
+    grid.prepend(card);
+    follow(card);
   };
 })();

@@ -1,7 +1,7 @@
 // StreamGrid player page.
 //
-// Waits for the video to be playable (long polls of GET /api/videos/<id>: the
-// server answers when the record changes), then
+// Waits for the video to be playable (StreamGrid.followVideo, follow.js: long
+// polls of GET /api/videos/<id>, answered when the record changes), then
 // plays it with the best engine the browser has:
 //   dash.js  (/content/<id>/manifest.mpd) where Media Source Extensions exist,
 //   native   (/content/<id>/master.m3u8) where <video> plays HLS itself (iOS),
@@ -14,10 +14,6 @@
 (function () {
   'use strict';
 
-  const POLL_INTERVAL_MS = 1500;
-  // How long each long poll may wait on the server (it caps this at 30 s).
-  const LONG_POLL_SECONDS = 25;
-  const MAX_RETRY_DELAY_MS = 15000;
   const ENGINES = ['dash', 'hls', 'native'];
 
   const page = document.querySelector('[data-video-id]');
@@ -53,11 +49,7 @@
   const apiUrl = '/api/videos/' + encodeURIComponent(videoId);
   const contentUrl = (name) => '/content/' + encodeURIComponent(videoId) + '/' + name;
 
-  let pollTimer = 0;
-  let pollFailures = 0;
-  let stopped = false;
-  let etag = null; // of the last record the API returned
-  let pollAbort = null; // ends the long poll under way
+  let follow = null; // StreamGrid.followVideo's, while the page waits for the video
 
   // ---- status overlay ------------------------------------------------------
 
@@ -124,81 +116,33 @@
     if (info.title && titleEl.textContent !== info.title) titleEl.textContent = info.title;
   }
 
-  // ---- polling the API ---------------------------------------------------------
+  // ---- following the API ------------------------------------------------------
 
-  function schedulePoll(delay) {
-    if (stopped) return;
-    clearTimeout(pollTimer);
-    pollTimer = setTimeout(poll, delay);
-  }
-
-  function stopPolling() {
-    stopped = true;
-    clearTimeout(pollTimer);
-    if (pollAbort) pollAbort.abort();
-  }
-
-  // The next poll after an answer that brought nothing new: at once when the
-  // server held it (a long poll that ran out), after the usual pause when it
-  // answered straight away (a server or proxy that does not wait), so that
-  // such a server is never asked in a tight loop.
-  function pollAgainAfter(startedAt) {
-    schedulePoll(Date.now() - startedAt >= 1000 ? 0 : POLL_INTERVAL_MS);
-  }
-
-  async function poll() {
-    pollTimer = 0;
-    let info;
-    const startedAt = Date.now();
-    const sentTag = etag;
-    try {
-      const headers = { Accept: 'application/json' };
-      if (etag) {
-        headers['If-None-Match'] = etag;
-        headers.Prefer = 'wait=' + LONG_POLL_SECONDS;
-      }
-      pollAbort = new AbortController();
-      const res = await fetch(apiUrl, { headers, cache: 'no-store', signal: pollAbort.signal });
-      if (res.status === 304) {
-        pollFailures = 0;
-        pollAgainAfter(startedAt);
-        return;
-      }
-      if (res.status === 404) {
-        showStatus('failed', 'This video does not exist. It may have been deleted.');
-        deleteButton.hidden = true;
-        return;
-      }
-      if (!res.ok) throw new Error(await responseError(res));
-      info = await res.json();
-      etag = res.headers.get('ETag');
-      pollFailures = 0;
-    } catch (err) {
-      if (stopped) return;
-      pollFailures += 1;
-      const delay = Math.min(POLL_INTERVAL_MS * 2 ** pollFailures, MAX_RETRY_DELAY_MS);
-      const keep = frame.getAttribute('data-state') === 'processing' ? statusProgress.value : undefined;
-      showStatus(
-        keep === undefined ? 'loading' : 'processing',
-        'Cannot reach the server. Retrying…',
-        keep,
-        err && err.message ? err.message : 'network error',
-      );
-      schedulePoll(delay);
-      return;
-    }
-    if (stopped) return;
-    // A new record: ask for the next change at once (or after the usual pause
-    // from a server that gives no tag to wait on).
-    const unchanged = sentTag !== null && etag === sentTag;
-    handleInfo(info, () => {
-      if (unchanged) pollAgainAfter(startedAt);
-      else schedulePoll(etag ? 0 : POLL_INTERVAL_MS);
+  function startFollowing() {
+    follow = window.StreamGrid.followVideo(videoId, {
+      onRecord(info) {
+        if (info === null) {
+          showStatus('failed', 'This video does not exist. It may have been deleted.');
+          deleteButton.hidden = true;
+          return true;
+        }
+        handleInfo(info);
+        return info.status !== 'processing';
+      },
+      onError(message) {
+        const keep = frame.getAttribute('data-state') === 'processing' ? statusProgress.value : undefined;
+        showStatus(keep === undefined ? 'loading' : 'processing', 'Cannot reach the server. Retrying…', keep,
+          message);
+      },
     });
   }
 
-  // `pollAgain` schedules the next poll while the video is processing.
-  function handleInfo(info, pollAgain) {
+  function stopFollowing() {
+    if (follow) follow.stop();
+    follow = null;
+  }
+
+  function handleInfo(info) {
     state.info = info;
     state.status = info.status;
     renderDetails(info);
@@ -212,7 +156,6 @@
         } else if (!state.startedWhileProcessing) {
           showStatus('processing', 'Processing… ' + percent + '%', percent);
         }
-        pollAgain();
         break;
       }
       case 'failed':
@@ -446,7 +389,7 @@
         if (given) ({ res } = await remove());
       }
       if (!res.ok && res.status !== 404) throw new Error(await responseError(res));
-      stopPolling();
+      stopFollowing();
       window.location.assign('/');
     } catch (err) {
       actionError.textContent = 'Could not delete the video: ' + (err && err.message ? err.message : err);
@@ -720,16 +663,13 @@
   deleteButton.hidden = false;
   document.addEventListener('visibilitychange', () => {
     // Catch up at once when the tab comes back instead of waiting out a long retry delay.
-    if (!document.hidden && pollTimer && pollFailures > 0) schedulePoll(0);
+    if (!document.hidden && follow) follow.retryNow();
   });
-  window.addEventListener('pagehide', stopPolling);
+  window.addEventListener('pagehide', stopFollowing);
   window.addEventListener('pageshow', (e) => {
-    // Back/forward cache: resume polling if we were still waiting for the video.
-    if (e.persisted && stopped && state.status !== 'ready') {
-      stopped = false;
-      poll();
-    }
+    // Back/forward cache: follow again if we were still waiting for the video.
+    if (e.persisted && !follow && state.status !== 'ready' && state.status !== 'failed') startFollowing();
   });
   showStatus('loading', 'Loading…');
-  poll();
+  startFollowing();
 })();

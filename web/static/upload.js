@@ -4,7 +4,8 @@
 // Without JavaScript (or without tus-js-client) the form posts one file to
 // /upload and the server answers 303 to the video's page. With it, each file
 // gets a row: a progress bar with bytes, speed and time left while it is sent,
-// then "Processing N%" (polling GET /api/videos/<id>), then a "Watch" link.
+// then "Processing N%" (StreamGrid.followVideo, follow.js: shared with the
+// video's card, answered as the record changes), then a "Watch" link.
 // tus-js-client keeps each upload's URL in localStorage (its fingerprint of the
 // file), so after a dropped connection it retries, and after a reload choosing
 // the same file again sends only what the server does not have yet.
@@ -17,7 +18,6 @@
   if (!form || !list || !tus || !tus.isSupported || typeof fetch !== 'function') return;
 
   const MiB = 1024 * 1024;
-  const POLL_INTERVAL_MS = 2000;
   const MAX_PARALLEL = 3; // the server's default is 8 upload slots, shared by all clients
   const SPEED_WINDOW_MS = 5000; // speed is measured over the last few seconds
 
@@ -279,41 +279,32 @@
     if (window.StreamGrid && window.StreamGrid.trackVideo) window.StreamGrid.trackVideo(id, name);
     const href = '/videos/' + encodeURIComponent(id);
 
-    async function poll() {
-      let info = null;
-      try {
-        const res = await fetch('/api/videos/' + encodeURIComponent(id), {
-          headers: { Accept: 'application/json' },
-          cache: 'no-store',
-        });
-        if (res.status === 404) {
+    window.StreamGrid.followVideo(id, {
+      onRecord(info) {
+        if (info === null) {
           setState(ui, 'failed', 'The video was deleted.');
-          return;
+          return true;
         }
-        if (res.ok) info = await res.json();
-      } catch (_) {
-        // offline for a moment: ask again next round
-      }
-      if (info && info.status === 'ready') {
-        ui.bar.value = 100;
-        ui.watch.href = href;
-        ui.watch.hidden = false;
-        ui.watch.setAttribute('aria-label', 'Watch ' + name);
-        setState(ui, 'ready', 'Ready.');
-        return;
-      }
-      if (info && info.status === 'failed') {
-        setState(ui, 'failed', 'Processing failed' + (info.error ? ': ' + info.error : '.'));
-        return;
-      }
-      if (info && info.status === 'processing') {
-        const percent = Math.round(Number(info.progress) || 0);
-        ui.bar.value = percent;
-        setState(ui, 'processing', 'Processing ' + percent + '%');
-      }
-      setTimeout(poll, POLL_INTERVAL_MS);
-    }
-    poll();
+        if (info.status === 'ready') {
+          ui.bar.value = 100;
+          ui.watch.href = href;
+          ui.watch.hidden = false;
+          ui.watch.setAttribute('aria-label', 'Watch ' + name);
+          setState(ui, 'ready', 'Ready.');
+          return true;
+        }
+        if (info.status === 'failed') {
+          setState(ui, 'failed', 'Processing failed' + (info.error ? ': ' + info.error : '.'));
+          return true;
+        }
+        if (info.status === 'processing') {
+          const percent = Math.round(Number(info.progress) || 0);
+          ui.bar.value = percent;
+          setState(ui, 'processing', 'Processing ' + percent + '%');
+        }
+        return false;
+      },
+    });
   }
 
   // ---- choosing files: picker, form submit, drag and drop ----
