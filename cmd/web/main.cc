@@ -396,6 +396,7 @@ int main(int argc, char** argv) {
   };
   app.metrics_text = [&web_metrics] { return web_metrics.Text(); };
   web_metrics.WatchUploads(app.uploads_in_progress);
+  web_metrics.WatchVideoWaits(app.video_waits);
   web_metrics.WatchTranscoder(transcoder);
   if (content_cache) web_metrics.WatchCache(*content_cache);
   http::Router router;

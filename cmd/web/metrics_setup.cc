@@ -73,6 +73,12 @@ void WebMetrics::WatchUploads(const std::atomic<int>& in_progress) {
               [&in_progress] { return in_progress.load(); });
 }
 
+void WebMetrics::WatchVideoWaits(const std::atomic<int>& waiting) {
+  gauges_.Add("streamgrid_video_waits",
+              "GET /api/videos/<id> long polls waiting for their record to change now.", {},
+              [&waiting] { return waiting.load(); });
+}
+
 void WebMetrics::WatchTranscoder(const TranscodeWorkerPool& pool) {
   gauges_.Add("streamgrid_transcode_jobs_queued", "Transcode jobs waiting for a worker.", {},
               [&pool] { return static_cast<double>(pool.queued()); });

@@ -37,6 +37,8 @@ class WebMetrics {
 
   void WatchServer(const http::HttpServer& server);
   void WatchUploads(const std::atomic<int>& in_progress);
+  // AppContext::video_waits.
+  void WatchVideoWaits(const std::atomic<int>& waiting);
   void WatchTranscoder(const TranscodeWorkerPool& pool);
   void WatchCache(const CachingVideoContentService& cache);
   void WatchRepair(const repair::RepairStats& stats);

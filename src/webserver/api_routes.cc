@@ -126,6 +126,9 @@ http::asio::awaitable<Response> GetVideo(AppContext& app, http::Request& request
       timer.expires_at(subscription ? deadline
                                     : std::min(deadline, now + kRereadWithoutSubscription));
       wake->timer = &timer;
+      ++app.video_waits;
+      // Counted down however the wait ends, the frame's destruction included.
+      absl::Cleanup counted = [&app] { --app.video_waits; };
       boost::system::error_code ignored;  // cancelled by a change, or the deadline
       co_await timer.async_wait(boost::asio::redirect_error(http::asio::use_awaitable, ignored));
       wake->timer = nullptr;

@@ -44,6 +44,8 @@ struct AppContext {
   TranscodeWorkerPool& transcoder;
   boost::asio::thread_pool& blocking;
   std::atomic<int> uploads_in_progress{0};
+  // GET /api/videos/<id> requests waiting for their record to change now.
+  std::atomic<int> video_waits{0};
   // GET /metrics answers with this (Prometheus text format); no route when
   // null. Called on an event-loop thread: it must be quick.
   std::function<std::string()> metrics_text;

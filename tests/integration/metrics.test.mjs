@@ -120,10 +120,13 @@ test('an upload and its transcode show in the metrics', async () => {
   const upload = await uploadFile(web.url, file);
   assert.equal(upload.status, 202, JSON.stringify(upload.json));
   await waitForStatus(web.url, upload.json.id, 'ready');
+  // The record says ready a moment before the worker is done with the job
+  // (its counts and its slot): wait for both.
   const after = await waitFor(async () => {
     const m = await scrape();
-    return valueOf(m, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }) >= ready + 1 && m;
-  }, { what: 'the finished job to be counted' });
+    return valueOf(m, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }) >= ready + 1 &&
+      valueOf(m, 'streamgrid_transcode_jobs_running') === 0 && m;
+  }, { what: 'the finished job to be counted and its worker free' });
   assert.equal(valueOf(after, 'streamgrid_transcode_jobs_total', { outcome: 'ready' }), ready + 1);
   // The job's time and its wait for a worker, as histograms.
   assert.equal(after.types.get('streamgrid_transcode_job_duration_seconds'), 'histogram');
@@ -143,6 +146,20 @@ test('an upload and its transcode show in the metrics', async () => {
   const cached = await scrape();
   assert.ok(valueOf(cached, 'streamgrid_content_cache_events_total', { kind: 'hit' }) >= 1);
   assert.ok(valueOf(cached, 'streamgrid_content_cache_files') >= 1);
+
+  // A long poll on the ready video waits (nothing changes) and is counted
+  // while it does.
+  const tag = (await fetch(`${web.url}/api/videos/${upload.json.id}`)).headers.get('etag');
+  const waiting = fetch(`${web.url}/api/videos/${upload.json.id}`,
+    { headers: { 'If-None-Match': tag, Prefer: 'wait=30' } });
+  await waitFor(async () => valueOf(await scrape(), 'streamgrid_video_waits') === 1,
+    { what: 'the long poll to be counted as waiting' });
+  // Deleting the video ends the wait at once, and the count.
+  assert.equal((await fetch(`${web.url}/api/videos/${upload.json.id}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await waiting).status, 404);
+  await waitFor(async () => valueOf(await scrape(), 'streamgrid_video_waits') === 0,
+    { what: 'no long poll left waiting' });
+  assert.equal((await scrape()).types.get('streamgrid_video_waits'), 'gauge');
 });
 
 test('answers carry a request id, also written in the access log', async () => {

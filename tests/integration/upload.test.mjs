@@ -264,8 +264,14 @@ test('a transcode interrupted by a crash resumes after restart', async () => {
     assert.equal(video.progress, 100);
     const seconds = await decodedSeconds(`${server.url}/content/${video.id}/manifest.mpd`);
     assert.ok(Math.abs(seconds - 12) < 0.5, `decoded ${seconds} s`);
-    const work = await readdir(path.join(dataDir, 'work'), { recursive: true }).catch(() => []);
-    assert.deepEqual(work.filter((f) => !['uploads'].includes(f)), [], 'work dir cleaned');
+    // The worker removes the job's directory right after it records the
+    // video as ready.
+    const leftInWork = async () => (await readdir(path.join(dataDir, 'work'), { recursive: true })
+      .catch(() => [])).filter((f) => !['uploads'].includes(f));
+    await waitFor(async () => (await leftInWork()).length === 0,
+      { what: 'the work dir to be cleaned' }).catch(async (e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(await leftInWork())}`);
+    });
   } finally {
     await server.stop();
   }
