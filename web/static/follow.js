@@ -1,4 +1,5 @@
-// Follows video records for the pages' scripts (loaded before them):
+// Follows video records for the pages' scripts (loaded after format.js,
+// before them):
 //
 //   const follow = StreamGrid.followVideo(id, { onRecord, onError });
 //   follow.stop();
@@ -27,17 +28,6 @@
   const LONG_POLL_SECONDS = 25; // the server holds at most 30 s
   const follows = new Map(); // video id -> its follow
   let longPolls = 0; // under way on this page
-
-  // The API's own message ({"error": ...}) for a failed read, else its status.
-  async function errorMessage(res) {
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) return body.error;
-    } catch (_) {
-      // not JSON
-    }
-    return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
-  }
 
   function startFollow(id) {
     const f = { id, listeners: new Set(), etag: null, last: null, failures: 0, timer: 0, abort: null };
@@ -91,7 +81,7 @@
       status = res.status;
       tag = res.headers.get('ETag');
       if (status === 200) info = await res.json();
-      else if (status !== 304 && status !== 404) error = await errorMessage(res);
+      else if (status !== 304 && status !== 404) error = await ns.responseError(res);
     } catch (err) {
       error = String((err && err.message) || err || 'network error');
     } finally {

@@ -14,4 +14,16 @@
     const s = String(total % 60).padStart(2, '0');
     return h > 0 ? h + ':' + String(m).padStart(2, '0') + ':' + s : m + ':' + s;
   };
+
+  // What a failed API answer says: the server's own message ({"error": ...}),
+  // else its status.
+  ns.responseError = async function responseError(res) {
+    try {
+      const body = await res.json();
+      if (body && typeof body.error === 'string' && body.error) return body.error;
+    } catch (_) {
+      // not JSON: fall through
+    }
+    return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
+  };
 })();

@@ -83,16 +83,6 @@
 
   // ---- helpers -----------------------------------------------------------------
 
-  async function responseError(res) {
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) return body.error;
-    } catch (_) {
-      // not JSON: fall through
-    }
-    return 'HTTP ' + res.status + (res.statusText ? ' ' + res.statusText : '');
-  }
-
   function formatDate(value) {
     if (value === undefined || value === null || value === '') return '';
     let date;
@@ -388,7 +378,7 @@
           : 'This server needs an API token for uploads and deletes.');
         if (given) ({ res } = await remove());
       }
-      if (!res.ok && res.status !== 404) throw new Error(await responseError(res));
+      if (!res.ok && res.status !== 404) throw new Error(await window.StreamGrid.responseError(res));
       stopFollowing();
       window.location.assign('/');
     } catch (err) {
