@@ -83,6 +83,24 @@ async function plainLadder(source, outDir) {
   return { ms: res.ms, argv };
 }
 
+/** Our side once: upload `source`, follow it until ready; { up, times }. */
+async function runOurs(stack, source) {
+  const t0 = performance.now();
+  const up = await nodeUpload(stack.url, source, t0);
+  return { up, times: await untilReady(stack.url, up.id, t0) };
+}
+
+/**
+ * The reference once: nginx PUT of `source` as `name`, then the plain ladder
+ * run on that copy, which is removed after; { put, ff }.
+ */
+async function runReference(nginx, root, dir, source, name) {
+  const put = await curlPut(nginx.url, source, name);
+  const ff = await plainLadder(path.join(root, 'dav', name), path.join(dir, 'ffmpeg-out'));
+  await rm(path.join(root, 'dav', name), { force: true });
+  return { put, ff };
+}
+
 /**
  * One unmeasured run of each side before the measured rounds. This machine is
  * a VM whose kernel hands freed memory back to the host (free page reporting):
@@ -94,13 +112,8 @@ async function plainLadder(source, outDir) {
  */
 async function warmUp(stack, nginx, root, dir, seconds) {
   const source = await noisySource(seconds);
-  const t0 = performance.now();
-  const up = await nodeUpload(stack.url, source, t0);
-  const times = await untilReady(stack.url, up.id, t0);
-  const put = await curlPut(nginx.url, source, `warm-up-${seconds}.mp4`);
-  const ff = await plainLadder(path.join(root, 'dav', `warm-up-${seconds}.mp4`),
-    path.join(dir, 'ffmpeg-out'));
-  await rm(path.join(root, 'dav', `warm-up-${seconds}.mp4`), { force: true });
+  const { times } = await runOurs(stack, source);
+  const { put, ff } = await runReference(nginx, root, dir, source, `warm-up-${seconds}.mp4`);
   log(`  warm-up (${seconds} s source, not counted): ours ready ${(times.readyMs / 1000).toFixed(1)} s, ` +
     `reference PUT ${(put.ms / 1000).toFixed(1)} s + ffmpeg ${(ff.ms / 1000).toFixed(1)} s`);
   await sleep(1000);
@@ -123,9 +136,7 @@ export async function benchReady(stack, dir, { lengths, rounds }) {
         const order = round % 2 === 0 ? ['ours', 'ref'] : ['ref', 'ours'];
         for (const who of order) {
           if (who === 'ours') {
-            const t0 = performance.now();
-            const up = await nodeUpload(stack.url, source, t0);
-            const times = await untilReady(stack.url, up.id, t0);
+            const { up, times } = await runOurs(stack, source);
             runs.ours.push(times.readyMs);
             runs.upload.push(up.answerMs);
             runs.lastByte.push(up.lastByteMs);
@@ -134,10 +145,7 @@ export async function benchReady(stack, dir, { lengths, rounds }) {
               `answered ${(up.answerMs / 1000).toFixed(1)} s, first playable ${(times.playableMs / 1000).toFixed(1)} s, ` +
               `ready ${(times.readyMs / 1000).toFixed(1)} s`);
           } else {
-            const put = await curlPut(nginx.url, source, `ready-${seconds}.mp4`);
-            const ff = await plainLadder(path.join(root, 'dav', `ready-${seconds}.mp4`),
-              path.join(dir, 'ffmpeg-out'));
-            await rm(path.join(root, 'dav', `ready-${seconds}.mp4`), { force: true });
+            const { put, ff } = await runReference(nginx, root, dir, source, `ready-${seconds}.mp4`);
             argv = ff.argv;
             runs.put.push(put.ms);
             runs.ffmpeg.push(ff.ms);
